@@ -1,0 +1,128 @@
+#pragma once
+
+// Typed configuration of a troupe node. Parsing and validation live in
+// config/config_loader.hpp; this header is plain data so that it stays cheap
+// to include everywhere.
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace troupe {
+
+/// All durations in the configuration have millisecond resolution.
+using duration_ms = std::chrono::milliseconds;
+
+/// How the computed backoff delay is randomised.
+enum class jitter_kind : std::uint8_t {
+  none,  ///< use the computed delay d as is
+  full,  ///< uniform in [0, d]
+  equal, ///< uniform in [d/2, d]
+};
+
+/// Per-stage supervision policy: when and how often a failed attempt is
+/// retried. Delay before attempt n+1 = min(max, initial * multiplier^(n-1)),
+/// then jitter.
+struct retry_policy {
+  /// Total attempts including the first one; 1 means "never retry".
+  int max_attempts = 3;
+  duration_ms initial{3000};
+  double multiplier = 2.0;
+  duration_ms max{300000};
+  jitter_kind jitter = jitter_kind::full;
+  /// Error codes that are never retried (e.g. "bad_input").
+  std::vector<std::string> non_retryable;
+};
+
+/// One stage of a pipeline.
+struct stage_config {
+  std::string name;
+  /// Stage kind: built-in `noop`, `sleep`, `fault`, `exec`, or a registered
+  /// C++ kind.
+  std::string kind;
+  /// Per-attempt timeout; zero means no timeout.
+  duration_ms timeout{0};
+  retry_policy retry;
+  /// Kind-specific parameters (every key of the stage table that is not one
+  /// of the generic keys above), converted from TOML to JSON.
+  nlohmann::json params = nlohmann::json::object();
+  /// Line of the stage's definition in the config file (0 if unknown).
+  int line = 0;
+};
+
+/// A named pipeline: ordered stages plus admission limits.
+struct pipeline_config {
+  std::string name;
+  /// Jobs of this pipeline running at once on one node.
+  int max_in_flight = 100;
+  std::vector<stage_config> stages;
+};
+
+struct node_config {
+  /// Unique id of the node in the cluster; defaults to the host name.
+  std::string id;
+  /// Address of the HTTP endpoint (/metrics, /healthz, /readyz).
+  std::string http = "127.0.0.1:9464";
+  /// Jobs running at once on this node, all pipelines together.
+  int max_in_flight = 1000;
+  /// trace, debug, info, warn, error, critical, off
+  std::string log_level = "info";
+  /// `text` (human readable) or `json` (one object per line).
+  std::string log_format = "text";
+  /// CAF scheduler threads; 0 = number of cores.
+  int scheduler_threads = 0;
+  /// Threads for blocking stage work (exec); bounds concurrent processes.
+  int blocking_threads = 16;
+};
+
+struct nats_config {
+  /// One URL or a comma-separated list of cluster URLs.
+  std::string url = "nats://127.0.0.1:4222";
+  /// Prefix of every subject troupe uses.
+  std::string prefix = "troupe";
+  std::string stream = "TROUPE_JOBS";
+  /// Redelivery delay of an unacked job message.
+  duration_ms ack_wait{30000};
+  /// Window in which a repeated Nats-Msg-Id is stored once.
+  duration_ms duplicate_window{120000};
+  /// Largest accepted job payload in bytes.
+  std::int64_t max_payload = 1 << 20;
+  /// JetStream stream replicas (3 in production clusters).
+  int replicas = 1;
+};
+
+struct postgres_config {
+  std::string url = "postgresql://postgres@127.0.0.1:5432/troupe";
+  /// Connections used by the store's writer threads.
+  int pool_size = 2;
+  /// Largest number of writes grouped into one transaction.
+  int batch_max = 500;
+  /// Longest time a write waits for companions before it is committed.
+  duration_ms batch_delay{1};
+};
+
+struct cluster_config {
+  duration_ms heartbeat_interval{1000};
+  duration_ms failure_timeout{5000};
+};
+
+/// The whole configuration of one node.
+struct troupe_config {
+  node_config node;
+  nats_config nats;
+  postgres_config postgres;
+  cluster_config cluster;
+  /// Pipelines by name.
+  std::map<std::string, pipeline_config> pipelines;
+  /// Where the configuration was read from ("" for built-in defaults).
+  std::string source;
+};
+
+/// Returns the name of a jitter kind as written in the configuration.
+const char* to_string(jitter_kind x) noexcept;
+
+} // namespace troupe

@@ -1,0 +1,67 @@
+#pragma once
+
+// Reads TOML configuration into troupe_config and validates it, collecting
+// every problem (not just the first) with its file, line and key path.
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config/config.hpp"
+
+namespace troupe {
+
+/// One thing wrong with a configuration, with its location.
+struct config_problem {
+  std::string file; ///< source name, e.g. "config/bad.toml"
+  int line = 0;     ///< 1-based, 0 when unknown
+  std::string path; ///< key path, e.g. "pipelines.ingest.stages[1].retry"
+  std::string message;
+
+  /// Renders `file:line: path: message`.
+  std::string to_string() const;
+};
+
+/// Outcome of loading: a config when `problems` is empty.
+struct config_result {
+  std::optional<troupe_config> config;
+  std::vector<config_problem> problems;
+
+  bool ok() const noexcept { return config.has_value() && problems.empty(); }
+};
+
+/// Looks up an environment variable; returns nullopt when unset.
+using env_lookup = std::function<std::optional<std::string>(const char*)>;
+
+/// Reads the process environment.
+env_lookup process_env();
+
+/// Options that tell the validator what exists outside the config file.
+struct config_context {
+  /// Stage kinds known to this binary (built-in and registered).
+  std::vector<std::string> stage_kinds = {"noop", "sleep", "fault", "exec"};
+  /// Environment for TROUPE_* overrides.
+  env_lookup env;
+};
+
+/// Parses and validates TOML text; `source_name` is used in problems.
+config_result parse_config(std::string_view text, std::string_view source_name,
+                           const config_context& ctx = {});
+
+/// Reads, parses and validates a file.
+config_result load_config_file(const std::string& path,
+                               const config_context& ctx = {});
+
+/// Parses a duration such as "250ms", "3s", "1.5s", "5m", "2h"; nullopt if
+/// malformed or negative.
+std::optional<duration_ms> parse_duration(std::string_view text);
+
+/// Renders a duration in the shortest exact unit ("250ms", "3s", "5m").
+std::string format_duration(duration_ms d);
+
+/// Applies TROUPE_NATS_URL, TROUPE_PG_URL, TROUPE_NODE_ID, TROUPE_HTTP_ADDR.
+void apply_env_overrides(troupe_config& cfg, const env_lookup& env);
+
+} // namespace troupe

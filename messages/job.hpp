@@ -1,0 +1,216 @@
+#pragma once
+
+// Plain data describing jobs, their attempts, checkpoints, events and the
+// writes a job actor asks the store to commit. Everything here is copyable
+// data with a free inspect(); JSON codecs live in messages/json_codec.hpp.
+// Payloads and stage outputs are carried as JSON *text*: a job's payload is
+// parsed once on intake and never re-parsed per stage.
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <caf/meta/type_name.hpp>
+
+namespace troupe {
+
+/// Lifecycle of a job. `retrying` is a state of its own so that a job
+/// waiting for its next attempt never looks merely "running".
+enum class job_state : std::uint8_t {
+  queued,
+  running,
+  retrying,
+  succeeded,
+  dead_lettered,
+  cancelled,
+};
+
+/// Wire name of a state ("dead_lettered").
+std::string to_string(job_state x);
+
+/// Parses a wire name; returns false if unknown.
+bool from_string(std::string_view text, job_state& out) noexcept;
+
+/// True for succeeded, dead_lettered and cancelled.
+constexpr bool is_terminal(job_state x) noexcept {
+  return x == job_state::succeeded || x == job_state::dead_lettered ||
+         x == job_state::cancelled;
+}
+
+/// What a publisher asked for: one job of one pipeline.
+struct job_spec {
+  std::string job_id;
+  std::string pipeline;
+  std::string tenant;
+  std::string correlation_id;
+  /// The job's payload as JSON text.
+  std::string payload = "null";
+  std::int32_t priority = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, job_spec& x) {
+  return f(caf::meta::type_name("job_spec"), x.job_id, x.pipeline, x.tenant,
+           x.correlation_id, x.payload, x.priority);
+}
+
+/// The record of one stage attempt, successful or not.
+struct attempt_record {
+  std::int32_t stage_index = 0;
+  std::string stage;
+  /// 1-based attempt number within the stage (within one life of the job).
+  std::int32_t attempt = 1;
+  /// Replays start a new life; attempts of earlier lives are kept.
+  std::int32_t life = 1;
+  std::int64_t started_at_ms = 0;
+  std::int64_t duration_ms = 0;
+  std::string node;
+  bool ok = false;
+  /// Machine-readable error class (e.g. "timeout", "exit_code", "bad_input").
+  std::string error_code;
+  std::string error_message;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, attempt_record& x) {
+  return f(caf::meta::type_name("attempt_record"), x.stage_index, x.stage,
+           x.attempt, x.life, x.started_at_ms, x.duration_ms, x.node, x.ok,
+           x.error_code, x.error_message);
+}
+
+/// The durable output of a completed stage. A job resumed elsewhere starts at
+/// the first stage without a checkpoint.
+struct checkpoint {
+  std::int32_t stage_index = 0;
+  std::string stage;
+  /// The stage's output as JSON text.
+  std::string output = "null";
+  std::int32_t attempts = 1;
+  std::int64_t duration_ms = 0;
+  std::int64_t finished_at_ms = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, checkpoint& x) {
+  return f(caf::meta::type_name("checkpoint"), x.stage_index, x.stage, x.output,
+           x.attempts, x.duration_ms, x.finished_at_ms);
+}
+
+/// A lifecycle event, published on `<prefix>.events.<pipeline>.<job_id>`.
+struct job_event {
+  /// job.started, stage.started, stage.failed, stage.succeeded, job.retrying,
+  /// job.succeeded, job.dead_lettered, job.cancelled
+  std::string type;
+  std::string job_id;
+  std::string pipeline;
+  std::string stage;
+  std::int32_t stage_index = -1;
+  std::int32_t attempt = 0;
+  std::string node;
+  std::int64_t time_ms = 0;
+  std::string error_code;
+  std::string error;
+  /// Delay before the next attempt (job.retrying only).
+  std::int64_t next_retry_ms = -1;
+  std::string correlation_id;
+  std::string tenant;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, job_event& x) {
+  return f(caf::meta::type_name("job_event"), x.type, x.job_id, x.pipeline,
+           x.stage, x.stage_index, x.attempt, x.node, x.time_ms, x.error_code,
+           x.error, x.next_retry_ms, x.correlation_id, x.tenant);
+}
+
+/// Everything the store knows about a job when a node takes it.
+struct job_snapshot {
+  job_spec spec;
+  job_state state = job_state::queued;
+  /// Fencing token of this run: every write of the run carries it.
+  std::int64_t epoch = 0;
+  /// Current life (1 + number of replays).
+  std::int32_t life = 1;
+  /// First stage to run in this life (replay from a stage sets it).
+  std::int32_t start_stage = 0;
+  std::vector<checkpoint> checkpoints;
+  std::vector<attempt_record> attempts;
+  /// True if the job was created by this claim (first delivery).
+  bool created = false;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, job_snapshot& x) {
+  return f(caf::meta::type_name("job_snapshot"), x.spec, x.state, x.epoch,
+           x.life, x.start_stage, x.checkpoints, x.attempts, x.created);
+}
+
+/// One atomic change of a job, committed by the store (possibly grouped with
+/// other jobs' writes in one transaction). Conditional on `epoch`: a node
+/// that lost the job changes nothing and gets errc::stale_epoch.
+struct job_write {
+  std::string job_id;
+  std::string pipeline;
+  std::int64_t epoch = 0;
+  job_state state = job_state::running;
+  std::int32_t stage_index = 0;
+  std::int32_t attempt = 0;
+  /// Wall-clock time of the next attempt (retrying only), else 0.
+  std::int64_t next_attempt_at_ms = 0;
+  std::string last_error;
+  /// Zero or one checkpoint to store.
+  std::vector<checkpoint> checkpoints;
+  /// Finished attempts to append to the history.
+  std::vector<attempt_record> attempts;
+  /// Final output (succeeded only), JSON text.
+  std::string result;
+  /// Events to append to the event log (and publish after the commit).
+  std::vector<job_event> events;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, job_write& x) {
+  return f(caf::meta::type_name("job_write"), x.job_id, x.pipeline, x.epoch,
+           x.state, x.stage_index, x.attempt, x.next_attempt_at_ms,
+           x.last_error, x.checkpoints, x.attempts, x.result, x.events);
+}
+
+/// What a stage attempt produced.
+struct stage_outcome {
+  bool ok = false;
+  /// Output as JSON text (ok only).
+  std::string output = "null";
+  std::string error_code;
+  std::string error_message;
+  /// False for failures that must never be retried (bad input).
+  bool retryable = true;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, stage_outcome& x) {
+  return f(caf::meta::type_name("stage_outcome"), x.ok, x.output, x.error_code,
+           x.error_message, x.retryable);
+}
+
+/// Convenience constructors.
+stage_outcome stage_success(std::string output_json);
+stage_outcome stage_failure(std::string code, std::string message,
+                            bool retryable = true);
+
+/// A job actor's final report to its pipeline supervisor.
+struct job_result {
+  std::string job_id;
+  job_state state = job_state::succeeded;
+  /// Stage that failed (dead_lettered) or -1.
+  std::int32_t failed_stage = -1;
+  std::string error;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, job_result& x) {
+  return f(caf::meta::type_name("job_result"), x.job_id, x.state,
+           x.failed_stage, x.error);
+}
+
+} // namespace troupe

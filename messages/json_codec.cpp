@@ -1,0 +1,245 @@
+#include "messages/json_codec.hpp"
+
+#include <nlohmann/json.hpp>
+
+namespace troupe {
+
+namespace {
+
+using json = nlohmann::json;
+
+int depth_of(const json& j) {
+  if (!j.is_structured())
+    return 0;
+  int deepest = 0;
+  for (const auto& child : j)
+    deepest = std::max(deepest, depth_of(child));
+  return deepest + 1;
+}
+
+caf::error invalid(std::string msg) {
+  return make_error(errc::invalid_payload, std::move(msg));
+}
+
+// Reads an optional string field; reports a type error with the field name.
+caf::error read_string(const json& obj, const char* key, std::string& out,
+                       std::size_t max_len) {
+  auto i = obj.find(key);
+  if (i == obj.end() || i->is_null())
+    return caf::none;
+  if (!i->is_string())
+    return invalid(std::string{"field '"} + key + "' must be a string, got " +
+                   i->type_name());
+  out = i->get<std::string>();
+  if (out.size() > max_len)
+    return invalid(std::string{"field '"} + key + "' is longer than " +
+                   std::to_string(max_len) + " characters");
+  return caf::none;
+}
+
+caf::error read_int(const json& obj, const char* key, std::int64_t& out,
+                    std::int64_t lo, std::int64_t hi) {
+  auto i = obj.find(key);
+  if (i == obj.end() || i->is_null())
+    return caf::none;
+  if (!i->is_number_integer())
+    return invalid(std::string{"field '"} + key + "' must be an integer, got " +
+                   i->type_name());
+  auto v = i->get<std::int64_t>();
+  if (v < lo || v > hi)
+    return invalid(std::string{"field '"} + key + "' must be in [" +
+                   std::to_string(lo) + ", " + std::to_string(hi) + "], got " +
+                   std::to_string(v));
+  out = v;
+  return caf::none;
+}
+
+} // namespace
+
+caf::expected<std::string> normalize_json(std::string_view text,
+                                          int max_depth) {
+  auto j = json::parse(text.begin(), text.end(), nullptr, false);
+  if (j.is_discarded())
+    return invalid("not valid JSON");
+  if (depth_of(j) > max_depth)
+    return invalid("JSON nesting deeper than " + std::to_string(max_depth));
+  return j.dump();
+}
+
+caf::expected<submission> decode_submission(std::string_view body,
+                                            const input_limits& limits) {
+  // Size first: never parse something we would reject anyway.
+  if (static_cast<std::int64_t>(body.size()) > limits.max_payload_bytes)
+    return make_error(errc::payload_too_large,
+                      "body is " + std::to_string(body.size()) +
+                          " bytes, limit is " +
+                          std::to_string(limits.max_payload_bytes));
+  json j;
+  try {
+    j = json::parse(body.begin(), body.end());
+  } catch (const json::parse_error& e) {
+    return invalid(std::string{"malformed JSON: "} + e.what());
+  }
+  if (!j.is_object())
+    return invalid(std::string{"body must be a JSON object, got "} +
+                   j.type_name());
+  if (depth_of(j) > limits.max_depth + 1)
+    return invalid("JSON nesting deeper than " +
+                   std::to_string(limits.max_depth));
+  for (const auto& [k, v] : j.items()) {
+    static constexpr const char* known[] = {
+        "payload",  "tenant", "correlation_id", "priority", "delay_ms",
+        "pipeline", "key"};
+    bool ok = false;
+    for (auto name : known)
+      ok = ok || k == name;
+    if (!ok)
+      return invalid("unknown field '" + k + "'");
+  }
+  submission s;
+  auto p = j.find("payload");
+  if (p == j.end())
+    return invalid("missing field 'payload'");
+  s.payload = p->dump();
+  if (auto err = read_string(j, "pipeline", s.pipeline, limits.max_key_length))
+    return err;
+  if (auto err = read_string(j, "key", s.key, limits.max_key_length))
+    return err;
+  if (auto err = read_string(j, "tenant", s.tenant, limits.max_key_length))
+    return err;
+  if (auto err = read_string(j, "correlation_id", s.correlation_id,
+                             limits.max_key_length))
+    return err;
+  std::int64_t prio = 0;
+  if (auto err = read_int(j, "priority", prio, -1000, 1000))
+    return err;
+  s.priority = static_cast<std::int32_t>(prio);
+  if (auto err = read_int(j, "delay_ms", s.delay_ms, 0,
+                          std::int64_t{30} * 24 * 3600 * 1000))
+    return err;
+  return s;
+}
+
+std::string encode_submission(const submission& s) {
+  json j = json::object();
+  if (!s.pipeline.empty())
+    j["pipeline"] = s.pipeline;
+  if (!s.key.empty())
+    j["key"] = s.key;
+  j["payload"] = json::parse(s.payload, nullptr, false);
+  if (!s.tenant.empty())
+    j["tenant"] = s.tenant;
+  if (!s.correlation_id.empty())
+    j["correlation_id"] = s.correlation_id;
+  if (s.priority != 0)
+    j["priority"] = s.priority;
+  if (s.delay_ms != 0)
+    j["delay_ms"] = s.delay_ms;
+  return j.dump();
+}
+
+std::string encode_submit_ok(std::string_view job_id) {
+  return json{{"ok", true}, {"job_id", job_id}}.dump();
+}
+
+std::string encode_submit_error(std::string_view code,
+                                std::string_view message) {
+  return json{{"ok", false}, {"error", {{"code", code}, {"message", message}}}}
+      .dump();
+}
+
+std::string encode_event(const job_event& ev) {
+  json j{{"type", ev.type},
+         {"job_id", ev.job_id},
+         {"pipeline", ev.pipeline},
+         {"node", ev.node},
+         {"time_ms", ev.time_ms}};
+  if (ev.stage_index >= 0) {
+    j["stage"] = ev.stage;
+    j["stage_index"] = ev.stage_index;
+  }
+  if (ev.attempt > 0)
+    j["attempt"] = ev.attempt;
+  if (!ev.error.empty() || !ev.error_code.empty())
+    j["error"] = {{"code", ev.error_code}, {"message", ev.error}};
+  if (ev.next_retry_ms >= 0)
+    j["next_retry_ms"] = ev.next_retry_ms;
+  if (!ev.correlation_id.empty())
+    j["correlation_id"] = ev.correlation_id;
+  if (!ev.tenant.empty())
+    j["tenant"] = ev.tenant;
+  return j.dump();
+}
+
+caf::expected<job_event> decode_event(std::string_view text) {
+  auto j = json::parse(text.begin(), text.end(), nullptr, false);
+  if (j.is_discarded() || !j.is_object())
+    return invalid("event is not a JSON object");
+  job_event ev;
+  try {
+    ev.type = j.at("type").get<std::string>();
+    ev.job_id = j.at("job_id").get<std::string>();
+    ev.pipeline = j.value("pipeline", "");
+    ev.node = j.value("node", "");
+    ev.time_ms = j.value("time_ms", std::int64_t{0});
+    ev.stage = j.value("stage", "");
+    ev.stage_index = j.value("stage_index", -1);
+    ev.attempt = j.value("attempt", 0);
+    if (auto e = j.find("error"); e != j.end() && e->is_object()) {
+      ev.error_code = e->value("code", "");
+      ev.error = e->value("message", "");
+    }
+    ev.next_retry_ms = j.value("next_retry_ms", std::int64_t{-1});
+    ev.correlation_id = j.value("correlation_id", "");
+    ev.tenant = j.value("tenant", "");
+  } catch (const json::exception& e) {
+    return invalid(std::string{"malformed event: "} + e.what());
+  }
+  return ev;
+}
+
+json to_json(const attempt_record& a) {
+  json j{{"stage_index", a.stage_index},
+         {"stage", a.stage},
+         {"attempt", a.attempt},
+         {"life", a.life},
+         {"started_at_ms", a.started_at_ms},
+         {"duration_ms", a.duration_ms},
+         {"node", a.node},
+         {"ok", a.ok}};
+  if (!a.ok)
+    j["error"] = {{"code", a.error_code}, {"message", a.error_message}};
+  return j;
+}
+
+caf::expected<attempt_record> attempt_from_json(const json& j) {
+  attempt_record a;
+  try {
+    a.stage_index = j.at("stage_index").get<std::int32_t>();
+    a.stage = j.at("stage").get<std::string>();
+    a.attempt = j.at("attempt").get<std::int32_t>();
+    a.life = j.value("life", 1);
+    a.started_at_ms = j.value("started_at_ms", std::int64_t{0});
+    a.duration_ms = j.value("duration_ms", std::int64_t{0});
+    a.node = j.value("node", "");
+    a.ok = j.value("ok", false);
+    if (auto e = j.find("error"); e != j.end() && e->is_object()) {
+      a.error_code = e->value("code", "");
+      a.error_message = e->value("message", "");
+    }
+  } catch (const json::exception& e) {
+    return invalid(std::string{"malformed attempt record: "} + e.what());
+  }
+  return a;
+}
+
+json to_json(const checkpoint& c) {
+  return json{{"stage_index", c.stage_index},
+              {"stage", c.stage},
+              {"output", json::parse(c.output, nullptr, false)},
+              {"attempts", c.attempts},
+              {"duration_ms", c.duration_ms},
+              {"finished_at_ms", c.finished_at_ms}};
+}
+
+} // namespace troupe

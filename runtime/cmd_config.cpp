@@ -1,0 +1,28 @@
+#include <cstdio>
+
+#include "config/config_loader.hpp"
+#include "runtime/commands.hpp"
+
+namespace troupe {
+
+int cmd_config_check(const std::vector<std::string>& files) {
+  int bad = 0;
+  for (const auto& file : files) {
+    config_context ctx;
+    ctx.env = process_env();
+    auto res = load_config_file(file, ctx);
+    if (res.ok()) {
+      std::printf("%s: ok (%zu pipelines)\n", file.c_str(),
+                  res.config->pipelines.size());
+      continue;
+    }
+    ++bad;
+    for (const auto& p : res.problems)
+      std::fprintf(stderr, "%s\n", p.to_string().c_str());
+    std::fprintf(stderr, "%s: %zu problem%s\n", file.c_str(),
+                 res.problems.size(), res.problems.size() == 1 ? "" : "s");
+  }
+  return bad == 0 ? 0 : 1;
+}
+
+} // namespace troupe

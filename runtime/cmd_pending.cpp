@@ -1,0 +1,37 @@
+// Commands whose machinery arrives with later issues. They say so clearly and
+// exit with status 3 so that scripts cannot mistake them for success.
+#include <cstdio>
+
+#include "runtime/commands.hpp"
+
+namespace troupe {
+
+namespace {
+
+int not_yet(const char* what) {
+  std::fprintf(stderr,
+               "troupe: '%s' is not available in this build yet (see the "
+               "open issues in docs/roadmap.md)\n",
+               what);
+  return 3;
+}
+
+} // namespace
+
+int cmd_node(const node_options&) {
+  return not_yet("node");
+}
+int cmd_submit(const submit_options&) {
+  return not_yet("submit");
+}
+int cmd_shell(const shell_options&) {
+  return not_yet("shell");
+}
+int cmd_migrate(const migrate_options&) {
+  return not_yet("migrate");
+}
+int cmd_dev(const dev_options&) {
+  return not_yet("dev");
+}
+
+} // namespace troupe

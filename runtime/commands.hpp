@@ -1,0 +1,68 @@
+#pragma once
+
+// The `troupe` subcommands. Each is implemented in runtime/cmd_<name>.cpp and
+// returns the process exit code. Parsing of the command line lives in
+// runtime/cli.cpp so that every command can be called from tests directly.
+
+#include <string>
+#include <vector>
+
+namespace troupe {
+
+/// Options shared by every command that logs.
+struct log_options {
+  std::string level;  ///< empty: from config, else "info"
+  std::string format; ///< "text", "json" or empty (config / default)
+};
+
+struct node_options {
+  std::string config_file;
+  std::string node_id;
+  log_options log;
+};
+
+struct dev_options {
+  std::string config_file; ///< empty: the built-in demo configuration
+  std::string dir = ".troupe/dev";
+  int nats_port = 4222;
+  int pg_port = 55432;
+  /// Submit this many demo jobs after start-up (0 = none).
+  int demo_jobs = 0;
+  /// Stop after the demo jobs finished (instead of running until Ctrl-C).
+  bool exit_after_demo = false;
+  log_options log;
+};
+
+struct submit_options {
+  std::string pipeline;
+  std::string payload = "{}";
+  std::string key;
+  std::string tenant;
+  std::string nats_url;
+  std::string config_file;
+  int count = 1;
+  bool wait = false;
+};
+
+struct shell_options {
+  std::string nats_url;
+  std::string commands;
+  bool json = false;
+};
+
+struct migrate_options {
+  std::string config_file;
+};
+
+int cmd_node(const node_options& opts);
+int cmd_dev(const dev_options& opts);
+int cmd_submit(const submit_options& opts);
+int cmd_shell(const shell_options& opts);
+int cmd_migrate(const migrate_options& opts);
+int cmd_config_check(const std::vector<std::string>& files);
+int cmd_version();
+
+/// Parses argv and runs the selected command.
+int run_cli(int argc, char** argv);
+
+} // namespace troupe

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs everything troupe needs from Debian 12's archive, and nothing from
+# anywhere else. Idempotent and quick when everything is already present.
+set -euo pipefail
+
+PACKAGES=(
+  build-essential cmake ninja-build pkg-config clang-format
+  libcaf-dev libpqxx-dev libnats-dev nats-server
+  libspdlog-dev postgresql-15 postgresql-client-15
+  libgtest-dev libgmock-dev libbenchmark-dev
+  nlohmann-json3-dev libtomlplusplus-dev libcli11-dev libcpp-httplib-dev
+  libedit-dev python3 python3-prometheus-client procps
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "bootstrap: all ${#PACKAGES[@]} packages present"
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  SUDO="sudo"
+fi
+echo "bootstrap: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q
+$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+# Debian's postgresql package may start a cluster on 5432 where an init
+# system exists; troupe never uses it (it runs its own on loopback ports).
+echo "bootstrap: done"
