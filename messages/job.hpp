@@ -205,12 +205,17 @@ struct job_result {
   /// Stage that failed (dead_lettered) or -1.
   std::int32_t failed_stage = -1;
   std::string error;
+  /// The job was already terminal when claimed: nothing ran.
+  bool already_terminal = false;
+  /// The run was fenced out (another node owns the job now): the delivery
+  /// must not be acked by this node.
+  bool abandoned = false;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, job_result& x) {
   return f(caf::meta::type_name("job_result"), x.job_id, x.state,
-           x.failed_stage, x.error);
+           x.failed_stage, x.error, x.already_terminal, x.abandoned);
 }
 
 } // namespace troupe

@@ -1,0 +1,32 @@
+#pragma once
+
+// Atoms of troupe's actor protocols (CAF 0.17: at most 10 characters).
+
+#include <caf/atom.hpp>
+
+namespace troupe {
+
+/// Positive acknowledgement of a request.
+using ok_atom = caf::atom_constant<caf::atom("ok")>;
+/// job -> store: take a job (bump epoch, return its snapshot).
+using claim_atom = caf::atom_constant<caf::atom("claim")>;
+/// job -> self: the retry delay elapsed.
+using retry_atom = caf::atom_constant<caf::atom("retry")>;
+/// job -> self: the per-attempt timeout elapsed.
+using timeout_atom = caf::atom_constant<caf::atom("attempt_to")>;
+/// anyone -> job / supervisor: cancel a job.
+using cancel_atom = caf::atom_constant<caf::atom("cancel")>;
+/// intake -> supervisor: run a job.
+using submit_atom = caf::atom_constant<caf::atom("submit")>;
+/// supervisor -> intake: a delivered job reached an outcome.
+using finished_atom = caf::atom_constant<caf::atom("finished")>;
+/// anyone -> supervisor: report counters.
+using stats_atom = caf::atom_constant<caf::atom("stats")>;
+/// anyone -> supervisor: look up a running job actor.
+using get_atom = caf::atom_constant<caf::atom("get")>;
+/// supervisor -> intake: number of free slots.
+using credit_atom = caf::atom_constant<caf::atom("credit")>;
+/// job -> self: re-send a write that failed because the store was down.
+using rewrite_atom = caf::atom_constant<caf::atom("rewrite")>;
+
+} // namespace troupe

@@ -1,0 +1,542 @@
+#include "actors/job_actor.hpp"
+
+#include <deque>
+#include <random>
+
+#include <caf/all.hpp>
+#include <nlohmann/json.hpp>
+
+#include "actors/atoms.hpp"
+#include "actors/backoff.hpp"
+#include "actors/stage_actor.hpp"
+#include "config/config_loader.hpp"
+#include "messages/errc.hpp"
+
+namespace troupe {
+
+namespace {
+
+using clock_type = caf::actor_clock::clock_type;
+
+/// A write waiting for its turn; writes of one job commit strictly in order.
+struct pending_write {
+  job_write write;
+  /// Events to publish after the commit (events already published when they
+  /// happened are persisted but not published twice).
+  std::vector<job_event> publish;
+  std::function<void()> then;
+};
+
+} // namespace
+
+struct job_actor_state {
+  job_spec spec;
+  std::shared_ptr<const pipeline_def> pipe;
+  std::shared_ptr<const job_deps> deps;
+  caf::actor parent;
+
+  std::int64_t epoch = 0;
+  std::int32_t life = 1;
+  /// Output of each completed stage (empty string: not completed).
+  std::vector<std::string> outputs;
+  std::int32_t stage = 0;
+  /// Attempts made at the current stage in this life.
+  std::int32_t attempt = 0;
+  /// Identifies the current attempt and its timers; bumped on every attempt
+  /// and on cancel so that late messages are recognised and dropped.
+  std::int64_t seq = 0;
+  caf::actor running;
+  clock_type::time_point attempt_started;
+  std::int64_t attempt_started_ms = 0;
+  bool claimed = false;
+  bool cancel_requested = false;
+  /// A terminal write is under way: nothing else may happen.
+  bool finishing = false;
+  /// Events already published but not yet persisted (ride on the next write).
+  std::vector<job_event> unlogged;
+  std::deque<pending_write> writes;
+  bool write_in_flight = false;
+  std::mt19937_64 rng;
+
+  static inline const char* name = "job_actor";
+};
+
+namespace {
+
+using self_ptr = caf::stateful_actor<job_actor_state>*;
+
+std::int64_t now_ms(self_ptr self) {
+  return self->state.deps->now_ms();
+}
+
+job_event make_event(self_ptr self, const char* type) {
+  auto& st = self->state;
+  job_event ev;
+  ev.type = type;
+  ev.job_id = st.spec.job_id;
+  ev.pipeline = st.spec.pipeline;
+  ev.node = st.deps->node_id;
+  ev.time_ms = now_ms(self);
+  ev.correlation_id = st.spec.correlation_id;
+  ev.tenant = st.spec.tenant;
+  if (st.stage < static_cast<std::int32_t>(st.pipe->config.stages.size())) {
+    ev.stage_index = st.stage;
+    ev.stage = st.pipe->config.stages[st.stage].name;
+    ev.attempt = st.attempt;
+  }
+  return ev;
+}
+
+/// Publishes an event right away and keeps it for the next write.
+void publish_now(self_ptr self, job_event ev) {
+  if (self->state.deps->events)
+    self->send(self->state.deps->events, ev);
+  self->state.unlogged.push_back(std::move(ev));
+}
+
+job_write make_write(self_ptr self, job_state state) {
+  auto& st = self->state;
+  job_write w;
+  w.job_id = st.spec.job_id;
+  w.pipeline = st.spec.pipeline;
+  w.epoch = st.epoch;
+  w.state = state;
+  w.stage_index = st.stage;
+  w.attempt = st.attempt;
+  return w;
+}
+
+void pump_writes(self_ptr self);
+
+void report(self_ptr self, job_result res) {
+  res.job_id = self->state.spec.job_id;
+  self->send(self->state.parent, std::move(res));
+  self->quit();
+}
+
+/// A newer run owns the job: stop everything without writing anything.
+void abandon(self_ptr self, const caf::error& why) {
+  auto& st = self->state;
+  if (st.running) {
+    self->demonitor(st.running);
+    self->send_exit(st.running, caf::exit_reason::kill);
+    st.running = nullptr;
+  }
+  job_result res;
+  res.abandoned = true;
+  res.error = describe(why);
+  report(self, std::move(res));
+}
+
+void commit(self_ptr self, job_write w, std::vector<job_event> publish,
+            std::function<void()> then = {}) {
+  auto& st = self->state;
+  // Events that were published when they happened are persisted now.
+  if (!st.unlogged.empty()) {
+    w.events.insert(w.events.begin(), st.unlogged.begin(), st.unlogged.end());
+    st.unlogged.clear();
+  }
+  for (auto& ev : publish)
+    w.events.push_back(ev);
+  st.writes.push_back({std::move(w), std::move(publish), std::move(then)});
+  pump_writes(self);
+}
+
+void pump_writes(self_ptr self) {
+  auto& st = self->state;
+  if (st.write_in_flight || st.writes.empty())
+    return;
+  st.write_in_flight = true;
+  self->request(st.deps->store, caf::infinite, st.writes.front().write)
+      .then(
+          [self](ok_atom) {
+            auto& st = self->state;
+            st.write_in_flight = false;
+            auto done = std::move(st.writes.front());
+            st.writes.pop_front();
+            // Publish only after the commit: an event never announces a state
+            // the system of record does not have.
+            if (st.deps->events)
+              for (auto& ev : done.publish)
+                self->send(st.deps->events, std::move(ev));
+            if (done.then)
+              done.then();
+            pump_writes(self);
+          },
+          [self](caf::error& err) {
+            auto& st = self->state;
+            st.write_in_flight = false;
+            if (code_of(err) == errc::stale_epoch) {
+              abandon(self, err);
+              return;
+            }
+            // The store is unavailable: keep the write and try again later; a
+            // finished stage is committed when the store returns, never
+            // dropped.
+            self->delayed_send(self, st.deps->rewrite_delay,
+                               rewrite_atom::value);
+          });
+}
+
+std::string build_input(self_ptr self, const stage_config& sc) {
+  auto& st = self->state;
+  using nlohmann::json;
+  // Built as text: the payload and earlier outputs are already valid JSON,
+  // so they are spliced in rather than parsed and re-serialised.
+  std::string in = "{\"job_id\":";
+  in += json(st.spec.job_id).dump();
+  in += ",\"pipeline\":";
+  in += json(st.spec.pipeline).dump();
+  in += ",\"stage\":";
+  in += json(sc.name).dump();
+  in += ",\"stage_index\":" + std::to_string(st.stage);
+  in += ",\"attempt\":" + std::to_string(st.attempt);
+  in += ",\"idempotency_key\":";
+  in += json(st.spec.job_id + ":" + sc.name).dump();
+  if (!st.spec.tenant.empty())
+    in += ",\"tenant\":" + json(st.spec.tenant).dump();
+  if (!st.spec.correlation_id.empty())
+    in += ",\"correlation_id\":" + json(st.spec.correlation_id).dump();
+  in += ",\"payload\":";
+  in += st.spec.payload.empty() ? "null" : st.spec.payload;
+  in += ",\"previous\":{";
+  bool first = true;
+  for (std::int32_t i = 0; i < st.stage; ++i) {
+    if (st.outputs[i].empty())
+      continue;
+    if (!first)
+      in += ',';
+    first = false;
+    in += json(st.pipe->config.stages[i].name).dump();
+    in += ':';
+    in += st.outputs[i];
+  }
+  in += "}}";
+  return in;
+}
+
+void finish_cancelled(self_ptr self);
+void run_stage(self_ptr self);
+
+void on_failure(self_ptr self, std::string code, std::string message,
+                bool retryable) {
+  auto& st = self->state;
+  const auto& sc = st.pipe->config.stages[st.stage];
+  auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
+      self->clock().now() - st.attempt_started);
+  attempt_record rec;
+  rec.stage_index = st.stage;
+  rec.stage = sc.name;
+  rec.attempt = st.attempt;
+  rec.life = st.life;
+  rec.started_at_ms = st.attempt_started_ms;
+  rec.duration_ms = elapsed.count();
+  rec.node = st.deps->node_id;
+  rec.ok = false;
+  rec.error_code = code;
+  rec.error_message = message;
+  auto failed = make_event(self, "stage.failed");
+  failed.error_code = code;
+  failed.error = message;
+  auto decision = decide_retry(sc.retry, st.attempt, code, retryable);
+  if (decision == retry_decision::retry) {
+    auto delay = retry_delay(sc.retry, st.attempt, st.rng);
+    auto retrying = make_event(self, "job.retrying");
+    retrying.error_code = code;
+    retrying.error = message;
+    retrying.next_retry_ms = delay.count();
+    auto w = make_write(self, job_state::retrying);
+    w.next_attempt_at_ms = now_ms(self) + delay.count();
+    w.last_error = code + ": " + message;
+    w.attempts.push_back(std::move(rec));
+    // The timer starts now, not after the commit, so that the delay between
+    // attempts is exactly the policy's; the write is ordered before the next
+    // attempt's writes anyway.
+    self->delayed_send(self, delay, retry_atom::value, st.seq);
+    commit(self, std::move(w), {std::move(failed), std::move(retrying)});
+    return;
+  }
+  st.finishing = true;
+  auto dead = make_event(self, "job.dead_lettered");
+  dead.error_code = code;
+  dead.error = message;
+  auto w = make_write(self, job_state::dead_lettered);
+  w.last_error = code + ": " + message;
+  w.attempts.push_back(std::move(rec));
+  auto stage = st.stage;
+  auto error = w.last_error;
+  commit(self, std::move(w), {std::move(failed), std::move(dead)},
+         [self, stage, error] {
+           job_result res;
+           res.state = job_state::dead_lettered;
+           res.failed_stage = stage;
+           res.error = error;
+           report(self, std::move(res));
+         });
+}
+
+void on_success(self_ptr self, std::string output) {
+  auto& st = self->state;
+  const auto& sc = st.pipe->config.stages[st.stage];
+  auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
+      self->clock().now() - st.attempt_started);
+  attempt_record rec;
+  rec.stage_index = st.stage;
+  rec.stage = sc.name;
+  rec.attempt = st.attempt;
+  rec.life = st.life;
+  rec.started_at_ms = st.attempt_started_ms;
+  rec.duration_ms = elapsed.count();
+  rec.node = st.deps->node_id;
+  rec.ok = true;
+  checkpoint cp;
+  cp.stage_index = st.stage;
+  cp.stage = sc.name;
+  cp.output = output;
+  cp.attempts = st.attempt;
+  cp.duration_ms = elapsed.count();
+  cp.finished_at_ms = now_ms(self);
+  st.outputs[st.stage] = output;
+  auto succeeded = make_event(self, "stage.succeeded");
+  bool last = st.stage + 1 == static_cast<std::int32_t>(st.outputs.size());
+  if (last) {
+    st.finishing = true;
+    auto w = make_write(self, job_state::succeeded);
+    w.checkpoints.push_back(std::move(cp));
+    w.attempts.push_back(std::move(rec));
+    w.result = output;
+    auto done = make_event(self, "job.succeeded");
+    commit(self, std::move(w), {std::move(succeeded), std::move(done)}, [self] {
+      job_result res;
+      res.state = job_state::succeeded;
+      report(self, std::move(res));
+    });
+    return;
+  }
+  auto w = make_write(self, job_state::running);
+  w.checkpoints.push_back(std::move(cp));
+  w.attempts.push_back(std::move(rec));
+  w.stage_index = st.stage + 1;
+  w.attempt = 0;
+  // The next stage starts only once this checkpoint is durable: a crash now
+  // resumes at the next stage, never re-runs this one.
+  commit(self, std::move(w), {std::move(succeeded)}, [self] {
+    auto& st = self->state;
+    if (st.finishing)
+      return; // cancelled while the checkpoint committed
+    ++st.stage;
+    st.attempt = 0;
+    run_stage(self);
+  });
+}
+
+void run_stage(self_ptr self) {
+  auto& st = self->state;
+  const auto& sc = st.pipe->config.stages[st.stage];
+  ++st.attempt;
+  ++st.seq;
+  st.attempt_started = self->clock().now();
+  st.attempt_started_ms = now_ms(self);
+  if (st.attempt > 1) {
+    // Leaving `retrying`: record that the job runs again.
+    auto w = make_write(self, job_state::running);
+    commit(self, std::move(w), {});
+  }
+  stage_request req;
+  req.job_id = st.spec.job_id;
+  req.pipeline = st.spec.pipeline;
+  req.stage = sc.name;
+  req.stage_index = st.stage;
+  req.attempt = st.attempt;
+  req.idempotency_key = st.spec.job_id + ":" + sc.name;
+  req.input = build_input(self, sc);
+  publish_now(self, make_event(self, "stage.started"));
+  st.running = self->spawn(stage_actor, caf::actor_cast<caf::actor>(self),
+                           st.seq, st.pipe->kinds[st.stage], std::move(req));
+  self->monitor(st.running);
+  if (sc.timeout.count() > 0)
+    self->delayed_send(self, sc.timeout, timeout_atom::value, st.seq);
+}
+
+void finish_cancelled(self_ptr self) {
+  auto& st = self->state;
+  if (st.finishing)
+    return;
+  st.finishing = true;
+  ++st.seq; // drops pending retry and timeout timers
+  if (st.running) {
+    self->demonitor(st.running);
+    // Killing the stage actor runs its cleanup (e.g. kills an exec child).
+    self->send_exit(st.running, caf::exit_reason::kill);
+    st.running = nullptr;
+  }
+  auto w = make_write(self, job_state::cancelled);
+  w.last_error = "cancelled";
+  commit(self, std::move(w), {make_event(self, "job.cancelled")}, [self] {
+    job_result res;
+    res.state = job_state::cancelled;
+    report(self, std::move(res));
+  });
+}
+
+void on_claimed(self_ptr self, job_snapshot& snap) {
+  auto& st = self->state;
+  if (is_terminal(snap.state)) {
+    job_result res;
+    res.state = snap.state;
+    res.already_terminal = true;
+    report(self, std::move(res));
+    return;
+  }
+  st.claimed = true;
+  st.epoch = snap.epoch;
+  st.life = snap.life;
+  // The store's copy of the spec wins: a redelivered message may be stale.
+  if (!snap.spec.job_id.empty())
+    st.spec = std::move(snap.spec);
+  auto n = st.pipe->config.stages.size();
+  st.outputs.assign(n, std::string{});
+  for (auto& cp : snap.checkpoints)
+    if (cp.stage_index >= 0 && static_cast<std::size_t>(cp.stage_index) < n)
+      st.outputs[cp.stage_index] = std::move(cp.output);
+  st.stage = 0;
+  while (st.stage < static_cast<std::int32_t>(n) &&
+         !st.outputs[st.stage].empty())
+    ++st.stage;
+  if (st.cancel_requested) {
+    finish_cancelled(self);
+    return;
+  }
+  publish_now(self, make_event(self, "job.started"));
+  if (st.stage == static_cast<std::int32_t>(n)) {
+    // Every stage has a checkpoint: the previous run died between the last
+    // checkpoint and the terminal write.
+    st.finishing = true;
+    auto w = make_write(self, job_state::succeeded);
+    w.stage_index = static_cast<std::int32_t>(n) - 1;
+    w.result = n > 0 ? st.outputs.back() : "null";
+    commit(self, std::move(w), {make_event(self, "job.succeeded")}, [self] {
+      job_result res;
+      res.state = job_state::succeeded;
+      report(self, std::move(res));
+    });
+    return;
+  }
+  // Attempts of this stage in this life that already failed count: retries
+  // are decided from the system of record, not from the broker or memory.
+  std::int32_t failed = 0;
+  std::string last_error;
+  for (const auto& a : snap.attempts)
+    if (a.life == st.life && a.stage_index == st.stage && !a.ok) {
+      ++failed;
+      last_error = a.error_code + ": " + a.error_message;
+    }
+  st.attempt = failed;
+  const auto& policy = st.pipe->config.stages[st.stage].retry;
+  if (failed >= policy.max_attempts) {
+    st.finishing = true;
+    auto w = make_write(self, job_state::dead_lettered);
+    w.last_error = last_error;
+    auto dead = make_event(self, "job.dead_lettered");
+    dead.error = last_error;
+    auto stage = st.stage;
+    commit(self, std::move(w), {std::move(dead)}, [self, stage, last_error] {
+      job_result res;
+      res.state = job_state::dead_lettered;
+      res.failed_stage = stage;
+      res.error = last_error;
+      report(self, std::move(res));
+    });
+    return;
+  }
+  run_stage(self);
+}
+
+std::string describe_exit(const caf::error& reason) {
+  if (reason == caf::exit_reason::kill)
+    return "stage actor was killed";
+  return describe(reason);
+}
+
+caf::behavior job_actor(self_ptr self, job_spec spec,
+                        std::shared_ptr<const pipeline_def> pipe,
+                        std::shared_ptr<const job_deps> deps,
+                        caf::actor parent) {
+  auto& st = self->state;
+  st.spec = std::move(spec);
+  st.pipe = std::move(pipe);
+  st.deps = std::move(deps);
+  st.parent = std::move(parent);
+  st.rng.seed(st.deps->seed ^ std::hash<std::string>{}(st.spec.job_id));
+  self->set_down_handler([self](caf::down_msg& dm) {
+    auto& st = self->state;
+    if (!st.running || dm.source != st.running.address())
+      return;
+    st.running = nullptr;
+    if (st.finishing)
+      return;
+    on_failure(self, "crashed", describe_exit(dm.reason), true);
+  });
+  self->request(st.deps->store, caf::infinite, claim_atom::value, st.spec)
+      .then([self](job_snapshot& snap) { on_claimed(self, snap); },
+            [self](caf::error& err) {
+              // Could not take the job (store down, or fenced): report without
+              // acking so that the broker redelivers it later.
+              abandon(self, err);
+            });
+  return {
+      [self](std::int64_t seq, stage_outcome& out) {
+        auto& st = self->state;
+        if (seq != st.seq || !st.running || st.finishing)
+          return; // a late outcome of an abandoned attempt
+        self->demonitor(st.running);
+        st.running = nullptr;
+        if (out.ok)
+          on_success(self, std::move(out.output));
+        else
+          on_failure(self, std::move(out.error_code),
+                     std::move(out.error_message), out.retryable);
+      },
+      [self](retry_atom, std::int64_t seq) {
+        auto& st = self->state;
+        if (seq != st.seq || st.finishing || st.running)
+          return;
+        run_stage(self);
+      },
+      [self](timeout_atom, std::int64_t seq) {
+        auto& st = self->state;
+        if (seq != st.seq || !st.running || st.finishing)
+          return;
+        self->demonitor(st.running);
+        self->send_exit(st.running, caf::exit_reason::kill);
+        st.running = nullptr;
+        const auto& sc = st.pipe->config.stages[st.stage];
+        on_failure(self, "timeout",
+                   "attempt exceeded its timeout of " +
+                       format_duration(sc.timeout),
+                   true);
+      },
+      [self](cancel_atom) {
+        auto& st = self->state;
+        st.cancel_requested = true;
+        // Before the claim the cancel is acted on once the claim completes;
+        // a write under way is committed first (writes are ordered).
+        if (!st.claimed || st.finishing)
+          return;
+        finish_cancelled(self);
+      },
+      [self](rewrite_atom) { pump_writes(self); },
+  };
+}
+
+} // namespace
+
+caf::actor spawn_job_actor(caf::actor_system& sys, job_spec spec,
+                           std::shared_ptr<const pipeline_def> pipe,
+                           std::shared_ptr<const job_deps> deps,
+                           caf::actor parent) {
+  return sys.spawn(job_actor, std::move(spec), std::move(pipe), std::move(deps),
+                   std::move(parent));
+}
+
+} // namespace troupe

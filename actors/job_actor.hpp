@@ -1,0 +1,58 @@
+#pragma once
+
+// One actor per running job: a state machine that runs the pipeline's stages
+// in order, each attempt in a monitored stage actor, applies each stage's
+// retry policy, and commits every transition through the store before it
+// moves on.
+//
+// Accepts:
+//   (int64 seq, stage_outcome)   from its stage actor
+//   (cancel_atom)                stop the running stage, end `cancelled`
+//   (retry_atom, int64 seq)      self: backoff elapsed
+//   (timeout_atom, int64 seq)    self: attempt timeout elapsed
+// Talks to the store (see store protocol below) and sends job_result to its
+// parent (the pipeline supervisor) exactly once before it quits.
+//
+// Store protocol (implemented by runtime's PostgreSQL store and by the
+// in-memory store of the tests):
+//   (claim_atom, job_spec) -> job_snapshot   take the job: epoch + 1
+//   job_write              -> ok_atom        commit, conditional on epoch;
+//                                            errc::stale_epoch if fenced out
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include <caf/actor.hpp>
+#include <caf/actor_system.hpp>
+#include <caf/behavior.hpp>
+
+#include "actors/stage_kind.hpp"
+#include "messages/job.hpp"
+
+namespace troupe {
+
+/// What a job actor needs from the world, given at spawn.
+struct job_deps {
+  /// Store actor (protocol above).
+  caf::actor store;
+  /// Receives job_event messages once they are committed; may be null.
+  caf::actor events;
+  std::string node_id;
+  /// Wall clock in milliseconds since the epoch (injected for tests).
+  std::function<std::int64_t()> now_ms;
+  /// Seed of the job's jitter RNG (mixed with the job id).
+  std::uint64_t seed = 0;
+  /// Delay before re-sending a write the store could not commit.
+  duration_ms rewrite_delay{500};
+};
+
+/// Spawns a job actor for `spec` that reports its job_result to `parent`.
+/// The caller monitors it if it wants to learn about crashes.
+caf::actor spawn_job_actor(caf::actor_system& sys, job_spec spec,
+                           std::shared_ptr<const pipeline_def> pipe,
+                           std::shared_ptr<const job_deps> deps,
+                           caf::actor parent);
+
+} // namespace troupe

@@ -1,0 +1,194 @@
+#include "actors/pipeline_supervisor.hpp"
+
+#include <deque>
+#include <unordered_map>
+
+#include <caf/all.hpp>
+
+#include "actors/atoms.hpp"
+#include "messages/errc.hpp"
+#include "messages/stats.hpp"
+
+namespace troupe {
+
+namespace {
+
+struct job_entry {
+  job_spec spec;
+  std::uint64_t delivery = 0;
+  caf::actor actor;
+  int restarts = 0;
+  bool cancel = false;
+};
+
+struct supervisor_state {
+  std::shared_ptr<const pipeline_def> pipe;
+  supervisor_deps deps;
+  std::unordered_map<std::string, job_entry> running;
+  std::unordered_map<caf::actor_addr, std::string> by_actor;
+  std::deque<job_entry> queued;
+  pipeline_stats stats;
+
+  static inline const char* name = "pipeline_supervisor";
+};
+
+using self_ptr = caf::stateful_actor<supervisor_state>*;
+
+void start_job(self_ptr self, job_entry entry) {
+  auto& st = self->state;
+  entry.actor = spawn_job_actor(self->system(), entry.spec, st.pipe,
+                                st.deps.job, caf::actor_cast<caf::actor>(self));
+  self->monitor(entry.actor);
+  if (entry.cancel)
+    self->send(entry.actor, cancel_atom::value);
+  st.by_actor[entry.actor.address()] = entry.spec.job_id;
+  auto id = entry.spec.job_id;
+  st.running[id] = std::move(entry);
+}
+
+void fill_slots(self_ptr self) {
+  auto& st = self->state;
+  auto cap = static_cast<std::size_t>(st.pipe->config.max_in_flight);
+  while (!st.queued.empty() && st.running.size() < cap) {
+    auto e = std::move(st.queued.front());
+    st.queued.pop_front();
+    start_job(self, std::move(e));
+  }
+}
+
+void finish(self_ptr self, const std::string& job_id, job_result res) {
+  auto& st = self->state;
+  auto i = st.running.find(job_id);
+  if (i == st.running.end())
+    return;
+  auto delivery = i->second.delivery;
+  self->demonitor(i->second.actor);
+  st.by_actor.erase(i->second.actor.address());
+  st.running.erase(i);
+  if (res.abandoned)
+    ++st.stats.abandoned;
+  else if (res.already_terminal)
+    ++st.stats.skipped;
+  else if (res.state == job_state::succeeded)
+    ++st.stats.succeeded;
+  else if (res.state == job_state::dead_lettered)
+    ++st.stats.dead_lettered;
+  else if (res.state == job_state::cancelled)
+    ++st.stats.cancelled;
+  if (st.deps.intake)
+    self->send(st.deps.intake, finished_atom::value, delivery, std::move(res));
+  fill_slots(self);
+}
+
+caf::behavior pipeline_supervisor(self_ptr self,
+                                  std::shared_ptr<const pipeline_def> pipe,
+                                  supervisor_deps deps) {
+  self->state.pipe = std::move(pipe);
+  self->state.deps = std::move(deps);
+  self->state.stats.pipeline = self->state.pipe->config.name;
+  self->set_down_handler([self](caf::down_msg& dm) {
+    auto& st = self->state;
+    auto i = st.by_actor.find(dm.source);
+    if (i == st.by_actor.end())
+      return;
+    auto job_id = i->second;
+    st.by_actor.erase(i);
+    auto& entry = st.running[job_id];
+    // A job actor that quits normally has already sent its result, which
+    // arrives before this down message; anything else is a crash.
+    if (entry.restarts < st.deps.max_restarts) {
+      ++entry.restarts;
+      ++st.stats.restarts;
+      auto e = std::move(entry);
+      st.running.erase(job_id);
+      // Claiming again bumps the epoch and resumes at the first stage
+      // without a checkpoint: nothing is lost, nothing completed re-runs.
+      start_job(self, std::move(e));
+      return;
+    }
+    job_result res;
+    res.job_id = job_id;
+    res.abandoned = true;
+    res.error = "job actor crashed " + std::to_string(entry.restarts + 1) +
+                " times: " + describe(dm.reason);
+    finish(self, job_id, std::move(res));
+  });
+  return {
+      [self](submit_atom, job_spec& spec, std::uint64_t delivery) {
+        auto& st = self->state;
+        job_entry e;
+        e.spec = std::move(spec);
+        e.delivery = delivery;
+        if (st.running.count(e.spec.job_id)) {
+          // Already running here (duplicate delivery): the running actor owns
+          // the job; tell the intake the duplicate needs no work.
+          job_result res;
+          res.job_id = e.spec.job_id;
+          res.already_terminal = true;
+          ++st.stats.skipped;
+          if (st.deps.intake)
+            self->send(st.deps.intake, finished_atom::value, delivery,
+                       std::move(res));
+          return;
+        }
+        st.queued.push_back(std::move(e));
+        fill_slots(self);
+      },
+      [self](job_result& res) {
+        auto id = res.job_id;
+        finish(self, id, std::move(res));
+      },
+      [self](cancel_atom, const std::string& job_id) -> caf::result<ok_atom> {
+        auto& st = self->state;
+        if (auto i = st.running.find(job_id); i != st.running.end()) {
+          i->second.cancel = true;
+          self->send(i->second.actor, cancel_atom::value);
+          return ok_atom::value;
+        }
+        for (auto i = st.queued.begin(); i != st.queued.end(); ++i) {
+          if (i->spec.job_id == job_id) {
+            // Not claimed yet: start it now so that it claims the job and
+            // records the cancel in the store, without waiting for a slot.
+            auto e = std::move(*i);
+            st.queued.erase(i);
+            e.cancel = true;
+            start_job(self, std::move(e));
+            return ok_atom::value;
+          }
+        }
+        return make_error(errc::unknown_job,
+                          "job '" + job_id + "' is not running on this node");
+      },
+      [self](stats_atom) {
+        auto& st = self->state;
+        auto s = st.stats;
+        s.running = static_cast<std::int64_t>(st.running.size());
+        s.queued = static_cast<std::int64_t>(st.queued.size());
+        s.max_in_flight = st.pipe->config.max_in_flight;
+        return s;
+      },
+      [self](get_atom, const std::string& job_id) -> caf::result<caf::actor> {
+        auto& st = self->state;
+        if (auto i = st.running.find(job_id); i != st.running.end())
+          return i->second.actor;
+        return make_error(errc::unknown_job,
+                          "job '" + job_id + "' not running");
+      },
+      [self](credit_atom) {
+        auto& st = self->state;
+        auto used = st.running.size() + st.queued.size();
+        auto cap = static_cast<std::size_t>(st.pipe->config.max_in_flight);
+        return static_cast<std::int32_t>(used >= cap ? 0 : cap - used);
+      },
+  };
+}
+
+} // namespace
+
+caf::actor spawn_pipeline_supervisor(caf::actor_system& sys,
+                                     std::shared_ptr<const pipeline_def> pipe,
+                                     supervisor_deps deps) {
+  return sys.spawn(pipeline_supervisor, std::move(pipe), std::move(deps));
+}
+
+} // namespace troupe

@@ -1,0 +1,55 @@
+#include "actors/stage_kind.hpp"
+
+#include "actors/builtin_stages.hpp"
+#include "messages/errc.hpp"
+
+namespace troupe {
+
+void stage_registry::add(std::string kind, stage_kind_factory factory) {
+  factories_[std::move(kind)] = std::move(factory);
+}
+
+bool stage_registry::contains(const std::string& kind) const {
+  return factories_.count(kind) > 0;
+}
+
+std::vector<std::string> stage_registry::kinds() const {
+  std::vector<std::string> out;
+  for (const auto& kv : factories_)
+    out.push_back(kv.first);
+  return out;
+}
+
+caf::expected<std::shared_ptr<const stage_kind>>
+stage_registry::make(const stage_config& cfg) const {
+  auto i = factories_.find(cfg.kind);
+  if (i == factories_.end())
+    return make_error(errc::invalid_payload,
+                      "unknown stage kind '" + cfg.kind + "'");
+  return i->second(cfg);
+}
+
+stage_registry builtin_stage_registry() {
+  stage_registry reg;
+  reg.add("noop", make_noop_stage);
+  reg.add("sleep", make_sleep_stage);
+  reg.add("fault", make_fault_stage);
+  return reg;
+}
+
+caf::expected<std::shared_ptr<const pipeline_def>>
+make_pipeline_def(const pipeline_config& cfg, const stage_registry& reg) {
+  auto def = std::make_shared<pipeline_def>();
+  def->config = cfg;
+  for (const auto& st : cfg.stages) {
+    auto kind = reg.make(st);
+    if (!kind)
+      return make_error(errc::invalid_payload,
+                        "pipeline '" + cfg.name + "', stage '" + st.name +
+                            "': " + describe(kind.error()));
+    def->kinds.push_back(std::move(*kind));
+  }
+  return std::shared_ptr<const pipeline_def>{std::move(def)};
+}
+
+} // namespace troupe

@@ -1,0 +1,88 @@
+#pragma once
+
+// The extension point for what a stage does. A stage kind is created once
+// per configured stage (so it can validate its parameters up front) and then
+// started once per attempt inside a fresh stage actor.
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <caf/event_based_actor.hpp>
+#include <caf/expected.hpp>
+
+#include "config/config.hpp"
+#include "messages/job.hpp"
+
+namespace troupe {
+
+/// Everything one attempt of one stage gets.
+struct stage_request {
+  std::string job_id;
+  std::string pipeline;
+  std::string stage;
+  std::int32_t stage_index = 0;
+  std::int32_t attempt = 1;
+  /// `job_id:stage`: stable across attempts, resumes and nodes, so external
+  /// side effects can be de-duplicated on it.
+  std::string idempotency_key;
+  /// The JSON document given to the stage: job id, stage, attempt,
+  /// idempotency key, payload and the outputs of the previous stages.
+  std::string input;
+};
+
+/// One kind of stage work (noop, sleep, exec, a C++ kind, ...).
+class stage_kind {
+public:
+  virtual ~stage_kind() = default;
+
+  /// Starts one attempt in the stage actor `self`. Must not block: deliver a
+  /// `stage_outcome` to `self` (at once, delayed, or from another thread for
+  /// blocking work), or throw. Anything to undo when the attempt is abandoned
+  /// (timeout, cancel) is registered with `self->attach_functor`.
+  /// Thread-safe: attempts of many jobs start concurrently.
+  virtual void start(caf::event_based_actor* self,
+                     const stage_request& req) const = 0;
+};
+
+/// Builds a stage kind from a stage's configuration, or says what is wrong.
+using stage_kind_factory =
+    std::function<caf::expected<std::shared_ptr<const stage_kind>>(
+        const stage_config&)>;
+
+/// Maps kind names to factories. Built-in kinds come from
+/// builtin_stage_registry(); a node adds `exec` and any C++ kinds.
+class stage_registry {
+public:
+  /// Registers (or replaces) a kind.
+  void add(std::string kind, stage_kind_factory factory);
+
+  bool contains(const std::string& kind) const;
+
+  /// Names of all registered kinds, sorted.
+  std::vector<std::string> kinds() const;
+
+  /// Builds the kind for one configured stage.
+  caf::expected<std::shared_ptr<const stage_kind>>
+  make(const stage_config& cfg) const;
+
+private:
+  std::map<std::string, stage_kind_factory> factories_;
+};
+
+/// A registry with `noop`, `sleep` and `fault`.
+stage_registry builtin_stage_registry();
+
+/// A pipeline ready to run: its configuration plus one stage kind per stage.
+struct pipeline_def {
+  pipeline_config config;
+  std::vector<std::shared_ptr<const stage_kind>> kinds;
+};
+
+/// Builds every stage of a pipeline; the error names the failing stage.
+caf::expected<std::shared_ptr<const pipeline_def>>
+make_pipeline_def(const pipeline_config& cfg, const stage_registry& reg);
+
+} // namespace troupe

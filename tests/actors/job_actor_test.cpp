@@ -1,0 +1,282 @@
+// Deterministic tests of job and stage actors: virtual time, one thread.
+#include "engine_fixture.hpp"
+
+using namespace troupe;
+using namespace troupe::test;
+using nlohmann::json;
+
+namespace {
+
+pipeline_config pipeline_of(std::vector<stage_config> stages,
+                            int max_in_flight = 100) {
+  pipeline_config pc;
+  pc.name = "p";
+  pc.max_in_flight = max_in_flight;
+  pc.stages = std::move(stages);
+  return pc;
+}
+
+} // namespace
+
+TEST_F(engine_test, AStageThatFailsTwiceIsRetriedWithExponentialBackoff) {
+  auto sup = start_pipeline(pipeline_of({probe("a", {{"fail_first", 2}}, 5)}));
+  auto t0 = now_ms();
+  submit(sup, "j1");
+  run_to_quiescence();
+  ASSERT_EQ(probes->calls.size(), 3u);
+  EXPECT_EQ(probes->calls[0].at_ms, t0);
+  EXPECT_EQ(probes->calls[1].at_ms, t0 + 100);       // + initial
+  EXPECT_EQ(probes->calls[2].at_ms, t0 + 100 + 200); // + initial * multiplier
+  auto& row = db->jobs.at("j1");
+  EXPECT_EQ(row.state, job_state::succeeded);
+  ASSERT_EQ(row.attempts.size(), 3u);
+  EXPECT_FALSE(row.attempts[0].ok);
+  EXPECT_FALSE(row.attempts[1].ok);
+  EXPECT_TRUE(row.attempts[2].ok);
+  EXPECT_EQ(row.attempts[1].error_message, "probe failure 2");
+  ASSERT_EQ(finished->size(), 1u);
+  EXPECT_EQ(finished->at(0).result.state, job_state::succeeded);
+  EXPECT_EQ(event_types("j1"),
+            (std::vector<std::string>{
+                "job.started", "stage.started", "stage.failed", "job.retrying",
+                "stage.started", "stage.failed", "job.retrying",
+                "stage.started", "stage.succeeded", "job.succeeded"}));
+}
+
+TEST_F(engine_test, RetryingIsAVisibleStateWithTheNextAttemptTime) {
+  auto sup = start_pipeline(pipeline_of({probe("a", {{"fail_first", 1}}, 3)}));
+  submit(sup, "j1");
+  run_messages();
+  auto& row = db->jobs.at("j1");
+  EXPECT_EQ(row.state, job_state::retrying);
+  EXPECT_EQ(row.next_attempt_at_ms, now_ms() + 100);
+  EXPECT_EQ(row.last_error, "probe: probe failure 1");
+  run_to_quiescence();
+  EXPECT_EQ(row.state, job_state::succeeded);
+}
+
+TEST_F(engine_test, ExhaustedAttemptsDeadLetterWithEveryAttempt) {
+  auto sup = start_pipeline(
+      pipeline_of({probe("a"), probe("b", {{"fail_first", 99}}, 4)}));
+  submit(sup, "j1");
+  run_to_quiescence();
+  auto& row = db->jobs.at("j1");
+  EXPECT_EQ(row.state, job_state::dead_lettered);
+  EXPECT_EQ(probes->count("j1", "b"), 4);
+  int failed_b = 0;
+  for (auto& a : row.attempts)
+    if (a.stage == "b") {
+      ++failed_b;
+      EXPECT_FALSE(a.ok);
+      EXPECT_EQ(a.error_code, "probe");
+      EXPECT_EQ(a.node, "n1");
+    }
+  EXPECT_EQ(failed_b, 4);
+  ASSERT_EQ(finished->size(), 1u);
+  EXPECT_EQ(finished->at(0).result.state, job_state::dead_lettered);
+  EXPECT_EQ(finished->at(0).result.failed_stage, 1);
+  EXPECT_EQ(event_types("j1").back(), "job.dead_lettered");
+}
+
+TEST_F(engine_test, NonRetryableErrorDeadLettersAfterOneAttempt) {
+  auto sc = probe("a", {{"fail_first", 9}, {"code", "bad_input"}}, 5);
+  sc.retry.non_retryable = {"bad_input"};
+  auto sup = start_pipeline(pipeline_of({sc}));
+  submit(sup, "j1");
+  run_to_quiescence();
+  EXPECT_EQ(db->jobs.at("j1").state, job_state::dead_lettered);
+  EXPECT_EQ(probes->count("j1", "a"), 1);
+}
+
+TEST_F(engine_test, PermanentFailureFromTheStageIsNotRetried) {
+  auto sup = start_pipeline(
+      pipeline_of({probe("a", {{"fail_first", 9}, {"retryable", false}}, 5)}));
+  submit(sup, "j1");
+  run_to_quiescence();
+  EXPECT_EQ(db->jobs.at("j1").state, job_state::dead_lettered);
+  EXPECT_EQ(probes->count("j1", "a"), 1);
+}
+
+TEST_F(engine_test, TimeoutCountsAsAFailedAttemptAndRemovesTheStageActor) {
+  auto sc = probe("a", {{"hang", true}}, 2);
+  sc.timeout = std::chrono::milliseconds{1000};
+  auto sup = start_pipeline(pipeline_of({sc}));
+  auto t0 = now_ms();
+  submit(sup, "j1");
+  run_to_quiescence();
+  auto& row = db->jobs.at("j1");
+  EXPECT_EQ(row.state, job_state::dead_lettered);
+  ASSERT_EQ(row.attempts.size(), 2u);
+  EXPECT_EQ(row.attempts[0].error_code, "timeout");
+  EXPECT_EQ(row.attempts[0].duration_ms, 1000);
+  EXPECT_NE(row.attempts[0].error_message.find("1s"), std::string::npos);
+  // Both hung stage actors were killed (their cleanup ran).
+  EXPECT_EQ(probes->cleanups, 2);
+  // attempt 1 at t0, timeout at t0+1000, retry at +100, timeout +1000.
+  EXPECT_EQ(now_ms(), t0 + 2100);
+}
+
+TEST_F(engine_test, ThrowingStageBecomesAnAttemptErrorAndIsRetried) {
+  stage_config sc;
+  sc.name = "boom";
+  sc.kind = "fault";
+  sc.params = {{"fail_first", 1}, {"throw", true}};
+  sc.retry.max_attempts = 3;
+  sc.retry.initial = std::chrono::milliseconds{10};
+  sc.retry.jitter = jitter_kind::none;
+  auto sup = start_pipeline(pipeline_of({sc}));
+  submit(sup, "j1");
+  run_to_quiescence();
+  auto& row = db->jobs.at("j1");
+  EXPECT_EQ(row.state, job_state::succeeded);
+  ASSERT_EQ(row.attempts.size(), 2u);
+  EXPECT_EQ(row.attempts[0].error_code, "exception");
+  EXPECT_NE(row.attempts[0].error_message.find("injected fault"),
+            std::string::npos);
+}
+
+TEST_F(engine_test, CancelDuringAStageStopsItAndNoLaterStageRuns) {
+  auto sup = start_pipeline(pipeline_of(
+      {probe("a", {{"duration_ms", 5000}}), probe("b"), probe("c")}));
+  submit(sup, "j1");
+  run_messages();
+  ASSERT_EQ(probes->count("j1", "a"), 1);
+  caf::anon_send(sup, cancel_atom::value, std::string{"j1"});
+  run_to_quiescence();
+  EXPECT_EQ(db->jobs.at("j1").state, job_state::cancelled);
+  EXPECT_EQ(probes->count("j1", "b"), 0);
+  EXPECT_EQ(probes->count("j1", "c"), 0);
+  EXPECT_EQ(probes->cleanups, 1);
+  ASSERT_EQ(finished->size(), 1u);
+  EXPECT_EQ(finished->at(0).result.state, job_state::cancelled);
+  EXPECT_EQ(event_types("j1").back(), "job.cancelled");
+}
+
+TEST_F(engine_test, CancelWhileWaitingForARetryPreventsTheRetry) {
+  auto sup = start_pipeline(pipeline_of({probe("a", {{"fail_first", 5}}, 9)}));
+  submit(sup, "j1");
+  run_messages();
+  EXPECT_EQ(db->jobs.at("j1").state, job_state::retrying);
+  caf::anon_send(sup, cancel_atom::value, std::string{"j1"});
+  run_to_quiescence();
+  EXPECT_EQ(db->jobs.at("j1").state, job_state::cancelled);
+  EXPECT_EQ(probes->count("j1", "a"), 1);
+}
+
+TEST_F(engine_test, KilledJobActorRestartsFromItsLastCheckpoint) {
+  auto sup = start_pipeline(pipeline_of(
+      {probe("a"), probe("b"), probe("c", {{"duration_ms", 1000}})}));
+  submit(sup, "j1", 7);
+  run_messages();
+  ASSERT_EQ(probes->count("j1", "c"), 1);
+  auto job = job_actor_of(sup, "j1");
+  ASSERT_TRUE(job);
+  caf::anon_send_exit(job, caf::exit_reason::kill);
+  run_to_quiescence();
+  auto& row = db->jobs.at("j1");
+  EXPECT_EQ(row.state, job_state::succeeded);
+  // Completed stages ran once; the interrupted one ran again.
+  EXPECT_EQ(probes->count("j1", "a"), 1);
+  EXPECT_EQ(probes->count("j1", "b"), 1);
+  EXPECT_EQ(probes->count("j1", "c"), 2);
+  EXPECT_EQ(row.claims, 2);
+  EXPECT_EQ(stats(sup).restarts, 1);
+  // One delivery, one outcome: the job is neither lost nor duplicated.
+  ASSERT_EQ(finished->size(), 1u);
+  EXPECT_EQ(finished->at(0).delivery, 7u);
+  EXPECT_EQ(finished->at(0).result.state, job_state::succeeded);
+}
+
+TEST_F(engine_test, StageInputCarriesPayloadPreviousOutputsAndIdempotencyKey) {
+  auto sup = start_pipeline(pipeline_of({probe("a"), probe("b")}));
+  submit(sup, "j1", 0, R"({"doc":"x.txt"})");
+  run_to_quiescence();
+  ASSERT_EQ(probes->calls.size(), 2u);
+  auto in = json::parse(probes->calls[1].input);
+  EXPECT_EQ(in["job_id"], "j1");
+  EXPECT_EQ(in["stage"], "b");
+  EXPECT_EQ(in["attempt"], 1);
+  EXPECT_EQ(in["idempotency_key"], "j1:b");
+  EXPECT_EQ(in["payload"]["doc"], "x.txt");
+  EXPECT_EQ(in["previous"]["a"]["from"], "a");
+  auto& row = db->jobs.at("j1");
+  EXPECT_EQ(json::parse(row.result)["from"], "b");
+  EXPECT_EQ(row.checkpoints.size(), 2u);
+}
+
+TEST_F(engine_test, StoreOutageDelaysCommitsButLosesNothing) {
+  auto sup = start_pipeline(pipeline_of({probe("a"), probe("b")}));
+  db->fail_next_writes = 3;
+  submit(sup, "j1");
+  run_to_quiescence();
+  EXPECT_EQ(db->jobs.at("j1").state, job_state::succeeded);
+  EXPECT_EQ(probes->count("j1", "a"), 1);
+  EXPECT_EQ(probes->count("j1", "b"), 1);
+  EXPECT_EQ(db->fail_next_writes, 0);
+}
+
+TEST_F(engine_test, FencedOutRunAbandonsWithoutWriting) {
+  auto sup = start_pipeline(
+      pipeline_of({probe("a", {{"duration_ms", 1000}}), probe("b")}));
+  submit(sup, "j1");
+  run_messages();
+  db->steal("j1"); // another node claimed the job meanwhile
+  auto writes_before = db->writes;
+  run_to_quiescence();
+  EXPECT_EQ(db->writes, writes_before);
+  EXPECT_EQ(probes->count("j1", "b"), 0);
+  ASSERT_EQ(finished->size(), 1u);
+  EXPECT_TRUE(finished->at(0).result.abandoned);
+}
+
+TEST_F(engine_test, DeliveryOfATerminalJobIsSkipped) {
+  auto sup = start_pipeline(pipeline_of({probe("a")}));
+  submit(sup, "j1", 1);
+  run_to_quiescence();
+  submit(sup, "j1", 2);
+  run_to_quiescence();
+  EXPECT_EQ(probes->count("j1", "a"), 1);
+  ASSERT_EQ(finished->size(), 2u);
+  EXPECT_TRUE(finished->at(1).result.already_terminal);
+  EXPECT_EQ(stats(sup).skipped, 1);
+}
+
+TEST_F(engine_test, ReplayOfADeadLetterStartsANewLifeAndKeepsTheHistory) {
+  auto sup = start_pipeline(
+      pipeline_of({probe("a"), probe("b", {{"fail_calls", 2}}, 2)}));
+  submit(sup, "j1");
+  run_to_quiescence();
+  ASSERT_EQ(db->jobs.at("j1").state, job_state::dead_lettered);
+  db->replay("j1", 1); // from the failed stage
+  submit(sup, "j1");
+  run_to_quiescence();
+  auto& row = db->jobs.at("j1");
+  EXPECT_EQ(row.state, job_state::succeeded);
+  EXPECT_EQ(probes->count("j1", "a"), 1); // not re-run
+  // Life 1: a ok, b failed twice. Life 2: b attempt 1 succeeds.
+  ASSERT_EQ(row.attempts.size(), 4u);
+  EXPECT_EQ(row.attempts[2].life, 1);
+  EXPECT_FALSE(row.attempts[2].ok);
+  EXPECT_EQ(row.attempts[3].life, 2);
+  EXPECT_EQ(row.attempts[3].attempt, 1);
+  EXPECT_TRUE(row.attempts[3].ok);
+}
+
+TEST_F(engine_test, MaxInFlightBoundsRunningJobs) {
+  auto sup = start_pipeline(pipeline_of({probe("a", {{"hang", true}})}, 2));
+  for (int i = 0; i < 5; ++i)
+    submit(sup, "j" + std::to_string(i));
+  run_messages();
+  auto s = stats(sup);
+  EXPECT_EQ(s.running, 2);
+  EXPECT_EQ(s.queued, 3);
+  EXPECT_EQ(probes->calls.size(), 2u);
+  caf::anon_send(sup, cancel_atom::value, std::string{"j0"});
+  run_messages();
+  EXPECT_EQ(probes->calls.size(), 3u);
+  EXPECT_EQ(stats(sup).cancelled, 1);
+  for (int i = 1; i < 5; ++i)
+    caf::anon_send(sup, cancel_atom::value, "j" + std::to_string(i));
+  run_to_quiescence();
+  EXPECT_EQ(stats(sup).cancelled, 5);
+}

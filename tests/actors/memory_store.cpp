@@ -1,0 +1,94 @@
+#include "memory_store.hpp"
+
+#include <caf/all.hpp>
+
+#include "actors/atoms.hpp"
+#include "messages/errc.hpp"
+
+namespace troupe::test {
+
+void memory_db::replay(const std::string& job_id, std::int32_t from_stage) {
+  auto& row = jobs[job_id];
+  ++row.life;
+  row.start_stage = from_stage;
+  row.state = job_state::queued;
+  for (auto i = row.checkpoints.begin(); i != row.checkpoints.end();)
+    i = i->first >= from_stage ? row.checkpoints.erase(i) : std::next(i);
+}
+
+caf::actor spawn_memory_store(caf::actor_system& sys,
+                              std::shared_ptr<memory_db> db) {
+  return sys.spawn([db](caf::event_based_actor*) -> caf::behavior {
+    return {
+        [db](claim_atom, job_spec& spec) -> caf::result<job_snapshot> {
+          auto [i, created] = db->jobs.try_emplace(spec.job_id);
+          auto& row = i->second;
+          if (created)
+            row.spec = spec;
+          ++row.claims;
+          job_snapshot snap;
+          snap.spec = row.spec;
+          snap.state = row.state;
+          snap.created = created;
+          if (!is_terminal(row.state)) {
+            ++row.epoch;
+            row.state = job_state::running;
+            snap.state = row.state;
+          }
+          snap.epoch = row.epoch;
+          snap.life = row.life;
+          snap.start_stage = row.start_stage;
+          for (auto& kv : row.checkpoints)
+            snap.checkpoints.push_back(kv.second);
+          snap.attempts = row.attempts;
+          return snap;
+        },
+        [db](job_write& w) -> caf::result<ok_atom> {
+          if (db->fail_next_writes > 0) {
+            --db->fail_next_writes;
+            return make_error(errc::unavailable, "store is down (injected)");
+          }
+          auto i = db->jobs.find(w.job_id);
+          if (i == db->jobs.end())
+            return make_error(errc::unknown_job, w.job_id);
+          auto& row = i->second;
+          if (row.epoch != w.epoch)
+            return make_error(errc::stale_epoch, "epoch moved on");
+          ++db->writes;
+          row.state = w.state;
+          row.stage_index = w.stage_index;
+          row.next_attempt_at_ms = w.next_attempt_at_ms;
+          if (!w.last_error.empty())
+            row.last_error = w.last_error;
+          if (!w.result.empty())
+            row.result = w.result;
+          for (auto& cp : w.checkpoints)
+            row.checkpoints[cp.stage_index] = cp;
+          for (auto& a : w.attempts)
+            row.attempts.push_back(a);
+          for (auto& ev : w.events)
+            row.events.push_back(ev);
+          return ok_atom::value;
+        },
+    };
+  });
+}
+
+caf::actor spawn_event_collector(caf::actor_system& sys,
+                                 std::shared_ptr<std::vector<job_event>> out) {
+  return sys.spawn([out](caf::event_based_actor*) -> caf::behavior {
+    return {[out](job_event& ev) { out->push_back(std::move(ev)); }};
+  });
+}
+
+caf::actor
+spawn_intake_collector(caf::actor_system& sys,
+                       std::shared_ptr<std::vector<finished_delivery>> out) {
+  return sys.spawn([out](caf::event_based_actor*) -> caf::behavior {
+    return {[out](finished_atom, std::uint64_t d, job_result& r) {
+      out->push_back({d, std::move(r)});
+    }};
+  });
+}
+
+} // namespace troupe::test

@@ -1,0 +1,68 @@
+#pragma once
+
+// In-memory implementation of the store protocol (see actors/job_actor.hpp)
+// for unit tests of actor logic. The data lives in a memory_db that the test
+// reads directly: with CAF's test coordinator everything runs on one thread.
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <caf/actor.hpp>
+#include <caf/actor_system.hpp>
+
+#include "messages/job.hpp"
+
+namespace troupe::test {
+
+struct job_row {
+  job_spec spec;
+  job_state state = job_state::queued;
+  std::int64_t epoch = 0;
+  std::int32_t life = 1;
+  std::int32_t start_stage = 0;
+  std::int32_t stage_index = 0;
+  std::int64_t next_attempt_at_ms = 0;
+  std::string last_error;
+  std::string result;
+  std::map<std::int32_t, checkpoint> checkpoints;
+  std::vector<attempt_record> attempts;
+  std::vector<job_event> events;
+  int claims = 0;
+};
+
+struct memory_db {
+  std::map<std::string, job_row> jobs;
+  /// The next N writes fail with errc::unavailable (store down).
+  int fail_next_writes = 0;
+  int writes = 0;
+
+  /// Replays a job from `from_stage`: a new life, later checkpoints dropped,
+  /// the history of the earlier life kept.
+  void replay(const std::string& job_id, std::int32_t from_stage);
+
+  /// Pretends that another node took the job (moves the epoch on).
+  void steal(const std::string& job_id) { ++jobs[job_id].epoch; }
+};
+
+/// Spawns a store actor over `db`.
+caf::actor spawn_memory_store(caf::actor_system& sys,
+                              std::shared_ptr<memory_db> db);
+
+/// Spawns an actor that appends every job_event it receives to `out`.
+caf::actor spawn_event_collector(caf::actor_system& sys,
+                                 std::shared_ptr<std::vector<job_event>> out);
+
+/// What an intake learns: one entry per finished delivery.
+struct finished_delivery {
+  std::uint64_t delivery;
+  job_result result;
+};
+
+/// Spawns an intake stand-in collecting (finished_atom, delivery, result).
+caf::actor
+spawn_intake_collector(caf::actor_system& sys,
+                       std::shared_ptr<std::vector<finished_delivery>> out);
+
+} // namespace troupe::test
