@@ -72,9 +72,21 @@ public:
   bool throws = false;
   bool permanent = false;
   duration_ms delay{0};
+  std::string poison_key;
 
   void start(caf::event_based_actor* self,
              const stage_request& req) const override {
+    if (!poison_key.empty()) {
+      // Only parsed when configured: the common path stays parse-free.
+      auto in = json::parse(req.input, nullptr, false);
+      if (in.is_object() && in.contains("payload") &&
+          in["payload"].is_object() && in["payload"].value(poison_key, false)) {
+        deliver(self, delay,
+                stage_failure("bad_input",
+                              "payload is marked '" + poison_key + "'", false));
+        return;
+      }
+    }
     bool fail = req.attempt <= fail_first;
     if (!fail && probability > 0.0) {
       // A hash rather than a shared RNG: the same job fails the same way in
@@ -123,6 +135,7 @@ make_fault_stage(const stage_config& cfg) {
     st->probability = p.value("probability", 0.0);
     st->throws = p.value("throw", false);
     st->permanent = p.value("permanent", false);
+    st->poison_key = p.value("poison_key", std::string{});
   } catch (const json::exception& e) {
     return bad_param(cfg, e.what());
   }

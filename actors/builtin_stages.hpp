@@ -23,7 +23,8 @@ make_sleep_stage(const stage_config& cfg);
 /// `probability = p` fails an attempt with probability p (decided by a hash
 /// of job id, stage and attempt, so runs are reproducible), `throw = true`
 /// throws instead of returning an error, `permanent = true` makes failures
-/// non-retryable, `duration` delays the outcome.
+/// non-retryable, `duration` delays the outcome, `poison_key = "k"` fails
+/// permanently (code bad_input) every job whose payload has `k: true`.
 caf::expected<std::shared_ptr<const stage_kind>>
 make_fault_stage(const stage_config& cfg);
 

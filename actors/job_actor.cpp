@@ -124,6 +124,7 @@ void abandon(self_ptr self, const caf::error& why) {
   }
   job_result res;
   res.abandoned = true;
+  res.fenced = code_of(why) == errc::stale_epoch;
   res.error = describe(why);
   report(self, std::move(res));
 }
@@ -392,8 +393,26 @@ void on_claimed(self_ptr self, job_snapshot& snap) {
   st.epoch = snap.epoch;
   st.life = snap.life;
   // The store's copy of the spec wins: a redelivered message may be stale.
+  auto invalid_reason = std::move(st.spec.invalid_reason);
   if (!snap.spec.job_id.empty())
     st.spec = std::move(snap.spec);
+  if (!invalid_reason.empty()) {
+    // Undecodable input: recorded and dead-lettered without running a stage.
+    st.finishing = true;
+    auto w = make_write(self, job_state::dead_lettered);
+    w.last_error = "invalid_payload: " + invalid_reason;
+    auto dead = make_event(self, "job.dead_lettered");
+    dead.error_code = "invalid_payload";
+    dead.error = invalid_reason;
+    auto error = w.last_error;
+    commit(self, std::move(w), {std::move(dead)}, [self, error] {
+      job_result res;
+      res.state = job_state::dead_lettered;
+      res.error = error;
+      report(self, std::move(res));
+    });
+    return;
+  }
   auto n = st.pipe->config.stages.size();
   st.outputs.assign(n, std::string{});
   for (auto& cp : snap.checkpoints)

@@ -34,6 +34,13 @@ caf::behavior stage_actor(caf::event_based_actor* self, caf::actor job,
                    stage_failure("exception", "stage threw: " + msg));
         return make_error(errc::internal, "stage threw: " + msg);
       });
+  // An attempt never outlives its job actor: when the job dies (crash,
+  // shutdown), the attempt is abandoned and its cleanup (e.g. killing an
+  // exec child) runs.
+  self->monitor(job);
+  self->set_down_handler([self](caf::down_msg& dm) {
+    self->quit(dm.reason ? dm.reason : caf::exit_reason::user_shutdown);
+  });
   try {
     kind->start(self, req);
   } catch (...) {

@@ -47,12 +47,15 @@ struct job_spec {
   /// The job's payload as JSON text.
   std::string payload = "null";
   std::int32_t priority = 0;
+  /// Set when the delivered message could not be decoded: the job is
+  /// recorded and dead-lettered at once with code invalid_payload.
+  std::string invalid_reason;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, job_spec& x) {
   return f(caf::meta::type_name("job_spec"), x.job_id, x.pipeline, x.tenant,
-           x.correlation_id, x.payload, x.priority);
+           x.correlation_id, x.payload, x.priority, x.invalid_reason);
 }
 
 /// The record of one stage attempt, successful or not.
@@ -207,15 +210,18 @@ struct job_result {
   std::string error;
   /// The job was already terminal when claimed: nothing ran.
   bool already_terminal = false;
-  /// The run was fenced out (another node owns the job now): the delivery
-  /// must not be acked by this node.
+  /// The run was given up (store unreachable, or crashed repeatedly): the
+  /// delivery must not be acked, so that it comes back.
   bool abandoned = false;
+  /// Abandoned because another node owns the job now (newer epoch): this
+  /// node must neither ack nor nak, the owner's delivery is the live one.
+  bool fenced = false;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, job_result& x) {
   return f(caf::meta::type_name("job_result"), x.job_id, x.state,
-           x.failed_stage, x.error, x.already_terminal, x.abandoned);
+           x.failed_stage, x.error, x.already_terminal, x.abandoned, x.fenced);
 }
 
 } // namespace troupe

@@ -21,9 +21,6 @@ int not_yet(const char* what) {
 int cmd_node(const node_options&) {
   return not_yet("node");
 }
-int cmd_submit(const submit_options&) {
-  return not_yet("submit");
-}
 int cmd_shell(const shell_options&) {
   return not_yet("shell");
 }

@@ -1,0 +1,143 @@
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include "config/config_loader.hpp"
+#include "messages/errc.hpp"
+#include "runtime/commands.hpp"
+#include "runtime/job_tracker.hpp"
+#include "runtime/nats_client.hpp"
+
+namespace troupe {
+
+namespace {
+
+/// Reads `--payload`: inline JSON, or @FILE.
+bool read_payload(const std::string& arg, nlohmann::json& out,
+                  std::string& error) {
+  std::string text = arg;
+  if (!arg.empty() && arg[0] == '@') {
+    std::ifstream in{arg.substr(1)};
+    if (!in) {
+      error = "cannot read payload file '" + arg.substr(1) + "'";
+      return false;
+    }
+    std::stringstream ss;
+    ss << in.rdbuf();
+    text = ss.str();
+  }
+  out = nlohmann::json::parse(text, nullptr, false);
+  if (out.is_discarded()) {
+    error = "--payload is not valid JSON";
+    return false;
+  }
+  return true;
+}
+
+} // namespace
+
+int cmd_submit(const submit_options& opts) {
+  std::string url = opts.nats_url;
+  std::string prefix = "troupe";
+  if (!opts.config_file.empty()) {
+    config_context ctx;
+    ctx.env = process_env();
+    auto res = load_config_file(opts.config_file, ctx);
+    if (!res.ok()) {
+      for (const auto& p : res.problems)
+        std::fprintf(stderr, "%s\n", p.to_string().c_str());
+      return 2;
+    }
+    if (url.empty())
+      url = res.config->nats.url;
+    prefix = res.config->nats.prefix;
+  }
+  if (url.empty())
+    if (auto env = process_env()("TROUPE_NATS_URL"))
+      url = *env;
+  if (url.empty())
+    url = "nats://127.0.0.1:4222";
+  nlohmann::json payload;
+  std::string error;
+  if (!read_payload(opts.payload, payload, error)) {
+    std::fprintf(stderr, "troupe submit: %s\n", error.c_str());
+    return 2;
+  }
+  nats_connect_options co;
+  co.urls = url;
+  co.name = "troupe-submit";
+  auto nats = nats_client::connect(co);
+  if (!nats) {
+    std::fprintf(stderr, "troupe submit: %s\n", describe(nats.error()).c_str());
+    return 1;
+  }
+  subjects subj{prefix};
+  std::vector<std::string> bodies;
+  for (int i = 0; i < opts.count; ++i) {
+    nlohmann::json req{{"pipeline", opts.pipeline}, {"payload", payload}};
+    if (!opts.key.empty())
+      req["key"] =
+          opts.count == 1 ? opts.key : opts.key + "-" + std::to_string(i);
+    if (!opts.tenant.empty())
+      req["tenant"] = opts.tenant;
+    bodies.push_back(req.dump());
+  }
+  std::unique_ptr<job_tracker> tracker;
+  if (opts.wait) {
+    tracker = std::make_unique<job_tracker>(*nats, subj, opts.pipeline);
+    if (auto err = tracker->start()) {
+      std::fprintf(stderr, "troupe submit: %s\n", describe(err).c_str());
+      return 1;
+    }
+  }
+  bool tty = isatty(STDERR_FILENO) && opts.count > 1;
+  std::size_t replied = 0;
+  auto replies = submit_requests(
+      **nats, subj, bodies, 256, std::chrono::seconds{60}, [&](std::size_t) {
+        ++replied;
+        if (tty && (replied % 64 == 0 || replied == bodies.size()))
+          std::fprintf(stderr, "\rsubmitting %s",
+                       progress_bar(replied, bodies.size()).c_str());
+      });
+  if (tty)
+    std::fprintf(stderr, "\n");
+  if (!replies) {
+    std::fprintf(stderr, "troupe submit: %s\n",
+                 describe(replies.error()).c_str());
+    return 1;
+  }
+  int failed = 0;
+  for (auto& r : *replies) {
+    if (r.ok) {
+      std::printf("%s\n", r.job_id.c_str());
+      if (tracker)
+        tracker->submitted(r.job_id);
+    } else {
+      ++failed;
+      std::fprintf(stderr, "rejected: %s: %s\n", r.error_code.c_str(),
+                   r.error_message.c_str());
+    }
+  }
+  std::fflush(stdout);
+  if (tracker) {
+    tracker->wait_all(
+        std::chrono::hours{24}, [&](std::size_t d, std::size_t n) {
+          if (isatty(STDERR_FILENO))
+            std::fprintf(stderr, "\rwaiting %s", progress_bar(d, n).c_str());
+        });
+    if (isatty(STDERR_FILENO))
+      std::fprintf(stderr, "\n");
+    for (auto& [id, j] : tracker->jobs()) {
+      std::printf("%s %s%s%s\n", id.c_str(), j.state.c_str(),
+                  j.error.empty() ? "" : " ", j.error.c_str());
+      if (j.state != "succeeded")
+        ++failed;
+    }
+  }
+  return failed == 0 ? 0 : 1;
+}
+
+} // namespace troupe

@@ -1,0 +1,24 @@
+#pragma once
+
+// Publishes committed job events on `<prefix>.events.<pipeline>.<job_id>`
+// and dead-letter notices on `<prefix>.dlq.<pipeline>`. Best effort by
+// design: every event is already in PostgreSQL's event log; NATS carries the
+// live view (nats.c buffers while reconnecting).
+//
+// Accepts: job_event
+
+#include <memory>
+
+#include <caf/actor.hpp>
+#include <caf/actor_system.hpp>
+
+#include "runtime/nats_client.hpp"
+
+namespace troupe {
+
+/// Spawns the publisher.
+caf::actor spawn_event_publisher(caf::actor_system& sys,
+                                 std::shared_ptr<nats_client> nats,
+                                 subjects subj);
+
+} // namespace troupe

@@ -1,0 +1,282 @@
+#include "runtime/jetstream_intake.hpp"
+
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <unordered_map>
+
+#include <caf/all.hpp>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "actors/atoms.hpp"
+#include "messages/errc.hpp"
+
+namespace troupe {
+
+using progress_atom = caf::atom_constant<caf::atom("progress")>;
+
+struct jetstream_intake::shared_state {
+  std::shared_ptr<nats_client> nats;
+  nats_config ncfg;
+  std::string pipeline;
+  int max_in_flight = 100;
+  input_limits limits;
+  caf::actor supervisor;
+  natsSubscription* sub = nullptr;
+
+  std::mutex mtx;
+  std::condition_variable cv;
+  std::unordered_map<std::uint64_t, natsMsg*> held;
+  std::uint64_t next_delivery = 1;
+  bool paused = false;
+  bool stopping = false;
+  std::shared_ptr<intake_counters> counters =
+      std::make_shared<intake_counters>();
+
+  /// Takes a held message out of the table (nullptr if unknown).
+  natsMsg* take(std::uint64_t delivery) {
+    std::lock_guard<std::mutex> guard{mtx};
+    auto i = held.find(delivery);
+    if (i == held.end())
+      return nullptr;
+    auto* m = i->second;
+    held.erase(i);
+    return m;
+  }
+
+  void release_slot() {
+    --counters->in_flight;
+    cv.notify_all();
+  }
+};
+
+namespace {
+
+using state_ptr = std::shared_ptr<jetstream_intake::shared_state>;
+
+std::string header(natsMsg* m, const char* key) {
+  const char* v = nullptr;
+  if (natsMsgHeader_Get(m, key, &v) == NATS_OK && v)
+    return v;
+  return {};
+}
+
+/// Turns a delivered message into a job spec; undecodable input becomes a
+/// spec with invalid_reason set (it is dead-lettered, never dropped).
+job_spec to_spec(const state_ptr& st, natsMsg* m, std::int64_t* delay_left) {
+  job_spec spec;
+  spec.pipeline = st->pipeline;
+  spec.job_id = header(m, "Nats-Msg-Id");
+  jsMsgMetaData* meta = nullptr;
+  std::int64_t published_ms = 0;
+  if (natsMsg_GetMetaData(&meta, m) == NATS_OK) {
+    if (spec.job_id.empty())
+      spec.job_id = "js-" + std::to_string(meta->Sequence.Stream);
+    published_ms = meta->Timestamp / 1000000;
+    jsMsgMetaData_Destroy(meta);
+  }
+  std::string_view body{natsMsg_GetData(m),
+                        static_cast<std::size_t>(natsMsg_GetDataLength(m))};
+  auto sub = decode_submission(body, st->limits);
+  if (!sub) {
+    ++st->counters->invalid;
+    spec.invalid_reason = describe(sub.error());
+    // Keep what was sent, as a JSON string, so the dead letter shows it.
+    auto shown = body.substr(0, 64 * 1024);
+    spec.payload = nlohmann::json{{"raw", std::string{shown}}}.dump(
+        -1, ' ', false, nlohmann::json::error_handler_t::replace);
+    if (spec.job_id.empty())
+      spec.job_id = "invalid-" + std::to_string(st->next_delivery);
+    return spec;
+  }
+  spec.payload = std::move(sub->payload);
+  spec.tenant = std::move(sub->tenant);
+  spec.correlation_id = std::move(sub->correlation_id);
+  spec.priority = sub->priority;
+  if (sub->delay_ms > 0 && published_ms > 0) {
+    auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                   std::chrono::system_clock::now().time_since_epoch())
+                   .count();
+    *delay_left = published_ms + sub->delay_ms - now;
+  }
+  return spec;
+}
+
+caf::behavior intake_actor(caf::event_based_actor* self, state_ptr st,
+                           std::chrono::milliseconds progress_every) {
+  self->delayed_send(self, progress_every, progress_atom::value);
+  return {
+      [st](finished_atom, std::uint64_t delivery, job_result& res) {
+        auto* m = st->take(delivery);
+        if (!m)
+          return;
+        if (res.fenced) {
+          // Another node's delivery of this message is the live one.
+        } else if (res.abandoned) {
+          natsMsg_NakWithDelay(m, 1000, nullptr);
+          ++st->counters->naked;
+        } else {
+          // Asynchronous ack: the terminal state is already committed, and
+          // a lost ack only causes a redelivery that the store skips.
+          natsMsg_Ack(m, nullptr);
+          ++st->counters->acked;
+        }
+        natsMsg_Destroy(m);
+        st->release_slot();
+      },
+      [self, st, progress_every](progress_atom) {
+        {
+          std::lock_guard<std::mutex> guard{st->mtx};
+          for (auto& kv : st->held)
+            natsMsg_InProgress(kv.second, nullptr);
+        }
+        self->delayed_send(self, progress_every, progress_atom::value);
+      },
+  };
+}
+
+} // namespace
+
+jetstream_intake::jetstream_intake(caf::actor_system& sys,
+                                   std::shared_ptr<nats_client> nats,
+                                   nats_config ncfg, std::string pipeline,
+                                   int max_in_flight, input_limits limits)
+    : state_(std::make_shared<shared_state>()) {
+  counters_ = state_->counters;
+  state_->nats = std::move(nats);
+  state_->ncfg = std::move(ncfg);
+  state_->pipeline = std::move(pipeline);
+  state_->max_in_flight = max_in_flight;
+  state_->limits = limits;
+  // In-progress acks at a third of AckWait: two may be lost before the
+  // broker redelivers a job that is still running.
+  auto every = std::max<std::chrono::milliseconds>(
+      std::chrono::milliseconds{100}, state_->ncfg.ack_wait / 3);
+  actor_ = sys.spawn(intake_actor, state_, every);
+}
+
+jetstream_intake::~jetstream_intake() {
+  stop();
+  caf::anon_send_exit(actor_, caf::exit_reason::user_shutdown);
+}
+
+caf::error jetstream_intake::start(caf::actor supervisor) {
+  subjects subj{state_->ncfg.prefix};
+  auto durable = subj.consumer(state_->pipeline);
+  auto filter = subj.jobs(state_->pipeline);
+  jsSubOptions so;
+  jsSubOptions_Init(&so);
+  so.Stream = state_->ncfg.stream.c_str();
+  so.Consumer = durable.c_str();
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  auto s = js_PullSubscribe(&state_->sub, state_->nats->js(), filter.c_str(),
+                            durable.c_str(), nullptr, &so, &jerr);
+  if (s != NATS_OK)
+    return nats_error(s, "pull subscribe to " + durable);
+  state_->supervisor = std::move(supervisor);
+  thread_ = std::thread{[this] { fetch_loop(); }};
+  return caf::none;
+}
+
+void jetstream_intake::pause() {
+  std::lock_guard<std::mutex> guard{state_->mtx};
+  state_->paused = true;
+}
+
+void jetstream_intake::resume() {
+  {
+    std::lock_guard<std::mutex> guard{state_->mtx};
+    state_->paused = false;
+  }
+  state_->cv.notify_all();
+}
+
+void jetstream_intake::stop() {
+  {
+    std::lock_guard<std::mutex> guard{state_->mtx};
+    if (state_->stopping && !thread_.joinable())
+      return;
+    state_->stopping = true;
+  }
+  state_->cv.notify_all();
+  if (thread_.joinable())
+    thread_.join();
+  std::unordered_map<std::uint64_t, natsMsg*> rest;
+  {
+    std::lock_guard<std::mutex> guard{state_->mtx};
+    rest.swap(state_->held);
+  }
+  // Give the unfinished jobs back at once: other nodes resume them from
+  // their checkpoints instead of waiting for AckWait.
+  for (auto& kv : rest) {
+    natsMsg_Nak(kv.second, nullptr);
+    natsMsg_Destroy(kv.second);
+    ++state_->counters->naked;
+  }
+  if (state_->sub) {
+    natsSubscription_Destroy(state_->sub);
+    state_->sub = nullptr;
+  }
+}
+
+void jetstream_intake::fetch_loop() {
+  auto& st = *state_;
+  auto last_error_log = std::chrono::steady_clock::time_point{};
+  for (;;) {
+    int credit = 0;
+    {
+      std::unique_lock<std::mutex> lock{st.mtx};
+      st.cv.wait_for(lock, std::chrono::milliseconds{200}, [&] {
+        return st.stopping ||
+               (!st.paused && st.counters->in_flight < st.max_in_flight);
+      });
+      if (st.stopping)
+        return;
+      if (st.paused || st.counters->in_flight >= st.max_in_flight)
+        continue;
+      credit = static_cast<int>(st.max_in_flight - st.counters->in_flight);
+    }
+    natsMsgList list{nullptr, 0};
+    jsErrCode jerr = static_cast<jsErrCode>(0);
+    auto s = natsSubscription_Fetch(&list, st.sub, std::min(credit, 256), 500,
+                                    &jerr);
+    if (s == NATS_TIMEOUT)
+      continue;
+    if (s != NATS_OK) {
+      auto now = std::chrono::steady_clock::now();
+      if (now - last_error_log > std::chrono::seconds{10}) {
+        spdlog::warn("intake {}: fetch failed: {}", st.pipeline,
+                     natsStatus_GetText(s));
+        last_error_log = now;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds{250});
+      continue;
+    }
+    for (int i = 0; i < list.Count; ++i) {
+      natsMsg* m = list.Msgs[i];
+      list.Msgs[i] = nullptr; // ownership moves to `held`
+      std::int64_t delay_left = 0;
+      auto spec = to_spec(state_, m, &delay_left);
+      if (delay_left > 0) {
+        // Not due yet: hand it back for later without using a slot.
+        natsMsg_NakWithDelay(m, delay_left, nullptr);
+        natsMsg_Destroy(m);
+        continue;
+      }
+      std::uint64_t delivery;
+      {
+        std::lock_guard<std::mutex> guard{st.mtx};
+        delivery = st.next_delivery++;
+        st.held.emplace(delivery, m);
+      }
+      ++st.counters->in_flight;
+      ++st.counters->fetched;
+      caf::anon_send(st.supervisor, submit_atom::value, std::move(spec),
+                     delivery);
+    }
+    natsMsgList_Destroy(&list);
+  }
+}
+
+} // namespace troupe

@@ -1,0 +1,75 @@
+#pragma once
+
+// Pulls one pipeline's jobs from its durable JetStream consumer and hands
+// them to the pipeline supervisor, with credit-based flow control: it never
+// holds more unfinished messages than the pipeline's max_in_flight.
+//
+// A message is acked only when the supervisor reports the job's outcome,
+// which the job actor sends after its terminal state committed. While a job
+// runs, the intake sends in-progress acks so the broker does not redeliver
+// it. Fenced runs (another node owns the job) neither ack nor nak.
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include <caf/actor.hpp>
+#include <caf/actor_system.hpp>
+
+#include "config/config.hpp"
+#include "messages/json_codec.hpp"
+#include "runtime/nats_client.hpp"
+
+namespace troupe {
+
+/// Counters of one intake, readable from any thread.
+struct intake_counters {
+  std::atomic<std::int64_t> fetched{0};
+  std::atomic<std::int64_t> acked{0};
+  std::atomic<std::int64_t> naked{0};
+  std::atomic<std::int64_t> invalid{0};
+  std::atomic<std::int64_t> in_flight{0};
+};
+
+class jetstream_intake {
+public:
+  jetstream_intake(caf::actor_system& sys, std::shared_ptr<nats_client> nats,
+                   nats_config ncfg, std::string pipeline, int max_in_flight,
+                   input_limits limits);
+  ~jetstream_intake();
+
+  jetstream_intake(const jetstream_intake&) = delete;
+  jetstream_intake& operator=(const jetstream_intake&) = delete;
+
+  /// The actor to pass as supervisor_deps::intake.
+  caf::actor actor() const { return actor_; }
+
+  /// Binds the consumer and starts fetching into `supervisor`.
+  caf::error start(caf::actor supervisor);
+
+  /// Stops fetching new messages (drain gate); in-flight jobs continue.
+  void pause();
+
+  /// Fetches again after pause().
+  void resume();
+
+  /// Naks every message still held (so other nodes take them at once) and
+  /// stops the fetch thread. Idempotent.
+  void stop();
+
+  const intake_counters& counters() const { return *counters_; }
+
+  struct shared_state;
+
+private:
+  void fetch_loop();
+
+  std::shared_ptr<shared_state> state_;
+  std::shared_ptr<intake_counters> counters_;
+  caf::actor actor_;
+  std::thread thread_;
+};
+
+} // namespace troupe

@@ -1,0 +1,271 @@
+#include "runtime/job_tracker.hpp"
+
+#include <atomic>
+#include <random>
+
+#include <nlohmann/json.hpp>
+
+#include "messages/errc.hpp"
+#include "messages/json_codec.hpp"
+
+namespace troupe {
+
+struct job_tracker::impl {
+  std::shared_ptr<nats_client> nats;
+  subjects subj;
+  std::string pipeline;
+  natsSubscription* sub = nullptr;
+  mutable std::mutex mtx;
+  std::condition_variable cv;
+  std::map<std::string, tracked_job> jobs;
+  /// Terminal events that arrived before submitted() (fast jobs).
+  std::map<std::string, tracked_job> early;
+  std::size_t done = 0;
+};
+
+namespace {
+
+bool is_terminal_event(const std::string& type) {
+  return type == "job.succeeded" || type == "job.dead_lettered" ||
+         type == "job.cancelled";
+}
+
+void on_event(natsConnection*, natsSubscription*, natsMsg* msg, void* closure) {
+  auto* im = static_cast<job_tracker::impl*>(closure);
+  auto ev = decode_event(
+      std::string_view{natsMsg_GetData(msg),
+                       static_cast<std::size_t>(natsMsg_GetDataLength(msg))});
+  natsMsg_Destroy(msg);
+  if (!ev)
+    return;
+  auto now = std::chrono::steady_clock::now();
+  std::lock_guard<std::mutex> guard{im->mtx};
+  auto i = im->jobs.find(ev->job_id);
+  tracked_job* tj = nullptr;
+  if (i != im->jobs.end())
+    tj = &i->second;
+  else
+    tj = &im->early[ev->job_id];
+  if (ev->type == "job.retrying")
+    ++tj->retries;
+  if (is_terminal_event(ev->type) && tj->state.empty()) {
+    tj->state = ev->type.substr(4); // "succeeded", "dead_lettered", ...
+    tj->error = ev->error;
+    tj->finished = now;
+    if (i != im->jobs.end()) {
+      ++im->done;
+      im->cv.notify_all();
+    }
+  }
+}
+
+} // namespace
+
+job_tracker::job_tracker(std::shared_ptr<nats_client> nats, subjects subj,
+                         std::string pipeline)
+    : impl_(std::make_shared<impl>()) {
+  impl_->nats = std::move(nats);
+  impl_->subj = std::move(subj);
+  impl_->pipeline = std::move(pipeline);
+}
+
+job_tracker::~job_tracker() {
+  if (impl_->sub) {
+    natsSubscription_Unsubscribe(impl_->sub);
+    natsSubscription_Destroy(impl_->sub);
+  }
+}
+
+caf::error job_tracker::start() {
+  auto subject = impl_->subj.prefix + ".events." + impl_->pipeline + ".>";
+  auto s = natsConnection_Subscribe(&impl_->sub, impl_->nats->conn(),
+                                    subject.c_str(), on_event, impl_.get());
+  if (s != NATS_OK)
+    return nats_error(s, "subscribe to " + subject);
+  // Keep the state alive until the last callback completed.
+  auto* keep = new std::shared_ptr<impl>(impl_);
+  natsSubscription_SetOnCompleteCB(
+      impl_->sub,
+      [](void* p) { delete static_cast<std::shared_ptr<impl>*>(p); }, keep);
+  // Raise the pending limits: a burst of thousands of events must not be
+  // dropped as a slow consumer.
+  natsSubscription_SetPendingLimits(impl_->sub, 10000000, 1024 * 1024 * 1024);
+  return impl_->nats->flush();
+}
+
+void job_tracker::submitted(const std::string& job_id) {
+  std::lock_guard<std::mutex> guard{impl_->mtx};
+  auto& tj = impl_->jobs[job_id];
+  tj.submitted = std::chrono::steady_clock::now();
+  if (auto e = impl_->early.find(job_id); e != impl_->early.end()) {
+    tj.retries += e->second.retries;
+    if (!e->second.state.empty()) {
+      tj.state = e->second.state;
+      tj.error = e->second.error;
+      tj.finished = e->second.finished;
+      ++impl_->done;
+    }
+    impl_->early.erase(e);
+  }
+}
+
+bool job_tracker::wait_all(
+    std::chrono::milliseconds timeout,
+    const std::function<void(std::size_t, std::size_t)>& progress,
+    std::chrono::milliseconds tick) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::unique_lock<std::mutex> lock{impl_->mtx};
+  for (;;) {
+    auto done = impl_->done;
+    auto total = impl_->jobs.size();
+    if (progress) {
+      lock.unlock();
+      progress(done, total);
+      lock.lock();
+    }
+    if (impl_->done >= impl_->jobs.size())
+      return true;
+    if (std::chrono::steady_clock::now() >= deadline)
+      return false;
+    impl_->cv.wait_for(lock, tick);
+  }
+}
+
+std::map<std::string, tracked_job> job_tracker::jobs() const {
+  std::lock_guard<std::mutex> guard{impl_->mtx};
+  return impl_->jobs;
+}
+
+namespace {
+
+struct reply_collector {
+  std::mutex mtx;
+  std::condition_variable cv;
+  std::vector<submit_reply> replies;
+  std::vector<bool> got;
+  std::size_t received = 0;
+  std::function<void(std::size_t)> on_reply;
+};
+
+void on_reply_msg(natsConnection*, natsSubscription*, natsMsg* msg,
+                  void* closure) {
+  auto* rc = static_cast<reply_collector*>(closure);
+  std::string subject = natsMsg_GetSubject(msg);
+  std::string body{natsMsg_GetData(msg),
+                   static_cast<std::size_t>(natsMsg_GetDataLength(msg))};
+  natsMsg_Destroy(msg);
+  auto dot = subject.rfind('.');
+  std::size_t idx = 0;
+  try {
+    idx = std::stoul(subject.substr(dot + 1));
+  } catch (...) {
+    return;
+  }
+  submit_reply r;
+  auto j = nlohmann::json::parse(body, nullptr, false);
+  if (j.is_object() && j.value("ok", false)) {
+    r.ok = true;
+    r.job_id = j.value("job_id", "");
+  } else if (j.is_object() && j.contains("error") && j["error"].is_object()) {
+    r.error_code = j["error"].value("code", "");
+    r.error_message = j["error"].value("message", "");
+  } else {
+    r.error_code = "invalid_reply";
+    r.error_message = body;
+  }
+  std::function<void(std::size_t)> cb;
+  {
+    std::lock_guard<std::mutex> guard{rc->mtx};
+    if (idx >= rc->replies.size() || rc->got[idx])
+      return;
+    rc->got[idx] = true;
+    rc->replies[idx] = std::move(r);
+    ++rc->received;
+    cb = rc->on_reply;
+  }
+  rc->cv.notify_all();
+  if (cb)
+    cb(idx);
+}
+
+} // namespace
+
+caf::expected<std::vector<submit_reply>>
+submit_requests(nats_client& nats, const subjects& subj,
+                const std::vector<std::string>& bodies, int window,
+                std::chrono::milliseconds timeout,
+                const std::function<void(std::size_t)>& on_reply) {
+  auto rc = std::make_shared<reply_collector>();
+  rc->replies.resize(bodies.size());
+  rc->got.assign(bodies.size(), false);
+  rc->on_reply = on_reply;
+  char inbox_buf[64];
+  std::mt19937_64 rng{std::random_device{}()};
+  std::snprintf(inbox_buf, sizeof(inbox_buf), "_INBOX.troupe.%016llx",
+                static_cast<unsigned long long>(rng()));
+  std::string inbox = inbox_buf;
+  natsSubscription* sub = nullptr;
+  auto s = natsConnection_Subscribe(&sub, nats.conn(), (inbox + ".*").c_str(),
+                                    on_reply_msg, rc.get());
+  if (s != NATS_OK)
+    return nats_error(s, "subscribe to replies");
+  natsSubscription_SetPendingLimits(sub, 10000000, 1024 * 1024 * 1024);
+  // A late reply may still be in delivery after we return: the collector
+  // lives until the subscription's last callback completed.
+  auto* keep = new std::shared_ptr<reply_collector>(rc);
+  natsSubscription_SetOnCompleteCB(
+      sub,
+      [](void* p) { delete static_cast<std::shared_ptr<reply_collector>*>(p); },
+      keep);
+  auto subject = subj.submit();
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  caf::error failure;
+  for (std::size_t i = 0; i < bodies.size() && !failure; ++i) {
+    {
+      // Pipelining window: at most `window` requests unanswered.
+      std::unique_lock<std::mutex> lock{rc->mtx};
+      if (!rc->cv.wait_until(lock, deadline, [&] {
+            return i - rc->received < static_cast<std::size_t>(window);
+          })) {
+        failure = make_error(errc::unavailable,
+                             "timed out waiting for submit replies");
+        break;
+      }
+    }
+    auto reply = inbox + "." + std::to_string(i);
+    s = natsConnection_PublishRequest(nats.conn(), subject.c_str(),
+                                      reply.c_str(), bodies[i].data(),
+                                      static_cast<int>(bodies[i].size()));
+    if (s != NATS_OK)
+      failure = nats_error(s, "publish request");
+  }
+  if (!failure) {
+    nats.flush();
+    std::unique_lock<std::mutex> lock{rc->mtx};
+    if (!rc->cv.wait_until(lock, deadline,
+                           [&] { return rc->received == bodies.size(); }))
+      failure =
+          make_error(errc::unavailable, "no reply from " + subject +
+                                            " (is a troupe node running?)");
+  }
+  natsSubscription_Unsubscribe(sub);
+  natsSubscription_Destroy(sub);
+  if (failure)
+    return failure;
+  std::lock_guard<std::mutex> guard{rc->mtx};
+  return rc->replies;
+}
+
+std::string progress_bar(std::size_t done, std::size_t total, int width) {
+  double frac = total == 0 ? 1.0 : static_cast<double>(done) / total;
+  int filled = static_cast<int>(frac * width + 0.5);
+  std::string bar = "[";
+  for (int i = 0; i < width; ++i)
+    bar += i < filled ? '#' : '.';
+  bar += "] ";
+  bar += std::to_string(static_cast<int>(frac * 100 + 0.5)) + "% " +
+         std::to_string(done) + "/" + std::to_string(total);
+  return bar;
+}
+
+} // namespace troupe

@@ -1,0 +1,281 @@
+#include "runtime/nats_client.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include "messages/errc.hpp"
+
+namespace troupe {
+
+caf::error nats_error(natsStatus s, const std::string& what) {
+  std::string msg = what + ": " + natsStatus_GetText(s);
+  if (auto last = nats_GetLastError(nullptr); last && *last)
+    msg += std::string{" ("} + last + ")";
+  auto code = (s == NATS_CONNECTION_CLOSED || s == NATS_NO_SERVER ||
+               s == NATS_TIMEOUT || s == NATS_CONNECTION_DISCONNECTED ||
+               s == NATS_STALE_CONNECTION || s == NATS_NO_RESPONDERS)
+                  ? errc::unavailable
+                  : errc::internal;
+  return make_error(code, std::move(msg));
+}
+
+std::vector<std::string> split_urls(const std::string& urls) {
+  std::vector<std::string> out;
+  std::string cur;
+  for (char c : urls) {
+    if (c == ',') {
+      if (!cur.empty())
+        out.push_back(cur);
+      cur.clear();
+    } else if (c != ' ') {
+      cur += c;
+    }
+  }
+  if (!cur.empty())
+    out.push_back(cur);
+  return out;
+}
+
+std::string redact_url(const std::string& url) {
+  auto scheme = url.find("://");
+  auto at = url.find('@');
+  if (scheme == std::string::npos || at == std::string::npos || at < scheme)
+    return url;
+  auto colon = url.find(':', scheme + 3);
+  if (colon == std::string::npos || colon > at)
+    return url;
+  return url.substr(0, colon + 1) + "***" + url.substr(at);
+}
+
+namespace {
+
+void on_disconnected(natsConnection*, void* closure) {
+  auto* h = static_cast<nats_health*>(closure);
+  h->connected = false;
+  ++h->disconnects;
+  spdlog::warn("nats: disconnected, reconnecting");
+}
+
+void on_reconnected(natsConnection* nc, void* closure) {
+  auto* h = static_cast<nats_health*>(closure);
+  h->connected = true;
+  ++h->reconnects;
+  char buf[256] = {0};
+  natsConnection_GetConnectedUrl(nc, buf, sizeof(buf));
+  spdlog::info("nats: reconnected to {}", redact_url(buf));
+}
+
+void on_closed(natsConnection*, void* closure) {
+  static_cast<nats_health*>(closure)->connected = false;
+}
+
+void on_async_error(natsConnection*, natsSubscription*, natsStatus err, void*) {
+  spdlog::warn("nats: asynchronous error: {}", natsStatus_GetText(err));
+}
+
+} // namespace
+
+nats_client::~nats_client() {
+  close();
+}
+
+void nats_client::close() {
+  if (js_) {
+    jsCtx_Destroy(js_);
+    js_ = nullptr;
+  }
+  if (conn_) {
+    natsConnection_Close(conn_);
+    natsConnection_Destroy(conn_);
+    conn_ = nullptr;
+  }
+}
+
+caf::expected<std::shared_ptr<nats_client>>
+nats_client::connect(const nats_connect_options& o) {
+  std::shared_ptr<nats_client> c{new nats_client};
+  natsOptions* opts = nullptr;
+  if (auto s = natsOptions_Create(&opts); s != NATS_OK)
+    return nats_error(s, "nats options");
+  auto urls = split_urls(o.urls);
+  std::vector<const char*> ptrs;
+  for (auto& u : urls)
+    ptrs.push_back(u.c_str());
+  natsStatus s = NATS_OK;
+  if (ptrs.empty())
+    s = NATS_INVALID_ARG;
+  if (s == NATS_OK)
+    s = natsOptions_SetServers(opts, ptrs.data(),
+                               static_cast<int>(ptrs.size()));
+  if (s == NATS_OK)
+    s = natsOptions_SetName(opts, o.name.c_str());
+  if (s == NATS_OK)
+    s = natsOptions_SetTimeout(opts, o.connect_timeout_ms);
+  // Reconnect forever: a node outlives NATS outages and resumes by itself.
+  if (s == NATS_OK)
+    s = natsOptions_SetMaxReconnect(opts, -1);
+  if (s == NATS_OK)
+    s = natsOptions_SetReconnectWait(opts, 250);
+  if (s == NATS_OK)
+    s = natsOptions_SetDisconnectedCB(opts, on_disconnected, c->health_.get());
+  if (s == NATS_OK)
+    s = natsOptions_SetReconnectedCB(opts, on_reconnected, c->health_.get());
+  if (s == NATS_OK)
+    s = natsOptions_SetClosedCB(opts, on_closed, c->health_.get());
+  if (s == NATS_OK)
+    s = natsOptions_SetErrorHandler(opts, on_async_error, nullptr);
+  if (s == NATS_OK && o.retry_on_failed_connect)
+    s = natsOptions_SetRetryOnFailedConnect(opts, true, nullptr, nullptr);
+  if (s == NATS_OK)
+    s = natsConnection_Connect(&c->conn_, opts);
+  natsOptions_Destroy(opts);
+  if (s != NATS_OK) {
+    std::string shown;
+    for (auto& u : urls)
+      shown += (shown.empty() ? "" : ",") + redact_url(u);
+    return nats_error(s, "cannot connect to NATS at " + shown);
+  }
+  c->health_->connected =
+      natsConnection_Status(c->conn_) == NATS_CONN_STATUS_CONNECTED;
+  if (auto s2 = natsConnection_JetStream(&c->js_, c->conn_, nullptr);
+      s2 != NATS_OK)
+    return nats_error(s2, "JetStream context");
+  return c;
+}
+
+caf::error nats_client::publish(const std::string& subject,
+                                const std::string& data) {
+  auto s = natsConnection_Publish(conn_, subject.c_str(), data.data(),
+                                  static_cast<int>(data.size()));
+  if (s != NATS_OK)
+    return nats_error(s, "publish to " + subject);
+  return caf::none;
+}
+
+caf::expected<std::uint64_t> nats_client::js_publish(const std::string& subject,
+                                                     const std::string& data,
+                                                     const std::string& msg_id,
+                                                     std::int64_t timeout_ms) {
+  jsPubOptions po;
+  jsPubOptions_Init(&po);
+  po.MaxWait = timeout_ms;
+  if (!msg_id.empty())
+    po.MsgId = msg_id.c_str();
+  jsPubAck* ack = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  auto s = js_Publish(&ack, js_, subject.c_str(), data.data(),
+                      static_cast<int>(data.size()), &po, &jerr);
+  if (s != NATS_OK) {
+    if (ack)
+      jsPubAck_Destroy(ack);
+    if (s == NATS_NO_RESPONDERS)
+      return make_error(errc::unavailable,
+                        "no JetStream stream accepts subject " + subject);
+    return nats_error(s, "JetStream publish to " + subject);
+  }
+  auto seq = ack->Sequence;
+  jsPubAck_Destroy(ack);
+  return seq;
+}
+
+caf::expected<std::string> nats_client::request(const std::string& subject,
+                                                const std::string& data,
+                                                std::int64_t timeout_ms) {
+  natsMsg* reply = nullptr;
+  auto s = natsConnection_Request(&reply, conn_, subject.c_str(), data.data(),
+                                  static_cast<int>(data.size()), timeout_ms);
+  if (s != NATS_OK)
+    return nats_error(s, "request on " + subject);
+  std::string out{natsMsg_GetData(reply),
+                  static_cast<std::size_t>(natsMsg_GetDataLength(reply))};
+  natsMsg_Destroy(reply);
+  return out;
+}
+
+caf::error nats_client::flush(std::int64_t timeout_ms) {
+  auto s = natsConnection_FlushTimeout(conn_, timeout_ms);
+  if (s != NATS_OK)
+    return nats_error(s, "flush");
+  return caf::none;
+}
+
+caf::error nats_client::ensure_stream(const nats_config& cfg) {
+  subjects subj{cfg.prefix};
+  auto wildcard = subj.jobs_wildcard();
+  const char* subjects_arr[] = {wildcard.c_str()};
+  jsStreamConfig sc;
+  jsStreamConfig_Init(&sc);
+  sc.Name = cfg.stream.c_str();
+  sc.Subjects = subjects_arr;
+  sc.SubjectsLen = 1;
+  sc.Retention = js_WorkQueuePolicy;
+  sc.Storage = js_FileStorage;
+  sc.Replicas = cfg.replicas;
+  sc.Duplicates = cfg.duplicate_window.count() * 1000000LL;
+  sc.MaxMsgSize = static_cast<std::int32_t>(cfg.max_payload + 64 * 1024);
+  jsStreamInfo* si = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  auto s = js_AddStream(&si, js_, &sc, nullptr, &jerr);
+  if (s != NATS_OK && jerr == JSStreamNameExistErr) {
+    // Exists with another config: update what may change (duplicates,
+    // message size); retention and storage cannot change in place.
+    s = js_UpdateStream(&si, js_, &sc, nullptr, &jerr);
+  }
+  if (si)
+    jsStreamInfo_Destroy(si);
+  if (s != NATS_OK)
+    return nats_error(s, "ensure stream " + cfg.stream + " (js error " +
+                             std::to_string(static_cast<int>(jerr)) + ")");
+  return caf::none;
+}
+
+caf::error nats_client::ensure_consumer(const nats_config& cfg,
+                                        const std::string& pipeline,
+                                        std::int64_t max_ack_pending) {
+  subjects subj{cfg.prefix};
+  auto durable = subj.consumer(pipeline);
+  auto filter = subj.jobs(pipeline);
+  jsConsumerConfig cc;
+  jsConsumerConfig_Init(&cc);
+  cc.Durable = durable.c_str();
+  cc.FilterSubject = filter.c_str();
+  cc.AckPolicy = js_AckExplicit;
+  cc.DeliverPolicy = js_DeliverAll;
+  cc.AckWait = cfg.ack_wait.count() * 1000000LL;
+  // troupe counts attempts in PostgreSQL; the broker must never give up.
+  cc.MaxDeliver = -1;
+  cc.MaxAckPending = max_ack_pending;
+  cc.MaxWaiting = 512;
+  jsConsumerInfo* ci = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  auto s = js_AddConsumer(&ci, js_, cfg.stream.c_str(), &cc, nullptr, &jerr);
+  if (s != NATS_OK) {
+    if (ci) {
+      jsConsumerInfo_Destroy(ci);
+      ci = nullptr;
+    }
+    s = js_UpdateConsumer(&ci, js_, cfg.stream.c_str(), &cc, nullptr, &jerr);
+  }
+  if (ci)
+    jsConsumerInfo_Destroy(ci);
+  if (s != NATS_OK)
+    return nats_error(s, "ensure consumer " + durable + " (js error " +
+                             std::to_string(static_cast<int>(jerr)) + ")");
+  return caf::none;
+}
+
+caf::expected<std::int64_t>
+nats_client::consumer_pending(const nats_config& cfg,
+                              const std::string& pipeline) {
+  jsConsumerInfo* ci = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  auto name = subjects{cfg.prefix}.consumer(pipeline);
+  auto s = js_GetConsumerInfo(&ci, js_, cfg.stream.c_str(), name.c_str(),
+                              nullptr, &jerr);
+  if (s != NATS_OK)
+    return nats_error(s, "consumer info " + name);
+  auto n = static_cast<std::int64_t>(ci->NumPending);
+  jsConsumerInfo_Destroy(ci);
+  return n;
+}
+
+} // namespace troupe

@@ -1,0 +1,127 @@
+#pragma once
+
+// A thin RAII layer over nats.c: one connection (with reconnects) and its
+// JetStream context. natsStatus becomes caf::error here and nowhere else.
+// NATS callbacks run on nats.c's own threads: code called from them copies
+// what it needs and hands it on, it never blocks.
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <caf/expected.hpp>
+#include <nats/nats.h>
+
+#include "config/config.hpp"
+
+namespace troupe {
+
+/// Converts a nats.c status (and the last error text) into a caf::error.
+caf::error nats_error(natsStatus s, const std::string& what);
+
+/// Splits "nats://a:1,nats://b:2" into URLs.
+std::vector<std::string> split_urls(const std::string& urls);
+
+/// Replaces a password in `nats://user:pass@host` by `***`.
+std::string redact_url(const std::string& url);
+
+/// Connection state as seen by health checks and the intake.
+struct nats_health {
+  std::atomic<bool> connected{false};
+  std::atomic<std::int64_t> reconnects{0};
+  std::atomic<std::int64_t> disconnects{0};
+};
+
+/// Options for connect().
+struct nats_connect_options {
+  std::string urls;
+  std::string name = "troupe";
+  /// Keep trying to connect at start-up (with reconnect wait) instead of
+  /// failing at once.
+  bool retry_on_failed_connect = false;
+  std::int64_t connect_timeout_ms = 2000;
+};
+
+/// An owned NATS connection plus its JetStream context.
+class nats_client {
+public:
+  ~nats_client();
+  nats_client(const nats_client&) = delete;
+  nats_client& operator=(const nats_client&) = delete;
+
+  /// Connects; reconnects forever afterwards.
+  static caf::expected<std::shared_ptr<nats_client>>
+  connect(const nats_connect_options& opts);
+
+  natsConnection* conn() const noexcept { return conn_; }
+  jsCtx* js() const noexcept { return js_; }
+  const nats_health& health() const noexcept { return *health_; }
+
+  /// Publishes on core NATS (buffered, non-blocking).
+  caf::error publish(const std::string& subject, const std::string& data);
+
+  /// Publishes to JetStream and waits for the stream's ack. `msg_id` sets
+  /// Nats-Msg-Id (de-duplication) when non-empty. Returns the stream
+  /// sequence; a duplicate returns the original sequence.
+  caf::expected<std::uint64_t> js_publish(const std::string& subject,
+                                          const std::string& data,
+                                          const std::string& msg_id,
+                                          std::int64_t timeout_ms = 5000);
+
+  /// Request/reply on core NATS.
+  caf::expected<std::string> request(const std::string& subject,
+                                     const std::string& data,
+                                     std::int64_t timeout_ms);
+
+  /// Flushes buffered publishes (bounded wait).
+  caf::error flush(std::int64_t timeout_ms = 2000);
+
+  /// Creates or updates the jobs stream.
+  caf::error ensure_stream(const nats_config& cfg);
+
+  /// Creates or updates the durable pull consumer of one pipeline.
+  caf::error ensure_consumer(const nats_config& cfg,
+                             const std::string& pipeline,
+                             std::int64_t max_ack_pending);
+
+  /// Number of messages of a pipeline's consumer not yet delivered.
+  caf::expected<std::int64_t> consumer_pending(const nats_config& cfg,
+                                               const std::string& pipeline);
+
+  /// Closes the connection (idempotent).
+  void close();
+
+private:
+  nats_client() = default;
+
+  natsConnection* conn_ = nullptr;
+  jsCtx* js_ = nullptr;
+  std::shared_ptr<nats_health> health_ = std::make_shared<nats_health>();
+};
+
+/// Subject names derived from the configured prefix.
+struct subjects {
+  std::string prefix;
+
+  std::string jobs(const std::string& pipeline) const {
+    return prefix + ".jobs." + pipeline;
+  }
+  std::string jobs_wildcard() const { return prefix + ".jobs.>"; }
+  std::string submit() const { return prefix + ".api.v1.submit"; }
+  std::string events(const std::string& pipeline,
+                     const std::string& job_id) const {
+    return prefix + ".events." + pipeline + "." + job_id;
+  }
+  std::string dlq(const std::string& pipeline) const {
+    return prefix + ".dlq." + pipeline;
+  }
+  std::string heartbeat() const { return prefix + ".cluster.heartbeat"; }
+  std::string consumer(const std::string& pipeline) const {
+    return "troupe_" + pipeline;
+  }
+};
+
+} // namespace troupe

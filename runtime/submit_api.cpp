@@ -1,0 +1,171 @@
+#include "runtime/submit_api.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <random>
+
+#include <spdlog/spdlog.h>
+
+#include "messages/errc.hpp"
+#include "runtime/blocking_pool.hpp"
+
+namespace troupe {
+
+struct submit_api::impl {
+  std::shared_ptr<nats_client> nats;
+  nats_config ncfg;
+  std::set<std::string> pipelines;
+  input_limits limits;
+  std::shared_ptr<blocking_pool> workers;
+  natsSubscription* sub = nullptr;
+  std::atomic<std::int64_t> accepted{0};
+  std::atomic<std::int64_t> rejected{0};
+};
+
+std::string generate_job_id() {
+  // 48 bits of milliseconds + 64 random bits, base 32 (Crockford): ids
+  // sort by submission time, and collide with probability ~2^-64 per ms.
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  static constexpr char alphabet[] = "0123456789abcdefghjkmnpqrstvwxyz";
+  auto ms = static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(
+          std::chrono::system_clock::now().time_since_epoch())
+          .count());
+  std::string out(23, '0');
+  for (int i = 9; i >= 0; --i) {
+    out[i] = alphabet[ms & 31];
+    ms >>= 5;
+  }
+  auto r = rng();
+  for (int i = 22; i >= 10; --i) {
+    out[i] = alphabet[r & 31];
+    r >>= 5;
+  }
+  return "j" + out;
+}
+
+caf::expected<routed_submission>
+route_submission(std::string_view body, const std::set<std::string>& pipelines,
+                 const subjects& subj, const input_limits& limits) {
+  auto sub = decode_submission(body, limits);
+  if (!sub)
+    return sub.error();
+  if (sub->pipeline.empty())
+    return make_error(errc::invalid_payload, "missing field 'pipeline'");
+  if (!pipelines.count(sub->pipeline)) {
+    std::string known;
+    for (auto& p : pipelines)
+      known += (known.empty() ? "" : ", ") + p;
+    return make_error(errc::unknown_pipeline, "unknown pipeline '" +
+                                                  sub->pipeline +
+                                                  "' (known: " + known + ")");
+  }
+  routed_submission out;
+  out.subject = subj.jobs(sub->pipeline);
+  out.job_id = sub->key.empty() ? generate_job_id() : sub->key;
+  sub->pipeline.clear();
+  sub->key.clear();
+  out.body = encode_submission(*sub);
+  return out;
+}
+
+namespace {
+
+void respond(natsConnection* nc, const std::string& reply,
+             const std::string& body) {
+  if (reply.empty())
+    return;
+  natsConnection_Publish(nc, reply.c_str(), body.data(),
+                         static_cast<int>(body.size()));
+}
+
+void handle(const std::shared_ptr<submit_api::impl>& im, std::string body,
+            std::string reply) {
+  subjects subj{im->ncfg.prefix};
+  auto routed = route_submission(body, im->pipelines, subj, im->limits);
+  if (!routed) {
+    ++im->rejected;
+    auto code = to_string(code_of(routed.error()));
+    std::string msg = describe(routed.error());
+    // describe() prefixes the code; the reply carries it separately.
+    if (auto pos = msg.find(": "); pos != std::string::npos)
+      msg = msg.substr(pos + 2);
+    respond(im->nats->conn(), reply, encode_submit_error(code, msg));
+    return;
+  }
+  auto seq =
+      im->nats->js_publish(routed->subject, routed->body, routed->job_id);
+  if (!seq) {
+    ++im->rejected;
+    respond(im->nats->conn(), reply,
+            encode_submit_error("unavailable", "job not accepted, retry: " +
+                                                   describe(seq.error())));
+    return;
+  }
+  ++im->accepted;
+  respond(im->nats->conn(), reply, encode_submit_ok(routed->job_id));
+}
+
+void on_request(natsConnection*, natsSubscription*, natsMsg* msg,
+                void* closure) {
+  // NATS thread: copy and hand on, nothing else.
+  auto* weak = static_cast<std::weak_ptr<submit_api::impl>*>(closure);
+  std::string body{natsMsg_GetData(msg),
+                   static_cast<std::size_t>(natsMsg_GetDataLength(msg))};
+  std::string reply = natsMsg_GetReply(msg) ? natsMsg_GetReply(msg) : "";
+  natsMsg_Destroy(msg);
+  auto im = weak->lock();
+  if (!im)
+    return;
+  auto posted =
+      im->workers->post([im, body = std::move(body), reply]() mutable {
+        handle(im, std::move(body), std::move(reply));
+      });
+  if (!posted)
+    respond(im->nats->conn(), reply,
+            encode_submit_error("unavailable", "node is shutting down"));
+}
+
+} // namespace
+
+submit_api::submit_api(std::shared_ptr<nats_client> nats, nats_config ncfg,
+                       std::set<std::string> pipelines, input_limits limits,
+                       std::shared_ptr<blocking_pool> workers)
+    : impl_(std::make_shared<impl>()) {
+  impl_->nats = std::move(nats);
+  impl_->ncfg = std::move(ncfg);
+  impl_->pipelines = std::move(pipelines);
+  impl_->limits = limits;
+  impl_->workers = std::move(workers);
+}
+
+submit_api::~submit_api() {
+  stop();
+}
+
+caf::error submit_api::start() {
+  auto subject = subjects{impl_->ncfg.prefix}.submit();
+  // The closure outlives nothing: it is freed when the subscription is.
+  auto* weak = new std::weak_ptr<impl>(impl_);
+  auto s = natsConnection_QueueSubscribe(&impl_->sub, impl_->nats->conn(),
+                                         subject.c_str(), "troupe_api",
+                                         on_request, weak);
+  if (s != NATS_OK) {
+    delete weak;
+    return nats_error(s, "subscribe to " + subject);
+  }
+  natsSubscription_SetOnCompleteCB(
+      impl_->sub, [](void* p) { delete static_cast<std::weak_ptr<impl>*>(p); },
+      weak);
+  return caf::none;
+}
+
+void submit_api::stop() {
+  if (impl_->sub) {
+    natsSubscription_Unsubscribe(impl_->sub);
+    natsSubscription_Destroy(impl_->sub);
+    impl_->sub = nullptr;
+  }
+}
+
+} // namespace troupe
