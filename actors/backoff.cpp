@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <random>
 
 namespace troupe {
 
@@ -17,7 +18,7 @@ duration_ms base_delay(const retry_policy& p, int failed_attempt) noexcept {
   return duration_ms{static_cast<std::int64_t>(ms)};
 }
 
-duration_ms apply_jitter(jitter_kind j, duration_ms d, std::mt19937_64& rng) {
+duration_ms apply_jitter(jitter_kind j, duration_ms d, jitter_rng& rng) {
   auto ms = d.count();
   if (ms <= 0)
     return duration_ms{0};
@@ -37,7 +38,7 @@ duration_ms apply_jitter(jitter_kind j, duration_ms d, std::mt19937_64& rng) {
 }
 
 duration_ms retry_delay(const retry_policy& p, int failed_attempt,
-                        std::mt19937_64& rng) {
+                        jitter_rng& rng) {
   return apply_jitter(p.jitter, base_delay(p, failed_attempt), rng);
 }
 

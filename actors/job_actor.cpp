@@ -1,7 +1,6 @@
 #include "actors/job_actor.hpp"
 
-#include <deque>
-#include <random>
+#include <vector>
 
 #include <caf/all.hpp>
 #include <nlohmann/json.hpp>
@@ -49,14 +48,19 @@ struct job_actor_state {
   clock_type::time_point attempt_started;
   std::int64_t attempt_started_ms = 0;
   bool claimed = false;
+  /// Waiting for a long retry with payload and outputs dropped; the next
+  /// attempt re-claims the job to load them again from the store.
+  bool hibernating = false;
   bool cancel_requested = false;
   /// A terminal write is under way: nothing else may happen.
   bool finishing = false;
   /// Events already published but not yet persisted (ride on the next write).
   std::vector<job_event> unlogged;
-  std::deque<pending_write> writes;
+  /// FIFO of writes (a vector: a deque's first block costs 512 bytes
+  /// per parked job).
+  std::vector<pending_write> writes;
   bool write_in_flight = false;
-  std::mt19937_64 rng;
+  jitter_rng rng;
 
   static inline const char* name = "job_actor";
 };
@@ -135,7 +139,7 @@ void commit(self_ptr self, job_write w, std::vector<job_event> publish,
   // Events that were published when they happened are persisted now.
   if (!st.unlogged.empty()) {
     w.events.insert(w.events.begin(), st.unlogged.begin(), st.unlogged.end());
-    st.unlogged.clear();
+    std::vector<job_event>{}.swap(st.unlogged); // release the capacity too
   }
   for (auto& ev : publish)
     w.events.push_back(ev);
@@ -154,7 +158,9 @@ void pump_writes(self_ptr self) {
             auto& st = self->state;
             st.write_in_flight = false;
             auto done = std::move(st.writes.front());
-            st.writes.pop_front();
+            st.writes.erase(st.writes.begin());
+            if (st.writes.empty())
+              st.writes.shrink_to_fit();
             // Publish only after the commit: an event never announces a state
             // the system of record does not have.
             if (st.deps->events)
@@ -254,7 +260,18 @@ void on_failure(self_ptr self, std::string code, std::string message,
     // attempts is exactly the policy's; the write is ordered before the next
     // attempt's writes anyway.
     self->delayed_send(self, delay, retry_atom::value, st.seq);
-    commit(self, std::move(w), {std::move(failed), std::move(retrying)});
+    bool long_wait = delay >= st.deps->hibernate_after;
+    commit(self, std::move(w), {std::move(failed), std::move(retrying)},
+           [self, long_wait] {
+             auto& st = self->state;
+             if (!long_wait || st.finishing || st.running)
+               return;
+             // A parked job keeps only what identifies it; the store has
+             // the rest. This keeps 100,000 waiting jobs cheap.
+             st.hibernating = true;
+             std::string{}.swap(st.spec.payload);
+             std::vector<std::string>{}.swap(st.outputs);
+           });
     return;
   }
   st.finishing = true;
@@ -426,7 +443,9 @@ void on_claimed(self_ptr self, job_snapshot& snap) {
     finish_cancelled(self);
     return;
   }
-  publish_now(self, make_event(self, "job.started"));
+  if (!st.hibernating)
+    publish_now(self, make_event(self, "job.started"));
+  st.hibernating = false;
   if (st.stage == static_cast<std::int32_t>(n)) {
     // Every stage has a checkpoint: the previous run died between the last
     // checkpoint and the terminal write.
@@ -520,7 +539,16 @@ caf::behavior job_actor(self_ptr self, job_spec spec,
         auto& st = self->state;
         if (seq != st.seq || st.finishing || st.running)
           return;
-        run_stage(self);
+        if (!st.hibernating) {
+          run_stage(self);
+          return;
+        }
+        // Wake up: load payload and checkpoints again by re-claiming. Until
+        // the claim answers, a cancel waits (writes need the new epoch).
+        st.claimed = false;
+        self->request(st.deps->store, caf::infinite, claim_atom::value, st.spec)
+            .then([self](job_snapshot& snap) { on_claimed(self, snap); },
+                  [self](caf::error& err) { abandon(self, err); });
       },
       [self](timeout_atom, std::int64_t seq) {
         auto& st = self->state;

@@ -46,6 +46,9 @@ struct job_deps {
   std::uint64_t seed = 0;
   /// Delay before re-sending a write the store could not commit.
   duration_ms rewrite_delay{500};
+  /// Retry waits at least this long drop the payload and stage outputs from
+  /// memory and re-claim the job when they end.
+  duration_ms hibernate_after{1000};
 };
 
 /// Spawns a job actor for `spec` that reports its job_result to `parent`.

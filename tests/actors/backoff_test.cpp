@@ -35,7 +35,7 @@ TEST(Backoff, HugeExponentsClampInsteadOfOverflowing) {
 }
 
 TEST(Backoff, FullJitterStaysWithinZeroAndTheDelay) {
-  std::mt19937_64 rng(7);
+  jitter_rng rng(7);
   auto d = milliseconds{1000};
   std::int64_t lo = 1000, hi = 0;
   for (int i = 0; i < 10000; ++i) {
@@ -51,7 +51,7 @@ TEST(Backoff, FullJitterStaysWithinZeroAndTheDelay) {
 }
 
 TEST(Backoff, EqualJitterStaysWithinHalfAndTheDelay) {
-  std::mt19937_64 rng(7);
+  jitter_rng rng(7);
   auto d = milliseconds{1000};
   std::int64_t lo = 1000, hi = 0;
   for (int i = 0; i < 10000; ++i) {
@@ -66,14 +66,14 @@ TEST(Backoff, EqualJitterStaysWithinHalfAndTheDelay) {
 }
 
 TEST(Backoff, NoJitterIsExact) {
-  std::mt19937_64 rng(1);
+  jitter_rng rng(1);
   EXPECT_EQ(apply_jitter(jitter_kind::none, milliseconds{1234}, rng),
             milliseconds{1234});
 }
 
 TEST(Backoff, SameSeedGivesSameDelays) {
   auto p = policy(5, 100, 2.0, 10000, jitter_kind::full);
-  std::mt19937_64 a(99), b(99);
+  jitter_rng a(99), b(99);
   for (int i = 1; i < 50; ++i)
     EXPECT_EQ(retry_delay(p, i % 5 + 1, a), retry_delay(p, i % 5 + 1, b));
 }

@@ -280,3 +280,34 @@ TEST_F(engine_test, MaxInFlightBoundsRunningJobs) {
   run_to_quiescence();
   EXPECT_EQ(stats(sup).cancelled, 5);
 }
+
+TEST_F(engine_test, ALongRetryWaitHibernatesAndReloadsThePayload) {
+  auto sc = probe("a", {{"fail_first", 1}}, 3);
+  sc.retry.initial = std::chrono::minutes{10};
+  auto sup = start_pipeline(pipeline_of({probe("first"), sc}));
+  submit(sup, "j1", 0, R"({"doc":"big.txt"})");
+  run_to_quiescence();
+  auto& row = db->jobs.at("j1");
+  EXPECT_EQ(row.state, job_state::succeeded);
+  EXPECT_EQ(row.claims, 2); // the wake-up re-claimed the job
+  ASSERT_EQ(probes->calls.size(), 3u);
+  auto in = json::parse(probes->calls[2].input);
+  EXPECT_EQ(in["payload"]["doc"], "big.txt");
+  EXPECT_EQ(in["previous"]["first"]["from"], "first");
+  EXPECT_EQ(in["attempt"], 2);
+  // One job.started: the wake-up is not a new start.
+  auto types = event_types("j1");
+  EXPECT_EQ(std::count(types.begin(), types.end(), "job.started"), 1);
+}
+
+TEST_F(engine_test, CancelWhileHibernatingEndsCancelled) {
+  auto sc = probe("a", {{"fail_first", 1}}, 3);
+  sc.retry.initial = std::chrono::minutes{10};
+  auto sup = start_pipeline(pipeline_of({sc}));
+  submit(sup, "j1");
+  run_messages();
+  caf::anon_send(sup, cancel_atom::value, std::string{"j1"});
+  run_to_quiescence();
+  EXPECT_EQ(db->jobs.at("j1").state, job_state::cancelled);
+  EXPECT_EQ(probes->count("j1", "a"), 1);
+}
