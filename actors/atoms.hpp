@@ -29,4 +29,15 @@ using credit_atom = caf::atom_constant<caf::atom("credit")>;
 /// job -> self: re-send a write that failed because the store was down.
 using rewrite_atom = caf::atom_constant<caf::atom("rewrite")>;
 
+/// cluster_member -> self: publish a heartbeat and check for silence.
+using tick_atom = caf::atom_constant<caf::atom("tick")>;
+/// anyone -> cluster_member: announce "draining" or "up".
+using state_atom = caf::atom_constant<caf::atom("state")>;
+/// anyone -> cluster_member: say goodbye ("down") and stop.
+using leave_atom = caf::atom_constant<caf::atom("leave")>;
+/// cluster_member -> listener: a member changed state.
+using member_atom = caf::atom_constant<caf::atom("member")>;
+/// cluster_member -> listener: another process uses our node id.
+using conflict_atom = caf::atom_constant<caf::atom("conflict")>;
+
 } // namespace troupe

@@ -1,0 +1,50 @@
+#include "messages/heartbeat.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include "messages/errc.hpp"
+
+namespace troupe {
+
+std::string encode_heartbeat(const heartbeat& hb) {
+  return nlohmann::json{{"node_id", hb.node_id},
+                        {"host", hb.host},
+                        {"pid", hb.pid},
+                        {"version", hb.version},
+                        {"pipelines", hb.pipelines},
+                        {"in_flight", hb.in_flight},
+                        {"capacity", hb.capacity},
+                        {"state", hb.state},
+                        {"started_at_ms", hb.started_at_ms},
+                        {"sent_at_ms", hb.sent_at_ms},
+                        {"seq", hb.seq}}
+      .dump();
+}
+
+caf::expected<heartbeat> decode_heartbeat(std::string_view text) {
+  auto j = nlohmann::json::parse(text.begin(), text.end(), nullptr, false);
+  if (j.is_discarded() || !j.is_object())
+    return make_error(errc::invalid_payload, "heartbeat is not a JSON object");
+  heartbeat hb;
+  try {
+    hb.node_id = j.at("node_id").get<std::string>();
+    hb.host = j.value("host", "");
+    hb.pid = j.value("pid", std::int64_t{0});
+    hb.version = j.value("version", "");
+    hb.pipelines = j.value("pipelines", std::vector<std::string>{});
+    hb.in_flight = j.value("in_flight", std::int64_t{0});
+    hb.capacity = j.value("capacity", std::int64_t{0});
+    hb.state = j.value("state", "up");
+    hb.started_at_ms = j.value("started_at_ms", std::int64_t{0});
+    hb.sent_at_ms = j.value("sent_at_ms", std::int64_t{0});
+    hb.seq = j.value("seq", std::int64_t{0});
+  } catch (const nlohmann::json::exception& e) {
+    return make_error(errc::invalid_payload,
+                      std::string{"malformed heartbeat: "} + e.what());
+  }
+  if (hb.node_id.empty())
+    return make_error(errc::invalid_payload, "heartbeat without node_id");
+  return hb;
+}
+
+} // namespace troupe
