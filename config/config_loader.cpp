@@ -1,12 +1,33 @@
-// Placeholder: replaced by the real loader.
 #include "config/config_loader.hpp"
 
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
 #include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <unistd.h>
+
+// Header-only with TOML 1.1's multi-line inline tables, which the documented
+// configuration format uses (stages = [ { ..., retry = { ... } } ] across
+// lines); Debian's compiled library is built without them.
+#define TOML_HEADER_ONLY 1
+#define TOML_ENABLE_UNRELEASED_FEATURES 1
+#include <toml++/toml.h>
 
 namespace troupe {
 
 std::string config_problem::to_string() const {
-  return file + ":" + std::to_string(line) + ": " + path + ": " + message;
+  std::string out = file;
+  if (line > 0)
+    out += ":" + std::to_string(line);
+  out += ": ";
+  if (!path.empty())
+    out += path + ": ";
+  out += message;
+  return out;
 }
 
 env_lookup process_env() {
@@ -17,26 +38,687 @@ env_lookup process_env() {
   };
 }
 
-config_result parse_config(std::string_view, std::string_view source_name,
-                           const config_context&) {
-  config_result r;
-  r.problems.push_back({std::string{source_name}, 0, "", "not implemented"});
-  return r;
+std::optional<duration_ms> parse_duration(std::string_view text) {
+  if (text.empty())
+    return std::nullopt;
+  std::size_t i = 0;
+  while (i < text.size() &&
+         (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == '.'))
+    ++i;
+  if (i == 0 || i == text.size())
+    return std::nullopt;
+  std::string num{text.substr(0, i)};
+  if (std::count(num.begin(), num.end(), '.') > 1)
+    return std::nullopt;
+  auto unit = text.substr(i);
+  double factor = 0;
+  if (unit == "ms")
+    factor = 1;
+  else if (unit == "s")
+    factor = 1000;
+  else if (unit == "m")
+    factor = 60 * 1000;
+  else if (unit == "h")
+    factor = 3600 * 1000;
+  else
+    return std::nullopt;
+  double v = std::strtod(num.c_str(), nullptr);
+  double ms = v * factor;
+  if (!std::isfinite(ms) || ms < 0 || ms > 1e15)
+    return std::nullopt;
+  return duration_ms{static_cast<std::int64_t>(std::llround(ms))};
+}
+
+std::string format_duration(duration_ms d) {
+  auto ms = d.count();
+  if (ms != 0 && ms % (3600 * 1000) == 0)
+    return std::to_string(ms / (3600 * 1000)) + "h";
+  if (ms != 0 && ms % (60 * 1000) == 0)
+    return std::to_string(ms / (60 * 1000)) + "m";
+  if (ms % 1000 == 0)
+    return std::to_string(ms / 1000) + "s";
+  return std::to_string(ms) + "ms";
+}
+
+namespace {
+
+/// Replaces a password in `scheme://user:pass@host` by `***`.
+std::string redact(const std::string& url) {
+  auto scheme = url.find("://");
+  auto at = url.find('@');
+  if (scheme == std::string::npos || at == std::string::npos || at < scheme)
+    return url;
+  auto colon = url.find(':', scheme + 3);
+  if (colon == std::string::npos || colon > at)
+    return url;
+  return url.substr(0, colon + 1) + "***" + url.substr(at);
+}
+
+bool is_token(const std::string& s) {
+  if (s.empty())
+    return false;
+  for (unsigned char c : s)
+    if (!(std::isalnum(c) || c == '_' || c == '-'))
+      return false;
+  return true;
+}
+
+/// Collects problems while reading one source.
+class reader {
+public:
+  reader(std::string file, std::vector<config_problem>& out)
+      : file_(std::move(file)), out_(out) {}
+
+  void problem(const toml::node* n, const std::string& path,
+               const std::string& msg) {
+    int line = n ? static_cast<int>(n->source().begin.line) : 0;
+    out_.push_back({file_, line, path, msg});
+  }
+
+  void problem_at(int line, const std::string& path, const std::string& msg) {
+    out_.push_back({file_, line, path, msg});
+  }
+
+  /// Reports keys of `t` that are not in `known`.
+  void check_keys(const toml::table& t, const std::string& path,
+                  std::initializer_list<const char*> known) {
+    for (auto&& [k, v] : t) {
+      bool ok = false;
+      for (auto name : known)
+        ok = ok || k.str() == name;
+      if (!ok)
+        problem_at(static_cast<int>(k.source().begin.line),
+                   join(path, std::string{k.str()}), "unknown key");
+    }
+  }
+
+  static std::string join(const std::string& path, const std::string& key) {
+    return path.empty() ? key : path + "." + key;
+  }
+
+  void read(const toml::table& t, const std::string& path, const char* key,
+            std::string& out) {
+    auto* n = t.get(key);
+    if (!n)
+      return;
+    if (auto v = n->value<std::string>())
+      out = *v;
+    else
+      problem(n, join(path, key),
+              std::string{"must be a string, got "} + type_name(*n));
+  }
+
+  void read(const toml::table& t, const std::string& path, const char* key,
+            std::int64_t& out, std::int64_t lo, std::int64_t hi) {
+    auto* n = t.get(key);
+    if (!n)
+      return;
+    if (!n->is_integer()) {
+      problem(n, join(path, key),
+              std::string{"must be an integer, got "} + type_name(*n));
+      return;
+    }
+    auto v = n->value<std::int64_t>().value_or(0);
+    if (v < lo || v > hi) {
+      problem(n, join(path, key),
+              "must be in [" + std::to_string(lo) + ", " + std::to_string(hi) +
+                  "] (got " + std::to_string(v) + ")");
+      return;
+    }
+    out = v;
+  }
+
+  void read(const toml::table& t, const std::string& path, const char* key,
+            int& out, int lo, int hi) {
+    std::int64_t v = out;
+    read(t, path, key, v, lo, hi);
+    out = static_cast<int>(v);
+  }
+
+  void read(const toml::table& t, const std::string& path, const char* key,
+            double& out) {
+    auto* n = t.get(key);
+    if (!n)
+      return;
+    if (auto v = n->value<double>();
+        v && (n->is_floating_point() || n->is_integer()))
+      out = *v;
+    else
+      problem(n, join(path, key),
+              std::string{"must be a number, got "} + type_name(*n));
+  }
+
+  void read_duration(const toml::table& t, const std::string& path,
+                     const char* key, duration_ms& out) {
+    auto* n = t.get(key);
+    if (!n)
+      return;
+    auto s = n->value<std::string>();
+    if (!s || !n->is_string()) {
+      problem(n, join(path, key),
+              std::string{"must be a duration string like \"250ms\", \"3s\", "
+                          "\"5m\", got "} +
+                  type_name(*n));
+      return;
+    }
+    auto d = parse_duration(*s);
+    if (!d) {
+      problem(n, join(path, key),
+              "malformed duration \"" + *s +
+                  "\" (expected a number and one of ms, s, m, h)");
+      return;
+    }
+    out = *d;
+  }
+
+  static std::string type_name(const toml::node& n) {
+    switch (n.type()) {
+    case toml::node_type::string:
+      return "a string";
+    case toml::node_type::integer:
+      return "an integer";
+    case toml::node_type::floating_point:
+      return "a float";
+    case toml::node_type::boolean:
+      return "a boolean";
+    case toml::node_type::array:
+      return "an array";
+    case toml::node_type::table:
+      return "a table";
+    default:
+      return "a date/time";
+    }
+  }
+
+  const std::string& file() const { return file_; }
+
+private:
+  std::string file_;
+  std::vector<config_problem>& out_;
+};
+
+nlohmann::json to_json(const toml::node& n) {
+  switch (n.type()) {
+  case toml::node_type::string:
+    return *n.value<std::string>();
+  case toml::node_type::integer:
+    return *n.value<std::int64_t>();
+  case toml::node_type::floating_point:
+    return *n.value<double>();
+  case toml::node_type::boolean:
+    return *n.value<bool>();
+  case toml::node_type::array: {
+    auto out = nlohmann::json::array();
+    for (auto& x : *n.as_array())
+      out.push_back(to_json(x));
+    return out;
+  }
+  case toml::node_type::table: {
+    auto out = nlohmann::json::object();
+    for (auto&& [k, v] : *n.as_table())
+      out[std::string{k.str()}] = to_json(v);
+    return out;
+  }
+  default:
+    // Dates and times: stages get them as TOML text.
+    return n.visit([](auto&& v) {
+      std::ostringstream os;
+      os << v;
+      return os.str();
+    });
+  }
+}
+
+void read_retry(reader& r, const toml::node& n, const std::string& path,
+                retry_policy& p) {
+  auto* t = n.as_table();
+  if (!t) {
+    r.problem(&n, path, "must be a table like { max_attempts = 3, ... }");
+    return;
+  }
+  r.check_keys(*t, path,
+               {"max_attempts", "initial", "multiplier", "max", "jitter",
+                "non_retryable"});
+  r.read(*t, path, "max_attempts", p.max_attempts, 1, 1000000);
+  r.read_duration(*t, path, "initial", p.initial);
+  r.read_duration(*t, path, "max", p.max);
+  if (auto* m = t->get("multiplier")) {
+    double v = p.multiplier;
+    r.read(*t, path, "multiplier", v);
+    if (v < 1.0) {
+      std::ostringstream os;
+      os << "must be >= 1.0 (got " << v << ")";
+      r.problem(m, reader::join(path, "multiplier"), os.str());
+    } else {
+      p.multiplier = v;
+    }
+  }
+  if (auto* j = t->get("jitter")) {
+    auto s = j->value<std::string>();
+    if (s && *s == "none")
+      p.jitter = jitter_kind::none;
+    else if (s && *s == "full")
+      p.jitter = jitter_kind::full;
+    else if (s && *s == "equal")
+      p.jitter = jitter_kind::equal;
+    else
+      r.problem(j, reader::join(path, "jitter"),
+                "must be \"none\", \"full\" or \"equal\"");
+  }
+  if (auto* nr = t->get("non_retryable")) {
+    auto* arr = nr->as_array();
+    bool ok = arr != nullptr;
+    if (arr)
+      for (auto& x : *arr)
+        ok = ok && x.is_string();
+    if (!ok) {
+      r.problem(nr, reader::join(path, "non_retryable"),
+                "must be an array of error codes (strings)");
+    } else {
+      for (auto& x : *arr)
+        p.non_retryable.push_back(*x.value<std::string>());
+    }
+  }
+  if (p.initial > p.max)
+    r.problem(&n, path,
+              "initial (" + format_duration(p.initial) +
+                  ") must not exceed max (" + format_duration(p.max) + ")");
+}
+
+void check_kind_params(reader& r, const toml::table& t, const std::string& path,
+                       const stage_config& sc) {
+  auto param = [&](const char* key) { return t.get(key); };
+  auto bad = [&](const char* key, const std::string& msg) {
+    r.problem(param(key), reader::join(path, key), msg);
+  };
+  auto allow_only = [&](std::initializer_list<const char*> keys) {
+    static const std::set<std::string> generic = {"name", "kind", "timeout",
+                                                  "retry"};
+    for (auto&& [k, v] : t) {
+      std::string key{k.str()};
+      if (generic.count(key))
+        continue;
+      bool ok = false;
+      for (auto x : keys)
+        ok = ok || key == x;
+      if (!ok)
+        r.problem_at(static_cast<int>(k.source().begin.line),
+                     reader::join(path, key),
+                     "unknown parameter for kind '" + sc.kind + "'");
+    }
+  };
+  auto is_duration = [&](const char* key) {
+    auto* n = param(key);
+    if (!n)
+      return;
+    auto s = n->value<std::string>();
+    if (!n->is_string() || !parse_duration(*s))
+      bad(key, "must be a duration string like \"250ms\"");
+  };
+  if (sc.kind == "noop") {
+    allow_only({});
+  } else if (sc.kind == "sleep") {
+    allow_only({"duration"});
+    if (!param("duration"))
+      r.problem(&t, path, "kind 'sleep' needs duration = \"...\"");
+    is_duration("duration");
+  } else if (sc.kind == "fault") {
+    allow_only({"fail_first", "probability", "throw", "permanent", "duration",
+                "poison_key"});
+    if (auto* n = param("fail_first"))
+      if (!n->is_integer() || *n->value<std::int64_t>() < 0)
+        bad("fail_first", "must be an integer >= 0");
+    if (auto* n = param("probability")) {
+      auto v = n->value<double>();
+      if (!(n->is_floating_point() || n->is_integer()) || !v || *v < 0 ||
+          *v > 1)
+        bad("probability", "must be a number in [0, 1]");
+    }
+    for (auto key : {"throw", "permanent"})
+      if (auto* n = param(key); n && !n->is_boolean())
+        bad(key, "must be true or false");
+    if (auto* n = param("poison_key"); n && !n->is_string())
+      bad("poison_key", "must be a string");
+    is_duration("duration");
+  } else if (sc.kind == "exec") {
+    allow_only(
+        {"command", "env", "cwd", "retryable_exit_codes", "max_output_bytes"});
+    auto* cmd = param("command");
+    auto* arr = cmd ? cmd->as_array() : nullptr;
+    bool ok = arr && !arr->empty();
+    if (arr)
+      for (auto& x : *arr)
+        ok = ok && x.is_string();
+    if (!cmd)
+      r.problem(&t, path, "kind 'exec' needs command = [\"program\", ...]");
+    else if (!ok)
+      bad("command", "must be a non-empty array of strings");
+    if (auto* n = param("env")) {
+      auto* et = n->as_table();
+      bool good = et != nullptr;
+      if (et)
+        for (auto&& [k, v] : *et)
+          good = good && v.is_string();
+      if (!good)
+        bad("env", "must be a table of strings");
+    }
+    if (auto* n = param("cwd"); n && !n->is_string())
+      bad("cwd", "must be a string");
+    if (auto* n = param("retryable_exit_codes")) {
+      auto* a = n->as_array();
+      bool good = a != nullptr;
+      if (a)
+        for (auto& x : *a)
+          good = good && x.is_integer() && *x.value<std::int64_t>() > 0 &&
+                 *x.value<std::int64_t>() < 256;
+      if (!good)
+        bad("retryable_exit_codes", "must be an array of exit codes 1..255");
+    }
+    if (auto* n = param("max_output_bytes"))
+      if (!n->is_integer() || *n->value<std::int64_t>() < 1)
+        bad("max_output_bytes", "must be a positive integer");
+  }
+}
+
+void read_stage(reader& r, const toml::node& n, const std::string& path,
+                const config_context& ctx, pipeline_config& pc,
+                std::set<std::string>& names) {
+  auto* t = n.as_table();
+  if (!t) {
+    r.problem(&n, path,
+              "must be a table like { name = \"...\", kind = \"...\" }");
+    return;
+  }
+  stage_config sc;
+  sc.line = static_cast<int>(n.source().begin.line);
+  r.read(*t, path, "name", sc.name);
+  r.read(*t, path, "kind", sc.kind);
+  if (!t->get("name"))
+    r.problem(&n, path, "missing key 'name'");
+  else if (!is_token(sc.name))
+    r.problem(t->get("name"), reader::join(path, "name"),
+              "must be letters, digits, '_' or '-' (got \"" + sc.name + "\")");
+  else if (!names.insert(sc.name).second)
+    r.problem(t->get("name"), reader::join(path, "name"),
+              "duplicate stage name \"" + sc.name + "\"");
+  if (!t->get("kind")) {
+    r.problem(&n, path, "missing key 'kind'");
+  } else if (!sc.kind.empty() &&
+             std::find(ctx.stage_kinds.begin(), ctx.stage_kinds.end(),
+                       sc.kind) == ctx.stage_kinds.end()) {
+    std::string known;
+    for (auto& k : ctx.stage_kinds)
+      known += (known.empty() ? "" : ", ") + k;
+    r.problem(t->get("kind"), reader::join(path, "kind"),
+              "unknown stage kind \"" + sc.kind + "\" (known: " + known + ")");
+  }
+  r.read_duration(*t, path, "timeout", sc.timeout);
+  if (auto* rt = t->get("retry"))
+    read_retry(r, *rt, reader::join(path, "retry"), sc.retry);
+  for (auto&& [k, v] : *t) {
+    std::string key{k.str()};
+    if (key != "name" && key != "kind" && key != "timeout" && key != "retry")
+      sc.params[key] = to_json(v);
+  }
+  check_kind_params(r, *t, path, sc);
+  pc.stages.push_back(std::move(sc));
+}
+
+void read_pipeline(reader& r, const std::string& name, const toml::node& n,
+                   const config_context& ctx, troupe_config& cfg) {
+  std::string path = "pipelines." + name;
+  auto* t = n.as_table();
+  if (!t) {
+    r.problem(&n, path, "must be a table");
+    return;
+  }
+  if (!is_token(name))
+    r.problem(&n, path,
+              "pipeline names must be letters, digits, '_' or '-' (they "
+              "become NATS subject tokens)");
+  r.check_keys(*t, path, {"max_in_flight", "stages"});
+  pipeline_config pc;
+  pc.name = name;
+  r.read(*t, path, "max_in_flight", pc.max_in_flight, 1, 1000000);
+  auto* st = t->get("stages");
+  if (!st) {
+    r.problem(&n, path, "missing key 'stages' (a pipeline needs stages)");
+  } else if (auto* arr = st->as_array()) {
+    if (arr->empty())
+      r.problem(st, path + ".stages", "a pipeline needs at least one stage");
+    std::set<std::string> names;
+    for (std::size_t i = 0; i < arr->size(); ++i)
+      read_stage(r, *arr->get(i), path + ".stages[" + std::to_string(i) + "]",
+                 ctx, pc, names);
+  } else {
+    r.problem(st, path + ".stages", "must be an array of stage tables");
+  }
+  cfg.pipelines[name] = std::move(pc);
+}
+
+void check_nats_url(reader& r, const toml::node* n, const std::string& path,
+                    const std::string& url) {
+  if (url.empty()) {
+    r.problem(n, path, "must not be empty");
+    return;
+  }
+  std::stringstream ss{url};
+  std::string one;
+  while (std::getline(ss, one, ',')) {
+    while (!one.empty() && one.front() == ' ')
+      one.erase(0, 1);
+    if (one.rfind("nats://", 0) != 0 && one.rfind("tls://", 0) != 0)
+      r.problem(n, path,
+                "\"" + redact(one) + "\" must start with nats:// or tls://");
+  }
+}
+
+void check_pg_url(reader& r, const toml::node* n, const std::string& path,
+                  const std::string& url) {
+  if (url.rfind("postgres://", 0) != 0 && url.rfind("postgresql://", 0) != 0)
+    r.problem(n, path,
+              "\"" + redact(url) +
+                  "\" must start with postgres:// or postgresql://");
+}
+
+void check_host_port(reader& r, const toml::node* n, const std::string& path,
+                     const std::string& addr) {
+  auto colon = addr.rfind(':');
+  bool ok = colon != std::string::npos && colon > 0 && colon + 1 < addr.size();
+  if (ok) {
+    for (std::size_t i = colon + 1; i < addr.size(); ++i)
+      ok = ok && std::isdigit(static_cast<unsigned char>(addr[i]));
+    ok = ok && std::atoi(addr.c_str() + colon + 1) <= 65535;
+  }
+  if (!ok)
+    r.problem(n, path, "must be host:port (got \"" + addr + "\")");
+}
+
+void read_document(reader& r, const toml::table& root,
+                   const config_context& ctx, troupe_config& cfg) {
+  r.check_keys(root, "", {"node", "nats", "postgres", "cluster", "pipelines"});
+  auto section = [&](const char* name) -> const toml::table* {
+    auto* n = root.get(name);
+    if (!n)
+      return nullptr;
+    if (auto* t = n->as_table())
+      return t;
+    r.problem(n, name, "must be a table");
+    return nullptr;
+  };
+  if (auto* t = section("node")) {
+    r.check_keys(*t, "node",
+                 {"id", "http", "max_in_flight", "log_level", "log_format",
+                  "scheduler_threads", "blocking_threads"});
+    r.read(*t, "node", "id", cfg.node.id);
+    r.read(*t, "node", "http", cfg.node.http);
+    r.read(*t, "node", "max_in_flight", cfg.node.max_in_flight, 1, 10000000);
+    r.read(*t, "node", "log_level", cfg.node.log_level);
+    r.read(*t, "node", "log_format", cfg.node.log_format);
+    r.read(*t, "node", "scheduler_threads", cfg.node.scheduler_threads, 0,
+           1024);
+    r.read(*t, "node", "blocking_threads", cfg.node.blocking_threads, 1, 4096);
+    static const std::set<std::string> levels = {
+        "trace", "debug", "info", "warn", "error", "critical", "off"};
+    if (!levels.count(cfg.node.log_level))
+      r.problem(t->get("log_level"), "node.log_level",
+                "must be one of trace, debug, info, warn, error, critical, "
+                "off (got \"" +
+                    cfg.node.log_level + "\")");
+    if (cfg.node.log_format != "text" && cfg.node.log_format != "json")
+      r.problem(t->get("log_format"), "node.log_format",
+                "must be \"text\" or \"json\" (got \"" + cfg.node.log_format +
+                    "\")");
+    if (t->get("http"))
+      check_host_port(r, t->get("http"), "node.http", cfg.node.http);
+    if (t->get("id") && !is_token(cfg.node.id))
+      r.problem(t->get("id"), "node.id",
+                "must be letters, digits, '_' or '-' (it becomes a NATS "
+                "subject token)");
+  }
+  if (auto* t = section("nats")) {
+    r.check_keys(*t, "nats",
+                 {"url", "prefix", "stream", "ack_wait", "duplicate_window",
+                  "max_payload", "replicas"});
+    r.read(*t, "nats", "url", cfg.nats.url);
+    r.read(*t, "nats", "prefix", cfg.nats.prefix);
+    r.read(*t, "nats", "stream", cfg.nats.stream);
+    r.read_duration(*t, "nats", "ack_wait", cfg.nats.ack_wait);
+    r.read_duration(*t, "nats", "duplicate_window", cfg.nats.duplicate_window);
+    r.read(*t, "nats", "max_payload", cfg.nats.max_payload, 1,
+           std::int64_t{64} * 1024 * 1024);
+    r.read(*t, "nats", "replicas", cfg.nats.replicas, 1, 5);
+    if (t->get("url"))
+      check_nats_url(r, t->get("url"), "nats.url", cfg.nats.url);
+    if (!is_token(cfg.nats.prefix))
+      r.problem(t->get("prefix"), "nats.prefix",
+                "must be letters, digits, '_' or '-' (got \"" +
+                    cfg.nats.prefix + "\")");
+    if (!is_token(cfg.nats.stream))
+      r.problem(t->get("stream"), "nats.stream",
+                "must be letters, digits, '_' or '-'");
+    if (cfg.nats.replicas != 1 && cfg.nats.replicas != 3 &&
+        cfg.nats.replicas != 5)
+      r.problem(t->get("replicas"), "nats.replicas",
+                "must be 1, 3 or 5 (got " + std::to_string(cfg.nats.replicas) +
+                    ")");
+    if (cfg.nats.ack_wait < duration_ms{1000})
+      r.problem(t->get("ack_wait"), "nats.ack_wait", "must be at least 1s");
+  }
+  if (auto* t = section("postgres")) {
+    r.check_keys(*t, "postgres",
+                 {"url", "pool_size", "batch_max", "batch_delay"});
+    r.read(*t, "postgres", "url", cfg.postgres.url);
+    r.read(*t, "postgres", "pool_size", cfg.postgres.pool_size, 1, 64);
+    r.read(*t, "postgres", "batch_max", cfg.postgres.batch_max, 1, 100000);
+    r.read_duration(*t, "postgres", "batch_delay", cfg.postgres.batch_delay);
+    if (t->get("url"))
+      check_pg_url(r, t->get("url"), "postgres.url", cfg.postgres.url);
+  }
+  if (auto* t = section("cluster")) {
+    r.check_keys(*t, "cluster", {"heartbeat_interval", "failure_timeout"});
+    r.read_duration(*t, "cluster", "heartbeat_interval",
+                    cfg.cluster.heartbeat_interval);
+    r.read_duration(*t, "cluster", "failure_timeout",
+                    cfg.cluster.failure_timeout);
+    if (cfg.cluster.failure_timeout <= cfg.cluster.heartbeat_interval)
+      r.problem(t->get("failure_timeout"), "cluster.failure_timeout",
+                "must be longer than heartbeat_interval (" +
+                    format_duration(cfg.cluster.heartbeat_interval) + ")");
+  }
+  if (auto* t = section("pipelines"))
+    for (auto&& [k, v] : *t)
+      read_pipeline(r, std::string{k.str()}, v, ctx, cfg);
+}
+
+std::string host_name() {
+  char buf[256] = {0};
+  if (gethostname(buf, sizeof(buf) - 1) != 0 || !buf[0])
+    return "node";
+  std::string out;
+  for (unsigned char c : std::string{buf})
+    out +=
+        (std::isalnum(c) || c == '-' || c == '_') ? static_cast<char>(c) : '-';
+  return out;
+}
+
+} // namespace
+
+void apply_env_overrides(troupe_config& cfg, const env_lookup& env) {
+  if (!env)
+    return;
+  if (auto v = env("TROUPE_NATS_URL"))
+    cfg.nats.url = *v;
+  if (auto v = env("TROUPE_PG_URL"))
+    cfg.postgres.url = *v;
+  if (auto v = env("TROUPE_NODE_ID"))
+    cfg.node.id = *v;
+  if (auto v = env("TROUPE_HTTP_ADDR"))
+    cfg.node.http = *v;
+}
+
+config_result parse_config(std::string_view text, std::string_view source_name,
+                           const config_context& ctx) {
+  config_result res;
+  troupe_config cfg;
+  cfg.source = std::string{source_name};
+  reader r{std::string{source_name}, res.problems};
+  try {
+    auto root = toml::parse(text, source_name);
+    read_document(r, root, ctx, cfg);
+  } catch (const toml::parse_error& err) {
+    res.problems.push_back(
+        {std::string{source_name}, static_cast<int>(err.source().begin.line),
+         "",
+         std::string{"TOML syntax error: "} + std::string{err.description()}});
+    return res;
+  }
+  if (ctx.env) {
+    // Overrides are validated like file values, and located at the variable.
+    troupe_config before = cfg;
+    apply_env_overrides(cfg, ctx.env);
+    std::vector<config_problem> env_problems;
+    if (cfg.nats.url != before.nats.url) {
+      reader er{"env:TROUPE_NATS_URL", res.problems};
+      check_nats_url(er, nullptr, "nats.url", cfg.nats.url);
+    }
+    if (cfg.postgres.url != before.postgres.url) {
+      reader er{"env:TROUPE_PG_URL", res.problems};
+      check_pg_url(er, nullptr, "postgres.url", cfg.postgres.url);
+    }
+    if (cfg.node.http != before.node.http) {
+      reader er{"env:TROUPE_HTTP_ADDR", res.problems};
+      check_host_port(er, nullptr, "node.http", cfg.node.http);
+    }
+    if (cfg.node.id != before.node.id && !is_token(cfg.node.id))
+      res.problems.push_back({"env:TROUPE_NODE_ID", 0, "node.id",
+                              "must be letters, digits, '_' or '-'"});
+  }
+  if (cfg.node.id.empty())
+    cfg.node.id = host_name();
+  std::stable_sort(res.problems.begin(), res.problems.end(),
+                   [](const config_problem& a, const config_problem& b) {
+                     return a.file == b.file ? a.line < b.line
+                                             : a.file < b.file;
+                   });
+  if (res.problems.empty())
+    res.config = std::move(cfg);
+  return res;
 }
 
 config_result load_config_file(const std::string& path,
                                const config_context& ctx) {
-  return parse_config("", path, ctx);
+  std::ifstream in{path};
+  if (!in) {
+    config_result res;
+    res.problems.push_back(
+        {path, 0, "",
+         std::string{"cannot read file: "} + std::strerror(errno)});
+    return res;
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return parse_config(ss.str(), path, ctx);
 }
-
-std::optional<duration_ms> parse_duration(std::string_view) {
-  return std::nullopt;
-}
-
-std::string format_duration(duration_ms d) {
-  return std::to_string(d.count()) + "ms";
-}
-
-void apply_env_overrides(troupe_config&, const env_lookup&) {}
 
 } // namespace troupe
