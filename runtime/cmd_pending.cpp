@@ -27,8 +27,5 @@ int cmd_shell(const shell_options&) {
 int cmd_migrate(const migrate_options&) {
   return not_yet("migrate");
 }
-int cmd_dev(const dev_options&) {
-  return not_yet("dev");
-}
 
 } // namespace troupe
