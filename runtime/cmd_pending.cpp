@@ -18,14 +18,8 @@ int not_yet(const char* what) {
 
 } // namespace
 
-int cmd_node(const node_options&) {
-  return not_yet("node");
-}
 int cmd_shell(const shell_options&) {
   return not_yet("shell");
-}
-int cmd_migrate(const migrate_options&) {
-  return not_yet("migrate");
 }
 
 } // namespace troupe

@@ -51,6 +51,8 @@ namespace {
 void on_disconnected(natsConnection*, void* closure) {
   auto* h = static_cast<nats_health*>(closure);
   h->connected = false;
+  if (h->closing)
+    return;
   ++h->disconnects;
   spdlog::warn("nats: disconnected, reconnecting");
 }
@@ -79,6 +81,7 @@ nats_client::~nats_client() {
 }
 
 void nats_client::close() {
+  health_->closing = true;
   if (js_) {
     jsCtx_Destroy(js_);
     js_ = nullptr;

@@ -33,6 +33,8 @@ struct nats_health {
   std::atomic<bool> connected{false};
   std::atomic<std::int64_t> reconnects{0};
   std::atomic<std::int64_t> disconnects{0};
+  /// Set by close(): the disconnect that follows is not an outage.
+  std::atomic<bool> closing{false};
 };
 
 /// Options for connect().

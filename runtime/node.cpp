@@ -1,18 +1,317 @@
 #include "runtime/node.hpp"
 
+#include <chrono>
+#include <set>
+#include <thread>
+#include <unistd.h>
+
+#include <caf/all.hpp>
 #include <spdlog/spdlog.h>
 
+#include "actors/atoms.hpp"
+#include "actors/builtin_stages.hpp"
+#include "actors/cluster_member.hpp"
+#include "actors/pipeline_supervisor.hpp"
+#include "messages/errc.hpp"
+#include "messages/heartbeat.hpp"
+#include "runtime/blocking_pool.hpp"
+#include "runtime/demo.hpp"
+#include "runtime/event_publisher.hpp"
+#include "runtime/exec_stage.hpp"
+#include "runtime/heartbeat_bus.hpp"
+#include "runtime/jetstream_intake.hpp"
+#include "runtime/migrations.hpp"
+#include "runtime/nats_client.hpp"
+#include "runtime/pg_store.hpp"
 #include "runtime/shutdown.hpp"
+#include "runtime/submit_api.hpp"
+#include "runtime/version.hpp"
 
 namespace troupe {
 
-int run_node(const troupe_config& cfg, const node_run_options&) {
-  spdlog::info("node {} up with {} pipeline(s); Ctrl-C to stop", cfg.node.id,
+namespace {
+
+std::int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+/// Retries `f` with capped exponential backoff for at most `total`.
+template <class F>
+auto with_startup_retries(const char* what, std::chrono::seconds total, F f)
+    -> decltype(f()) {
+  auto deadline = std::chrono::steady_clock::now() + total;
+  auto delay = std::chrono::milliseconds{100};
+  for (;;) {
+    auto res = f();
+    if (res || std::chrono::steady_clock::now() >= deadline ||
+        shutdown_requested())
+      return res;
+    spdlog::warn("{} not ready yet, retrying in {} ms: {}", what, delay.count(),
+                 describe(res.error()));
+    std::this_thread::sleep_for(delay);
+    delay = std::min(delay * 2, std::chrono::milliseconds{2000});
+  }
+}
+
+caf::actor_system_config& actor_config(caf::actor_system_config& cfg,
+                                       const node_config& node) {
+  cfg.set("logger.file-verbosity", caf::atom("quiet"));
+  cfg.set("logger.console-verbosity", caf::atom("quiet"));
+  if (node.scheduler_threads > 0)
+    cfg.set("scheduler.max-threads",
+            static_cast<std::size_t>(node.scheduler_threads));
+  return cfg;
+}
+
+/// Listens to heartbeats for a while: a live process already announcing
+/// our node id means we must not start (two nodes with one id would fence
+/// each other's leases and confuse every operator).
+caf::error check_unique_node_id(nats_client& nats, const subjects& subj,
+                                const std::string& node_id,
+                                std::chrono::milliseconds listen) {
+  natsSubscription* sub = nullptr;
+  auto s =
+      natsConnection_SubscribeSync(&sub, nats.conn(), subj.heartbeat().c_str());
+  if (s != NATS_OK)
+    return nats_error(s, "subscribe to heartbeats");
+  caf::error result;
+  auto deadline = std::chrono::steady_clock::now() + listen;
+  while (!result) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    deadline - std::chrono::steady_clock::now())
+                    .count();
+    if (left <= 0)
+      break;
+    natsMsg* m = nullptr;
+    if (natsSubscription_NextMsg(&m, sub, left) != NATS_OK)
+      break;
+    auto hb = decode_heartbeat(
+        std::string_view{natsMsg_GetData(m),
+                         static_cast<std::size_t>(natsMsg_GetDataLength(m))});
+    natsMsg_Destroy(m);
+    if (hb && hb->node_id == node_id && hb->state != "down")
+      result = make_error(errc::internal,
+                          "node id '" + node_id + "' is already in use by " +
+                              hb->host + " pid " + std::to_string(hb->pid) +
+                              "; give this node another --node-id");
+  }
+  natsSubscription_Destroy(sub);
+  return result;
+}
+
+std::string host_name() {
+  char buf[256] = {0};
+  gethostname(buf, sizeof(buf) - 1);
+  return buf;
+}
+
+} // namespace
+
+int run_node(const troupe_config& cfg, const node_run_options& opts) {
+  const auto& node_id = cfg.node.id;
+  spdlog::info("node {}: starting ({} pipeline(s))", node_id,
                cfg.pipelines.size());
+
+  // 1. Dependencies first: fail fast with one clear line if they are not
+  // reachable within a bounded time.
+  nats_connect_options nco;
+  nco.urls = cfg.nats.url;
+  nco.name = "troupe-node-" + node_id;
+  auto nats = with_startup_retries("NATS", std::chrono::seconds{20},
+                                   [&] { return nats_client::connect(nco); });
+  if (!nats) {
+    spdlog::critical("cannot start: {}", describe(nats.error()));
+    return 2;
+  }
+  auto schema =
+      with_startup_retries("PostgreSQL", std::chrono::seconds{20},
+                           [&] { return apply_migrations(cfg.postgres.url); });
+  if (!schema) {
+    spdlog::critical("cannot start: PostgreSQL at {}: {}",
+                     redact_url(cfg.postgres.url), describe(schema.error()));
+    return 2;
+  }
+  spdlog::info("postgres: schema at version {}", *schema);
+  if (auto err =
+          check_unique_node_id(**nats, subjects{cfg.nats.prefix}, node_id,
+                               cfg.cluster.heartbeat_interval * 3 / 2)) {
+    spdlog::critical("cannot start: {}", describe(err));
+    return 2;
+  }
+  if (auto err = (*nats)->ensure_stream(cfg.nats)) {
+    spdlog::critical("cannot start: {}", describe(err));
+    return 2;
+  }
+
+  // 2. Stage kinds and pipelines: a bad stage definition stops start-up.
+  auto pool = std::make_shared<blocking_pool>(
+      static_cast<std::size_t>(std::max(1, cfg.node.blocking_threads)));
+  auto registry = builtin_stage_registry();
+  registry.add("exec", make_exec_stage_factory(pool));
+  std::map<std::string, std::shared_ptr<const pipeline_def>> defs;
+  for (const auto& [name, pc] : cfg.pipelines) {
+    auto def = make_pipeline_def(pc, registry);
+    if (!def) {
+      spdlog::critical("cannot start: {}", describe(def.error()));
+      return 2;
+    }
+    defs.emplace(name, *def);
+    auto max_ack_pending = std::max<std::int64_t>(20000, pc.max_in_flight * 4);
+    if (auto err = (*nats)->ensure_consumer(cfg.nats, name, max_ack_pending)) {
+      spdlog::critical("cannot start: {}", describe(err));
+      return 2;
+    }
+  }
+
+  // 3. The actor system and its actors.
+  caf::actor_system_config acfg;
+  caf::actor_system sys{actor_config(acfg, cfg.node)};
+  pg_store_options so;
+  so.pg = cfg.postgres;
+  so.node_id = node_id;
+  so.lease = std::max<duration_ms>(cfg.nats.ack_wait * 2, duration_ms{60000});
+  auto store = spawn_pg_store(sys, so);
+  auto events = spawn_event_publisher(sys, *nats, subjects{cfg.nats.prefix});
+  auto jdeps = std::make_shared<job_deps>();
+  jdeps->store = store;
+  jdeps->events = events;
+  jdeps->node_id = node_id;
+  jdeps->now_ms = wall_ms;
+  jdeps->seed = static_cast<std::uint64_t>(wall_ms()) ^
+                (static_cast<std::uint64_t>(getpid()) << 32);
+  input_limits limits;
+  limits.max_payload_bytes = cfg.nats.max_payload;
+  std::vector<std::unique_ptr<jetstream_intake>> intakes;
+  std::vector<caf::actor> supervisors;
+  std::set<std::string> names;
+  for (const auto& [name, def] : defs) {
+    names.insert(name);
+    auto intake = std::make_unique<jetstream_intake>(
+        sys, *nats, cfg.nats, name, def->config.max_in_flight, limits);
+    supervisor_deps sd;
+    sd.job = jdeps;
+    sd.intake = intake->actor();
+    auto sup = spawn_pipeline_supervisor(sys, def, sd);
+    if (auto err = intake->start(sup)) {
+      spdlog::critical("cannot start: {}", describe(err));
+      return 2;
+    }
+    supervisors.push_back(sup);
+    intakes.push_back(std::move(intake));
+  }
+  // Membership: announce ourselves, watch the others.
+  heartbeat_bus hb_bus{sys, *nats, subjects{cfg.nats.prefix}};
+  auto membership_log = sys.spawn([](caf::event_based_actor*) -> caf::behavior {
+    return {
+        [](member_atom, const member& m) {
+          spdlog::info("cluster: node {} ({} pid {}) is {}", m.last.node_id,
+                       m.last.host, m.last.pid, m.state);
+        },
+        [](conflict_atom, const heartbeat& hb) {
+          spdlog::error("cluster: another process ({} pid {}) announces our "
+                        "node id",
+                        hb.host, hb.pid);
+        },
+    };
+  });
+  cluster_deps cd;
+  cd.bus = hb_bus.publisher();
+  cd.listener = membership_log;
+  cd.self.node_id = node_id;
+  cd.self.host = host_name();
+  cd.self.pid = getpid();
+  cd.self.version = troupe::version();
+  cd.self.capacity = cfg.node.max_in_flight;
+  cd.self.started_at_ms = wall_ms();
+  for (auto& n : names)
+    cd.self.pipelines.push_back(n);
+  cd.interval = cfg.cluster.heartbeat_interval;
+  cd.failure_timeout = cfg.cluster.failure_timeout;
+  cd.now_ms = wall_ms;
+  std::vector<std::shared_ptr<const intake_counters>> loads;
+  for (auto& in : intakes)
+    loads.push_back(std::shared_ptr<const intake_counters>(
+        std::shared_ptr<void>{}, &in->counters()));
+  cd.load = [loads] {
+    std::int64_t n = 0;
+    for (auto& l : loads)
+      n += l->in_flight;
+    return n;
+  };
+  auto member = spawn_cluster_member(sys, cd);
+  if (auto err = hb_bus.start(member)) {
+    spdlog::critical("cannot start: {}", describe(err));
+    return 2;
+  }
+  auto api_pool = std::make_shared<blocking_pool>(4);
+  submit_api api{*nats, cfg.nats, names, limits, api_pool};
+  if (auto err = api.start()) {
+    spdlog::critical("cannot start: {}", describe(err));
+    return 2;
+  }
+  spdlog::info("node {}: ready; NATS {}, PostgreSQL {}", node_id,
+               redact_url(cfg.nats.url), redact_url(cfg.postgres.url));
+
+  // 4. Run until asked to stop (or until the demo is done).
+  int rc = 0;
+  std::thread demo;
+  if (opts.demo_jobs > 0) {
+    demo = std::thread{[&] {
+      demo_options d;
+      d.nats_url = cfg.nats.url;
+      d.prefix = cfg.nats.prefix;
+      d.pipeline =
+          cfg.pipelines.count("demo") ? "demo" : cfg.pipelines.begin()->first;
+      d.jobs = opts.demo_jobs;
+      rc = run_demo(d);
+      if (opts.exit_after_demo)
+        request_shutdown();
+    }};
+  }
   while (!wait_for_shutdown(std::chrono::milliseconds{500})) {
   }
-  spdlog::info("node {} stopping", cfg.node.id);
-  return 0;
+
+  // 5. Drain: stop intake, let in-flight jobs finish within the grace
+  // period, give the rest back to the broker, then stop.
+  spdlog::info("node {}: draining", node_id);
+  caf::anon_send(member, state_atom::value, std::string{"draining"});
+  api.stop();
+  for (auto& in : intakes)
+    in->pause();
+  auto grace = std::chrono::steady_clock::now() + std::chrono::seconds{10};
+  for (;;) {
+    std::int64_t in_flight = 0;
+    for (auto& in : intakes)
+      in_flight += in->counters().in_flight;
+    if (in_flight == 0 || std::chrono::steady_clock::now() >= grace) {
+      if (in_flight > 0)
+        spdlog::info("node {}: {} job(s) still running, handing them back",
+                     node_id, in_flight);
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds{50});
+  }
+  for (auto& in : intakes)
+    in->stop();
+  if (demo.joinable())
+    demo.join();
+  // Leave the cluster before going away, so peers do not wait for the
+  // failure timeout.
+  caf::anon_send(member, leave_atom::value);
+  hb_bus.stop();
+  for (auto& sup : supervisors)
+    caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(membership_log, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(events, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(store, caf::exit_reason::user_shutdown);
+  intakes.clear();
+  (*nats)->flush();
+  pool->stop();
+  api_pool->stop();
+  spdlog::info("node {}: stopped", node_id);
+  return rc;
 }
 
 } // namespace troupe

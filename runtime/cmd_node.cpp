@@ -1,0 +1,36 @@
+#include <cstdio>
+
+#include <spdlog/spdlog.h>
+
+#include "config/config_loader.hpp"
+#include "runtime/commands.hpp"
+#include "runtime/logging.hpp"
+#include "runtime/node.hpp"
+
+namespace troupe {
+
+int cmd_node(const node_options& opts) {
+  config_context ctx;
+  ctx.env = process_env();
+  auto res = load_config_file(opts.config_file, ctx);
+  if (!res.ok()) {
+    for (const auto& p : res.problems)
+      std::fprintf(stderr, "%s\n", p.to_string().c_str());
+    std::fprintf(stderr, "troupe node: configuration has %zu problem(s)\n",
+                 res.problems.size());
+    return 2;
+  }
+  auto cfg = std::move(*res.config);
+  if (!opts.node_id.empty())
+    cfg.node.id = opts.node_id;
+  std::string err;
+  auto fmt = opts.log.format.empty() ? cfg.node.log_format : opts.log.format;
+  auto lvl = opts.log.level.empty() ? cfg.node.log_level : opts.log.level;
+  if (!setup_logging(fmt, lvl, &err)) {
+    std::fprintf(stderr, "troupe node: %s\n", err.c_str());
+    return 2;
+  }
+  return run_node(cfg);
+}
+
+} // namespace troupe

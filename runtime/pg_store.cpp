@@ -1,0 +1,607 @@
+#include "runtime/pg_store.hpp"
+
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <unordered_map>
+
+#define PQXX_HAVE_OPTIONAL
+#include <caf/all.hpp>
+#include <nlohmann/json.hpp>
+#include <pqxx/pqxx>
+#include <spdlog/spdlog.h>
+
+#include "actors/atoms.hpp"
+#include "messages/errc.hpp"
+#include "messages/json_codec.hpp"
+#include "runtime/nats_client.hpp"
+
+namespace troupe {
+
+namespace {
+
+using json = nlohmann::json;
+using flush_atom = caf::atom_constant<caf::atom("flush")>;
+using batch_done_atom = caf::atom_constant<caf::atom("batch_done")>;
+
+/// One request waiting for its batch.
+struct store_request {
+  bool is_claim = false;
+  job_spec spec;
+  job_write write;
+};
+
+/// The outcome of one request, computed by a writer thread.
+struct store_result {
+  std::uint8_t code = 0; ///< errc
+  std::string message;
+  job_snapshot snapshot;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, store_result& x) {
+  return f(caf::meta::type_name("store_result"), x.code, x.message, x.snapshot);
+}
+
+struct batch {
+  std::uint64_t id = 0;
+  std::vector<store_request> requests;
+};
+
+const char* sql_claim = R"SQL(
+with x as (
+  select * from jsonb_to_recordset($1::jsonb) as r(job_id text, pipeline text,
+    tenant text, correlation_id text, priority int, payload text))
+insert into jobs as j (job_id, pipeline, tenant, correlation_id, priority,
+  state, payload, epoch, lease_owner, lease_until, started_at)
+select job_id, pipeline, coalesce(tenant, ''), coalesce(correlation_id, ''),
+  coalesce(priority, 0), 'running', payload::jsonb, 1, $2,
+  now() + $3::bigint * interval '1 millisecond', now()
+from x
+on conflict (job_id) do update set
+  epoch = j.epoch + 1, state = 'running', lease_owner = excluded.lease_owner,
+  lease_until = excluded.lease_until,
+  started_at = coalesce(j.started_at, now()), updated_at = now()
+  where j.state not in ('succeeded', 'dead_lettered', 'cancelled')
+returning j.job_id, j.epoch, j.life, j.start_stage, (j.xmax::text = '0'),
+  j.payload::text, j.tenant, j.correlation_id, j.priority, j.pipeline
+)SQL";
+
+const char* sql_states = R"SQL(
+select job_id, state, epoch, life from jobs
+where job_id in (select jsonb_array_elements_text($1::jsonb))
+)SQL";
+
+const char* sql_checkpoints = R"SQL(
+select job_id, stage_index, stage, output::text, attempts, duration_ms,
+  (extract(epoch from finished_at) * 1000)::bigint
+from stage_checkpoints
+where job_id in (select jsonb_array_elements_text($1::jsonb))
+order by job_id, stage_index
+)SQL";
+
+const char* sql_attempts = R"SQL(
+select job_id, life, stage_index, attempt, stage, node, ok,
+  coalesce(error_code, ''), coalesce(error_message, ''),
+  (extract(epoch from started_at) * 1000)::bigint, duration_ms
+from job_attempts
+where job_id in (select jsonb_array_elements_text($1::jsonb))
+order by job_id, life, stage_index, attempt
+)SQL";
+
+const char* sql_update = R"SQL(
+with w as (
+  select * from jsonb_to_recordset($1::jsonb) as r(job_id text, epoch bigint,
+    state text, stage_index int, attempt int, next_ms bigint,
+    last_error text, result text))
+update jobs j set
+  state = w.state, stage_index = w.stage_index, attempt = w.attempt,
+  next_attempt_at = case when w.next_ms > 0
+    then to_timestamp(w.next_ms / 1000.0) end,
+  last_error = coalesce(nullif(w.last_error, ''), j.last_error),
+  result = case when coalesce(w.result, '') <> '' then w.result::jsonb
+    else j.result end,
+  finished_at = case when w.state in ('succeeded', 'dead_lettered',
+    'cancelled') then now() end,
+  lease_until = case when w.state in ('succeeded', 'dead_lettered',
+    'cancelled') then null
+    else now() + $2::bigint * interval '1 millisecond' end,
+  updated_at = now()
+from w
+where j.job_id = w.job_id and j.epoch = w.epoch
+returning j.job_id
+)SQL";
+
+const char* sql_insert_checkpoints = R"SQL(
+insert into stage_checkpoints (job_id, stage_index, stage, output, attempts,
+  duration_ms, finished_at)
+select job_id, stage_index, stage, output::jsonb, attempts, duration_ms,
+  to_timestamp(finished_ms / 1000.0)
+from jsonb_to_recordset($1::jsonb) as r(job_id text, stage_index int,
+  stage text, output text, attempts int, duration_ms bigint,
+  finished_ms bigint)
+on conflict (job_id, stage_index) do update set stage = excluded.stage,
+  output = excluded.output, attempts = excluded.attempts,
+  duration_ms = excluded.duration_ms, finished_at = excluded.finished_at
+)SQL";
+
+const char* sql_insert_attempts = R"SQL(
+insert into job_attempts (job_id, life, stage_index, attempt, stage, node, ok,
+  error_code, error_message, started_at, duration_ms)
+select job_id, life, stage_index, attempt, stage, node, ok,
+  nullif(error_code, ''), nullif(error_message, ''),
+  to_timestamp(started_ms / 1000.0), duration_ms
+from jsonb_to_recordset($1::jsonb) as r(job_id text, life int,
+  stage_index int, attempt int, stage text, node text, ok boolean,
+  error_code text, error_message text, started_ms bigint, duration_ms bigint)
+on conflict do nothing
+)SQL";
+
+const char* sql_insert_events = R"SQL(
+insert into job_events (job_id, type, time, node, stage, attempt, body)
+select job_id, type, to_timestamp(time_ms / 1000.0), node,
+  nullif(stage, ''), nullif(attempt, 0), body::jsonb
+from jsonb_to_recordset($1::jsonb) as r(job_id text, type text,
+  time_ms bigint, node text, stage text, attempt int, body text)
+)SQL";
+
+const char* sql_dead_letters = R"SQL(
+insert into dead_letters (job_id, pipeline, failed_stage, stage, last_error,
+  attempts, dead_at)
+select j.job_id, j.pipeline, j.stage_index,
+  (select a.stage from job_attempts a where a.job_id = j.job_id
+     and a.stage_index = j.stage_index
+   order by a.life desc, a.attempt desc limit 1),
+  j.last_error,
+  coalesce((select jsonb_agg(jsonb_build_object(
+      'life', a.life, 'stage_index', a.stage_index, 'stage', a.stage,
+      'attempt', a.attempt, 'node', a.node, 'ok', a.ok,
+      'error', jsonb_build_object('code', a.error_code,
+                                  'message', a.error_message),
+      'started_at_ms', (extract(epoch from a.started_at) * 1000)::bigint,
+      'duration_ms', a.duration_ms)
+      order by a.life, a.stage_index, a.attempt)
+    from job_attempts a where a.job_id = j.job_id), '[]'::jsonb),
+  now()
+from jobs j
+where j.job_id in (select jsonb_array_elements_text($1::jsonb))
+on conflict (job_id) do update set failed_stage = excluded.failed_stage,
+  stage = excluded.stage, last_error = excluded.last_error,
+  attempts = excluded.attempts, dead_at = excluded.dead_at
+)SQL";
+
+void prepare(pqxx::connection& c) {
+  c.prepare("claim", sql_claim);
+  c.prepare("states", sql_states);
+  c.prepare("checkpoints", sql_checkpoints);
+  c.prepare("attempts", sql_attempts);
+  c.prepare("update", sql_update);
+  c.prepare("insert_checkpoints", sql_insert_checkpoints);
+  c.prepare("insert_attempts", sql_insert_attempts);
+  c.prepare("insert_events", sql_insert_events);
+  c.prepare("dead_letters", sql_dead_letters);
+}
+
+/// Runs the claims and writes of one batch in one transaction. Fills one
+/// result per request. Throws on database errors.
+void run_batch(pqxx::work& w, const std::vector<store_request>& reqs,
+               std::vector<store_result>& out, const pg_store_options& opts) {
+  out.assign(reqs.size(), store_result{});
+  std::int64_t lease = opts.lease.count();
+  // -- claims -----------------------------------------------------------------
+  json claims = json::array();
+  std::unordered_map<std::string, std::size_t> claim_index;
+  for (std::size_t i = 0; i < reqs.size(); ++i) {
+    if (!reqs[i].is_claim)
+      continue;
+    const auto& s = reqs[i].spec;
+    claims.push_back({{"job_id", s.job_id},
+                      {"pipeline", s.pipeline},
+                      {"tenant", s.tenant},
+                      {"correlation_id", s.correlation_id},
+                      {"priority", s.priority},
+                      {"payload", s.payload.empty() ? "null" : s.payload}});
+    claim_index[s.job_id] = i;
+  }
+  if (!claims.empty()) {
+    std::set<std::string> taken;
+    auto rows = w.exec_prepared("claim", claims.dump(), opts.node_id, lease);
+    json existing = json::array();
+    for (const auto& row : rows) {
+      auto id = row[0].as<std::string>();
+      auto& res = out[claim_index.at(id)];
+      auto& snap = res.snapshot;
+      snap.spec.job_id = id;
+      snap.epoch = row[1].as<std::int64_t>();
+      snap.life = row[2].as<std::int32_t>();
+      snap.start_stage = row[3].as<std::int32_t>();
+      snap.created = row[4].as<bool>();
+      snap.spec.payload = row[5].is_null() ? "null" : row[5].as<std::string>();
+      snap.spec.tenant = row[6].as<std::string>();
+      snap.spec.correlation_id = row[7].as<std::string>();
+      snap.spec.priority = row[8].as<std::int32_t>();
+      snap.spec.pipeline = row[9].as<std::string>();
+      snap.state = job_state::running;
+      taken.insert(id);
+      if (!snap.created)
+        existing.push_back(id);
+    }
+    // Not taken: the job is already terminal. Report its state.
+    json terminal = json::array();
+    for (auto& [id, i] : claim_index)
+      if (!taken.count(id))
+        terminal.push_back(id);
+    if (!terminal.empty()) {
+      for (const auto& row : w.exec_prepared("states", terminal.dump())) {
+        auto& snap = out[claim_index.at(row[0].as<std::string>())].snapshot;
+        snap.spec.job_id = row[0].as<std::string>();
+        from_string(row[1].as<std::string>(), snap.state);
+        snap.epoch = row[2].as<std::int64_t>();
+        snap.life = row[3].as<std::int32_t>();
+      }
+    }
+    if (!existing.empty()) {
+      for (const auto& row : w.exec_prepared("checkpoints", existing.dump())) {
+        checkpoint cp;
+        cp.stage_index = row[1].as<std::int32_t>();
+        cp.stage = row[2].as<std::string>();
+        cp.output = row[3].is_null() ? "null" : row[3].as<std::string>();
+        cp.attempts = row[4].as<std::int32_t>();
+        cp.duration_ms = row[5].as<std::int64_t>();
+        cp.finished_at_ms = row[6].as<std::int64_t>();
+        out[claim_index.at(row[0].as<std::string>())]
+            .snapshot.checkpoints.push_back(std::move(cp));
+      }
+      for (const auto& row : w.exec_prepared("attempts", existing.dump())) {
+        attempt_record a;
+        a.life = row[1].as<std::int32_t>();
+        a.stage_index = row[2].as<std::int32_t>();
+        a.attempt = row[3].as<std::int32_t>();
+        a.stage = row[4].as<std::string>();
+        a.node = row[5].as<std::string>();
+        a.ok = row[6].as<bool>();
+        a.error_code = row[7].as<std::string>();
+        a.error_message = row[8].as<std::string>();
+        a.started_at_ms = row[9].as<std::int64_t>();
+        a.duration_ms = row[10].as<std::int64_t>();
+        out[claim_index.at(row[0].as<std::string>())]
+            .snapshot.attempts.push_back(std::move(a));
+      }
+    }
+  }
+  // -- writes -----------------------------------------------------------------
+  json updates = json::array();
+  std::unordered_map<std::string, std::size_t> write_index;
+  for (std::size_t i = 0; i < reqs.size(); ++i) {
+    if (reqs[i].is_claim)
+      continue;
+    const auto& x = reqs[i].write;
+    updates.push_back({{"job_id", x.job_id},
+                       {"epoch", x.epoch},
+                       {"state", to_string(x.state)},
+                       {"stage_index", x.stage_index},
+                       {"attempt", x.attempt},
+                       {"next_ms", x.next_attempt_at_ms},
+                       {"last_error", x.last_error},
+                       {"result", x.result}});
+    write_index[x.job_id] = i;
+  }
+  if (updates.empty())
+    return;
+  std::set<std::string> applied;
+  for (const auto& row : w.exec_prepared("update", updates.dump(), lease))
+    applied.insert(row[0].as<std::string>());
+  json cps = json::array(), atts = json::array(), evs = json::array(),
+       dead = json::array();
+  for (auto& [id, i] : write_index) {
+    if (!applied.count(id)) {
+      // Fenced out: a newer run owns the job; nothing of this write lands.
+      out[i].code = static_cast<std::uint8_t>(errc::stale_epoch);
+      out[i].message = "job " + id + " is owned by a newer run";
+      continue;
+    }
+    const auto& x = reqs[i].write;
+    for (const auto& cp : x.checkpoints)
+      cps.push_back({{"job_id", id},
+                     {"stage_index", cp.stage_index},
+                     {"stage", cp.stage},
+                     {"output", cp.output},
+                     {"attempts", cp.attempts},
+                     {"duration_ms", cp.duration_ms},
+                     {"finished_ms", cp.finished_at_ms}});
+    for (const auto& a : x.attempts)
+      atts.push_back({{"job_id", id},
+                      {"life", a.life},
+                      {"stage_index", a.stage_index},
+                      {"attempt", a.attempt},
+                      {"stage", a.stage},
+                      {"node", a.node},
+                      {"ok", a.ok},
+                      {"error_code", a.error_code},
+                      {"error_message", a.error_message},
+                      {"started_ms", a.started_at_ms},
+                      {"duration_ms", a.duration_ms}});
+    for (const auto& ev : x.events)
+      evs.push_back({{"job_id", id},
+                     {"type", ev.type},
+                     {"time_ms", ev.time_ms},
+                     {"node", ev.node},
+                     {"stage", ev.stage},
+                     {"attempt", ev.attempt},
+                     {"body", encode_event(ev)}});
+    if (x.state == job_state::dead_lettered)
+      dead.push_back(id);
+  }
+  if (!cps.empty())
+    w.exec_prepared("insert_checkpoints", cps.dump());
+  if (!atts.empty())
+    w.exec_prepared("insert_attempts", atts.dump());
+  if (!evs.empty())
+    w.exec_prepared("insert_events", evs.dump());
+  if (!dead.empty())
+    w.exec_prepared("dead_letters", dead.dump());
+}
+
+struct shared_state {
+  pg_store_options opts;
+  caf::actor store;
+  std::mutex mtx;
+  std::condition_variable cv;
+  std::deque<batch> queue;
+  int idle = 0;
+  bool stopping = false;
+  std::vector<std::thread> writers;
+
+  /// True if a writer would take a batch right now.
+  bool writer_available() {
+    std::lock_guard<std::mutex> guard{mtx};
+    return idle > static_cast<int>(queue.size());
+  }
+};
+
+void fail_all(std::vector<store_result>& out, std::size_t n, errc code,
+              const std::string& msg) {
+  out.assign(n, store_result{});
+  for (auto& r : out) {
+    r.code = static_cast<std::uint8_t>(code);
+    r.message = msg;
+  }
+}
+
+void writer_loop(std::shared_ptr<shared_state> sh) {
+  auto& opts = sh->opts;
+  auto& stats = *opts.stats;
+  std::unique_ptr<pqxx::connection> conn;
+  auto backoff = std::chrono::milliseconds{100};
+  bool outage_logged = false;
+  auto connect = [&]() -> bool {
+    try {
+      conn = std::make_unique<pqxx::connection>(opts.pg.url);
+      prepare(*conn);
+      if (outage_logged)
+        spdlog::info("store: connected to PostgreSQL again");
+      outage_logged = false;
+      backoff = std::chrono::milliseconds{100};
+      stats.healthy = true;
+      return true;
+    } catch (const std::exception& e) {
+      conn.reset();
+      stats.healthy = false;
+      if (!outage_logged) {
+        spdlog::warn("store: PostgreSQL at {} unreachable: {}",
+                     redact_url(opts.pg.url), e.what());
+        outage_logged = true;
+      }
+      return false;
+    }
+  };
+  for (;;) {
+    batch b;
+    {
+      std::unique_lock<std::mutex> lock{sh->mtx};
+      ++sh->idle;
+      sh->cv.wait(lock, [&] { return sh->stopping || !sh->queue.empty(); });
+      --sh->idle;
+      if (sh->stopping && sh->queue.empty())
+        return;
+      b = std::move(sh->queue.front());
+      sh->queue.pop_front();
+    }
+    std::vector<store_result> results;
+    if (!conn && !connect()) {
+      fail_all(results, b.requests.size(), errc::unavailable,
+               "PostgreSQL unreachable");
+      ++stats.failures;
+      caf::anon_send(sh->store, batch_done_atom::value, b.id,
+                     std::move(results));
+      // Back off before the next attempt so an outage is not a busy loop.
+      std::this_thread::sleep_for(backoff);
+      backoff = std::min(backoff * 2, std::chrono::milliseconds{5000});
+      continue;
+    }
+    auto t0 = std::chrono::steady_clock::now();
+    try {
+      pqxx::work w{*conn};
+      run_batch(w, b.requests, results, opts);
+      w.commit();
+      ++stats.transactions;
+    } catch (const pqxx::broken_connection& e) {
+      conn.reset();
+      stats.healthy = false;
+      fail_all(results, b.requests.size(), errc::unavailable, e.what());
+      ++stats.failures;
+    } catch (const std::exception& e) {
+      // One bad request must not fail its companions forever: run each on
+      // its own so only the culprit gets the error.
+      results.assign(b.requests.size(), store_result{});
+      for (std::size_t i = 0; i < b.requests.size(); ++i) {
+        std::vector<store_result> one;
+        try {
+          pqxx::work w{*conn};
+          run_batch(w, {b.requests[i]}, one, opts);
+          w.commit();
+          ++stats.transactions;
+          results[i] = std::move(one.at(0));
+        } catch (const pqxx::broken_connection& e2) {
+          conn.reset();
+          results[i].code = static_cast<std::uint8_t>(errc::unavailable);
+          results[i].message = e2.what();
+          for (std::size_t k = i + 1; k < b.requests.size(); ++k) {
+            results[k].code = static_cast<std::uint8_t>(errc::unavailable);
+            results[k].message = e2.what();
+          }
+          break;
+        } catch (const std::exception& e2) {
+          results[i].code = static_cast<std::uint8_t>(errc::internal);
+          results[i].message = e2.what();
+          ++stats.failures;
+          spdlog::error("store: request failed: {}", e2.what());
+        }
+      }
+      (void)e;
+    }
+    stats.commit_us += std::chrono::duration_cast<std::chrono::microseconds>(
+                           std::chrono::steady_clock::now() - t0)
+                           .count();
+    caf::anon_send(sh->store, batch_done_atom::value, b.id, std::move(results));
+  }
+}
+
+struct store_state {
+  std::shared_ptr<shared_state> shared;
+  std::vector<store_request> pending;
+  std::vector<caf::response_promise> pending_promises;
+  std::unordered_map<std::uint64_t, std::vector<caf::response_promise>>
+      in_flight;
+  std::uint64_t next_batch = 1;
+  bool flush_scheduled = false;
+
+  static inline const char* name = "pg_store";
+};
+
+using self_ptr = caf::stateful_actor<store_state>*;
+
+/// Hands pending requests to the writers if one can take them now, or if
+/// enough are waiting. Otherwise they keep accumulating (group commit).
+void try_flush(self_ptr self, bool force) {
+  auto& st = self->state;
+  auto& sh = *st.shared;
+  auto max = static_cast<std::size_t>(sh.opts.pg.batch_max);
+  while (!st.pending.empty() &&
+         (force || st.pending.size() >= max || sh.writer_available())) {
+    force = false;
+    batch b;
+    b.id = st.next_batch++;
+    auto n = std::min(max, st.pending.size());
+    b.requests.assign(std::make_move_iterator(st.pending.begin()),
+                      std::make_move_iterator(st.pending.begin() + n));
+    st.pending.erase(st.pending.begin(), st.pending.begin() + n);
+    std::vector<caf::response_promise> ps(
+        std::make_move_iterator(st.pending_promises.begin()),
+        std::make_move_iterator(st.pending_promises.begin() + n));
+    st.pending_promises.erase(st.pending_promises.begin(),
+                              st.pending_promises.begin() + n);
+    st.in_flight.emplace(b.id, std::move(ps));
+    {
+      std::lock_guard<std::mutex> guard{sh.mtx};
+      sh.queue.push_back(std::move(b));
+    }
+    sh.cv.notify_one();
+  }
+  if (!st.pending.empty() && !st.flush_scheduled) {
+    st.flush_scheduled = true;
+    self->delayed_send(self, sh.opts.pg.batch_delay, flush_atom::value);
+  }
+}
+
+void enqueue(self_ptr self, store_request req, caf::response_promise rp) {
+  auto& st = self->state;
+  ++st.shared->opts.stats->requests;
+  st.pending.push_back(std::move(req));
+  st.pending_promises.push_back(std::move(rp));
+  try_flush(self, false);
+}
+
+caf::behavior pg_store(self_ptr self, pg_store_options opts) {
+  auto sh = std::make_shared<shared_state>();
+  if (!opts.stats)
+    opts.stats = std::make_shared<pg_store_stats>();
+  sh->opts = std::move(opts);
+  sh->store = caf::actor_cast<caf::actor>(self);
+  self->state.shared = sh;
+  auto n = std::max(1, sh->opts.pg.pool_size);
+  for (int i = 0; i < n; ++i)
+    sh->writers.emplace_back(writer_loop, sh);
+  self->attach_functor([sh] {
+    // Stop intake, let queued batches finish, join: no thread outlives
+    // the store. (Their results go to a dead actor and are dropped.)
+    {
+      std::lock_guard<std::mutex> guard{sh->mtx};
+      sh->stopping = true;
+    }
+    sh->cv.notify_all();
+    for (auto& t : sh->writers)
+      if (t.joinable())
+        t.join();
+    sh->store = nullptr;
+  });
+  return {
+      [self](claim_atom, job_spec& spec) {
+        auto rp = self->make_response_promise();
+        store_request r;
+        r.is_claim = true;
+        r.spec = std::move(spec);
+        enqueue(self, std::move(r), rp);
+        return rp;
+      },
+      [self](job_write& w) {
+        auto rp = self->make_response_promise();
+        store_request r;
+        r.write = std::move(w);
+        enqueue(self, std::move(r), rp);
+        return rp;
+      },
+      [self](flush_atom) {
+        self->state.flush_scheduled = false;
+        try_flush(self, false);
+      },
+      [self](batch_done_atom, std::uint64_t id,
+             std::vector<store_result>& results) {
+        auto& st = self->state;
+        auto i = st.in_flight.find(id);
+        if (i == st.in_flight.end())
+          return;
+        auto promises = std::move(i->second);
+        st.in_flight.erase(i);
+        for (std::size_t k = 0; k < promises.size() && k < results.size();
+             ++k) {
+          auto& r = results[k];
+          auto code = static_cast<errc>(r.code);
+          if (code == errc::none) {
+            // A claim answers with its snapshot, a write with ok.
+            if (!r.snapshot.spec.job_id.empty())
+              promises[k].deliver(std::move(r.snapshot));
+            else
+              promises[k].deliver(ok_atom::value);
+          } else {
+            if (code == errc::stale_epoch)
+              ++st.shared->opts.stats->stale;
+            promises[k].deliver(make_error(code, std::move(r.message)));
+          }
+        }
+        // A writer is free again: what accumulated meanwhile goes now.
+        try_flush(self, false);
+      },
+  };
+}
+
+} // namespace
+
+caf::actor spawn_pg_store(caf::actor_system& sys, pg_store_options opts) {
+  return sys.spawn(pg_store, std::move(opts));
+}
+
+} // namespace troupe

@@ -1,0 +1,54 @@
+#pragma once
+
+// A child process for integration tests that drive the real `troupe`
+// binary the way an operator or a publisher would.
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include <sys/types.h>
+
+namespace troupe::test {
+
+class child_process {
+public:
+  /// Starts `argv` with stdout and stderr appended to `log_file`, and
+  /// `env` (NAME=value) added to the environment.
+  child_process(std::vector<std::string> argv, std::string log_file,
+                std::vector<std::string> env = {});
+  ~child_process();
+
+  child_process(const child_process&) = delete;
+  child_process& operator=(const child_process&) = delete;
+
+  pid_t pid() const noexcept { return pid_; }
+  bool running();
+
+  /// Sends a signal.
+  void signal(int sig);
+
+  /// Waits up to `timeout` for exit; returns the exit code, 128+signal, or
+  /// -1 on timeout.
+  int wait(std::chrono::milliseconds timeout);
+
+  /// The log written so far.
+  std::string output() const;
+
+  /// Waits until the log contains `text` (true) or `timeout` passes.
+  bool wait_for_output(const std::string& text,
+                       std::chrono::milliseconds timeout);
+
+private:
+  pid_t pid_ = -1;
+  int status_ = -1;
+  std::string log_file_;
+};
+
+/// Reads a whole file ("" if missing).
+std::string read_file(const std::string& path);
+
+/// Writes a file.
+void write_file(const std::string& path, const std::string& text);
+
+} // namespace troupe::test

@@ -1,0 +1,293 @@
+// The durable path end to end: a real `troupe node` process, a real
+// nats-server with JetStream and a real PostgreSQL, driven the way outside
+// publishers drive it (NATS request/reply and JetStream publishes).
+#include <csignal>
+#include <memory>
+#include <set>
+
+#define PQXX_HAVE_OPTIONAL
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <pqxx/pqxx>
+
+#include "child_process.hpp"
+#include "messages/errc.hpp"
+#include "runtime/job_tracker.hpp"
+#include "runtime/nats_client.hpp"
+#include "tests/support/test_servers.hpp"
+
+using namespace troupe;
+using namespace troupe::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+// One exec stage that sleeps, then records its idempotency key: in a table
+// with a unique constraint (the side effect, de-duplicated as a real
+// service would), and in a plain table (every completed run).
+const char* side_effect_script = R"(#!/bin/sh
+input=$(cat)
+key=$(printf '%s' "$input" | sed -n 's/.*"idempotency_key":"\([^"]*\)".*/\1/p')
+sleep "${SLEEP:-0.2}"
+psql "$PGURL" -qAt -v ON_ERROR_STOP=1 \
+  -c "insert into side_effects(key) values ('$key') on conflict do nothing" \
+  -c "insert into stage_runs(key) values ('$key')" >/dev/null || exit 75
+echo '{"recorded":"'"$key"'"}'
+)";
+
+class durable_path_test : public ::testing::Test {
+public:
+  static void SetUpTestSuite() {
+    servers_ = new test_servers();
+    dir_ = servers_->dir();
+    pqxx::connection c{servers_->pg_url()};
+    pqxx::work w{c};
+    w.exec("create table if not exists side_effects(key text primary key)");
+    w.exec("create table if not exists stage_runs(key text not null)");
+    w.commit();
+    write_file(dir_ + "/side_effect.sh", side_effect_script);
+    chmod((dir_ + "/side_effect.sh").c_str(), 0755);
+    write_file(dir_ + "/node.toml", config_text());
+  }
+
+  static void TearDownTestSuite() {
+    delete servers_;
+    servers_ = nullptr;
+  }
+
+  static std::string config_text() {
+    auto script = dir_ + "/side_effect.sh";
+    return R"([node]
+id = "itest-node"
+http = "127.0.0.1:0"
+max_in_flight = 1000
+
+[nats]
+url = ")" + servers_->nats_url() +
+           R"("
+ack_wait = "5s"
+max_payload = 65536
+
+[postgres]
+url = ")" + servers_->pg_url() +
+           R"("
+
+[pipelines.three]
+max_in_flight = 500
+stages = [
+  { name = "a", kind = "noop" },
+  { name = "b", kind = "noop" },
+  { name = "c", kind = "noop" },
+]
+
+[pipelines.slow]
+max_in_flight = 200
+stages = [
+  { name = "s1", kind = "exec", command = [")" +
+           script + R"("], env = { PGURL = ")" + servers_->pg_url() +
+           R"(" }, timeout = "20s" },
+  { name = "s2", kind = "exec", command = [")" +
+           script + R"("], env = { PGURL = ")" + servers_->pg_url() +
+           R"(" }, timeout = "20s" },
+]
+)";
+  }
+
+  std::unique_ptr<child_process> start_node(const std::string& tag) {
+    auto node = std::make_unique<child_process>(
+        std::vector<std::string>{TROUPE_BINARY, "node", "--config",
+                                 dir_ + "/node.toml"},
+        dir_ + "/node-" + tag + ".log");
+    EXPECT_TRUE(node->wait_for_output("ready", 60s)) << node->output();
+    return node;
+  }
+
+  std::shared_ptr<nats_client> client() {
+    nats_connect_options o;
+    o.urls = servers_->nats_url();
+    auto c = nats_client::connect(o);
+    EXPECT_TRUE(c) << describe(c.error());
+    return *c;
+  }
+
+  static std::int64_t count(const std::string& sql) {
+    pqxx::connection c{servers_->pg_url()};
+    pqxx::nontransaction n{c};
+    return n.exec1(sql)[0].as<std::int64_t>();
+  }
+
+  static std::string body(const std::string& pipeline, const std::string& key,
+                          nlohmann::json payload = {{"n", 1}}) {
+    nlohmann::json j{{"pipeline", pipeline}, {"payload", payload}};
+    if (!key.empty())
+      j["key"] = key;
+    return j.dump();
+  }
+
+  static test_servers* servers_;
+  static std::string dir_;
+};
+
+test_servers* durable_path_test::servers_ = nullptr;
+std::string durable_path_test::dir_;
+
+} // namespace
+
+TEST_F(durable_path_test, AThousandJobsReachExactlyOneTerminalStateEach) {
+  auto node = start_node("thousand");
+  auto nats = client();
+  subjects subj{"troupe"};
+  job_tracker tracker{nats, subj, "three"};
+  ASSERT_FALSE(tracker.start());
+  std::vector<std::string> bodies;
+  for (int i = 0; i < 1000; ++i)
+    bodies.push_back(body("three", ""));
+  auto replies = submit_requests(*nats, subj, bodies, 256, 60s);
+  ASSERT_TRUE(replies) << describe(replies.error());
+  std::set<std::string> ids;
+  for (auto& r : *replies) {
+    ASSERT_TRUE(r.ok) << r.error_code << ": " << r.error_message;
+    ids.insert(r.job_id);
+    tracker.submitted(r.job_id);
+  }
+  EXPECT_EQ(ids.size(), 1000u);
+  ASSERT_TRUE(tracker.wait_all(120s, {})) << node->output();
+  int succeeded = 0;
+  for (auto& [id, j] : tracker.jobs())
+    succeeded += j.state == "succeeded";
+  EXPECT_EQ(succeeded, 1000);
+  // The database, the events and the replies agree.
+  EXPECT_EQ(count("select count(*) from jobs where pipeline = 'three'"), 1000);
+  EXPECT_EQ(count("select count(*) from jobs where pipeline = 'three' and "
+                  "state = 'succeeded'"),
+            1000);
+  EXPECT_EQ(count("select count(*) from stage_checkpoints s join jobs j using "
+                  "(job_id) where j.pipeline = 'three'"),
+            3000);
+  EXPECT_EQ(count("select count(*) from job_events e join jobs j using "
+                  "(job_id) where j.pipeline = 'three' and e.type = "
+                  "'job.succeeded'"),
+            1000);
+  node->signal(SIGTERM);
+  EXPECT_EQ(node->wait(30s), 0) << node->output();
+}
+
+TEST_F(durable_path_test, TheSameKeySubmittedThreeTimesIsOneJobRunOnce) {
+  auto node = start_node("idem");
+  auto nats = client();
+  subjects subj{"troupe"};
+  job_tracker tracker{nats, subj, "three"};
+  ASSERT_FALSE(tracker.start());
+  std::vector<std::string> bodies(3, body("three", "order-42"));
+  auto replies = submit_requests(*nats, subj, bodies, 1, 30s);
+  ASSERT_TRUE(replies);
+  for (auto& r : *replies) {
+    ASSERT_TRUE(r.ok);
+    EXPECT_EQ(r.job_id, "order-42");
+  }
+  tracker.submitted("order-42");
+  ASSERT_TRUE(tracker.wait_all(60s, {}));
+  std::this_thread::sleep_for(1s); // let any duplicate delivery show up
+  EXPECT_EQ(count("select count(*) from jobs where job_id = 'order-42'"), 1);
+  EXPECT_EQ(count("select count(*) from job_attempts where job_id = "
+                  "'order-42'"),
+            3);
+  EXPECT_EQ(count("select count(*) from job_events where job_id = "
+                  "'order-42' and type = 'job.started'"),
+            1);
+  node->signal(SIGTERM);
+  EXPECT_EQ(node->wait(30s), 0);
+}
+
+TEST_F(durable_path_test, AKilledNodeLosesNothingAndRunsNoCompletedStageTwice) {
+  auto node = start_node("kill-1");
+  auto nats = client();
+  subjects subj{"troupe"};
+  job_tracker tracker{nats, subj, "slow"};
+  ASSERT_FALSE(tracker.start());
+  std::vector<std::string> bodies;
+  for (int i = 0; i < 200; ++i)
+    bodies.push_back(body("slow", "slow-" + std::to_string(i)));
+  auto replies = submit_requests(*nats, subj, bodies, 256, 60s);
+  ASSERT_TRUE(replies);
+  for (auto& r : *replies) {
+    ASSERT_TRUE(r.ok);
+    tracker.submitted(r.job_id);
+  }
+  // Kill it mid-pipeline: once some first stages completed.
+  auto deadline = std::chrono::steady_clock::now() + 60s;
+  while (count("select count(*) from stage_checkpoints where job_id like "
+               "'slow-%'") < 60 &&
+         std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(20ms);
+  node->signal(SIGKILL);
+  EXPECT_EQ(node->wait(10s), 128 + SIGKILL);
+  auto done_before = count("select count(*) from jobs where job_id like "
+                           "'slow-%' and state = 'succeeded'");
+  EXPECT_LT(done_before, 200) << "the kill came too late to test anything";
+  auto node2 = start_node("kill-2");
+  ASSERT_TRUE(tracker.wait_all(180s, {})) << node2->output();
+  EXPECT_EQ(count("select count(*) from jobs where job_id like 'slow-%' and "
+                  "state = 'succeeded'"),
+            200);
+  // Every stage's side effect happened exactly once...
+  EXPECT_EQ(count("select count(*) from side_effects where key like "
+                  "'slow-%'"),
+            400);
+  // ...and no stage whose success was recorded ran again.
+  EXPECT_EQ(count("select count(*) from (select job_id, stage_index from "
+                  "job_attempts where job_id like 'slow-%' and ok group by "
+                  "job_id, stage_index having count(*) > 1) d"),
+            0);
+  std::cout << "[ info ] killed with " << done_before
+            << " of 200 jobs done; completed runs recorded: "
+            << count("select count(*) from stage_runs where key like "
+                     "'slow-%'")
+            << " for 400 stages\n";
+  node2->signal(SIGTERM);
+  EXPECT_EQ(node2->wait(30s), 0);
+}
+
+TEST_F(durable_path_test, BadInputIsRejectedClearlyAndTheNodeKeepsServing) {
+  auto node = start_node("bad");
+  auto nats = client();
+  subjects subj{"troupe"};
+  std::vector<std::string> bodies = {
+      "{not json",
+      body("nope", ""),
+      body("three", "", {{"blob", std::string(70000, 'x')}}),
+  };
+  auto replies = submit_requests(*nats, subj, bodies, 3, 30s);
+  ASSERT_TRUE(replies);
+  EXPECT_EQ((*replies)[0].error_code, "invalid_payload");
+  EXPECT_EQ((*replies)[1].error_code, "unknown_pipeline");
+  EXPECT_NE((*replies)[1].error_message.find("nope"), std::string::npos);
+  EXPECT_EQ((*replies)[2].error_code, "payload_too_large");
+  // Published straight to the stream: recorded and dead-lettered.
+  ASSERT_TRUE(nats->js_publish("troupe.jobs.three", "{not json", "bad-json"));
+  ASSERT_TRUE(nats->js_publish(
+      "troupe.jobs.three", body("", "", {{"blob", std::string(66000, 'x')}}),
+      "bad-size"));
+  job_tracker tracker{nats, subj, "three"};
+  ASSERT_FALSE(tracker.start());
+  tracker.submitted("bad-json");
+  tracker.submitted("bad-size");
+  ASSERT_TRUE(nats->js_publish("troupe.jobs.three",
+                               R"({"payload":{"fine":true}})", "good-after"));
+  tracker.submitted("good-after");
+  ASSERT_TRUE(tracker.wait_all(60s, {})) << node->output();
+  auto jobs = tracker.jobs();
+  EXPECT_EQ(jobs["bad-json"].state, "dead_lettered");
+  EXPECT_EQ(jobs["bad-size"].state, "dead_lettered");
+  EXPECT_EQ(jobs["good-after"].state, "succeeded");
+  EXPECT_EQ(count("select count(*) from jobs where job_id = 'bad-json' and "
+                  "state = 'dead_lettered' and last_error like "
+                  "'invalid_payload%'"),
+            1);
+  EXPECT_EQ(count("select count(*) from dead_letters where job_id in "
+                  "('bad-json', 'bad-size')"),
+            2);
+  EXPECT_TRUE(node->running());
+  node->signal(SIGTERM);
+  EXPECT_EQ(node->wait(30s), 0);
+}

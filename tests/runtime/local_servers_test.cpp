@@ -1,0 +1,127 @@
+// Local servers as `troupe dev` and the tests start them, and `troupe dev`
+// itself as an operator runs it.
+#include <csignal>
+#include <dirent.h>
+#include <fstream>
+
+#define PQXX_HAVE_OPTIONAL
+#include <gtest/gtest.h>
+#include <pqxx/pqxx>
+
+#include "child_process.hpp"
+#include "messages/errc.hpp"
+#include "runtime/nats_client.hpp"
+#include "runtime/process.hpp"
+#include "tests/support/test_servers.hpp"
+
+using namespace troupe;
+using namespace troupe::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+/// Pids of processes whose command line mentions `marker`.
+std::vector<int> processes_mentioning(const std::string& marker) {
+  std::vector<int> out;
+  DIR* d = opendir("/proc");
+  if (!d)
+    return out;
+  while (auto* e = readdir(d)) {
+    int pid = std::atoi(e->d_name);
+    if (pid <= 0 || pid == getpid())
+      continue;
+    std::ifstream in{"/proc/" + std::to_string(pid) + "/cmdline"};
+    std::string cmd{std::istreambuf_iterator<char>{in}, {}};
+    for (auto& c : cmd)
+      if (c == '\0')
+        c = ' ';
+    if (cmd.find(marker) != std::string::npos)
+      out.push_back(pid);
+  }
+  closedir(d);
+  return out;
+}
+
+std::string temp_dir() {
+  char tmpl[] = "/tmp/troupe-dev-test-XXXXXX";
+  return mkdtemp(tmpl);
+}
+
+} // namespace
+
+TEST(LocalServers, StartServeAndStopWithoutLeftovers) {
+  auto dir = temp_dir();
+  int np = free_port(), pp = free_port();
+  pid_t nats_pid, pg_pid;
+  {
+    local_nats nats;
+    ASSERT_FALSE(nats.start(dir, np));
+    local_postgres pg;
+    ASSERT_FALSE(pg.start(dir, pp));
+    nats_pid = nats.pid();
+    pg_pid = pg.pid();
+    EXPECT_GT(pg_pid, 0);
+    nats_connect_options o;
+    o.urls = nats.url();
+    auto c = nats_client::connect(o);
+    ASSERT_TRUE(c) << describe(c.error());
+    jsAccountInfo* ai = nullptr;
+    jsErrCode jerr;
+    EXPECT_EQ(js_GetAccountInfo(&ai, (*c)->js(), nullptr, &jerr), NATS_OK)
+        << "JetStream must be enabled";
+    if (ai)
+      jsAccountInfo_Destroy(ai);
+    pqxx::connection conn{pg.url()};
+    pqxx::work w{conn};
+    EXPECT_EQ(w.exec1("select 1")[0].as<int>(), 1);
+    w.exec("create table kept(x int)");
+    w.exec("insert into kept values (42)");
+    w.commit();
+  }
+  EXPECT_NE(kill(nats_pid, 0), 0) << "nats-server still running";
+  EXPECT_NE(kill(pg_pid, 0), 0) << "postgres still running";
+  {
+    // Same directory again: the data is reused.
+    local_postgres pg;
+    ASSERT_FALSE(pg.start(dir, pp));
+    pqxx::connection conn{pg.url()};
+    pqxx::nontransaction n{conn};
+    EXPECT_EQ(n.exec1("select x from kept")[0].as<int>(), 42);
+  }
+  EXPECT_TRUE(processes_mentioning(dir).empty());
+  run_command({"rm", "-rf", dir}, 60s);
+}
+
+TEST(LocalServers, APortInUseIsAClearError) {
+  auto dir = temp_dir();
+  int np = free_port();
+  local_nats first;
+  ASSERT_FALSE(first.start(dir + "/a", np));
+  local_nats second;
+  auto err = second.start(dir + "/b", np);
+  ASSERT_TRUE(err);
+  EXPECT_NE(describe(err).find("in use"), std::string::npos);
+  EXPECT_NE(describe(err).find("--nats-port"), std::string::npos);
+  first.stop();
+  run_command({"rm", "-rf", dir}, 60s);
+}
+
+TEST(DevCommand, StartsBothServersAndStopsEverythingOnSigint) {
+  auto dir = temp_dir();
+  int np = free_port(), pp = free_port();
+  child_process dev{{TROUPE_BINARY, "dev", "--dir", dir, "--nats-port",
+                     std::to_string(np), "--pg-port", std::to_string(pp)},
+                    dir + ".log"};
+  ASSERT_TRUE(dev.wait_for_output("node dev: ready", 120s)) << dev.output();
+  EXPECT_TRUE(port_open(np));
+  EXPECT_TRUE(port_open(pp));
+  EXPECT_FALSE(processes_mentioning(dir).empty());
+  dev.signal(SIGINT);
+  EXPECT_EQ(dev.wait(60s), 0) << dev.output();
+  EXPECT_NE(dev.output().find("troupe dev: stopped"), std::string::npos);
+  EXPECT_TRUE(processes_mentioning(dir).empty())
+      << "orphaned processes left behind";
+  EXPECT_FALSE(port_open(np));
+  EXPECT_FALSE(port_open(pp));
+  run_command({"rm", "-rf", dir, dir + ".log"}, 60s);
+}
