@@ -4,6 +4,8 @@
 #include <csignal>
 #include <memory>
 #include <set>
+#include <sys/stat.h>
+#include <thread>
 
 #define PQXX_HAVE_OPTIONAL
 #include <gtest/gtest.h>
@@ -25,7 +27,7 @@ namespace {
 // One exec stage that sleeps, then records its idempotency key: in a table
 // with a unique constraint (the side effect, de-duplicated as a real
 // service would), and in a plain table (every completed run).
-const char* side_effect_script = R"(#!/bin/sh
+const char* side_effect_script = R"SH(#!/bin/sh
 input=$(cat)
 key=$(printf '%s' "$input" | sed -n 's/.*"idempotency_key":"\([^"]*\)".*/\1/p')
 sleep "${SLEEP:-0.2}"
@@ -33,7 +35,7 @@ psql "$PGURL" -qAt -v ON_ERROR_STOP=1 \
   -c "insert into side_effects(key) values ('$key') on conflict do nothing" \
   -c "insert into stage_runs(key) values ('$key')" >/dev/null || exit 75
 echo '{"recorded":"'"$key"'"}'
-)";
+)SH";
 
 class durable_path_test : public ::testing::Test {
 public:
