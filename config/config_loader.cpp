@@ -48,7 +48,9 @@ std::optional<duration_ms> parse_duration(std::string_view text) {
   if (i == 0 || i == text.size())
     return std::nullopt;
   std::string num{text.substr(0, i)};
-  if (std::count(num.begin(), num.end(), '.') > 1)
+  // "." alone would read as 0 through strtod; a number needs a digit.
+  if (std::count(num.begin(), num.end(), '.') > 1 ||
+      num.find_first_of("0123456789") == std::string::npos)
     return std::nullopt;
   auto unit = text.substr(i);
   double factor = 0;
@@ -66,7 +68,11 @@ std::optional<duration_ms> parse_duration(std::string_view text) {
   double ms = v * factor;
   if (!std::isfinite(ms) || ms < 0 || ms > 1e15)
     return std::nullopt;
-  return duration_ms{static_cast<std::int64_t>(std::llround(ms))};
+  // Resolution is 1ms: "1.5ms" is rejected rather than silently rounded.
+  auto whole = std::llround(ms);
+  if (std::fabs(ms - static_cast<double>(whole)) > 1e-6)
+    return std::nullopt;
+  return duration_ms{static_cast<std::int64_t>(whole)};
 }
 
 std::string format_duration(duration_ms d) {
@@ -82,16 +88,39 @@ std::string format_duration(duration_ms d) {
 
 namespace {
 
-/// Replaces a password in `scheme://user:pass@host` by `***`.
-std::string redact(const std::string& url) {
-  auto scheme = url.find("://");
-  auto at = url.find('@');
-  if (scheme == std::string::npos || at == std::string::npos || at < scheme)
-    return url;
-  auto colon = url.find(':', scheme + 3);
-  if (colon == std::string::npos || colon > at)
-    return url;
-  return url.substr(0, colon + 1) + "***" + url.substr(at);
+/// Replaces the password of every `[scheme://]user:pass@host` in `text` by
+/// `***`. Applied to every message, so that no check can leak a secret.
+std::string redact(const std::string& text) {
+  // A URL ends at whitespace, a quote or a list separator; its userinfo ends
+  // at the last '@' (an unencoded '@' in a password must not leak its tail).
+  auto is_end = [](char c) {
+    return std::isspace(static_cast<unsigned char>(c)) || c == '"' ||
+           c == '\'' || c == ',';
+  };
+  std::string out;
+  std::size_t i = 0;
+  while (i < text.size()) {
+    if (is_end(text[i])) {
+      out += text[i++];
+      continue;
+    }
+    auto end = i;
+    while (end < text.size() && !is_end(text[end]))
+      ++end;
+    std::string token = text.substr(i, end - i);
+    auto at = token.rfind('@');
+    if (at != std::string::npos) {
+      auto scheme = token.find("://");
+      auto start = scheme != std::string::npos && scheme < at ? scheme + 3 : 0;
+      auto colon = token.find(':', start);
+      if (colon != std::string::npos && colon < at &&
+          token.compare(colon + 1, at - colon - 1, "***") != 0)
+        token = token.substr(0, colon + 1) + "***" + token.substr(at);
+    }
+    out += token;
+    i = end;
+  }
+  return out;
 }
 
 bool is_token(const std::string& s) {
@@ -319,10 +348,18 @@ void read_retry(reader& r, const toml::node& n, const std::string& path,
         p.non_retryable.push_back(*x.value<std::string>());
     }
   }
-  if (p.initial > p.max)
-    r.problem(&n, path,
-              "initial (" + format_duration(p.initial) +
-                  ") must not exceed max (" + format_duration(p.max) + ")");
+  // Locate the conflict at the key the user wrote: with the default initial
+  // (3s), a short max is the mistake.
+  if (p.initial > p.max) {
+    if (auto* i = t->get("initial"))
+      r.problem(i, reader::join(path, "initial"),
+                "must not exceed max = " + format_duration(p.max) + " (got " +
+                    format_duration(p.initial) + ")");
+    else
+      r.problem(t->get("max"), reader::join(path, "max"),
+                "must not be below initial = " + format_duration(p.initial) +
+                    " (got " + format_duration(p.max) + ")");
+  }
 }
 
 void check_kind_params(reader& r, const toml::table& t, const std::string& path,
@@ -352,8 +389,12 @@ void check_kind_params(reader& r, const toml::table& t, const std::string& path,
     if (!n)
       return;
     auto s = n->value<std::string>();
-    if (!n->is_string() || !parse_duration(*s))
-      bad(key, "must be a duration string like \"250ms\"");
+    if (!n->is_string())
+      bad(key, std::string{"must be a duration string like \"250ms\", got "} +
+                   reader::type_name(*n));
+    else if (!parse_duration(*s))
+      bad(key, "malformed duration \"" + *s +
+                   "\" (expected a number and one of ms, s, m, h)");
   };
   if (sc.kind == "noop") {
     allow_only({});
@@ -441,11 +482,11 @@ void read_stage(reader& r, const toml::node& n, const std::string& path,
   else if (!names.insert(sc.name).second)
     r.problem(t->get("name"), reader::join(path, "name"),
               "duplicate stage name \"" + sc.name + "\"");
+  bool known_kind = std::find(ctx.stage_kinds.begin(), ctx.stage_kinds.end(),
+                              sc.kind) != ctx.stage_kinds.end();
   if (!t->get("kind")) {
     r.problem(&n, path, "missing key 'kind'");
-  } else if (!sc.kind.empty() &&
-             std::find(ctx.stage_kinds.begin(), ctx.stage_kinds.end(),
-                       sc.kind) == ctx.stage_kinds.end()) {
+  } else if (t->get("kind")->is_string() && !known_kind) {
     std::string known;
     for (auto& k : ctx.stage_kinds)
       known += (known.empty() ? "" : ", ") + k;
@@ -460,13 +501,18 @@ void read_stage(reader& r, const toml::node& n, const std::string& path,
     if (key != "name" && key != "kind" && key != "timeout" && key != "retry")
       sc.params[key] = to_json(v);
   }
-  check_kind_params(r, *t, path, sc);
+  // Parameters of a kind this binary lacks are not judged: the kind problem
+  // already says what is wrong.
+  if (known_kind)
+    check_kind_params(r, *t, path, sc);
   pc.stages.push_back(std::move(sc));
 }
 
 void read_pipeline(reader& r, const std::string& name, const toml::node& n,
                    const config_context& ctx, troupe_config& cfg) {
-  std::string path = "pipelines." + name;
+  // A name that is not a token is quoted, so the path stays unambiguous.
+  std::string path =
+      "pipelines." + (is_token(name) ? name : "\"" + name + "\"");
   auto* t = n.as_table();
   if (!t) {
     r.problem(&n, path, "must be a table");
@@ -647,14 +693,16 @@ std::string host_name() {
 void apply_env_overrides(troupe_config& cfg, const env_lookup& env) {
   if (!env)
     return;
-  if (auto v = env("TROUPE_NATS_URL"))
-    cfg.nats.url = *v;
-  if (auto v = env("TROUPE_PG_URL"))
-    cfg.postgres.url = *v;
-  if (auto v = env("TROUPE_NODE_ID"))
-    cfg.node.id = *v;
-  if (auto v = env("TROUPE_HTTP_ADDR"))
-    cfg.node.http = *v;
+  // An empty variable counts as unset: `TROUPE_PG_URL=` in a compose file
+  // must not replace a valid URL by an empty one.
+  auto apply = [&](const char* name, std::string& field) {
+    if (auto v = env(name); v && !v->empty())
+      field = *v;
+  };
+  apply("TROUPE_NATS_URL", cfg.nats.url);
+  apply("TROUPE_PG_URL", cfg.postgres.url);
+  apply("TROUPE_NODE_ID", cfg.node.id);
+  apply("TROUPE_HTTP_ADDR", cfg.node.http);
 }
 
 config_result parse_config(std::string_view text, std::string_view source_name,
@@ -667,17 +715,22 @@ config_result parse_config(std::string_view text, std::string_view source_name,
     auto root = toml::parse(text, source_name);
     read_document(r, root, ctx, cfg);
   } catch (const toml::parse_error& err) {
-    res.problems.push_back(
-        {std::string{source_name}, static_cast<int>(err.source().begin.line),
-         "",
-         std::string{"TOML syntax error: "} + std::string{err.description()}});
+    res.problems.push_back({std::string{source_name},
+                            static_cast<int>(err.source().begin.line), "",
+                            redact(std::string{"TOML syntax error: "} +
+                                   std::string{err.description()})});
     return res;
   }
+  // File problems in line order; env problems follow, as they are applied
+  // after the file.
+  std::stable_sort(res.problems.begin(), res.problems.end(),
+                   [](const config_problem& a, const config_problem& b) {
+                     return a.line < b.line;
+                   });
   if (ctx.env) {
     // Overrides are validated like file values, and located at the variable.
     troupe_config before = cfg;
     apply_env_overrides(cfg, ctx.env);
-    std::vector<config_problem> env_problems;
     if (cfg.nats.url != before.nats.url) {
       reader er{"env:TROUPE_NATS_URL", res.problems};
       check_nats_url(er, nullptr, "nats.url", cfg.nats.url);
@@ -692,15 +745,13 @@ config_result parse_config(std::string_view text, std::string_view source_name,
     }
     if (cfg.node.id != before.node.id && !is_token(cfg.node.id))
       res.problems.push_back({"env:TROUPE_NODE_ID", 0, "node.id",
-                              "must be letters, digits, '_' or '-'"});
+                              "must be letters, digits, '_' or '-' (got \"" +
+                                  cfg.node.id + "\")"});
   }
   if (cfg.node.id.empty())
     cfg.node.id = host_name();
-  std::stable_sort(res.problems.begin(), res.problems.end(),
-                   [](const config_problem& a, const config_problem& b) {
-                     return a.file == b.file ? a.line < b.line
-                                             : a.file < b.file;
-                   });
+  for (auto& p : res.problems)
+    p.message = redact(p.message);
   if (res.problems.empty())
     res.config = std::move(cfg);
   return res;

@@ -12,8 +12,9 @@ int cmd_config_check(const std::vector<std::string>& files) {
     ctx.env = process_env();
     auto res = load_config_file(file, ctx);
     if (res.ok()) {
-      std::printf("%s: ok (%zu pipelines)\n", file.c_str(),
-                  res.config->pipelines.size());
+      auto n = res.config->pipelines.size();
+      std::printf("%s: ok (%zu pipeline%s)\n", file.c_str(), n,
+                  n == 1 ? "" : "s");
       continue;
     }
     ++bad;

@@ -2,6 +2,8 @@
 
 #include <map>
 
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 using namespace troupe;
@@ -37,10 +39,20 @@ TEST(Duration, ParsesEveryUnit) {
   EXPECT_EQ(parse_duration("5m"), milliseconds{300000});
   EXPECT_EQ(parse_duration("2h"), milliseconds{7200000});
   EXPECT_EQ(parse_duration("0s"), milliseconds{0});
+  EXPECT_EQ(parse_duration("0.25s"), milliseconds{250});
+  EXPECT_EQ(parse_duration("0.001s"), milliseconds{1});
+}
+
+TEST(Duration, FormattedDurationsParseBack) {
+  for (auto ms : {0, 1, 999, 1000, 1500, 60000, 61000, 3600000, 5400000})
+    EXPECT_EQ(parse_duration(format_duration(milliseconds{ms})),
+              milliseconds{ms})
+        << ms;
 }
 
 TEST(Duration, RejectsMalformedText) {
-  for (auto bad : {"", "3", "s", "3 s", "3sec", "-1s", "1.2.3s", "ms5"})
+  for (auto bad : {"", "3", "s", "3 s", "3sec", "-1s", "1.2.3s", "ms5", ".s",
+                   "1.5ms", "+3s", " 3s"})
     EXPECT_FALSE(parse_duration(bad)) << bad;
 }
 
@@ -62,7 +74,7 @@ TEST(ConfigLoader, TheExampleFileIsValid) {
   ASSERT_EQ(cfg.pipelines.count("demo"), 1u);
   auto& demo = cfg.pipelines.at("demo");
   EXPECT_EQ(demo.max_in_flight, 200);
-  ASSERT_EQ(demo.stages.size(), 3u);
+  ASSERT_EQ(demo.stages.size(), 4u);
   auto& t = demo.stages[1];
   EXPECT_EQ(t.kind, "fault");
   EXPECT_EQ(t.retry.max_attempts, 4);
@@ -71,23 +83,182 @@ TEST(ConfigLoader, TheExampleFileIsValid) {
   EXPECT_EQ(t.retry.jitter, jitter_kind::full);
   EXPECT_DOUBLE_EQ(t.params.at("probability").get<double>(), 0.1);
   EXPECT_EQ(demo.stages[0].params.at("duration"), "20ms");
-  EXPECT_EQ(cfg.pipelines.at("ingest").stages[0].timeout, milliseconds{30000});
+  auto& ingest = cfg.pipelines.at("ingest");
+  ASSERT_EQ(ingest.stages.size(), 3u);
+  EXPECT_EQ(ingest.stages[0].timeout, milliseconds{30000});
+  EXPECT_EQ(ingest.stages[0].params.at("command")[0],
+            "examples/ingest/fetch.sh");
+  EXPECT_EQ(ingest.stages[0].retry.non_retryable,
+            std::vector<std::string>{"bad_input"});
+  EXPECT_EQ(ingest.stages[1].retry.max_attempts, 1);
+  EXPECT_GT(ingest.stages[1].line, ingest.stages[0].line);
+}
+
+TEST(ConfigLoader, OmittedKeysKeepTheirDefaults) {
+  auto r = parse(minimal);
+  ASSERT_TRUE(r.ok());
+  const troupe_config defaults;
+  auto& cfg = *r.config;
+  EXPECT_EQ(cfg.node.http, defaults.node.http);
+  EXPECT_EQ(cfg.nats.url, defaults.nats.url);
+  EXPECT_EQ(cfg.nats.ack_wait, defaults.nats.ack_wait);
+  EXPECT_EQ(cfg.postgres.url, defaults.postgres.url);
+  EXPECT_EQ(cfg.cluster.failure_timeout, defaults.cluster.failure_timeout);
+  auto& stage = cfg.pipelines.at("p").stages.at(0);
+  EXPECT_EQ(stage.timeout, milliseconds{0});
+  EXPECT_EQ(stage.retry.max_attempts, 3);
+  EXPECT_EQ(stage.retry.jitter, jitter_kind::full);
+  EXPECT_EQ(stage.line, 5);
+  EXPECT_EQ(cfg.source, "t.toml");
 }
 
 TEST(ConfigLoader, ReportsEveryProblemWithItsLocation) {
   auto r = load_config_file(TROUPE_SOURCE_DIR "/config/bad.example.toml");
   ASSERT_FALSE(r.ok());
   ASSERT_EQ(r.problems.size(), 5u);
-  EXPECT_EQ(r.problems[0].line, 4);
-  EXPECT_EQ(r.problems[0].path, "node.max_inflight");
-  EXPECT_EQ(r.problems[1].path, "nats.url");
-  EXPECT_EQ(r.problems[2].path, "nats.ack_wait");
-  EXPECT_EQ(r.problems[3].line, 13);
-  EXPECT_EQ(r.problems[3].path, "pipelines.ingest.stages[1].retry.multiplier");
+  const std::vector<std::pair<int, std::string>> expected = {
+      {4, "node.max_inflight"},
+      {7, "nats.url"},
+      {8, "nats.ack_wait"},
+      {13, "pipelines.ingest.stages[1].retry.multiplier"},
+      {14, "pipelines.ingest.stages[2].kind"},
+  };
+  for (std::size_t i = 0; i < expected.size(); ++i) {
+    EXPECT_EQ(r.problems[i].line, expected[i].first) << i;
+    EXPECT_EQ(r.problems[i].path, expected[i].second) << i;
+  }
+  EXPECT_EQ(r.problems[0].message, "unknown key");
   EXPECT_EQ(r.problems[3].message, "must be >= 1.0 (got 0.5)");
-  EXPECT_EQ(r.problems[4].path, "pipelines.ingest.stages[2].kind");
   EXPECT_NE(r.problems[3].to_string().find("bad.example.toml:13: "),
             std::string::npos);
+}
+
+TEST(ConfigLoader, ReportsUnknownKeysAtEveryLevel) {
+  auto r = parse(R"(
+nodes = 1
+[node]
+max_inflight = 10
+[nats]
+urls = "nats://x:4222"
+[postgres]
+pool = 1
+[cluster]
+heartbeat = "1s"
+[pipelines.p]
+stage = []
+stages = [ { name = "a", kind = "noop", retry = { attempts = 2 } } ]
+)");
+  std::vector<std::string> got;
+  for (auto& p : r.problems)
+    got.push_back(std::to_string(p.line) + " " + p.path + ": " + p.message);
+  EXPECT_EQ(got, (std::vector<std::string>{
+                     "2 nodes: unknown key",
+                     "4 node.max_inflight: unknown key",
+                     "6 nats.urls: unknown key",
+                     "8 postgres.pool: unknown key",
+                     "10 cluster.heartbeat: unknown key",
+                     "12 pipelines.p.stage: unknown key",
+                     "13 pipelines.p.stages[0].retry.attempts: unknown key",
+                 }));
+}
+
+TEST(ConfigLoader, RejectsOutOfRangeValuesAndBadNames) {
+  auto r = parse(R"(
+[node]
+http = "9464"
+log_level = "loud"
+[nats]
+url = "nats://a:4222, http://b:4222"
+prefix = "troupe.jobs"
+max_payload = 0
+replicas = 2
+[postgres]
+url = "mysql://db/x"
+pool_size = 0
+batch_max = -1
+[pipelines."a.b"]
+stages = []
+[pipelines.p]
+stages = [ { name = "a", kind = "noop",
+             retry = { max_attempts = 0, initial = "1m", max = "1s",
+                       jitter = "half" } } ]
+[pipelines.q]
+max_in_flight = 1
+)");
+  std::vector<std::string> paths;
+  for (auto& p : r.problems)
+    paths.push_back(p.path);
+  EXPECT_EQ(paths, (std::vector<std::string>{
+                       "node.http",
+                       "node.log_level",
+                       "nats.url",
+                       "nats.prefix",
+                       "nats.max_payload",
+                       "nats.replicas",
+                       "postgres.url",
+                       "postgres.pool_size",
+                       "postgres.batch_max",
+                       "pipelines.\"a.b\"",
+                       "pipelines.\"a.b\".stages",
+                       "pipelines.p.stages[0].retry.max_attempts",
+                       "pipelines.p.stages[0].retry.initial",
+                       "pipelines.p.stages[0].retry.jitter",
+                       "pipelines.q",
+                   }));
+}
+
+TEST(ConfigLoader, StagesNeedNameAndKnownKind) {
+  config_context ctx;
+  ctx.stage_kinds = {"noop", "embed"};
+  auto r = parse(R"(
+[pipelines.p]
+stages = [
+  { kind = "noop" },
+  { name = "b" },
+  { name = "", kind = "noop" },
+  { name = "d", kind = "sleep" },
+  { name = "e", kind = "embed", model = "small" },
+  { name = "f", kind = "" },
+  { name = "g", kind = 5 },
+]
+)",
+                 ctx);
+  ASSERT_EQ(r.problems.size(), 6u) << r.problems.back().to_string();
+  EXPECT_EQ(r.problems[0].message, "missing key 'name'");
+  EXPECT_EQ(r.problems[1].message, "missing key 'kind'");
+  EXPECT_EQ(r.problems[2].path, "pipelines.p.stages[2].name");
+  EXPECT_EQ(r.problems[3].path, "pipelines.p.stages[3].kind");
+  EXPECT_NE(r.problems[3].message.find("known: noop, embed"),
+            std::string::npos);
+  EXPECT_EQ(r.problems[4].path, "pipelines.p.stages[5].kind");
+  EXPECT_EQ(r.problems[5].message, "must be a string, got an integer");
+}
+
+TEST(ConfigLoader, StagesMayBeWrittenAsArraysOfTables) {
+  auto r = parse(R"(
+[pipelines.p]
+max_in_flight = 7
+
+[[pipelines.p.stages]]
+name = "wait"
+kind = "sleep"
+duration = "1.5s"
+
+[[pipelines.p.stages]]
+name = "run"
+kind = "exec"
+command = ["bin/run", "--fast"]
+retry.max_attempts = 5
+)");
+  ASSERT_TRUE(r.ok()) << r.problems.at(0).to_string();
+  auto& p = r.config->pipelines.at("p");
+  EXPECT_EQ(p.max_in_flight, 7);
+  ASSERT_EQ(p.stages.size(), 2u);
+  EXPECT_EQ(p.stages[0].line, 5);
+  EXPECT_EQ(p.stages[1].line, 10);
+  EXPECT_EQ(p.stages[0].params.at("duration"), "1.5s");
+  EXPECT_EQ(p.stages[1].retry.max_attempts, 5);
+  EXPECT_FALSE(p.stages[1].params.contains("retry"));
 }
 
 TEST(ConfigLoader, TypeErrorsSayWhatWasExpected) {
@@ -133,6 +304,27 @@ stages = [
   EXPECT_EQ(r.problems[4].path, "pipelines.p.stages[3].colour");
 }
 
+TEST(ConfigLoader, FaultParamsAreCheckedByType) {
+  auto r = parse(R"(
+[pipelines.p]
+stages = [
+  { name = "ok", kind = "fault", fail_first = 2, probability = 1, throw = true,
+    permanent = false, duration = "10ms" },
+  { name = "bad", kind = "fault", fail_first = -1, probability = "often",
+    throw = "yes", duration = "soon" },
+]
+)");
+  std::vector<std::string> paths;
+  for (auto& p : r.problems)
+    paths.push_back(p.path);
+  EXPECT_EQ(paths, (std::vector<std::string>{
+                       "pipelines.p.stages[1].fail_first",
+                       "pipelines.p.stages[1].probability",
+                       "pipelines.p.stages[1].throw",
+                       "pipelines.p.stages[1].duration",
+                   }));
+}
+
 TEST(ConfigLoader, KindParamsBecomeJson) {
   auto r = parse(R"(
 [pipelines.p]
@@ -144,6 +336,25 @@ stages = [ { name = "x", kind = "exec", command = ["a", "b"], env = { K = "v" },
   EXPECT_EQ(params.at("command").size(), 2u);
   EXPECT_EQ(params.at("env").at("K"), "v");
   EXPECT_EQ(params.at("retryable_exit_codes")[1], 3);
+}
+
+TEST(ConfigLoader, EveryTomlValueTypeConvertsToJson) {
+  config_context ctx;
+  ctx.stage_kinds = {"custom"};
+  auto r = parse(R"(
+[pipelines.p]
+stages = [ { name = "x", kind = "custom", s = "text", i = -42, f = 2.5,
+             b = true, a = [1, "two", [3.0]], t = { inner = { deep = false } },
+             d = 1979-05-27 } ]
+)",
+                 ctx);
+  ASSERT_TRUE(r.ok()) << r.problems.at(0).to_string();
+  auto& params = r.config->pipelines.at("p").stages[0].params;
+  EXPECT_EQ(params, nlohmann::json::parse(R"({
+    "s": "text", "i": -42, "f": 2.5, "b": true, "a": [1, "two", [3.0]],
+    "t": {"inner": {"deep": false}}, "d": "1979-05-27"})"));
+  EXPECT_TRUE(params.at("i").is_number_integer());
+  EXPECT_TRUE(params.at("f").is_number_float());
 }
 
 TEST(ConfigLoader, EnvironmentOverridesWinAndAreValidated) {
@@ -160,6 +371,33 @@ TEST(ConfigLoader, EnvironmentOverridesWinAndAreValidated) {
   r = parse(minimal, ctx);
   ASSERT_EQ(r.problems.size(), 1u);
   EXPECT_EQ(r.problems[0].file, "env:TROUPE_PG_URL");
+  EXPECT_EQ(r.problems[0].path, "postgres.url");
+  EXPECT_EQ(
+      r.problems[0].to_string().rfind("env:TROUPE_PG_URL: postgres.url: ", 0),
+      0u);
+}
+
+TEST(ConfigLoader, EnvironmentProblemsFollowFileProblems) {
+  config_context ctx;
+  ctx.env = fake_env({{"TROUPE_HTTP_ADDR", "nowhere"},
+                      {"TROUPE_NODE_ID", "has space"},
+                      {"TROUPE_NATS_URL", "nats://ok:4222,redis://x"}});
+  auto r = parse("[node]\nmax_in_flight = 0\n", ctx);
+  std::vector<std::string> files;
+  for (auto& p : r.problems)
+    files.push_back(p.file);
+  EXPECT_EQ(files, (std::vector<std::string>{"t.toml", "env:TROUPE_NATS_URL",
+                                             "env:TROUPE_HTTP_ADDR",
+                                             "env:TROUPE_NODE_ID"}));
+}
+
+TEST(ConfigLoader, EmptyEnvironmentVariablesCountAsUnset) {
+  config_context ctx;
+  ctx.env = fake_env({{"TROUPE_PG_URL", ""}, {"TROUPE_NODE_ID", ""}});
+  auto r = parse(minimal, ctx);
+  ASSERT_TRUE(r.ok()) << r.problems.at(0).to_string();
+  EXPECT_EQ(r.config->node.id, "n1");
+  EXPECT_EQ(r.config->postgres.url, troupe_config{}.postgres.url);
 }
 
 TEST(ConfigLoader, PasswordsNeverAppearInProblems) {
@@ -177,6 +415,26 @@ url = "http://user:hunter2@127.0.0.1:4222"
   }
 }
 
+TEST(ConfigLoader, PasswordsAreRedactedWithoutASchemeAndFromTheEnvironment) {
+  config_context ctx;
+  ctx.env = fake_env({{"TROUPE_NATS_URL", "nats://ok:4222,http://a:pw1@b"}});
+  auto r = parse(R"(
+[postgres]
+url = "troupe:s3cret@127.0.0.1/x"
+)",
+                 ctx);
+  ASSERT_EQ(r.problems.size(), 2u);
+  EXPECT_NE(r.problems[0].message.find("troupe:***@127.0.0.1/x"),
+            std::string::npos)
+      << r.problems[0].message;
+  EXPECT_NE(r.problems[1].message.find("http://a:***@b"), std::string::npos)
+      << r.problems[1].message;
+  for (auto& p : r.problems) {
+    EXPECT_EQ(p.to_string().find("s3cret"), std::string::npos);
+    EXPECT_EQ(p.to_string().find("pw1"), std::string::npos);
+  }
+}
+
 TEST(ConfigLoader, UnreadableFileIsOneProblem) {
   auto r = load_config_file("/nonexistent/troupe.toml");
   ASSERT_EQ(r.problems.size(), 1u);
@@ -187,5 +445,11 @@ TEST(ConfigLoader, NodeIdDefaultsToTheHostName) {
   auto r =
       parse("[pipelines.p]\nstages = [{ name = \"a\", kind = \"noop\" }]\n");
   ASSERT_TRUE(r.ok());
+  char host[256] = {0};
+  ASSERT_EQ(gethostname(host, sizeof(host) - 1), 0);
   EXPECT_FALSE(r.config->node.id.empty());
+  // The host name is the id unless it has characters a subject cannot hold.
+  if (std::string{host}.find('.') == std::string::npos) {
+    EXPECT_EQ(r.config->node.id, host);
+  }
 }
