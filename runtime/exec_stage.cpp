@@ -280,6 +280,11 @@ caf::error bad(const stage_config& sc, const std::string& msg) {
 
 stage_kind_factory
 make_exec_stage_factory(std::shared_ptr<blocking_pool> pool) {
+  // Writing the input to a program that exits without reading it must be an
+  // EPIPE for that attempt, not a SIGPIPE that kills the node. Children get
+  // the default disposition back before exec.
+  static std::once_flag ignore_sigpipe;
+  std::call_once(ignore_sigpipe, [] { std::signal(SIGPIPE, SIG_IGN); });
   return [pool](const stage_config& sc)
              -> caf::expected<std::shared_ptr<const stage_kind>> {
     exec_params p;

@@ -41,6 +41,9 @@ void install_shutdown_handlers() {
     // the mask and the watcher is the only one that receives them. Children
     // reset the mask after fork.
     pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    // A peer closing a pipe or socket is an error to handle, never a reason
+    // for the process to die.
+    std::signal(SIGPIPE, SIG_IGN);
     std::thread{[set] {
       int count = 0;
       for (;;) {
