@@ -411,15 +411,18 @@ void on_claimed(self_ptr self, job_snapshot& snap) {
   st.life = snap.life;
   // The store's copy of the spec wins: a redelivered message may be stale.
   auto invalid_reason = std::move(st.spec.invalid_reason);
+  auto invalid_code = st.spec.invalid_code.empty()
+                          ? std::string{"invalid_payload"}
+                          : std::move(st.spec.invalid_code);
   if (!snap.spec.job_id.empty())
     st.spec = std::move(snap.spec);
   if (!invalid_reason.empty()) {
     // Undecodable input: recorded and dead-lettered without running a stage.
     st.finishing = true;
     auto w = make_write(self, job_state::dead_lettered);
-    w.last_error = "invalid_payload: " + invalid_reason;
+    w.last_error = invalid_code + ": " + invalid_reason;
     auto dead = make_event(self, "job.dead_lettered");
-    dead.error_code = "invalid_payload";
+    dead.error_code = invalid_code;
     dead.error = invalid_reason;
     auto error = w.last_error;
     commit(self, std::move(w), {std::move(dead)}, [self, error] {

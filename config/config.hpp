@@ -93,6 +93,9 @@ struct nats_config {
   std::int64_t max_payload = 1 << 20;
   /// JetStream stream replicas (3 in production clusters).
   int replicas = 1;
+  /// How often a node dead-letters messages published for pipelines that no
+  /// node runs (0 disables).
+  duration_ms unrouted_sweep{10000};
 };
 
 struct postgres_config {

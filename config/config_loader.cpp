@@ -625,7 +625,7 @@ void read_document(reader& r, const toml::table& root,
   if (auto* t = section("nats")) {
     r.check_keys(*t, "nats",
                  {"url", "prefix", "stream", "ack_wait", "duplicate_window",
-                  "max_payload", "replicas"});
+                  "max_payload", "replicas", "unrouted_sweep"});
     r.read(*t, "nats", "url", cfg.nats.url);
     r.read(*t, "nats", "prefix", cfg.nats.prefix);
     r.read(*t, "nats", "stream", cfg.nats.stream);
@@ -634,6 +634,7 @@ void read_document(reader& r, const toml::table& root,
     r.read(*t, "nats", "max_payload", cfg.nats.max_payload, 1,
            std::int64_t{64} * 1024 * 1024);
     r.read(*t, "nats", "replicas", cfg.nats.replicas, 1, 5);
+    r.read_duration(*t, "nats", "unrouted_sweep", cfg.nats.unrouted_sweep);
     if (t->get("url"))
       check_nats_url(r, t->get("url"), "nats.url", cfg.nats.url);
     if (!is_token(cfg.nats.prefix))

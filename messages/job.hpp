@@ -47,15 +47,19 @@ struct job_spec {
   /// The job's payload as JSON text.
   std::string payload = "null";
   std::int32_t priority = 0;
-  /// Set when the delivered message could not be decoded: the job is
-  /// recorded and dead-lettered at once with code invalid_payload.
+  /// Set when the delivered message cannot run (undecodable, or for a
+  /// pipeline no node runs): the job is recorded and dead-lettered at once
+  /// with `invalid_code` and this reason.
   std::string invalid_reason;
+  /// Error code of an invalid job (default invalid_payload).
+  std::string invalid_code;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, job_spec& x) {
   return f(caf::meta::type_name("job_spec"), x.job_id, x.pipeline, x.tenant,
-           x.correlation_id, x.payload, x.priority, x.invalid_reason);
+           x.correlation_id, x.payload, x.priority, x.invalid_reason,
+           x.invalid_code);
 }
 
 /// The record of one stage attempt, successful or not.

@@ -25,6 +25,7 @@
 #include "runtime/pg_store.hpp"
 #include "runtime/shutdown.hpp"
 #include "runtime/submit_api.hpp"
+#include "runtime/unrouted_sweeper.hpp"
 #include "runtime/version.hpp"
 
 namespace troupe {
@@ -245,6 +246,8 @@ int run_node(const troupe_config& cfg, const node_run_options& opts) {
     spdlog::critical("cannot start: {}", describe(err));
     return 2;
   }
+  unrouted_sweeper sweeper{sys, *nats, cfg.nats, jdeps, limits};
+  sweeper.start();
   auto api_pool = std::make_shared<blocking_pool>(4);
   submit_api api{*nats, cfg.nats, names, limits, api_pool};
   if (auto err = api.start()) {
@@ -278,6 +281,7 @@ int run_node(const troupe_config& cfg, const node_run_options& opts) {
   spdlog::info("node {}: draining", node_id);
   caf::anon_send(member, state_atom::value, std::string{"draining"});
   api.stop();
+  sweeper.stop();
   for (auto& in : intakes)
     in->pause();
   auto grace = std::chrono::steady_clock::now() + std::chrono::seconds{10};

@@ -69,6 +69,7 @@ url = ")" + servers_->nats_url() +
            R"("
 ack_wait = "5s"
 max_payload = 65536
+unrouted_sweep = "1s"
 
 [postgres]
 url = ")" + servers_->pg_url() +
@@ -277,7 +278,19 @@ TEST_F(durable_path_test, BadInputIsRejectedClearlyAndTheNodeKeepsServing) {
   ASSERT_TRUE(nats->js_publish("troupe.jobs.three",
                                R"({"payload":{"fine":true}})", "good-after"));
   tracker.submitted("good-after");
+  // For a pipeline no node runs: swept and dead-lettered, not left behind.
+  job_tracker nope{nats, subj, "nope"};
+  ASSERT_FALSE(nope.start());
+  nope.submitted("bad-pipeline");
+  ASSERT_TRUE(
+      nats->js_publish("troupe.jobs.nope", R"({"payload":1})", "bad-pipeline"));
   ASSERT_TRUE(tracker.wait_all(60s, {})) << node->output();
+  ASSERT_TRUE(nope.wait_all(60s, {})) << node->output();
+  EXPECT_EQ(nope.jobs()["bad-pipeline"].state, "dead_lettered");
+  EXPECT_EQ(count("select count(*) from jobs where job_id = 'bad-pipeline' "
+                  "and pipeline = 'nope' and last_error like "
+                  "'unknown_pipeline: no node runs pipeline%'"),
+            1);
   auto jobs = tracker.jobs();
   EXPECT_EQ(jobs["bad-json"].state, "dead_lettered");
   EXPECT_EQ(jobs["bad-size"].state, "dead_lettered");

@@ -1,0 +1,213 @@
+#include "runtime/unrouted_sweeper.hpp"
+
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+
+#include <caf/all.hpp>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "actors/atoms.hpp"
+#include "actors/pipeline_supervisor.hpp"
+#include "messages/errc.hpp"
+
+namespace troupe {
+
+struct unrouted_sweeper::impl {
+  caf::actor_system* sys = nullptr;
+  std::shared_ptr<nats_client> nats;
+  nats_config ncfg;
+  std::shared_ptr<const job_deps> deps;
+  input_limits limits;
+  std::mutex mtx;
+  std::condition_variable cv;
+  bool stopping = false;
+};
+
+namespace {
+
+bool is_token(const std::string& s) {
+  if (s.empty())
+    return false;
+  for (unsigned char c : s)
+    if (!(std::isalnum(c) || c == '_' || c == '-'))
+      return false;
+  return true;
+}
+
+bool consumer_exists(jsCtx* js, const std::string& stream,
+                     const std::string& name) {
+  jsConsumerInfo* ci = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  auto s =
+      js_GetConsumerInfo(&ci, js, stream.c_str(), name.c_str(), nullptr, &jerr);
+  if (ci)
+    jsConsumerInfo_Destroy(ci);
+  return s == NATS_OK;
+}
+
+std::string header(natsMsg* m, const char* key) {
+  const char* v = nullptr;
+  if (natsMsgHeader_Get(m, key, &v) == NATS_OK && v)
+    return v;
+  return {};
+}
+
+} // namespace
+
+unrouted_sweeper::unrouted_sweeper(caf::actor_system& sys,
+                                   std::shared_ptr<nats_client> nats,
+                                   nats_config ncfg,
+                                   std::shared_ptr<const job_deps> deps,
+                                   input_limits limits)
+    : impl_(std::make_shared<impl>()) {
+  impl_->sys = &sys;
+  impl_->nats = std::move(nats);
+  impl_->ncfg = std::move(ncfg);
+  impl_->deps = std::move(deps);
+  impl_->limits = limits;
+}
+
+unrouted_sweeper::~unrouted_sweeper() {
+  stop();
+}
+
+void unrouted_sweeper::start() {
+  if (impl_->ncfg.unrouted_sweep.count() <= 0)
+    return;
+  thread_ = std::thread{[this] {
+    for (;;) {
+      {
+        std::unique_lock<std::mutex> lock{impl_->mtx};
+        if (impl_->cv.wait_for(lock, impl_->ncfg.unrouted_sweep,
+                               [this] { return impl_->stopping; }))
+          return;
+      }
+      sweep_once();
+    }
+  }};
+}
+
+void unrouted_sweeper::stop() {
+  {
+    std::lock_guard<std::mutex> guard{impl_->mtx};
+    impl_->stopping = true;
+  }
+  impl_->cv.notify_all();
+  if (thread_.joinable())
+    thread_.join();
+}
+
+int unrouted_sweeper::sweep_once() {
+  auto& im = *impl_;
+  subjects subj{im.ncfg.prefix};
+  auto jobs_prefix = im.ncfg.prefix + ".jobs.";
+  auto filter = subj.jobs_wildcard();
+  jsOptions o;
+  jsOptions_Init(&o);
+  o.Stream.Info.SubjectsFilter = filter.c_str();
+  jsStreamInfo* si = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  if (js_GetStreamInfo(&si, im.nats->js(), im.ncfg.stream.c_str(), &o, &jerr) !=
+      NATS_OK)
+    return 0;
+  std::vector<std::string> unrouted;
+  if (si->State.Subjects) {
+    for (int i = 0; i < si->State.Subjects->Count; ++i) {
+      const auto& e = si->State.Subjects->List[i];
+      std::string subject = e.Subject;
+      if (e.Msgs == 0 || subject.rfind(jobs_prefix, 0) != 0)
+        continue;
+      auto token = subject.substr(jobs_prefix.size());
+      if (is_token(token) &&
+          consumer_exists(im.nats->js(), im.ncfg.stream, subj.consumer(token)))
+        continue;
+      unrouted.push_back(subject);
+    }
+  }
+  jsStreamInfo_Destroy(si);
+  if (unrouted.empty())
+    return 0;
+  // Jobs run through a supervisor of a pipeline without stages: claiming
+  // records them, and their invalid_reason dead-letters them at once.
+  pipeline_config pc;
+  pc.name = "(unrouted)";
+  pc.max_in_flight = 64;
+  auto def = std::make_shared<pipeline_def>();
+  def->config = pc;
+  caf::scoped_actor self{*im.sys};
+  supervisor_deps sd;
+  sd.job = im.deps;
+  sd.intake = caf::actor_cast<caf::actor>(self);
+  auto sup = spawn_pipeline_supervisor(*im.sys, def, sd);
+  int swept = 0;
+  for (const auto& subject : unrouted) {
+    auto token = subject.substr(jobs_prefix.size());
+    auto durable =
+        "troupe_unrouted_" + std::to_string(std::hash<std::string>{}(subject));
+    jsSubOptions so;
+    jsSubOptions_Init(&so);
+    so.Stream = im.ncfg.stream.c_str();
+    natsSubscription* sub = nullptr;
+    if (js_PullSubscribe(&sub, im.nats->js(), subject.c_str(), durable.c_str(),
+                         nullptr, &so, &jerr) != NATS_OK)
+      continue;
+    int here = 0;
+    for (;;) {
+      natsMsgList list{nullptr, 0};
+      if (natsSubscription_Fetch(&list, sub, 64, 500, &jerr) != NATS_OK)
+        break;
+      for (int i = 0; i < list.Count; ++i) {
+        natsMsg* m = list.Msgs[i];
+        job_spec spec;
+        spec.pipeline = is_token(token) ? token : "invalid";
+        spec.job_id = header(m, "Nats-Msg-Id");
+        jsMsgMetaData* meta = nullptr;
+        if (natsMsg_GetMetaData(&meta, m) == NATS_OK) {
+          if (spec.job_id.empty())
+            spec.job_id = "js-" + std::to_string(meta->Sequence.Stream);
+          jsMsgMetaData_Destroy(meta);
+        }
+        std::string_view body{
+            natsMsg_GetData(m),
+            static_cast<std::size_t>(natsMsg_GetDataLength(m))};
+        auto sub_body = decode_submission(body, im.limits);
+        spec.payload =
+            sub_body ? sub_body->payload
+                     : nlohmann::json{{"raw",
+                                       std::string{body.substr(0, 64 * 1024)}}}
+                           .dump(-1, ' ', false,
+                                 nlohmann::json::error_handler_t::replace);
+        spec.invalid_code = "unknown_pipeline";
+        spec.invalid_reason = "no node runs pipeline '" + token +
+                              "' (message published on " + subject + ")";
+        self->send(sup, submit_atom::value, spec, std::uint64_t{0});
+        bool recorded = false;
+        self->receive([&](finished_atom, std::uint64_t,
+                          job_result& r) { recorded = !r.abandoned; },
+                      caf::after(std::chrono::seconds{30}) >> [] {});
+        if (recorded) {
+          natsMsg_AckSync(m, nullptr, &jerr);
+          ++here;
+        }
+      }
+      natsMsgList_Destroy(&list);
+    }
+    natsSubscription_Unsubscribe(sub);
+    natsSubscription_Destroy(sub);
+    // Never leave this consumer behind: a work-queue stream allows one
+    // consumer per subject, and a node that later runs the pipeline needs it.
+    js_DeleteConsumer(im.nats->js(), im.ncfg.stream.c_str(), durable.c_str(),
+                      nullptr, &jerr);
+    if (here > 0)
+      spdlog::warn("dead-lettered {} message(s) published on {}: no node "
+                   "runs pipeline '{}'",
+                   here, subject, token);
+    swept += here;
+  }
+  caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+  return swept;
+}
+
+} // namespace troupe
