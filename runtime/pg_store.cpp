@@ -173,6 +173,16 @@ on conflict (job_id) do update set failed_stage = excluded.failed_stage,
   attempts = excluded.attempts, dead_at = excluded.dead_at
 )SQL";
 
+/// jsonb prints as `{"a": 1}`; stages and scripts get the compact form the
+/// publisher's JSON was normalised to (`{"a":1}`), whether the job is fresh
+/// or resumed from the store. Runs on the writer thread.
+std::string compact_json(const pqxx::field& f) {
+  if (f.is_null())
+    return "null";
+  auto j = json::parse(f.c_str(), nullptr, false);
+  return j.is_discarded() ? f.as<std::string>() : j.dump();
+}
+
 void prepare(pqxx::connection& c) {
   c.prepare("claim", sql_claim);
   c.prepare("states", sql_states);
@@ -219,7 +229,7 @@ void run_batch(pqxx::work& w, const std::vector<store_request>& reqs,
       snap.life = row[2].as<std::int32_t>();
       snap.start_stage = row[3].as<std::int32_t>();
       snap.created = row[4].as<bool>();
-      snap.spec.payload = row[5].is_null() ? "null" : row[5].as<std::string>();
+      snap.spec.payload = compact_json(row[5]);
       snap.spec.tenant = row[6].as<std::string>();
       snap.spec.correlation_id = row[7].as<std::string>();
       snap.spec.priority = row[8].as<std::int32_t>();
@@ -248,7 +258,7 @@ void run_batch(pqxx::work& w, const std::vector<store_request>& reqs,
         checkpoint cp;
         cp.stage_index = row[1].as<std::int32_t>();
         cp.stage = row[2].as<std::string>();
-        cp.output = row[3].is_null() ? "null" : row[3].as<std::string>();
+        cp.output = compact_json(row[3]);
         cp.attempts = row[4].as<std::int32_t>();
         cp.duration_ms = row[5].as<std::int64_t>();
         cp.finished_at_ms = row[6].as<std::int64_t>();

@@ -83,6 +83,11 @@ stages = [
   { name = "c", kind = "noop" },
 ]
 
+[pipelines.compact]
+stages = [
+  { name = "check", kind = "exec", command = ["/bin/sh", "-c", "grep -q '\"payload\":{\"path\":\"x\"}' && echo '{}'"] },
+]
+
 [pipelines.slow]
 max_in_flight = 200
 stages = [
@@ -173,6 +178,25 @@ TEST_F(durable_path_test, AThousandJobsReachExactlyOneTerminalStateEach) {
             1000);
   node->signal(SIGTERM);
   EXPECT_EQ(node->wait(30s), 0) << node->output();
+}
+
+TEST_F(durable_path_test, StagesSeeThePayloadInCompactJson) {
+  // A resumed job's payload comes back from PostgreSQL's jsonb, which
+  // prints with spaces; scripts must see the same bytes either way.
+  auto node = start_node("compact");
+  auto nats = client();
+  subjects subj{"troupe"};
+  job_tracker tracker{nats, subj, "compact"};
+  ASSERT_FALSE(tracker.start());
+  auto replies = submit_requests(
+      *nats, subj, {body("compact", "compact-1", {{"path", "x"}})}, 1, 30s);
+  ASSERT_TRUE(replies && (*replies)[0].ok);
+  tracker.submitted("compact-1");
+  ASSERT_TRUE(tracker.wait_all(60s, {}));
+  EXPECT_EQ(tracker.jobs()["compact-1"].state, "succeeded")
+      << tracker.jobs()["compact-1"].error;
+  node->signal(SIGTERM);
+  EXPECT_EQ(node->wait(30s), 0);
 }
 
 TEST_F(durable_path_test, TheSameKeySubmittedThreeTimesIsOneJobRunOnce) {
