@@ -81,6 +81,22 @@ local_nats::~local_nats() {
 caf::error local_nats::start(const std::string& dir, int port) {
   dir_ = absolute(dir) + "/nats";
   port_ = port;
+  return launch({});
+}
+
+caf::error local_nats::start_clustered(const std::string& dir, int port,
+                                       const std::string& name,
+                                       int cluster_port,
+                                       const std::string& routes) {
+  dir_ = absolute(dir) + "/nats-" + name;
+  port_ = port;
+  return launch({"-n", name, "--cluster_name", "troupe", "--cluster",
+                 "nats://127.0.0.1:" + std::to_string(cluster_port), "--routes",
+                 routes});
+}
+
+caf::error local_nats::launch(std::vector<std::string> extra_args) {
+  auto port = port_;
   if (find_program("nats-server").empty())
     return fail("nats-server not found: run scripts/bootstrap.sh");
   if (!port_free(port))
@@ -89,10 +105,14 @@ caf::error local_nats::start(const std::string& dir, int port) {
   if (auto err = make_dirs(dir_))
     return err;
   auto log = dir_ + "/nats.log";
-  auto pid = spawn_process({"nats-server", "-js", "-a", "127.0.0.1", "-p",
-                            std::to_string(port), "-sd", dir_ + "/jetstream",
-                            "-l", log, "-P", dir_ + "/nats.pid"},
-                           dir_ + "/nats.out");
+  std::vector<std::string> argv{"nats-server", "-js",
+                                "-a",          "127.0.0.1",
+                                "-p",          std::to_string(port),
+                                "-sd",         dir_ + "/jetstream",
+                                "-l",          log,
+                                "-P",          dir_ + "/nats.pid"};
+  argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+  auto pid = spawn_process(argv, dir_ + "/nats.out");
   if (!pid)
     return pid.error();
   pid_ = *pid;

@@ -7,6 +7,7 @@
 // that: by pid, never by name).
 
 #include <string>
+#include <vector>
 
 #include <caf/error.hpp>
 #include <sys/types.h>
@@ -23,6 +24,13 @@ public:
   /// Starts `nats-server -js` on 127.0.0.1:port with data in dir/nats.
   caf::error start(const std::string& dir, int port);
 
+  /// Starts one server of a JetStream cluster named `troupe`: server name
+  /// `name`, routes between the servers on `cluster_port`s, data in
+  /// dir/nats-<name>. `routes` lists every server's cluster URL.
+  caf::error start_clustered(const std::string& dir, int port,
+                             const std::string& name, int cluster_port,
+                             const std::string& routes);
+
   /// Stops the server (SIGTERM, then SIGKILL after 10 s). Idempotent.
   void stop();
 
@@ -30,6 +38,8 @@ public:
   pid_t pid() const noexcept { return pid_; }
 
 private:
+  caf::error launch(std::vector<std::string> extra_args);
+
   pid_t pid_ = -1;
   int port_ = 0;
   std::string dir_;

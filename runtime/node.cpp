@@ -141,8 +141,16 @@ int run_node(const troupe_config& cfg, const node_run_options& opts) {
     spdlog::critical("cannot start: {}", describe(err));
     return 2;
   }
-  if (auto err = (*nats)->ensure_stream(cfg.nats)) {
-    spdlog::critical("cannot start: {}", describe(err));
+  // A JetStream cluster that is still electing its leader answers with
+  // errors for a few seconds: retry like any other dependency.
+  auto stream_ok = with_startup_retries(
+      "JetStream", std::chrono::seconds{30}, [&]() -> caf::expected<bool> {
+        if (auto err = (*nats)->ensure_stream(cfg.nats))
+          return err;
+        return true;
+      });
+  if (!stream_ok) {
+    spdlog::critical("cannot start: {}", describe(stream_ok.error()));
     return 2;
   }
 
@@ -160,8 +168,16 @@ int run_node(const troupe_config& cfg, const node_run_options& opts) {
     }
     defs.emplace(name, *def);
     auto max_ack_pending = std::max<std::int64_t>(20000, pc.max_in_flight * 4);
-    if (auto err = (*nats)->ensure_consumer(cfg.nats, name, max_ack_pending)) {
-      spdlog::critical("cannot start: {}", describe(err));
+    auto consumer_ok =
+        with_startup_retries("JetStream consumer", std::chrono::seconds{30},
+                             [&]() -> caf::expected<bool> {
+                               if (auto err = (*nats)->ensure_consumer(
+                                       cfg.nats, name, max_ack_pending))
+                                 return err;
+                               return true;
+                             });
+    if (!consumer_ok) {
+      spdlog::critical("cannot start: {}", describe(consumer_ok.error()));
       return 2;
     }
   }

@@ -253,7 +253,13 @@ TEST_F(durable_path_test, AKilledNodeLosesNothingAndRunsNoCompletedStageTwice) {
                            "'slow-%' and state = 'succeeded'");
   EXPECT_LT(done_before, 200) << "the kill came too late to test anything";
   auto node2 = start_node("kill-2");
-  ASSERT_TRUE(tracker.wait_all(180s, {})) << node2->output();
+  // The database decides: an event may be lost with the killed node (it
+  // publishes after the commit), a terminal row may not.
+  deadline = std::chrono::steady_clock::now() + 180s;
+  while (count("select count(*) from jobs where job_id like 'slow-%' and "
+               "state in ('succeeded', 'dead_lettered', 'cancelled')") < 200 &&
+         std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(100ms);
   EXPECT_EQ(count("select count(*) from jobs where job_id like 'slow-%' and "
                   "state = 'succeeded'"),
             200);
