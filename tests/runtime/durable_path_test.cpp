@@ -88,6 +88,13 @@ stages = [
   { name = "check", kind = "exec", command = ["/bin/sh", "-c", "grep -q '\"payload\":{\"path\":\"x\"}' && echo '{}'"] },
 ]
 
+[pipelines.steady]
+max_in_flight = 100
+stages = [
+  { name = "one", kind = "sleep", duration = "250ms" },
+  { name = "two", kind = "sleep", duration = "250ms" },
+]
+
 [pipelines.slow]
 max_in_flight = 200
 stages = [
@@ -335,4 +342,65 @@ TEST_F(durable_path_test, BadInputIsRejectedClearlyAndTheNodeKeepsServing) {
   EXPECT_TRUE(node->running());
   node->signal(SIGTERM);
   EXPECT_EQ(node->wait(30s), 0);
+}
+
+TEST_F(durable_path_test, ASecondNodeWithALiveNodesIdIsRefused) {
+  auto node = start_node("id-1");
+  child_process twin{{TROUPE_BINARY, "node", "--config", dir_ + "/node.toml"},
+                     dir_ + "/node-id-2.log"};
+  EXPECT_EQ(twin.wait(60s), 2) << twin.output();
+  EXPECT_NE(twin.output().find("node id 'itest-node' is already in use"),
+            std::string::npos)
+      << twin.output();
+  EXPECT_TRUE(node->running());
+  node->signal(SIGTERM);
+  EXPECT_EQ(node->wait(30s), 0);
+}
+
+TEST_F(durable_path_test, PostgresAndNatsOutagesDelayJobsButLoseNone) {
+  auto node = start_node("outage");
+  auto nats = client();
+  subjects subj{"troupe"};
+  std::vector<std::string> bodies;
+  for (int i = 0; i < 300; ++i)
+    bodies.push_back(body("steady", "steady-" + std::to_string(i)));
+  auto replies = submit_requests(*nats, subj, bodies, 256, 60s);
+  ASSERT_TRUE(replies);
+  for (auto& r : *replies)
+    ASSERT_TRUE(r.ok);
+  auto terminal = [] {
+    return count("select count(*) from jobs where job_id like 'steady-%' "
+                 "and state in ('succeeded', 'dead_lettered', 'cancelled')");
+  };
+  auto deadline = std::chrono::steady_clock::now() + 60s;
+  while (terminal() < 50 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(20ms);
+  // PostgreSQL goes away for a while: stages keep finishing, their commits
+  // wait; nothing is dropped.
+  auto before = terminal();
+  servers_->pg().stop();
+  std::this_thread::sleep_for(3s);
+  ASSERT_FALSE(servers_->pg().start(dir_, servers_->pg_port()));
+  // Then NATS restarts (JetStream keeps the stream on disk).
+  std::this_thread::sleep_for(1s);
+  servers_->nats().stop();
+  std::this_thread::sleep_for(2s);
+  ASSERT_FALSE(servers_->nats().start(dir_, servers_->nats_port()));
+  deadline = std::chrono::steady_clock::now() + 180s;
+  while (terminal() < 300 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(100ms);
+  std::cout << "[ info ] outages began with " << before
+            << " of 300 jobs done\n";
+  EXPECT_LT(before, 300) << "the outage came too late to test anything";
+  EXPECT_EQ(count("select count(*) from jobs where job_id like 'steady-%' "
+                  "and state = 'succeeded'"),
+            300)
+      << node->output();
+  EXPECT_EQ(count("select count(*) from (select job_id, stage_index from "
+                  "job_attempts where job_id like 'steady-%' and ok group by "
+                  "job_id, stage_index having count(*) > 1) d"),
+            0);
+  EXPECT_TRUE(node->running());
+  node->signal(SIGTERM);
+  EXPECT_EQ(node->wait(60s), 0) << node->output();
 }
