@@ -53,6 +53,8 @@ void publish_own(self_ptr self) {
   hb.sent_at_ms = st.deps.now_ms ? st.deps.now_ms() : 0;
   if (st.deps.load)
     hb.in_flight = st.deps.load();
+  if (st.deps.health)
+    hb.health = st.deps.health();
   self->send(st.deps.bus, hb);
 }
 

@@ -42,6 +42,8 @@ struct cluster_deps {
   /// Current in-flight jobs of this node (called on the actor's thread;
   /// must be cheap and thread-safe, e.g. an atomic load).
   std::function<std::int64_t()> load;
+  /// Current health ("healthy" / "degraded"); may be empty.
+  std::function<std::string()> health;
 };
 
 /// Spawns a cluster member; it publishes its first heartbeat at once.

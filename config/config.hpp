@@ -77,6 +77,9 @@ struct node_config {
   int scheduler_threads = 0;
   /// Threads for blocking stage work (exec); bounds concurrent processes.
   int blocking_threads = 16;
+  /// How long a draining node lets in-flight jobs finish before handing the
+  /// rest back to the broker.
+  duration_ms drain_grace{30000};
 };
 
 struct nats_config {

@@ -595,7 +595,7 @@ void read_document(reader& r, const toml::table& root,
   if (auto* t = section("node")) {
     r.check_keys(*t, "node",
                  {"id", "http", "max_in_flight", "log_level", "log_format",
-                  "scheduler_threads", "blocking_threads"});
+                  "scheduler_threads", "blocking_threads", "drain_grace"});
     r.read(*t, "node", "id", cfg.node.id);
     r.read(*t, "node", "http", cfg.node.http);
     r.read(*t, "node", "max_in_flight", cfg.node.max_in_flight, 1, 10000000);
@@ -603,6 +603,7 @@ void read_document(reader& r, const toml::table& root,
     r.read(*t, "node", "log_format", cfg.node.log_format);
     r.read(*t, "node", "scheduler_threads", cfg.node.scheduler_threads, 0,
            1024);
+    r.read_duration(*t, "node", "drain_grace", cfg.node.drain_grace);
     r.read(*t, "node", "blocking_threads", cfg.node.blocking_threads, 1, 4096);
     static const std::set<std::string> levels = {
         "trace", "debug", "info", "warn", "error", "critical", "off"};

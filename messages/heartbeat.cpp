@@ -15,6 +15,7 @@ std::string encode_heartbeat(const heartbeat& hb) {
                         {"in_flight", hb.in_flight},
                         {"capacity", hb.capacity},
                         {"state", hb.state},
+                        {"health", hb.health},
                         {"started_at_ms", hb.started_at_ms},
                         {"sent_at_ms", hb.sent_at_ms},
                         {"seq", hb.seq}}
@@ -35,6 +36,7 @@ caf::expected<heartbeat> decode_heartbeat(std::string_view text) {
     hb.in_flight = j.value("in_flight", std::int64_t{0});
     hb.capacity = j.value("capacity", std::int64_t{0});
     hb.state = j.value("state", "up");
+    hb.health = j.value("health", "healthy");
     hb.started_at_ms = j.value("started_at_ms", std::int64_t{0});
     hb.sent_at_ms = j.value("sent_at_ms", std::int64_t{0});
     hb.seq = j.value("seq", std::int64_t{0});

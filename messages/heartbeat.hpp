@@ -23,6 +23,8 @@ struct heartbeat {
   std::int64_t capacity = 0;
   /// "up", "draining" or "down" (a node leaving says "down" once).
   std::string state = "up";
+  /// "healthy", or "degraded" while NATS or PostgreSQL is unreachable.
+  std::string health = "healthy";
   std::int64_t started_at_ms = 0;
   std::int64_t sent_at_ms = 0;
   /// Incremented per heartbeat; lets receivers spot restarts and reordering.
@@ -32,7 +34,7 @@ struct heartbeat {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, heartbeat& x) {
   return f(caf::meta::type_name("heartbeat"), x.node_id, x.host, x.pid,
-           x.version, x.pipelines, x.in_flight, x.capacity, x.state,
+           x.version, x.pipelines, x.in_flight, x.capacity, x.state, x.health,
            x.started_at_ms, x.sent_at_ms, x.seq);
 }
 

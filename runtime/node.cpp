@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <caf/all.hpp>
+#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include "actors/atoms.hpp"
@@ -14,6 +15,8 @@
 #include "actors/pipeline_supervisor.hpp"
 #include "messages/errc.hpp"
 #include "messages/heartbeat.hpp"
+#include "messages/stats.hpp"
+#include "runtime/admin_bridge.hpp"
 #include "runtime/blocking_pool.hpp"
 #include "runtime/demo.hpp"
 #include "runtime/event_publisher.hpp"
@@ -189,6 +192,8 @@ int run_node(const troupe_config& cfg, const node_run_options& opts) {
   so.pg = cfg.postgres;
   so.node_id = node_id;
   so.lease = std::max<duration_ms>(cfg.nats.ack_wait * 2, duration_ms{60000});
+  so.stats = std::make_shared<pg_store_stats>();
+  auto store_stats = so.stats;
   auto store = spawn_pg_store(sys, so);
   auto events = spawn_event_publisher(sys, *nats, subjects{cfg.nats.prefix});
   auto jdeps = std::make_shared<job_deps>();
@@ -251,6 +256,11 @@ int run_node(const troupe_config& cfg, const node_run_options& opts) {
   for (auto& in : intakes)
     loads.push_back(std::shared_ptr<const intake_counters>(
         std::shared_ptr<void>{}, &in->counters()));
+  // Degraded: a dependency is unreachable. Set by the main loop below.
+  auto degraded = std::make_shared<std::atomic<bool>>(false);
+  cd.health = [degraded] {
+    return degraded->load() ? std::string{"degraded"} : std::string{"healthy"};
+  };
   cd.load = [loads] {
     std::int64_t n = 0;
     for (auto& l : loads)
@@ -273,6 +283,69 @@ int run_node(const troupe_config& cfg, const node_run_options& opts) {
   spdlog::info("node {}: ready; NATS {}, PostgreSQL {}", node_id,
                redact_url(cfg.nats.url), redact_url(cfg.postgres.url));
 
+  // Admin verbs of this node (the shell builds on them).
+  auto admin_pool = std::make_shared<blocking_pool>(2);
+  admin_bridge admin{*nats, cfg.nats.prefix, node_id, admin_pool};
+  std::atomic<bool> drain_requested{false};
+  std::atomic<bool> resume_requested{false};
+  admin.add_read("nodes", [&sys, member](const nlohmann::json&) {
+    caf::scoped_actor self{sys};
+    nlohmann::json out = nlohmann::json::array();
+    self->request(member, std::chrono::seconds{2}, get_atom::value)
+        .receive(
+            [&](std::vector<troupe::member>& view) {
+              for (auto& m : view)
+                out.push_back({{"node_id", m.last.node_id},
+                               {"host", m.last.host},
+                               {"pid", m.last.pid},
+                               {"version", m.last.version},
+                               {"state", m.state},
+                               {"health", m.last.health},
+                               {"pipelines", m.last.pipelines},
+                               {"in_flight", m.last.in_flight},
+                               {"capacity", m.last.capacity},
+                               {"started_at_ms", m.last.started_at_ms},
+                               {"silent_ms", m.silent_ms}});
+            },
+            [&](caf::error& err) { throw std::runtime_error(describe(err)); });
+    return out;
+  });
+  admin.add_read("stats", [&sys, &supervisors](const nlohmann::json&) {
+    caf::scoped_actor self{sys};
+    nlohmann::json out = nlohmann::json::array();
+    for (auto& sup : supervisors)
+      self->request(sup, std::chrono::seconds{2}, stats_atom::value)
+          .receive(
+              [&](pipeline_stats& s) {
+                out.push_back({{"pipeline", s.pipeline},
+                               {"running", s.running},
+                               {"queued", s.queued},
+                               {"max_in_flight", s.max_in_flight},
+                               {"succeeded", s.succeeded},
+                               {"dead_lettered", s.dead_lettered},
+                               {"cancelled", s.cancelled},
+                               {"skipped", s.skipped},
+                               {"abandoned", s.abandoned},
+                               {"restarts", s.restarts}});
+              },
+              [&](caf::error& err) {
+                throw std::runtime_error(describe(err));
+              });
+    return out;
+  });
+  admin.add_control("drain", [&drain_requested](const nlohmann::json&) {
+    drain_requested = true;
+    return nlohmann::json{{"state", "draining"}};
+  });
+  admin.add_control("resume", [&resume_requested](const nlohmann::json&) {
+    resume_requested = true;
+    return nlohmann::json{{"state", "up"}};
+  });
+  if (auto err = admin.start()) {
+    spdlog::critical("cannot start: {}", describe(err));
+    return 2;
+  }
+
   // 4. Run until asked to stop (or until the demo is done).
   int rc = 0;
   std::thread demo;
@@ -289,7 +362,53 @@ int run_node(const troupe_config& cfg, const node_run_options& opts) {
         request_shutdown();
     }};
   }
-  while (!wait_for_shutdown(std::chrono::milliseconds{500})) {
+  auto in_flight_total = [&] {
+    std::int64_t n = 0;
+    for (auto& in : intakes)
+      n += in->counters().in_flight;
+    return n;
+  };
+  auto set_fetching = [&](bool on) {
+    for (auto& in : intakes)
+      on ? in->resume() : in->pause();
+  };
+  bool draining = false;
+  auto drain_deadline = std::chrono::steady_clock::now();
+  for (;;) {
+    if (wait_for_shutdown(std::chrono::milliseconds{200}))
+      break;
+    // Dependencies: while one is unreachable, fetch nothing new (claims
+    // would only fail) and say so in the heartbeat; in-flight jobs keep
+    // their results until the store takes them.
+    bool healthy = store_stats->healthy && (*nats)->health().connected;
+    if (healthy == degraded->load()) {
+      degraded->store(!healthy);
+      if (!draining)
+        set_fetching(healthy);
+      if (healthy)
+        spdlog::info("node {}: dependencies are back, fetching again", node_id);
+      else
+        spdlog::warn("node {}: degraded ({} unreachable), not fetching",
+                     node_id, store_stats->healthy ? "NATS" : "PostgreSQL");
+    }
+    if (drain_requested.exchange(false) && !draining) {
+      draining = true;
+      drain_deadline = std::chrono::steady_clock::now() + cfg.node.drain_grace;
+      set_fetching(false);
+      caf::anon_send(member, state_atom::value, std::string{"draining"});
+      spdlog::info("node {}: draining on admin request ({} job(s) in flight)",
+                   node_id, in_flight_total());
+    }
+    if (resume_requested.exchange(false) && draining) {
+      draining = false;
+      if (!degraded->load())
+        set_fetching(true);
+      caf::anon_send(member, state_atom::value, std::string{"up"});
+      spdlog::info("node {}: drain cancelled, fetching again", node_id);
+    }
+    if (draining && (in_flight_total() == 0 ||
+                     std::chrono::steady_clock::now() >= drain_deadline))
+      break;
   }
 
   // 5. Drain: stop intake, let in-flight jobs finish within the grace
@@ -300,7 +419,9 @@ int run_node(const troupe_config& cfg, const node_run_options& opts) {
   sweeper.stop();
   for (auto& in : intakes)
     in->pause();
-  auto grace = std::chrono::steady_clock::now() + std::chrono::seconds{10};
+  auto grace = draining
+                   ? drain_deadline
+                   : std::chrono::steady_clock::now() + cfg.node.drain_grace;
   for (;;) {
     std::int64_t in_flight = 0;
     for (auto& in : intakes)
@@ -320,6 +441,7 @@ int run_node(const troupe_config& cfg, const node_run_options& opts) {
   // Leave the cluster before going away, so peers do not wait for the
   // failure timeout.
   caf::anon_send(member, leave_atom::value);
+  admin.stop();
   hb_bus.stop();
   for (auto& sup : supervisors)
     caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
@@ -330,6 +452,7 @@ int run_node(const troupe_config& cfg, const node_run_options& opts) {
   (*nats)->flush();
   pool->stop();
   api_pool->stop();
+  admin_pool->stop();
   spdlog::info("node {}: stopped", node_id);
   return rc;
 }

@@ -404,3 +404,49 @@ TEST_F(durable_path_test, PostgresAndNatsOutagesDelayJobsButLoseNone) {
   node->signal(SIGTERM);
   EXPECT_EQ(node->wait(60s), 0) << node->output();
 }
+
+TEST_F(durable_path_test, AdminRequestsInspectDrainAndResumeANode) {
+  auto node = start_node("admin");
+  auto nats = client();
+  auto ask = [&](const std::string& subject) {
+    auto r = nats->request(subject, "", 5000);
+    EXPECT_TRUE(r) << subject << ": " << describe(r.error());
+    return r ? nlohmann::json::parse(*r) : nlohmann::json{};
+  };
+  auto nodes = ask("troupe.admin.itest-node.read.nodes");
+  ASSERT_TRUE(nodes.value("ok", false)) << nodes.dump();
+  ASSERT_GE(nodes["result"].size(), 1u);
+  EXPECT_EQ(nodes["result"][0]["node_id"], "itest-node");
+  EXPECT_EQ(nodes["result"][0]["state"], "up");
+  EXPECT_EQ(nodes["result"][0]["health"], "healthy");
+  auto stats = ask("troupe.admin.all.read.stats");
+  ASSERT_TRUE(stats.value("ok", false)) << stats.dump();
+  EXPECT_EQ(stats["node"], "itest-node");
+  auto wrong = ask("troupe.admin.itest-node.read.drain");
+  EXPECT_FALSE(wrong.value("ok", true));
+  EXPECT_NE(
+      wrong["error"]["message"].get<std::string>().find("is a control verb"),
+      std::string::npos);
+  // Drain, then resume before the drain finished: the node stays.
+  subjects subj{"troupe"};
+  std::vector<std::string> bodies;
+  for (int i = 0; i < 40; ++i)
+    bodies.push_back(body("steady", "drain-" + std::to_string(i)));
+  ASSERT_TRUE(submit_requests(*nats, subj, bodies, 64, 30s));
+  EXPECT_TRUE(ask("troupe.admin.itest-node.control.drain").value("ok", false));
+  EXPECT_TRUE(node->wait_for_output("draining on admin request", 10s));
+  EXPECT_TRUE(ask("troupe.admin.itest-node.control.resume").value("ok", false));
+  EXPECT_TRUE(node->wait_for_output("drain cancelled", 10s)) << node->output();
+  auto deadline = std::chrono::steady_clock::now() + 60s;
+  while (count("select count(*) from jobs where job_id like 'drain-%' and "
+               "state = 'succeeded'") < 40 &&
+         std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(100ms);
+  EXPECT_EQ(count("select count(*) from jobs where job_id like 'drain-%' and "
+                  "state = 'succeeded'"),
+            40);
+  EXPECT_TRUE(node->running());
+  // A drain that runs to its end: the node leaves and exits cleanly.
+  EXPECT_TRUE(ask("troupe.admin.all.control.drain").value("ok", false));
+  EXPECT_EQ(node->wait(60s), 0) << node->output();
+}

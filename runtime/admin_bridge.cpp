@@ -1,0 +1,149 @@
+#include "runtime/admin_bridge.hpp"
+
+#include <stdexcept>
+
+#include "runtime/blocking_pool.hpp"
+
+namespace troupe {
+
+struct admin_bridge::impl {
+  std::shared_ptr<nats_client> nats;
+  std::string prefix;
+  std::string node_id;
+  std::shared_ptr<blocking_pool> workers;
+  std::map<std::string, admin_verb> read;
+  std::map<std::string, admin_verb> control;
+  std::vector<natsSubscription*> subs;
+};
+
+namespace {
+
+using json = nlohmann::json;
+
+json error_reply(const std::string& node, const std::string& code,
+                 const std::string& message) {
+  return json{{"ok", false},
+              {"node", node},
+              {"error", {{"code", code}, {"message", message}}}};
+}
+
+void handle(const std::shared_ptr<admin_bridge::impl>& im,
+            const std::string& subject, const std::string& reply,
+            const std::string& body) {
+  // <prefix>.admin.<target>.<class>.<verb>
+  auto base = im->prefix + ".admin.";
+  json out;
+  auto rest = subject.substr(base.size());
+  auto d1 = rest.find('.');
+  auto d2 = d1 == std::string::npos ? d1 : rest.find('.', d1 + 1);
+  if (d2 == std::string::npos) {
+    out = error_reply(im->node_id, "unknown_verb",
+                      "expected " + base + "<node|all>.<read|control>.<verb>");
+  } else {
+    auto cls = rest.substr(d1 + 1, d2 - d1 - 1);
+    auto verb = rest.substr(d2 + 1);
+    auto& table = cls == "control" ? im->control : im->read;
+    auto& other = cls == "control" ? im->read : im->control;
+    auto i = table.find(verb);
+    if (cls != "read" && cls != "control") {
+      out = error_reply(im->node_id, "unknown_verb",
+                        "class must be read or control, got '" + cls + "'");
+    } else if (i == table.end()) {
+      std::string known;
+      for (auto& kv : table)
+        known += (known.empty() ? "" : ", ") + kv.first;
+      out = error_reply(im->node_id, "unknown_verb",
+                        other.count(verb)
+                            ? "'" + verb + "' is a " +
+                                  (cls == "read" ? std::string{"control"}
+                                                 : std::string{"read"}) +
+                                  " verb"
+                            : "unknown " + cls + " verb '" + verb +
+                                  "' (known: " + known + ")");
+    } else {
+      auto req = body.empty() ? json{} : json::parse(body, nullptr, false);
+      if (req.is_discarded()) {
+        out = error_reply(im->node_id, "invalid_payload",
+                          "request body is not JSON");
+      } else {
+        try {
+          out = json{
+              {"ok", true}, {"node", im->node_id}, {"result", i->second(req)}};
+        } catch (const std::exception& e) {
+          out = error_reply(im->node_id, "failed", e.what());
+        }
+      }
+    }
+  }
+  if (reply.empty())
+    return;
+  auto text = out.dump();
+  natsConnection_Publish(im->nats->conn(), reply.c_str(), text.data(),
+                         static_cast<int>(text.size()));
+}
+
+void on_request(natsConnection*, natsSubscription*, natsMsg* msg,
+                void* closure) {
+  auto* weak = static_cast<std::weak_ptr<admin_bridge::impl>*>(closure);
+  std::string subject = natsMsg_GetSubject(msg);
+  std::string reply = natsMsg_GetReply(msg) ? natsMsg_GetReply(msg) : "";
+  std::string body{natsMsg_GetData(msg),
+                   static_cast<std::size_t>(natsMsg_GetDataLength(msg))};
+  natsMsg_Destroy(msg);
+  if (auto im = weak->lock())
+    im->workers->post(
+        [im, subject, reply, body] { handle(im, subject, reply, body); });
+}
+
+} // namespace
+
+admin_bridge::admin_bridge(std::shared_ptr<nats_client> nats,
+                           std::string prefix, std::string node_id,
+                           std::shared_ptr<blocking_pool> workers)
+    : impl_(std::make_shared<impl>()) {
+  impl_->nats = std::move(nats);
+  impl_->prefix = std::move(prefix);
+  impl_->node_id = std::move(node_id);
+  impl_->workers = std::move(workers);
+}
+
+admin_bridge::~admin_bridge() {
+  stop();
+}
+
+void admin_bridge::add_read(const std::string& name, admin_verb fn) {
+  impl_->read[name] = std::move(fn);
+}
+
+void admin_bridge::add_control(const std::string& name, admin_verb fn) {
+  impl_->control[name] = std::move(fn);
+}
+
+caf::error admin_bridge::start() {
+  for (auto target : {impl_->node_id, std::string{"all"}}) {
+    auto subject = impl_->prefix + ".admin." + target + ".>";
+    auto* weak = new std::weak_ptr<impl>(impl_);
+    natsSubscription* sub = nullptr;
+    auto s = natsConnection_Subscribe(&sub, impl_->nats->conn(),
+                                      subject.c_str(), on_request, weak);
+    if (s != NATS_OK) {
+      delete weak;
+      return nats_error(s, "subscribe to " + subject);
+    }
+    natsSubscription_SetOnCompleteCB(
+        sub, [](void* p) { delete static_cast<std::weak_ptr<impl>*>(p); },
+        weak);
+    impl_->subs.push_back(sub);
+  }
+  return caf::none;
+}
+
+void admin_bridge::stop() {
+  for (auto* sub : impl_->subs) {
+    natsSubscription_Unsubscribe(sub);
+    natsSubscription_Destroy(sub);
+  }
+  impl_->subs.clear();
+}
+
+} // namespace troupe

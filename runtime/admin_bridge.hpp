@@ -1,0 +1,56 @@
+#pragma once
+
+// Admin requests over NATS for one node: `<prefix>.admin.<node_id>.<class>.
+// <verb>` and `<prefix>.admin.all.<class>.<verb>` (every node answers the
+// latter; a client gathers the replies). `read` verbs inspect, `control`
+// verbs change state, so NATS permissions can make an operator read-only.
+// Replies: `{"ok":true,"node":ID,"result":...}` or
+// `{"ok":false,"node":ID,"error":{"code":...,"message":...}}`.
+//
+// The NATS callback copies the request and hands it to a worker thread,
+// which may wait on actors (bounded by timeouts).
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+#include <caf/error.hpp>
+#include <nlohmann/json.hpp>
+
+#include "runtime/nats_client.hpp"
+
+namespace troupe {
+
+class blocking_pool;
+
+/// One admin verb: takes the request body (JSON, may be null), returns the
+/// result, or throws std::runtime_error with a message for the client.
+using admin_verb = std::function<nlohmann::json(const nlohmann::json&)>;
+
+class admin_bridge {
+public:
+  admin_bridge(std::shared_ptr<nats_client> nats, std::string prefix,
+               std::string node_id, std::shared_ptr<blocking_pool> workers);
+  ~admin_bridge();
+
+  admin_bridge(const admin_bridge&) = delete;
+  admin_bridge& operator=(const admin_bridge&) = delete;
+
+  /// Registers `read.<name>` or `control.<name>` before start().
+  void add_read(const std::string& name, admin_verb fn);
+  void add_control(const std::string& name, admin_verb fn);
+
+  /// Subscribes to this node's and the `all` subjects.
+  caf::error start();
+
+  /// Unsubscribes (idempotent).
+  void stop();
+
+  struct impl;
+
+private:
+  std::shared_ptr<impl> impl_;
+};
+
+} // namespace troupe
