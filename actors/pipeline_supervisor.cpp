@@ -86,6 +86,19 @@ caf::behavior pipeline_supervisor(self_ptr self,
   self->state.pipe = std::move(pipe);
   self->state.deps = std::move(deps);
   self->state.stats.pipeline = self->state.pipe->config.name;
+  // When the supervisor goes (node shutdown), its jobs go with it: a job
+  // parked on a long retry timer would otherwise keep the actor system
+  // alive. Their messages are unacked, so the broker hands them to others.
+  self->set_exit_handler([self](caf::exit_msg& em) {
+    auto& st = self->state;
+    for (auto& [id, entry] : st.running) {
+      self->demonitor(entry.actor);
+      self->send_exit(entry.actor, em.reason);
+    }
+    st.running.clear();
+    st.by_actor.clear();
+    self->quit(em.reason);
+  });
   self->set_down_handler([self](caf::down_msg& dm) {
     auto& st = self->state;
     auto i = st.by_actor.find(dm.source);

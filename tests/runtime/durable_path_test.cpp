@@ -63,6 +63,7 @@ public:
 id = "itest-node"
 http = "127.0.0.1:0"
 max_in_flight = 1000
+drain_grace = "3s"
 
 [nats]
 url = ")" + servers_->nats_url() +
@@ -93,6 +94,13 @@ max_in_flight = 100
 stages = [
   { name = "one", kind = "sleep", duration = "250ms" },
   { name = "two", kind = "sleep", duration = "250ms" },
+]
+
+[pipelines.parked]
+max_in_flight = 2000
+stages = [
+  { name = "flaky", kind = "fault", fail_first = 1,
+    retry = { max_attempts = 3, initial = "10m", max = "10m", jitter = "none" } },
 ]
 
 [pipelines.slow]
@@ -446,7 +454,35 @@ TEST_F(durable_path_test, AdminRequestsInspectDrainAndResumeANode) {
                   "state = 'succeeded'"),
             40);
   EXPECT_TRUE(node->running());
-  // A drain that runs to its end: the node leaves and exits cleanly.
+  // 1,000 jobs parked on a 10-minute retry cost timers, not threads: the
+  // node still answers at once.
+  std::vector<std::string> parked;
+  for (int i = 0; i < 1000; ++i)
+    parked.push_back(body("parked", "parked-" + std::to_string(i)));
+  ASSERT_TRUE(submit_requests(*nats, subj, parked, 256, 60s));
+  deadline = std::chrono::steady_clock::now() + 60s;
+  while (count("select count(*) from jobs where job_id like 'parked-%' and "
+               "state = 'retrying'") < 1000 &&
+         std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(50ms);
+  EXPECT_EQ(count("select count(*) from jobs where job_id like 'parked-%' "
+                  "and state = 'retrying'"),
+            1000);
+  auto t0 = std::chrono::steady_clock::now();
+  auto busy = ask("troupe.admin.itest-node.read.stats");
+  auto took = std::chrono::steady_clock::now() - t0;
+  ASSERT_TRUE(busy.value("ok", false)) << busy.dump();
+  std::int64_t running = 0;
+  for (auto& p : busy["result"])
+    if (p["pipeline"] == "parked")
+      running = p["running"].get<std::int64_t>();
+  EXPECT_EQ(running, 1000);
+  std::cout
+      << "[ info ] read.stats answered in "
+      << std::chrono::duration_cast<std::chrono::microseconds>(took).count()
+      << " us with 1000 jobs parked\n";
+  // A drain that runs to its end: the node leaves and exits cleanly (the
+  // parked jobs are handed back to the broker after the grace period).
   EXPECT_TRUE(ask("troupe.admin.all.control.drain").value("ok", false));
   EXPECT_EQ(node->wait(60s), 0) << node->output();
 }
