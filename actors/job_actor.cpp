@@ -225,21 +225,28 @@ std::string build_input(self_ptr self, const stage_config& sc) {
 void finish_cancelled(self_ptr self);
 void run_stage(self_ptr self);
 
+/// The record of the attempt that just ended.
+attempt_record finished_attempt(self_ptr self, bool ok) {
+  auto& st = self->state;
+  attempt_record rec;
+  rec.stage_index = st.stage;
+  rec.stage = st.pipe->config.stages[st.stage].name;
+  rec.attempt = st.attempt;
+  rec.life = st.life;
+  rec.started_at_ms = st.attempt_started_ms;
+  rec.duration_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                        self->clock().now() - st.attempt_started)
+                        .count();
+  rec.node = st.deps->node_id;
+  rec.ok = ok;
+  return rec;
+}
+
 void on_failure(self_ptr self, std::string code, std::string message,
                 bool retryable) {
   auto& st = self->state;
   const auto& sc = st.pipe->config.stages[st.stage];
-  auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
-      self->clock().now() - st.attempt_started);
-  attempt_record rec;
-  rec.stage_index = st.stage;
-  rec.stage = sc.name;
-  rec.attempt = st.attempt;
-  rec.life = st.life;
-  rec.started_at_ms = st.attempt_started_ms;
-  rec.duration_ms = elapsed.count();
-  rec.node = st.deps->node_id;
-  rec.ok = false;
+  auto rec = finished_attempt(self, false);
   rec.error_code = code;
   rec.error_message = message;
   auto failed = make_event(self, "stage.failed");
@@ -296,23 +303,13 @@ void on_failure(self_ptr self, std::string code, std::string message,
 void on_success(self_ptr self, std::string output) {
   auto& st = self->state;
   const auto& sc = st.pipe->config.stages[st.stage];
-  auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
-      self->clock().now() - st.attempt_started);
-  attempt_record rec;
-  rec.stage_index = st.stage;
-  rec.stage = sc.name;
-  rec.attempt = st.attempt;
-  rec.life = st.life;
-  rec.started_at_ms = st.attempt_started_ms;
-  rec.duration_ms = elapsed.count();
-  rec.node = st.deps->node_id;
-  rec.ok = true;
+  auto rec = finished_attempt(self, true);
   checkpoint cp;
   cp.stage_index = st.stage;
   cp.stage = sc.name;
   cp.output = output;
   cp.attempts = st.attempt;
-  cp.duration_ms = elapsed.count();
+  cp.duration_ms = rec.duration_ms;
   cp.finished_at_ms = now_ms(self);
   st.outputs[st.stage] = output;
   auto succeeded = make_event(self, "stage.succeeded");

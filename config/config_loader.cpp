@@ -124,12 +124,7 @@ std::string redact(const std::string& text) {
 }
 
 bool is_token(const std::string& s) {
-  if (s.empty())
-    return false;
-  for (unsigned char c : s)
-    if (!(std::isalnum(c) || c == '_' || c == '-'))
-      return false;
-  return true;
+  return is_subject_token(s);
 }
 
 /// Collects problems while reading one source.
@@ -691,6 +686,15 @@ std::string host_name() {
 }
 
 } // namespace
+
+bool is_subject_token(std::string_view s) noexcept {
+  if (s.empty())
+    return false;
+  for (unsigned char c : s)
+    if (!(std::isalnum(c) || c == '_' || c == '-'))
+      return false;
+  return true;
+}
 
 void apply_env_overrides(troupe_config& cfg, const env_lookup& env) {
   if (!env)

@@ -61,6 +61,10 @@ std::optional<duration_ms> parse_duration(std::string_view text);
 /// Renders a duration in the shortest exact unit ("250ms", "3s", "5m").
 std::string format_duration(duration_ms d);
 
+/// True if `s` can be one token of a NATS subject as troupe uses them
+/// (pipeline names, node ids, the prefix): letters, digits, '_' and '-'.
+bool is_subject_token(std::string_view s) noexcept;
+
 /// Applies TROUPE_NATS_URL, TROUPE_PG_URL, TROUPE_NODE_ID, TROUPE_HTTP_ADDR.
 void apply_env_overrides(troupe_config& cfg, const env_lookup& env);
 

@@ -5,6 +5,21 @@
 
 namespace troupe {
 
+std::optional<troupe_config> load_config_for(const char* command,
+                                             const std::string& path) {
+  config_context ctx;
+  ctx.env = process_env();
+  auto res = load_config_file(path, ctx);
+  if (res.ok())
+    return std::move(res.config);
+  for (const auto& p : res.problems)
+    std::fprintf(stderr, "%s\n", p.to_string().c_str());
+  std::fprintf(stderr, "troupe %s: the configuration has %zu problem%s\n",
+               command, res.problems.size(),
+               res.problems.size() == 1 ? "" : "s");
+  return std::nullopt;
+}
+
 int cmd_config_check(const std::vector<std::string>& files) {
   int bad = 0;
   for (const auto& file : files) {

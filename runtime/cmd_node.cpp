@@ -10,17 +10,10 @@
 namespace troupe {
 
 int cmd_node(const node_options& opts) {
-  config_context ctx;
-  ctx.env = process_env();
-  auto res = load_config_file(opts.config_file, ctx);
-  if (!res.ok()) {
-    for (const auto& p : res.problems)
-      std::fprintf(stderr, "%s\n", p.to_string().c_str());
-    std::fprintf(stderr, "troupe node: configuration has %zu problem(s)\n",
-                 res.problems.size());
+  auto loaded = load_config_for("node", opts.config_file);
+  if (!loaded)
     return 2;
-  }
-  auto cfg = std::move(*res.config);
+  auto cfg = std::move(*loaded);
   if (!opts.node_id.empty())
     cfg.node.id = opts.node_id;
   std::string err;

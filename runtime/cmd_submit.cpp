@@ -43,17 +43,12 @@ int cmd_submit(const submit_options& opts) {
   std::string url = opts.nats_url;
   std::string prefix = "troupe";
   if (!opts.config_file.empty()) {
-    config_context ctx;
-    ctx.env = process_env();
-    auto res = load_config_file(opts.config_file, ctx);
-    if (!res.ok()) {
-      for (const auto& p : res.problems)
-        std::fprintf(stderr, "%s\n", p.to_string().c_str());
+    auto cfg = load_config_for("submit", opts.config_file);
+    if (!cfg)
       return 2;
-    }
     if (url.empty())
-      url = res.config->nats.url;
-    prefix = res.config->nats.prefix;
+      url = cfg->nats.url;
+    prefix = cfg->nats.prefix;
   }
   if (url.empty())
     if (auto env = process_env()("TROUPE_NATS_URL"))

@@ -4,8 +4,11 @@
 // returns the process exit code. Parsing of the command line lives in
 // runtime/cli.cpp so that every command can be called from tests directly.
 
+#include <optional>
 #include <string>
 #include <vector>
+
+#include "config/config.hpp"
 
 namespace troupe {
 
@@ -61,6 +64,11 @@ int cmd_shell(const shell_options& opts);
 int cmd_migrate(const migrate_options& opts);
 int cmd_config_check(const std::vector<std::string>& files);
 int cmd_version();
+
+/// Loads a configuration file for `command` (with environment overrides);
+/// on problems prints each with its location to stderr and returns nullopt.
+std::optional<troupe_config> load_config_for(const char* command,
+                                             const std::string& path);
 
 /// Parses argv and runs the selected command.
 int run_cli(int argc, char** argv);

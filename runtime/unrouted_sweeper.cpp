@@ -10,6 +10,7 @@
 
 #include "actors/atoms.hpp"
 #include "actors/pipeline_supervisor.hpp"
+#include "config/config_loader.hpp"
 #include "messages/errc.hpp"
 
 namespace troupe {
@@ -26,15 +27,6 @@ struct unrouted_sweeper::impl {
 };
 
 namespace {
-
-bool is_token(const std::string& s) {
-  if (s.empty())
-    return false;
-  for (unsigned char c : s)
-    if (!(std::isalnum(c) || c == '_' || c == '-'))
-      return false;
-  return true;
-}
 
 bool consumer_exists(jsCtx* js, const std::string& stream,
                      const std::string& name) {
@@ -120,7 +112,7 @@ int unrouted_sweeper::sweep_once() {
       if (e.Msgs == 0 || subject.rfind(jobs_prefix, 0) != 0)
         continue;
       auto token = subject.substr(jobs_prefix.size());
-      if (is_token(token) &&
+      if (is_subject_token(token) &&
           consumer_exists(im.nats->js(), im.ncfg.stream, subj.consumer(token)))
         continue;
       unrouted.push_back(subject);
@@ -161,7 +153,7 @@ int unrouted_sweeper::sweep_once() {
       for (int i = 0; i < list.Count; ++i) {
         natsMsg* m = list.Msgs[i];
         job_spec spec;
-        spec.pipeline = is_token(token) ? token : "invalid";
+        spec.pipeline = is_subject_token(token) ? token : "invalid";
         spec.job_id = header(m, "Nats-Msg-Id");
         jsMsgMetaData* meta = nullptr;
         if (natsMsg_GetMetaData(&meta, m) == NATS_OK) {
