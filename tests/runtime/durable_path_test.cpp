@@ -4,6 +4,7 @@
 #include <csignal>
 #include <memory>
 #include <set>
+#include <sstream>
 #include <sys/stat.h>
 #include <thread>
 
@@ -484,5 +485,37 @@ TEST_F(durable_path_test, AdminRequestsInspectDrainAndResumeANode) {
   // A drain that runs to its end: the node leaves and exits cleanly (the
   // parked jobs are handed back to the broker after the grace period).
   EXPECT_TRUE(ask("troupe.admin.all.control.drain").value("ok", false));
+  EXPECT_EQ(node->wait(60s), 0) << node->output();
+}
+
+TEST_F(durable_path_test, ShellScriptsSeeTheClusterAsJson) {
+  auto node = start_node("shell");
+  auto run_shell = [&](const std::string& cmds, const std::string& tag) {
+    child_process sh{{TROUPE_BINARY, "shell", "--nats", servers_->nats_url(),
+                      "--json", "-c", cmds},
+                     dir_ + "/shell-" + tag + ".log"};
+    auto rc = sh.wait(30s);
+    return std::make_pair(rc, sh.output());
+  };
+  auto [rc, out] = run_shell("nodes; stats", "ok");
+  ASSERT_EQ(rc, 0) << out;
+  std::istringstream lines{out};
+  std::string first, second;
+  std::getline(lines, first);
+  std::getline(lines, second);
+  auto nodes = nlohmann::json::parse(first, nullptr, false);
+  auto stats = nlohmann::json::parse(second, nullptr, false);
+  ASSERT_FALSE(nodes.is_discarded()) << out;
+  ASSERT_FALSE(stats.is_discarded()) << out;
+  ASSERT_EQ(nodes["nodes"].size(), 1u) << out;
+  EXPECT_EQ(nodes["nodes"][0]["node_id"], "itest-node");
+  EXPECT_EQ(nodes["nodes"][0]["state"], "up");
+  EXPECT_TRUE(stats["pipelines"].contains("three")) << out;
+  auto [bad_rc, bad_out] = run_shell("frobnicate", "bad");
+  EXPECT_EQ(bad_rc, 1);
+  EXPECT_NE(bad_out.find("unknown command 'frobnicate'"), std::string::npos)
+      << bad_out;
+  auto [drain_rc, drain_out] = run_shell("drain itest-node", "drain");
+  EXPECT_EQ(drain_rc, 0) << drain_out;
   EXPECT_EQ(node->wait(60s), 0) << node->output();
 }
