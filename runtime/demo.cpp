@@ -141,8 +141,8 @@ int run_demo(const demo_options& opts) {
               secs > 0 ? (succeeded + dead + cancelled) / secs : 0.0);
   std::printf("  latency (submit -> succeeded)  p50 %.1f ms  p99 %.1f ms\n",
               percentile(lat, 0.50), percentile(lat, 0.99));
-  std::printf("\nnext: `troupe shell --nats %s` to inspect jobs and dead "
-              "letters\n",
+  std::printf("\nnext: keep a cluster running with `troupe dev` and look at "
+              "it with `troupe shell --nats %s -c \"nodes; stats\"`\n",
               redact_url(opts.nats_url).c_str());
   std::fflush(stdout);
   return all ? 0 : 1;
