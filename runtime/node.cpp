@@ -22,6 +22,7 @@
 #include "runtime/event_publisher.hpp"
 #include "runtime/exec_stage.hpp"
 #include "runtime/heartbeat_bus.hpp"
+#include "runtime/http_endpoint.hpp"
 #include "runtime/jetstream_intake.hpp"
 #include "runtime/migrations.hpp"
 #include "runtime/nats_client.hpp"
@@ -207,6 +208,7 @@ int run_node(const troupe_config& cfg, const node_run_options& opts) {
   limits.max_payload_bytes = cfg.nats.max_payload;
   std::vector<std::unique_ptr<jetstream_intake>> intakes;
   std::vector<caf::actor> supervisors;
+  std::vector<std::string> supervisors_names;
   std::set<std::string> names;
   for (const auto& [name, def] : defs) {
     names.insert(name);
@@ -221,6 +223,7 @@ int run_node(const troupe_config& cfg, const node_run_options& opts) {
       return 2;
     }
     supervisors.push_back(sup);
+    supervisors_names.push_back(name);
     intakes.push_back(std::move(intake));
   }
   // Membership: announce ourselves, watch the others.
@@ -310,27 +313,32 @@ int run_node(const troupe_config& cfg, const node_run_options& opts) {
             [&](caf::error& err) { throw std::runtime_error(describe(err)); });
     return out;
   });
-  admin.add_read("stats", [&sys, &supervisors](const nlohmann::json&) {
+  // Counters of every pipeline supervisor (asked from a non-scheduler
+  // thread: admin workers and the HTTP server).
+  auto collect_stats = [&sys, &supervisors] {
     caf::scoped_actor self{sys};
-    nlohmann::json out = nlohmann::json::array();
+    std::vector<pipeline_stats> out;
     for (auto& sup : supervisors)
       self->request(sup, std::chrono::seconds{2}, stats_atom::value)
-          .receive(
-              [&](pipeline_stats& s) {
-                out.push_back({{"pipeline", s.pipeline},
-                               {"running", s.running},
-                               {"queued", s.queued},
-                               {"max_in_flight", s.max_in_flight},
-                               {"succeeded", s.succeeded},
-                               {"dead_lettered", s.dead_lettered},
-                               {"cancelled", s.cancelled},
-                               {"skipped", s.skipped},
-                               {"abandoned", s.abandoned},
-                               {"restarts", s.restarts}});
-              },
-              [&](caf::error& err) {
-                throw std::runtime_error(describe(err));
-              });
+          .receive([&](pipeline_stats& s) { out.push_back(std::move(s)); },
+                   [&](caf::error& err) {
+                     throw std::runtime_error(describe(err));
+                   });
+    return out;
+  };
+  admin.add_read("stats", [collect_stats](const nlohmann::json&) {
+    nlohmann::json out = nlohmann::json::array();
+    for (auto& s : collect_stats())
+      out.push_back({{"pipeline", s.pipeline},
+                     {"running", s.running},
+                     {"queued", s.queued},
+                     {"max_in_flight", s.max_in_flight},
+                     {"succeeded", s.succeeded},
+                     {"dead_lettered", s.dead_lettered},
+                     {"cancelled", s.cancelled},
+                     {"skipped", s.skipped},
+                     {"abandoned", s.abandoned},
+                     {"restarts", s.restarts}});
     return out;
   });
   admin.add_control("drain", [&drain_requested](const nlohmann::json&) {
@@ -345,6 +353,110 @@ int run_node(const troupe_config& cfg, const node_run_options& opts) {
     spdlog::critical("cannot start: {}", describe(err));
     return 2;
   }
+
+  // HTTP: health, readiness, metrics.
+  http_handlers hh;
+  hh.ready = [&, store_stats] {
+    bool nats_ok = (*nats)->health().connected;
+    bool pg_ok = store_stats->healthy;
+    nlohmann::json doc{{"node", node_id},
+                       {"checks",
+                        {{"nats",
+                          {{"status", nats_ok ? "up" : "down"},
+                           {"url", redact_url(cfg.nats.url)}}},
+                         {"postgres",
+                          {{"status", pg_ok ? "up" : "down"},
+                           {"url", redact_url(cfg.postgres.url)},
+                           {"schema_version", *schema}}}}}};
+    bool ready = nats_ok && pg_ok;
+    doc["status"] = ready                ? "healthy"
+                    : (nats_ok || pg_ok) ? "degraded"
+                                         : "unhealthy";
+    return std::make_pair(doc.dump(), ready);
+  };
+  hh.metrics = [&, store_stats, collect_stats] {
+    prometheus_text p;
+    p.family("troupe_build_info", "gauge", "Version of this troupe node.");
+    p.sample("troupe_build_info", {{"version", troupe::version()}}, 1);
+    std::vector<pipeline_stats> stats;
+    try {
+      stats = collect_stats();
+    } catch (const std::exception&) {
+      // Supervisors busy: serve the other metrics rather than nothing.
+    }
+    p.family("troupe_jobs_finished_total", "counter",
+             "Jobs that reached a terminal state on this node.");
+    for (auto& s : stats) {
+      p.sample("troupe_jobs_finished_total",
+               {{"pipeline", s.pipeline}, {"state", "succeeded"}},
+               static_cast<double>(s.succeeded));
+      p.sample("troupe_jobs_finished_total",
+               {{"pipeline", s.pipeline}, {"state", "dead_lettered"}},
+               static_cast<double>(s.dead_lettered));
+      p.sample("troupe_jobs_finished_total",
+               {{"pipeline", s.pipeline}, {"state", "cancelled"}},
+               static_cast<double>(s.cancelled));
+    }
+    p.family("troupe_jobs_in_flight", "gauge",
+             "Jobs held by this node (running or waiting for a retry).");
+    for (auto& s : stats)
+      p.sample("troupe_jobs_in_flight", {{"pipeline", s.pipeline}},
+               static_cast<double>(s.running + s.queued));
+    p.family("troupe_job_actor_restarts_total", "counter",
+             "Job actors restarted after dying unexpectedly.");
+    for (auto& s : stats)
+      p.sample("troupe_job_actor_restarts_total", {{"pipeline", s.pipeline}},
+               static_cast<double>(s.restarts));
+    p.family("troupe_intake_messages_total", "counter",
+             "JetStream messages by what the intake did with them.");
+    for (std::size_t i = 0; i < intakes.size(); ++i) {
+      auto& c = intakes[i]->counters();
+      auto& name = supervisors_names[i];
+      p.sample("troupe_intake_messages_total",
+               {{"pipeline", name}, {"action", "fetched"}},
+               static_cast<double>(c.fetched));
+      p.sample("troupe_intake_messages_total",
+               {{"pipeline", name}, {"action", "acked"}},
+               static_cast<double>(c.acked));
+      p.sample("troupe_intake_messages_total",
+               {{"pipeline", name}, {"action", "naked"}},
+               static_cast<double>(c.naked));
+      p.sample("troupe_intake_messages_total",
+               {{"pipeline", name}, {"action", "invalid"}},
+               static_cast<double>(c.invalid));
+    }
+    p.family("troupe_store_transactions_total", "counter",
+             "PostgreSQL transactions committed by the store.");
+    p.sample("troupe_store_transactions_total", {},
+             static_cast<double>(store_stats->transactions));
+    p.family("troupe_store_requests_total", "counter",
+             "Claims and writes handled by the store.");
+    p.sample("troupe_store_requests_total", {},
+             static_cast<double>(store_stats->requests));
+    p.family("troupe_store_stale_writes_total", "counter",
+             "Writes refused because another run owns the job.");
+    p.sample("troupe_store_stale_writes_total", {},
+             static_cast<double>(store_stats->stale));
+    p.family("troupe_dependency_up", "gauge",
+             "1 if the dependency is reachable.");
+    p.sample("troupe_dependency_up", {{"dependency", "nats"}},
+             (*nats)->health().connected ? 1 : 0);
+    p.sample("troupe_dependency_up", {{"dependency", "postgres"}},
+             store_stats->healthy ? 1 : 0);
+    p.family("troupe_nats_reconnects_total", "counter",
+             "NATS reconnections since start.");
+    p.sample("troupe_nats_reconnects_total", {},
+             static_cast<double>((*nats)->health().reconnects));
+    return p.str();
+  };
+  http_endpoint http;
+  auto http_port = http.start(cfg.node.http, hh);
+  if (!http_port) {
+    spdlog::critical("cannot start: {}", describe(http_port.error()));
+    return 2;
+  }
+  spdlog::info("node {}: http on {}:{} (/healthz /readyz /metrics)", node_id,
+               cfg.node.http.substr(0, cfg.node.http.rfind(':')), *http_port);
 
   // 4. Run until asked to stop (or until the demo is done).
   int rc = 0;
@@ -441,6 +553,7 @@ int run_node(const troupe_config& cfg, const node_run_options& opts) {
   // Leave the cluster before going away, so peers do not wait for the
   // failure timeout.
   caf::anon_send(member, leave_atom::value);
+  http.stop();
   admin.stop();
   hb_bus.stop();
   for (auto& sup : supervisors)

@@ -54,6 +54,7 @@ TEST(Cluster, ThreeNodesShareWorkAndSurviveAKilledNode) {
   ASSERT_FALSE(pg.start(dir, free_port()));
   write_file(dir + "/node.toml", R"([node]
 max_in_flight = 1000
+http = "127.0.0.1:0"
 [nats]
 url = ")" + urls + R"("
 replicas = 3

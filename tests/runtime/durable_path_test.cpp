@@ -9,7 +9,10 @@
 #include <thread>
 
 #define PQXX_HAVE_OPTIONAL
+#include <cstring>
+
 #include <gtest/gtest.h>
+#include <httplib.h>
 #include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
 
@@ -17,6 +20,7 @@
 #include "messages/errc.hpp"
 #include "runtime/job_tracker.hpp"
 #include "runtime/nats_client.hpp"
+#include "runtime/process.hpp"
 #include "tests/support/test_servers.hpp"
 
 using namespace troupe;
@@ -518,4 +522,54 @@ TEST_F(durable_path_test, ShellScriptsSeeTheClusterAsJson) {
   auto [drain_rc, drain_out] = run_shell("drain itest-node", "drain");
   EXPECT_EQ(drain_rc, 0) << drain_out;
   EXPECT_EQ(node->wait(60s), 0) << node->output();
+}
+
+TEST_F(durable_path_test, HttpServesHealthReadinessAndValidMetrics) {
+  auto node = start_node("http");
+  ASSERT_TRUE(node->wait_for_output("/healthz /readyz /metrics", 10s));
+  auto log = node->output();
+  auto at = log.find("http on 127.0.0.1:");
+  ASSERT_NE(at, std::string::npos) << log;
+  int port = std::atoi(log.c_str() + at + std::strlen("http on 127.0.0.1:"));
+  ASSERT_GT(port, 0);
+  httplib::Client http{"127.0.0.1", port};
+  auto health = http.Get("/healthz");
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, 200);
+  auto ready = http.Get("/readyz");
+  ASSERT_TRUE(ready);
+  EXPECT_EQ(ready->status, 200) << ready->body;
+  auto doc = nlohmann::json::parse(ready->body, nullptr, false);
+  EXPECT_EQ(doc["status"], "healthy") << ready->body;
+  EXPECT_EQ(doc["checks"]["postgres"]["status"], "up");
+  EXPECT_EQ(doc["checks"]["postgres"]["schema_version"], 1);
+  // Run a few jobs so that counters move, then check the exposition with an
+  // independent parser (Debian's python3-prometheus-client).
+  auto nats = client();
+  subjects subj{"troupe"};
+  std::vector<std::string> bodies(5, body("three", ""));
+  ASSERT_TRUE(submit_requests(*nats, subj, bodies, 5, 30s));
+  std::this_thread::sleep_for(1s);
+  auto metrics = http.Get("/metrics");
+  ASSERT_TRUE(metrics);
+  EXPECT_EQ(metrics->status, 200);
+  write_file(dir_ + "/metrics.txt", metrics->body);
+  auto parsed = run_command(
+      {"/usr/bin/python3", "-c",
+       "import sys\n"
+       "from prometheus_client.parser import text_string_to_metric_families\n"
+       "fams = {f.name: f for f in text_string_to_metric_families("
+       "open(sys.argv[1]).read())}\n"
+       "done = [s.value for s in fams['troupe_jobs_finished'].samples\n"
+       "        if s.labels == {'pipeline': 'three', 'state': 'succeeded'}]\n"
+       "print(len(fams), int(done[0]))\n",
+       dir_ + "/metrics.txt"},
+      30s);
+  ASSERT_EQ(parsed.exit_code, 0) << parsed.output << metrics->body;
+  int families = 0, done = 0;
+  std::sscanf(parsed.output.c_str(), "%d %d", &families, &done);
+  EXPECT_GE(families, 8) << parsed.output;
+  EXPECT_GE(done, 5) << parsed.output;
+  node->signal(SIGTERM);
+  EXPECT_EQ(node->wait(30s), 0);
 }
