@@ -26,6 +26,10 @@ using stats_atom = caf::atom_constant<caf::atom("stats")>;
 using get_atom = caf::atom_constant<caf::atom("get")>;
 /// supervisor -> intake: number of free slots.
 using credit_atom = caf::atom_constant<caf::atom("credit")>;
+/// anyone -> supervisor / job: describe the live supervision tree.
+using tree_atom = caf::atom_constant<caf::atom("tree")>;
+/// anyone -> supervisor / job: run a job waiting for its retry now.
+using now_atom = caf::atom_constant<caf::atom("retry_now")>;
 /// job -> self: re-send a write that failed because the store was down.
 using rewrite_atom = caf::atom_constant<caf::atom("rewrite")>;
 

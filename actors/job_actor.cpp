@@ -10,6 +10,7 @@
 #include "actors/stage_actor.hpp"
 #include "config/config_loader.hpp"
 #include "messages/errc.hpp"
+#include "messages/stats.hpp"
 
 namespace troupe {
 
@@ -52,6 +53,8 @@ struct job_actor_state {
   /// attempt re-claims the job to load them again from the store.
   bool hibernating = false;
   bool cancel_requested = false;
+  /// When the current retry wait began (wall clock), for `tree`.
+  std::int64_t waiting_since_ms = 0;
   /// A terminal write is under way: nothing else may happen.
   bool finishing = false;
   /// Events already published but not yet persisted (ride on the next write).
@@ -267,6 +270,7 @@ void on_failure(self_ptr self, std::string code, std::string message,
     // attempts is exactly the policy's; the write is ordered before the next
     // attempt's writes anyway.
     self->delayed_send(self, delay, retry_atom::value, st.seq);
+    st.waiting_since_ms = now_ms(self);
     bool long_wait = delay >= st.deps->hibernate_after;
     commit(self, std::move(w), {std::move(failed), std::move(retrying)},
            [self, long_wait] {
@@ -352,6 +356,7 @@ void run_stage(self_ptr self) {
   ++st.seq;
   st.attempt_started = self->clock().now();
   st.attempt_started_ms = now_ms(self);
+  st.waiting_since_ms = 0;
   if (st.attempt > 1) {
     // Leaving `retrying`: record that the job runs again.
     auto w = make_write(self, job_state::running);
@@ -496,6 +501,39 @@ std::string describe_exit(const caf::error& reason) {
   return describe(reason);
 }
 
+job_brief brief(self_ptr self) {
+  auto& st = self->state;
+  job_brief b;
+  b.job_id = st.spec.job_id;
+  b.pipeline = st.spec.pipeline;
+  b.stage_index = st.stage;
+  if (st.stage >= 0 &&
+      st.stage < static_cast<std::int32_t>(st.pipe->config.stages.size()))
+    b.stage = st.pipe->config.stages[st.stage].name;
+  b.attempt = st.attempt;
+  b.life = st.life;
+  b.job_actor = self->id();
+  b.stage_actor = st.running ? st.running.id() : 0;
+  auto now = now_ms(self);
+  if (st.finishing)
+    b.state = "finishing";
+  else if (!st.claimed)
+    b.state = "claiming";
+  else if (st.running) {
+    b.state = "running";
+    b.for_ms = now - st.attempt_started_ms;
+  } else if (st.hibernating) {
+    b.state = "hibernating";
+    b.for_ms = now - st.waiting_since_ms;
+  } else if (st.waiting_since_ms > 0) {
+    b.state = "retrying";
+    b.for_ms = now - st.waiting_since_ms;
+  } else {
+    b.state = "committing"; // between a checkpoint and the next stage
+  }
+  return b;
+}
+
 caf::behavior job_actor(self_ptr self, job_spec spec,
                         std::shared_ptr<const pipeline_def> pipe,
                         std::shared_ptr<const job_deps> deps,
@@ -573,6 +611,17 @@ caf::behavior job_actor(self_ptr self, job_spec spec,
         finish_cancelled(self);
       },
       [self](rewrite_atom) { pump_writes(self); },
+      [self](tree_atom) { return brief(self); },
+      [self](now_atom) {
+        auto& st = self->state;
+        // Only a job that waits for a retry can skip its wait; the pending
+        // timer is dropped by the sequence check once the attempt starts.
+        bool waiting = st.claimed && !st.running && !st.finishing &&
+                       st.waiting_since_ms > 0;
+        if (waiting)
+          self->send(self, retry_atom::value, st.seq);
+        return waiting;
+      },
   };
 }
 

@@ -10,6 +10,8 @@
 //   (cancel_atom)                stop the running stage, end `cancelled`
 //   (retry_atom, int64 seq)      self: backoff elapsed
 //   (timeout_atom, int64 seq)    self: attempt timeout elapsed
+//   (tree_atom)     -> job_brief  what it is doing (for `tree`)
+//   (now_atom)      -> bool       skip a retry wait (false if not waiting)
 // Talks to the store (see store protocol below) and sends job_result to its
 // parent (the pipeline supervisor) exactly once before it quits.
 //

@@ -9,6 +9,9 @@
 #include "messages/errc.hpp"
 #include "messages/stats.hpp"
 
+#include <chrono>
+#include <vector>
+
 namespace troupe {
 
 namespace {
@@ -78,6 +81,55 @@ void finish(self_ptr self, const std::string& job_id, job_result res) {
   if (st.deps.intake)
     self->send(st.deps.intake, finished_atom::value, delivery, std::move(res));
   fill_slots(self);
+}
+
+/// Asks every running job actor (at most `limit`) for its brief and answers
+/// with them plus the jobs held back for a free slot. A job actor that does
+/// not answer in time (busy, or gone) is left out rather than waited for.
+caf::result<std::vector<job_brief>> describe_tree(self_ptr self,
+                                                  std::int32_t limit) {
+  auto& st = self->state;
+  struct gather {
+    std::vector<job_brief> briefs;
+    std::size_t pending = 0;
+  };
+  auto g = std::make_shared<gather>();
+  auto rp = self->make_response_promise<std::vector<job_brief>>();
+  for (auto& e : st.queued) {
+    if (static_cast<std::int32_t>(g->briefs.size()) >= limit)
+      break;
+    job_brief b;
+    b.job_id = e.spec.job_id;
+    b.pipeline = st.pipe->config.name;
+    b.state = "queued";
+    g->briefs.push_back(std::move(b));
+  }
+  std::vector<std::pair<caf::actor, int>> asks;
+  for (auto& [id, e] : st.running) {
+    if (static_cast<std::int32_t>(asks.size() + g->briefs.size()) >= limit)
+      break;
+    asks.emplace_back(e.actor, e.restarts);
+  }
+  if (asks.empty()) {
+    rp.deliver(std::move(g->briefs));
+    return rp;
+  }
+  g->pending = asks.size();
+  for (auto& [actor, restarts] : asks) {
+    self->request(actor, std::chrono::seconds{1}, tree_atom::value)
+        .then(
+            [g, rp, restarts = restarts](job_brief& b) mutable {
+              b.restarts = restarts;
+              g->briefs.push_back(std::move(b));
+              if (--g->pending == 0)
+                rp.deliver(std::move(g->briefs));
+            },
+            [g, rp](caf::error&) mutable {
+              if (--g->pending == 0)
+                rp.deliver(std::move(g->briefs));
+            });
+  }
+  return rp;
 }
 
 caf::behavior pipeline_supervisor(self_ptr self,
@@ -186,6 +238,22 @@ caf::behavior pipeline_supervisor(self_ptr self,
           return i->second.actor;
         return make_error(errc::unknown_job,
                           "job '" + job_id + "' not running");
+      },
+      [self](tree_atom, std::int32_t limit) {
+        return describe_tree(self, limit);
+      },
+      [self](now_atom, const std::string& job_id) -> caf::result<bool> {
+        auto& st = self->state;
+        auto i = st.running.find(job_id);
+        if (i == st.running.end())
+          return make_error(errc::unknown_job,
+                            "job '" + job_id + "' is not running on this node");
+        auto rp = self->make_response_promise<bool>();
+        self->request(i->second.actor, std::chrono::seconds{2}, now_atom::value)
+            .then(
+                [rp](bool fired) mutable { rp.deliver(fired); },
+                [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+        return rp;
       },
       [self](credit_atom) {
         auto& st = self->state;

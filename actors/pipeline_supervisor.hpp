@@ -8,8 +8,10 @@
 //   (cancel_atom, string job_id) -> ok_atom | errc::unknown_job
 //   (stats_atom)                 -> pipeline_stats
 //   (get_atom, string job_id)    -> caf::actor of the running job actor
-//   (credit_atom)                -> int32 free slots (for credit-based fetch)
-//   job_result                   from its job actors
+//   (tree_atom, int32 limit)     -> vector<job_brief> (live tree, see
+//   stats.hpp) (now_atom, string job_id)    -> bool: a job waiting for a retry
+//   runs now (credit_atom)                -> int32 free slots (for credit-based
+//   fetch) job_result                   from its job actors
 // Sends (finished_atom, uint64 delivery, job_result) to the intake once per
 // submitted delivery, so the intake can ack (or, if abandoned, not ack).
 // A job actor that dies without a result is restarted from its last

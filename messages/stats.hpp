@@ -34,3 +34,34 @@ typename Inspector::result_type inspect(Inspector& f, pipeline_stats& x) {
 }
 
 } // namespace troupe
+
+namespace troupe {
+
+/// One job actor as the supervision tree shows it (`troupe shell` `tree`).
+struct job_brief {
+  std::string job_id;
+  std::string pipeline;
+  /// claiming | running | retrying | hibernating | finishing | queued (held
+  /// by the supervisor, waiting for a free slot)
+  std::string state;
+  std::string stage;
+  std::int32_t stage_index = -1;
+  std::int32_t attempt = 0;
+  std::int32_t life = 1;
+  /// CAF actor ids (0: none), so an operator can tell restarts apart.
+  std::uint64_t job_actor = 0;
+  std::uint64_t stage_actor = 0;
+  /// Milliseconds in the current state (attempt running or retry wait).
+  std::int64_t for_ms = 0;
+  /// Restarts of this job's actor on this node.
+  std::int32_t restarts = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, job_brief& x) {
+  return f(caf::meta::type_name("job_brief"), x.job_id, x.pipeline, x.state,
+           x.stage, x.stage_index, x.attempt, x.life, x.job_actor,
+           x.stage_actor, x.for_ms, x.restarts);
+}
+
+} // namespace troupe

@@ -11,6 +11,9 @@ struct admin_bridge::impl {
   std::string prefix;
   std::string node_id;
   std::shared_ptr<blocking_pool> workers;
+  /// `any` verbs fan out to every node, this one included: they get their
+  /// own threads so they never wait on a request that needs the same pool.
+  std::shared_ptr<blocking_pool> any_workers;
   std::map<std::string, admin_verb> read;
   std::map<std::string, admin_verb> control;
   std::vector<natsSubscription*> subs;
@@ -69,6 +72,8 @@ void handle(const std::shared_ptr<admin_bridge::impl>& im,
         try {
           out = json{
               {"ok", true}, {"node", im->node_id}, {"result", i->second(req)}};
+        } catch (const admin_failure& e) {
+          out = error_reply(im->node_id, e.code, e.what());
         } catch (const std::exception& e) {
           out = error_reply(im->node_id, "failed", e.what());
         }
@@ -90,9 +95,13 @@ void on_request(natsConnection*, natsSubscription*, natsMsg* msg,
   std::string body{natsMsg_GetData(msg),
                    static_cast<std::size_t>(natsMsg_GetDataLength(msg))};
   natsMsg_Destroy(msg);
-  if (auto im = weak->lock())
-    im->workers->post(
+  if (auto im = weak->lock()) {
+    auto any = im->prefix + ".admin.any.";
+    auto& pool = subject.compare(0, any.size(), any) == 0 ? im->any_workers
+                                                          : im->workers;
+    pool->post(
         [im, subject, reply, body] { handle(im, subject, reply, body); });
+  }
 }
 
 } // namespace
@@ -105,6 +114,7 @@ admin_bridge::admin_bridge(std::shared_ptr<nats_client> nats,
   impl_->prefix = std::move(prefix);
   impl_->node_id = std::move(node_id);
   impl_->workers = std::move(workers);
+  impl_->any_workers = std::make_shared<blocking_pool>(2);
 }
 
 admin_bridge::~admin_bridge() {
@@ -120,12 +130,16 @@ void admin_bridge::add_control(const std::string& name, admin_verb fn) {
 }
 
 caf::error admin_bridge::start() {
-  for (auto target : {impl_->node_id, std::string{"all"}}) {
+  for (auto target : {impl_->node_id, std::string{"all"}, std::string{"any"}}) {
     auto subject = impl_->prefix + ".admin." + target + ".>";
     auto* weak = new std::weak_ptr<impl>(impl_);
     natsSubscription* sub = nullptr;
-    auto s = natsConnection_Subscribe(&sub, impl_->nats->conn(),
-                                      subject.c_str(), on_request, weak);
+    auto s = target == "any"
+                 ? natsConnection_QueueSubscribe(
+                       &sub, impl_->nats->conn(), subject.c_str(),
+                       "troupe_admin", on_request, weak)
+                 : natsConnection_Subscribe(&sub, impl_->nats->conn(),
+                                            subject.c_str(), on_request, weak);
     if (s != NATS_OK) {
       delete weak;
       return nats_error(s, "subscribe to " + subject);
@@ -144,6 +158,7 @@ void admin_bridge::stop() {
     natsSubscription_Destroy(sub);
   }
   impl_->subs.clear();
+  impl_->any_workers->stop();
 }
 
 } // namespace troupe

@@ -1,10 +1,12 @@
 #pragma once
 
 // Admin requests over NATS for one node: `<prefix>.admin.<node_id>.<class>.
-// <verb>` and `<prefix>.admin.all.<class>.<verb>` (every node answers the
-// latter; a client gathers the replies). `read` verbs inspect, `control`
-// verbs change state, so NATS permissions can make an operator read-only.
-// Replies: `{"ok":true,"node":ID,"result":...}` or
+// <verb>`, `<prefix>.admin.all.<class>.<verb>` (every node answers; a client
+// gathers the replies) and `<prefix>.admin.any.<class>.<verb>` (one node of
+// the queue group `troupe_admin` answers: for cluster-wide questions that
+// the system of record answers, such as `jobs` or `replay`). `read` verbs
+// inspect, `control` verbs change state, so NATS permissions can make an
+// operator read-only. Replies: `{"ok":true,"node":ID,"result":...}` or
 // `{"ok":false,"node":ID,"error":{"code":...,"message":...}}`.
 //
 // The NATS callback copies the request and hands it to a worker thread,
@@ -13,6 +15,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <stdexcept>
 #include <string>
 
 #include <caf/error.hpp>
@@ -24,8 +27,16 @@ namespace troupe {
 
 class blocking_pool;
 
+/// A verb's failure with a machine-readable code for the client
+/// (`unknown_job`, `invalid_request`, `conflict`, `unavailable`, ...).
+struct admin_failure : std::runtime_error {
+  admin_failure(std::string code, const std::string& message)
+      : std::runtime_error(message), code(std::move(code)) {}
+  std::string code;
+};
+
 /// One admin verb: takes the request body (JSON, may be null), returns the
-/// result, or throws std::runtime_error with a message for the client.
+/// result, or throws admin_failure (or std::runtime_error, code "failed").
 using admin_verb = std::function<nlohmann::json(const nlohmann::json&)>;
 
 class admin_bridge {
@@ -41,7 +52,7 @@ public:
   void add_read(const std::string& name, admin_verb fn);
   void add_control(const std::string& name, admin_verb fn);
 
-  /// Subscribes to this node's and the `all` subjects.
+  /// Subscribes to this node's, the `all` and the `any` subjects.
   caf::error start();
 
   /// Unsubscribes (idempotent).

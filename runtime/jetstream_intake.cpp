@@ -67,7 +67,11 @@ std::string header(natsMsg* m, const char* key) {
 job_spec to_spec(const state_ptr& st, natsMsg* m, std::int64_t* delay_left) {
   job_spec spec;
   spec.pipeline = st->pipeline;
-  spec.job_id = header(m, "Nats-Msg-Id");
+  // A replayed job is republished under a new message id (`<id>#<life>`,
+  // so the duplicate window does not swallow it) and names its job here.
+  spec.job_id = header(m, "Troupe-Job-Id");
+  if (spec.job_id.empty())
+    spec.job_id = header(m, "Nats-Msg-Id");
   jsMsgMetaData* meta = nullptr;
   std::int64_t published_ms = 0;
   if (natsMsg_GetMetaData(&meta, m) == NATS_OK) {
@@ -182,6 +186,11 @@ caf::error jetstream_intake::start(caf::actor supervisor) {
 void jetstream_intake::pause() {
   std::lock_guard<std::mutex> guard{state_->mtx};
   state_->paused = true;
+}
+
+bool jetstream_intake::paused() const {
+  std::lock_guard<std::mutex> guard{state_->mtx};
+  return state_->paused;
 }
 
 void jetstream_intake::resume() {

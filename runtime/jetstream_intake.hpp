@@ -55,6 +55,9 @@ public:
   /// Fetches again after pause().
   void resume();
 
+  /// True while paused.
+  bool paused() const;
+
   /// Naks every message still held (so other nodes take them at once) and
   /// stops the fetch thread. Idempotent.
   void stop();

@@ -99,6 +99,15 @@ create table dead_letters (
 );
 create index dead_letters_pipeline on dead_letters (pipeline, dead_at);
 )SQL"},
+    {2, "pipeline controls (pause), finished-job index", R"SQL(
+create table pipeline_controls (
+  pipeline    text primary key,
+  paused      boolean not null default false,
+  updated_at  timestamptz not null default now(),
+  updated_by  text not null default ''
+);
+create index jobs_finished on jobs (finished_at) where finished_at is not null;
+)SQL"},
 };
 
 caf::error db_error(const std::exception& e, const char* what) {

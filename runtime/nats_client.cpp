@@ -180,6 +180,38 @@ caf::expected<std::uint64_t> nats_client::js_publish(const std::string& subject,
   return seq;
 }
 
+caf::expected<std::uint64_t>
+nats_client::js_publish_job(const std::string& subject, const std::string& data,
+                            const std::string& msg_id,
+                            const std::string& job_id,
+                            std::int64_t timeout_ms) {
+  natsMsg* msg = nullptr;
+  auto s = natsMsg_Create(&msg, subject.c_str(), nullptr, data.data(),
+                          static_cast<int>(data.size()));
+  if (s == NATS_OK)
+    s = natsMsgHeader_Set(msg, "Troupe-Job-Id", job_id.c_str());
+  if (s != NATS_OK) {
+    natsMsg_Destroy(msg);
+    return nats_error(s, "building a message for " + subject);
+  }
+  jsPubOptions po;
+  jsPubOptions_Init(&po);
+  po.MaxWait = timeout_ms;
+  po.MsgId = msg_id.c_str();
+  jsPubAck* ack = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  s = js_PublishMsg(&ack, js_, msg, &po, &jerr);
+  natsMsg_Destroy(msg);
+  if (s != NATS_OK) {
+    if (ack)
+      jsPubAck_Destroy(ack);
+    return nats_error(s, "JetStream publish to " + subject);
+  }
+  auto seq = ack->Sequence;
+  jsPubAck_Destroy(ack);
+  return seq;
+}
+
 caf::expected<std::string> nats_client::request(const std::string& subject,
                                                 const std::string& data,
                                                 std::int64_t timeout_ms) {

@@ -73,6 +73,14 @@ public:
                                           const std::string& msg_id,
                                           std::int64_t timeout_ms = 5000);
 
+  /// Like js_publish, with a `Troupe-Job-Id` header naming the job when it
+  /// differs from the message id (replays).
+  caf::expected<std::uint64_t> js_publish_job(const std::string& subject,
+                                              const std::string& data,
+                                              const std::string& msg_id,
+                                              const std::string& job_id,
+                                              std::int64_t timeout_ms = 5000);
+
   /// Request/reply on core NATS.
   caf::expected<std::string> request(const std::string& subject,
                                      const std::string& data,

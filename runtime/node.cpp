@@ -17,6 +17,7 @@
 #include "messages/heartbeat.hpp"
 #include "messages/stats.hpp"
 #include "runtime/admin_bridge.hpp"
+#include "runtime/admin_store.hpp"
 #include "runtime/blocking_pool.hpp"
 #include "runtime/demo.hpp"
 #include "runtime/event_publisher.hpp"
@@ -26,6 +27,7 @@
 #include "runtime/jetstream_intake.hpp"
 #include "runtime/migrations.hpp"
 #include "runtime/nats_client.hpp"
+#include "runtime/node_admin.hpp"
 #include "runtime/pg_store.hpp"
 #include "runtime/shutdown.hpp"
 #include "runtime/submit_api.hpp"
@@ -116,6 +118,13 @@ std::string host_name() {
 
 int run_node(const troupe_config& cfg, const node_run_options& opts) {
   const auto& node_id = cfg.node.id;
+  if (node_id == "all" || node_id == "any") {
+    // Both are admin targets (`<prefix>.admin.all|any...`), not node ids.
+    spdlog::critical("cannot start: node id '{}' is reserved; choose another "
+                     "--node-id",
+                     node_id);
+    return 2;
+  }
   spdlog::info("node {}: starting ({} pipeline(s))", node_id,
                cfg.pipelines.size());
 
@@ -326,10 +335,18 @@ int run_node(const troupe_config& cfg, const node_run_options& opts) {
                    });
     return out;
   };
-  admin.add_read("stats", [collect_stats](const nlohmann::json&) {
+  std::function<bool(const std::string&)> is_paused =
+      [&intakes, &supervisors_names](const std::string& p) {
+        for (std::size_t i = 0; i < supervisors_names.size(); ++i)
+          if (supervisors_names[i] == p)
+            return intakes[i]->paused();
+        return false;
+      };
+  admin.add_read("stats", [collect_stats, &is_paused](const nlohmann::json&) {
     nlohmann::json out = nlohmann::json::array();
     for (auto& s : collect_stats())
       out.push_back({{"pipeline", s.pipeline},
+                     {"paused", is_paused ? is_paused(s.pipeline) : false},
                      {"running", s.running},
                      {"queued", s.queued},
                      {"max_in_flight", s.max_in_flight},
@@ -349,6 +366,37 @@ int run_node(const troupe_config& cfg, const node_run_options& opts) {
     resume_requested = true;
     return nlohmann::json{{"state", "up"}};
   });
+  // Store-backed, tree and cluster-wide steering verbs.
+  auto admin_db = std::make_shared<admin_store>(cfg.postgres.url);
+  auto controls = std::make_shared<pipeline_controls>(
+      std::make_shared<admin_store>(cfg.postgres.url),
+      std::chrono::milliseconds{2000});
+  controls->refresh();
+  controls->start();
+  auto actx = std::make_shared<node_admin_context>();
+  actx->sys = &sys;
+  actx->node_id = node_id;
+  actx->prefix = cfg.nats.prefix;
+  actx->nats = *nats;
+  for (std::size_t i = 0; i < supervisors.size(); ++i)
+    actx->supervisors[supervisors_names[i]] = supervisors[i];
+  actx->pipelines = defs;
+  actx->store = admin_db;
+  actx->controls = controls;
+  actx->alive_nodes = [&sys, member] {
+    caf::scoped_actor self{sys};
+    std::size_t n = 0;
+    self->request(member, std::chrono::seconds{2}, get_atom::value)
+        .receive(
+            [&](std::vector<troupe::member>& view) {
+              for (auto& m : view)
+                n += m.state != "down";
+            },
+            [](caf::error&) {});
+    return n;
+  };
+  actx->intake_paused = is_paused;
+  add_node_admin_verbs(admin, actx);
   if (auto err = admin.start()) {
     spdlog::critical("cannot start: {}", describe(err));
     return 2;
@@ -480,15 +528,31 @@ int run_node(const troupe_config& cfg, const node_run_options& opts) {
       n += in->counters().in_flight;
     return n;
   };
-  auto set_fetching = [&](bool on) {
-    for (auto& in : intakes)
-      on ? in->resume() : in->pause();
+  // An intake fetches when the node is healthy, not draining, and its
+  // pipeline is not paused cluster-wide.
+  bool fetching = true;
+  auto apply_fetching = [&] {
+    auto paused = controls->paused();
+    for (std::size_t i = 0; i < intakes.size(); ++i) {
+      bool on = fetching && !paused.count(supervisors_names[i]);
+      if (on == !intakes[i]->paused())
+        continue;
+      on ? intakes[i]->resume() : intakes[i]->pause();
+      spdlog::info("node {}: pipeline {} {}", node_id, supervisors_names[i],
+                   on ? "fetching" : "paused");
+    }
   };
+  auto set_fetching = [&](bool on) {
+    fetching = on;
+    apply_fetching();
+  };
+  apply_fetching();
   bool draining = false;
   auto drain_deadline = std::chrono::steady_clock::now();
   for (;;) {
     if (wait_for_shutdown(std::chrono::milliseconds{200}))
       break;
+    apply_fetching();
     // Dependencies: while one is unreachable, fetch nothing new (claims
     // would only fail) and say so in the heartbeat; in-flight jobs keep
     // their results until the store takes them.
@@ -555,6 +619,7 @@ int run_node(const troupe_config& cfg, const node_run_options& opts) {
   caf::anon_send(member, leave_atom::value);
   http.stop();
   admin.stop();
+  controls->stop();
   hb_bus.stop();
   for (auto& sup : supervisors)
     caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);

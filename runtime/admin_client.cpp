@@ -1,0 +1,97 @@
+#include "runtime/admin_client.hpp"
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdio>
+#include <memory>
+#include <mutex>
+#include <unistd.h>
+
+namespace troupe {
+
+namespace {
+
+using json = nlohmann::json;
+
+struct gathered {
+  std::mutex mtx;
+  std::condition_variable cv;
+  std::vector<json> replies;
+};
+
+void on_reply(natsConnection*, natsSubscription*, natsMsg* m, void* closure) {
+  auto* g = static_cast<std::shared_ptr<gathered>*>(closure);
+  auto j = json::parse(natsMsg_GetData(m),
+                       natsMsg_GetData(m) + natsMsg_GetDataLength(m), nullptr,
+                       false);
+  natsMsg_Destroy(m);
+  if (j.is_discarded())
+    return;
+  {
+    std::lock_guard<std::mutex> guard{(*g)->mtx};
+    (*g)->replies.push_back(std::move(j));
+  }
+  (*g)->cv.notify_all();
+}
+
+std::string new_inbox() {
+  static std::atomic<std::uint64_t> counter{0};
+  char inbox[112];
+  std::snprintf(
+      inbox, sizeof(inbox), "_INBOX.troupe_admin.%d.%lld.%llu", getpid(),
+      static_cast<long long>(
+          std::chrono::steady_clock::now().time_since_epoch().count()),
+      static_cast<unsigned long long>(++counter));
+  return inbox;
+}
+
+} // namespace
+
+std::vector<json> admin_gather(nats_client& nats, const std::string& subject,
+                               const std::string& body,
+                               std::chrono::milliseconds wait,
+                               std::size_t expect) {
+  auto g = std::make_shared<gathered>();
+  auto inbox = new_inbox();
+  natsSubscription* sub = nullptr;
+  // The callback's closure owns a reference until the subscription is
+  // completely gone (late replies may still be in flight).
+  auto* keep = new std::shared_ptr<gathered>(g);
+  if (natsConnection_Subscribe(&sub, nats.conn(), inbox.c_str(), on_reply,
+                               keep) != NATS_OK) {
+    delete keep;
+    return {};
+  }
+  natsSubscription_SetOnCompleteCB(
+      sub, [](void* p) { delete static_cast<std::shared_ptr<gathered>*>(p); },
+      keep);
+  natsConnection_PublishRequest(nats.conn(), subject.c_str(), inbox.c_str(),
+                                body.data(), static_cast<int>(body.size()));
+  natsConnection_Flush(nats.conn());
+  std::vector<json> out;
+  {
+    std::unique_lock<std::mutex> lock{g->mtx};
+    g->cv.wait_for(lock, wait,
+                   [&] { return expect > 0 && g->replies.size() >= expect; });
+    out = g->replies;
+  }
+  natsSubscription_Unsubscribe(sub);
+  natsSubscription_Destroy(sub);
+  return out;
+}
+
+json admin_request(nats_client& nats, const std::string& subject,
+                   const json& body, std::chrono::milliseconds wait) {
+  auto replies =
+      admin_gather(nats, subject, body.is_null() ? "" : body.dump(), wait, 1);
+  if (replies.empty())
+    return json{{"ok", false},
+                {"error",
+                 {{"code", "no_answer"},
+                  {"message", "no troupe node answered on " + subject +
+                                  " within " + std::to_string(wait.count()) +
+                                  " ms (is a node running?)"}}}};
+  return replies.front();
+}
+
+} // namespace troupe
