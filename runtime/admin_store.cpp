@@ -3,6 +3,7 @@
 #define PQXX_HAVE_OPTIONAL
 #include <pqxx/pqxx>
 
+#include <chrono>
 #include <map>
 
 #include "messages/job.hpp"
@@ -468,11 +469,15 @@ json admin_store::cancel(const std::string& job_id, const std::string& pipeline,
           "updated_at = now() where job_id = $1",
           job_id);
     }
-    json body{{"type", "job.cancelled"},
-              {"job_id", job_id},
-              {"pipeline", pipe},
-              {"node", by},
-              {"error", "cancelled by an operator"}};
+    json body{
+        {"type", "job.cancelled"},
+        {"time_ms", std::chrono::duration_cast<std::chrono::milliseconds>(
+                        std::chrono::system_clock::now().time_since_epoch())
+                        .count()},
+        {"job_id", job_id},
+        {"pipeline", pipe},
+        {"node", by},
+        {"error", "cancelled by an operator"}};
     w.exec_params("insert into job_events (job_id, type, time, node, body) "
                   "values ($1, 'job.cancelled', now(), $2, $3::jsonb)",
                   job_id, by, body.dump());

@@ -72,10 +72,21 @@ int run_cli(int argc, char** argv) {
 
   shell_options shell;
   auto* shell_cmd = app.add_subcommand("shell", "admin actor shell");
-  shell_cmd->add_option("--nats", shell.nats_url, "NATS URL");
+  shell_cmd->add_option("--nats", shell.nats_url,
+                        "NATS URL (default $TROUPE_NATS_URL, then "
+                        "nats://127.0.0.1:4222)");
+  shell_cmd->add_option("--prefix", shell.prefix,
+                        "subject prefix of the cluster (default "
+                        "$TROUPE_NATS_PREFIX, then troupe)");
   shell_cmd->add_option("-c", shell.commands,
                         "run these commands (separated by ';') and exit");
   shell_cmd->add_flag("--json", shell.json, "one JSON document per command");
+  shell_cmd->add_flag("--no-color", shell.no_color,
+                      "no colour even on a terminal (also: NO_COLOR)");
+  shell_cmd
+      ->add_option("--timeout", shell.timeout_ms,
+                   "milliseconds to wait for a node's answer")
+      ->check(CLI::Range(100, 600000));
 
   migrate_options migrate;
   auto* migrate_cmd =

@@ -49,8 +49,11 @@ struct submit_options {
 
 struct shell_options {
   std::string nats_url;
+  std::string prefix;
   std::string commands;
   bool json = false;
+  bool no_color = false;
+  std::int64_t timeout_ms = 5000;
 };
 
 struct migrate_options {

@@ -262,9 +262,21 @@ void jetstream_intake::fetch_loop() {
       std::this_thread::sleep_for(std::chrono::milliseconds{250});
       continue;
     }
+    bool paused_now;
+    {
+      std::lock_guard<std::mutex> guard{st.mtx};
+      paused_now = st.paused;
+    }
     for (int i = 0; i < list.Count; ++i) {
       natsMsg* m = list.Msgs[i];
       list.Msgs[i] = nullptr; // ownership moves to `held`
+      if (paused_now) {
+        // Paused (pipeline paused, drain, or degraded) while the fetch was
+        // under way: hand it back untouched rather than start it.
+        natsMsg_NakWithDelay(m, 1000, nullptr);
+        natsMsg_Destroy(m);
+        continue;
+      }
       std::int64_t delay_left = 0;
       auto spec = to_spec(state_, m, &delay_left);
       if (delay_left > 0) {

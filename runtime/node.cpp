@@ -396,6 +396,23 @@ int run_node(const troupe_config& cfg, const node_run_options& opts) {
     return n;
   };
   actx->intake_paused = is_paused;
+  // An intake fetches when the node is healthy, not draining, and its
+  // pipeline is not paused cluster-wide.
+  std::atomic<bool> fetching{true};
+  std::mutex fetching_mtx; // the main loop and admin workers both apply it
+  auto apply_fetching = [&] {
+    std::lock_guard<std::mutex> guard{fetching_mtx};
+    auto paused = controls->paused();
+    for (std::size_t i = 0; i < intakes.size(); ++i) {
+      bool on = fetching && !paused.count(supervisors_names[i]);
+      if (on == !intakes[i]->paused())
+        continue;
+      on ? intakes[i]->resume() : intakes[i]->pause();
+      spdlog::info("node {}: pipeline {} {}", node_id, supervisors_names[i],
+                   on ? "fetching" : "paused");
+    }
+  };
+  actx->apply_controls = apply_fetching;
   add_node_admin_verbs(admin, actx);
   if (auto err = admin.start()) {
     spdlog::critical("cannot start: {}", describe(err));
@@ -527,20 +544,6 @@ int run_node(const troupe_config& cfg, const node_run_options& opts) {
     for (auto& in : intakes)
       n += in->counters().in_flight;
     return n;
-  };
-  // An intake fetches when the node is healthy, not draining, and its
-  // pipeline is not paused cluster-wide.
-  bool fetching = true;
-  auto apply_fetching = [&] {
-    auto paused = controls->paused();
-    for (std::size_t i = 0; i < intakes.size(); ++i) {
-      bool on = fetching && !paused.count(supervisors_names[i]);
-      if (on == !intakes[i]->paused())
-        continue;
-      on ? intakes[i]->resume() : intakes[i]->pause();
-      spdlog::info("node {}: pipeline {} {}", node_id, supervisors_names[i],
-                   on ? "fetching" : "paused");
-    }
   };
   auto set_fetching = [&](bool on) {
     fetching = on;

@@ -102,7 +102,7 @@ std::vector<json> fan_out(const ctx_ptr& ctx, const std::string& verb,
                           const json& body) {
   auto replies =
       admin_gather(*ctx->nats, admin_subject(ctx, "all.control." + verb),
-                   body.dump(), 1500ms, expected_nodes(ctx));
+                   body.dump(), 3000ms, expected_nodes(ctx));
   std::vector<json> out;
   for (auto& r : replies)
     if (r.value("ok", false))
@@ -264,6 +264,8 @@ void add_local_verbs(admin_bridge& bridge, const ctx_ptr& ctx) {
   bridge.add_control("refresh_controls", [ctx](const json&) {
     if (!ctx->controls->refresh())
       throw admin_failure("unavailable", "PostgreSQL is unreachable");
+    if (ctx->apply_controls)
+      ctx->apply_controls();
     return json{{"paused", ctx->controls->paused()}};
   });
 }

@@ -74,6 +74,8 @@ struct node_admin_context {
   std::function<std::size_t()> alive_nodes;
   /// Whether this node's intake of a pipeline is paused right now.
   std::function<bool(const std::string&)> intake_paused;
+  /// Applies the pause set to the intakes now (set once the node runs).
+  std::function<void()> apply_controls;
 };
 
 /// Registers jobs, job, dlq, counts, tree (read) and cancel, retry, replay,

@@ -311,3 +311,70 @@ TEST_F(engine_test, CancelWhileHibernatingEndsCancelled) {
   EXPECT_EQ(db->jobs.at("j1").state, job_state::cancelled);
   EXPECT_EQ(probes->count("j1", "a"), 1);
 }
+
+TEST_F(engine_test, RetryNowSkipsTheWaitWithoutFiringTheOldTimerTwice) {
+  auto sc = probe("a", {{"fail_first", 1}}, 3);
+  sc.retry.initial = std::chrono::minutes{10};
+  auto sup = start_pipeline(pipeline_of({sc, probe("b")}));
+  submit(sup, "j1");
+  run_messages();
+  ASSERT_EQ(db->jobs.at("j1").state, job_state::retrying);
+  auto t0 = now_ms();
+  bool fired = false;
+  caf::scoped_actor self{sys};
+  self->send(sup, now_atom::value, std::string{"j1"});
+  run_messages();
+  self->receive([&](bool f) { fired = f; },
+                [&](caf::error& e) { FAIL() << to_string(e); });
+  EXPECT_TRUE(fired);
+  run_messages();
+  // The second attempt ran at once (virtual time did not move) ...
+  EXPECT_EQ(db->jobs.at("j1").state, job_state::succeeded);
+  EXPECT_EQ(probes->count("j1", "a"), 2);
+  EXPECT_EQ(now_ms(), t0);
+  // ... and the ten-minute timer, when it fires, starts nothing.
+  run_to_quiescence();
+  EXPECT_EQ(probes->count("j1", "a"), 2);
+  EXPECT_EQ(probes->count("j1", "b"), 1);
+}
+
+TEST_F(engine_test, RetryNowOfARunningJobIsRefusedQuietly) {
+  auto sup = start_pipeline(pipeline_of({probe("a", {{"duration_ms", 1000}})}));
+  submit(sup, "j1");
+  run_messages();
+  caf::scoped_actor self{sys};
+  self->send(sup, now_atom::value, std::string{"j1"});
+  run_messages();
+  bool fired = true;
+  self->receive([&](bool f) { fired = f; },
+                [&](caf::error& e) { FAIL() << to_string(e); });
+  EXPECT_FALSE(fired);
+  run_to_quiescence();
+  EXPECT_EQ(probes->count("j1", "a"), 1);
+  EXPECT_EQ(db->jobs.at("j1").state, job_state::succeeded);
+}
+
+TEST_F(engine_test, TreeDescribesRunningWaitingAndQueuedJobs) {
+  auto sup =
+      start_pipeline(pipeline_of({probe("a", {{"duration_ms", 1000}})}, 1));
+  submit(sup, "j1", 1);
+  submit(sup, "j2", 2);
+  run_messages();
+  caf::scoped_actor self{sys};
+  self->send(sup, tree_atom::value, std::int32_t{10});
+  run_messages();
+  std::vector<job_brief> briefs;
+  self->receive([&](std::vector<job_brief>& b) { briefs = std::move(b); },
+                [&](caf::error& e) { FAIL() << to_string(e); });
+  ASSERT_EQ(briefs.size(), 2u);
+  std::sort(briefs.begin(), briefs.end(),
+            [](auto& x, auto& y) { return x.job_id < y.job_id; });
+  EXPECT_EQ(briefs[0].state, "running");
+  EXPECT_EQ(briefs[0].stage, "a");
+  EXPECT_EQ(briefs[0].attempt, 1);
+  EXPECT_GT(briefs[0].stage_actor, 0u);
+  EXPECT_GT(briefs[0].job_actor, 0u);
+  EXPECT_EQ(briefs[1].state, "queued"); // waits for the one slot
+  EXPECT_EQ(briefs[1].stage_actor, 0u);
+  run_to_quiescence();
+}

@@ -19,6 +19,7 @@
 #include "child_process.hpp"
 #include "messages/errc.hpp"
 #include "runtime/job_tracker.hpp"
+#include "runtime/migrations.hpp"
 #include "runtime/nats_client.hpp"
 #include "runtime/process.hpp"
 #include "tests/support/test_servers.hpp"
@@ -542,7 +543,7 @@ TEST_F(durable_path_test, HttpServesHealthReadinessAndValidMetrics) {
   auto doc = nlohmann::json::parse(ready->body, nullptr, false);
   EXPECT_EQ(doc["status"], "healthy") << ready->body;
   EXPECT_EQ(doc["checks"]["postgres"]["status"], "up");
-  EXPECT_EQ(doc["checks"]["postgres"]["schema_version"], 1);
+  EXPECT_EQ(doc["checks"]["postgres"]["schema_version"], latest_schema_version);
   // Run a few jobs so that counters move, then check the exposition with an
   // independent parser (Debian's python3-prometheus-client).
   auto nats = client();
