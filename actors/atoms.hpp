@@ -30,6 +30,9 @@ using credit_atom = caf::atom_constant<caf::atom("credit")>;
 using tree_atom = caf::atom_constant<caf::atom("tree")>;
 /// anyone -> supervisor / job: run a job waiting for its retry now.
 using now_atom = caf::atom_constant<caf::atom("retry_now")>;
+/// job -> supervisor: (waiting_atom, job_id, bool) entering/leaving a retry
+/// wait, so that the node can report jobs waiting for a retry.
+using waiting_atom = caf::atom_constant<caf::atom("waiting")>;
 /// job -> self: re-send a write that failed because the store was down.
 using rewrite_atom = caf::atom_constant<caf::atom("rewrite")>;
 

@@ -91,6 +91,16 @@ job_event make_event(self_ptr self, const char* type) {
     ev.stage = st.pipe->config.stages[st.stage].name;
     ev.attempt = st.attempt;
   }
+  std::string_view t{type};
+  if (t == "stage.succeeded" || t == "stage.failed")
+    ev.duration_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                         self->clock().now() - st.attempt_started)
+                         .count();
+  else if ((t == "job.succeeded" || t == "job.dead_lettered" ||
+            t == "job.cancelled") &&
+           st.spec.submitted_at_ms > 0)
+    ev.latency_ms =
+        std::max<std::int64_t>(0, ev.time_ms - st.spec.submitted_at_ms);
   return ev;
 }
 
@@ -271,6 +281,7 @@ void on_failure(self_ptr self, std::string code, std::string message,
     // attempt's writes anyway.
     self->delayed_send(self, delay, retry_atom::value, st.seq);
     st.waiting_since_ms = now_ms(self);
+    self->send(st.parent, waiting_atom::value, st.spec.job_id, true);
     bool long_wait = delay >= st.deps->hibernate_after;
     commit(self, std::move(w), {std::move(failed), std::move(retrying)},
            [self, long_wait] {
@@ -356,6 +367,8 @@ void run_stage(self_ptr self) {
   ++st.seq;
   st.attempt_started = self->clock().now();
   st.attempt_started_ms = now_ms(self);
+  if (st.waiting_since_ms > 0)
+    self->send(st.parent, waiting_atom::value, st.spec.job_id, false);
   st.waiting_since_ms = 0;
   if (st.attempt > 1) {
     // Leaving `retrying`: record that the job runs again.
@@ -416,8 +429,11 @@ void on_claimed(self_ptr self, job_snapshot& snap) {
   auto invalid_code = st.spec.invalid_code.empty()
                           ? std::string{"invalid_payload"}
                           : std::move(st.spec.invalid_code);
-  if (!snap.spec.job_id.empty())
+  if (!snap.spec.job_id.empty()) {
+    auto submitted = st.spec.submitted_at_ms; // the delivery knows it
     st.spec = std::move(snap.spec);
+    st.spec.submitted_at_ms = submitted;
+  }
   if (!invalid_reason.empty()) {
     // Undecodable input: recorded and dead-lettered without running a stage.
     st.finishing = true;

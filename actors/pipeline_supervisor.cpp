@@ -22,6 +22,8 @@ struct job_entry {
   caf::actor actor;
   int restarts = 0;
   bool cancel = false;
+  /// The job actor waits for a retry.
+  bool waiting = false;
 };
 
 struct supervisor_state {
@@ -39,6 +41,7 @@ using self_ptr = caf::stateful_actor<supervisor_state>*;
 
 void start_job(self_ptr self, job_entry entry) {
   auto& st = self->state;
+  entry.waiting = false;
   entry.actor = spawn_job_actor(self->system(), entry.spec, st.pipe,
                                 st.deps.job, caf::actor_cast<caf::actor>(self));
   self->monitor(entry.actor);
@@ -228,6 +231,8 @@ caf::behavior pipeline_supervisor(self_ptr self,
         auto& st = self->state;
         auto s = st.stats;
         s.running = static_cast<std::int64_t>(st.running.size());
+        for (auto& kv : st.running)
+          s.waiting += kv.second.waiting;
         s.queued = static_cast<std::int64_t>(st.queued.size());
         s.max_in_flight = st.pipe->config.max_in_flight;
         return s;
@@ -254,6 +259,11 @@ caf::behavior pipeline_supervisor(self_ptr self,
                 [rp](bool fired) mutable { rp.deliver(fired); },
                 [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
         return rp;
+      },
+      [self](waiting_atom, const std::string& job_id, bool on) {
+        auto i = self->state.running.find(job_id);
+        if (i != self->state.running.end())
+          i->second.waiting = on;
       },
       [self](credit_atom) {
         auto& st = self->state;

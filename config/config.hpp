@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -60,6 +61,9 @@ struct pipeline_config {
   /// Jobs of this pipeline running at once on one node.
   int max_in_flight = 100;
   std::vector<stage_config> stages;
+  /// How long finished jobs of this pipeline are kept; unset: the
+  /// [retention] default.
+  std::optional<duration_ms> retention;
 };
 
 struct node_config {
@@ -80,6 +84,9 @@ struct node_config {
   /// How long a draining node lets in-flight jobs finish before handing the
   /// rest back to the broker.
   duration_ms drain_grace{30000};
+  /// Job and stage metrics on /metrics (derived from events); false leaves
+  /// only the node's own gauges, for measuring their cost.
+  bool metrics = true;
 };
 
 struct nats_config {
@@ -117,11 +124,24 @@ struct cluster_config {
 };
 
 /// The whole configuration of one node.
+/// Pruning of finished jobs (succeeded, cancelled) and their events. Dead
+/// letters are kept until replayed or purged.
+struct retention_config {
+  /// Age after which a finished job is pruned; 0 keeps everything.
+  duration_ms finished{7LL * 24 * 3600 * 1000};
+  /// How often a node looks (one node prunes at a time).
+  duration_ms interval{60000};
+  /// Jobs deleted per transaction (small, so that pruning never holds
+  /// locks long).
+  int batch = 500;
+};
+
 struct troupe_config {
   node_config node;
   nats_config nats;
   postgres_config postgres;
   cluster_config cluster;
+  retention_config retention;
   /// Pipelines by name.
   std::map<std::string, pipeline_config> pipelines;
   /// Where the configuration was read from ("" for built-in defaults).

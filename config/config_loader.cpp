@@ -62,6 +62,8 @@ std::optional<duration_ms> parse_duration(std::string_view text) {
     factor = 60 * 1000;
   else if (unit == "h")
     factor = 3600 * 1000;
+  else if (unit == "d")
+    factor = 24.0 * 3600 * 1000;
   else
     return std::nullopt;
   double v = std::strtod(num.c_str(), nullptr);
@@ -200,6 +202,18 @@ public:
   }
 
   void read(const toml::table& t, const std::string& path, const char* key,
+            bool& out) {
+    auto* n = t.get(key);
+    if (!n)
+      return;
+    if (auto v = n->value<bool>(); v && n->is_boolean())
+      out = *v;
+    else
+      problem(n, join(path, key),
+              std::string{"must be true or false, got "} + type_name(*n));
+  }
+
+  void read(const toml::table& t, const std::string& path, const char* key,
             double& out) {
     auto* n = t.get(key);
     if (!n)
@@ -229,7 +243,7 @@ public:
     if (!d) {
       problem(n, join(path, key),
               "malformed duration \"" + *s +
-                  "\" (expected a number and one of ms, s, m, h)");
+                  "\" (expected a number and one of ms, s, m, h, d)");
       return;
     }
     out = *d;
@@ -517,9 +531,14 @@ void read_pipeline(reader& r, const std::string& name, const toml::node& n,
     r.problem(&n, path,
               "pipeline names must be letters, digits, '_' or '-' (they "
               "become NATS subject tokens)");
-  r.check_keys(*t, path, {"max_in_flight", "stages"});
+  r.check_keys(*t, path, {"max_in_flight", "stages", "retention"});
   pipeline_config pc;
   pc.name = name;
+  if (t->get("retention")) {
+    duration_ms keep{0};
+    r.read_duration(*t, path, "retention", keep);
+    pc.retention = keep;
+  }
   r.read(*t, path, "max_in_flight", pc.max_in_flight, 1, 1000000);
   auto* st = t->get("stages");
   if (!st) {
@@ -577,7 +596,9 @@ void check_host_port(reader& r, const toml::node* n, const std::string& path,
 
 void read_document(reader& r, const toml::table& root,
                    const config_context& ctx, troupe_config& cfg) {
-  r.check_keys(root, "", {"node", "nats", "postgres", "cluster", "pipelines"});
+  r.check_keys(
+      root, "",
+      {"node", "nats", "postgres", "cluster", "retention", "pipelines"});
   auto section = [&](const char* name) -> const toml::table* {
     auto* n = root.get(name);
     if (!n)
@@ -590,7 +611,9 @@ void read_document(reader& r, const toml::table& root,
   if (auto* t = section("node")) {
     r.check_keys(*t, "node",
                  {"id", "http", "max_in_flight", "log_level", "log_format",
-                  "scheduler_threads", "blocking_threads", "drain_grace"});
+                  "scheduler_threads", "blocking_threads", "drain_grace",
+                  "metrics"});
+    r.read(*t, "node", "metrics", cfg.node.metrics);
     r.read(*t, "node", "id", cfg.node.id);
     r.read(*t, "node", "http", cfg.node.http);
     r.read(*t, "node", "max_in_flight", cfg.node.max_in_flight, 1, 10000000);
@@ -668,6 +691,15 @@ void read_document(reader& r, const toml::table& root,
       r.problem(t->get("failure_timeout"), "cluster.failure_timeout",
                 "must be longer than heartbeat_interval (" +
                     format_duration(cfg.cluster.heartbeat_interval) + ")");
+  }
+  if (auto* t = section("retention")) {
+    r.check_keys(*t, "retention", {"finished", "interval", "batch"});
+    r.read_duration(*t, "retention", "finished", cfg.retention.finished);
+    r.read_duration(*t, "retention", "interval", cfg.retention.interval);
+    r.read(*t, "retention", "batch", cfg.retention.batch, 1, 100000);
+    if (cfg.retention.interval.count() < 1000)
+      r.problem(t->get("interval"), "retention.interval",
+                "must be at least 1s");
   }
   if (auto* t = section("pipelines"))
     for (auto&& [k, v] : *t)

@@ -53,13 +53,16 @@ struct job_spec {
   std::string invalid_reason;
   /// Error code of an invalid job (default invalid_payload).
   std::string invalid_code;
+  /// When the job was published (JetStream timestamp, ms since the epoch;
+  /// 0 if unknown): the start of its end-to-end latency.
+  std::int64_t submitted_at_ms = 0;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, job_spec& x) {
   return f(caf::meta::type_name("job_spec"), x.job_id, x.pipeline, x.tenant,
            x.correlation_id, x.payload, x.priority, x.invalid_reason,
-           x.invalid_code);
+           x.invalid_code, x.submitted_at_ms);
 }
 
 /// The record of one stage attempt, successful or not.
@@ -122,13 +125,19 @@ struct job_event {
   std::int64_t next_retry_ms = -1;
   std::string correlation_id;
   std::string tenant;
+  /// Duration of the attempt (stage.succeeded, stage.failed), else -1.
+  std::int64_t duration_ms = -1;
+  /// From publication to this terminal event (job.succeeded,
+  /// job.dead_lettered, job.cancelled) when known, else -1.
+  std::int64_t latency_ms = -1;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, job_event& x) {
   return f(caf::meta::type_name("job_event"), x.type, x.job_id, x.pipeline,
            x.stage, x.stage_index, x.attempt, x.node, x.time_ms, x.error_code,
-           x.error, x.next_retry_ms, x.correlation_id, x.tenant);
+           x.error, x.next_retry_ms, x.correlation_id, x.tenant, x.duration_ms,
+           x.latency_ms);
 }
 
 /// Everything the store knows about a job when a node takes it.

@@ -164,6 +164,10 @@ std::string encode_event(const job_event& ev) {
     j["error"] = {{"code", ev.error_code}, {"message", ev.error}};
   if (ev.next_retry_ms >= 0)
     j["next_retry_ms"] = ev.next_retry_ms;
+  if (ev.duration_ms >= 0)
+    j["duration_ms"] = ev.duration_ms;
+  if (ev.latency_ms >= 0)
+    j["latency_ms"] = ev.latency_ms;
   if (!ev.correlation_id.empty())
     j["correlation_id"] = ev.correlation_id;
   if (!ev.tenant.empty())
@@ -190,6 +194,8 @@ caf::expected<job_event> decode_event(std::string_view text) {
       ev.error = e->value("message", "");
     }
     ev.next_retry_ms = j.value("next_retry_ms", std::int64_t{-1});
+    ev.duration_ms = j.value("duration_ms", std::int64_t{-1});
+    ev.latency_ms = j.value("latency_ms", std::int64_t{-1});
     ev.correlation_id = j.value("correlation_id", "");
     ev.tenant = j.value("tenant", "");
   } catch (const json::exception& e) {

@@ -24,13 +24,15 @@ struct pipeline_stats {
   std::int64_t abandoned = 0;
   /// Job actors restarted after dying unexpectedly.
   std::int64_t restarts = 0;
+  /// Of `running`: jobs waiting for a retry.
+  std::int64_t waiting = 0;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, pipeline_stats& x) {
   return f(caf::meta::type_name("pipeline_stats"), x.pipeline, x.running,
            x.queued, x.max_in_flight, x.succeeded, x.dead_lettered, x.cancelled,
-           x.skipped, x.abandoned, x.restarts);
+           x.skipped, x.abandoned, x.restarts, x.waiting);
 }
 
 } // namespace troupe

@@ -557,4 +557,36 @@ json admin_store::pipeline_counts() {
   });
 }
 
+void admin_store::ping() {
+  with_connection("probing PostgreSQL", [&](pqxx::connection& c) {
+    pqxx::nontransaction n{c};
+    n.exec("select 1");
+    return 0;
+  });
+}
+
+json admin_store::purge(const std::string& job_id, const std::string& by) {
+  return with_connection("purging job", [&](pqxx::connection& c) {
+    pqxx::work w{c};
+    auto r = w.exec_params(
+        "select state, pipeline from jobs where job_id = $1 for update",
+        job_id);
+    if (r.empty())
+      throw admin_failure("unknown_job",
+                          "unknown job '" + job_id + "' — try: dlq");
+    std::string state = r[0][0].c_str();
+    if (state != "dead_lettered")
+      throw admin_failure("conflict", "job '" + job_id + "' is " + state +
+                                          "; only dead letters are purged "
+                                          "(finished jobs age out by "
+                                          "retention)");
+    std::string pipeline = r[0][1].c_str();
+    w.exec_params("delete from job_events where job_id = $1", job_id);
+    w.exec_params("delete from jobs where job_id = $1", job_id);
+    w.commit();
+    (void)by;
+    return json{{"job_id", job_id}, {"pipeline", pipeline}, {"purged", true}};
+  });
+}
+
 } // namespace troupe

@@ -100,6 +100,12 @@ public:
   /// Pipelines recorded as paused.
   std::set<std::string> paused_pipelines();
 
+  /// A trivial query (readiness probe); throws admin_failure if it fails.
+  void ping();
+
+  /// Deletes a dead-lettered job and its history (an operator's purge).
+  nlohmann::json purge(const std::string& job_id, const std::string& by);
+
   /// Per pipeline: jobs by state, outcomes in the last minute, retries,
   /// pending dead letters, paused.
   nlohmann::json pipeline_counts();

@@ -5,6 +5,9 @@
 // design: every event is already in PostgreSQL's event log; NATS carries the
 // live view (nats.c buffers while reconnecting).
 //
+// Also the one place where job metrics are counted and job lines logged
+// (with job_id, pipeline, stage, attempt, node, correlation_id fields).
+//
 // Accepts: job_event
 
 #include <memory>
@@ -12,6 +15,7 @@
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
 
+#include "runtime/metrics.hpp"
 #include "runtime/nats_client.hpp"
 
 namespace troupe {
@@ -19,6 +23,7 @@ namespace troupe {
 /// Spawns the publisher.
 caf::actor spawn_event_publisher(caf::actor_system& sys,
                                  std::shared_ptr<nats_client> nats,
-                                 subjects subj);
+                                 subjects subj,
+                                 std::shared_ptr<job_metrics> metrics = {});
 
 } // namespace troupe

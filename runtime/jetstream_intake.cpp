@@ -78,6 +78,7 @@ job_spec to_spec(const state_ptr& st, natsMsg* m, std::int64_t* delay_left) {
     if (spec.job_id.empty())
       spec.job_id = "js-" + std::to_string(meta->Sequence.Stream);
     published_ms = meta->Timestamp / 1000000;
+    spec.submitted_at_ms = published_ms;
     jsMsgMetaData_Destroy(meta);
   }
   std::string_view body{natsMsg_GetData(m),

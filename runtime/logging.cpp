@@ -46,6 +46,11 @@ std::string json_escape(const std::string& s) {
 
 namespace {
 
+// The fields of the line being logged on this thread (the logger is
+// synchronous: format() runs on the calling thread, inside log_with).
+thread_local const log_fields* current_fields = nullptr;
+bool json_mode = false;
+
 /// One JSON object per record: ts (UTC, ms), level, logger, msg.
 class json_formatter final : public spdlog::formatter {
 public:
@@ -70,7 +75,16 @@ public:
         std::string(msg.logger_name.data(), msg.logger_name.size()));
     line += "\",\"msg\":\"";
     line += json_escape(std::string(msg.payload.data(), msg.payload.size()));
-    line += "\"}\n";
+    line += "\"";
+    if (current_fields)
+      for (auto& [k, v] : *current_fields) {
+        line += ",\"";
+        line += json_escape(k);
+        line += "\":\"";
+        line += json_escape(v);
+        line += "\"";
+      }
+    line += "}\n";
     dest.append(line.data(), line.data() + line.size());
   }
 
@@ -102,6 +116,7 @@ bool setup_logging(const std::string& format, const std::string& level,
   // Logs go to stderr so that command output on stdout stays parseable.
   spdlog::drop("troupe");
   auto logger = spdlog::stderr_color_mt("troupe");
+  json_mode = format == "json";
   if (format == "json")
     logger->set_formatter(std::make_unique<json_formatter>());
   else
@@ -109,6 +124,23 @@ bool setup_logging(const std::string& format, const std::string& level,
   logger->set_level(lvl);
   spdlog::set_default_logger(logger);
   return true;
+}
+
+void log_with(spdlog::level::level_enum level, const std::string& msg,
+              const log_fields& fields) {
+  if (!spdlog::should_log(level))
+    return;
+  if (json_mode) {
+    current_fields = &fields;
+    spdlog::log(level, "{}", msg);
+    current_fields = nullptr;
+    return;
+  }
+  std::string line = msg;
+  for (auto& [k, v] : fields)
+    if (!v.empty())
+      line += " " + k + "=" + v;
+  spdlog::log(level, "{}", line);
 }
 
 } // namespace troupe

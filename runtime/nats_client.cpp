@@ -35,7 +35,9 @@ std::vector<std::string> split_urls(const std::string& urls) {
   return out;
 }
 
-std::string redact_url(const std::string& url) {
+namespace {
+
+std::string redact_one_url(const std::string& url) {
   auto scheme = url.find("://");
   auto at = url.find('@');
   if (scheme == std::string::npos || at == std::string::npos || at < scheme)
@@ -46,10 +48,54 @@ std::string redact_url(const std::string& url) {
   return url.substr(0, colon + 1) + "***" + url.substr(at);
 }
 
+/// The password of a URL ("" if none).
+std::string password_of(const std::string& url) {
+  auto scheme = url.find("://");
+  auto at = url.find('@');
+  if (scheme == std::string::npos || at == std::string::npos || at < scheme)
+    return {};
+  auto colon = url.find(':', scheme + 3);
+  if (colon == std::string::npos || colon > at)
+    return {};
+  return url.substr(colon + 1, at - colon - 1);
+}
+
+} // namespace
+
+std::string redact_url(const std::string& url) {
+  // A NATS cluster is a comma-separated list: each URL may carry a password.
+  std::string out;
+  std::size_t start = 0;
+  for (;;) {
+    auto comma = url.find(',', start);
+    out += redact_one_url(url.substr(start, comma - start));
+    if (comma == std::string::npos)
+      return out;
+    out += ',';
+    start = comma + 1;
+  }
+}
+
+std::string redact_text(std::string text, const std::string& urls) {
+  std::size_t start = 0;
+  for (;;) {
+    auto comma = urls.find(',', start);
+    auto pw = password_of(urls.substr(start, comma - start));
+    if (pw.size() >= 3) // shorter "secrets" would mangle ordinary words
+      for (std::size_t p; (p = text.find(pw)) != std::string::npos;)
+        text.replace(p, pw.size(), "***");
+    if (comma == std::string::npos)
+      return text;
+    start = comma + 1;
+  }
+}
+
 namespace {
 
+// Callbacks run on nats.c's own thread, possibly after the nats_client is
+// gone: their closure is a heap shared_ptr to the health, freed by on_closed.
 void on_disconnected(natsConnection*, void* closure) {
-  auto* h = static_cast<nats_health*>(closure);
+  auto& h = *static_cast<std::shared_ptr<nats_health>*>(closure);
   h->connected = false;
   if (h->closing)
     return;
@@ -58,7 +104,7 @@ void on_disconnected(natsConnection*, void* closure) {
 }
 
 void on_reconnected(natsConnection* nc, void* closure) {
-  auto* h = static_cast<nats_health*>(closure);
+  auto& h = *static_cast<std::shared_ptr<nats_health>*>(closure);
   h->connected = true;
   ++h->reconnects;
   char buf[256] = {0};
@@ -67,7 +113,10 @@ void on_reconnected(natsConnection* nc, void* closure) {
 }
 
 void on_closed(natsConnection*, void* closure) {
-  static_cast<nats_health*>(closure)->connected = false;
+  // The last callback of a connection: it owns the closure from here on.
+  auto* h = static_cast<std::shared_ptr<nats_health>*>(closure);
+  (*h)->connected = false;
+  delete h;
 }
 
 void on_async_error(natsConnection*, natsSubscription*, natsStatus err, void*) {
@@ -118,12 +167,14 @@ nats_client::connect(const nats_connect_options& o) {
     s = natsOptions_SetMaxReconnect(opts, -1);
   if (s == NATS_OK)
     s = natsOptions_SetReconnectWait(opts, 250);
+  // Leaked if the connection never comes up (no callback runs then).
+  auto* closure = new std::shared_ptr<nats_health>(c->health_);
   if (s == NATS_OK)
-    s = natsOptions_SetDisconnectedCB(opts, on_disconnected, c->health_.get());
+    s = natsOptions_SetDisconnectedCB(opts, on_disconnected, closure);
   if (s == NATS_OK)
-    s = natsOptions_SetReconnectedCB(opts, on_reconnected, c->health_.get());
+    s = natsOptions_SetReconnectedCB(opts, on_reconnected, closure);
   if (s == NATS_OK)
-    s = natsOptions_SetClosedCB(opts, on_closed, c->health_.get());
+    s = natsOptions_SetClosedCB(opts, on_closed, closure);
   if (s == NATS_OK)
     s = natsOptions_SetErrorHandler(opts, on_async_error, nullptr);
   if (s == NATS_OK && o.retry_on_failed_connect)

@@ -28,6 +28,10 @@ std::vector<std::string> split_urls(const std::string& urls);
 /// Replaces a password in `nats://user:pass@host` by `***`.
 std::string redact_url(const std::string& url);
 
+/// `text` with the password of every URL in `urls` (comma-separated)
+/// replaced by "***" (for error messages of libraries that may echo it).
+std::string redact_text(std::string text, const std::string& urls);
+
 /// Connection state as seen by health checks and the intake.
 struct nats_health {
   std::atomic<bool> connected{false};

@@ -25,10 +25,12 @@
 #include "runtime/heartbeat_bus.hpp"
 #include "runtime/http_endpoint.hpp"
 #include "runtime/jetstream_intake.hpp"
+#include "runtime/metrics.hpp"
 #include "runtime/migrations.hpp"
 #include "runtime/nats_client.hpp"
 #include "runtime/node_admin.hpp"
 #include "runtime/pg_store.hpp"
+#include "runtime/retention.hpp"
 #include "runtime/shutdown.hpp"
 #include "runtime/submit_api.hpp"
 #include "runtime/unrouted_sweeper.hpp"
@@ -205,7 +207,17 @@ int run_node(const troupe_config& cfg, const node_run_options& opts) {
   so.stats = std::make_shared<pg_store_stats>();
   auto store_stats = so.stats;
   auto store = spawn_pg_store(sys, so);
-  auto events = spawn_event_publisher(sys, *nats, subjects{cfg.nats.prefix});
+  // Job metrics come from the events this node publishes (see metrics.hpp).
+  std::shared_ptr<job_metrics> jmetrics;
+  if (cfg.node.metrics) {
+    std::map<std::string, std::vector<std::string>> stage_names;
+    for (auto& [name, pc] : cfg.pipelines)
+      for (auto& sc : pc.stages)
+        stage_names[name].push_back(sc.name);
+    jmetrics = std::make_shared<job_metrics>(std::move(stage_names));
+  }
+  auto events =
+      spawn_event_publisher(sys, *nats, subjects{cfg.nats.prefix}, jmetrics);
   auto jdeps = std::make_shared<job_deps>();
   jdeps->store = store;
   jdeps->events = events;
@@ -288,6 +300,9 @@ int run_node(const troupe_config& cfg, const node_run_options& opts) {
   sweeper.start();
   auto api_pool = std::make_shared<blocking_pool>(4);
   submit_api api{*nats, cfg.nats, names, limits, api_pool};
+  if (jmetrics)
+    api.on_accepted(
+        [jmetrics](const std::string& p) { jmetrics->on_submitted(p); });
   if (auto err = api.start()) {
     spdlog::critical("cannot start: {}", describe(err));
     return 2;
@@ -383,6 +398,9 @@ int run_node(const troupe_config& cfg, const node_run_options& opts) {
   actx->pipelines = defs;
   actx->store = admin_db;
   actx->controls = controls;
+  auto pruner = std::make_shared<retention_pruner>(cfg);
+  pruner->start();
+  actx->pruner = pruner;
   actx->alive_nodes = [&sys, member] {
     caf::scoped_actor self{sys};
     std::size_t n = 0;
@@ -421,22 +439,80 @@ int run_node(const troupe_config& cfg, const node_run_options& opts) {
 
   // HTTP: health, readiness, metrics.
   http_handlers hh;
-  hh.ready = [&, store_stats] {
+  // Readiness: each dependency with its status and latency. A probe of
+  // PostgreSQL runs on its own connection (bounded by a 3 s connect
+  // timeout); the store's own health flag says whether writes go through.
+  auto probe_db = std::make_shared<admin_store>(cfg.postgres.url);
+  hh.ready = [&, store_stats, probe_db] {
+    using clock = std::chrono::steady_clock;
+    auto ms_since = [](clock::time_point t0) {
+      return std::chrono::duration<double, std::milli>(clock::now() - t0)
+          .count();
+    };
     bool nats_ok = (*nats)->health().connected;
-    bool pg_ok = store_stats->healthy;
-    nlohmann::json doc{{"node", node_id},
-                       {"checks",
-                        {{"nats",
-                          {{"status", nats_ok ? "up" : "down"},
-                           {"url", redact_url(cfg.nats.url)}}},
-                         {"postgres",
-                          {{"status", pg_ok ? "up" : "down"},
-                           {"url", redact_url(cfg.postgres.url)},
-                           {"schema_version", *schema}}}}}};
-    bool ready = nats_ok && pg_ok;
+    std::int64_t rtt_us = -1;
+    if (nats_ok) {
+      std::int64_t rtt = 0; // nanoseconds
+      if (natsConnection_GetRTT((*nats)->conn(), &rtt) == NATS_OK)
+        rtt_us = rtt / 1000;
+      else
+        nats_ok = false;
+    }
+    auto t_js = clock::now();
+    bool js_ok = nats_ok;
+    nlohmann::json consumers = nlohmann::json::object();
+    bool consumers_ok = nats_ok;
+    if (nats_ok)
+      for (auto& name : supervisors_names) {
+        auto pending = (*nats)->consumer_pending(cfg.nats, name);
+        consumers[name] =
+            pending ? nlohmann::json{{"status", "up"}, {"pending", *pending}}
+                    : nlohmann::json{{"status", "down"},
+                                     {"error", describe(pending.error())}};
+        consumers_ok = consumers_ok && static_cast<bool>(pending);
+        js_ok = js_ok && static_cast<bool>(pending);
+      }
+    double js_ms = ms_since(t_js);
+    auto t_pg = clock::now();
+    bool pg_probe = false;
+    std::string pg_error;
+    try {
+      probe_db->ping();
+      pg_probe = true;
+    } catch (const std::exception& e) {
+      pg_error = e.what();
+    }
+    double pg_ms = ms_since(t_pg);
+    bool pg_ok = pg_probe && store_stats->healthy;
+    nlohmann::json pg{{"status", pg_ok ? "up" : "down"},
+                      {"url", redact_url(cfg.postgres.url)},
+                      {"latency_ms", pg_ms},
+                      {"schema_version", *schema},
+                      {"schema_expected", latest_schema_version}};
+    if (!pg_error.empty())
+      pg["error"] = redact_text(pg_error, cfg.postgres.url);
+    nlohmann::json doc{
+        {"node", node_id},
+        {"checks",
+         {{"nats",
+           {{"status", nats_ok ? "up" : "down"},
+            {"url", redact_url(cfg.nats.url)},
+            {"latency_ms", rtt_us < 0 ? nlohmann::json(nullptr)
+                                      : nlohmann::json(rtt_us / 1000.0)}}},
+          {"jetstream",
+           {{"status", js_ok ? "up" : "down"},
+            {"stream", cfg.nats.stream},
+            {"latency_ms", js_ms},
+            {"consumers", consumers}}},
+          {"postgres", pg}}}};
+    bool ready = nats_ok && js_ok && pg_ok && *schema == latest_schema_version;
+    // Degraded: some dependency is down but the node can still make some
+    // progress (e.g. running jobs keep their results until the store is
+    // back); unhealthy: nothing works.
     doc["status"] = ready                ? "healthy"
                     : (nats_ok || pg_ok) ? "degraded"
                                          : "unhealthy";
+    doc["ready"] = ready;
     return std::make_pair(doc.dump(), ready);
   };
   hh.metrics = [&, store_stats, collect_stats] {
@@ -512,6 +588,46 @@ int run_node(const troupe_config& cfg, const node_run_options& opts) {
              "NATS reconnections since start.");
     p.sample("troupe_nats_reconnects_total", {},
              static_cast<double>((*nats)->health().reconnects));
+    p.family("troupe_jobs_waiting_retry", "gauge",
+             "Jobs on this node waiting for their next attempt.");
+    for (auto& s : stats)
+      p.sample("troupe_jobs_waiting_retry", {{"pipeline", s.pipeline}},
+               static_cast<double>(s.waiting));
+    p.family("troupe_store_batch_size", "histogram",
+             "Claims and writes committed per PostgreSQL transaction.");
+    store_stats->batch_sizes.render(p, "troupe_store_batch_size", {});
+    p.family("troupe_store_commit_seconds", "histogram",
+             "Time to commit one batch, from its first statement.");
+    store_stats->commit_seconds.render(p, "troupe_store_commit_seconds", {});
+    p.family(
+        "troupe_jetstream_pending", "gauge",
+        "Messages of a pipeline's consumer not yet delivered to any node.");
+    for (auto& name : supervisors_names)
+      if (auto n = (*nats)->consumer_pending(cfg.nats, name))
+        p.sample("troupe_jetstream_pending", {{"pipeline", name}},
+                 static_cast<double>(*n));
+    p.family("troupe_cluster_members", "gauge",
+             "Cluster members in this node's view, by state.");
+    {
+      std::map<std::string, int> by_state{
+          {"up", 0}, {"draining", 0}, {"down", 0}};
+      caf::scoped_actor self{sys};
+      self->request(member, std::chrono::seconds{1}, get_atom::value)
+          .receive(
+              [&](std::vector<troupe::member>& view) {
+                for (auto& m : view)
+                  ++by_state[m.state];
+              },
+              [](caf::error&) {});
+      for (auto& [state, n] : by_state)
+        p.sample("troupe_cluster_members", {{"state", state}}, n);
+    }
+    p.family("troupe_retention_pruned_total", "counter",
+             "Finished jobs pruned by this node.");
+    p.sample("troupe_retention_pruned_total", {},
+             static_cast<double>(pruner->pruned_total()));
+    if (jmetrics)
+      jmetrics->render(p);
     return p.str();
   };
   http_endpoint http;
@@ -623,6 +739,7 @@ int run_node(const troupe_config& cfg, const node_run_options& opts) {
   http.stop();
   admin.stop();
   controls->stop();
+  pruner->stop();
   hb_bus.stop();
   for (auto& sup : supervisors)
     caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);

@@ -210,6 +210,8 @@ void add_read_verbs(admin_bridge& bridge, const ctx_ptr& ctx) {
     int limit = req.is_object() ? req.value("limit", 100) : 100;
     return ctx->store->list_dead_letters(opt_string(req, "pipeline"), limit);
   });
+  bridge.add_read("retention",
+                  [ctx](const json&) { return ctx->pruner->preview(); });
   bridge.add_read("counts",
                   [ctx](const json&) { return ctx->store->pipeline_counts(); });
   bridge.add_read("tree", [ctx](const json& req) {
@@ -361,6 +363,16 @@ void add_cluster_verbs(admin_bridge& bridge, const ctx_ptr& ctx) {
         ctx->store->start_new_life(id, from, {"dead_lettered"}, ctx->node_id);
     republish(ctx, t);
     return ticket_json(t);
+  });
+  bridge.add_control("prune", [ctx](const json&) {
+    auto n = ctx->pruner->run_once();
+    if (n < 0)
+      throw admin_failure("conflict",
+                          "another node is pruning right now; try again");
+    return json{{"pruned", n}};
+  });
+  bridge.add_control("purge", [ctx](const json& req) {
+    return ctx->store->purge(need_string(req, "job_id"), ctx->node_id);
   });
   for (bool pause : {true, false}) {
     bridge.add_control(

@@ -25,6 +25,7 @@
 #include "runtime/admin_bridge.hpp"
 #include "runtime/admin_store.hpp"
 #include "runtime/nats_client.hpp"
+#include "runtime/retention.hpp"
 
 namespace troupe {
 
@@ -70,6 +71,7 @@ struct node_admin_context {
   std::map<std::string, std::shared_ptr<const pipeline_def>> pipelines;
   std::shared_ptr<admin_store> store;
   std::shared_ptr<pipeline_controls> controls;
+  std::shared_ptr<retention_pruner> pruner;
   /// Nodes currently up in this node's view (to stop gathering early).
   std::function<std::size_t()> alive_nodes;
   /// Whether this node's intake of a pipeline is paused right now.

@@ -473,9 +473,12 @@ void writer_loop(std::shared_ptr<shared_state> sh) {
       }
       (void)e;
     }
-    stats.commit_us += std::chrono::duration_cast<std::chrono::microseconds>(
-                           std::chrono::steady_clock::now() - t0)
-                           .count();
+    auto took = std::chrono::duration_cast<std::chrono::microseconds>(
+                    std::chrono::steady_clock::now() - t0)
+                    .count();
+    stats.commit_us += took;
+    stats.commit_seconds.observe(static_cast<double>(took) / 1e6);
+    stats.batch_sizes.observe(static_cast<double>(b.requests.size()));
     caf::anon_send(sh->store, batch_done_atom::value, b.id, std::move(results));
   }
 }

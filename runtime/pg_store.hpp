@@ -22,6 +22,7 @@
 #include <caf/actor_system.hpp>
 
 #include "config/config.hpp"
+#include "runtime/metrics.hpp"
 
 namespace troupe {
 
@@ -35,6 +36,9 @@ struct pg_store_stats {
   /// Sum of batch commit latencies in microseconds.
   std::atomic<std::int64_t> commit_us{0};
   std::atomic<bool> healthy{true};
+  /// Requests per transaction, and the time each batch took to commit.
+  histogram batch_sizes{size_buckets()};
+  histogram commit_seconds{latency_buckets()};
 };
 
 struct pg_store_options {

@@ -159,6 +159,31 @@ const std::vector<shell_session::command>& commands() {
        1,
        1,
        "pipeline"},
+      {"retention",
+       "retention",
+       "what retention would prune now, per pipeline (nothing is deleted)",
+       {},
+       {},
+       0,
+       0,
+       ""},
+      {"prune",
+       "prune",
+       "prune finished jobs past their retention now (normally done in the "
+       "background)",
+       {},
+       {},
+       0,
+       0,
+       ""},
+      {"purge",
+       "purge ID",
+       "delete a dead-lettered job and its history for good",
+       {},
+       {},
+       1,
+       1,
+       "job"},
       {"help",
        "help [COMMAND]",
        "commands, or one command in detail",
@@ -479,6 +504,8 @@ shell_session::dispatch(const command& c,
     return cmd_node_control(n, arg);
   if (n == "help")
     return cmd_help(arg);
+  if (n == "retention" || n == "prune" || n == "purge")
+    return cmd_retention(n, arg);
   return success(n, json::object(), ""); // quit: the caller stops
 }
 
@@ -1005,6 +1032,36 @@ shell_outcome shell_session::cmd_node_control(const std::string& verb,
                  "node " + node + ": " +
                      paint_state(str_of(r["result"], "state"), s_.style) +
                      "\n");
+}
+
+shell_outcome shell_session::cmd_retention(const std::string& verb,
+                                           const std::string& job_id) {
+  auto r = verb == "retention"
+               ? request_any("read", "retention", json{}, s_.timeout)
+               : request_any("control", verb,
+                             verb == "purge" ? json{{"job_id", job_id}}
+                                             : json::object(),
+                             std::max(s_.timeout, 30000ms));
+  if (!r.value("ok", false))
+    return from_reply_error(verb, r);
+  auto res = r["result"];
+  std::ostringstream out;
+  if (verb == "retention") {
+    auto now = wall_now_ms();
+    text_table t{{"PIPELINE", "KEEP FINISHED", "DUE NOW", "OLDEST DUE"}};
+    for (auto& p : res["policies"])
+      t.add({str_of(p, "pipeline"),
+             int_of(p, "keep_ms") > 0 ? format_duration_ms(int_of(p, "keep_ms"))
+                                      : "forever",
+             num(p, "due"), format_ago(int_of(p, "oldest_finished_ms"), now)});
+    out << t.str(s_.style) << "dead letters kept until replayed or purged: "
+        << num(res, "dead_letters_kept") << "\n";
+  } else if (verb == "prune") {
+    out << "pruned " << num(res, "pruned") << " finished job(s)\n";
+  } else {
+    out << "job " << job_id << ": purged\n";
+  }
+  return success(verb, std::move(res), out.str());
 }
 
 shell_outcome shell_session::cmd_help(const std::string& topic) const {

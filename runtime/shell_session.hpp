@@ -87,6 +87,8 @@ private:
   shell_outcome cmd_node_control(const std::string& verb,
                                  const std::string& node);
   shell_outcome cmd_help(const std::string& topic) const;
+  shell_outcome cmd_retention(const std::string& verb,
+                              const std::string& job_id);
 
   nlohmann::json request_any(const std::string& cls, const std::string& verb,
                              const nlohmann::json& body,

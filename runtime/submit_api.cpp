@@ -20,6 +20,7 @@ struct submit_api::impl {
   natsSubscription* sub = nullptr;
   std::atomic<std::int64_t> accepted{0};
   std::atomic<std::int64_t> rejected{0};
+  std::function<void(const std::string&)> on_accepted;
 };
 
 std::string generate_job_id() {
@@ -61,6 +62,7 @@ route_submission(std::string_view body, const std::set<std::string>& pipelines,
                                                   "' (known: " + known + ")");
   }
   routed_submission out;
+  out.pipeline = sub->pipeline;
   out.subject = subj.jobs(sub->pipeline);
   out.job_id = sub->key.empty() ? generate_job_id() : sub->key;
   sub->pipeline.clear();
@@ -103,6 +105,8 @@ void handle(const std::shared_ptr<submit_api::impl>& im, std::string body,
     return;
   }
   ++im->accepted;
+  if (im->on_accepted)
+    im->on_accepted(routed->pipeline);
   respond(im->nats->conn(), reply, encode_submit_ok(routed->job_id));
 }
 
@@ -141,6 +145,10 @@ submit_api::submit_api(std::shared_ptr<nats_client> nats, nats_config ncfg,
 
 submit_api::~submit_api() {
   stop();
+}
+
+void submit_api::on_accepted(std::function<void(const std::string&)> fn) {
+  impl_->on_accepted = std::move(fn);
 }
 
 caf::error submit_api::start() {

@@ -9,6 +9,7 @@
 // the blocking JetStream publish run on the API's own worker threads.
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <set>
 #include <string>
@@ -25,6 +26,7 @@ class blocking_pool;
 
 /// Result of validating and routing one submission, before publishing.
 struct routed_submission {
+  std::string pipeline;
   std::string subject;
   std::string job_id;
   std::string body;
@@ -48,6 +50,10 @@ public:
 
   submit_api(const submit_api&) = delete;
   submit_api& operator=(const submit_api&) = delete;
+
+  /// Called (on a worker thread) for every accepted submission; set
+  /// before start().
+  void on_accepted(std::function<void(const std::string& pipeline)> fn);
 
   /// Subscribes in the queue group `troupe_api`.
   caf::error start();
