@@ -87,6 +87,9 @@ struct node_config {
   /// Job and stage metrics on /metrics (derived from events); false leaves
   /// only the node's own gauges, for measuring their cost.
   bool metrics = true;
+  /// How long start-up keeps retrying NATS and PostgreSQL before giving up
+  /// with one line saying what to fix.
+  duration_ms startup_timeout{20000};
 };
 
 struct nats_config {

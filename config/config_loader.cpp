@@ -612,7 +612,8 @@ void read_document(reader& r, const toml::table& root,
     r.check_keys(*t, "node",
                  {"id", "http", "max_in_flight", "log_level", "log_format",
                   "scheduler_threads", "blocking_threads", "drain_grace",
-                  "metrics"});
+                  "metrics", "startup_timeout"});
+    r.read_duration(*t, "node", "startup_timeout", cfg.node.startup_timeout);
     r.read(*t, "node", "metrics", cfg.node.metrics);
     r.read(*t, "node", "id", cfg.node.id);
     r.read(*t, "node", "http", cfg.node.http);

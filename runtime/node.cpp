@@ -48,8 +48,8 @@ std::int64_t wall_ms() {
 
 /// Retries `f` with capped exponential backoff for at most `total`.
 template <class F>
-auto with_startup_retries(const char* what, std::chrono::seconds total, F f)
-    -> decltype(f()) {
+auto with_startup_retries(const char* what, duration_ms total,
+                          const std::string& secrets, F f) -> decltype(f()) {
   auto deadline = std::chrono::steady_clock::now() + total;
   auto delay = std::chrono::milliseconds{100};
   for (;;) {
@@ -58,7 +58,7 @@ auto with_startup_retries(const char* what, std::chrono::seconds total, F f)
         shutdown_requested())
       return res;
     spdlog::warn("{} not ready yet, retrying in {} ms: {}", what, delay.count(),
-                 describe(res.error()));
+                 redact_text(describe(res.error()), secrets));
     std::this_thread::sleep_for(delay);
     delay = std::min(delay * 2, std::chrono::milliseconds{2000});
   }
@@ -135,18 +135,23 @@ int run_node(const troupe_config& cfg, const node_run_options& opts) {
   nats_connect_options nco;
   nco.urls = cfg.nats.url;
   nco.name = "troupe-node-" + node_id;
-  auto nats = with_startup_retries("NATS", std::chrono::seconds{20},
+  auto secrets = cfg.nats.url + "," + cfg.postgres.url;
+  auto nats = with_startup_retries("NATS", cfg.node.startup_timeout, secrets,
                                    [&] { return nats_client::connect(nco); });
   if (!nats) {
-    spdlog::critical("cannot start: {}", describe(nats.error()));
+    spdlog::critical("cannot start: NATS at {}: {} (is nats-server running "
+                     "with -js, and nats.url right?)",
+                     redact_url(cfg.nats.url),
+                     redact_text(describe(nats.error()), secrets));
     return 2;
   }
   auto schema =
-      with_startup_retries("PostgreSQL", std::chrono::seconds{20},
+      with_startup_retries("PostgreSQL", cfg.node.startup_timeout, secrets,
                            [&] { return apply_migrations(cfg.postgres.url); });
   if (!schema) {
     spdlog::critical("cannot start: PostgreSQL at {}: {}",
-                     redact_url(cfg.postgres.url), describe(schema.error()));
+                     redact_url(cfg.postgres.url),
+                     redact_text(describe(schema.error()), secrets));
     return 2;
   }
   spdlog::info("postgres: schema at version {}", *schema);
@@ -159,7 +164,8 @@ int run_node(const troupe_config& cfg, const node_run_options& opts) {
   // A JetStream cluster that is still electing its leader answers with
   // errors for a few seconds: retry like any other dependency.
   auto stream_ok = with_startup_retries(
-      "JetStream", std::chrono::seconds{30}, [&]() -> caf::expected<bool> {
+      "JetStream", std::max(cfg.node.startup_timeout, duration_ms{30000}),
+      secrets, [&]() -> caf::expected<bool> {
         if (auto err = (*nats)->ensure_stream(cfg.nats))
           return err;
         return true;
@@ -183,14 +189,15 @@ int run_node(const troupe_config& cfg, const node_run_options& opts) {
     }
     defs.emplace(name, *def);
     auto max_ack_pending = std::max<std::int64_t>(20000, pc.max_in_flight * 4);
-    auto consumer_ok =
-        with_startup_retries("JetStream consumer", std::chrono::seconds{30},
-                             [&]() -> caf::expected<bool> {
-                               if (auto err = (*nats)->ensure_consumer(
-                                       cfg.nats, name, max_ack_pending))
-                                 return err;
-                               return true;
-                             });
+    auto consumer_ok = with_startup_retries(
+        "JetStream consumer",
+        std::max(cfg.node.startup_timeout, duration_ms{30000}), secrets,
+        [&]() -> caf::expected<bool> {
+          if (auto err =
+                  (*nats)->ensure_consumer(cfg.nats, name, max_ack_pending))
+            return err;
+          return true;
+        });
     if (!consumer_ok) {
       spdlog::critical("cannot start: {}", describe(consumer_ok.error()));
       return 2;

@@ -453,3 +453,47 @@ TEST(ConfigLoader, NodeIdDefaultsToTheHostName) {
     EXPECT_EQ(r.config->node.id, host);
   }
 }
+
+TEST(ConfigLoader, RetentionMetricsAndStartUpKeysAreReadAndChecked) {
+  auto r = parse(R"(
+[node]
+id = "n1"
+metrics = false
+startup_timeout = "5s"
+[retention]
+finished = "2d"
+interval = "30s"
+batch = 50
+[pipelines.p]
+retention = "12h"
+stages = [ { name = "a", kind = "noop" } ]
+[pipelines.q]
+stages = [ { name = "a", kind = "noop" } ]
+)");
+  for (auto& p : r.problems)
+    ADD_FAILURE() << p.to_string();
+  ASSERT_TRUE(r.ok());
+  auto& cfg = *r.config;
+  EXPECT_FALSE(cfg.node.metrics);
+  EXPECT_EQ(cfg.node.startup_timeout, milliseconds{5000});
+  EXPECT_EQ(cfg.retention.finished, milliseconds{2LL * 24 * 3600 * 1000});
+  EXPECT_EQ(cfg.retention.interval, milliseconds{30000});
+  EXPECT_EQ(cfg.retention.batch, 50);
+  EXPECT_EQ(cfg.pipelines.at("p").retention, milliseconds{12 * 3600 * 1000});
+  EXPECT_FALSE(cfg.pipelines.at("q").retention.has_value());
+  auto bad = parse(R"(
+[node]
+metrics = "yes"
+[retention]
+interval = "10ms"
+batch = 0
+keep = "1d"
+[pipelines.p]
+stages = [ { name = "a", kind = "noop" } ]
+)");
+  ASSERT_EQ(bad.problems.size(), 4u);
+  EXPECT_NE(
+      bad.problems[0].to_string().find("node.metrics: must be true or false"),
+      std::string::npos)
+      << bad.problems[0].to_string();
+}

@@ -371,3 +371,28 @@ TEST_F(observability_test, RetentionPrunesFinishedJobsAndKeepsDeadLetters) {
   node->signal(SIGTERM);
   EXPECT_EQ(node->wait(30s), 0);
 }
+
+TEST_F(observability_test,
+       AnUnreachableDependencyStopsStartUpWithOneClearLine) {
+  // PostgreSQL on a port where nothing listens: bounded retries, then exit 2
+  // with one critical line naming the server (password redacted).
+  auto port = free_port();
+  auto cfg = config("obs-nopg", "\n");
+  auto at = cfg.find(std::to_string(servers_->pg_port()));
+  ASSERT_NE(at, std::string::npos);
+  cfg.replace(at, std::to_string(servers_->pg_port()).size(),
+              std::to_string(port));
+  cfg.replace(cfg.find("drain_grace"), 0, "startup_timeout = \"1s\"\n");
+  write_file(dir_ + "/nopg.toml", cfg);
+  child_process node{{TROUPE_BINARY, "node", "--config", dir_ + "/nopg.toml"},
+                     dir_ + "/nopg.log"};
+  EXPECT_EQ(node.wait(60s), 2) << node.output();
+  auto out = node.output();
+  auto critical = out.find(
+      "cannot start: PostgreSQL at postgresql://postgres:***@127.0.0.1:" +
+      std::to_string(port));
+  EXPECT_NE(critical, std::string::npos) << out;
+  EXPECT_EQ(out.find("cannot start", critical + 1), std::string::npos) << out;
+  EXPECT_EQ(out.find(pg_secret), std::string::npos) << out;
+  EXPECT_EQ(out.find(": ready"), std::string::npos) << out;
+}
