@@ -50,7 +50,8 @@ std::string new_inbox() {
 std::vector<json> admin_gather(nats_client& nats, const std::string& subject,
                                const std::string& body,
                                std::chrono::milliseconds wait,
-                               std::size_t expect) {
+                               std::size_t expect,
+                               const std::function<bool(const json&)>& enough) {
   auto g = std::make_shared<gathered>();
   auto inbox = new_inbox();
   natsSubscription* sub = nullptr;
@@ -71,8 +72,13 @@ std::vector<json> admin_gather(nats_client& nats, const std::string& subject,
   std::vector<json> out;
   {
     std::unique_lock<std::mutex> lock{g->mtx};
-    g->cv.wait_for(lock, wait,
-                   [&] { return expect > 0 && g->replies.size() >= expect; });
+    g->cv.wait_for(lock, wait, [&] {
+      if (enough)
+        for (auto& r : g->replies)
+          if (enough(r))
+            return true;
+      return expect > 0 && g->replies.size() >= expect;
+    });
     out = g->replies;
   }
   natsSubscription_Unsubscribe(sub);

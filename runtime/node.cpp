@@ -54,8 +54,10 @@ auto with_startup_retries(const char* what, duration_ms total,
   auto delay = std::chrono::milliseconds{100};
   for (;;) {
     auto res = f();
+    // Only an unreachable dependency is worth waiting for; anything else
+    // (bad credentials, a failing migration) will not fix itself.
     if (res || std::chrono::steady_clock::now() >= deadline ||
-        shutdown_requested())
+        shutdown_requested() || code_of(res.error()) != errc::unavailable)
       return res;
     spdlog::warn("{} not ready yet, retrying in {} ms: {}", what, delay.count(),
                  redact_text(describe(res.error()), secrets));

@@ -98,11 +98,19 @@ std::size_t expected_nodes(const ctx_ptr& ctx) {
 }
 
 /// Fans `verb` out to every node and returns the successful results.
+/// With `until_found`, stops at the first node that reports `found` (the
+/// holder of a job) rather than trusting the membership count, which lags
+/// right after nodes start.
 std::vector<json> fan_out(const ctx_ptr& ctx, const std::string& verb,
-                          const json& body) {
-  auto replies =
-      admin_gather(*ctx->nats, admin_subject(ctx, "all.control." + verb),
-                   body.dump(), 3000ms, expected_nodes(ctx));
+                          const json& body, bool until_found = false) {
+  std::function<bool(const json&)> enough;
+  if (until_found)
+    enough = [](const json& r) {
+      return r.value("ok", false) && r["result"].value("found", false);
+    };
+  auto replies = admin_gather(
+      *ctx->nats, admin_subject(ctx, "all.control." + verb), body.dump(),
+      3000ms, until_found ? 0 : expected_nodes(ctx), enough);
   std::vector<json> out;
   for (auto& r : replies)
     if (r.value("ok", false))
@@ -281,7 +289,7 @@ void add_cluster_verbs(admin_bridge& bridge, const ctx_ptr& ctx) {
       throw admin_failure("conflict", "job '" + id + "' is already " + state);
     // Wherever it is held (running, waiting for a retry, or queued for a
     // slot on some node), its job actor cancels it and commits the state.
-    for (auto& r : fan_out(ctx, "cancel_local", {{"job_id", id}}))
+    for (auto& r : fan_out(ctx, "cancel_local", {{"job_id", id}}, true))
       if (r["result"].value("found", false)) {
         auto now = await_terminal(ctx, id);
         return json{{"job_id", id},
@@ -316,7 +324,8 @@ void add_cluster_verbs(admin_bridge& bridge, const ctx_ptr& ctx) {
                           "unknown job '" + id + "' — try: jobs");
     auto from = resolve_stage(ctx, id, pipeline, req);
     if (state == "retrying" && !from) {
-      for (auto& r : fan_out(ctx, "retry_local", {{"job_id", id}}))
+      auto replies = fan_out(ctx, "retry_local", {{"job_id", id}}, true);
+      for (auto& r : replies)
         if (r["result"].value("fired", false))
           return json{{"job_id", id},
                       {"pipeline", pipeline},

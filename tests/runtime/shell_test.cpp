@@ -57,10 +57,21 @@ public:
     for (auto& n : nodes_)
       if (!n->wait_for_output("ready", 60s))
         FAIL() << n->output();
-    // Both nodes see each other before the tests count on fan-out.
-    for (int i = 0; i < 100; ++i) {
-      auto [rc, docs] = shell("nodes");
-      if (rc == 0 && docs.size() == 1 && docs[0]["nodes"].size() == 2)
+    // Each node sees the other before the tests count on fan-out.
+    nats_connect_options o;
+    o.urls = servers_->nats_url();
+    auto c = nats_client::connect(o);
+    ASSERT_TRUE(c);
+    for (int i = 0; i < 200; ++i) {
+      int seeing_both = 0;
+      for (auto id : {"sh-a", "sh-b"}) {
+        auto r = (*c)->request(
+            std::string{"troupe.admin."} + id + ".read.nodes", "", 2000);
+        auto j = r ? json::parse(*r, nullptr, false) : json{};
+        seeing_both += !j.is_discarded() && j.is_object() &&
+                       j["result"].is_array() && j["result"].size() == 2;
+      }
+      if (seeing_both == 2)
         break;
       std::this_thread::sleep_for(100ms);
     }

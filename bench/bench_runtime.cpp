@@ -1,0 +1,646 @@
+// End-to-end benchmarks of troupe against its ceilings, measured in the same
+// run on the same machine: it starts its own nats-server (JetStream) and
+// PostgreSQL on loopback, measures what raw JetStream and raw PostgreSQL can
+// do with messages and rows shaped like troupe's, then runs troupe nodes
+// (the real binary) through each scenario. Every figure is the median of
+// --runs runs, with min and max. Driven by scripts/bench.sh; results are
+// recorded in docs/benchmarks.md.
+//
+// Usage: bench_runtime --troupe PATH [--runs N] [--quick] [--markdown FILE]
+//        [--only NAME[,NAME...]]   (ceilings, throughput, metrics, latency,
+//                                   retry, exec)
+#include <algorithm>
+#include <arpa/inet.h>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <netinet/in.h>
+#include <set>
+#include <sstream>
+#include <string>
+#include <sys/socket.h>
+#include <thread>
+#include <unistd.h>
+#include <vector>
+
+#define PQXX_HAVE_OPTIONAL
+#include <nlohmann/json.hpp>
+#include <pqxx/pqxx>
+
+#include "messages/errc.hpp"
+#include "runtime/job_tracker.hpp"
+#include "runtime/local_servers.hpp"
+#include "runtime/nats_client.hpp"
+#include "runtime/process.hpp"
+
+using namespace troupe;
+using namespace std::chrono_literals;
+using json = nlohmann::json;
+using clock_type = std::chrono::steady_clock;
+
+namespace {
+
+struct options {
+  std::string troupe = "build/troupe";
+  int runs = 3;
+  bool quick = false;
+  std::string markdown;
+  std::set<std::string> only;
+};
+
+/// One reported figure: median of the runs, with min and max.
+struct figure {
+  std::string scenario;
+  std::string what;
+  std::string unit;
+  std::vector<double> samples;
+  std::string note;
+
+  double median() const {
+    auto s = samples;
+    std::sort(s.begin(), s.end());
+    if (s.empty())
+      return 0;
+    return s.size() % 2 ? s[s.size() / 2]
+                        : (s[s.size() / 2 - 1] + s[s.size() / 2]) / 2;
+  }
+  double min() const {
+    return *std::min_element(samples.begin(), samples.end());
+  }
+  double max() const {
+    return *std::max_element(samples.begin(), samples.end());
+  }
+};
+
+int free_port() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  socklen_t len = sizeof(addr);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  close(fd);
+  return ntohs(addr.sin_port);
+}
+
+double seconds_since(clock_type::time_point t0) {
+  return std::chrono::duration<double>(clock_type::now() - t0).count();
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream in{path};
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void fail(const std::string& msg) {
+  std::fprintf(stderr, "bench_runtime: %s\n", msg.c_str());
+  std::exit(1);
+}
+
+/// A payload of roughly the size of a typical small job (~200 bytes).
+std::string job_body(int i) {
+  return json{{"payload",
+               {{"n", i},
+                {"doc", "s3://bucket/some/path/to/document-" +
+                            std::to_string(i) + ".json"},
+                {"pad", std::string(120, 'x')}}}}
+      .dump();
+}
+
+/// Publishes `n` messages to `subject` asynchronously (acks awaited at the
+/// end), each with Nats-Msg-Id `<prefix><i>`. Returns seconds taken.
+double publish_all(jsCtx* js, const std::string& subject,
+                   const std::string& id_prefix, int n) {
+  auto t0 = clock_type::now();
+  for (int i = 0; i < n; ++i) {
+    natsMsg* m = nullptr;
+    auto body = job_body(i);
+    natsMsg_Create(&m, subject.c_str(), nullptr, body.data(),
+                   static_cast<int>(body.size()));
+    auto id = id_prefix + std::to_string(i);
+    natsMsgHeader_Set(m, "Nats-Msg-Id", id.c_str());
+    if (js_PublishMsgAsync(js, &m, nullptr) != NATS_OK)
+      fail("async publish failed");
+  }
+  jsPubOptions po;
+  jsPubOptions_Init(&po);
+  po.MaxWait = 120000;
+  if (js_PublishAsyncComplete(js, &po) != NATS_OK)
+    fail("publish acks did not all arrive");
+  natsMsgList pending{nullptr, 0};
+  if (js_PublishAsyncGetPendingList(&pending, js) == NATS_OK &&
+      pending.Count > 0)
+    fail(std::to_string(pending.Count) + " publishes failed");
+  return seconds_since(t0);
+}
+
+class bench {
+public:
+  explicit bench(options o) : o_(std::move(o)) {
+    char tmpl[] = "/tmp/troupe-bench-XXXXXX";
+    if (!mkdtemp(tmpl))
+      fail("mkdtemp");
+    dir_ = tmpl;
+    nats_port_ = free_port();
+    pg_port_ = free_port();
+    if (auto err = nats_.start(dir_, nats_port_))
+      fail(describe(err));
+    if (auto err = pg_.start(dir_, pg_port_))
+      fail(describe(err));
+    nats_connect_options co;
+    co.urls = nats_.url();
+    auto c = nats_client::connect(co);
+    if (!c)
+      fail(describe(c.error()));
+    client_ = *c;
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jo.PublishAsync.MaxPending = 4096;
+    jsCtx* js = nullptr;
+    natsConnection_JetStream(&js, client_->conn(), &jo);
+    async_js_ = js;
+  }
+
+  ~bench() {
+    stop_node();
+    if (async_js_)
+      jsCtx_Destroy(async_js_);
+    client_.reset();
+    nats_.stop();
+    pg_.stop();
+    run_command({"rm", "-rf", dir_}, 60s);
+  }
+
+  int n(int full, int quick) const { return o_.quick ? quick : full; }
+  bool wanted(const std::string& s) const {
+    return o_.only.empty() || o_.only.count(s);
+  }
+
+  // -- ceilings
+  // -----------------------------------------------------------------
+
+  void ceilings() {
+    int count = n(20000, 2000);
+    figure pub{"ceiling", "JetStream publish (async, acked)", "msg/s", {}, ""};
+    figure con{"ceiling", "JetStream pull + explicit ack", "msg/s", {}, ""};
+    figure both{"ceiling", "JetStream publish→consume→ack", "msg/s", {}, ""};
+    for (int r = 0; r < o_.runs; ++r) {
+      auto stream = "CEIL" + std::to_string(r);
+      jsStreamConfig sc;
+      jsStreamConfig_Init(&sc);
+      sc.Name = stream.c_str();
+      auto subj = "ceil" + std::to_string(r) + ".>";
+      const char* subjects[] = {subj.c_str()};
+      sc.Subjects = subjects;
+      sc.SubjectsLen = 1;
+      sc.Retention = js_WorkQueuePolicy;
+      sc.Storage = js_FileStorage;
+      jsStreamInfo* si = nullptr;
+      jsErrCode jerr{};
+      if (js_AddStream(&si, client_->js(), &sc, nullptr, &jerr) != NATS_OK)
+        fail("add ceiling stream");
+      jsStreamInfo_Destroy(si);
+      auto tp = publish_all(async_js_, "ceil" + std::to_string(r) + ".jobs",
+                            "c-", count);
+      natsSubscription* sub = nullptr;
+      jsSubOptions so;
+      jsSubOptions_Init(&so);
+      so.Stream = stream.c_str();
+      so.Config.AckPolicy = js_AckExplicit;
+      so.Config.MaxAckPending = 20000;
+      if (js_PullSubscribe(&sub, client_->js(), subj.c_str(), "ceil", nullptr,
+                           &so, &jerr) != NATS_OK)
+        fail("pull subscribe");
+      auto t0 = clock_type::now();
+      int got = 0;
+      while (got < count) {
+        natsMsgList list{nullptr, 0};
+        if (natsSubscription_Fetch(&list, sub, 256, 2000, &jerr) != NATS_OK)
+          continue;
+        for (int i = 0; i < list.Count; ++i)
+          natsMsg_Ack(list.Msgs[i], nullptr);
+        got += list.Count;
+        natsMsgList_Destroy(&list);
+      }
+      natsConnection_Flush(client_->conn());
+      auto tc = seconds_since(t0);
+      natsSubscription_Unsubscribe(sub);
+      natsSubscription_Destroy(sub);
+      js_DeleteStream(client_->js(), stream.c_str(), nullptr, &jerr);
+      pub.samples.push_back(count / tp);
+      con.samples.push_back(count / tc);
+      both.samples.push_back(count / (tp + tc));
+    }
+    out_.push_back(pub);
+    out_.push_back(con);
+    out_.push_back(both);
+    js_ceiling_ = both.median();
+
+    // PostgreSQL: rows shaped like troupe's jobs rows.
+    int rows = n(20000, 2000);
+    int single = n(2000, 300);
+    figure batched{"ceiling",
+                   "PostgreSQL batched upsert (256 rows/commit)",
+                   "rows/s",
+                   {},
+                   ""};
+    figure one{"ceiling", "PostgreSQL single-row commits", "rows/s", {}, ""};
+    pqxx::connection c{pg_.url()};
+    {
+      pqxx::work w{c};
+      w.exec("create table if not exists bench_jobs (job_id text primary key, "
+             "pipeline text not null, state text not null, stage_index int, "
+             "attempt int, epoch bigint, payload jsonb, updated_at timestamptz "
+             "default now())");
+      w.commit();
+    }
+    for (int r = 0; r < o_.runs; ++r) {
+      {
+        pqxx::work w{c};
+        w.exec("truncate bench_jobs");
+        w.commit();
+      }
+      auto t0 = clock_type::now();
+      for (int b = 0; b < rows; b += 256) {
+        json recs = json::array();
+        for (int i = b; i < std::min(rows, b + 256); ++i)
+          recs.push_back({{"job_id", "b" + std::to_string(i)},
+                          {"pipeline", "bench"},
+                          {"payload", json::parse(job_body(i))["payload"]}});
+        pqxx::work w{c};
+        w.exec_params(
+            "insert into bench_jobs as j (job_id, pipeline, state, "
+            "stage_index, attempt, epoch, payload) select job_id, pipeline, "
+            "'running', 0, 0, 1, payload from jsonb_to_recordset($1::jsonb) "
+            "as r(job_id text, pipeline text, payload jsonb) on conflict "
+            "(job_id) do update set epoch = j.epoch + 1, state = 'running', "
+            "updated_at = now()",
+            recs.dump());
+        w.commit();
+      }
+      batched.samples.push_back(rows / seconds_since(t0));
+      t0 = clock_type::now();
+      for (int i = 0; i < single; ++i) {
+        pqxx::work w{c};
+        w.exec_params("insert into bench_jobs (job_id, pipeline, state, "
+                      "payload) values ($1, 'bench', 'running', $2::jsonb) "
+                      "on conflict (job_id) do update set epoch = "
+                      "bench_jobs.epoch + 1",
+                      "s" + std::to_string(i), job_body(i));
+        w.commit();
+      }
+      one.samples.push_back(single / seconds_since(t0));
+    }
+    out_.push_back(batched);
+    out_.push_back(one);
+  }
+
+  // -- troupe nodes
+  // --------------------------------------------------------------
+
+  std::string node_config(bool metrics) const {
+    return R"([node]
+id = "bench-node"
+http = "127.0.0.1:0"
+max_in_flight = 5000
+log_level = "info"
+metrics = )" +
+           std::string{metrics ? "true" : "false"} +
+           R"(
+
+[nats]
+url = ")" + nats_.url() +
+           R"("
+
+[postgres]
+url = ")" + pg_.url() +
+           R"("
+
+[retention]
+finished = "0s"
+
+[pipelines.tput]
+max_in_flight = 2000
+stages = [
+  { name = "a", kind = "noop" },
+  { name = "b", kind = "noop" },
+  { name = "c", kind = "noop" },
+]
+
+[pipelines.one]
+max_in_flight = 2000
+stages = [ { name = "only", kind = "noop" } ]
+
+[pipelines.retry]
+max_in_flight = 2000
+stages = [
+  { name = "flaky", kind = "fault", fail_first = 1,
+    retry = { max_attempts = 3, initial = "10ms", jitter = "none" } },
+]
+
+[pipelines.exec]
+max_in_flight = 64
+stages = [ { name = "cat", kind = "exec", command = ["/bin/cat"] } ]
+)";
+  }
+
+  void start_node(bool metrics) {
+    stop_node();
+    auto cfg = dir_ + "/node.toml";
+    std::ofstream{cfg} << node_config(metrics);
+    // Every pipeline starts paused: jobs are published first, then the
+    // clock starts when the pipeline is unpaused.
+    auto m = run_command({o_.troupe, "migrate", "--config", cfg}, 60s);
+    if (m.exit_code != 0)
+      fail("migrate: " + m.output);
+    {
+      pqxx::connection c{pg_.url()};
+      pqxx::work w{c};
+      w.exec("insert into pipeline_controls (pipeline, paused) values "
+             "('tput', true), ('one', true), ('retry', true), ('exec', true) "
+             "on conflict (pipeline) do update set paused = true");
+      w.commit();
+    }
+    log_ = dir_ + "/node-" + std::to_string(++nodes_started_) + ".log";
+    auto pid = spawn_process({o_.troupe, "node", "--config", cfg}, log_);
+    if (!pid)
+      fail(describe(pid.error()));
+    node_pid_ = *pid;
+    auto end = clock_type::now() + 60s;
+    while (read_text(log_).find("http on") == std::string::npos) {
+      if (clock_type::now() > end)
+        fail("node did not start: " + read_text(log_));
+      std::this_thread::sleep_for(50ms);
+    }
+  }
+
+  void stop_node() {
+    if (node_pid_ > 0)
+      stop_process(node_pid_, 30s);
+    node_pid_ = -1;
+  }
+
+  long node_rss_kib() const {
+    auto s = read_text("/proc/" + std::to_string(node_pid_) + "/status");
+    auto at = s.find("VmRSS:");
+    return at == std::string::npos ? -1 : std::atol(s.c_str() + at + 6);
+  }
+
+  void control(const std::string& verb, const std::string& pipeline) {
+    auto r = client_->request("troupe.admin.any.control." + verb,
+                              json{{"pipeline", pipeline}}.dump(), 10000);
+    if (!r || json::parse(*r, nullptr, false).value("ok", false) == false)
+      fail(verb + " " + pipeline + " failed");
+  }
+
+  void reset_db() {
+    pqxx::connection c{pg_.url()};
+    pqxx::work w{c};
+    w.exec("truncate jobs, stage_checkpoints, job_attempts, job_events, "
+           "dead_letters");
+    w.commit();
+  }
+
+  std::int64_t terminal(const std::string& pipeline) {
+    pqxx::connection& c = db();
+    pqxx::nontransaction t{c};
+    return t
+        .exec_params1("select count(*) from jobs where pipeline = $1 and state "
+                      "in ('succeeded', 'dead_lettered')",
+                      pipeline)[0]
+        .as<std::int64_t>();
+  }
+
+  pqxx::connection& db() {
+    if (!db_)
+      db_ = std::make_unique<pqxx::connection>(pg_.url());
+    return *db_;
+  }
+
+  /// Publishes `count` jobs to a paused pipeline, unpauses it and returns
+  /// jobs per second from the unpause to the last terminal state.
+  double drain_pipeline(const std::string& pipeline, int count, int run) {
+    reset_db();
+    publish_all(async_js_, "troupe.jobs." + pipeline,
+                pipeline + "-" + std::to_string(run) + "-" +
+                    std::to_string(nodes_started_) + "-",
+                count);
+    auto t0 = clock_type::now();
+    control("unpause", pipeline);
+    auto end = t0 + 600s;
+    while (terminal(pipeline) < count) {
+      if (clock_type::now() > end)
+        fail(pipeline + ": jobs did not finish");
+      std::this_thread::sleep_for(20ms);
+    }
+    auto secs = seconds_since(t0);
+    control("pause", pipeline);
+    return count / secs;
+  }
+
+  void throughput_and_metrics(bool with_metrics_off) {
+    int count = n(20000, 2000);
+    figure on{"throughput",
+              "3-stage noop, published to the stream",
+              "jobs/s",
+              {},
+              ""};
+    figure off{"metrics", "same, node.metrics = false", "jobs/s", {}, ""};
+    figure rss{"throughput", "node RSS after the run", "MiB", {}, ""};
+    for (int r = 0; r < o_.runs; ++r) {
+      start_node(true);
+      on.samples.push_back(drain_pipeline("tput", count, r));
+      rss.samples.push_back(node_rss_kib() / 1024.0);
+      if (with_metrics_off) {
+        start_node(false);
+        off.samples.push_back(drain_pipeline("tput", count, r));
+      }
+    }
+    if (js_ceiling_ > 0)
+      on.note = "ratio to the JetStream ceiling: " +
+                fmt(on.median() / js_ceiling_, 2);
+    out_.push_back(on);
+    out_.push_back(rss);
+    if (with_metrics_off) {
+      off.note = "metrics cost: " +
+                 fmt((off.median() - on.median()) / off.median() * 100, 1) +
+                 " % of throughput";
+      out_.push_back(off);
+    }
+  }
+
+  void latency() {
+    int rate = 200;
+    int secs = o_.quick ? 2 : 10;
+    figure p50{
+        "latency", "submit→job.succeeded p50 at 200 jobs/s", "ms", {}, ""};
+    figure p99{"latency", "p99", "ms", {}, ""};
+    figure p999{"latency", "p99.9", "ms", {}, ""};
+    start_node(true);
+    control("unpause", "tput");
+    for (int r = 0; r < o_.runs; ++r) {
+      reset_db();
+      subjects subj{"troupe"};
+      job_tracker tracker{client_, subj, "tput"};
+      if (auto err = tracker.start())
+        fail(describe(err));
+      std::this_thread::sleep_for(200ms);
+      int total = rate * secs;
+      auto t0 = clock_type::now();
+      for (int i = 0; i < total; ++i) {
+        auto due = t0 + std::chrono::microseconds{1000000LL * i / rate};
+        std::this_thread::sleep_until(due);
+        auto key = "lat-" + std::to_string(r) + "-" + std::to_string(i);
+        tracker.submitted(key);
+        auto body = json{{"pipeline", "tput"},
+                         {"key", key},
+                         {"payload", json::parse(job_body(i))["payload"]}}
+                        .dump();
+        auto rep = client_->request("troupe.api.v1.submit", body, 5000);
+        if (!rep)
+          fail("submit failed: " + describe(rep.error()));
+      }
+      tracker.wait_all(60s, {});
+      std::vector<double> lat;
+      for (auto& [id, j] : tracker.jobs())
+        if (j.state == "succeeded")
+          lat.push_back(std::chrono::duration<double, std::milli>(j.finished -
+                                                                  j.submitted)
+                            .count());
+      std::sort(lat.begin(), lat.end());
+      if (lat.empty())
+        fail("no latency samples");
+      auto q = [&](double p) {
+        return lat[std::min(lat.size() - 1,
+                            static_cast<std::size_t>(p * lat.size()))];
+      };
+      p50.samples.push_back(q(0.5));
+      p99.samples.push_back(q(0.99));
+      p999.samples.push_back(q(0.999));
+    }
+    control("pause", "tput");
+    out_.push_back(p50);
+    out_.push_back(p99);
+    out_.push_back(p999);
+  }
+
+  void retry_path() {
+    int count = n(5000, 500);
+    figure one{"retry", "1-stage noop (reference)", "jobs/s", {}, ""};
+    figure retry{
+        "retry", "1 stage failing once, 10 ms backoff", "jobs/s", {}, ""};
+    start_node(true);
+    for (int r = 0; r < o_.runs; ++r) {
+      one.samples.push_back(drain_pipeline("one", count, r));
+      retry.samples.push_back(drain_pipeline("retry", count, r));
+    }
+    retry.note = "extra wall time per retried job (amortised): " +
+                 fmt((1 / retry.median() - 1 / one.median()) * 1000, 3) + " ms";
+    out_.push_back(one);
+    out_.push_back(retry);
+  }
+
+  void exec_path() {
+    int count = n(2000, 200);
+    figure ex{"exec", "1 exec stage running /bin/cat", "jobs/s", {}, ""};
+    start_node(true);
+    for (int r = 0; r < o_.runs; ++r)
+      ex.samples.push_back(drain_pipeline("exec", count, r));
+    ex.note = "about " + fmt(1000 / ex.median(), 2) +
+              " ms of wall time per process (16 blocking threads)";
+    out_.push_back(ex);
+  }
+
+  static std::string fmt(double v, int digits) {
+    char buf[64];
+    std::snprintf(buf, sizeof(buf), "%.*f", digits, v);
+    return buf;
+  }
+
+  std::string table() const {
+    std::string t = "| scenario | measure | median | min | max | unit | note "
+                    "|\n|---|---|---:|---:|---:|---|---|\n";
+    for (auto& f : out_) {
+      int d = f.median() >= 100 ? 0 : 2;
+      t += "| " + f.scenario + " | " + f.what + " | " + fmt(f.median(), d) +
+           " | " + fmt(f.min(), d) + " | " + fmt(f.max(), d) + " | " + f.unit +
+           " | " + f.note + " |\n";
+    }
+    return t;
+  }
+
+  const options& opts() const { return o_; }
+  std::vector<figure>& results() { return out_; }
+
+private:
+  options o_;
+  std::string dir_;
+  int nats_port_ = 0;
+  int pg_port_ = 0;
+  local_nats nats_;
+  local_postgres pg_;
+  std::shared_ptr<nats_client> client_;
+  jsCtx* async_js_ = nullptr;
+  std::unique_ptr<pqxx::connection> db_;
+  pid_t node_pid_ = -1;
+  int nodes_started_ = 0;
+  std::string log_;
+  double js_ceiling_ = 0;
+  std::vector<figure> out_;
+};
+
+} // namespace
+
+int main(int argc, char** argv) {
+  options o;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto next = [&] {
+      if (i + 1 >= argc)
+        fail(a + " needs a value");
+      return std::string{argv[++i]};
+    };
+    if (a == "--troupe")
+      o.troupe = next();
+    else if (a == "--runs")
+      o.runs = std::max(1, std::atoi(next().c_str()));
+    else if (a == "--quick")
+      o.quick = true;
+    else if (a == "--markdown")
+      o.markdown = next();
+    else if (a == "--only") {
+      std::stringstream ss{next()};
+      for (std::string s; std::getline(ss, s, ',');)
+        o.only.insert(s);
+    } else
+      fail("unknown argument " + a);
+  }
+  if (o.quick)
+    o.runs = 1;
+  bench b{o};
+  auto step = [&](const char* name, auto fn) {
+    if (!b.wanted(name))
+      return;
+    auto t0 = clock_type::now();
+    std::fprintf(stderr, "bench: %s ...\n", name);
+    fn();
+    std::fprintf(stderr, "bench: %s done in %.1f s\n", name, seconds_since(t0));
+  };
+  step("ceilings", [&] { b.ceilings(); });
+  step("throughput", [&] { b.throughput_and_metrics(b.wanted("metrics")); });
+  step("latency", [&] { b.latency(); });
+  step("retry", [&] { b.retry_path(); });
+  step("exec", [&] { b.exec_path(); });
+  auto t = b.table();
+  std::fputs(t.c_str(), stdout);
+  if (!o.markdown.empty())
+    std::ofstream{o.markdown} << t;
+  return 0;
+}
