@@ -99,9 +99,13 @@ std::string read_text(const std::string& path) {
   return ss.str();
 }
 
-void fail(const std::string& msg) {
-  std::fprintf(stderr, "bench_runtime: %s\n", msg.c_str());
-  std::exit(1);
+/// Thrown on any failure so that destructors stop the servers and nodes.
+struct bench_failure : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+[[noreturn]] void fail(const std::string& msg) {
+  throw bench_failure(msg);
 }
 
 /// A payload of roughly the size of a typical small job (~200 bytes).
@@ -379,12 +383,67 @@ stages = [ { name = "cat", kind = "exec", command = ["/bin/cat"] } ]
         fail("node did not start: " + read_text(log_));
       std::this_thread::sleep_for(50ms);
     }
+    // Warm up (connections, allocator, first fetches) before measuring.
+    drain_pipeline("one", 300, -1);
   }
 
   void stop_node() {
     if (node_pid_ > 0)
       stop_process(node_pid_, 30s);
     node_pid_ = -1;
+  }
+
+  /// Average store batch size and commit time from the node's /metrics.
+  std::string store_profile() const {
+    auto log = read_text(log_);
+    auto at = log.find("http on 127.0.0.1:");
+    if (at == std::string::npos)
+      return "";
+    auto port = std::atoi(log.c_str() + at + std::strlen("http on 127.0.0.1:"));
+    auto r = run_command(
+        {"curl", "-s", "http://127.0.0.1:" + std::to_string(port) + "/metrics"},
+        10s);
+    auto val = [&](const std::string& name) {
+      auto p = r.output.find("\n" + name + " ");
+      return p == std::string::npos
+                 ? 0.0
+                 : std::atof(r.output.c_str() + p + name.size() + 2);
+    };
+    auto n = val("troupe_store_batch_size_count");
+    if (n <= 0)
+      return "";
+    return "avg batch " + fmt(val("troupe_store_batch_size_sum") / n, 1) +
+           " requests, avg commit " +
+           fmt(val("troupe_store_commit_seconds_sum") / n * 1000, 2) + " ms, " +
+           fmt(n, 0) + " transactions";
+  }
+
+  /// CPU seconds the node used so far (user + system).
+  double node_cpu_seconds() const {
+    auto s = read_text("/proc/" + std::to_string(node_pid_) + "/stat");
+    auto rp = s.rfind(')');
+    std::istringstream in{s.substr(rp + 2)};
+    std::string field;
+    double ticks = 0;
+    for (int i = 3; i <= 15 && in >> field; ++i)
+      if (i == 14 || i == 15)
+        ticks += std::atof(field.c_str());
+    return ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
+  }
+
+  void idle_cpu() {
+    figure idle{
+        "idle", "node CPU while idle (4 pipelines, 1 node)", "%", {}, ""};
+    start_node(true);
+    std::this_thread::sleep_for(2s);
+    for (int r = 0; r < o_.runs; ++r) {
+      auto c0 = node_cpu_seconds();
+      auto t0 = clock_type::now();
+      std::this_thread::sleep_for(o_.quick ? 3s : 10s);
+      idle.samples.push_back((node_cpu_seconds() - c0) / seconds_since(t0) *
+                             100);
+    }
+    out_.push_back(idle);
   }
 
   long node_rss_kib() const {
@@ -400,22 +459,24 @@ stages = [ { name = "cat", kind = "exec", command = ["/bin/cat"] } ]
       fail(verb + " " + pipeline + " failed");
   }
 
-  void reset_db() {
-    pqxx::connection c{pg_.url()};
-    pqxx::work w{c};
-    w.exec("truncate jobs, stage_checkpoints, job_attempts, job_events, "
-           "dead_letters");
-    w.commit();
-  }
-
-  std::int64_t terminal(const std::string& pipeline) {
+  /// Jobs of `pipeline` that finished since `since_ms` (wall clock). The
+  /// tables are not emptied between runs: later runs work against tables
+  /// that hold earlier runs' jobs, as a node in production does.
+  std::int64_t terminal(const std::string& pipeline, std::int64_t since_ms) {
     pqxx::connection& c = db();
     pqxx::nontransaction t{c};
     return t
-        .exec_params1("select count(*) from jobs where pipeline = $1 and state "
-                      "in ('succeeded', 'dead_lettered')",
-                      pipeline)[0]
+        .exec_params1("select count(*) from jobs where pipeline = $1 and "
+                      "finished_at >= to_timestamp($2::bigint / 1000.0) and "
+                      "state in ('succeeded', 'dead_lettered')",
+                      pipeline, since_ms)[0]
         .as<std::int64_t>();
+  }
+
+  static std::int64_t wall_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
   }
 
   pqxx::connection& db() {
@@ -427,7 +488,7 @@ stages = [ { name = "cat", kind = "exec", command = ["/bin/cat"] } ]
   /// Publishes `count` jobs to a paused pipeline, unpauses it and returns
   /// jobs per second from the unpause to the last terminal state.
   double drain_pipeline(const std::string& pipeline, int count, int run) {
-    reset_db();
+    auto since = wall_ms(); // same machine: the database clock agrees
     publish_all(async_js_, "troupe.jobs." + pipeline,
                 pipeline + "-" + std::to_string(run) + "-" +
                     std::to_string(nodes_started_) + "-",
@@ -435,7 +496,7 @@ stages = [ { name = "cat", kind = "exec", command = ["/bin/cat"] } ]
     auto t0 = clock_type::now();
     control("unpause", pipeline);
     auto end = t0 + 600s;
-    while (terminal(pipeline) < count) {
+    while (terminal(pipeline, since) < count) {
       if (clock_type::now() > end)
         fail(pipeline + ": jobs did not finish");
       std::this_thread::sleep_for(20ms);
@@ -458,6 +519,7 @@ stages = [ { name = "cat", kind = "exec", command = ["/bin/cat"] } ]
       start_node(true);
       on.samples.push_back(drain_pipeline("tput", count, r));
       rss.samples.push_back(node_rss_kib() / 1024.0);
+      rss.note = store_profile();
       if (with_metrics_off) {
         start_node(false);
         off.samples.push_back(drain_pipeline("tput", count, r));
@@ -477,18 +539,31 @@ stages = [ { name = "cat", kind = "exec", command = ["/bin/cat"] } ]
   }
 
   void latency() {
+    for (auto pipeline : {"one", "tput"})
+      latency_of(pipeline);
+  }
+
+  /// Submit→job.succeeded at a fixed 200 jobs/s through the request/reply
+  /// API, as a client sees it (the client's clock at both ends), split into
+  /// waiting for a node (submit→job.started) and running.
+  void latency_of(const std::string& pipeline) {
     int rate = 200;
     int secs = o_.quick ? 2 : 10;
-    figure p50{
-        "latency", "submit→job.succeeded p50 at 200 jobs/s", "ms", {}, ""};
-    figure p99{"latency", "p99", "ms", {}, ""};
-    figure p999{"latency", "p99.9", "ms", {}, ""};
+    std::string label = pipeline == "one" ? "1-stage noop" : "3-stage noop";
+    figure p50{"latency",
+               label + ": submit→succeeded p50 at 200 jobs/s",
+               "ms",
+               {},
+               ""};
+    figure p99{"latency", label + ": p99", "ms", {}, ""};
+    figure p999{"latency", label + ": p99.9", "ms", {}, ""};
+    figure queue{"latency", label + ": submit→job.started p50", "ms", {}, ""};
     start_node(true);
-    control("unpause", "tput");
+    control("unpause", pipeline);
     for (int r = 0; r < o_.runs; ++r) {
-      reset_db();
+
       subjects subj{"troupe"};
-      job_tracker tracker{client_, subj, "tput"};
+      job_tracker tracker{client_, subj, pipeline};
       if (auto err = tracker.start())
         fail(describe(err));
       std::this_thread::sleep_for(200ms);
@@ -497,9 +572,10 @@ stages = [ { name = "cat", kind = "exec", command = ["/bin/cat"] } ]
       for (int i = 0; i < total; ++i) {
         auto due = t0 + std::chrono::microseconds{1000000LL * i / rate};
         std::this_thread::sleep_until(due);
-        auto key = "lat-" + std::to_string(r) + "-" + std::to_string(i);
+        auto key =
+            "lat-" + pipeline + std::to_string(r) + "-" + std::to_string(i);
         tracker.submitted(key);
-        auto body = json{{"pipeline", "tput"},
+        auto body = json{{"pipeline", pipeline},
                          {"key", key},
                          {"payload", json::parse(job_body(i))["payload"]}}
                         .dump();
@@ -509,26 +585,36 @@ stages = [ { name = "cat", kind = "exec", command = ["/bin/cat"] } ]
       }
       tracker.wait_all(60s, {});
       std::vector<double> lat;
-      for (auto& [id, j] : tracker.jobs())
-        if (j.state == "succeeded")
-          lat.push_back(std::chrono::duration<double, std::milli>(j.finished -
-                                                                  j.submitted)
-                            .count());
-      std::sort(lat.begin(), lat.end());
+      std::vector<double> waited;
+      for (auto& [id, j] : tracker.jobs()) {
+        if (j.state != "succeeded")
+          continue;
+        lat.push_back(
+            std::chrono::duration<double, std::milli>(j.finished - j.submitted)
+                .count());
+        if (j.started != clock_type::time_point{})
+          waited.push_back(
+              std::chrono::duration<double, std::milli>(j.started - j.submitted)
+                  .count());
+      }
       if (lat.empty())
         fail("no latency samples");
-      auto q = [&](double p) {
-        return lat[std::min(lat.size() - 1,
-                            static_cast<std::size_t>(p * lat.size()))];
+      auto q = [](std::vector<double> v, double p) {
+        std::sort(v.begin(), v.end());
+        return v.empty() ? 0.0
+                         : v[std::min(v.size() - 1,
+                                      static_cast<std::size_t>(p * v.size()))];
       };
-      p50.samples.push_back(q(0.5));
-      p99.samples.push_back(q(0.99));
-      p999.samples.push_back(q(0.999));
+      p50.samples.push_back(q(lat, 0.5));
+      p99.samples.push_back(q(lat, 0.99));
+      p999.samples.push_back(q(lat, 0.999));
+      queue.samples.push_back(q(waited, 0.5));
     }
-    control("pause", "tput");
+    control("pause", pipeline);
     out_.push_back(p50);
     out_.push_back(p99);
     out_.push_back(p999);
+    out_.push_back(queue);
   }
 
   void retry_path() {
@@ -598,6 +684,8 @@ private:
 
 } // namespace
 
+int run(const options& o);
+
 int main(int argc, char** argv) {
   options o;
   for (int i = 1; i < argc; ++i) {
@@ -624,6 +712,15 @@ int main(int argc, char** argv) {
   }
   if (o.quick)
     o.runs = 1;
+  try {
+    return run(o);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_runtime: %s\n", e.what());
+    return 1;
+  }
+}
+
+int run(const options& o) {
   bench b{o};
   auto step = [&](const char* name, auto fn) {
     if (!b.wanted(name))
@@ -634,6 +731,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "bench: %s done in %.1f s\n", name, seconds_since(t0));
   };
   step("ceilings", [&] { b.ceilings(); });
+  step("idle", [&] { b.idle_cpu(); });
   step("throughput", [&] { b.throughput_and_metrics(b.wanted("metrics")); });
   step("latency", [&] { b.latency(); });
   step("retry", [&] { b.retry_path(); });

@@ -612,7 +612,12 @@ void read_document(reader& r, const toml::table& root,
     r.check_keys(*t, "node",
                  {"id", "http", "max_in_flight", "log_level", "log_format",
                   "scheduler_threads", "blocking_threads", "drain_grace",
-                  "metrics", "startup_timeout"});
+                  "metrics", "startup_timeout", "scheduler"});
+    r.read(*t, "node", "scheduler", cfg.node.scheduler);
+    if (cfg.node.scheduler != "stealing" && cfg.node.scheduler != "sharing")
+      r.problem(t->get("scheduler"), "node.scheduler",
+                "must be \"stealing\" or \"sharing\" (got \"" +
+                    cfg.node.scheduler + "\")");
     r.read_duration(*t, "node", "startup_timeout", cfg.node.startup_timeout);
     r.read(*t, "node", "metrics", cfg.node.metrics);
     r.read(*t, "node", "id", cfg.node.id);

@@ -273,8 +273,10 @@ void jetstream_intake::fetch_loop() {
       list.Msgs[i] = nullptr; // ownership moves to `held`
       if (paused_now) {
         // Paused (pipeline paused, drain, or degraded) while the fetch was
-        // under way: hand it back untouched rather than start it.
-        natsMsg_NakWithDelay(m, 1000, nullptr);
+        // under way: hand it back untouched rather than start it. No delay:
+        // paused intakes issue no pull requests, so it waits in the stream
+        // until an intake fetches again.
+        natsMsg_Nak(m, nullptr);
         natsMsg_Destroy(m);
         continue;
       }

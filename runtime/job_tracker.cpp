@@ -48,6 +48,9 @@ void on_event(natsConnection*, natsSubscription*, natsMsg* msg, void* closure) {
     tj = &im->early[ev->job_id];
   if (ev->type == "job.retrying")
     ++tj->retries;
+  if (ev->type == "job.started" &&
+      tj->started == std::chrono::steady_clock::time_point{})
+    tj->started = now;
   if (is_terminal_event(ev->type) && tj->state.empty()) {
     tj->state = ev->type.substr(4); // "succeeded", "dead_lettered", ...
     tj->error = ev->error;

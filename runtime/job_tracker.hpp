@@ -27,6 +27,8 @@ struct tracked_job {
   int retries = 0;
   std::string error;
   std::chrono::steady_clock::time_point submitted;
+  /// When job.started arrived (first time), if it did.
+  std::chrono::steady_clock::time_point started;
   std::chrono::steady_clock::time_point finished;
 };
 

@@ -73,6 +73,11 @@ caf::actor_system_config& actor_config(caf::actor_system_config& cfg,
   if (node.scheduler_threads > 0)
     cfg.set("scheduler.max-threads",
             static_cast<std::size_t>(node.scheduler_threads));
+  // See docs/benchmarks.md: work stealing keeps parked jobs smaller,
+  // sharing wakes workers at once and costs no CPU while idle.
+  cfg.set("scheduler.policy", node.scheduler == "sharing"
+                                  ? caf::atom("sharing")
+                                  : caf::atom("stealing"));
   return cfg;
 }
 

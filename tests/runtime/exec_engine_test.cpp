@@ -244,3 +244,31 @@ TEST_F(exec_engine_test, LargeOutputIsReadWithoutDeadlock) {
   ASSERT_EQ(r.state, job_state::succeeded) << r.error;
   EXPECT_GT(db->jobs.at("j1").result.size(), 5000000u);
 }
+
+TEST_F(exec_engine_test, EnvAndCwdReachTheProgramWithDefaultSignals) {
+  auto sc = exec_stage(R"sh(
+path_set=false; [ -n "$PATH" ] && path_set=true
+own=false; [ "$(ps -o pgid= $$ | tr -d ' ')" = "$$" ] && own=true
+printf '{"foo":"%s","path_set":%s,"cwd":"%s","pgid_is_pid":%s}' "$FOO" "$path_set" "$(pwd)" "$own"
+)sh");
+  sc.params["env"] = {{"FOO", "bar baz"}};
+  sc.params["cwd"] = "/tmp";
+  auto sup = start({sc});
+  auto r = run_job(sup, "j1", "{}");
+  ASSERT_EQ(r.state, job_state::succeeded) << r.error;
+  auto out = json::parse(db->jobs.at("j1").result);
+  EXPECT_EQ(out["foo"], "bar baz");
+  EXPECT_EQ(out["path_set"], true); // the node's environment is inherited
+  EXPECT_EQ(out["cwd"], "/tmp");
+  EXPECT_EQ(out["pgid_is_pid"], true); // its own process group
+}
+
+TEST_F(exec_engine_test, AMissingWorkingDirectoryIsAClearPermanentError) {
+  auto sc = exec_stage("echo '{}'", 3);
+  sc.params["cwd"] = "/nonexistent/dir";
+  auto sup = start({sc});
+  auto r = run_job(sup, "j1", "{}");
+  EXPECT_EQ(r.state, job_state::dead_lettered);
+  EXPECT_NE(r.error.find("in '/nonexistent/dir'"), std::string::npos)
+      << r.error;
+}

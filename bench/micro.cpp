@@ -1,0 +1,159 @@
+// Micro benchmarks (Google Benchmark) of the hot pieces: a job actor's whole
+// life with a store that answers at once, one actor message round trip, the
+// JSON codecs of a job, and the backoff computation.
+#include <atomic>
+#include <chrono>
+#include <thread>
+
+#include <benchmark/benchmark.h>
+#include <caf/all.hpp>
+
+#include "actors/atoms.hpp"
+#include "actors/backoff.hpp"
+#include "actors/builtin_stages.hpp"
+#include "actors/pipeline_supervisor.hpp"
+#include "messages/json_codec.hpp"
+
+using namespace troupe;
+
+namespace {
+
+caf::behavior null_store(caf::event_based_actor*) {
+  auto epochs = std::make_shared<std::int64_t>(0);
+  return {
+      [epochs](claim_atom, job_spec& spec) {
+        job_snapshot s;
+        s.spec = std::move(spec);
+        s.state = job_state::running;
+        s.epoch = ++*epochs;
+        return s;
+      },
+      [](job_write&) { return ok_atom::value; },
+  };
+}
+
+const char* payload =
+    R"({"doc":"s3://bucket/some/path/document-1.json","n":1})";
+
+/// Jobs through a 3-stage noop pipeline (supervisor, job actors, stage
+/// actors, ordered writes) with an in-memory store: the engine's own cost.
+void BM_JobActorLifecycle(benchmark::State& state) {
+  caf::actor_system_config cfg;
+  cfg.set("logger.file-verbosity", caf::atom("quiet"));
+  cfg.set("scheduler.max-threads", std::size_t{2});
+  caf::actor_system sys{cfg};
+  std::atomic<std::int64_t> done{0};
+  auto intake = sys.spawn([&done](caf::event_based_actor*) -> caf::behavior {
+    return {[&done](finished_atom, std::uint64_t, job_result&) { ++done; }};
+  });
+  pipeline_config pc;
+  pc.name = "micro";
+  pc.max_in_flight = 100000;
+  for (auto name : {"a", "b", "c"}) {
+    stage_config sc;
+    sc.name = name;
+    sc.kind = "noop";
+    pc.stages.push_back(sc);
+  }
+  auto def = make_pipeline_def(pc, builtin_stage_registry());
+  auto deps = std::make_shared<job_deps>();
+  deps->store = sys.spawn(null_store);
+  deps->node_id = "micro";
+  deps->now_ms = [] { return std::int64_t{0}; };
+  supervisor_deps sd;
+  sd.job = deps;
+  sd.intake = intake;
+  auto sup = spawn_pipeline_supervisor(sys, *def, sd);
+  const int batch = static_cast<int>(state.range(0));
+  std::uint64_t next = 0;
+  for (auto _ : state) {
+    auto target = done.load() + batch;
+    for (int i = 0; i < batch; ++i) {
+      job_spec spec;
+      spec.job_id = "j" + std::to_string(next);
+      spec.pipeline = "micro";
+      spec.payload = payload;
+      caf::anon_send(sup, submit_atom::value, std::move(spec), next++);
+    }
+    while (done.load() < target)
+      std::this_thread::yield();
+  }
+  state.SetItemsProcessed(state.iterations() * batch);
+  caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(intake, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(deps->store, caf::exit_reason::user_shutdown);
+}
+BENCHMARK(BM_JobActorLifecycle)->Arg(1)->Arg(1000)->UseRealTime();
+
+/// One request/response between two actors (a stage reporting to its job
+/// is one such message).
+void BM_ActorRoundTrip(benchmark::State& state) {
+  caf::actor_system_config cfg;
+  cfg.set("logger.file-verbosity", caf::atom("quiet"));
+  caf::actor_system sys{cfg};
+  auto echo = sys.spawn([](caf::event_based_actor*) -> caf::behavior {
+    return {[](std::int64_t x) { return x + 1; }};
+  });
+  caf::scoped_actor self{sys};
+  std::int64_t x = 0;
+  for (auto _ : state)
+    self->request(echo, caf::infinite, x)
+        .receive([&](std::int64_t y) { x = y; }, [](caf::error&) {});
+  benchmark::DoNotOptimize(x);
+  state.SetItemsProcessed(state.iterations());
+  caf::anon_send_exit(echo, caf::exit_reason::user_shutdown);
+}
+BENCHMARK(BM_ActorRoundTrip)->UseRealTime();
+
+void BM_DecodeSubmission(benchmark::State& state) {
+  std::string body =
+      std::string{
+          R"({"pipeline":"ingest","key":"k-1","tenant":"acme","payload":)"} +
+      payload + "}";
+  for (auto _ : state) {
+    auto s = decode_submission(body);
+    benchmark::DoNotOptimize(s);
+  }
+  state.SetBytesProcessed(state.iterations() * body.size());
+}
+BENCHMARK(BM_DecodeSubmission);
+
+void BM_EncodeEvent(benchmark::State& state) {
+  job_event ev;
+  ev.type = "stage.succeeded";
+  ev.job_id = "j01m83v48ea84w2c9f18kvba";
+  ev.pipeline = "ingest";
+  ev.stage = "fetch";
+  ev.stage_index = 0;
+  ev.attempt = 1;
+  ev.node = "node-1";
+  ev.time_ms = 1795424499000;
+  ev.duration_ms = 12;
+  for (auto _ : state) {
+    auto s = encode_event(ev);
+    benchmark::DoNotOptimize(s);
+  }
+}
+BENCHMARK(BM_EncodeEvent);
+
+void BM_RetryDelay(benchmark::State& state) {
+  retry_policy p;
+  p.max_attempts = 10;
+  p.initial = std::chrono::milliseconds{100};
+  p.max = std::chrono::milliseconds{60000};
+  p.multiplier = 2.0;
+  p.jitter = jitter_kind::full;
+  jitter_rng rng;
+  rng.seed(42);
+  int attempt = 1;
+  for (auto _ : state) {
+    auto d = retry_delay(p, attempt, rng);
+    benchmark::DoNotOptimize(d);
+    attempt = attempt % 9 + 1;
+  }
+}
+BENCHMARK(BM_RetryDelay);
+
+} // namespace
+
+BENCHMARK_MAIN();
