@@ -105,10 +105,19 @@ job_event make_event(self_ptr self, const char* type) {
 }
 
 /// Publishes an event right away and keeps it for the next write.
+/// The event log in the store keeps job-level events (started, retrying,
+/// succeeded, dead-lettered, cancelled); what stage events say is in the
+/// attempt history already (each attempt's start, duration, node, error), so
+/// they are published on NATS only. This halves the rows a job writes.
+bool persisted(const job_event& ev) {
+  return ev.type.compare(0, 4, "job.") == 0;
+}
+
 void publish_now(self_ptr self, job_event ev) {
   if (self->state.deps->events)
     self->send(self->state.deps->events, ev);
-  self->state.unlogged.push_back(std::move(ev));
+  if (persisted(ev))
+    self->state.unlogged.push_back(std::move(ev));
 }
 
 job_write make_write(self_ptr self, job_state state) {
@@ -155,7 +164,8 @@ void commit(self_ptr self, job_write w, std::vector<job_event> publish,
     std::vector<job_event>{}.swap(st.unlogged); // release the capacity too
   }
   for (auto& ev : publish)
-    w.events.push_back(ev);
+    if (persisted(ev))
+      w.events.push_back(ev);
   st.writes.push_back({std::move(w), std::move(publish), std::move(then)});
   pump_writes(self);
 }

@@ -67,7 +67,8 @@ on conflict (job_id) do update set
   started_at = coalesce(j.started_at, now()), updated_at = now()
   where j.state not in ('succeeded', 'dead_lettered', 'cancelled')
 returning j.job_id, j.epoch, j.life, j.start_stage, (j.xmax::text = '0'),
-  j.payload::text, j.tenant, j.correlation_id, j.priority, j.pipeline
+  case when j.xmax::text = '0' then null else j.payload::text end,
+  j.tenant, j.correlation_id, j.priority, j.pipeline
 )SQL";
 
 const char* sql_states = R"SQL(
@@ -235,7 +236,12 @@ void run_batch(pqxx::work& w, const std::vector<store_request>& reqs,
       snap.life = row[2].as<std::int32_t>();
       snap.start_stage = row[3].as<std::int32_t>();
       snap.created = row[4].as<bool>();
-      snap.spec.payload = compact_json(row[5]);
+      // A job created by this claim has the payload we just sent (already
+      // normalised on intake): not sent back, not parsed again.
+      snap.spec.payload = snap.created ? reqs[claim_index.at(id)].spec.payload
+                                       : compact_json(row[5]);
+      if (snap.spec.payload.empty())
+        snap.spec.payload = "null";
       snap.spec.tenant = row[6].as<std::string>();
       snap.spec.correlation_id = row[7].as<std::string>();
       snap.spec.priority = row[8].as<std::int32_t>();
