@@ -113,6 +113,22 @@ struct nats_config {
   /// How often a node dead-letters messages published for pipelines that no
   /// node runs (0 disables).
   duration_ms unrouted_sweep{10000};
+  /// Authentication (see docs/security.md). The password and token are read
+  /// from files (or TROUPE_NATS_PASSWORD / TROUPE_NATS_TOKEN), never from
+  /// this file or a command line.
+  std::string user;
+  std::string password_file;
+  std::string token_file;
+  /// NATS credentials file (`.creds`: JWT and nkey seed).
+  std::string creds;
+  /// TLS: CA that signs the servers' certificates; client certificate and
+  /// key when servers verify clients.
+  std::string tls_ca;
+  std::string tls_cert;
+  std::string tls_key;
+  /// Secrets loaded from the files or the environment (never printed).
+  std::string password;
+  std::string token;
 };
 
 struct postgres_config {

@@ -650,7 +650,32 @@ void read_document(reader& r, const toml::table& root,
   if (auto* t = section("nats")) {
     r.check_keys(*t, "nats",
                  {"url", "prefix", "stream", "ack_wait", "duplicate_window",
-                  "max_payload", "replicas", "unrouted_sweep"});
+                  "max_payload", "replicas", "unrouted_sweep", "user",
+                  "password_file", "token_file", "creds", "tls_ca", "tls_cert",
+                  "tls_key", "password", "token"});
+    for (auto [key, out] :
+         {std::pair<const char*, std::string*>{"user", &cfg.nats.user},
+          {"password_file", &cfg.nats.password_file},
+          {"token_file", &cfg.nats.token_file},
+          {"creds", &cfg.nats.creds},
+          {"tls_ca", &cfg.nats.tls_ca},
+          {"tls_cert", &cfg.nats.tls_cert},
+          {"tls_key", &cfg.nats.tls_key}}) {
+      r.read(*t, "nats", key, *out);
+      if (std::string{key} != "user" && !out->empty() &&
+          access(out->c_str(), R_OK) != 0)
+        r.problem(t->get(key), std::string{"nats."} + key,
+                  "cannot read \"" + *out + "\": " + std::strerror(errno));
+    }
+    if (t->get("password") || t->get("token"))
+      r.problem(t->get("password") ? t->get("password") : t->get("token"),
+                "nats",
+                "secrets do not belong in the configuration: use "
+                "password_file / token_file or TROUPE_NATS_PASSWORD / "
+                "TROUPE_NATS_TOKEN");
+    if (!cfg.nats.tls_cert.empty() != !cfg.nats.tls_key.empty())
+      r.problem(t->get(cfg.nats.tls_cert.empty() ? "tls_key" : "tls_cert"),
+                "nats.tls_cert", "tls_cert and tls_key go together");
     r.read(*t, "nats", "url", cfg.nats.url);
     r.read(*t, "nats", "prefix", cfg.nats.prefix);
     r.read(*t, "nats", "stream", cfg.nats.stream);
@@ -747,6 +772,30 @@ void apply_env_overrides(troupe_config& cfg, const env_lookup& env) {
   apply("TROUPE_PG_URL", cfg.postgres.url);
   apply("TROUPE_NODE_ID", cfg.node.id);
   apply("TROUPE_HTTP_ADDR", cfg.node.http);
+  apply("TROUPE_NATS_PASSWORD", cfg.nats.password);
+  apply("TROUPE_NATS_TOKEN", cfg.nats.token);
+}
+
+namespace {
+
+/// The first line of a secret file (a trailing newline is not part of it).
+std::string read_secret(const std::string& path) {
+  std::ifstream in{path};
+  std::string line;
+  std::getline(in, line);
+  while (!line.empty() && (line.back() == '\r' || line.back() == ' '))
+    line.pop_back();
+  return line;
+}
+
+} // namespace
+
+void load_nats_secrets(troupe_config& cfg) {
+  // The environment wins over a file (set by apply_env_overrides).
+  if (cfg.nats.password.empty() && !cfg.nats.password_file.empty())
+    cfg.nats.password = read_secret(cfg.nats.password_file);
+  if (cfg.nats.token.empty() && !cfg.nats.token_file.empty())
+    cfg.nats.token = read_secret(cfg.nats.token_file);
 }
 
 config_result parse_config(std::string_view text, std::string_view source_name,
@@ -796,6 +845,7 @@ config_result parse_config(std::string_view text, std::string_view source_name,
     cfg.node.id = host_name();
   for (auto& p : res.problems)
     p.message = redact(p.message);
+  load_nats_secrets(cfg);
   if (res.problems.empty())
     res.config = std::move(cfg);
   return res;

@@ -65,6 +65,10 @@ std::string format_duration(duration_ms d);
 /// (pipeline names, node ids, the prefix): letters, digits, '_' and '-'.
 bool is_subject_token(std::string_view s) noexcept;
 
+/// Reads the NATS password and token from their files unless the
+/// environment already set them (TROUPE_NATS_PASSWORD, TROUPE_NATS_TOKEN).
+void load_nats_secrets(troupe_config& cfg);
+
 /// Applies TROUPE_NATS_URL, TROUPE_PG_URL, TROUPE_NODE_ID, TROUPE_HTTP_ADDR.
 void apply_env_overrides(troupe_config& cfg, const env_lookup& env);
 

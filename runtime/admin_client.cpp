@@ -68,7 +68,31 @@ std::vector<json> admin_gather(nats_client& nats, const std::string& subject,
       keep);
   natsConnection_PublishRequest(nats.conn(), subject.c_str(), inbox.c_str(),
                                 body.data(), static_cast<int>(body.size()));
+  // The server answers a PING only after the PUB (and the permission error
+  // it may have caused), and nats.c records that error before it handles
+  // the PONG: after the flush, a refusal is known, not waited for.
   natsConnection_Flush(nats.conn());
+  const char* last = nullptr;
+  auto last_status = natsConnection_GetLastError(nats.conn(), &last);
+  std::string last_text = last ? last : "";
+  bool refused = last_status == NATS_NOT_PERMITTED &&
+                 (last_text.find("\"" + subject + "\"") != std::string::npos ||
+                  last_text.find("\"" + inbox + "\"") != std::string::npos);
+  if (refused) {
+    natsSubscription_Unsubscribe(sub);
+    natsSubscription_Destroy(sub);
+    // <prefix>.admin.<target>.<class>.<verb>
+    std::string cls = "read";
+    auto dot = subject.rfind('.');
+    auto dot2 = dot == std::string::npos ? dot : subject.rfind('.', dot - 1);
+    if (dot2 != std::string::npos)
+      cls = subject.substr(dot2 + 1, dot - dot2 - 1);
+    return {json{{"ok", false},
+                 {"error",
+                  {{"code", "permission_denied"},
+                   {"rights", cls},
+                   {"message", last_text}}}}};
+  }
   std::vector<json> out;
   {
     std::unique_lock<std::mutex> lock{g->mtx};

@@ -75,6 +75,32 @@ int run_cli(int argc, char** argv) {
   shell_cmd->add_option("--nats", shell.nats_url,
                         "NATS URL (default $TROUPE_NATS_URL, then "
                         "nats://127.0.0.1:4222)");
+  shell_cmd->add_option("--user", shell.user,
+                        "NATS user (default $TROUPE_NATS_USER); the password "
+                        "is read from --password-file or "
+                        "$TROUPE_NATS_PASSWORD, never from the command line");
+  shell_cmd
+      ->add_option("--password-file", shell.password_file,
+                   "file holding the NATS password")
+      ->check(CLI::ExistingFile);
+  shell_cmd
+      ->add_option("--token-file", shell.token_file,
+                   "file holding a NATS token (or $TROUPE_NATS_TOKEN)")
+      ->check(CLI::ExistingFile);
+  shell_cmd
+      ->add_option("--creds", shell.creds,
+                   "NATS credentials file (.creds: JWT and nkey)")
+      ->check(CLI::ExistingFile);
+  shell_cmd
+      ->add_option("--tls-ca", shell.tls_ca,
+                   "CA that signs the NATS servers' certificates")
+      ->check(CLI::ExistingFile);
+  shell_cmd
+      ->add_option("--tls-cert", shell.tls_cert,
+                   "client certificate (with --tls-key)")
+      ->check(CLI::ExistingFile);
+  shell_cmd->add_option("--tls-key", shell.tls_key, "client key")
+      ->check(CLI::ExistingFile);
   shell_cmd->add_option("--prefix", shell.prefix,
                         "subject prefix of the cluster (default "
                         "$TROUPE_NATS_PREFIX, then troupe)");

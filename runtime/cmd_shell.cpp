@@ -5,6 +5,7 @@
 // that can reach the cluster's NATS.
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <iostream>
 #include <string>
 #include <unistd.h>
@@ -79,13 +80,40 @@ int cmd_shell(const shell_options& opts) {
   nats_connect_options co;
   co.urls = url;
   co.name = "troupe-shell";
+  auto env = [](const char* name) {
+    auto v = std::getenv(name);
+    return std::string{v ? v : ""};
+  };
+  auto first_line = [](const std::string& path) {
+    std::ifstream in{path};
+    std::string line;
+    std::getline(in, line);
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' '))
+      line.pop_back();
+    return line;
+  };
+  co.auth.user = opts.user.empty() ? env("TROUPE_NATS_USER") : opts.user;
+  co.auth.password = opts.password_file.empty()
+                         ? env("TROUPE_NATS_PASSWORD")
+                         : first_line(opts.password_file);
+  co.auth.token = opts.token_file.empty() ? env("TROUPE_NATS_TOKEN")
+                                          : first_line(opts.token_file);
+  co.auth.creds_file = opts.creds;
+  co.auth.tls_ca = opts.tls_ca;
+  co.auth.tls_cert = opts.tls_cert;
+  co.auth.tls_key = opts.tls_key;
   co.connect_timeout_ms = 2000;
   // A shell that cannot reach NATS says so at once rather than retrying.
   co.retry_on_failed_connect = false;
   auto nats = nats_client::connect(co);
   if (!nats) {
+    auto why = redact_text(describe(nats.error()), url);
+    if (!co.auth.password.empty())
+      for (std::size_t p;
+           (p = why.find(co.auth.password)) != std::string::npos;)
+        why.replace(p, co.auth.password.size(), "***");
     std::fprintf(stderr, "troupe shell: cannot reach NATS at %s: %s\n",
-                 redact_url(url).c_str(), describe(nats.error()).c_str());
+                 redact_url(url).c_str(), why.c_str());
     return 1;
   }
   shell_settings s;

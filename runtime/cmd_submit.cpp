@@ -42,10 +42,12 @@ bool read_payload(const std::string& arg, nlohmann::json& out,
 int cmd_submit(const submit_options& opts) {
   std::string url = opts.nats_url;
   std::string prefix = "troupe";
+  nats_auth auth;
   if (!opts.config_file.empty()) {
     auto cfg = load_config_for("submit", opts.config_file);
     if (!cfg)
       return 2;
+    auth = auth_from(cfg->nats);
     if (url.empty())
       url = cfg->nats.url;
     prefix = cfg->nats.prefix;
@@ -63,6 +65,7 @@ int cmd_submit(const submit_options& opts) {
   }
   nats_connect_options co;
   co.urls = url;
+  co.auth = auth;
   co.name = "troupe-submit";
   auto nats = nats_client::connect(co);
   if (!nats) {

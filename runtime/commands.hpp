@@ -49,6 +49,15 @@ struct submit_options {
 
 struct shell_options {
   std::string nats_url;
+  /// NATS user; the password comes from `password_file` or
+  /// TROUPE_NATS_PASSWORD, a token from `token_file` or TROUPE_NATS_TOKEN.
+  std::string user;
+  std::string password_file;
+  std::string token_file;
+  std::string creds;
+  std::string tls_ca;
+  std::string tls_cert;
+  std::string tls_key;
   std::string prefix;
   std::string commands;
   bool json = false;

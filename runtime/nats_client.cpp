@@ -119,8 +119,64 @@ void on_closed(natsConnection*, void* closure) {
   delete h;
 }
 
-void on_async_error(natsConnection*, natsSubscription*, natsStatus err, void*) {
-  spdlog::warn("nats: asynchronous error: {}", natsStatus_GetText(err));
+// No closure: this callback may run after the connection's other callbacks
+// released theirs. Permission refusals are read where they matter, with
+// natsConnection_GetLastError after a flush (runtime/admin_client.cpp).
+void on_async_error(natsConnection* nc, natsSubscription*, natsStatus err,
+                    void*) {
+  const char* text = nullptr;
+  natsConnection_GetLastError(nc, &text);
+  std::string what = text && *text ? text : natsStatus_GetText(err);
+  spdlog::warn("nats: asynchronous error: {}", what);
+}
+
+/// Applies credentials and TLS; the message names the file that failed.
+natsStatus apply_auth(natsOptions* opts, const nats_auth& a,
+                      std::string* failed) {
+  natsStatus s = NATS_OK;
+  if (!a.user.empty())
+    s = natsOptions_SetUserInfo(opts, a.user.c_str(), a.password.c_str());
+  if (s == NATS_OK && !a.token.empty())
+    s = natsOptions_SetToken(opts, a.token.c_str());
+  if (s == NATS_OK && !a.creds_file.empty()) {
+    s = natsOptions_SetUserCredentialsFromFiles(opts, a.creds_file.c_str(),
+                                                nullptr);
+    if (s != NATS_OK)
+      *failed = "credentials file " + a.creds_file;
+  }
+  bool tls = !a.tls_ca.empty() || !a.tls_cert.empty();
+  if (s == NATS_OK && tls)
+    s = natsOptions_SetSecure(opts, true);
+  if (s == NATS_OK && !a.tls_ca.empty()) {
+    s = natsOptions_LoadCATrustedCertificates(opts, a.tls_ca.c_str());
+    if (s != NATS_OK)
+      *failed = "TLS CA file " + a.tls_ca;
+  }
+  if (s == NATS_OK && !a.tls_cert.empty()) {
+    s = natsOptions_LoadCertificatesChain(opts, a.tls_cert.c_str(),
+                                          a.tls_key.c_str());
+    if (s != NATS_OK)
+      *failed = "TLS certificate " + a.tls_cert + " / key " + a.tls_key;
+  }
+  return s;
+}
+
+/// Says what went wrong in words an operator can act on.
+std::string explain(natsStatus s) {
+  const char* last = nats_GetLastError(nullptr);
+  std::string detail = last && *last ? last : "";
+  auto has = [&](const char* w) { return detail.find(w) != std::string::npos; };
+  if (s == NATS_CONNECTION_AUTH_FAILED || has("uthorization"))
+    return "authorization violation (wrong user, password, token or "
+           "credentials)";
+  if (s == NATS_SSL_ERROR || has("SSL") || has("certificate") ||
+      has("handshake"))
+    return "TLS handshake failed (" + detail + ")";
+  if (s == NATS_SECURE_CONNECTION_REQUIRED)
+    return "the server requires TLS: give a CA (tls_ca)";
+  if (s == NATS_SECURE_CONNECTION_WANTED)
+    return "the server does not offer TLS";
+  return natsStatus_GetText(s) + (detail.empty() ? "" : " (" + detail + ")");
 }
 
 } // namespace
@@ -177,6 +233,9 @@ nats_client::connect(const nats_connect_options& o) {
     s = natsOptions_SetClosedCB(opts, on_closed, closure);
   if (s == NATS_OK)
     s = natsOptions_SetErrorHandler(opts, on_async_error, nullptr);
+  std::string auth_failed;
+  if (s == NATS_OK)
+    s = apply_auth(opts, o.auth, &auth_failed);
   if (s == NATS_OK && o.retry_on_failed_connect)
     s = natsOptions_SetRetryOnFailedConnect(opts, true, nullptr, nullptr);
   if (s == NATS_OK)
@@ -186,7 +245,16 @@ nats_client::connect(const nats_connect_options& o) {
     std::string shown;
     for (auto& u : urls)
       shown += (shown.empty() ? "" : ",") + redact_url(u);
-    return nats_error(s, "cannot connect to NATS at " + shown);
+    if (!auth_failed.empty())
+      return make_error(errc::internal,
+                        "cannot use " + auth_failed + ": " + explain(s));
+    auto why = explain(s);
+    // Wrong credentials or certificates do not fix themselves: not
+    // "unavailable", so start-up does not keep retrying them.
+    bool fatal = why.rfind("authorization", 0) == 0 ||
+                 why.rfind("TLS", 0) == 0 || why.rfind("the server", 0) == 0;
+    return make_error(fatal ? errc::internal : errc::unavailable,
+                      "cannot connect to NATS at " + shown + ": " + why);
   }
   c->health_->connected =
       natsConnection_Status(c->conn_) == NATS_CONN_STATUS_CONNECTED;
@@ -301,7 +369,10 @@ caf::error nats_client::ensure_stream(const nats_config& cfg) {
   jsStreamInfo* si = nullptr;
   jsErrCode jerr = static_cast<jsErrCode>(0);
   auto s = js_AddStream(&si, js_, &sc, nullptr, &jerr);
-  if (s != NATS_OK && jerr == JSStreamNameExistErr) {
+  // Another node creating the stream at the same moment makes ours fail
+  // with "name exists" or "subjects overlap": update it instead.
+  if (s != NATS_OK &&
+      (jerr == JSStreamNameExistErr || jerr == JSStreamSubjectOverlapErr)) {
     // Exists with another config: update what may change (duplicates,
     // message size); retention and storage cannot change in place.
     s = js_UpdateStream(&si, js_, &sc, nullptr, &jerr);

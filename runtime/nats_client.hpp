@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -41,9 +42,38 @@ struct nats_health {
   std::atomic<bool> closing{false};
 };
 
+/// How a client proves who it is, and TLS. Secrets are read from files or
+/// the environment by the caller, never taken from a command line.
+struct nats_auth {
+  std::string user;
+  std::string password;
+  std::string token;
+  /// NATS credentials file (JWT + nkey seed, `.creds`).
+  std::string creds_file;
+  /// TLS: CA bundle that signs the servers' certificates; client
+  /// certificate and key when the servers verify clients.
+  std::string tls_ca;
+  std::string tls_cert;
+  std::string tls_key;
+};
+
+/// The credentials and TLS files of a configuration's [nats] section.
+inline nats_auth auth_from(const nats_config& c) {
+  nats_auth a;
+  a.user = c.user;
+  a.password = c.password;
+  a.token = c.token;
+  a.creds_file = c.creds;
+  a.tls_ca = c.tls_ca;
+  a.tls_cert = c.tls_cert;
+  a.tls_key = c.tls_key;
+  return a;
+}
+
 /// Options for connect().
 struct nats_connect_options {
   std::string urls;
+  nats_auth auth;
   std::string name = "troupe";
   /// Keep trying to connect at start-up (with reconnect wait) instead of
   /// failing at once.

@@ -49,7 +49,8 @@ std::int64_t wall_ms() {
 /// Retries `f` with capped exponential backoff for at most `total`.
 template <class F>
 auto with_startup_retries(const char* what, duration_ms total,
-                          const std::string& secrets, F f) -> decltype(f()) {
+                          const std::string& secrets, F f,
+                          bool any_error = false) -> decltype(f()) {
   auto deadline = std::chrono::steady_clock::now() + total;
   auto delay = std::chrono::milliseconds{100};
   for (;;) {
@@ -57,7 +58,8 @@ auto with_startup_retries(const char* what, duration_ms total,
     // Only an unreachable dependency is worth waiting for; anything else
     // (bad credentials, a failing migration) will not fix itself.
     if (res || std::chrono::steady_clock::now() >= deadline ||
-        shutdown_requested() || code_of(res.error()) != errc::unavailable)
+        shutdown_requested() ||
+        (!any_error && code_of(res.error()) != errc::unavailable))
       return res;
     spdlog::warn("{} not ready yet, retrying in {} ms: {}", what, delay.count(),
                  redact_text(describe(res.error()), secrets));
@@ -141,6 +143,7 @@ int run_node(const troupe_config& cfg, const node_run_options& opts) {
   // reachable within a bounded time.
   nats_connect_options nco;
   nco.urls = cfg.nats.url;
+  nco.auth = auth_from(cfg.nats);
   nco.name = "troupe-node-" + node_id;
   auto secrets = cfg.nats.url + "," + cfg.postgres.url;
   auto nats = with_startup_retries("NATS", cfg.node.startup_timeout, secrets,
@@ -172,11 +175,13 @@ int run_node(const troupe_config& cfg, const node_run_options& opts) {
   // errors for a few seconds: retry like any other dependency.
   auto stream_ok = with_startup_retries(
       "JetStream", std::max(cfg.node.startup_timeout, duration_ms{30000}),
-      secrets, [&]() -> caf::expected<bool> {
+      secrets,
+      [&]() -> caf::expected<bool> {
         if (auto err = (*nats)->ensure_stream(cfg.nats))
           return err;
         return true;
-      });
+      },
+      true);
   if (!stream_ok) {
     spdlog::critical("cannot start: {}", describe(stream_ok.error()));
     return 2;
@@ -204,7 +209,8 @@ int run_node(const troupe_config& cfg, const node_run_options& opts) {
                   (*nats)->ensure_consumer(cfg.nats, name, max_ack_pending))
             return err;
           return true;
-        });
+        },
+        true);
     if (!consumer_ok) {
       spdlog::critical("cannot start: {}", describe(consumer_ok.error()));
       return 2;

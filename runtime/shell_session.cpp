@@ -230,6 +230,10 @@ shell_outcome from_reply_error(const std::string& cmd, const json& reply) {
       reply["error"].is_object()) {
     code = reply["error"].value("code", code);
     message = reply["error"].value("message", message);
+    if (code == "permission_denied")
+      message = "permission denied: " + cmd + " needs " +
+                reply["error"].value("rights", "read") +
+                " rights (NATS: " + message + ")";
   }
   return failure(cmd, code, message);
 }
@@ -512,8 +516,19 @@ shell_session::dispatch(const command& c,
 // -- nodes, pipelines, stats
 // -----------------------------------------------------
 
+/// The permission refusal among gathered replies, if any.
+static const json* refusal(const std::vector<json>& replies) {
+  for (auto& r : replies)
+    if (r.is_object() && r.contains("error") && r["error"].is_object() &&
+        r["error"].value("code", "") == "permission_denied")
+      return &r;
+  return nullptr;
+}
+
 shell_outcome shell_session::cmd_nodes() {
   auto replies = gather_all("nodes");
+  if (auto* r = refusal(replies))
+    return from_reply_error("nodes", *r);
   if (replies.empty())
     return failure("nodes", "no_answer",
                    "no troupe node answered on " + s_.prefix +
@@ -565,6 +580,8 @@ shell_outcome shell_session::cmd_pipelines(bool totals_only) {
   if (!counts.value("ok", false))
     return from_reply_error(name, counts);
   auto per_node = gather_all("stats");
+  if (auto* r = refusal(per_node))
+    return from_reply_error(name, *r);
   // Live figures from every node: in flight, capacity, paused.
   std::map<std::string, json> live;
   for (auto& r : per_node) {
@@ -857,6 +874,8 @@ shell_outcome shell_session::cmd_tree(const std::string& node, int limit) {
     }
     replies.push_back(r);
   }
+  if (auto* r = refusal(replies))
+    return from_reply_error("tree", *r);
   if (replies.empty())
     return failure("tree", "no_answer", "no node answered — try: nodes");
   json trees = json::array();

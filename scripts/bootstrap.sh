@@ -9,7 +9,7 @@ PACKAGES=(
   libspdlog-dev postgresql-15 postgresql-client-15
   libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev libtomlplusplus-dev libcli11-dev libcpp-httplib-dev
-  libedit-dev python3 python3-prometheus-client procps
+  libedit-dev python3 python3-prometheus-client procps openssl curl
 )
 
 missing=()

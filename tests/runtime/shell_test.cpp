@@ -42,7 +42,19 @@ exit 1
 
 class shell_test : public ::testing::Test {
 public:
-  static void SetUpTestSuite() {
+  // The shared servers and nodes start in the first test's SetUp, not in
+  // SetUpTestSuite: a failure there makes GoogleTest (and CTest) report
+  // the tests as skipped instead of failed.
+  void SetUp() override {
+    if (!set_up_) {
+      set_up_ = true;
+      setup();
+      setup_failed_ = HasFatalFailure();
+    }
+    ASSERT_FALSE(setup_failed_) << "the suite's set-up failed";
+  }
+
+  static void setup() {
     servers_ = new test_servers();
     dir_ = servers_->dir();
     write_file(dir_ + "/fixable.sh", fixable_script);
@@ -198,6 +210,8 @@ stages = [ { name = "only", kind = "noop" } ]
   }
 
   static test_servers* servers_;
+  static inline bool set_up_ = false;
+  static inline bool setup_failed_ = false;
   static std::string dir_;
   static std::vector<std::unique_ptr<child_process>> nodes_;
 };

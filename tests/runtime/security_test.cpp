@@ -1,0 +1,279 @@
+// Authenticated NATS with roles, and TLS, against a real nats-server
+// configured from config/nats-server.example.conf's model: who may submit,
+// inspect and steer, what a refusal looks like, and readable failures for
+// wrong passwords and wrong certificate authorities.
+#include <csignal>
+#include <memory>
+#include <sstream>
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "child_process.hpp"
+#include "messages/errc.hpp"
+#include "runtime/admin_client.hpp"
+#include "runtime/local_servers.hpp"
+#include "runtime/nats_client.hpp"
+#include "runtime/process.hpp"
+#include "tests/support/test_servers.hpp"
+
+using namespace troupe;
+using namespace troupe::test;
+using namespace std::chrono_literals;
+using json = nlohmann::json;
+
+namespace {
+
+const char* node_pw = "node-Pw-7731";
+const char* publisher_pw = "pub-Pw-2290";
+const char* viewer_pw = "view-Pw-5512";
+const char* admin_pw = "admin-Pw-9046";
+
+class security_test : public ::testing::Test {
+public:
+  // The shared servers and nodes start in the first test's SetUp, not in
+  // SetUpTestSuite: a failure there makes GoogleTest (and CTest) report
+  // the tests as skipped instead of failed.
+  void SetUp() override {
+    if (!set_up_) {
+      set_up_ = true;
+      setup();
+      setup_failed_ = HasFatalFailure();
+    }
+    ASSERT_FALSE(setup_failed_) << "the suite's set-up failed";
+  }
+
+  static void setup() {
+    char tmpl[] = "/tmp/troupe-sec-XXXXXX";
+    ASSERT_TRUE(mkdtemp(tmpl));
+    dir_ = tmpl;
+    pg_port_ = free_port();
+    pg_ = new local_postgres();
+    ASSERT_FALSE(pg_->start(dir_, pg_port_));
+    // The roles of config/nats-server.example.conf, with passwords inline.
+    std::string roles =
+        read_file(TROUPE_SOURCE_DIR "/config/nats-server.example.conf");
+    auto at = roles.find("authorization {");
+    ASSERT_NE(at, std::string::npos);
+    roles = roles.substr(at);
+    for (auto [var, pw] : {std::pair{"$TROUPE_NODE_PASSWORD", node_pw},
+                           {"$TROUPE_PUBLISHER_PASSWORD", publisher_pw},
+                           {"$TROUPE_VIEWER_PASSWORD", viewer_pw},
+                           {"$TROUPE_ADMIN_PASSWORD", admin_pw}})
+      roles.replace(roles.find(var), std::strlen(var),
+                    std::string{"\""} + pw + "\"");
+    nats_port_ = free_port();
+    write_file(dir_ + "/nats.conf",
+               "listen: 127.0.0.1:" + std::to_string(nats_port_) +
+                   "\njetstream { store_dir: \"" + dir_ + "/js\" }\n" + roles);
+    auto pid = spawn_process({"nats-server", "-c", dir_ + "/nats.conf"},
+                             dir_ + "/nats.log");
+    ASSERT_TRUE(pid);
+    nats_pid_ = *pid;
+    for (int i = 0; i < 100 && !port_open(nats_port_); ++i)
+      std::this_thread::sleep_for(50ms);
+    ASSERT_TRUE(port_open(nats_port_)) << read_file(dir_ + "/nats.log");
+    write_file(dir_ + "/node.pw", std::string{node_pw} + "\n");
+    write_file(dir_ + "/viewer.pw", viewer_pw);
+    write_file(dir_ + "/admin.pw", admin_pw);
+    write_file(dir_ + "/node.toml", R"([node]
+id = "sec-node"
+http = "127.0.0.1:0"
+drain_grace = "1s"
+
+[nats]
+url = "nats://127.0.0.1:)" + std::to_string(nats_port_) +
+                                        R"("
+user = "node"
+password_file = ")" + dir_ + R"(/node.pw"
+
+[postgres]
+url = ")" + pg_->url() + R"("
+
+[pipelines.work]
+stages = [ { name = "only", kind = "noop" } ]
+)");
+    node_ = new child_process(
+        {TROUPE_BINARY, "node", "--config", dir_ + "/node.toml"},
+        dir_ + "/node.log");
+    ASSERT_TRUE(node_->wait_for_output(": ready", 60s)) << node_->output();
+  }
+
+  static void TearDownTestSuite() {
+    if (node_) {
+      node_->signal(SIGTERM);
+      node_->wait(30s);
+      delete node_;
+    }
+    if (nats_pid_ > 0)
+      stop_process(nats_pid_, 10s);
+    delete pg_;
+    run_command({"rm", "-rf", dir_}, 60s);
+  }
+
+  static std::string url() {
+    return "nats://127.0.0.1:" + std::to_string(nats_port_);
+  }
+
+  static caf::expected<std::shared_ptr<nats_client>>
+  connect_as(const std::string& user, const std::string& pw) {
+    nats_connect_options o;
+    o.urls = url();
+    o.auth.user = user;
+    o.auth.password = pw;
+    return nats_client::connect(o);
+  }
+
+  /// `troupe shell --json` as `user` with the password in a file.
+  static std::pair<int, std::vector<json>> shell(const std::string& user,
+                                                 const std::string& cmds) {
+    static int n = 0;
+    child_process sh{{TROUPE_BINARY, "shell", "--nats", url(), "--user", user,
+                      "--password-file", dir_ + "/" + user + ".pw", "--json",
+                      "-c", cmds},
+                     dir_ + "/shell-" + std::to_string(++n) + ".log"};
+    auto rc = sh.wait(60s);
+    std::vector<json> docs;
+    std::istringstream lines{sh.output()};
+    for (std::string line; std::getline(lines, line);) {
+      auto j = json::parse(line, nullptr, false);
+      if (!j.is_discarded())
+        docs.push_back(std::move(j));
+    }
+    return {rc, docs};
+  }
+
+  static inline bool set_up_ = false;
+  static inline bool setup_failed_ = false;
+  static std::string dir_;
+  static int nats_port_;
+  static int pg_port_;
+  static pid_t nats_pid_;
+  static local_postgres* pg_;
+  static child_process* node_;
+};
+
+std::string security_test::dir_;
+int security_test::nats_port_ = 0;
+int security_test::pg_port_ = 0;
+pid_t security_test::nats_pid_ = -1;
+local_postgres* security_test::pg_ = nullptr;
+child_process* security_test::node_ = nullptr;
+
+} // namespace
+
+TEST_F(security_test, APublisherSubmitsButCannotReadAdminSubjects) {
+  auto pub = connect_as("publisher", publisher_pw);
+  ASSERT_TRUE(pub) << describe(pub.error());
+  auto r = (*pub)->request(
+      "troupe.api.v1.submit",
+      json{{"pipeline", "work"}, {"payload", {{"n", 1}}}}.dump(), 5000);
+  ASSERT_TRUE(r) << describe(r.error());
+  EXPECT_TRUE(json::parse(*r).value("ok", false)) << *r;
+  auto denied =
+      admin_request(**pub, "troupe.admin.any.read.jobs", json{}, 3000ms);
+  EXPECT_EQ(denied["error"]["code"], "permission_denied") << denied.dump();
+  EXPECT_NE(denied["error"]["message"].get<std::string>().find(
+                "Permissions Violation"),
+            std::string::npos)
+      << denied.dump();
+}
+
+TEST_F(security_test, AWrongPasswordIsRefusedWithAClearError) {
+  auto bad = connect_as("publisher", "not-the-password");
+  ASSERT_FALSE(bad);
+  auto msg = describe(bad.error());
+  EXPECT_NE(msg.find("authorization violation"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("127.0.0.1:" + std::to_string(nats_port_)),
+            std::string::npos)
+      << msg;
+  EXPECT_EQ(msg.find("not-the-password"), std::string::npos) << msg;
+  // The shell says the same in one line and exits non-zero.
+  write_file(dir_ + "/wrong.pw", "wrong-password-1");
+  child_process sh{{TROUPE_BINARY, "shell", "--nats", url(), "--user", "viewer",
+                    "--password-file", dir_ + "/wrong.pw", "-c", "nodes"},
+                   dir_ + "/wrong-shell.log"};
+  EXPECT_EQ(sh.wait(30s), 1);
+  EXPECT_NE(sh.output().find("authorization violation"), std::string::npos)
+      << sh.output();
+  EXPECT_EQ(sh.output().find("wrong-password-1"), std::string::npos);
+}
+
+TEST_F(security_test, AViewerInspectsButIsRefusedEverySteeringVerb) {
+  auto [rc, docs] = shell("viewer", "nodes; jobs; dlq; pipelines");
+  EXPECT_EQ(rc, 0);
+  ASSERT_EQ(docs.size(), 4u);
+  for (auto& d : docs)
+    EXPECT_TRUE(d.value("ok", false)) << d.dump();
+  EXPECT_EQ(docs[0]["nodes"][0]["node_id"], "sec-node");
+  for (auto cmd :
+       {"cancel some-job", "replay some-job", "drain sec-node", "pause work"}) {
+    auto [rc2, d2] = shell("viewer", cmd);
+    EXPECT_EQ(rc2, 1) << cmd;
+    ASSERT_EQ(d2.size(), 1u) << cmd;
+    auto verb = std::string{cmd}.substr(0, std::string{cmd}.find(' '));
+    EXPECT_EQ(d2[0]["error"]["code"], "permission_denied") << d2[0].dump();
+    EXPECT_EQ(d2[0]["error"]["message"].get<std::string>().rfind(
+                  "permission denied: " + verb + " needs control rights", 0),
+              0u)
+        << d2[0].dump();
+  }
+  // An admin may steer.
+  auto [rc3, d3] = shell("admin", "pause work; unpause work");
+  EXPECT_EQ(rc3, 0) << d3.size();
+}
+
+TEST_F(security_test, TlsWithTheRightCaConnectsAndAWrongCaFailsFast) {
+  // A CA, a server certificate for 127.0.0.1 signed by it, and an unrelated
+  // CA, all generated here.
+  auto ssl = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), "openssl");
+    auto r = run_command(args, 60s);
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+  };
+  auto d = dir_ + "/tls";
+  run_command({"mkdir", "-p", d}, 10s);
+  for (auto ca : {"ca", "other-ca"})
+    ssl({"req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+         std::string{"/CN=troupe test "} + ca, "-keyout", d + "/" + ca + ".key",
+         "-out", d + "/" + ca + ".pem"});
+  ssl({"req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
+       "-keyout", d + "/server.key", "-out", d + "/server.csr"});
+  write_file(d + "/san.ext", "subjectAltName=IP:127.0.0.1\n");
+  ssl({"x509", "-req", "-in", d + "/server.csr", "-CA", d + "/ca.pem", "-CAkey",
+       d + "/ca.key", "-CAcreateserial", "-days", "2", "-extfile",
+       d + "/san.ext", "-out", d + "/server.pem"});
+  auto port = free_port();
+  write_file(d + "/nats.conf", "listen: 127.0.0.1:" + std::to_string(port) +
+                                   "\ntls { cert_file: \"" + d +
+                                   "/server.pem\"\n key_file: \"" + d +
+                                   "/server.key\" }\n");
+  auto pid =
+      spawn_process({"nats-server", "-c", d + "/nats.conf"}, d + "/nats.log");
+  ASSERT_TRUE(pid);
+  for (int i = 0; i < 100 && !port_open(port); ++i)
+    std::this_thread::sleep_for(50ms);
+  auto tls_url = "nats://127.0.0.1:" + std::to_string(port);
+  nats_connect_options o;
+  o.urls = tls_url;
+  o.auth.tls_ca = d + "/ca.pem";
+  auto good = nats_client::connect(o);
+  EXPECT_TRUE(good) << (good ? std::string{} : describe(good.error()));
+  o.auth.tls_ca = d + "/other-ca.pem";
+  auto t0 = std::chrono::steady_clock::now();
+  auto bad = nats_client::connect(o);
+  ASSERT_FALSE(bad);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 10s);
+  auto msg = describe(bad.error());
+  EXPECT_NE(msg.find("TLS handshake failed"), std::string::npos) << msg;
+  EXPECT_NE(msg.find(tls_url), std::string::npos) << msg;
+  // A shell with the wrong CA: one line, exit 1.
+  child_process sh{{TROUPE_BINARY, "shell", "--nats", tls_url, "--tls-ca",
+                    d + "/other-ca.pem", "-c", "nodes"},
+                   d + "/shell.log"};
+  EXPECT_EQ(sh.wait(30s), 1);
+  EXPECT_NE(sh.output().find("TLS handshake failed"), std::string::npos)
+      << sh.output();
+  stop_process(*pid, 10s);
+}
