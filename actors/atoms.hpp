@@ -33,6 +33,8 @@ using now_atom = caf::atom_constant<caf::atom("retry_now")>;
 /// job -> supervisor: (waiting_atom, job_id, bool) entering/leaving a retry
 /// wait, so that the node can report jobs waiting for a retry.
 using waiting_atom = caf::atom_constant<caf::atom("waiting")>;
+/// tenant_gate -> supervisor: a tenant slot freed, look at the queue again.
+using fill_atom = caf::atom_constant<caf::atom("fill")>;
 /// job -> self: re-send a write that failed because the store was down.
 using rewrite_atom = caf::atom_constant<caf::atom("rewrite")>;
 

@@ -1,5 +1,6 @@
 #include "actors/pipeline_supervisor.hpp"
 
+#include <algorithm>
 #include <deque>
 #include <unordered_map>
 
@@ -24,6 +25,8 @@ struct job_entry {
   bool cancel = false;
   /// The job actor waits for a retry.
   bool waiting = false;
+  /// Holds one of its tenant's slots in the gate.
+  bool gated = false;
 };
 
 struct supervisor_state {
@@ -55,9 +58,17 @@ void start_job(self_ptr self, job_entry entry) {
 void fill_slots(self_ptr self) {
   auto& st = self->state;
   auto cap = static_cast<std::size_t>(st.pipe->config.max_in_flight);
-  while (!st.queued.empty() && st.running.size() < cap) {
-    auto e = std::move(st.queued.front());
-    st.queued.pop_front();
+  // In arrival order, skipping jobs whose tenant is at its limit: one busy
+  // tenant does not hold up the others.
+  for (auto i = st.queued.begin();
+       i != st.queued.end() && st.running.size() < cap;) {
+    if (st.deps.gate && !st.deps.gate->try_acquire(i->spec.tenant)) {
+      ++i;
+      continue;
+    }
+    auto e = std::move(*i);
+    i = st.queued.erase(i);
+    e.gated = st.deps.gate != nullptr;
     start_job(self, std::move(e));
   }
 }
@@ -68,6 +79,8 @@ void finish(self_ptr self, const std::string& job_id, job_result res) {
   if (i == st.running.end())
     return;
   auto delivery = i->second.delivery;
+  auto tenant = i->second.spec.tenant;
+  bool gated = i->second.gated;
   self->demonitor(i->second.actor);
   st.by_actor.erase(i->second.actor.address());
   st.running.erase(i);
@@ -83,6 +96,8 @@ void finish(self_ptr self, const std::string& job_id, job_result res) {
     ++st.stats.cancelled;
   if (st.deps.intake)
     self->send(st.deps.intake, finished_atom::value, delivery, std::move(res));
+  if (gated)
+    st.deps.gate->release(tenant); // wakes every supervisor, this one too
   fill_slots(self);
 }
 
@@ -199,9 +214,29 @@ caf::behavior pipeline_supervisor(self_ptr self,
                        std::move(res));
           return;
         }
+        if (st.deps.gate && st.deps.gate->limited(e.spec.tenant)) {
+          // Enough of this tenant's jobs wait here already: give this one
+          // back to the broker for a while instead of holding a slot of
+          // the pipeline that another tenant could use.
+          auto limit = st.deps.gate->limit(e.spec.tenant);
+          auto waiting = std::count_if(st.queued.begin(), st.queued.end(),
+                                       [&](const job_entry& q) {
+                                         return q.spec.tenant == e.spec.tenant;
+                                       });
+          if (waiting >= limit) {
+            job_result res;
+            res.job_id = e.spec.job_id;
+            res.requeue_ms = 500;
+            if (st.deps.intake)
+              self->send(st.deps.intake, finished_atom::value, e.delivery,
+                         std::move(res));
+            return;
+          }
+        }
         st.queued.push_back(std::move(e));
         fill_slots(self);
       },
+      [self](fill_atom) { fill_slots(self); },
       [self](job_result& res) {
         auto id = res.job_id;
         finish(self, id, std::move(res));

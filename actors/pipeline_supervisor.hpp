@@ -25,6 +25,7 @@
 
 #include "actors/job_actor.hpp"
 #include "actors/stage_kind.hpp"
+#include "actors/tenant_gate.hpp"
 
 namespace troupe {
 
@@ -36,6 +37,8 @@ struct supervisor_deps {
   /// Restarts of one job's actor before the delivery is given up (not acked,
   /// so the broker redelivers it later).
   int max_restarts = 3;
+  /// Per-tenant concurrency shared by the node's supervisors; may be null.
+  std::shared_ptr<tenant_gate> gate;
 };
 
 /// Spawns the supervisor of `pipe`.

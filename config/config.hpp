@@ -108,6 +108,10 @@ struct nats_config {
   duration_ms duplicate_window{120000};
   /// Largest accepted job payload in bytes.
   std::int64_t max_payload = 1 << 20;
+  /// Deepest accepted JSON nesting of a submission.
+  int max_depth = 64;
+  /// Longest accepted key, tenant, pipeline name or correlation id (bytes).
+  int max_key_length = 256;
   /// JetStream stream replicas (3 in production clusters).
   int replicas = 1;
   /// How often a node dead-letters messages published for pipelines that no
@@ -159,12 +163,40 @@ struct retention_config {
   int batch = 500;
 };
 
+/// Limits of one tenant (0 = unlimited).
+struct tenant_limits {
+  /// Jobs of the tenant running at once on one node (others wait).
+  int max_in_flight = 0;
+  /// Submissions per second through the API on one node (token bucket,
+  /// bursts up to one second's worth).
+  double rate_per_s = 0;
+  /// As written ("20/s"), for display.
+  std::string rate;
+};
+
+struct tenants_config {
+  /// Unlisted tenants are accepted (with the `default` limits) unless false.
+  bool allow_unknown = true;
+  /// `[tenants.default]`: limits of tenants not listed.
+  tenant_limits defaults;
+  std::map<std::string, tenant_limits> named;
+
+  const tenant_limits& of(const std::string& tenant) const {
+    auto i = named.find(tenant);
+    return i == named.end() ? defaults : i->second;
+  }
+  bool known(const std::string& tenant) const {
+    return allow_unknown || named.count(tenant) > 0;
+  }
+};
+
 struct troupe_config {
   node_config node;
   nats_config nats;
   postgres_config postgres;
   cluster_config cluster;
   retention_config retention;
+  tenants_config tenants;
   /// Pipelines by name.
   std::map<std::string, pipeline_config> pipelines;
   /// Where the configuration was read from ("" for built-in defaults).

@@ -596,9 +596,9 @@ void check_host_port(reader& r, const toml::node* n, const std::string& path,
 
 void read_document(reader& r, const toml::table& root,
                    const config_context& ctx, troupe_config& cfg) {
-  r.check_keys(
-      root, "",
-      {"node", "nats", "postgres", "cluster", "retention", "pipelines"});
+  r.check_keys(root, "",
+               {"node", "nats", "postgres", "cluster", "retention", "tenants",
+                "pipelines"});
   auto section = [&](const char* name) -> const toml::table* {
     auto* n = root.get(name);
     if (!n)
@@ -722,6 +722,45 @@ void read_document(reader& r, const toml::table& root,
       r.problem(t->get("failure_timeout"), "cluster.failure_timeout",
                 "must be longer than heartbeat_interval (" +
                     format_duration(cfg.cluster.heartbeat_interval) + ")");
+  }
+  if (auto* t = section("tenants")) {
+    for (auto&& [k, v] : *t) {
+      std::string name{k.str()};
+      if (name == "allow_unknown") {
+        r.read(*t, "tenants", "allow_unknown", cfg.tenants.allow_unknown);
+        continue;
+      }
+      auto path = "tenants." + name;
+      auto* tt = v.as_table();
+      if (!tt) {
+        r.problem(&v, path, "must be a table of limits (max_in_flight, rate)");
+        continue;
+      }
+      r.check_keys(*tt, path, {"max_in_flight", "rate"});
+      tenant_limits lim;
+      r.read(*tt, path, "max_in_flight", lim.max_in_flight, 0, 10000000);
+      r.read(*tt, path, "rate", lim.rate);
+      if (!lim.rate.empty()) {
+        // "20/s", "600/m", "0.5/s"
+        char* end = nullptr;
+        double n = std::strtod(lim.rate.c_str(), &end);
+        std::string unit = end ? end : "";
+        double per = unit == "/s"   ? 1
+                     : unit == "/m" ? 60
+                     : unit == "/h" ? 3600
+                                    : 0;
+        if (end == lim.rate.c_str() || n <= 0 || per == 0)
+          r.problem(tt->get("rate"), path + ".rate",
+                    "must look like \"20/s\", \"600/m\" or \"1000/h\" (got \"" +
+                        lim.rate + "\")");
+        else
+          lim.rate_per_s = n / per;
+      }
+      if (name == "default")
+        cfg.tenants.defaults = lim;
+      else
+        cfg.tenants.named[name] = lim;
+    }
   }
   if (auto* t = section("retention")) {
     r.check_keys(*t, "retention", {"finished", "interval", "batch"});

@@ -25,6 +25,14 @@ const char* to_string(errc x) noexcept {
     return "already_terminal";
   case errc::internal:
     return "internal";
+  case errc::nesting_too_deep:
+    return "nesting_too_deep";
+  case errc::key_too_long:
+    return "key_too_long";
+  case errc::unknown_tenant:
+    return "unknown_tenant";
+  case errc::rate_limited:
+    return "rate_limited";
   }
   return "internal";
 }

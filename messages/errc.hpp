@@ -29,6 +29,15 @@ enum class errc : std::uint8_t {
   already_terminal,
   /// Anything else; the message says what.
   internal,
+  /// JSON nested deeper than the configured limit.
+  nesting_too_deep,
+  /// An identifier (key, tenant, pipeline, correlation id) longer than the
+  /// configured limit.
+  key_too_long,
+  /// The tenant is not configured and unknown tenants are not allowed.
+  unknown_tenant,
+  /// Over the tenant's submission rate; retry after the given delay.
+  rate_limited,
 };
 
 /// Stable snake_case name of an error code, used on the wire.

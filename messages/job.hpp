@@ -229,12 +229,16 @@ struct job_result {
   /// Abandoned because another node owns the job now (newer epoch): this
   /// node must neither ack nor nak, the owner's delivery is the live one.
   bool fenced = false;
+  /// Not started: hand the delivery back to the broker for this long (its
+  /// tenant is at its concurrency limit on this node).
+  std::int64_t requeue_ms = 0;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, job_result& x) {
   return f(caf::meta::type_name("job_result"), x.job_id, x.state,
-           x.failed_stage, x.error, x.already_terminal, x.abandoned, x.fenced);
+           x.failed_stage, x.error, x.already_terminal, x.abandoned, x.fenced,
+           x.requeue_ms);
 }
 
 } // namespace troupe

@@ -32,8 +32,9 @@ caf::error read_string(const json& obj, const char* key, std::string& out,
                    i->type_name());
   out = i->get<std::string>();
   if (out.size() > max_len)
-    return invalid(std::string{"field '"} + key + "' is longer than " +
-                   std::to_string(max_len) + " characters");
+    return make_error(errc::key_too_long,
+                      std::string{"field '"} + key + "' is longer than " +
+                          std::to_string(max_len) + " bytes");
   return caf::none;
 }
 
@@ -84,8 +85,9 @@ caf::expected<submission> decode_submission(std::string_view body,
     return invalid(std::string{"body must be a JSON object, got "} +
                    j.type_name());
   if (depth_of(j) > limits.max_depth + 1)
-    return invalid("JSON nesting deeper than " +
-                   std::to_string(limits.max_depth));
+    return make_error(errc::nesting_too_deep,
+                      "payload nested deeper than " +
+                          std::to_string(limits.max_depth) + " levels");
   for (const auto& [k, v] : j.items()) {
     static constexpr const char* known[] = {
         "payload",  "tenant", "correlation_id", "priority", "delay_ms",

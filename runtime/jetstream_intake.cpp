@@ -118,6 +118,11 @@ caf::behavior intake_actor(caf::event_based_actor* self, state_ptr st,
           return;
         if (res.fenced) {
           // Another node's delivery of this message is the live one.
+        } else if (res.requeue_ms > 0) {
+          // Not started (its tenant is at its limit here): back to the
+          // stream for a while, so it holds no slot other tenants could use.
+          natsMsg_NakWithDelay(m, res.requeue_ms, nullptr);
+          ++st->counters->naked;
         } else if (res.abandoned) {
           natsMsg_NakWithDelay(m, 1000, nullptr);
           ++st->counters->naked;

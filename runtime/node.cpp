@@ -13,6 +13,7 @@
 #include "actors/builtin_stages.hpp"
 #include "actors/cluster_member.hpp"
 #include "actors/pipeline_supervisor.hpp"
+#include "actors/tenant_gate.hpp"
 #include "messages/errc.hpp"
 #include "messages/heartbeat.hpp"
 #include "messages/stats.hpp"
@@ -247,6 +248,15 @@ int run_node(const troupe_config& cfg, const node_run_options& opts) {
                 (static_cast<std::uint64_t>(getpid()) << 32);
   input_limits limits;
   limits.max_payload_bytes = cfg.nats.max_payload;
+  limits.max_depth = cfg.nats.max_depth;
+  limits.max_key_length = static_cast<std::size_t>(cfg.nats.max_key_length);
+  // Per-tenant concurrency, shared by every pipeline of this node.
+  std::shared_ptr<tenant_gate> gate;
+  for (auto& [name, lim] : cfg.tenants.named)
+    if (lim.max_in_flight > 0)
+      gate = std::make_shared<tenant_gate>(cfg.tenants);
+  if (cfg.tenants.defaults.max_in_flight > 0)
+    gate = std::make_shared<tenant_gate>(cfg.tenants);
   std::vector<std::unique_ptr<jetstream_intake>> intakes;
   std::vector<caf::actor> supervisors;
   std::vector<std::string> supervisors_names;
@@ -258,7 +268,10 @@ int run_node(const troupe_config& cfg, const node_run_options& opts) {
     supervisor_deps sd;
     sd.job = jdeps;
     sd.intake = intake->actor();
+    sd.gate = gate;
     auto sup = spawn_pipeline_supervisor(sys, def, sd);
+    if (gate)
+      gate->add_listener(sup);
     if (auto err = intake->start(sup)) {
       spdlog::critical("cannot start: {}", describe(err));
       return 2;
@@ -320,6 +333,7 @@ int run_node(const troupe_config& cfg, const node_run_options& opts) {
   sweeper.start();
   auto api_pool = std::make_shared<blocking_pool>(4);
   submit_api api{*nats, cfg.nats, names, limits, api_pool};
+  api.set_tenants(cfg.tenants);
   if (jmetrics)
     api.on_accepted(
         [jmetrics](const std::string& p) { jmetrics->on_submitted(p); });
@@ -451,6 +465,23 @@ int run_node(const troupe_config& cfg, const node_run_options& opts) {
     }
   };
   actx->apply_controls = apply_fetching;
+  admin.add_read("tenants", [&cfg, gate, &api](const nlohmann::json&) {
+    nlohmann::json out{{"allow_unknown", cfg.tenants.allow_unknown},
+                       {"tenants", nlohmann::json::object()}};
+    auto in_flight = gate ? gate->in_flight() : std::map<std::string, int>{};
+    auto limited = api.rate_limited();
+    auto entry = [&](const std::string& name, const tenant_limits& lim) {
+      out["tenants"][name] = {
+          {"max_in_flight", lim.max_in_flight},
+          {"rate", lim.rate},
+          {"in_flight", in_flight.count(name) ? in_flight.at(name) : 0},
+          {"rate_limited", limited.count(name) ? limited.at(name) : 0}};
+    };
+    entry("default", cfg.tenants.defaults);
+    for (auto& [name, lim] : cfg.tenants.named)
+      entry(name, lim);
+    return out;
+  });
   add_node_admin_verbs(admin, actx);
   if (auto err = admin.start()) {
     spdlog::critical("cannot start: {}", describe(err));

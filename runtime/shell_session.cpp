@@ -159,6 +159,14 @@ const std::vector<shell_session::command>& commands() {
        1,
        1,
        "pipeline"},
+      {"tenants",
+       "tenants",
+       "tenant limits (max_in_flight, rate) and what each tenant uses now",
+       {},
+       {},
+       0,
+       0,
+       ""},
       {"retention",
        "retention",
        "what retention would prune now, per pipeline (nothing is deleted)",
@@ -508,6 +516,8 @@ shell_session::dispatch(const command& c,
     return cmd_node_control(n, arg);
   if (n == "help")
     return cmd_help(arg);
+  if (n == "tenants")
+    return cmd_tenants();
   if (n == "retention" || n == "prune" || n == "purge")
     return cmd_retention(n, arg);
   return success(n, json::object(), ""); // quit: the caller stops
@@ -1051,6 +1061,48 @@ shell_outcome shell_session::cmd_node_control(const std::string& verb,
                  "node " + node + ": " +
                      paint_state(str_of(r["result"], "state"), s_.style) +
                      "\n");
+}
+
+shell_outcome shell_session::cmd_tenants() {
+  auto replies = gather_all("tenants");
+  if (auto* r = refusal(replies))
+    return from_reply_error("tenants", *r);
+  if (replies.empty())
+    return failure("tenants", "no_answer", "no node answered — try: nodes");
+  json merged = json::object();
+  bool allow_unknown = true;
+  for (auto& r : replies) {
+    if (!r.value("ok", false))
+      continue;
+    allow_unknown = r["result"].value("allow_unknown", true);
+    for (auto& kv : r["result"]["tenants"].items()) {
+      auto& m = merged[kv.key()];
+      if (m.is_null())
+        m = kv.value();
+      else {
+        m["in_flight"] =
+            int_of(m, "in_flight") + int_of(kv.value(), "in_flight");
+        m["rate_limited"] =
+            int_of(m, "rate_limited") + int_of(kv.value(), "rate_limited");
+      }
+    }
+  }
+  text_table t{{"TENANT", "MAX IN FLIGHT (per node)", "RATE (per node)",
+                "IN FLIGHT", "RATE-LIMITED"}};
+  for (auto& kv : merged.items()) {
+    auto& m = kv.value();
+    t.add(
+        {kv.key(),
+         int_of(m, "max_in_flight") > 0 ? num(m, "max_in_flight") : "unlimited",
+         str_of(m, "rate").empty() ? "unlimited" : str_of(m, "rate"),
+         num(m, "in_flight"), num(m, "rate_limited")});
+  }
+  return success(
+      "tenants", json{{"allow_unknown", allow_unknown}, {"tenants", merged}},
+      t.str(s_.style) + (allow_unknown
+                             ? "unlisted tenants get the default limits\n"
+                             : "unlisted tenants are refused "
+                               "(unknown_tenant)\n"));
 }
 
 shell_outcome shell_session::cmd_retention(const std::string& verb,

@@ -87,6 +87,7 @@ private:
   shell_outcome cmd_node_control(const std::string& verb,
                                  const std::string& node);
   shell_outcome cmd_help(const std::string& topic) const;
+  shell_outcome cmd_tenants();
   shell_outcome cmd_retention(const std::string& verb,
                               const std::string& job_id);
 

@@ -1,9 +1,13 @@
 #include "runtime/submit_api.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
+#include <mutex>
 #include <random>
 
+#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include "messages/errc.hpp"
@@ -21,6 +25,43 @@ struct submit_api::impl {
   std::atomic<std::int64_t> accepted{0};
   std::atomic<std::int64_t> rejected{0};
   std::function<void(const std::string&)> on_accepted;
+  tenants_config tenants;
+  /// Token buckets per tenant: tokens and when they were last topped up.
+  struct bucket {
+    double tokens = 0;
+    std::chrono::steady_clock::time_point at;
+    bool fresh = true;
+  };
+  mutable std::mutex tenant_mtx;
+  std::map<std::string, bucket> buckets;
+  std::map<std::string, std::int64_t> limited;
+
+  /// 0 if admitted, else milliseconds until a submission would be.
+  std::int64_t admit(const std::string& tenant) {
+    const auto& lim = tenants.of(tenant);
+    if (lim.rate_per_s <= 0)
+      return 0;
+    auto now = std::chrono::steady_clock::now();
+    std::lock_guard<std::mutex> guard{tenant_mtx};
+    auto& b = buckets[tenant];
+    // Bursts up to one second's worth (at least one submission).
+    double capacity = std::max(1.0, lim.rate_per_s);
+    if (b.fresh) {
+      b.tokens = capacity;
+      b.fresh = false;
+    } else {
+      double secs = std::chrono::duration<double>(now - b.at).count();
+      b.tokens = std::min(capacity, b.tokens + secs * lim.rate_per_s);
+    }
+    b.at = now;
+    if (b.tokens >= 1) {
+      b.tokens -= 1;
+      return 0;
+    }
+    ++limited[tenant];
+    return static_cast<std::int64_t>(
+        std::ceil((1 - b.tokens) / lim.rate_per_s * 1000));
+  }
 };
 
 std::string generate_job_id() {
@@ -63,6 +104,7 @@ route_submission(std::string_view body, const std::set<std::string>& pipelines,
   }
   routed_submission out;
   out.pipeline = sub->pipeline;
+  out.tenant = sub->tenant;
   out.subject = subj.jobs(sub->pipeline);
   out.job_id = sub->key.empty() ? generate_job_id() : sub->key;
   sub->pipeline.clear();
@@ -93,6 +135,31 @@ void handle(const std::shared_ptr<submit_api::impl>& im, std::string body,
     if (auto pos = msg.find(": "); pos != std::string::npos)
       msg = msg.substr(pos + 2);
     respond(im->nats->conn(), reply, encode_submit_error(code, msg));
+    return;
+  }
+  if (!im->tenants.known(routed->tenant)) {
+    ++im->rejected;
+    respond(im->nats->conn(), reply,
+            encode_submit_error(
+                "unknown_tenant",
+                routed->tenant.empty()
+                    ? "a tenant is required (unknown tenants are not allowed)"
+                    : "unknown tenant '" + routed->tenant +
+                          "' (unknown tenants are not allowed)"));
+    return;
+  }
+  if (auto wait = im->admit(routed->tenant); wait > 0) {
+    ++im->rejected;
+    const auto& lim = im->tenants.of(routed->tenant);
+    nlohmann::json err{
+        {"ok", false},
+        {"error",
+         {{"code", "rate_limited"},
+          {"message", "tenant '" + routed->tenant + "' is over its rate of " +
+                          lim.rate + "; retry in " + std::to_string(wait) +
+                          " ms"},
+          {"retry_after_ms", wait}}}};
+    respond(im->nats->conn(), reply, err.dump());
     return;
   }
   auto seq =
@@ -145,6 +212,15 @@ submit_api::submit_api(std::shared_ptr<nats_client> nats, nats_config ncfg,
 
 submit_api::~submit_api() {
   stop();
+}
+
+void submit_api::set_tenants(tenants_config cfg) {
+  impl_->tenants = std::move(cfg);
+}
+
+std::map<std::string, std::int64_t> submit_api::rate_limited() const {
+  std::lock_guard<std::mutex> guard{impl_->tenant_mtx};
+  return impl_->limited;
 }
 
 void submit_api::on_accepted(std::function<void(const std::string&)> fn) {

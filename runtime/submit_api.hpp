@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -27,6 +28,7 @@ class blocking_pool;
 /// Result of validating and routing one submission, before publishing.
 struct routed_submission {
   std::string pipeline;
+  std::string tenant;
   std::string subject;
   std::string job_id;
   std::string body;
@@ -54,6 +56,14 @@ public:
   /// Called (on a worker thread) for every accepted submission; set
   /// before start().
   void on_accepted(std::function<void(const std::string& pipeline)> fn);
+
+  /// Tenant admission: unknown tenants (`allow_unknown = false`) get
+  /// `unknown_tenant`, submissions over a tenant's `rate` get
+  /// `rate_limited` with `retry_after_ms`. Set before start().
+  void set_tenants(tenants_config cfg);
+
+  /// Submissions refused for their rate, per tenant, since start.
+  std::map<std::string, std::int64_t> rate_limited() const;
 
   /// Subscribes in the queue group `troupe_api`.
   caf::error start();

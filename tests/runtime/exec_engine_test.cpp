@@ -220,7 +220,8 @@ TEST_F(exec_engine_test, CancelKillsTheRunningProcess) {
   self->send(sup, submit_atom::value, spec, std::uint64_t{1});
   for (int i = 0; i < 200 && processes_with(marker) == 0; ++i)
     std::this_thread::sleep_for(20ms);
-  ASSERT_EQ(processes_with(marker), 1);
+  // The shell may briefly show twice (forking its child), hence >= 1.
+  ASSERT_GE(processes_with(marker), 1);
   self->send(sup, cancel_atom::value, std::string{"j1"});
   job_result r;
   self->receive([&](ok_atom) {},
