@@ -137,6 +137,26 @@ caf::expected<int> schema_version(const std::string& pg_url) {
 caf::expected<int> apply_migrations(const std::string& pg_url) {
   try {
     pqxx::connection c{pg_url};
+    {
+      // A current schema needs no DDL: a node may then run as a role without
+      // CREATE rights (docs/security.md), and many nodes start without
+      // queueing on the migration lock.
+      pqxx::nontransaction n{c};
+      if (n.exec1("select to_regclass('schema_migrations') is not null")[0]
+              .as<bool>()) {
+        auto v = n.exec1("select coalesce(max(version), 0) from "
+                         "schema_migrations")[0]
+                     .as<int>();
+        if (v > latest_schema_version)
+          return make_error(
+              errc::internal,
+              "database schema is at version " + std::to_string(v) +
+                  ", newer than this binary knows (" +
+                  std::to_string(latest_schema_version) + "): upgrade troupe");
+        if (v == latest_schema_version)
+          return v;
+      }
+    }
     int version = 0;
     for (const auto& m : migrations) {
       pqxx::work w{c};

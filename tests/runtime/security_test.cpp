@@ -3,12 +3,16 @@
 // inspect and steer, what a refusal looks like, and readable failures for
 // wrong passwords and wrong certificate authorities.
 #include <csignal>
+#include <cstring>
 #include <memory>
 #include <sstream>
 #include <thread>
+#include <tuple>
 
+#define PQXX_HAVE_OPTIONAL
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include <pqxx/pqxx>
 
 #include "child_process.hpp"
 #include "messages/errc.hpp"
@@ -24,6 +28,13 @@ using namespace std::chrono_literals;
 using json = nlohmann::json;
 
 namespace {
+
+void pqxx_exec(const std::string& url, std::vector<std::string> sql) {
+  pqxx::connection c{url};
+  pqxx::nontransaction n{c};
+  for (auto& q : sql)
+    n.exec(q);
+}
 
 const char* node_pw = "node-Pw-7731";
 const char* publisher_pw = "pub-Pw-2290";
@@ -276,4 +287,63 @@ TEST_F(security_test, TlsWithTheRightCaConnectsAndAWrongCaFailsFast) {
   EXPECT_NE(sh.output().find("TLS handshake failed"), std::string::npos)
       << sh.output();
   stop_process(*pid, 10s);
+}
+
+TEST_F(security_test, ANodeRunsAsALeastPrivilegeRoleAndNoSecretIsPrinted) {
+  // The schema exists (the first node migrated as the owner); a role with
+  // only DML rights runs a second node, as docs/security.md describes.
+  {
+    auto admin_url = pg_->url();
+    pqxx_exec(
+        admin_url,
+        {"do $$ begin create role troupe_node login password "
+         "'node-db-pw-4417'; "
+         "exception when duplicate_object then null; end $$",
+         "grant connect on database troupe to troupe_node",
+         "grant usage on schema public to troupe_node",
+         "grant select, insert, update, delete on all tables in schema public "
+         "to troupe_node",
+         "grant usage, select on all sequences in schema public to "
+         "troupe_node"});
+  }
+  auto url = pg_->url(); // postgresql://postgres@127.0.0.1:P/troupe
+  auto at = url.find("postgres@");
+  ASSERT_NE(at, std::string::npos) << url;
+  url.replace(at, std::strlen("postgres@"), "troupe_node:node-db-pw-4417@");
+  auto cfg = read_file(dir_ + "/node.toml");
+  cfg.replace(cfg.find("sec-node"), std::strlen("sec-node"), "sec-node-2");
+  auto pg_at = cfg.find(pg_->url());
+  ASSERT_NE(pg_at, std::string::npos);
+  cfg.replace(pg_at, pg_->url().size(), url);
+  write_file(dir_ + "/node2.toml", cfg);
+  child_process node2{{TROUPE_BINARY, "node", "--config", dir_ + "/node2.toml"},
+                      dir_ + "/node2.log"};
+  ASSERT_TRUE(node2.wait_for_output(": ready", 60s)) << node2.output();
+  // Stop the first node so that the least-privilege one runs the job.
+  node_->signal(SIGTERM);
+  EXPECT_EQ(node_->wait(30s), 0);
+  auto pub = connect_as("publisher", publisher_pw);
+  ASSERT_TRUE(pub);
+  auto r = (*pub)->request(
+      "troupe.api.v1.submit",
+      json{{"pipeline", "work"}, {"key", "lp-1"}, {"payload", 1}}.dump(), 5000);
+  ASSERT_TRUE(r);
+  auto [rc, docs] = shell("admin", "job lp-1");
+  for (int i = 0;
+       i < 50 && (docs.empty() || docs[0]["job"]["state"] != "succeeded");
+       ++i) {
+    std::this_thread::sleep_for(100ms);
+    std::tie(rc, docs) = shell("admin", "job lp-1");
+  }
+  ASSERT_FALSE(docs.empty());
+  EXPECT_EQ(docs[0]["job"]["state"], "succeeded") << docs[0].dump();
+  node2.signal(SIGTERM);
+  EXPECT_EQ(node2.wait(30s), 0);
+  // No password of this suite appears in any output it captured.
+  std::string all = node_->output() + node2.output();
+  for (int i = 1; i < 40; ++i)
+    all += read_file(dir_ + "/shell-" + std::to_string(i) + ".log");
+  for (auto secret :
+       {node_pw, publisher_pw, viewer_pw, admin_pw, "node-db-pw-4417"})
+    EXPECT_EQ(all.find(secret), std::string::npos) << secret;
 }
