@@ -62,6 +62,10 @@ std::string password_of(const std::string& url) {
 
 } // namespace
 
+void close_nats_library() {
+  nats_CloseAndWait(5000);
+}
+
 std::string redact_url(const std::string& url) {
   // A NATS cluster is a comma-separated list: each URL may carry a password.
   std::string out;

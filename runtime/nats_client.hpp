@@ -57,6 +57,11 @@ struct nats_auth {
   std::string tls_key;
 };
 
+/// Waits for nats.c's own threads (which deliver asynchronous callbacks) to
+/// finish; call once at exit, after every connection is destroyed, so that
+/// no callback runs while static objects (the logger) are torn down.
+void close_nats_library();
+
 /// The credentials and TLS files of a configuration's [nats] section.
 inline nats_auth auth_from(const nats_config& c) {
   nats_auth a;
