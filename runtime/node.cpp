@@ -341,8 +341,6 @@ int run_node(const troupe_config& cfg, const node_run_options& opts) {
     spdlog::critical("cannot start: {}", describe(err));
     return 2;
   }
-  spdlog::info("node {}: ready; NATS {}, PostgreSQL {}", node_id,
-               redact_url(cfg.nats.url), redact_url(cfg.postgres.url));
 
   // Admin verbs of this node (the shell builds on them).
   auto admin_pool = std::make_shared<blocking_pool>(2);
@@ -689,6 +687,10 @@ int run_node(const troupe_config& cfg, const node_run_options& opts) {
   }
   spdlog::info("node {}: http on {}:{} (/healthz /readyz /metrics)", node_id,
                cfg.node.http.substr(0, cfg.node.http.rfind(':')), *http_port);
+  // Only now is everything up (intake, API, admin subjects, HTTP): scripts
+  // and tests wait for this line.
+  spdlog::info("node {}: ready; NATS {}, PostgreSQL {}", node_id,
+               redact_url(cfg.nats.url), redact_url(cfg.postgres.url));
 
   // 4. Run until asked to stop (or until the demo is done).
   int rc = 0;
