@@ -97,7 +97,7 @@ std::string redact_text(std::string text, const std::string& urls) {
 namespace {
 
 // Callbacks run on nats.c's own thread, possibly after the nats_client is
-// gone: their closure is a heap shared_ptr to the health, freed by on_closed.
+// gone: their closure is a heap shared_ptr to the health (never freed).
 void on_disconnected(natsConnection*, void* closure) {
   auto& h = *static_cast<std::shared_ptr<nats_health>*>(closure);
   h->connected = false;
@@ -117,10 +117,10 @@ void on_reconnected(natsConnection* nc, void* closure) {
 }
 
 void on_closed(natsConnection*, void* closure) {
-  // The last callback of a connection: it owns the closure from here on.
-  auto* h = static_cast<std::shared_ptr<nats_health>*>(closure);
-  (*h)->connected = false;
-  delete h;
+  // The closure is never freed: nats.c may still deliver a callback after
+  // this one (seen with failed TLS connects), and one small object per
+  // connection for the life of the process is cheaper than a crash.
+  (*static_cast<std::shared_ptr<nats_health>*>(closure))->connected = false;
 }
 
 // No closure: this callback may run after the connection's other callbacks
@@ -227,7 +227,7 @@ nats_client::connect(const nats_connect_options& o) {
     s = natsOptions_SetMaxReconnect(opts, -1);
   if (s == NATS_OK)
     s = natsOptions_SetReconnectWait(opts, 250);
-  // Leaked if the connection never comes up (no callback runs then).
+  // Deliberately never freed (see on_closed).
   auto* closure = new std::shared_ptr<nats_health>(c->health_);
   if (s == NATS_OK)
     s = natsOptions_SetDisconnectedCB(opts, on_disconnected, closure);
