@@ -35,8 +35,8 @@ std::int64_t ms_or(const pqxx::field& f, std::int64_t dflt = 0) {
   return f.is_null() ? dflt : f.as<std::int64_t>();
 }
 
-/// Libpq gives up on an unreachable server only after its own (long)
-/// default; an operator's command should fail within seconds.
+} // namespace
+
 std::string with_connect_timeout(std::string url) {
   if (url.find("connect_timeout") != std::string::npos)
     return url;
@@ -45,8 +45,6 @@ std::string with_connect_timeout(std::string url) {
            "connect_timeout=3";
   return url + " connect_timeout=3";
 }
-
-} // namespace
 
 struct admin_store::connection_box {
   explicit connection_box(const std::string& url) : c(url) {}

@@ -22,6 +22,11 @@
 
 namespace troupe {
 
+/// The URL with `connect_timeout=3` unless it sets one: libpq gives up on an
+/// unreachable server only after its own long default, and an operator's
+/// command or a background task should fail within seconds.
+std::string with_connect_timeout(std::string url);
+
 struct job_filter {
   std::string pipeline;
   std::string state;

@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include "runtime/admin_bridge.hpp"
+#include "runtime/admin_store.hpp"
 
 namespace troupe {
 
@@ -40,19 +41,10 @@ where state in ('succeeded', 'cancelled')
        ($1 = '' and pipeline not in (select jsonb_array_elements_text($3::jsonb))))
 )SQL";
 
-std::string with_timeout(std::string url) {
-  if (url.find("connect_timeout") != std::string::npos)
-    return url;
-  if (url.rfind("postgres", 0) == 0)
-    return url + (url.find('?') == std::string::npos ? "?" : "&") +
-           "connect_timeout=3";
-  return url + " connect_timeout=3";
-}
-
 } // namespace
 
 retention_pruner::retention_pruner(const troupe_config& cfg)
-    : cfg_(cfg), url_(with_timeout(cfg.postgres.url)) {}
+    : cfg_(cfg), url_(with_connect_timeout(cfg.postgres.url)) {}
 
 retention_pruner::~retention_pruner() {
   stop();
