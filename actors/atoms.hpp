@@ -35,6 +35,8 @@ using now_atom = caf::atom_constant<caf::atom("retry_now")>;
 using waiting_atom = caf::atom_constant<caf::atom("waiting")>;
 /// tenant_gate -> supervisor: a tenant slot freed, look at the queue again.
 using fill_atom = caf::atom_constant<caf::atom("fill")>;
+/// job -> self: the speculation window (job_deps::speculate) ended.
+using speculate_atom = caf::atom_constant<caf::atom("speculate")>;
 /// job -> self: re-send a write that failed because the store was down.
 using rewrite_atom = caf::atom_constant<caf::atom("rewrite")>;
 

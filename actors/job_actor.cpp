@@ -47,8 +47,21 @@ struct job_actor_state {
   std::int64_t seq = 0;
   caf::actor running;
   clock_type::time_point attempt_started;
+  /// When the current attempt's outcome arrived (its duration ends here even
+  /// if handling it waits for a claim).
+  clock_type::time_point attempt_ended;
   std::int64_t attempt_started_ms = 0;
   bool claimed = false;
+  /// Running before the claim (job_deps::speculate): what a claimed job
+  /// would write per stage is held here for one commit.
+  bool speculating = false;
+  /// The claim that ends a speculation is under way.
+  bool claim_sent = false;
+  std::vector<checkpoint> held_checkpoints;
+  std::vector<attempt_record> held_attempts;
+  std::vector<job_event> held_events;
+  /// Outcomes that arrived while that claim was under way, handled after it.
+  std::vector<std::function<void()>> after_claim;
   /// Waiting for a long retry with payload and outputs dropped; the next
   /// attempt re-claims the job to load them again from the store.
   bool hibernating = false;
@@ -94,7 +107,7 @@ job_event make_event(self_ptr self, const char* type) {
   std::string_view t{type};
   if (t == "stage.succeeded" || t == "stage.failed")
     ev.duration_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                         self->clock().now() - st.attempt_started)
+                         st.attempt_ended - st.attempt_started)
                          .count();
   else if ((t == "job.succeeded" || t == "job.dead_lettered" ||
             t == "job.cancelled") &&
@@ -114,6 +127,11 @@ bool persisted(const job_event& ev) {
 }
 
 void publish_now(self_ptr self, job_event ev) {
+  if (self->state.speculating) {
+    // Nothing is committed yet: events wait for the commit, in order.
+    self->state.held_events.push_back(std::move(ev));
+    return;
+  }
   if (self->state.deps->events)
     self->send(self->state.deps->events, ev);
   if (persisted(ev))
@@ -133,6 +151,7 @@ job_write make_write(self_ptr self, job_state state) {
 }
 
 void pump_writes(self_ptr self);
+void claim(self_ptr self);
 
 void report(self_ptr self, job_result res) {
   res.job_id = self->state.spec.job_id;
@@ -200,6 +219,14 @@ void pump_writes(self_ptr self) {
               abandon(self, err);
               return;
             }
+            if (code_of(err) == errc::job_exists) {
+              // The job ran before its claim but exists already: claim it and
+              // let the store's state decide what runs.
+              std::vector<pending_write>{}.swap(st.writes);
+              st.finishing = false;
+              claim(self);
+              return;
+            }
             // The store is unavailable: keep the write and try again later; a
             // finished stage is committed when the store returns, never
             // dropped.
@@ -247,6 +274,7 @@ std::string build_input(self_ptr self, const stage_config& sc) {
 
 void finish_cancelled(self_ptr self);
 void run_stage(self_ptr self);
+void on_claimed(self_ptr self, job_snapshot& snap);
 
 /// The record of the attempt that just ended.
 attempt_record finished_attempt(self_ptr self, bool ok) {
@@ -258,16 +286,26 @@ attempt_record finished_attempt(self_ptr self, bool ok) {
   rec.life = st.life;
   rec.started_at_ms = st.attempt_started_ms;
   rec.duration_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                        self->clock().now() - st.attempt_started)
+                        st.attempt_ended - st.attempt_started)
                         .count();
   rec.node = st.deps->node_id;
   rec.ok = ok;
   return rec;
 }
 
+void end_speculation(self_ptr self);
+
 void on_failure(self_ptr self, std::string code, std::string message,
                 bool retryable) {
   auto& st = self->state;
+  if (st.speculating) {
+    // Retries and dead letters are decided by a claimed job: claim first.
+    st.after_claim.emplace_back([self, code, message, retryable] {
+      on_failure(self, code, message, retryable);
+    });
+    end_speculation(self);
+    return;
+  }
   const auto& sc = st.pipe->config.stages[st.stage];
   auto rec = finished_attempt(self, false);
   rec.error_code = code;
@@ -325,8 +363,15 @@ void on_failure(self_ptr self, std::string code, std::string message,
          });
 }
 
+void finish_speculation(self_ptr self, std::string output);
+
 void on_success(self_ptr self, std::string output) {
   auto& st = self->state;
+  if (st.speculating && st.claim_sent) {
+    st.after_claim.emplace_back(
+        [self, output] { on_success(self, std::move(output)); });
+    return;
+  }
   const auto& sc = st.pipe->config.stages[st.stage];
   auto rec = finished_attempt(self, true);
   checkpoint cp;
@@ -339,6 +384,19 @@ void on_success(self_ptr self, std::string output) {
   st.outputs[st.stage] = output;
   auto succeeded = make_event(self, "stage.succeeded");
   bool last = st.stage + 1 == static_cast<std::int32_t>(st.outputs.size());
+  if (st.speculating) {
+    st.held_checkpoints.push_back(std::move(cp));
+    st.held_attempts.push_back(std::move(rec));
+    st.held_events.push_back(std::move(succeeded));
+    if (last) {
+      finish_speculation(self, std::move(output));
+      return;
+    }
+    ++st.stage;
+    st.attempt = 0;
+    run_stage(self);
+    return;
+  }
   if (last) {
     st.finishing = true;
     auto w = make_write(self, job_state::succeeded);
@@ -521,6 +579,97 @@ void on_claimed(self_ptr self, job_snapshot& snap) {
   run_stage(self);
 }
 
+/// The last stage succeeded within the window: create the job with its
+/// whole run in one commit.
+void finish_speculation(self_ptr self, std::string output) {
+  auto& st = self->state;
+  st.speculating = false;
+  st.finishing = true;
+  auto w = make_write(self, job_state::succeeded);
+  w.create = true;
+  w.spec = st.spec;
+  w.started_at_ms = st.held_attempts.empty()
+                        ? now_ms(self)
+                        : st.held_attempts.front().started_at_ms;
+  w.checkpoints = std::move(st.held_checkpoints);
+  w.attempts = std::move(st.held_attempts);
+  w.result = std::move(output);
+  auto events = std::move(st.held_events);
+  events.push_back(make_event(self, "job.succeeded"));
+  commit(self, std::move(w), std::move(events), [self] {
+    job_result res;
+    res.state = job_state::succeeded;
+    report(self, std::move(res));
+  });
+}
+
+void claim(self_ptr self) {
+  auto& st = self->state;
+  st.claimed = false;
+  self->request(st.deps->store, caf::infinite, claim_atom::value, st.spec)
+      .then([self](job_snapshot& snap) { on_claimed(self, snap); },
+            [self](caf::error& err) {
+              // Could not take the job (store down, or fenced): report without
+              // acking so that the broker redelivers it later.
+              abandon(self, err);
+            });
+}
+
+/// Drops what ran before a claim that found the job already there.
+void drop_speculation(self_ptr self) {
+  auto& st = self->state;
+  st.speculating = false;
+  ++st.seq; // outcomes and timers of the dropped attempt are ignored
+  if (st.running) {
+    self->demonitor(st.running);
+    self->send_exit(st.running, caf::exit_reason::kill);
+    st.running = nullptr;
+  }
+  st.held_checkpoints.clear();
+  st.held_attempts.clear();
+  st.held_events.clear();
+  st.after_claim.clear();
+}
+
+void on_speculation_claimed(self_ptr self, job_snapshot& snap) {
+  auto& st = self->state;
+  if (!snap.created) {
+    // Redelivered, replayed or re-submitted: the store's state wins.
+    drop_speculation(self);
+    on_claimed(self, snap);
+    return;
+  }
+  st.speculating = false;
+  st.claimed = true;
+  st.epoch = snap.epoch;
+  st.life = snap.life;
+  // What ran before the claim is committed first; writes are ordered, so
+  // everything after builds on it.
+  auto w = make_write(self, job_state::running);
+  w.checkpoints = std::move(st.held_checkpoints);
+  w.attempts = std::move(st.held_attempts);
+  commit(self, std::move(w), std::move(st.held_events));
+  auto deferred = std::move(st.after_claim);
+  st.after_claim.clear();
+  if (st.cancel_requested) {
+    finish_cancelled(self);
+    return;
+  }
+  for (auto& f : deferred)
+    f();
+}
+
+/// The window ended, a stage failed or a cancel came: claim the job now.
+void end_speculation(self_ptr self) {
+  auto& st = self->state;
+  if (!st.speculating || st.claim_sent)
+    return;
+  st.claim_sent = true;
+  self->request(st.deps->store, caf::infinite, claim_atom::value, st.spec)
+      .then([self](job_snapshot& snap) { on_speculation_claimed(self, snap); },
+            [self](caf::error& err) { abandon(self, err); });
+}
+
 std::string describe_exit(const caf::error& reason) {
   if (reason == caf::exit_reason::kill)
     return "stage actor was killed";
@@ -543,7 +692,7 @@ job_brief brief(self_ptr self) {
   auto now = now_ms(self);
   if (st.finishing)
     b.state = "finishing";
-  else if (!st.claimed)
+  else if (!st.claimed && !st.speculating)
     b.state = "claiming";
   else if (st.running) {
     b.state = "running";
@@ -575,17 +724,22 @@ caf::behavior job_actor(self_ptr self, job_spec spec,
     if (!st.running || dm.source != st.running.address())
       return;
     st.running = nullptr;
+    st.attempt_ended = self->clock().now();
     if (st.finishing)
       return;
     on_failure(self, "crashed", describe_exit(dm.reason), true);
   });
-  self->request(st.deps->store, caf::infinite, claim_atom::value, st.spec)
-      .then([self](job_snapshot& snap) { on_claimed(self, snap); },
-            [self](caf::error& err) {
-              // Could not take the job (store down, or fenced): report without
-              // acking so that the broker redelivers it later.
-              abandon(self, err);
-            });
+  auto window = st.pipe->config.speculate.value_or(st.deps->speculate);
+  if (st.spec.fresh && window.count() > 0 && st.spec.invalid_reason.empty() &&
+      !st.pipe->config.stages.empty()) {
+    st.speculating = true;
+    st.outputs.assign(st.pipe->config.stages.size(), std::string{});
+    publish_now(self, make_event(self, "job.started"));
+    self->delayed_send(self, window, speculate_atom::value);
+    run_stage(self);
+  } else {
+    claim(self);
+  }
   return {
       [self](std::int64_t seq, stage_outcome& out) {
         auto& st = self->state;
@@ -593,6 +747,7 @@ caf::behavior job_actor(self_ptr self, job_spec spec,
           return; // a late outcome of an abandoned attempt
         self->demonitor(st.running);
         st.running = nullptr;
+        st.attempt_ended = self->clock().now();
         if (out.ok)
           on_success(self, std::move(out.output));
         else
@@ -609,10 +764,7 @@ caf::behavior job_actor(self_ptr self, job_spec spec,
         }
         // Wake up: load payload and checkpoints again by re-claiming. Until
         // the claim answers, a cancel waits (writes need the new epoch).
-        st.claimed = false;
-        self->request(st.deps->store, caf::infinite, claim_atom::value, st.spec)
-            .then([self](job_snapshot& snap) { on_claimed(self, snap); },
-                  [self](caf::error& err) { abandon(self, err); });
+        claim(self);
       },
       [self](timeout_atom, std::int64_t seq) {
         auto& st = self->state;
@@ -621,6 +773,7 @@ caf::behavior job_actor(self_ptr self, job_spec spec,
         self->demonitor(st.running);
         self->send_exit(st.running, caf::exit_reason::kill);
         st.running = nullptr;
+        st.attempt_ended = self->clock().now();
         const auto& sc = st.pipe->config.stages[st.stage];
         on_failure(self, "timeout",
                    "attempt exceeded its timeout of " +
@@ -630,6 +783,10 @@ caf::behavior job_actor(self_ptr self, job_spec spec,
       [self](cancel_atom) {
         auto& st = self->state;
         st.cancel_requested = true;
+        if (st.speculating) {
+          end_speculation(self); // the cancel is acted on after the claim
+          return;
+        }
         // Before the claim the cancel is acted on once the claim completes;
         // a write under way is committed first (writes are ordered).
         if (!st.claimed || st.finishing)
@@ -637,6 +794,7 @@ caf::behavior job_actor(self_ptr self, job_spec spec,
         finish_cancelled(self);
       },
       [self](rewrite_atom) { pump_writes(self); },
+      [self](speculate_atom) { end_speculation(self); },
       [self](tree_atom) { return brief(self); },
       [self](now_atom) {
         auto& st = self->state;

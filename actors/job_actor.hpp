@@ -19,7 +19,18 @@
 // in-memory store of the tests):
 //   (claim_atom, job_spec) -> job_snapshot   take the job: epoch + 1
 //   job_write              -> ok_atom        commit, conditional on epoch;
-//                                            errc::stale_epoch if fenced out
+//                                            errc::stale_epoch if fenced out;
+//                                            with `create`: insert at epoch 1,
+//                                            errc::job_exists if it exists
+//
+// Speculation (job_deps::speculate): a fresh delivery runs its stages before
+// claiming, keeping checkpoints, attempts and events in memory. It ends
+//   - with one `create` write when the last stage succeeds in the window
+//     (events are published after that commit, in the order they happened);
+//   - with a claim when the window ends, a stage fails or a cancel arrives:
+//     if the claim created the job, what ran so far is written and the job
+//     goes on as if it had claimed first; if the job existed, the store's
+//     state wins and what ran here is dropped (stages are at-least-once).
 
 #include <cstdint>
 #include <functional>
@@ -51,6 +62,12 @@ struct job_deps {
   /// Retry waits at least this long drop the payload and stage outputs from
   /// memory and re-claim the job when they end.
   duration_ms hibernate_after{1000};
+  /// A fresh delivery (job_spec::fresh) runs at once and claims the job
+  /// only if it is still running after this long or a stage fails; a job
+  /// that succeeds within it is written in one commit (created, every
+  /// checkpoint and attempt, terminal state). The price: a crash within the
+  /// window re-runs its completed stages. Zero claims first, always.
+  duration_ms speculate{0};
 };
 
 /// Spawns a job actor for `spec` that reports its job_result to `parent`.

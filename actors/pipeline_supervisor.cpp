@@ -45,6 +45,9 @@ using self_ptr = caf::stateful_actor<supervisor_state>*;
 void start_job(self_ptr self, job_entry entry) {
   auto& st = self->state;
   entry.waiting = false;
+  // A restarted or cancelled job claims before anything runs.
+  if (entry.restarts > 0 || entry.cancel)
+    entry.spec.fresh = false;
   entry.actor = spawn_job_actor(self->system(), entry.spec, st.pipe,
                                 st.deps.job, caf::actor_cast<caf::actor>(self));
   self->monitor(entry.actor);

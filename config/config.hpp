@@ -64,6 +64,9 @@ struct pipeline_config {
   /// How long finished jobs of this pipeline are kept; unset: the
   /// [retention] default.
   std::optional<duration_ms> retention;
+  /// Overrides node.speculate for this pipeline (0 turns it off, e.g. for
+  /// stages that must never run twice after a crash); unset: the node's.
+  std::optional<duration_ms> speculate;
 };
 
 struct node_config {
@@ -94,6 +97,12 @@ struct node_config {
   /// How long start-up keeps retrying NATS and PostgreSQL before giving up
   /// with one line saying what to fix.
   duration_ms startup_timeout{20000};
+  /// A freshly published job runs at once and is written to PostgreSQL in
+  /// one commit if it finishes within this window; otherwise it claims the
+  /// job when the window ends (or a stage fails) and checkpoints each stage
+  /// as usual. A crash inside the window re-runs the stages completed in it.
+  /// 0 claims every job before its first stage.
+  duration_ms speculate{20};
 };
 
 struct nats_config {

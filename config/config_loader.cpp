@@ -531,9 +531,17 @@ void read_pipeline(reader& r, const std::string& name, const toml::node& n,
     r.problem(&n, path,
               "pipeline names must be letters, digits, '_' or '-' (they "
               "become NATS subject tokens)");
-  r.check_keys(*t, path, {"max_in_flight", "stages", "retention"});
+  r.check_keys(*t, path, {"max_in_flight", "stages", "retention", "speculate"});
   pipeline_config pc;
   pc.name = name;
+  if (t->get("speculate")) {
+    duration_ms window{0};
+    r.read_duration(*t, path, "speculate", window);
+    if (window > duration_ms{1000})
+      r.problem(t->get("speculate"), path + ".speculate",
+                "must be at most 1s (a job in its window holds no lease)");
+    pc.speculate = window;
+  }
   if (t->get("retention")) {
     duration_ms keep{0};
     r.read_duration(*t, path, "retention", keep);
@@ -612,7 +620,11 @@ void read_document(reader& r, const toml::table& root,
     r.check_keys(*t, "node",
                  {"id", "http", "max_in_flight", "log_level", "log_format",
                   "scheduler_threads", "blocking_threads", "drain_grace",
-                  "metrics", "startup_timeout", "scheduler"});
+                  "metrics", "startup_timeout", "scheduler", "speculate"});
+    r.read_duration(*t, "node", "speculate", cfg.node.speculate);
+    if (cfg.node.speculate > duration_ms{1000})
+      r.problem(t->get("speculate"), "node.speculate",
+                "must be at most 1s (a job in its window holds no lease)");
     r.read(*t, "node", "scheduler", cfg.node.scheduler);
     if (cfg.node.scheduler != "stealing" && cfg.node.scheduler != "sharing")
       r.problem(t->get("scheduler"), "node.scheduler",

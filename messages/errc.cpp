@@ -33,6 +33,8 @@ const char* to_string(errc x) noexcept {
     return "unknown_tenant";
   case errc::rate_limited:
     return "rate_limited";
+  case errc::job_exists:
+    return "job_exists";
   }
   return "internal";
 }

@@ -38,6 +38,9 @@ enum class errc : std::uint8_t {
   unknown_tenant,
   /// Over the tenant's submission rate; retry after the given delay.
   rate_limited,
+  /// A create found the job already there (a redelivered, replayed or
+  /// re-submitted id): the writer claims it instead.
+  job_exists,
 };
 
 /// Stable snake_case name of an error code, used on the wire.

@@ -56,13 +56,17 @@ struct job_spec {
   /// When the job was published (JetStream timestamp, ms since the epoch;
   /// 0 if unknown): the start of its end-to-end latency.
   std::int64_t submitted_at_ms = 0;
+  /// First delivery of a newly published job (not a redelivery, replay or
+  /// restart): its job actor may run before it claims the job (see
+  /// job_deps::speculate).
+  bool fresh = false;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, job_spec& x) {
   return f(caf::meta::type_name("job_spec"), x.job_id, x.pipeline, x.tenant,
            x.correlation_id, x.payload, x.priority, x.invalid_reason,
-           x.invalid_code, x.submitted_at_ms);
+           x.invalid_code, x.submitted_at_ms, x.fresh);
 }
 
 /// The record of one stage attempt, successful or not.
@@ -183,13 +187,22 @@ struct job_write {
   std::string result;
   /// Events to append to the event log (and publish after the commit).
   std::vector<job_event> events;
+  /// Creates the job (epoch 1) with everything above in one commit instead
+  /// of updating it; fails with errc::job_exists if the job exists. `spec`
+  /// gives the columns of the new row. Used by jobs that ran before their
+  /// claim (job_deps::speculate).
+  bool create = false;
+  job_spec spec;
+  /// Start of the job's first attempt (create only).
+  std::int64_t started_at_ms = 0;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, job_write& x) {
   return f(caf::meta::type_name("job_write"), x.job_id, x.pipeline, x.epoch,
            x.state, x.stage_index, x.attempt, x.next_attempt_at_ms,
-           x.last_error, x.checkpoints, x.attempts, x.result, x.events);
+           x.last_error, x.checkpoints, x.attempts, x.result, x.events,
+           x.create, x.spec, x.started_at_ms);
 }
 
 /// What a stage attempt produced.

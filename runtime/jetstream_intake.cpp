@@ -70,6 +70,7 @@ job_spec to_spec(const state_ptr& st, natsMsg* m, std::int64_t* delay_left) {
   // A replayed job is republished under a new message id (`<id>#<life>`,
   // so the duplicate window does not swallow it) and names its job here.
   spec.job_id = header(m, "Troupe-Job-Id");
+  bool replayed = !spec.job_id.empty();
   if (spec.job_id.empty())
     spec.job_id = header(m, "Nats-Msg-Id");
   jsMsgMetaData* meta = nullptr;
@@ -78,6 +79,9 @@ job_spec to_spec(const state_ptr& st, natsMsg* m, std::int64_t* delay_left) {
     if (spec.job_id.empty())
       spec.job_id = "js-" + std::to_string(meta->Sequence.Stream);
     published_ms = meta->Timestamp / 1000000;
+    // Only a first delivery of a job published as new may run before its
+    // claim; a replay names its job in Troupe-Job-Id.
+    spec.fresh = meta->NumDelivered == 1 && !replayed;
     spec.submitted_at_ms = published_ms;
     jsMsgMetaData_Destroy(meta);
   }

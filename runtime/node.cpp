@@ -244,6 +244,7 @@ int run_node(const troupe_config& cfg, const node_run_options& opts) {
   jdeps->events = events;
   jdeps->node_id = node_id;
   jdeps->now_ms = wall_ms;
+  jdeps->speculate = cfg.node.speculate;
   jdeps->seed = static_cast<std::uint64_t>(wall_ms()) ^
                 (static_cast<std::uint64_t>(getpid()) << 32);
   input_limits limits;

@@ -70,6 +70,7 @@ void prepare(pqxx::connection& c) {
   c.prepare("checkpoints", sql_checkpoints);
   c.prepare("attempts", sql_attempts);
   c.prepare("update", sql_update);
+  c.prepare("create", sql_create);
   c.prepare("insert_checkpoints", sql_insert_checkpoints);
   c.prepare("insert_attempts", sql_insert_attempts);
   c.prepare("insert_events", sql_insert_events);
@@ -175,12 +176,30 @@ void run_batch(pqxx::work& w, const std::vector<store_request>& reqs,
     }
   }
   // -- writes -----------------------------------------------------------------
-  json updates = json::array();
+  json updates = json::array(), creates = json::array();
   std::unordered_map<std::string, std::size_t> write_index;
   for (std::size_t i = 0; i < reqs.size(); ++i) {
     if (reqs[i].is_claim)
       continue;
     const auto& x = reqs[i].write;
+    write_index[x.job_id] = i;
+    if (x.create) {
+      const auto& s = x.spec;
+      creates.push_back({{"job_id", x.job_id},
+                         {"pipeline", x.pipeline},
+                         {"tenant", s.tenant},
+                         {"correlation_id", s.correlation_id},
+                         {"priority", s.priority},
+                         {"payload", s.payload.empty() ? "null" : s.payload},
+                         {"state", to_string(x.state)},
+                         {"stage_index", x.stage_index},
+                         {"attempt", x.attempt},
+                         {"next_ms", x.next_attempt_at_ms},
+                         {"last_error", x.last_error},
+                         {"result", x.result},
+                         {"started_ms", x.started_at_ms}});
+      continue;
+    }
     updates.push_back({{"job_id", x.job_id},
                        {"epoch", x.epoch},
                        {"state", to_string(x.state)},
@@ -189,17 +208,26 @@ void run_batch(pqxx::work& w, const std::vector<store_request>& reqs,
                        {"next_ms", x.next_attempt_at_ms},
                        {"last_error", x.last_error},
                        {"result", x.result}});
-    write_index[x.job_id] = i;
   }
-  if (updates.empty())
+  if (write_index.empty())
     return;
   std::set<std::string> applied;
-  for (const auto& row : w.exec_prepared("update", updates.dump(), lease))
-    applied.insert(row[0].as<std::string>());
+  if (!updates.empty())
+    for (const auto& row : w.exec_prepared("update", updates.dump(), lease))
+      applied.insert(row[0].as<std::string>());
+  if (!creates.empty())
+    for (const auto& row :
+         w.exec_prepared("create", creates.dump(), opts.node_id, lease))
+      applied.insert(row[0].as<std::string>());
   json cps = json::array(), atts = json::array(), evs = json::array(),
        dead = json::array();
   for (auto& [id, i] : write_index) {
     if (!applied.count(id)) {
+      if (reqs[i].write.create) {
+        out[i].code = static_cast<std::uint8_t>(errc::job_exists);
+        out[i].message = "job " + id + " exists already";
+        continue;
+      }
       // Fenced out: a newer run owns the job; nothing of this write lands.
       out[i].code = static_cast<std::uint8_t>(errc::stale_epoch);
       out[i].message = "job " + id + " is owned by a newer run";

@@ -72,6 +72,35 @@ where j.job_id = w.job_id and j.epoch = w.epoch
 returning j.job_id
 )SQL";
 
+// Creates jobs that ran before their claim (job_deps::speculate) with their
+// outcome: one row written once instead of a claim and an update per stage.
+// A job that exists already is left alone (not returned): its writer claims
+// it instead.
+inline const char* const sql_create = R"SQL(
+with w as (
+  select * from jsonb_to_recordset($1::jsonb) as r(job_id text, pipeline text,
+    tenant text, correlation_id text, priority int, payload text, state text,
+    stage_index int, attempt int, next_ms bigint, last_error text,
+    result text, started_ms bigint))
+insert into jobs as j (job_id, pipeline, tenant, correlation_id, priority,
+  state, stage_index, attempt, epoch, payload, result, last_error,
+  started_at, finished_at, next_attempt_at, lease_owner, lease_until)
+select job_id, pipeline, coalesce(tenant, ''), coalesce(correlation_id, ''),
+  coalesce(priority, 0), state, stage_index, attempt, 1, payload::jsonb,
+  case when coalesce(result, '') <> '' then result::jsonb end,
+  nullif(last_error, ''), to_timestamp(started_ms / 1000.0),
+  case when state in ('succeeded', 'dead_lettered', 'cancelled')
+    then now() end,
+  case when next_ms > 0 then to_timestamp(next_ms / 1000.0) end,
+  case when state in ('succeeded', 'dead_lettered', 'cancelled')
+    then null else $2 end,
+  case when state in ('succeeded', 'dead_lettered', 'cancelled') then null
+    else now() + $3::bigint * interval '1 millisecond' end
+from w
+on conflict (job_id) do nothing
+returning job_id
+)SQL";
+
 inline const char* const sql_insert_checkpoints = R"SQL(
 insert into stage_checkpoints (job_id, stage_index, stage, output, attempts,
   duration_ms, finished_at)

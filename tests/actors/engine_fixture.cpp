@@ -129,6 +129,7 @@ caf::actor engine_test::start_pipeline(pipeline_config pc) {
   deps->node_id = "n1";
   deps->now_ms = [this] { return now_ms(); };
   deps->seed = 42;
+  deps->speculate = speculate;
   supervisor_deps sd;
   sd.job = deps;
   sd.intake = intake;
@@ -144,6 +145,7 @@ void engine_test::submit(const caf::actor& sup, const std::string& job_id,
   spec.job_id = job_id;
   spec.pipeline = "p";
   spec.payload = payload;
+  spec.fresh = fresh;
   caf::anon_send(sup, submit_atom::value, spec, delivery);
 }
 

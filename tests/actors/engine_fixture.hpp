@@ -71,7 +71,8 @@ public:
   /// Builds the pipeline and spawns its supervisor.
   caf::actor start_pipeline(pipeline_config cfg);
 
-  /// Submits a job with payload `payload` to `sup` as delivery `delivery`.
+  /// Submits a job with payload `payload` to `sup` as delivery `delivery`
+  /// (a first delivery of a new job if `fresh` is set).
   void submit(const caf::actor& sup, const std::string& job_id,
               std::uint64_t delivery = 0,
               const std::string& payload = R"({"n":1})");
@@ -99,6 +100,10 @@ public:
   caf::actor event_sink;
   caf::actor intake;
   std::vector<caf::actor> supervisors;
+  /// Given to job actors by start_pipeline (job_deps::speculate).
+  duration_ms speculate{0};
+  /// Submitted jobs are first deliveries of new jobs (job_spec::fresh).
+  bool fresh = false;
 };
 
 } // namespace troupe::test

@@ -49,6 +49,14 @@ caf::actor spawn_memory_store(caf::actor_system& sys,
             return make_error(errc::unavailable, "store is down (injected)");
           }
           auto i = db->jobs.find(w.job_id);
+          if (w.create) {
+            if (i != db->jobs.end())
+              return make_error(errc::job_exists, w.job_id);
+            i = db->jobs.emplace(w.job_id, job_row{}).first;
+            i->second.spec = w.spec;
+            i->second.epoch = w.epoch = 1;
+            ++db->creates;
+          }
           if (i == db->jobs.end())
             return make_error(errc::unknown_job, w.job_id);
           auto& row = i->second;

@@ -37,6 +37,8 @@ struct memory_db {
   /// The next N writes fail with errc::unavailable (store down).
   int fail_next_writes = 0;
   int writes = 0;
+  /// Jobs created by a write (speculation) rather than by a claim.
+  int creates = 0;
 
   /// Replays a job from `from_stage`: a new life, later checkpoints dropped,
   /// the history of the earlier life kept.

@@ -1,0 +1,167 @@
+// Deterministic tests of speculation (job_deps::speculate): fresh jobs run
+// before their claim and are written in one commit when they finish in time.
+#include "engine_fixture.hpp"
+
+using namespace troupe;
+using namespace troupe::test;
+using std::chrono::milliseconds;
+
+namespace {
+
+pipeline_config pipeline_of(std::vector<stage_config> stages) {
+  pipeline_config pc;
+  pc.name = "p";
+  pc.stages = std::move(stages);
+  return pc;
+}
+
+class speculation_test : public engine_test {
+public:
+  speculation_test() {
+    speculate = milliseconds{20};
+    fresh = true;
+  }
+
+  std::vector<std::string> persisted_types(const std::string& job_id) {
+    std::vector<std::string> out;
+    for (auto& ev : db->jobs.at(job_id).events)
+      out.push_back(ev.type);
+    return out;
+  }
+};
+
+} // namespace
+
+TEST_F(speculation_test, AJobFinishingInsideTheWindowIsWrittenInOneCommit) {
+  auto sup = start_pipeline(pipeline_of({probe("a"), probe("b"), probe("c")}));
+  submit(sup, "j1");
+  run_to_quiescence();
+  auto& row = db->jobs.at("j1");
+  EXPECT_EQ(row.state, job_state::succeeded);
+  EXPECT_EQ(row.claims, 0);
+  EXPECT_EQ(db->creates, 1);
+  EXPECT_EQ(db->writes, 1);
+  EXPECT_EQ(row.epoch, 1);
+  EXPECT_EQ(row.checkpoints.size(), 3u);
+  ASSERT_EQ(row.attempts.size(), 3u);
+  for (auto& a : row.attempts)
+    EXPECT_TRUE(a.ok);
+  EXPECT_EQ(row.spec.payload, R"({"n":1})");
+  EXPECT_EQ(persisted_types("j1"),
+            (std::vector<std::string>{"job.started", "job.succeeded"}));
+  // Published after the commit, in the order they happened.
+  EXPECT_EQ(event_types("j1"),
+            (std::vector<std::string>{"job.started", "stage.started",
+                                      "stage.succeeded", "stage.started",
+                                      "stage.succeeded", "stage.started",
+                                      "stage.succeeded", "job.succeeded"}));
+  ASSERT_EQ(finished->size(), 1u);
+  EXPECT_EQ(finished->at(0).result.state, job_state::succeeded);
+}
+
+TEST_F(speculation_test, NothingIsPublishedBeforeTheCommit) {
+  auto sup = start_pipeline(pipeline_of({probe("a"), probe("b")}));
+  db->fail_next_writes = 1; // the one commit has to wait for the store
+  submit(sup, "j1");
+  run_messages();
+  EXPECT_TRUE(event_types("j1").empty());
+  run_to_quiescence();
+  EXPECT_EQ(db->jobs.at("j1").state, job_state::succeeded);
+  EXPECT_EQ(event_types("j1").size(), 6u);
+}
+
+TEST_F(speculation_test, AJobStillRunningWhenTheWindowEndsClaimsAndGoesOn) {
+  auto sup = start_pipeline(
+      pipeline_of({probe("a"), probe("b", {{"duration_ms", 50}}), probe("c")}));
+  submit(sup, "j1");
+  run_to_quiescence();
+  auto& row = db->jobs.at("j1");
+  EXPECT_EQ(row.state, job_state::succeeded);
+  EXPECT_EQ(row.claims, 1);
+  EXPECT_EQ(db->creates, 0);
+  // What ran before the claim (a), then b's checkpoint, then c's terminal.
+  EXPECT_EQ(db->writes, 3);
+  EXPECT_EQ(row.checkpoints.size(), 3u);
+  EXPECT_EQ(row.attempts.size(), 3u);
+  EXPECT_EQ(probes->count("j1", "a"), 1);
+  EXPECT_EQ(probes->count("j1", "b"), 1);
+  EXPECT_EQ(event_types("j1"),
+            (std::vector<std::string>{"job.started", "stage.started",
+                                      "stage.succeeded", "stage.started",
+                                      "stage.succeeded", "stage.started",
+                                      "stage.succeeded", "job.succeeded"}));
+  EXPECT_EQ(persisted_types("j1"),
+            (std::vector<std::string>{"job.started", "job.succeeded"}));
+}
+
+TEST_F(speculation_test, AFailureInsideTheWindowClaimsThenRetriesAsUsual) {
+  auto sup = start_pipeline(
+      pipeline_of({probe("a"), probe("b", {{"fail_first", 1}}, 3)}));
+  auto t0 = now_ms();
+  submit(sup, "j1");
+  run_messages();
+  auto& row = db->jobs.at("j1");
+  EXPECT_EQ(row.claims, 1);
+  EXPECT_EQ(row.state, job_state::retrying);
+  EXPECT_EQ(row.next_attempt_at_ms, t0 + 100);
+  run_to_quiescence();
+  EXPECT_EQ(row.state, job_state::succeeded);
+  ASSERT_EQ(row.attempts.size(), 3u);
+  EXPECT_TRUE(row.attempts[0].ok);
+  EXPECT_FALSE(row.attempts[1].ok);
+  EXPECT_TRUE(row.attempts[2].ok);
+  EXPECT_EQ(probes->count("j1", "a"), 1);
+  EXPECT_EQ(event_types("j1"),
+            (std::vector<std::string>{
+                "job.started", "stage.started", "stage.succeeded",
+                "stage.started", "stage.failed", "job.retrying",
+                "stage.started", "stage.succeeded", "job.succeeded"}));
+}
+
+TEST_F(speculation_test, AJobThatExistsIsClaimedAndTheStoreDecides) {
+  // Re-submitted after the duplicate window: the job finished long ago.
+  auto& old = db->jobs["j1"];
+  old.spec.job_id = "j1";
+  old.state = job_state::succeeded;
+  old.epoch = 3;
+  auto sup = start_pipeline(pipeline_of({probe("a")}));
+  submit(sup, "j1");
+  run_to_quiescence();
+  auto& row = db->jobs.at("j1");
+  EXPECT_EQ(row.state, job_state::succeeded);
+  EXPECT_EQ(row.epoch, 3);
+  EXPECT_EQ(row.claims, 1);
+  EXPECT_TRUE(row.attempts.empty());
+  // What ran here was dropped unannounced.
+  EXPECT_TRUE(event_types("j1").empty());
+  ASSERT_EQ(finished->size(), 1u);
+  EXPECT_TRUE(finished->at(0).result.already_terminal);
+}
+
+TEST_F(speculation_test, ACancelInsideTheWindowEndsCancelled) {
+  auto sup = start_pipeline(
+      pipeline_of({probe("a"), probe("b", {{"duration_ms", 10}})}));
+  submit(sup, "j1");
+  run_messages(); // a done, b running, nothing claimed yet
+  EXPECT_EQ(db->jobs.count("j1"), 0u);
+  caf::anon_send(sup, cancel_atom::value, std::string{"j1"});
+  run_to_quiescence();
+  auto& row = db->jobs.at("j1");
+  EXPECT_EQ(row.state, job_state::cancelled);
+  EXPECT_EQ(row.claims, 1);
+  // a's checkpoint, made before the claim, was kept.
+  EXPECT_EQ(row.checkpoints.size(), 1u);
+  EXPECT_EQ(probes->count("j1", "b"), 1);
+  EXPECT_EQ(persisted_types("j1"),
+            (std::vector<std::string>{"job.started", "job.cancelled"}));
+}
+
+TEST_F(speculation_test, ZeroWindowClaimsFirst) {
+  speculate = milliseconds{0};
+  auto sup = start_pipeline(pipeline_of({probe("a"), probe("b")}));
+  submit(sup, "j1");
+  run_to_quiescence();
+  EXPECT_EQ(db->jobs.at("j1").claims, 1);
+  EXPECT_EQ(db->creates, 0);
+  EXPECT_EQ(db->writes, 2);
+}
