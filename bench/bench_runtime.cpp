@@ -486,14 +486,18 @@ stages = [ { name = "cat", kind = "exec", command = ["/bin/cat"] } ]
   }
 
   /// Publishes `count` jobs to a paused pipeline, unpauses it and returns
-  /// jobs per second from the unpause to the last terminal state.
-  double drain_pipeline(const std::string& pipeline, int count, int run) {
+  /// jobs per second from the unpause to the last terminal state. If
+  /// `cpu_us` is given, it receives the node's CPU time per job (user +
+  /// system, microseconds): steadier than wall time on a shared machine.
+  double drain_pipeline(const std::string& pipeline, int count, int run,
+                        double* cpu_us = nullptr) {
     auto since = wall_ms(); // same machine: the database clock agrees
     publish_all(async_js_, "troupe.jobs." + pipeline,
                 pipeline + "-" + std::to_string(run) + "-" +
                     std::to_string(nodes_started_) + "-",
                 count);
     auto t0 = clock_type::now();
+    auto c0 = node_cpu_seconds();
     control("unpause", pipeline);
     auto end = t0 + 600s;
     while (terminal(pipeline, since) < count) {
@@ -502,6 +506,8 @@ stages = [ { name = "cat", kind = "exec", command = ["/bin/cat"] } ]
       std::this_thread::sleep_for(20ms);
     }
     auto secs = seconds_since(t0);
+    if (cpu_us)
+      *cpu_us = (node_cpu_seconds() - c0) * 1e6 / count;
     control("pause", pipeline);
     return count / secs;
   }
@@ -515,26 +521,39 @@ stages = [ { name = "cat", kind = "exec", command = ["/bin/cat"] } ]
               ""};
     figure off{"metrics", "same, node.metrics = false", "jobs/s", {}, ""};
     figure rss{"throughput", "node RSS after the run", "MiB", {}, ""};
+    figure cpu_on{"throughput", "node CPU per job", "µs", {}, ""};
+    figure cpu_off{
+        "metrics", "node CPU per job, node.metrics = false", "µs", {}, ""};
     for (int r = 0; r < o_.runs; ++r) {
+      double cpu = 0;
       start_node(true);
-      on.samples.push_back(drain_pipeline("tput", count, r));
+      on.samples.push_back(drain_pipeline("tput", count, r, &cpu));
+      cpu_on.samples.push_back(cpu);
       rss.samples.push_back(node_rss_kib() / 1024.0);
       rss.note = store_profile();
       if (with_metrics_off) {
         start_node(false);
-        off.samples.push_back(drain_pipeline("tput", count, r));
+        off.samples.push_back(drain_pipeline("tput", count, r, &cpu));
+        cpu_off.samples.push_back(cpu);
       }
     }
     if (js_ceiling_ > 0)
       on.note = "ratio to the JetStream ceiling: " +
                 fmt(on.median() / js_ceiling_, 2);
     out_.push_back(on);
+    out_.push_back(cpu_on);
     out_.push_back(rss);
     if (with_metrics_off) {
       off.note = "metrics cost: " +
                  fmt((off.median() - on.median()) / off.median() * 100, 1) +
                  " % of throughput";
       out_.push_back(off);
+      cpu_off.note =
+          "metrics cost: " +
+          fmt((cpu_on.median() - cpu_off.median()) / cpu_off.median() * 100,
+              1) +
+          " % of node CPU per job";
+      out_.push_back(cpu_off);
     }
   }
 
