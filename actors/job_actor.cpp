@@ -62,9 +62,6 @@ struct job_actor_state {
   std::vector<job_event> held_events;
   /// Outcomes that arrived while that claim was under way, handled after it.
   std::vector<std::function<void()>> after_claim;
-  /// Waiting for a long retry with payload and outputs dropped; the next
-  /// attempt re-claims the job to load them again from the store.
-  bool hibernating = false;
   bool cancel_requested = false;
   /// When the current retry wait began (wall clock), for `tree`.
   std::int64_t waiting_since_ms = 0;
@@ -324,23 +321,38 @@ void on_failure(self_ptr self, std::string code, std::string message,
     w.next_attempt_at_ms = now_ms(self) + delay.count();
     w.last_error = code + ": " + message;
     w.attempts.push_back(std::move(rec));
+    bool long_wait = delay >= st.deps->park_after;
+    auto due = self->clock().now() + delay;
     // The timer starts now, not after the commit, so that the delay between
     // attempts is exactly the policy's; the write is ordered before the next
-    // attempt's writes anyway.
-    self->delayed_send(self, delay, retry_atom::value, st.seq);
+    // attempt's writes anyway. A long wait parks instead (below); a pending
+    // timer would keep the quit actor in memory until it fired.
+    if (!long_wait)
+      self->delayed_send(self, delay, retry_atom::value, st.seq);
     st.waiting_since_ms = now_ms(self);
     self->send(st.parent, waiting_atom::value, st.spec.job_id, true);
-    bool long_wait = delay >= st.deps->hibernate_after;
+    auto seq = st.seq;
     commit(self, std::move(w), {std::move(failed), std::move(retrying)},
-           [self, long_wait] {
+           [self, long_wait, due, seq] {
              auto& st = self->state;
-             if (!long_wait || st.finishing || st.running)
+             if (!long_wait || seq != st.seq)
                return;
-             // A parked job keeps only what identifies it; the store has
-             // the rest. This keeps 100,000 waiting jobs cheap.
-             st.hibernating = true;
-             std::string{}.swap(st.spec.payload);
-             std::vector<std::string>{}.swap(st.outputs);
+             auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                 due - self->clock().now());
+             if (st.finishing || st.running || st.cancel_requested ||
+                 !st.writes.empty()) {
+               self->delayed_send(self, std::max(left, duration_ms{0}),
+                                  retry_atom::value, st.seq);
+               return;
+             }
+             // The store has everything: the supervisor keeps the delivery
+             // and a timer, this actor goes. 100,000 waiting jobs stay cheap.
+             job_result res;
+             res.park_ms = std::max<std::int64_t>(1, left.count());
+             res.failed_stage = st.stage;
+             res.attempt = st.attempt;
+             res.life = st.life;
+             report(self, std::move(res));
            });
     return;
   }
@@ -499,8 +511,10 @@ void on_claimed(self_ptr self, job_snapshot& snap) {
                           : std::move(st.spec.invalid_code);
   if (!snap.spec.job_id.empty()) {
     auto submitted = st.spec.submitted_at_ms; // the delivery knows it
+    auto resumed = st.spec.resumed;
     st.spec = std::move(snap.spec);
     st.spec.submitted_at_ms = submitted;
+    st.spec.resumed = resumed;
   }
   if (!invalid_reason.empty()) {
     // Undecodable input: recorded and dead-lettered without running a stage.
@@ -532,9 +546,8 @@ void on_claimed(self_ptr self, job_snapshot& snap) {
     finish_cancelled(self);
     return;
   }
-  if (!st.hibernating)
+  if (!st.spec.resumed)
     publish_now(self, make_event(self, "job.started"));
-  st.hibernating = false;
   if (st.stage == static_cast<std::int32_t>(n)) {
     // Every stage has a checkpoint: the previous run died between the last
     // checkpoint and the terminal write.
@@ -697,9 +710,6 @@ job_brief brief(self_ptr self) {
   else if (st.running) {
     b.state = "running";
     b.for_ms = now - st.attempt_started_ms;
-  } else if (st.hibernating) {
-    b.state = "hibernating";
-    b.for_ms = now - st.waiting_since_ms;
   } else if (st.waiting_since_ms > 0) {
     b.state = "retrying";
     b.for_ms = now - st.waiting_since_ms;
@@ -758,13 +768,7 @@ caf::behavior job_actor(self_ptr self, job_spec spec,
         auto& st = self->state;
         if (seq != st.seq || st.finishing || st.running)
           return;
-        if (!st.hibernating) {
-          run_stage(self);
-          return;
-        }
-        // Wake up: load payload and checkpoints again by re-claiming. Until
-        // the claim answers, a cancel waits (writes need the new epoch).
-        claim(self);
+        run_stage(self);
       },
       [self](timeout_atom, std::int64_t seq) {
         auto& st = self->state;

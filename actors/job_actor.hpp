@@ -59,9 +59,11 @@ struct job_deps {
   std::uint64_t seed = 0;
   /// Delay before re-sending a write the store could not commit.
   duration_ms rewrite_delay{500};
-  /// Retry waits at least this long drop the payload and stage outputs from
-  /// memory and re-claim the job when they end.
-  duration_ms hibernate_after{1000};
+  /// Retry waits at least this long park the job: once the `retrying`
+  /// state is committed the actor reports job_result::park_ms and quits;
+  /// its supervisor starts a new one (which claims the job) when the wait
+  /// ends. A waiting job then costs a few hundred bytes, not an actor.
+  duration_ms park_after{1000};
   /// A fresh delivery (job_spec::fresh) runs at once and claims the job
   /// only if it is still running after this long or a stage fails; a job
   /// that succeeds within it is written in one commit (created, every

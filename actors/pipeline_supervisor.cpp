@@ -11,6 +11,8 @@
 #include "messages/stats.hpp"
 
 #include <chrono>
+#include <functional>
+#include <memory_resource>
 #include <vector>
 
 namespace troupe {
@@ -29,12 +31,51 @@ struct job_entry {
   bool gated = false;
 };
 
+using clock_type = caf::actor_clock::clock_type;
+
+/// A job waiting for a long retry with no actor (job_result::park_ms): what
+/// it takes to start it again (its new actor claims it and loads payload
+/// and checkpoints from the store). Kept apart from the running jobs, small,
+/// and allocated from the supervisor's own pool: 100,000 of them must not
+/// be scattered over the pages their freed actors leave behind.
+struct parked_job {
+  explicit parked_job(std::pmr::memory_resource* mr)
+      : tenant(mr), correlation_id(mr) {}
+  std::pmr::string tenant;
+  std::pmr::string correlation_id;
+  std::int32_t priority = 0;
+  std::int64_t submitted_at_ms = 0;
+  std::uint64_t delivery = 0;
+  int restarts = 0;
+  bool gated = false;
+  /// Tags the timer that wakes it (a retry-now may wake it earlier).
+  std::uint32_t seq = 0;
+  std::int32_t stage = -1;
+  std::int32_t attempt = 0;
+  std::int32_t life = 1;
+  std::int64_t since_ms = 0;
+};
+
+/// When a parked job is due; a min-heap of these drives one timer.
+struct wake_up {
+  clock_type::time_point due;
+  std::uint32_t seq;
+  std::pmr::string job_id;
+  bool operator>(const wake_up& x) const { return due > x.due; }
+};
+
 struct supervisor_state {
   std::shared_ptr<const pipeline_def> pipe;
   supervisor_deps deps;
   std::unordered_map<std::string, job_entry> running;
   std::unordered_map<caf::actor_addr, std::string> by_actor;
   std::deque<job_entry> queued;
+  std::pmr::unsynchronized_pool_resource pool;
+  std::pmr::unordered_map<std::pmr::string, parked_job> parked{&pool};
+  std::pmr::vector<wake_up> wake_ups{&pool};
+  /// The earliest wake-up tick already scheduled (max: none).
+  clock_type::time_point next_tick = clock_type::time_point::max();
+  std::uint32_t next_park_seq = 0;
   pipeline_stats stats;
 
   static inline const char* name = "pipeline_supervisor";
@@ -58,13 +99,96 @@ void start_job(self_ptr self, job_entry entry) {
   st.running[id] = std::move(entry);
 }
 
+/// The job's actor quit to wait for its retry: keep the delivery, drop the
+/// payload (the store has it) and set a timer.
+void park(self_ptr self, const job_result& res) {
+  auto& st = self->state;
+  auto i = st.running.find(res.job_id);
+  if (i == st.running.end())
+    return;
+  auto& e = i->second;
+  self->demonitor(e.actor);
+  st.by_actor.erase(e.actor.address());
+  parked_job p{&st.pool};
+  p.tenant = e.spec.tenant;
+  p.correlation_id = e.spec.correlation_id;
+  p.priority = e.spec.priority;
+  p.submitted_at_ms = e.spec.submitted_at_ms;
+  p.delivery = e.delivery;
+  p.restarts = e.restarts;
+  p.gated = e.gated;
+  p.seq = ++st.next_park_seq;
+  p.stage = res.failed_stage;
+  p.attempt = res.attempt;
+  p.life = res.life;
+  p.since_ms = st.deps.job->now_ms();
+  st.running.erase(i);
+  auto due = self->clock().now() + std::chrono::milliseconds{res.park_ms};
+  st.wake_ups.push_back({due, p.seq, std::pmr::string{res.job_id, &st.pool}});
+  std::push_heap(st.wake_ups.begin(), st.wake_ups.end(), std::greater<>{});
+  st.parked.emplace(std::pmr::string{res.job_id, &st.pool}, std::move(p));
+  if (due < st.next_tick) {
+    st.next_tick = due;
+    self->delayed_send(self, due - self->clock().now(), wake_atom::value);
+  }
+}
+
+/// Starts a parked job again: its new actor claims it and runs the retry.
+void wake(self_ptr self, decltype(supervisor_state::parked)::iterator i,
+          bool cancel = false) {
+  auto& p = i->second;
+  job_entry e;
+  e.spec.job_id = std::string{i->first};
+  e.spec.pipeline = self->state.pipe->config.name;
+  e.spec.tenant = std::string{p.tenant};
+  e.spec.correlation_id = std::string{p.correlation_id};
+  e.spec.priority = p.priority;
+  e.spec.submitted_at_ms = p.submitted_at_ms;
+  e.spec.payload.clear();
+  e.spec.resumed = true;
+  e.delivery = i->second.delivery;
+  e.restarts = i->second.restarts;
+  e.gated = i->second.gated;
+  e.cancel = cancel;
+  self->state.parked.erase(i);
+  start_job(self, std::move(e));
+}
+
+/// Wakes the parked jobs that are due and schedules the next tick.
+void wake_due(self_ptr self) {
+  auto& st = self->state;
+  auto now = self->clock().now();
+  st.next_tick = clock_type::time_point::max();
+  while (!st.wake_ups.empty() && st.wake_ups.front().due <= now) {
+    std::pop_heap(st.wake_ups.begin(), st.wake_ups.end(), std::greater<>{});
+    auto w = std::move(st.wake_ups.back());
+    st.wake_ups.pop_back();
+    // Woken earlier (retry now, cancel) and maybe parked again since: the
+    // sequence number tells.
+    auto i = st.parked.find(w.job_id);
+    if (i != st.parked.end() && i->second.seq == w.seq)
+      wake(self, i);
+  }
+  if (st.wake_ups.empty())
+    std::pmr::vector<wake_up>{&st.pool}.swap(st.wake_ups);
+  else {
+    st.next_tick = st.wake_ups.front().due;
+    self->delayed_send(self, st.next_tick - now, wake_atom::value);
+  }
+}
+
+/// Jobs holding a slot: running (or between attempts) and parked.
+std::size_t in_flight(self_ptr self) {
+  return self->state.running.size() + self->state.parked.size();
+}
+
 void fill_slots(self_ptr self) {
   auto& st = self->state;
   auto cap = static_cast<std::size_t>(st.pipe->config.max_in_flight);
   // In arrival order, skipping jobs whose tenant is at its limit: one busy
   // tenant does not hold up the others.
   for (auto i = st.queued.begin();
-       i != st.queued.end() && st.running.size() < cap;) {
+       i != st.queued.end() && in_flight(self) < cap;) {
     if (st.deps.gate && !st.deps.gate->try_acquire(i->spec.tenant)) {
       ++i;
       continue;
@@ -123,6 +247,24 @@ caf::result<std::vector<job_brief>> describe_tree(self_ptr self,
     b.job_id = e.spec.job_id;
     b.pipeline = st.pipe->config.name;
     b.state = "queued";
+    g->briefs.push_back(std::move(b));
+  }
+  auto now = st.deps.job->now_ms();
+  for (auto& [id, p] : st.parked) {
+    if (static_cast<std::int32_t>(g->briefs.size()) >= limit)
+      break;
+    job_brief b;
+    b.job_id = std::string{id};
+    b.pipeline = st.pipe->config.name;
+    b.state = "hibernating"; // no actor until its retry is due
+    b.stage_index = p.stage;
+    if (p.stage >= 0 &&
+        p.stage < static_cast<std::int32_t>(st.pipe->config.stages.size()))
+      b.stage = st.pipe->config.stages[p.stage].name;
+    b.attempt = p.attempt;
+    b.life = p.life;
+    b.restarts = p.restarts;
+    b.for_ms = now - p.since_ms;
     g->briefs.push_back(std::move(b));
   }
   std::vector<std::pair<caf::actor, int>> asks;
@@ -205,7 +347,8 @@ caf::behavior pipeline_supervisor(self_ptr self,
         job_entry e;
         e.spec = std::move(spec);
         e.delivery = delivery;
-        if (st.running.count(e.spec.job_id)) {
+        if (st.running.count(e.spec.job_id) ||
+            st.parked.count(std::pmr::string{e.spec.job_id, &st.pool})) {
           // Already running here (duplicate delivery): the running actor owns
           // the job; tell the intake the duplicate needs no work.
           job_result res;
@@ -241,14 +384,24 @@ caf::behavior pipeline_supervisor(self_ptr self,
       },
       [self](fill_atom) { fill_slots(self); },
       [self](job_result& res) {
+        if (res.park_ms > 0) {
+          park(self, res);
+          return;
+        }
         auto id = res.job_id;
         finish(self, id, std::move(res));
       },
+      [self](wake_atom) { wake_due(self); },
       [self](cancel_atom, const std::string& job_id) -> caf::result<ok_atom> {
         auto& st = self->state;
         if (auto i = st.running.find(job_id); i != st.running.end()) {
           i->second.cancel = true;
           self->send(i->second.actor, cancel_atom::value);
+          return ok_atom::value;
+        }
+        if (auto i = st.parked.find(std::pmr::string{job_id, &st.pool});
+            i != st.parked.end()) {
+          wake(self, i, true); // its new actor claims and records the cancel
           return ok_atom::value;
         }
         for (auto i = st.queued.begin(); i != st.queued.end(); ++i) {
@@ -268,7 +421,8 @@ caf::behavior pipeline_supervisor(self_ptr self,
       [self](stats_atom) {
         auto& st = self->state;
         auto s = st.stats;
-        s.running = static_cast<std::int64_t>(st.running.size());
+        s.running = static_cast<std::int64_t>(in_flight(self));
+        s.waiting = static_cast<std::int64_t>(st.parked.size());
         for (auto& kv : st.running)
           s.waiting += kv.second.waiting;
         s.queued = static_cast<std::int64_t>(st.queued.size());
@@ -287,6 +441,11 @@ caf::behavior pipeline_supervisor(self_ptr self,
       },
       [self](now_atom, const std::string& job_id) -> caf::result<bool> {
         auto& st = self->state;
+        if (auto p = st.parked.find(std::pmr::string{job_id, &st.pool});
+            p != st.parked.end()) {
+          wake(self, p);
+          return true;
+        }
         auto i = st.running.find(job_id);
         if (i == st.running.end())
           return make_error(errc::unknown_job,
@@ -305,7 +464,7 @@ caf::behavior pipeline_supervisor(self_ptr self,
       },
       [self](credit_atom) {
         auto& st = self->state;
-        auto used = st.running.size() + st.queued.size();
+        auto used = in_flight(self) + st.queued.size();
         auto cap = static_cast<std::size_t>(st.pipe->config.max_in_flight);
         return static_cast<std::int32_t>(used >= cap ? 0 : cap - used);
       },

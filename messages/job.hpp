@@ -60,13 +60,16 @@ struct job_spec {
   /// restart): its job actor may run before it claims the job (see
   /// job_deps::speculate).
   bool fresh = false;
+  /// Started again after a parked retry wait (job_result::park_ms): it
+  /// claims the job to load it and announces no new job.started.
+  bool resumed = false;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, job_spec& x) {
   return f(caf::meta::type_name("job_spec"), x.job_id, x.pipeline, x.tenant,
            x.correlation_id, x.payload, x.priority, x.invalid_reason,
-           x.invalid_code, x.submitted_at_ms, x.fresh);
+           x.invalid_code, x.submitted_at_ms, x.fresh, x.resumed);
 }
 
 /// The record of one stage attempt, successful or not.
@@ -231,7 +234,8 @@ stage_outcome stage_failure(std::string code, std::string message,
 struct job_result {
   std::string job_id;
   job_state state = job_state::succeeded;
-  /// Stage that failed (dead_lettered) or -1.
+  /// Stage that failed (dead_lettered, or parked waiting for its retry) or
+  /// -1.
   std::int32_t failed_stage = -1;
   std::string error;
   /// The job was already terminal when claimed: nothing ran.
@@ -245,13 +249,20 @@ struct job_result {
   /// Not started: hand the delivery back to the broker for this long (its
   /// tenant is at its concurrency limit on this node).
   std::int64_t requeue_ms = 0;
+  /// Not finished: the job waits this long for its next attempt, committed
+  /// as `retrying` in the store. Its actor quits rather than sit idle; the
+  /// supervisor keeps the delivery and starts a new actor when the wait
+  /// ends (`attempt` and `life` describe the wait meanwhile).
+  std::int64_t park_ms = 0;
+  std::int32_t attempt = 0;
+  std::int32_t life = 1;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, job_result& x) {
   return f(caf::meta::type_name("job_result"), x.job_id, x.state,
            x.failed_stage, x.error, x.already_terminal, x.abandoned, x.fenced,
-           x.requeue_ms);
+           x.requeue_ms, x.park_ms, x.attempt, x.life);
 }
 
 } // namespace troupe

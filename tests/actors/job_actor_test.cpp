@@ -378,3 +378,42 @@ TEST_F(engine_test, TreeDescribesRunningWaitingAndQueuedJobs) {
   EXPECT_EQ(briefs[1].stage_actor, 0u);
   run_to_quiescence();
 }
+
+TEST_F(engine_test, AParkedJobHasNoActorUntilItsRetryIsDue) {
+  auto sc = probe("a", {{"fail_first", 1}}, 3);
+  sc.retry.initial = std::chrono::minutes{10};
+  sc.retry.max = std::chrono::minutes{10};
+  auto sup = start_pipeline(pipeline_of({probe("first"), sc}));
+  submit(sup, "j1", 7);
+  run_messages();
+  // The retry wait is committed, then the actor is gone; the supervisor
+  // keeps the delivery and describes the job.
+  EXPECT_EQ(db->jobs.at("j1").state, job_state::retrying);
+  EXPECT_FALSE(job_actor_of(sup, "j1"));
+  auto s = stats(sup);
+  EXPECT_EQ(s.running, 1);
+  EXPECT_EQ(s.waiting, 1);
+  EXPECT_TRUE(finished->empty()); // not acked: still this node's job
+  caf::scoped_actor self{sys};
+  self->send(sup, tree_atom::value, std::int32_t{10});
+  run_messages();
+  std::vector<job_brief> briefs;
+  self->receive([&](std::vector<job_brief>& b) { briefs = std::move(b); },
+                [&](caf::error& e) { FAIL() << to_string(e); });
+  ASSERT_EQ(briefs.size(), 1u);
+  EXPECT_EQ(briefs[0].state, "hibernating");
+  EXPECT_EQ(briefs[0].stage, "a");
+  EXPECT_EQ(briefs[0].attempt, 1);
+  EXPECT_EQ(briefs[0].job_actor, 0u);
+  // Ten minutes later a new actor claims the job and runs attempt 2.
+  auto t0 = now_ms();
+  run_to_quiescence();
+  EXPECT_EQ(db->jobs.at("j1").state, job_state::succeeded);
+  ASSERT_EQ(probes->calls.size(), 3u);
+  EXPECT_EQ(probes->calls[2].at_ms, t0 + 10 * 60 * 1000);
+  EXPECT_EQ(probes->calls[2].attempt, 2);
+  ASSERT_EQ(finished->size(), 1u);
+  EXPECT_EQ(finished->at(0).delivery, 7u);
+  EXPECT_EQ(finished->at(0).result.state, job_state::succeeded);
+  EXPECT_EQ(stats(sup).waiting, 0);
+}
