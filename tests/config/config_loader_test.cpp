@@ -497,3 +497,40 @@ stages = [ { name = "a", kind = "noop" } ]
       std::string::npos)
       << bad.problems[0].to_string();
 }
+
+TEST(ConfigLoader, SpeculationWindowsAreReadAndCapped) {
+  auto r = parse(R"(
+[node]
+id = "n1"
+speculate = "50ms"
+[pipelines.careful]
+speculate = "0s"
+stages = [ { name = "a", kind = "noop" } ]
+[pipelines.usual]
+stages = [ { name = "a", kind = "noop" } ]
+)");
+  for (auto& p : r.problems)
+    ADD_FAILURE() << p.to_string();
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r.config->node.speculate, milliseconds{50});
+  EXPECT_EQ(r.config->pipelines.at("careful").speculate, milliseconds{0});
+  EXPECT_FALSE(r.config->pipelines.at("usual").speculate.has_value());
+  EXPECT_EQ(troupe::troupe_config{}.node.speculate, milliseconds{20});
+  auto bad = parse(R"(
+[node]
+id = "n1"
+speculate = "5s"
+[pipelines.p]
+speculate = "2s"
+stages = [ { name = "a", kind = "noop" } ]
+)");
+  ASSERT_EQ(bad.problems.size(), 2u);
+  EXPECT_NE(
+      bad.problems[0].to_string().find("node.speculate: must be at most 1s"),
+      std::string::npos)
+      << bad.problems[0].to_string();
+  EXPECT_NE(bad.problems[1].to_string().find(
+                "pipelines.p.speculate: must be at most 1s"),
+            std::string::npos)
+      << bad.problems[1].to_string();
+}
