@@ -3,13 +3,13 @@
 #include <vector>
 
 #include <caf/all.hpp>
-#include <nlohmann/json.hpp>
 
 #include "actors/atoms.hpp"
 #include "actors/backoff.hpp"
 #include "actors/stage_actor.hpp"
 #include "config/config_loader.hpp"
 #include "messages/errc.hpp"
+#include "messages/json_text.hpp"
 #include "messages/stats.hpp"
 
 namespace troupe {
@@ -234,23 +234,22 @@ void pump_writes(self_ptr self) {
 
 std::string build_input(self_ptr self, const stage_config& sc) {
   auto& st = self->state;
-  using nlohmann::json;
   // Built as text: the payload and earlier outputs are already valid JSON,
   // so they are spliced in rather than parsed and re-serialised.
   std::string in = "{\"job_id\":";
-  in += json(st.spec.job_id).dump();
+  in += json_string(st.spec.job_id);
   in += ",\"pipeline\":";
-  in += json(st.spec.pipeline).dump();
+  in += json_string(st.spec.pipeline);
   in += ",\"stage\":";
-  in += json(sc.name).dump();
+  in += json_string(sc.name);
   in += ",\"stage_index\":" + std::to_string(st.stage);
   in += ",\"attempt\":" + std::to_string(st.attempt);
   in += ",\"idempotency_key\":";
-  in += json(st.spec.job_id + ":" + sc.name).dump();
+  in += json_string(st.spec.job_id + ":" + sc.name);
   if (!st.spec.tenant.empty())
-    in += ",\"tenant\":" + json(st.spec.tenant).dump();
+    in += ",\"tenant\":" + json_string(st.spec.tenant);
   if (!st.spec.correlation_id.empty())
-    in += ",\"correlation_id\":" + json(st.spec.correlation_id).dump();
+    in += ",\"correlation_id\":" + json_string(st.spec.correlation_id);
   in += ",\"payload\":";
   in += st.spec.payload.empty() ? "null" : st.spec.payload;
   in += ",\"previous\":{";
@@ -261,7 +260,7 @@ std::string build_input(self_ptr self, const stage_config& sc) {
     if (!first)
       in += ',';
     first = false;
-    in += json(st.pipe->config.stages[i].name).dump();
+    in += json_string(st.pipe->config.stages[i].name);
     in += ':';
     in += st.outputs[i];
   }

@@ -1,4 +1,5 @@
 #include "messages/json_codec.hpp"
+#include "messages/json_text.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -151,30 +152,39 @@ std::string encode_submit_error(std::string_view code,
 }
 
 std::string encode_event(const job_event& ev) {
-  json j{{"type", ev.type},
-         {"job_id", ev.job_id},
-         {"pipeline", ev.pipeline},
-         {"node", ev.node},
-         {"time_ms", ev.time_ms}};
-  if (ev.stage_index >= 0) {
-    j["stage"] = ev.stage;
-    j["stage_index"] = ev.stage_index;
-  }
+  // Written directly (this runs for every event of every job); keys in
+  // sorted order, as nlohmann's std::map-backed objects print them.
+  std::string out;
+  out.reserve(256);
+  json_object_writer w{out};
   if (ev.attempt > 0)
-    j["attempt"] = ev.attempt;
-  if (!ev.error.empty() || !ev.error_code.empty())
-    j["error"] = {{"code", ev.error_code}, {"message", ev.error}};
-  if (ev.next_retry_ms >= 0)
-    j["next_retry_ms"] = ev.next_retry_ms;
-  if (ev.duration_ms >= 0)
-    j["duration_ms"] = ev.duration_ms;
-  if (ev.latency_ms >= 0)
-    j["latency_ms"] = ev.latency_ms;
+    w.num("attempt", ev.attempt);
   if (!ev.correlation_id.empty())
-    j["correlation_id"] = ev.correlation_id;
+    w.str("correlation_id", ev.correlation_id);
+  if (ev.duration_ms >= 0)
+    w.num("duration_ms", ev.duration_ms);
+  if (!ev.error.empty() || !ev.error_code.empty()) {
+    auto e = w.object("error");
+    e.str("code", ev.error_code).str("message", ev.error);
+    e.close();
+  }
+  w.str("job_id", ev.job_id);
+  if (ev.latency_ms >= 0)
+    w.num("latency_ms", ev.latency_ms);
+  if (ev.next_retry_ms >= 0)
+    w.num("next_retry_ms", ev.next_retry_ms);
+  w.str("node", ev.node);
+  w.str("pipeline", ev.pipeline);
+  if (ev.stage_index >= 0) {
+    w.str("stage", ev.stage);
+    w.num("stage_index", ev.stage_index);
+  }
   if (!ev.tenant.empty())
-    j["tenant"] = ev.tenant;
-  return j.dump();
+    w.str("tenant", ev.tenant);
+  w.num("time_ms", ev.time_ms);
+  w.str("type", ev.type);
+  w.close();
+  return out;
 }
 
 caf::expected<job_event> decode_event(std::string_view text) {

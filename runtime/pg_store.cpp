@@ -21,6 +21,7 @@
 #include "actors/atoms.hpp"
 #include "messages/errc.hpp"
 #include "messages/json_codec.hpp"
+#include "messages/json_text.hpp"
 #include "runtime/nats_client.hpp"
 
 namespace troupe {
@@ -160,23 +161,27 @@ void run_batch(pqxx::work& w, const std::vector<store_request>& reqs,
   w.exec("set local enable_seqscan = off");
   w.exec("set local enable_hashjoin = off");
   // -- claims -----------------------------------------------------------------
-  json claims = json::array();
+  // Record sets are written as JSON text directly (json_text.hpp): building
+  // nlohmann trees for them was a large share of the node's CPU per job.
+  json_array_writer claims;
   std::unordered_map<std::string, std::size_t> claim_index;
   for (std::size_t i = 0; i < reqs.size(); ++i) {
     if (!reqs[i].is_claim)
       continue;
     const auto& s = reqs[i].spec;
-    claims.push_back({{"job_id", s.job_id},
-                      {"pipeline", s.pipeline},
-                      {"tenant", s.tenant},
-                      {"correlation_id", s.correlation_id},
-                      {"priority", s.priority},
-                      {"payload", s.payload.empty() ? "null" : s.payload}});
+    auto o = claims.object();
+    o.str("job_id", s.job_id)
+        .str("pipeline", s.pipeline)
+        .str("tenant", s.tenant)
+        .str("correlation_id", s.correlation_id)
+        .num("priority", s.priority)
+        .str("payload", s.payload.empty() ? "null" : s.payload);
+    o.close();
     claim_index[s.job_id] = i;
   }
   if (!claims.empty()) {
     std::set<std::string> taken;
-    auto rows = w.exec_prepared("claim", claims.dump(), opts.node_id, lease);
+    auto rows = w.exec_prepared("claim", claims.done(), opts.node_id, lease);
     json existing = json::array();
     for (const auto& row : rows) {
       auto id = row[0].as<std::string>();
@@ -246,7 +251,7 @@ void run_batch(pqxx::work& w, const std::vector<store_request>& reqs,
     }
   }
   // -- writes -----------------------------------------------------------------
-  json updates = json::array(), creates = json::array();
+  json_array_writer updates, creates;
   std::unordered_map<std::string, std::size_t> write_index;
   for (std::size_t i = 0; i < reqs.size(); ++i) {
     if (reqs[i].is_claim)
@@ -255,42 +260,45 @@ void run_batch(pqxx::work& w, const std::vector<store_request>& reqs,
     write_index[x.job_id] = i;
     if (x.create) {
       const auto& s = x.spec;
-      creates.push_back({{"job_id", x.job_id},
-                         {"pipeline", x.pipeline},
-                         {"tenant", s.tenant},
-                         {"correlation_id", s.correlation_id},
-                         {"priority", s.priority},
-                         {"payload", s.payload.empty() ? "null" : s.payload},
-                         {"state", to_string(x.state)},
-                         {"stage_index", x.stage_index},
-                         {"attempt", x.attempt},
-                         {"next_ms", x.next_attempt_at_ms},
-                         {"last_error", x.last_error},
-                         {"result", x.result},
-                         {"started_ms", x.started_at_ms}});
+      auto o = creates.object();
+      o.str("job_id", x.job_id)
+          .str("pipeline", x.pipeline)
+          .str("tenant", s.tenant)
+          .str("correlation_id", s.correlation_id)
+          .num("priority", s.priority)
+          .str("payload", s.payload.empty() ? "null" : s.payload)
+          .str("state", to_string(x.state))
+          .num("stage_index", x.stage_index)
+          .num("attempt", x.attempt)
+          .num("next_ms", x.next_attempt_at_ms)
+          .str("last_error", x.last_error)
+          .str("result", x.result)
+          .num("started_ms", x.started_at_ms);
+      o.close();
       continue;
     }
-    updates.push_back({{"job_id", x.job_id},
-                       {"epoch", x.epoch},
-                       {"state", to_string(x.state)},
-                       {"stage_index", x.stage_index},
-                       {"attempt", x.attempt},
-                       {"next_ms", x.next_attempt_at_ms},
-                       {"last_error", x.last_error},
-                       {"result", x.result}});
+    auto o = updates.object();
+    o.str("job_id", x.job_id)
+        .num("epoch", x.epoch)
+        .str("state", to_string(x.state))
+        .num("stage_index", x.stage_index)
+        .num("attempt", x.attempt)
+        .num("next_ms", x.next_attempt_at_ms)
+        .str("last_error", x.last_error)
+        .str("result", x.result);
+    o.close();
   }
   if (write_index.empty())
     return;
   std::set<std::string> applied;
   if (!updates.empty())
-    for (const auto& row : w.exec_prepared("update", updates.dump(), lease))
+    for (const auto& row : w.exec_prepared("update", updates.done(), lease))
       applied.insert(row[0].as<std::string>());
   if (!creates.empty())
     for (const auto& row :
-         w.exec_prepared("create", creates.dump(), opts.node_id, lease))
+         w.exec_prepared("create", creates.done(), opts.node_id, lease))
       applied.insert(row[0].as<std::string>());
-  json cps = json::array(), atts = json::array(), evs = json::array(),
-       dead = json::array();
+  json_array_writer cps, atts, evs, dead;
   std::vector<const job_write*> created;
   for (auto& [id, i] : write_index) {
     if (!applied.count(id)) {
@@ -306,50 +314,59 @@ void run_batch(pqxx::work& w, const std::vector<store_request>& reqs,
     }
     const auto& x = reqs[i].write;
     if (x.state == job_state::dead_lettered)
-      dead.push_back(id);
+      dead.str(id);
     if (x.create) {
       created.push_back(&x);
       continue;
     }
-    for (const auto& cp : x.checkpoints)
-      cps.push_back({{"job_id", id},
-                     {"stage_index", cp.stage_index},
-                     {"stage", cp.stage},
-                     {"output", cp.output},
-                     {"attempts", cp.attempts},
-                     {"duration_ms", cp.duration_ms},
-                     {"finished_ms", cp.finished_at_ms}});
-    for (const auto& a : x.attempts)
-      atts.push_back({{"job_id", id},
-                      {"life", a.life},
-                      {"stage_index", a.stage_index},
-                      {"attempt", a.attempt},
-                      {"stage", a.stage},
-                      {"node", a.node},
-                      {"ok", a.ok},
-                      {"error_code", a.error_code},
-                      {"error_message", a.error_message},
-                      {"started_ms", a.started_at_ms},
-                      {"duration_ms", a.duration_ms}});
-    for (const auto& ev : x.events)
-      evs.push_back({{"job_id", id},
-                     {"type", ev.type},
-                     {"time_ms", ev.time_ms},
-                     {"node", ev.node},
-                     {"stage", ev.stage},
-                     {"attempt", ev.attempt},
-                     {"body", encode_event(ev)}});
+    for (const auto& cp : x.checkpoints) {
+      auto o = cps.object();
+      o.str("job_id", id)
+          .num("stage_index", cp.stage_index)
+          .str("stage", cp.stage)
+          .str("output", cp.output)
+          .num("attempts", cp.attempts)
+          .num("duration_ms", cp.duration_ms)
+          .num("finished_ms", cp.finished_at_ms);
+      o.close();
+    }
+    for (const auto& a : x.attempts) {
+      auto o = atts.object();
+      o.str("job_id", id)
+          .num("life", a.life)
+          .num("stage_index", a.stage_index)
+          .num("attempt", a.attempt)
+          .str("stage", a.stage)
+          .str("node", a.node)
+          .boolean("ok", a.ok)
+          .str("error_code", a.error_code)
+          .str("error_message", a.error_message)
+          .num("started_ms", a.started_at_ms)
+          .num("duration_ms", a.duration_ms);
+      o.close();
+    }
+    for (const auto& ev : x.events) {
+      auto o = evs.object();
+      o.str("job_id", id)
+          .str("type", ev.type)
+          .num("time_ms", ev.time_ms)
+          .str("node", ev.node)
+          .str("stage", ev.stage)
+          .num("attempt", ev.attempt)
+          .str("body", encode_event(ev));
+      o.close();
+    }
   }
   if (!created.empty())
     copy_children(w, created);
   if (!cps.empty())
-    w.exec_prepared("insert_checkpoints", cps.dump());
+    w.exec_prepared("insert_checkpoints", cps.done());
   if (!atts.empty())
-    w.exec_prepared("insert_attempts", atts.dump());
+    w.exec_prepared("insert_attempts", atts.done());
   if (!evs.empty())
-    w.exec_prepared("insert_events", evs.dump());
+    w.exec_prepared("insert_events", evs.done());
   if (!dead.empty())
-    w.exec_prepared("dead_letters", dead.dump());
+    w.exec_prepared("dead_letters", dead.done());
 }
 
 struct shared_state {
