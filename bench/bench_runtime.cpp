@@ -577,6 +577,15 @@ stages = [ { name = "cat", kind = "exec", command = ["/bin/cat"] } ]
     figure p99{"latency", label + ": p99", "ms", {}, ""};
     figure p999{"latency", label + ": p99.9", "ms", {}, ""};
     figure queue{"latency", label + ": submit→job.started p50", "ms", {}, ""};
+    // Where the time goes: the API round trip (request → JetStream publish
+    // with ack → reply) and, from the terminal event, publication → terminal
+    // state on the node (fetch, run, commit; ms resolution).
+    figure api{"latency", label + ": submit→API reply p50", "ms", {}, ""};
+    figure node{"latency",
+                label + ": publication→terminal on the node p50",
+                "ms",
+                {},
+                "from the event's latency_ms (1 ms resolution)"};
     start_node(true);
     control("unpause", pipeline);
     for (int r = 0; r < o_.runs; ++r) {
@@ -587,6 +596,7 @@ stages = [ { name = "cat", kind = "exec", command = ["/bin/cat"] } ]
         fail(describe(err));
       std::this_thread::sleep_for(200ms);
       int total = rate * secs;
+      std::vector<double> replies;
       auto t0 = clock_type::now();
       for (int i = 0; i < total; ++i) {
         auto due = t0 + std::chrono::microseconds{1000000LL * i / rate};
@@ -598,16 +608,23 @@ stages = [ { name = "cat", kind = "exec", command = ["/bin/cat"] } ]
                          {"key", key},
                          {"payload", json::parse(job_body(i))["payload"]}}
                         .dump();
+        auto sent = clock_type::now();
         auto rep = client_->request("troupe.api.v1.submit", body, 5000);
         if (!rep)
           fail("submit failed: " + describe(rep.error()));
+        replies.push_back(
+            std::chrono::duration<double, std::milli>(clock_type::now() - sent)
+                .count());
       }
       tracker.wait_all(60s, {});
       std::vector<double> lat;
       std::vector<double> waited;
+      std::vector<double> on_node;
       for (auto& [id, j] : tracker.jobs()) {
         if (j.state != "succeeded")
           continue;
+        if (j.node_latency_ms >= 0)
+          on_node.push_back(static_cast<double>(j.node_latency_ms));
         lat.push_back(
             std::chrono::duration<double, std::milli>(j.finished - j.submitted)
                 .count());
@@ -628,12 +645,16 @@ stages = [ { name = "cat", kind = "exec", command = ["/bin/cat"] } ]
       p99.samples.push_back(q(lat, 0.99));
       p999.samples.push_back(q(lat, 0.999));
       queue.samples.push_back(q(waited, 0.5));
+      api.samples.push_back(q(replies, 0.5));
+      node.samples.push_back(q(on_node, 0.5));
     }
     control("pause", pipeline);
     out_.push_back(p50);
     out_.push_back(p99);
     out_.push_back(p999);
     out_.push_back(queue);
+    out_.push_back(api);
+    out_.push_back(node);
   }
 
   void retry_path() {

@@ -55,6 +55,7 @@ void on_event(natsConnection*, natsSubscription*, natsMsg* msg, void* closure) {
     tj->state = ev->type.substr(4); // "succeeded", "dead_lettered", ...
     tj->error = ev->error;
     tj->finished = now;
+    tj->node_latency_ms = ev->latency_ms;
     if (i != im->jobs.end()) {
       ++im->done;
       im->cv.notify_all();
@@ -106,6 +107,7 @@ void job_tracker::submitted(const std::string& job_id) {
       tj.state = e->second.state;
       tj.error = e->second.error;
       tj.finished = e->second.finished;
+      tj.node_latency_ms = e->second.node_latency_ms;
       ++impl_->done;
     }
     impl_->early.erase(e);

@@ -30,6 +30,9 @@ struct tracked_job {
   /// When job.started arrived (first time), if it did.
   std::chrono::steady_clock::time_point started;
   std::chrono::steady_clock::time_point finished;
+  /// The terminal event's latency_ms: publication (JetStream's timestamp)
+  /// to the terminal state, measured by the node; -1 if unknown.
+  std::int64_t node_latency_ms = -1;
 };
 
 /// Follows `<prefix>.events.<pipeline>.>` and records terminal events.
