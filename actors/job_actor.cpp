@@ -6,6 +6,7 @@
 
 #include "actors/atoms.hpp"
 #include "actors/backoff.hpp"
+#include "actors/job_actor_internal.hpp"
 #include "actors/stage_actor.hpp"
 #include "config/config_loader.hpp"
 #include "messages/errc.hpp"
@@ -14,223 +15,7 @@
 
 namespace troupe {
 
-namespace {
-
-using clock_type = caf::actor_clock::clock_type;
-
-/// A write waiting for its turn; writes of one job commit strictly in order.
-struct pending_write {
-  job_write write;
-  /// Events to publish after the commit (events already published when they
-  /// happened are persisted but not published twice).
-  std::vector<job_event> publish;
-  std::function<void()> then;
-};
-
-} // namespace
-
-struct job_actor_state {
-  job_spec spec;
-  std::shared_ptr<const pipeline_def> pipe;
-  std::shared_ptr<const job_deps> deps;
-  caf::actor parent;
-
-  std::int64_t epoch = 0;
-  std::int32_t life = 1;
-  /// Output of each completed stage (empty string: not completed).
-  std::vector<std::string> outputs;
-  std::int32_t stage = 0;
-  /// Attempts made at the current stage in this life.
-  std::int32_t attempt = 0;
-  /// Identifies the current attempt and its timers; bumped on every attempt
-  /// and on cancel so that late messages are recognised and dropped.
-  std::int64_t seq = 0;
-  caf::actor running;
-  clock_type::time_point attempt_started;
-  /// When the current attempt's outcome arrived (its duration ends here even
-  /// if handling it waits for a claim).
-  clock_type::time_point attempt_ended;
-  std::int64_t attempt_started_ms = 0;
-  bool claimed = false;
-  /// Running before the claim (job_deps::speculate): what a claimed job
-  /// would write per stage is held here for one commit.
-  bool speculating = false;
-  /// The claim that ends a speculation is under way.
-  bool claim_sent = false;
-  std::vector<checkpoint> held_checkpoints;
-  std::vector<attempt_record> held_attempts;
-  std::vector<job_event> held_events;
-  /// Outcomes that arrived while that claim was under way, handled after it.
-  std::vector<std::function<void()>> after_claim;
-  bool cancel_requested = false;
-  /// When the current retry wait began (wall clock), for `tree`.
-  std::int64_t waiting_since_ms = 0;
-  /// A terminal write is under way: nothing else may happen.
-  bool finishing = false;
-  /// Events already published but not yet persisted (ride on the next write).
-  std::vector<job_event> unlogged;
-  /// FIFO of writes (a vector: a deque's first block costs 512 bytes
-  /// per parked job).
-  std::vector<pending_write> writes;
-  bool write_in_flight = false;
-  jitter_rng rng;
-
-  static inline const char* name = "job_actor";
-};
-
-namespace {
-
-using self_ptr = caf::stateful_actor<job_actor_state>*;
-
-std::int64_t now_ms(self_ptr self) {
-  return self->state.deps->now_ms();
-}
-
-job_event make_event(self_ptr self, const char* type) {
-  auto& st = self->state;
-  job_event ev;
-  ev.type = type;
-  ev.job_id = st.spec.job_id;
-  ev.pipeline = st.spec.pipeline;
-  ev.node = st.deps->node_id;
-  ev.time_ms = now_ms(self);
-  ev.correlation_id = st.spec.correlation_id;
-  ev.tenant = st.spec.tenant;
-  if (st.stage < static_cast<std::int32_t>(st.pipe->config.stages.size())) {
-    ev.stage_index = st.stage;
-    ev.stage = st.pipe->config.stages[st.stage].name;
-    ev.attempt = st.attempt;
-  }
-  std::string_view t{type};
-  if (t == "stage.succeeded" || t == "stage.failed")
-    ev.duration_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                         st.attempt_ended - st.attempt_started)
-                         .count();
-  else if ((t == "job.succeeded" || t == "job.dead_lettered" ||
-            t == "job.cancelled") &&
-           st.spec.submitted_at_ms > 0)
-    ev.latency_ms =
-        std::max<std::int64_t>(0, ev.time_ms - st.spec.submitted_at_ms);
-  return ev;
-}
-
-/// Publishes an event right away and keeps it for the next write.
-/// The event log in the store keeps job-level events (started, retrying,
-/// succeeded, dead-lettered, cancelled); what stage events say is in the
-/// attempt history already (each attempt's start, duration, node, error), so
-/// they are published on NATS only. This halves the rows a job writes.
-bool persisted(const job_event& ev) {
-  return ev.type.compare(0, 4, "job.") == 0;
-}
-
-void publish_now(self_ptr self, job_event ev) {
-  if (self->state.speculating) {
-    // Nothing is committed yet: events wait for the commit, in order.
-    self->state.held_events.push_back(std::move(ev));
-    return;
-  }
-  if (self->state.deps->events)
-    self->send(self->state.deps->events, ev);
-  if (persisted(ev))
-    self->state.unlogged.push_back(std::move(ev));
-}
-
-job_write make_write(self_ptr self, job_state state) {
-  auto& st = self->state;
-  job_write w;
-  w.job_id = st.spec.job_id;
-  w.pipeline = st.spec.pipeline;
-  w.epoch = st.epoch;
-  w.state = state;
-  w.stage_index = st.stage;
-  w.attempt = st.attempt;
-  return w;
-}
-
-void pump_writes(self_ptr self);
-void claim(self_ptr self);
-
-void report(self_ptr self, job_result res) {
-  res.job_id = self->state.spec.job_id;
-  self->send(self->state.parent, std::move(res));
-  self->quit();
-}
-
-/// A newer run owns the job: stop everything without writing anything.
-void abandon(self_ptr self, const caf::error& why) {
-  auto& st = self->state;
-  if (st.running) {
-    self->demonitor(st.running);
-    self->send_exit(st.running, caf::exit_reason::kill);
-    st.running = nullptr;
-  }
-  job_result res;
-  res.abandoned = true;
-  res.fenced = code_of(why) == errc::stale_epoch;
-  res.error = describe(why);
-  report(self, std::move(res));
-}
-
-void commit(self_ptr self, job_write w, std::vector<job_event> publish,
-            std::function<void()> then = {}) {
-  auto& st = self->state;
-  // Events that were published when they happened are persisted now.
-  if (!st.unlogged.empty()) {
-    w.events.insert(w.events.begin(), st.unlogged.begin(), st.unlogged.end());
-    std::vector<job_event>{}.swap(st.unlogged); // release the capacity too
-  }
-  for (auto& ev : publish)
-    if (persisted(ev))
-      w.events.push_back(ev);
-  st.writes.push_back({std::move(w), std::move(publish), std::move(then)});
-  pump_writes(self);
-}
-
-void pump_writes(self_ptr self) {
-  auto& st = self->state;
-  if (st.write_in_flight || st.writes.empty())
-    return;
-  st.write_in_flight = true;
-  self->request(st.deps->store, caf::infinite, st.writes.front().write)
-      .then(
-          [self](ok_atom) {
-            auto& st = self->state;
-            st.write_in_flight = false;
-            auto done = std::move(st.writes.front());
-            st.writes.erase(st.writes.begin());
-            if (st.writes.empty())
-              st.writes.shrink_to_fit();
-            // Publish only after the commit: an event never announces a state
-            // the system of record does not have.
-            if (st.deps->events)
-              for (auto& ev : done.publish)
-                self->send(st.deps->events, std::move(ev));
-            if (done.then)
-              done.then();
-            pump_writes(self);
-          },
-          [self](caf::error& err) {
-            auto& st = self->state;
-            st.write_in_flight = false;
-            if (code_of(err) == errc::stale_epoch) {
-              abandon(self, err);
-              return;
-            }
-            if (code_of(err) == errc::job_exists) {
-              // The job ran before its claim but exists already: claim it and
-              // let the store's state decide what runs.
-              std::vector<pending_write>{}.swap(st.writes);
-              st.finishing = false;
-              claim(self);
-              return;
-            }
-            // The store is unavailable: keep the write and try again later; a
-            // finished stage is committed when the store returns, never
-            // dropped.
-            self->delayed_send(self, st.deps->rewrite_delay,
-                               rewrite_atom::value);
-          });
-}
+namespace job_detail {
 
 std::string build_input(self_ptr self, const stage_config& sc) {
   auto& st = self->state;
@@ -591,30 +376,6 @@ void on_claimed(self_ptr self, job_snapshot& snap) {
   run_stage(self);
 }
 
-/// The last stage succeeded within the window: create the job with its
-/// whole run in one commit.
-void finish_speculation(self_ptr self, std::string output) {
-  auto& st = self->state;
-  st.speculating = false;
-  st.finishing = true;
-  auto w = make_write(self, job_state::succeeded);
-  w.create = true;
-  w.spec = st.spec;
-  w.started_at_ms = st.held_attempts.empty()
-                        ? now_ms(self)
-                        : st.held_attempts.front().started_at_ms;
-  w.checkpoints = std::move(st.held_checkpoints);
-  w.attempts = std::move(st.held_attempts);
-  w.result = std::move(output);
-  auto events = std::move(st.held_events);
-  events.push_back(make_event(self, "job.succeeded"));
-  commit(self, std::move(w), std::move(events), [self] {
-    job_result res;
-    res.state = job_state::succeeded;
-    report(self, std::move(res));
-  });
-}
-
 void claim(self_ptr self) {
   auto& st = self->state;
   st.claimed = false;
@@ -625,61 +386,6 @@ void claim(self_ptr self) {
               // acking so that the broker redelivers it later.
               abandon(self, err);
             });
-}
-
-/// Drops what ran before a claim that found the job already there.
-void drop_speculation(self_ptr self) {
-  auto& st = self->state;
-  st.speculating = false;
-  ++st.seq; // outcomes and timers of the dropped attempt are ignored
-  if (st.running) {
-    self->demonitor(st.running);
-    self->send_exit(st.running, caf::exit_reason::kill);
-    st.running = nullptr;
-  }
-  st.held_checkpoints.clear();
-  st.held_attempts.clear();
-  st.held_events.clear();
-  st.after_claim.clear();
-}
-
-void on_speculation_claimed(self_ptr self, job_snapshot& snap) {
-  auto& st = self->state;
-  if (!snap.created) {
-    // Redelivered, replayed or re-submitted: the store's state wins.
-    drop_speculation(self);
-    on_claimed(self, snap);
-    return;
-  }
-  st.speculating = false;
-  st.claimed = true;
-  st.epoch = snap.epoch;
-  st.life = snap.life;
-  // What ran before the claim is committed first; writes are ordered, so
-  // everything after builds on it.
-  auto w = make_write(self, job_state::running);
-  w.checkpoints = std::move(st.held_checkpoints);
-  w.attempts = std::move(st.held_attempts);
-  commit(self, std::move(w), std::move(st.held_events));
-  auto deferred = std::move(st.after_claim);
-  st.after_claim.clear();
-  if (st.cancel_requested) {
-    finish_cancelled(self);
-    return;
-  }
-  for (auto& f : deferred)
-    f();
-}
-
-/// The window ended, a stage failed or a cancel came: claim the job now.
-void end_speculation(self_ptr self) {
-  auto& st = self->state;
-  if (!st.speculating || st.claim_sent)
-    return;
-  st.claim_sent = true;
-  self->request(st.deps->store, caf::infinite, claim_atom::value, st.spec)
-      .then([self](job_snapshot& snap) { on_speculation_claimed(self, snap); },
-            [self](caf::error& err) { abandon(self, err); });
 }
 
 std::string describe_exit(const caf::error& reason) {
@@ -812,14 +518,14 @@ caf::behavior job_actor(self_ptr self, job_spec spec,
   };
 }
 
-} // namespace
+} // namespace job_detail
 
 caf::actor spawn_job_actor(caf::actor_system& sys, job_spec spec,
                            std::shared_ptr<const pipeline_def> pipe,
                            std::shared_ptr<const job_deps> deps,
                            caf::actor parent) {
-  return sys.spawn(job_actor, std::move(spec), std::move(pipe), std::move(deps),
-                   std::move(parent));
+  return sys.spawn(job_detail::job_actor, std::move(spec), std::move(pipe),
+                   std::move(deps), std::move(parent));
 }
 
 } // namespace troupe

@@ -1,0 +1,113 @@
+#pragma once
+
+// Internals of the job actor (actors/job_actor.hpp), shared by its source
+// files: job_actor.cpp (the state machine: stages, retries, claims),
+// job_writes.cpp (ordered writes and events) and job_speculation.cpp
+// (running before the claim). Not part of the actors library's interface.
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <caf/all.hpp>
+
+#include "actors/backoff.hpp"
+#include "actors/job_actor.hpp"
+#include "messages/job.hpp"
+
+namespace troupe::job_detail {
+
+using clock_type = caf::actor_clock::clock_type;
+
+/// A write waiting for its turn; writes of one job commit strictly in order.
+struct pending_write {
+  job_write write;
+  /// Events to publish after the commit (events already published when they
+  /// happened are persisted but not published twice).
+  std::vector<job_event> publish;
+  std::function<void()> then;
+};
+
+struct job_actor_state {
+  job_spec spec;
+  std::shared_ptr<const pipeline_def> pipe;
+  std::shared_ptr<const job_deps> deps;
+  caf::actor parent;
+
+  std::int64_t epoch = 0;
+  std::int32_t life = 1;
+  /// Output of each completed stage (empty string: not completed).
+  std::vector<std::string> outputs;
+  std::int32_t stage = 0;
+  /// Attempts made at the current stage in this life.
+  std::int32_t attempt = 0;
+  /// Identifies the current attempt and its timers; bumped on every attempt
+  /// and on cancel so that late messages are recognised and dropped.
+  std::int64_t seq = 0;
+  caf::actor running;
+  clock_type::time_point attempt_started;
+  /// When the current attempt's outcome arrived (its duration ends here even
+  /// if handling it waits for a claim).
+  clock_type::time_point attempt_ended;
+  std::int64_t attempt_started_ms = 0;
+  bool claimed = false;
+  /// Running before the claim (job_deps::speculate): what a claimed job
+  /// would write per stage is held here for one commit.
+  bool speculating = false;
+  /// The claim that ends a speculation is under way.
+  bool claim_sent = false;
+  std::vector<checkpoint> held_checkpoints;
+  std::vector<attempt_record> held_attempts;
+  std::vector<job_event> held_events;
+  /// Outcomes that arrived while that claim was under way, handled after it.
+  std::vector<std::function<void()>> after_claim;
+  bool cancel_requested = false;
+  /// When the current retry wait began (wall clock), for `tree`.
+  std::int64_t waiting_since_ms = 0;
+  /// A terminal write is under way: nothing else may happen.
+  bool finishing = false;
+  /// Events already published but not yet persisted (ride on the next write).
+  std::vector<job_event> unlogged;
+  /// FIFO of writes (a vector: a deque's first block costs 512 bytes
+  /// per parked job).
+  std::vector<pending_write> writes;
+  bool write_in_flight = false;
+  jitter_rng rng;
+
+  static inline const char* name = "job_actor";
+};
+
+using self_ptr = caf::stateful_actor<job_actor_state>*;
+
+// job_writes.cpp
+std::int64_t now_ms(self_ptr self);
+/// An event of the job's current stage and attempt.
+job_event make_event(self_ptr self, const char* type);
+/// Publishes an event right away (or holds it while speculating) and keeps
+/// it for the next write if it belongs in the event log.
+void publish_now(self_ptr self, job_event ev);
+job_write make_write(self_ptr self, job_state state);
+/// Queues a write; `publish` goes out after its commit, then `then` runs.
+void commit(self_ptr self, job_write w, std::vector<job_event> publish,
+            std::function<void()> then = {});
+void pump_writes(self_ptr self);
+/// Sends the result to the supervisor and quits.
+void report(self_ptr self, job_result res);
+/// A newer run owns the job (or the store is down): stop, write nothing.
+void abandon(self_ptr self, const caf::error& why);
+
+// job_speculation.cpp
+void finish_speculation(self_ptr self, std::string output);
+void drop_speculation(self_ptr self);
+void on_speculation_claimed(self_ptr self, job_snapshot& snap);
+void end_speculation(self_ptr self);
+
+// job_actor.cpp
+void claim(self_ptr self);
+void on_claimed(self_ptr self, job_snapshot& snap);
+void finish_cancelled(self_ptr self);
+void run_stage(self_ptr self);
+
+} // namespace troupe::job_detail

@@ -1,0 +1,158 @@
+#include "actors/job_actor_internal.hpp"
+
+#include "actors/atoms.hpp"
+#include "messages/errc.hpp"
+
+// Ordered writes and events of a job actor: every transition is one job_write,
+// committed strictly in order; events go out only after their commit.
+
+namespace troupe::job_detail {
+
+std::int64_t now_ms(self_ptr self) {
+  return self->state.deps->now_ms();
+}
+
+job_event make_event(self_ptr self, const char* type) {
+  auto& st = self->state;
+  job_event ev;
+  ev.type = type;
+  ev.job_id = st.spec.job_id;
+  ev.pipeline = st.spec.pipeline;
+  ev.node = st.deps->node_id;
+  ev.time_ms = now_ms(self);
+  ev.correlation_id = st.spec.correlation_id;
+  ev.tenant = st.spec.tenant;
+  if (st.stage < static_cast<std::int32_t>(st.pipe->config.stages.size())) {
+    ev.stage_index = st.stage;
+    ev.stage = st.pipe->config.stages[st.stage].name;
+    ev.attempt = st.attempt;
+  }
+  std::string_view t{type};
+  if (t == "stage.succeeded" || t == "stage.failed")
+    ev.duration_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                         st.attempt_ended - st.attempt_started)
+                         .count();
+  else if ((t == "job.succeeded" || t == "job.dead_lettered" ||
+            t == "job.cancelled") &&
+           st.spec.submitted_at_ms > 0)
+    ev.latency_ms =
+        std::max<std::int64_t>(0, ev.time_ms - st.spec.submitted_at_ms);
+  return ev;
+}
+
+/// Publishes an event right away and keeps it for the next write.
+/// The event log in the store keeps job-level events (started, retrying,
+/// succeeded, dead-lettered, cancelled); what stage events say is in the
+/// attempt history already (each attempt's start, duration, node, error), so
+/// they are published on NATS only. This halves the rows a job writes.
+bool persisted(const job_event& ev) {
+  return ev.type.compare(0, 4, "job.") == 0;
+}
+
+void publish_now(self_ptr self, job_event ev) {
+  if (self->state.speculating) {
+    // Nothing is committed yet: events wait for the commit, in order.
+    self->state.held_events.push_back(std::move(ev));
+    return;
+  }
+  if (self->state.deps->events)
+    self->send(self->state.deps->events, ev);
+  if (persisted(ev))
+    self->state.unlogged.push_back(std::move(ev));
+}
+
+job_write make_write(self_ptr self, job_state state) {
+  auto& st = self->state;
+  job_write w;
+  w.job_id = st.spec.job_id;
+  w.pipeline = st.spec.pipeline;
+  w.epoch = st.epoch;
+  w.state = state;
+  w.stage_index = st.stage;
+  w.attempt = st.attempt;
+  return w;
+}
+
+void report(self_ptr self, job_result res) {
+  res.job_id = self->state.spec.job_id;
+  self->send(self->state.parent, std::move(res));
+  self->quit();
+}
+
+/// A newer run owns the job: stop everything without writing anything.
+void abandon(self_ptr self, const caf::error& why) {
+  auto& st = self->state;
+  if (st.running) {
+    self->demonitor(st.running);
+    self->send_exit(st.running, caf::exit_reason::kill);
+    st.running = nullptr;
+  }
+  job_result res;
+  res.abandoned = true;
+  res.fenced = code_of(why) == errc::stale_epoch;
+  res.error = describe(why);
+  report(self, std::move(res));
+}
+
+void commit(self_ptr self, job_write w, std::vector<job_event> publish,
+            std::function<void()> then) {
+  auto& st = self->state;
+  // Events that were published when they happened are persisted now.
+  if (!st.unlogged.empty()) {
+    w.events.insert(w.events.begin(), st.unlogged.begin(), st.unlogged.end());
+    std::vector<job_event>{}.swap(st.unlogged); // release the capacity too
+  }
+  for (auto& ev : publish)
+    if (persisted(ev))
+      w.events.push_back(ev);
+  st.writes.push_back({std::move(w), std::move(publish), std::move(then)});
+  pump_writes(self);
+}
+
+void pump_writes(self_ptr self) {
+  auto& st = self->state;
+  if (st.write_in_flight || st.writes.empty())
+    return;
+  st.write_in_flight = true;
+  self->request(st.deps->store, caf::infinite, st.writes.front().write)
+      .then(
+          [self](ok_atom) {
+            auto& st = self->state;
+            st.write_in_flight = false;
+            auto done = std::move(st.writes.front());
+            st.writes.erase(st.writes.begin());
+            if (st.writes.empty())
+              st.writes.shrink_to_fit();
+            // Publish only after the commit: an event never announces a state
+            // the system of record does not have.
+            if (st.deps->events)
+              for (auto& ev : done.publish)
+                self->send(st.deps->events, std::move(ev));
+            if (done.then)
+              done.then();
+            pump_writes(self);
+          },
+          [self](caf::error& err) {
+            auto& st = self->state;
+            st.write_in_flight = false;
+            if (code_of(err) == errc::stale_epoch) {
+              abandon(self, err);
+              return;
+            }
+            if (code_of(err) == errc::job_exists) {
+              // The job ran before its claim but exists already: claim it and
+              // let the store's state decide what runs.
+              std::vector<pending_write>{}.swap(st.writes);
+              st.finishing = false;
+              claim(self);
+              return;
+            }
+            // The store is unavailable: keep the write and try again later; a
+            // finished stage is committed when the store returns, never
+            // dropped.
+            self->delayed_send(self, st.deps->rewrite_delay,
+                               rewrite_atom::value);
+          });
+}
+
+} // namespace troupe::job_detail
