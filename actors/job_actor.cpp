@@ -74,19 +74,12 @@ attempt_record finished_attempt(self_ptr self, bool ok) {
   return rec;
 }
 
-void end_speculation(self_ptr self);
-
 void on_failure(self_ptr self, std::string code, std::string message,
                 bool retryable) {
   auto& st = self->state;
-  if (st.speculating) {
-    // Retries and dead letters are decided by a claimed job: claim first.
-    st.after_claim.emplace_back([self, code, message, retryable] {
-      on_failure(self, code, message, retryable);
-    });
-    end_speculation(self);
-    return;
-  }
+  // A fresh job's first attempt knows its count (1): the retry or dead
+  // letter write below creates the job with what ran before.
+  end_speculation(self);
   const auto& sc = st.pipe->config.stages[st.stage];
   auto rec = finished_attempt(self, false);
   rec.error_code = code;
@@ -159,15 +152,8 @@ void on_failure(self_ptr self, std::string code, std::string message,
          });
 }
 
-void finish_speculation(self_ptr self, std::string output);
-
 void on_success(self_ptr self, std::string output) {
   auto& st = self->state;
-  if (st.speculating && st.claim_sent) {
-    st.after_claim.emplace_back(
-        [self, output] { on_success(self, std::move(output)); });
-    return;
-  }
   const auto& sc = st.pipe->config.stages[st.stage];
   auto rec = finished_attempt(self, true);
   checkpoint cp;
@@ -180,19 +166,17 @@ void on_success(self_ptr self, std::string output) {
   st.outputs[st.stage] = output;
   auto succeeded = make_event(self, "stage.succeeded");
   bool last = st.stage + 1 == static_cast<std::int32_t>(st.outputs.size());
-  if (st.speculating) {
+  if (st.speculating && !last) {
+    // Nothing is written yet: hold the checkpoint and go on at once.
     st.held_checkpoints.push_back(std::move(cp));
     st.held_attempts.push_back(std::move(rec));
     st.held_events.push_back(std::move(succeeded));
-    if (last) {
-      finish_speculation(self, std::move(output));
-      return;
-    }
     ++st.stage;
     st.attempt = 0;
     run_stage(self);
     return;
   }
+  end_speculation(self); // if speculating, the write below creates the job
   if (last) {
     st.finishing = true;
     auto w = make_write(self, job_state::succeeded);
@@ -448,6 +432,7 @@ caf::behavior job_actor(self_ptr self, job_spec spec,
   if (st.spec.fresh && window.count() > 0 && st.spec.invalid_reason.empty() &&
       !st.pipe->config.stages.empty()) {
     st.speculating = true;
+    st.speculation_started_ms = now_ms(self);
     st.outputs.assign(st.pipe->config.stages.size(), std::string{});
     publish_now(self, make_event(self, "job.started"));
     self->delayed_send(self, window, speculate_atom::value);
@@ -492,10 +477,7 @@ caf::behavior job_actor(self_ptr self, job_spec spec,
       [self](cancel_atom) {
         auto& st = self->state;
         st.cancel_requested = true;
-        if (st.speculating) {
-          end_speculation(self); // the cancel is acted on after the claim
-          return;
-        }
+        end_speculation(self); // if speculating, the cancel write creates it
         // Before the claim the cancel is acted on once the claim completes;
         // a write under way is committed first (writes are ordered).
         if (!st.claimed || st.finishing)
@@ -503,7 +485,15 @@ caf::behavior job_actor(self_ptr self, job_spec spec,
         finish_cancelled(self);
       },
       [self](rewrite_atom) { pump_writes(self); },
-      [self](speculate_atom) { end_speculation(self); },
+      [self](speculate_atom) {
+        auto& st = self->state;
+        if (!st.speculating)
+          return;
+        // Still running: write the job (running, with what completed) so
+        // that it is visible and leased like any other.
+        end_speculation(self);
+        commit(self, make_write(self, job_state::running), {});
+      },
       [self](tree_atom) { return brief(self); },
       [self](now_atom) {
         auto& st = self->state;

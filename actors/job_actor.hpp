@@ -24,13 +24,13 @@
 //                                            errc::job_exists if it exists
 //
 // Speculation (job_deps::speculate): a fresh delivery runs its stages before
-// claiming, keeping checkpoints, attempts and events in memory. It ends
-//   - with one `create` write when the last stage succeeds in the window
-//     (events are published after that commit, in the order they happened);
-//   - with a claim when the window ends, a stage fails or a cancel arrives:
-//     if the claim created the job, what ran so far is written and the job
-//     goes on as if it had claimed first; if the job existed, the store's
-//     state wins and what ran here is dropped (stages are at-least-once).
+// anything is written, keeping checkpoints, attempts and events in memory.
+// It ends when the last stage succeeds, a stage fails, a cancel arrives or
+// the window passes (then with a `running` write); from then on the job is
+// taken as claimed at epoch 1 and its next write, whatever it is, is a
+// `create` carrying everything held (events are published after it, in the
+// order they happened). If the job exists already, the store's state wins:
+// what ran here is dropped and the job is claimed (stages are at-least-once).
 
 #include <cstdint>
 #include <functional>

@@ -53,16 +53,15 @@ struct job_actor_state {
   clock_type::time_point attempt_ended;
   std::int64_t attempt_started_ms = 0;
   bool claimed = false;
-  /// Running before the claim (job_deps::speculate): what a claimed job
-  /// would write per stage is held here for one commit.
+  /// Running before anything is written (job_deps::speculate): what a
+  /// claimed job would write per stage is held here for one commit.
   bool speculating = false;
-  /// The claim that ends a speculation is under way.
-  bool claim_sent = false;
+  /// The speculation ended: the next write creates the job (make_create).
+  bool create_pending = false;
+  std::int64_t speculation_started_ms = 0;
   std::vector<checkpoint> held_checkpoints;
   std::vector<attempt_record> held_attempts;
   std::vector<job_event> held_events;
-  /// Outcomes that arrived while that claim was under way, handled after it.
-  std::vector<std::function<void()>> after_claim;
   bool cancel_requested = false;
   /// When the current retry wait began (wall clock), for `tree`.
   std::int64_t waiting_since_ms = 0;
@@ -99,10 +98,14 @@ void report(self_ptr self, job_result res);
 void abandon(self_ptr self, const caf::error& why);
 
 // job_speculation.cpp
-void finish_speculation(self_ptr self, std::string output);
-void drop_speculation(self_ptr self);
-void on_speculation_claimed(self_ptr self, job_snapshot& snap);
+/// Ends a speculation (window over, a stage failed, cancel, last stage
+/// done): the job goes on as claimed at epoch 1 and its next write creates
+/// it with everything held.
 void end_speculation(self_ptr self);
+/// Turns the first write after a speculation into that create.
+void make_create(self_ptr self, job_write& w, std::vector<job_event>& publish);
+/// The create found the job: drop what ran here and claim it instead.
+void on_job_exists(self_ptr self);
 
 // job_actor.cpp
 void claim(self_ptr self);

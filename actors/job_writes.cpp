@@ -97,6 +97,8 @@ void abandon(self_ptr self, const caf::error& why) {
 void commit(self_ptr self, job_write w, std::vector<job_event> publish,
             std::function<void()> then) {
   auto& st = self->state;
+  if (st.create_pending)
+    make_create(self, w, publish);
   // Events that were published when they happened are persisted now.
   if (!st.unlogged.empty()) {
     w.events.insert(w.events.begin(), st.unlogged.begin(), st.unlogged.end());
@@ -140,11 +142,7 @@ void pump_writes(self_ptr self) {
               return;
             }
             if (code_of(err) == errc::job_exists) {
-              // The job ran before its claim but exists already: claim it and
-              // let the store's state decide what runs.
-              std::vector<pending_write>{}.swap(st.writes);
-              st.finishing = false;
-              claim(self);
+              on_job_exists(self);
               return;
             }
             // The store is unavailable: keep the write and try again later; a

@@ -70,16 +70,17 @@ TEST_F(speculation_test, NothingIsPublishedBeforeTheCommit) {
   EXPECT_EQ(event_types("j1").size(), 6u);
 }
 
-TEST_F(speculation_test, AJobStillRunningWhenTheWindowEndsClaimsAndGoesOn) {
+TEST_F(speculation_test, AJobStillRunningWhenTheWindowEndsIsCreatedAndGoesOn) {
   auto sup = start_pipeline(
       pipeline_of({probe("a"), probe("b", {{"duration_ms", 50}}), probe("c")}));
   submit(sup, "j1");
   run_to_quiescence();
   auto& row = db->jobs.at("j1");
   EXPECT_EQ(row.state, job_state::succeeded);
-  EXPECT_EQ(row.claims, 1);
-  EXPECT_EQ(db->creates, 0);
-  // What ran before the claim (a), then b's checkpoint, then c's terminal.
+  EXPECT_EQ(row.claims, 0);
+  EXPECT_EQ(db->creates, 1);
+  // Created running with a's checkpoint when the window ended, then b's
+  // checkpoint, then c's terminal state.
   EXPECT_EQ(db->writes, 3);
   EXPECT_EQ(row.checkpoints.size(), 3u);
   EXPECT_EQ(row.attempts.size(), 3u);
@@ -94,14 +95,19 @@ TEST_F(speculation_test, AJobStillRunningWhenTheWindowEndsClaimsAndGoesOn) {
             (std::vector<std::string>{"job.started", "job.succeeded"}));
 }
 
-TEST_F(speculation_test, AFailureInsideTheWindowClaimsThenRetriesAsUsual) {
+TEST_F(speculation_test, AFailureInsideTheWindowIsCreatedRetrying) {
   auto sup = start_pipeline(
       pipeline_of({probe("a"), probe("b", {{"fail_first", 1}}, 3)}));
   auto t0 = now_ms();
   submit(sup, "j1");
   run_messages();
   auto& row = db->jobs.at("j1");
-  EXPECT_EQ(row.claims, 1);
+  // One write: created `retrying` with a's checkpoint and both attempts.
+  EXPECT_EQ(row.claims, 0);
+  EXPECT_EQ(db->creates, 1);
+  EXPECT_EQ(db->writes, 1);
+  EXPECT_EQ(row.checkpoints.size(), 1u);
+  EXPECT_EQ(row.attempts.size(), 2u);
   EXPECT_EQ(row.state, job_state::retrying);
   EXPECT_EQ(row.next_attempt_at_ms, t0 + 100);
   run_to_quiescence();
@@ -148,8 +154,9 @@ TEST_F(speculation_test, ACancelInsideTheWindowEndsCancelled) {
   run_to_quiescence();
   auto& row = db->jobs.at("j1");
   EXPECT_EQ(row.state, job_state::cancelled);
-  EXPECT_EQ(row.claims, 1);
-  // a's checkpoint, made before the claim, was kept.
+  EXPECT_EQ(row.claims, 0);
+  EXPECT_EQ(db->creates, 1);
+  // a's checkpoint, made before anything was written, was kept.
   EXPECT_EQ(row.checkpoints.size(), 1u);
   EXPECT_EQ(probes->count("j1", "b"), 1);
   EXPECT_EQ(persisted_types("j1"),
@@ -164,4 +171,37 @@ TEST_F(speculation_test, ZeroWindowClaimsFirst) {
   EXPECT_EQ(db->jobs.at("j1").claims, 1);
   EXPECT_EQ(db->creates, 0);
   EXPECT_EQ(db->writes, 2);
+}
+
+TEST_F(speculation_test, AFirstAttemptOutOfRetriesIsCreatedDeadLettered) {
+  auto sup = start_pipeline(pipeline_of({probe("a", {{"fail_first", 9}}, 1)}));
+  submit(sup, "j1");
+  run_to_quiescence();
+  auto& row = db->jobs.at("j1");
+  EXPECT_EQ(row.state, job_state::dead_lettered);
+  EXPECT_EQ(row.claims, 0);
+  EXPECT_EQ(db->writes, 1);
+  ASSERT_EQ(row.attempts.size(), 1u);
+  EXPECT_FALSE(row.attempts[0].ok);
+  EXPECT_EQ(persisted_types("j1"),
+            (std::vector<std::string>{"job.started", "job.dead_lettered"}));
+}
+
+TEST_F(speculation_test, AnExistingJobFoundWhileRetryingIsLeftToTheStore) {
+  // The job exists (e.g. cancelled by an operator before any node took it)
+  // and the fresh delivery fails its first attempt: the retrying create is
+  // refused, nothing of this run lands, the tombstone decides.
+  auto& old = db->jobs["j1"];
+  old.spec.job_id = "j1";
+  old.state = job_state::cancelled;
+  auto sup = start_pipeline(pipeline_of({probe("a", {{"fail_first", 1}}, 3)}));
+  submit(sup, "j1");
+  run_to_quiescence();
+  auto& row = db->jobs.at("j1");
+  EXPECT_EQ(row.state, job_state::cancelled);
+  EXPECT_TRUE(row.attempts.empty());
+  EXPECT_EQ(probes->count("j1", "a"), 1); // the pending retry was dropped
+  EXPECT_TRUE(event_types("j1").empty());
+  ASSERT_EQ(finished->size(), 1u);
+  EXPECT_TRUE(finished->at(0).result.already_terminal);
 }
