@@ -322,6 +322,8 @@ metrics = )" +
 [nats]
 url = ")" + nats_.url() +
            R"("
+send_asap = )" +
+           std::string{send_asap_ ? "true" : "false"} + R"(
 
 [postgres]
 url = ")" + pg_.url() +
@@ -560,15 +562,21 @@ stages = [ { name = "cat", kind = "exec", command = ["/bin/cat"] } ]
   void latency() {
     for (auto pipeline : {"one", "tput"})
       latency_of(pipeline);
+    // The same with every publish written at once (nats.send_asap).
+    send_asap_ = true;
+    latency_of("one", ", nats.send_asap");
+    send_asap_ = false;
   }
 
   /// Submit→job.succeeded at a fixed 200 jobs/s through the request/reply
   /// API, as a client sees it (the client's clock at both ends), split into
   /// waiting for a node (submit→job.started) and running.
-  void latency_of(const std::string& pipeline) {
+  void latency_of(const std::string& pipeline,
+                  const std::string& variant = "") {
     int rate = 200;
     int secs = o_.quick ? 2 : 10;
-    std::string label = pipeline == "one" ? "1-stage noop" : "3-stage noop";
+    std::string label =
+        (pipeline == "one" ? "1-stage noop" : "3-stage noop") + variant;
     figure p50{"latency",
                label + ": submit→succeeded p50 at 200 jobs/s",
                "ms",
@@ -717,6 +725,8 @@ private:
   std::unique_ptr<pqxx::connection> db_;
   pid_t node_pid_ = -1;
   int nodes_started_ = 0;
+  /// Nodes started from now on flush every publish at once.
+  bool send_asap_ = false;
   std::string log_;
   double js_ceiling_ = 0;
   std::vector<figure> out_;

@@ -61,9 +61,9 @@ void read_node(reader& r, const toml::table& t, troupe_config& cfg) {
 void read_nats(reader& r, const toml::table& t, troupe_config& cfg) {
   r.check_keys(t, "nats",
                {"url", "prefix", "stream", "ack_wait", "duplicate_window",
-                "max_payload", "replicas", "unrouted_sweep", "user",
-                "password_file", "token_file", "creds", "tls_ca", "tls_cert",
-                "tls_key", "password", "token"});
+                "max_payload", "replicas", "unrouted_sweep", "send_asap",
+                "user", "password_file", "token_file", "creds", "tls_ca",
+                "tls_cert", "tls_key", "password", "token"});
   for (auto [key, out] :
        {std::pair<const char*, std::string*>{"user", &cfg.nats.user},
         {"password_file", &cfg.nats.password_file},
@@ -94,6 +94,7 @@ void read_nats(reader& r, const toml::table& t, troupe_config& cfg) {
   r.read(t, "nats", "max_payload", cfg.nats.max_payload, 1,
          std::int64_t{64} * 1024 * 1024);
   r.read(t, "nats", "replicas", cfg.nats.replicas, 1, 5);
+  r.read(t, "nats", "send_asap", cfg.nats.send_asap);
   r.read_duration(t, "nats", "unrouted_sweep", cfg.nats.unrouted_sweep);
   if (t.get("url"))
     check_nats_url(r, t.get("url"), "nats.url", cfg.nats.url);

@@ -237,6 +237,8 @@ nats_client::connect(const nats_connect_options& o) {
     s = natsOptions_SetClosedCB(opts, on_closed, closure);
   if (s == NATS_OK)
     s = natsOptions_SetErrorHandler(opts, on_async_error, nullptr);
+  if (s == NATS_OK && o.send_asap)
+    s = natsOptions_SetSendAsap(opts, true);
   std::string auth_failed;
   if (s == NATS_OK)
     s = apply_auth(opts, o.auth, &auth_failed);

@@ -84,6 +84,8 @@ struct nats_connect_options {
   /// failing at once.
   bool retry_on_failed_connect = false;
   std::int64_t connect_timeout_ms = 2000;
+  /// natsOptions_SetSendAsap: flush on every publish (see nats.send_asap).
+  bool send_asap = false;
 };
 
 /// An owned NATS connection plus its JetStream context.

@@ -147,6 +147,7 @@ int run_node(const troupe_config& cfg, const node_run_options& opts) {
   nco.urls = cfg.nats.url;
   nco.auth = auth_from(cfg.nats);
   nco.name = "troupe-node-" + node_id;
+  nco.send_asap = cfg.nats.send_asap;
   auto secrets = cfg.nats.url + "," + cfg.postgres.url;
   auto nats = with_startup_retries("NATS", cfg.node.startup_timeout, secrets,
                                    [&] { return nats_client::connect(nco); });

@@ -534,3 +534,29 @@ stages = [ { name = "a", kind = "noop" } ]
             std::string::npos)
       << bad.problems[1].to_string();
 }
+
+TEST(ConfigLoader, SendAsapIsABoolean) {
+  auto r = parse(R"(
+[node]
+id = "n1"
+[nats]
+send_asap = true
+[pipelines.p]
+stages = [ { name = "a", kind = "noop" } ]
+)");
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(r.config->nats.send_asap);
+  EXPECT_FALSE(troupe::troupe_config{}.nats.send_asap);
+  auto bad = parse(R"(
+[node]
+id = "n1"
+[nats]
+send_asap = "yes"
+[pipelines.p]
+stages = [ { name = "a", kind = "noop" } ]
+)");
+  ASSERT_EQ(bad.problems.size(), 1u);
+  EXPECT_NE(bad.problems[0].to_string().find("nats.send_asap"),
+            std::string::npos)
+      << bad.problems[0].to_string();
+}
