@@ -609,8 +609,9 @@ stages = [ { name = "cat", kind = "exec", command = ["/bin/cat"] } ]
       for (int i = 0; i < total; ++i) {
         auto due = t0 + std::chrono::microseconds{1000000LL * i / rate};
         std::this_thread::sleep_until(due);
-        auto key =
-            "lat-" + pipeline + std::to_string(r) + "-" + std::to_string(i);
+        // Unique per node started: a repeated key would be a duplicate.
+        auto key = "lat-" + pipeline + std::to_string(nodes_started_) + "-" +
+                   std::to_string(r) + "-" + std::to_string(i);
         tracker.submitted(key);
         auto body = json{{"pipeline", pipeline},
                          {"key", key},
