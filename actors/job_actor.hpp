@@ -64,10 +64,10 @@ struct job_deps {
   /// its supervisor starts a new one (which claims the job) when the wait
   /// ends. A waiting job then costs a few hundred bytes, not an actor.
   duration_ms park_after{1000};
-  /// A fresh delivery (job_spec::fresh) runs at once and claims the job
-  /// only if it is still running after this long or a stage fails; a job
-  /// that succeeds within it is written in one commit (created, every
-  /// checkpoint and attempt, terminal state). The price: a crash within the
+  /// A fresh delivery (job_spec::fresh) runs at once and writes nothing
+  /// until it is still running after this long, a stage fails or it is
+  /// done; that first write creates the job with everything held (a job
+  /// done within the window is one commit). The price: a crash within the
   /// window re-runs its completed stages. Zero claims first, always.
   duration_ms speculate{0};
 };

@@ -98,10 +98,10 @@ struct node_config {
   /// with one line saying what to fix.
   duration_ms startup_timeout{20000};
   /// A freshly published job runs at once and is written to PostgreSQL in
-  /// one commit if it finishes within this window; otherwise it claims the
-  /// job when the window ends (or a stage fails) and checkpoints each stage
-  /// as usual. A crash inside the window re-runs the stages completed in it.
-  /// 0 claims every job before its first stage.
+  /// one commit if it finishes within this window; otherwise it is written
+  /// when the window ends (or a stage fails) and checkpoints each later
+  /// stage as usual. A crash inside the window re-runs the stages completed in
+  /// it. 0 claims every job before its first stage.
   duration_ms speculate{20};
 };
 
