@@ -315,6 +315,8 @@ id = "bench-node"
 http = "127.0.0.1:0"
 max_in_flight = 5000
 log_level = "info"
+speculate = ")" +
+           std::string{speculate_ ? "20ms" : "0s"} + R"("
 metrics = )" +
            std::string{metrics ? "true" : "false"} +
            R"(
@@ -526,6 +528,13 @@ stages = [ { name = "cat", kind = "exec", command = ["/bin/cat"] } ]
     figure cpu_on{"throughput", "node CPU per job", "µs", {}, ""};
     figure cpu_off{
         "metrics", "node CPU per job, node.metrics = false", "µs", {}, ""};
+    // The same without speculation: claim first, one commit per stage.
+    figure claim_first{"throughput",
+                       "same, node.speculate = 0 (claim, then a commit per "
+                       "stage)",
+                       "jobs/s",
+                       {},
+                       ""};
     for (int r = 0; r < o_.runs; ++r) {
       double cpu = 0;
       start_node(true);
@@ -538,12 +547,18 @@ stages = [ { name = "cat", kind = "exec", command = ["/bin/cat"] } ]
         off.samples.push_back(drain_pipeline("tput", count, r, &cpu));
         cpu_off.samples.push_back(cpu);
       }
+      speculate_ = false;
+      start_node(true);
+      claim_first.samples.push_back(drain_pipeline("tput", count, r, &cpu));
+      claim_first.note = "node CPU per job " + fmt(cpu, 0) + " µs (last run)";
+      speculate_ = true;
     }
     if (js_ceiling_ > 0)
       on.note = "ratio to the JetStream ceiling: " +
                 fmt(on.median() / js_ceiling_, 2);
     out_.push_back(on);
     out_.push_back(cpu_on);
+    out_.push_back(claim_first);
     out_.push_back(rss);
     if (with_metrics_off) {
       off.note = "metrics cost: " +
@@ -728,6 +743,8 @@ private:
   int nodes_started_ = 0;
   /// Nodes started from now on flush every publish at once.
   bool send_asap_ = false;
+  /// Nodes started from now on speculate (node.speculate = 20ms) or not (0).
+  bool speculate_ = true;
   std::string log_;
   double js_ceiling_ = 0;
   std::vector<figure> out_;
