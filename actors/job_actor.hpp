@@ -50,7 +50,8 @@ namespace troupe {
 struct job_deps {
   /// Store actor (protocol above).
   caf::actor store;
-  /// Receives job_event messages once they are committed; may be null.
+  /// Receives job_event messages, or std::vector<job_event> (several at
+  /// once, in order), once they are committed; may be null.
   caf::actor events;
   std::string node_id;
   /// Wall clock in milliseconds since the epoch (injected for tests).

@@ -56,10 +56,17 @@ int main(int argc, char** argv) {
   caf::actor_system sys{cfg};
   std::atomic<int> parked{0};
   auto events = sys.spawn([&parked](caf::event_based_actor*) -> caf::behavior {
-    return {[&parked](const job_event& ev) {
-      if (ev.type == "job.retrying")
-        ++parked;
-    }};
+    return {
+        [&parked](const job_event& ev) {
+          if (ev.type == "job.retrying")
+            ++parked;
+        },
+        [&parked](const std::vector<job_event>& evs) {
+          for (const auto& ev : evs)
+            if (ev.type == "job.retrying")
+              ++parked;
+        },
+    };
   });
   pipeline_config pc;
   pc.name = "bench";

@@ -52,22 +52,26 @@ caf::actor spawn_event_publisher(caf::actor_system& sys,
                                  std::shared_ptr<nats_client> nats,
                                  subjects subj,
                                  std::shared_ptr<job_metrics> metrics) {
-  return sys.spawn(
-      [nats, subj, metrics](caf::event_based_actor*) -> caf::behavior {
-        return {
-            [nats, subj, metrics](const job_event& ev) {
-              auto body = encode_event(ev);
-              // Publishing is a buffered write into nats.c: it never blocks on
-              // the network, so it is fine on a scheduler thread.
-              nats->publish(subj.events(ev.pipeline, ev.job_id), body);
-              if (ev.type == "job.dead_lettered")
-                nats->publish(subj.dlq(ev.pipeline), body);
-              if (metrics)
-                metrics->on_event(ev);
-              log_event(ev);
-            },
-        };
-      });
+  auto publish = [nats, subj, metrics](const job_event& ev) {
+    auto body = encode_event(ev);
+    // Publishing is a buffered write into nats.c: it never blocks on the
+    // network, so it is fine on a scheduler thread.
+    nats->publish(subj.events(ev.pipeline, ev.job_id), body);
+    if (ev.type == "job.dead_lettered")
+      nats->publish(subj.dlq(ev.pipeline), body);
+    if (metrics)
+      metrics->on_event(ev);
+    log_event(ev);
+  };
+  return sys.spawn([publish](caf::event_based_actor*) -> caf::behavior {
+    return {
+        [publish](const job_event& ev) { publish(ev); },
+        [publish](const std::vector<job_event>& evs) {
+          for (const auto& ev : evs)
+            publish(ev);
+        },
+    };
+  });
 }
 
 } // namespace troupe

@@ -2,13 +2,14 @@
 
 // Publishes committed job events on `<prefix>.events.<pipeline>.<job_id>`
 // and dead-letter notices on `<prefix>.dlq.<pipeline>`. Best effort by
-// design: every event is already in PostgreSQL's event log; NATS carries the
-// live view (nats.c buffers while reconnecting).
+// design: job events are in PostgreSQL's event log, stage events in the
+// attempt history; NATS carries the live view (nats.c buffers while
+// reconnecting).
 //
 // Also the one place where job metrics are counted and job lines logged
 // (with job_id, pipeline, stage, attempt, node, correlation_id fields).
 //
-// Accepts: job_event
+// Accepts: job_event, or std::vector<job_event> (published in order)
 
 #include <memory>
 

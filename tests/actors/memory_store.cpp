@@ -85,7 +85,13 @@ caf::actor spawn_memory_store(caf::actor_system& sys,
 caf::actor spawn_event_collector(caf::actor_system& sys,
                                  std::shared_ptr<std::vector<job_event>> out) {
   return sys.spawn([out](caf::event_based_actor*) -> caf::behavior {
-    return {[out](job_event& ev) { out->push_back(std::move(ev)); }};
+    return {
+        [out](job_event& ev) { out->push_back(std::move(ev)); },
+        [out](std::vector<job_event>& evs) {
+          for (auto& ev : evs)
+            out->push_back(std::move(ev));
+        },
+    };
   });
 }
 
