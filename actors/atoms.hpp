@@ -37,7 +37,7 @@ using waiting_atom = caf::atom_constant<caf::atom("waiting")>;
 using fill_atom = caf::atom_constant<caf::atom("fill")>;
 /// job -> self: the speculation window (job_deps::speculate) ended.
 using speculate_atom = caf::atom_constant<caf::atom("speculate")>;
-/// supervisor -> self: parked jobs may be due for their retry.
+/// supervisor -> self: (wake_atom, int64 tick) parked jobs may be due.
 using wake_atom = caf::atom_constant<caf::atom("wake")>;
 /// job -> self: re-send a write that failed because the store was down.
 using rewrite_atom = caf::atom_constant<caf::atom("rewrite")>;

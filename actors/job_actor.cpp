@@ -77,6 +77,10 @@ attempt_record finished_attempt(self_ptr self, bool ok) {
 void on_failure(self_ptr self, std::string code, std::string message,
                 bool retryable) {
   auto& st = self->state;
+  // Error text comes from outside (an exec stage's stderr, cut at 2 KiB):
+  // the store's text and jsonb columns need valid UTF-8 without NUL.
+  code = valid_text(code);
+  message = valid_text(message);
   // A fresh job's first attempt knows its count (1): the retry or dead
   // letter write below creates the job with what ran before.
   end_speculation(self);

@@ -58,6 +58,9 @@ struct job_actor_state {
   bool speculating = false;
   /// The speculation ended: the next write creates the job (make_create).
   bool create_pending = false;
+  /// The create is not committed yet: later events wait in held_events too
+  /// (published once it commits; dropped if the job turns out to exist).
+  bool create_unconfirmed = false;
   std::int64_t speculation_started_ms = 0;
   std::vector<checkpoint> held_checkpoints;
   std::vector<attempt_record> held_attempts;

@@ -18,6 +18,7 @@ void end_speculation(self_ptr self) {
   st.claimed = true;
   st.epoch = 1;
   st.create_pending = true;
+  st.create_unconfirmed = true;
 }
 
 void make_create(self_ptr self, job_write& w, std::vector<job_event>& publish) {
@@ -49,6 +50,7 @@ void on_job_exists(self_ptr self) {
   st.write_in_flight = false;
   st.finishing = false;
   st.create_pending = false;
+  st.create_unconfirmed = false;
   st.speculating = false;
   ++st.seq; // outcomes and timers of what ran here are ignored
   if (st.running) {
@@ -59,6 +61,8 @@ void on_job_exists(self_ptr self) {
   st.held_checkpoints.clear();
   st.held_attempts.clear();
   st.held_events.clear();
+  if (st.waiting_since_ms > 0)
+    self->send(st.parent, waiting_atom::value, st.spec.job_id, false);
   st.waiting_since_ms = 0;
   claim(self);
 }

@@ -50,7 +50,7 @@ bool persisted(const job_event& ev) {
 }
 
 void publish_now(self_ptr self, job_event ev) {
-  if (self->state.speculating) {
+  if (self->state.speculating || self->state.create_unconfirmed) {
     // Nothing is committed yet: events wait for the commit, in order.
     self->state.held_events.push_back(std::move(ev));
     return;
@@ -133,6 +133,15 @@ void pump_writes(self_ptr self) {
               self->send(st.deps->events, std::move(done.publish.front()));
             else if (st.deps->events && !done.publish.empty())
               self->send(st.deps->events, std::move(done.publish));
+            if (done.write.create) {
+              // The job exists now: what happened while its create was
+              // under way is announced (and logged with the next write).
+              st.create_unconfirmed = false;
+              auto later = std::move(st.held_events);
+              st.held_events.clear();
+              for (auto& ev : later)
+                publish_now(self, std::move(ev));
+            }
             if (done.then)
               done.then();
             pump_writes(self);

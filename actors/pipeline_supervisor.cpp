@@ -109,6 +109,15 @@ void park(self_ptr self, const job_result& res) {
   auto& e = i->second;
   self->demonitor(e.actor);
   st.by_actor.erase(e.actor.address());
+  if (e.cancel) {
+    // A cancel crossed the park (sent to the actor as it quit): start the
+    // job again at once so that its new actor records the cancel.
+    auto entry = std::move(e);
+    st.running.erase(i);
+    entry.spec.resumed = true;
+    start_job(self, std::move(entry));
+    return;
+  }
   parked_job p{&st.pool};
   p.tenant = e.spec.tenant;
   p.correlation_id = e.spec.correlation_id;
@@ -129,7 +138,8 @@ void park(self_ptr self, const job_result& res) {
   st.parked.emplace(std::pmr::string{res.job_id, &st.pool}, std::move(p));
   if (due < st.next_tick) {
     st.next_tick = due;
-    self->delayed_send(self, due - self->clock().now(), wake_atom::value);
+    self->delayed_send(self, due - self->clock().now(), wake_atom::value,
+                       due.time_since_epoch().count());
   }
 }
 
@@ -173,7 +183,8 @@ void wake_due(self_ptr self) {
     std::pmr::vector<wake_up>{&st.pool}.swap(st.wake_ups);
   else {
     st.next_tick = st.wake_ups.front().due;
-    self->delayed_send(self, st.next_tick - now, wake_atom::value);
+    self->delayed_send(self, st.next_tick - now, wake_atom::value,
+                       st.next_tick.time_since_epoch().count());
   }
 }
 
@@ -391,7 +402,12 @@ caf::behavior pipeline_supervisor(self_ptr self,
         auto id = res.job_id;
         finish(self, id, std::move(res));
       },
-      [self](wake_atom) { wake_due(self); },
+      [self](wake_atom, std::int64_t tick) {
+        // Only the tick for the earliest wake-up counts; one superseded by
+        // an earlier park is dropped (its work was done or is scheduled).
+        if (tick == self->state.next_tick.time_since_epoch().count())
+          wake_due(self);
+      },
       [self](cancel_atom, const std::string& job_id) -> caf::result<ok_atom> {
         auto& st = self->state;
         if (auto i = st.running.find(job_id); i != st.running.end()) {

@@ -98,6 +98,29 @@ std::string json_string(std::string_view s) {
   return out;
 }
 
+std::string valid_text(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  std::size_t i = 0;
+  while (i < s.size()) {
+    auto c = static_cast<unsigned char>(s[i]);
+    if (c == 0) {
+      out += "\xEF\xBF\xBD";
+      ++i;
+    } else if (c < 0x80) {
+      out += static_cast<char>(c);
+      ++i;
+    } else if (auto n = utf8_length(s, i); n > 0) {
+      out.append(s.data() + i, n);
+      i += n;
+    } else {
+      out += "\xEF\xBF\xBD";
+      ++i;
+    }
+  }
+  return out;
+}
+
 void json_object_writer::key(std::string_view k) {
   if (!first_)
     out_ += ',';

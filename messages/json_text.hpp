@@ -19,6 +19,11 @@ void append_json_string(std::string& out, std::string_view s);
 /// `s` as a quoted, escaped JSON string.
 std::string json_string(std::string_view s);
 
+/// `s` with invalid UTF-8 and NUL bytes replaced by U+FFFD: text from the
+/// outside (a stage's stderr cut at 2 KiB) that PostgreSQL's text and jsonb
+/// columns must accept.
+std::string valid_text(std::string_view s);
+
 /// Appends one JSON object, field by field; the caller writes keys in the
 /// order they should appear (sorted, to match nlohmann's std::map objects).
 class json_object_writer {

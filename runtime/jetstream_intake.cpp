@@ -1,4 +1,5 @@
 #include "runtime/jetstream_intake.hpp"
+#include "runtime/job_presence.hpp"
 
 #include <chrono>
 #include <condition_variable>
@@ -24,6 +25,7 @@ struct jetstream_intake::shared_state {
   input_limits limits;
   caf::actor supervisor;
   natsSubscription* sub = nullptr;
+  std::shared_ptr<job_presence> presence;
 
   std::mutex mtx;
   std::condition_variable cv;
@@ -239,6 +241,31 @@ void jetstream_intake::stop() {
   }
 }
 
+namespace {
+
+/// Fresh deliveries whose job exists already (a tombstone, an id submitted
+/// again after the duplicate window) must not run before the store has
+/// decided: they claim first. One query per fetched batch.
+void mark_known_jobs(jetstream_intake::shared_state& st,
+                     std::vector<std::pair<natsMsg*, job_spec>>& batch) {
+  std::vector<std::string> ids;
+  for (auto& [m, spec] : batch)
+    if (spec.fresh)
+      ids.push_back(spec.job_id);
+  if (ids.empty())
+    return;
+  auto known = st.presence ? st.presence->existing(ids) : std::nullopt;
+  for (auto& [m, spec] : batch)
+    if (spec.fresh && (!known || known->count(spec.job_id)))
+      spec.fresh = false;
+}
+
+} // namespace
+
+void jetstream_intake::set_presence(std::shared_ptr<job_presence> presence) {
+  state_->presence = std::move(presence);
+}
+
 void jetstream_intake::fetch_loop() {
   auto& st = *state_;
   auto last_error_log = std::chrono::steady_clock::time_point{};
@@ -277,6 +304,8 @@ void jetstream_intake::fetch_loop() {
       std::lock_guard<std::mutex> guard{st.mtx};
       paused_now = st.paused;
     }
+    std::vector<std::pair<natsMsg*, job_spec>> batch;
+    batch.reserve(static_cast<std::size_t>(list.Count));
     for (int i = 0; i < list.Count; ++i) {
       natsMsg* m = list.Msgs[i];
       list.Msgs[i] = nullptr; // ownership moves to `held`
@@ -297,6 +326,10 @@ void jetstream_intake::fetch_loop() {
         natsMsg_Destroy(m);
         continue;
       }
+      batch.emplace_back(m, std::move(spec));
+    }
+    mark_known_jobs(st, batch);
+    for (auto& [m, spec] : batch) {
       std::uint64_t delivery;
       {
         std::lock_guard<std::mutex> guard{st.mtx};

@@ -24,6 +24,8 @@
 
 namespace troupe {
 
+class job_presence;
+
 /// Counters of one intake, readable from any thread.
 struct intake_counters {
   std::atomic<std::int64_t> fetched{0};
@@ -45,6 +47,11 @@ public:
 
   /// The actor to pass as supervisor_deps::intake.
   caf::actor actor() const { return actor_; }
+
+  /// Before fresh deliveries may speculate, ask `presence` which of them
+  /// exist already (those claim first). Without it, none speculates. Call
+  /// before start().
+  void set_presence(std::shared_ptr<job_presence> presence);
 
   /// Binds the consumer and starts fetching into `supervisor`.
   caf::error start(caf::actor supervisor);

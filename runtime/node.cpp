@@ -26,6 +26,7 @@
 #include "runtime/heartbeat_bus.hpp"
 #include "runtime/http_endpoint.hpp"
 #include "runtime/jetstream_intake.hpp"
+#include "runtime/job_presence.hpp"
 #include "runtime/metrics.hpp"
 #include "runtime/migrations.hpp"
 #include "runtime/nats_client.hpp"
@@ -264,10 +265,14 @@ int run_node(const troupe_config& cfg, const node_run_options& opts) {
   std::vector<caf::actor> supervisors;
   std::vector<std::string> supervisors_names;
   std::set<std::string> names;
+  // Shared by the intakes: which fetched jobs exist already (those may not
+  // speculate, see job_presence.hpp).
+  auto presence = std::make_shared<job_presence>(cfg.postgres.url);
   for (const auto& [name, def] : defs) {
     names.insert(name);
     auto intake = std::make_unique<jetstream_intake>(
         sys, *nats, cfg.nats, name, def->config.max_in_flight, limits);
+    intake->set_presence(presence);
     supervisor_deps sd;
     sd.job = jdeps;
     sd.intake = intake->actor();

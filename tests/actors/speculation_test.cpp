@@ -205,3 +205,19 @@ TEST_F(speculation_test, AnExistingJobFoundWhileRetryingIsLeftToTheStore) {
   ASSERT_EQ(finished->size(), 1u);
   EXPECT_TRUE(finished->at(0).result.already_terminal);
 }
+
+TEST_F(speculation_test, EventsWaitForTheCreateEvenWhenTheRetryIsFaster) {
+  // The create (retrying) cannot commit at once (store down for one write,
+  // rewritten after 500 ms) while the 100 ms retry runs: the retry's events
+  // must still come after the ones the create announces.
+  auto sup = start_pipeline(pipeline_of({probe("a", {{"fail_first", 1}}, 3)}));
+  db->fail_next_writes = 1;
+  submit(sup, "j1");
+  run_to_quiescence();
+  EXPECT_EQ(db->jobs.at("j1").state, job_state::succeeded);
+  EXPECT_EQ(db->creates, 1);
+  EXPECT_EQ(event_types("j1"),
+            (std::vector<std::string>{
+                "job.started", "stage.started", "stage.failed", "job.retrying",
+                "stage.started", "stage.succeeded", "job.succeeded"}));
+}

@@ -116,3 +116,11 @@ TEST(JsonText, ObjectsNestAndTakeRawJson) {
   EXPECT_EQ(out, R"({"a":-5,"b":true,"c":{"x":[1,2]},"d":{"e":"f"}})");
   EXPECT_EQ(out, as_nlohmann_prints_it(out));
 }
+
+TEST(JsonText, ValidTextReplacesInvalidUtf8AndNul) {
+  EXPECT_EQ(valid_text("ok caf\xC3\xA9"), "ok caf\xC3\xA9");
+  EXPECT_EQ(valid_text(std::string{"a\0b", 3}), "a\xEF\xBF\xBD"
+                                                "b");
+  // A multi-byte character cut in half at the end (stderr cut at 2 KiB).
+  EXPECT_EQ(valid_text("x\xE2\x82"), "x\xEF\xBF\xBD\xEF\xBF\xBD");
+}

@@ -120,7 +120,10 @@ stages = [
 ]
 
 [pipelines.gated]
-stages = [ { name = "only", kind = "noop" } ]
+# Appends each input to gated.runs, so a test can tell whether it ran.
+stages = [ { name = "only", kind = "exec", command = ["/bin/sh", "-c",
+  "cat >> ')" +
+         dir_ + R"(/gated.runs'; echo; echo null"] } ]
 
 [pipelines.long]
 stages = [ { name = "nap", kind = "sleep", duration = "4s" } ]
@@ -159,12 +162,15 @@ json shell_test::ok(const std::string& cmd) {
   return docs[0];
 }
 
-std::string shell_test::submit(const std::string& pipeline, json payload) {
+std::string shell_test::submit(const std::string& pipeline, json payload,
+                               const std::string& key) {
   nats_connect_options o;
   o.urls = servers_->nats_url();
   auto c = nats_client::connect(o);
   EXPECT_TRUE(c);
   json body{{"pipeline", pipeline}, {"payload", payload}};
+  if (!key.empty())
+    body["key"] = key;
   auto r = (*c)->request("troupe.api.v1.submit", body.dump(), 5000);
   EXPECT_TRUE(r);
   auto j = json::parse(*r, nullptr, false);

@@ -45,7 +45,8 @@ public:
   static nlohmann::json ok(const std::string& cmd);
 
   static std::string submit(const std::string& pipeline,
-                            nlohmann::json payload = {});
+                            nlohmann::json payload = {},
+                            const std::string& key = "");
 
   static std::string state_of(const std::string& job_id);
 

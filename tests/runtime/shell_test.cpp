@@ -3,6 +3,7 @@
 // real binary with `-c ... --json`. The interactive mode (through a
 // pseudo-terminal) is in shell_interactive_test.cpp.
 #include <algorithm>
+#include <fstream>
 #include <iostream>
 #include <set>
 #include <thread>
@@ -167,12 +168,41 @@ TEST_F(shell_test, CancelOfAJobStillInTheStreamLeavesATombstone) {
   auto c = ok("cancel " + id + " --pipeline gated");
   EXPECT_EQ(c["was"], "unseen");
   ok("unpause gated");
-  // Delivered now, found terminal, acked: it never runs.
+  // Delivered now, found terminal, acked: it never runs, not even ahead of
+  // its first write (the intake sees the row, so the job claims first).
   std::this_thread::sleep_for(1500ms);
   EXPECT_EQ(state_of(id), "cancelled");
   EXPECT_EQ(
       count("select count(*) from job_attempts where job_id = '" + id + "'"),
       0);
+  std::ifstream runs{dir_ + "/gated.runs"};
+  std::string seen{std::istreambuf_iterator<char>{runs}, {}};
+  EXPECT_EQ(seen.find(id), std::string::npos) << "the cancelled job ran";
+}
+
+TEST_F(shell_test, AJobCancelledBeforeItIsPublishedNeverRuns) {
+  // The tombstone comes first; the job's first delivery is then fresh, and
+  // must still not run ahead of its first write (speculation): the intake
+  // sees the row and the job claims first.
+  std::string id = "tomb-before-publish";
+  auto c = ok("cancel " + id + " --pipeline gated");
+  EXPECT_EQ(c["was"], "unseen");
+  EXPECT_EQ(submit("gated", {{"never", "runs"}}, id), id);
+  // A job published after it runs: the pipeline is live.
+  auto after = submit("gated", {{"runs", true}});
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (state_of(after) != "succeeded" &&
+         std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(50ms);
+  EXPECT_EQ(state_of(after), "succeeded");
+  // Two nodes fetch in parallel: give the other one time to have run it,
+  // had it been going to.
+  std::this_thread::sleep_for(1s);
+  EXPECT_EQ(state_of(id), "cancelled");
+  std::ifstream runs{dir_ + "/gated.runs"};
+  std::string seen{std::istreambuf_iterator<char>{runs}, {}};
+  EXPECT_NE(seen.find(after), std::string::npos);
+  EXPECT_EQ(seen.find(id), std::string::npos) << "the cancelled job ran";
 }
 
 TEST_F(shell_test, PauseStopsFetchingOnEveryNodeUntilUnpaused) {
