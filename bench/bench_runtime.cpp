@@ -31,6 +31,8 @@
 #include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
 
+#include "bench/bench_common.hpp"
+#include "bench/ceilings.hpp"
 #include "messages/errc.hpp"
 #include "runtime/job_tracker.hpp"
 #include "runtime/local_servers.hpp"
@@ -38,116 +40,15 @@
 #include "runtime/process.hpp"
 
 using namespace troupe;
+using namespace troupe::bench;
 using namespace std::chrono_literals;
 using json = nlohmann::json;
-using clock_type = std::chrono::steady_clock;
 
 namespace {
 
-struct options {
-  std::string troupe = "build/troupe";
-  int runs = 3;
-  bool quick = false;
-  std::string markdown;
-  std::set<std::string> only;
-};
-
-/// One reported figure: median of the runs, with min and max.
-struct figure {
-  std::string scenario;
-  std::string what;
-  std::string unit;
-  std::vector<double> samples;
-  std::string note;
-
-  double median() const {
-    auto s = samples;
-    std::sort(s.begin(), s.end());
-    if (s.empty())
-      return 0;
-    return s.size() % 2 ? s[s.size() / 2]
-                        : (s[s.size() / 2 - 1] + s[s.size() / 2]) / 2;
-  }
-  double min() const {
-    return *std::min_element(samples.begin(), samples.end());
-  }
-  double max() const {
-    return *std::max_element(samples.begin(), samples.end());
-  }
-};
-
-int free_port() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
-
-double seconds_since(clock_type::time_point t0) {
-  return std::chrono::duration<double>(clock_type::now() - t0).count();
-}
-
-std::string read_text(const std::string& path) {
-  std::ifstream in{path};
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-/// Thrown on any failure so that destructors stop the servers and nodes.
-struct bench_failure : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
-
-[[noreturn]] void fail(const std::string& msg) {
-  throw bench_failure(msg);
-}
-
-/// A payload of roughly the size of a typical small job (~200 bytes).
-std::string job_body(int i) {
-  return json{{"payload",
-               {{"n", i},
-                {"doc", "s3://bucket/some/path/to/document-" +
-                            std::to_string(i) + ".json"},
-                {"pad", std::string(120, 'x')}}}}
-      .dump();
-}
-
-/// Publishes `n` messages to `subject` asynchronously (acks awaited at the
-/// end), each with Nats-Msg-Id `<prefix><i>`. Returns seconds taken.
-double publish_all(jsCtx* js, const std::string& subject,
-                   const std::string& id_prefix, int n) {
-  auto t0 = clock_type::now();
-  for (int i = 0; i < n; ++i) {
-    natsMsg* m = nullptr;
-    auto body = job_body(i);
-    natsMsg_Create(&m, subject.c_str(), nullptr, body.data(),
-                   static_cast<int>(body.size()));
-    auto id = id_prefix + std::to_string(i);
-    natsMsgHeader_Set(m, "Nats-Msg-Id", id.c_str());
-    if (js_PublishMsgAsync(js, &m, nullptr) != NATS_OK)
-      fail("async publish failed");
-  }
-  jsPubOptions po;
-  jsPubOptions_Init(&po);
-  po.MaxWait = 120000;
-  if (js_PublishAsyncComplete(js, &po) != NATS_OK)
-    fail("publish acks did not all arrive");
-  natsMsgList pending{nullptr, 0};
-  if (js_PublishAsyncGetPendingList(&pending, js) == NATS_OK &&
-      pending.Count > 0)
-    fail(std::to_string(pending.Count) + " publishes failed");
-  return seconds_since(t0);
-}
-
-class bench {
+class runtime_bench {
 public:
-  explicit bench(options o) : o_(std::move(o)) {
+  explicit runtime_bench(options o) : o_(std::move(o)) {
     char tmpl[] = "/tmp/troupe-bench-XXXXXX";
     if (!mkdtemp(tmpl))
       fail("mkdtemp");
@@ -172,7 +73,7 @@ public:
     async_js_ = js;
   }
 
-  ~bench() {
+  ~runtime_bench() {
     stop_node();
     if (async_js_)
       jsCtx_Destroy(async_js_);
@@ -191,119 +92,10 @@ public:
   // -----------------------------------------------------------------
 
   void ceilings() {
-    int count = n(20000, 2000);
-    figure pub{"ceiling", "JetStream publish (async, acked)", "msg/s", {}, ""};
-    figure con{"ceiling", "JetStream pull + explicit ack", "msg/s", {}, ""};
-    figure both{"ceiling", "JetStream publish→consume→ack", "msg/s", {}, ""};
-    for (int r = 0; r < o_.runs; ++r) {
-      auto stream = "CEIL" + std::to_string(r);
-      jsStreamConfig sc;
-      jsStreamConfig_Init(&sc);
-      sc.Name = stream.c_str();
-      auto subj = "ceil" + std::to_string(r) + ".>";
-      const char* subjects[] = {subj.c_str()};
-      sc.Subjects = subjects;
-      sc.SubjectsLen = 1;
-      sc.Retention = js_WorkQueuePolicy;
-      sc.Storage = js_FileStorage;
-      jsStreamInfo* si = nullptr;
-      jsErrCode jerr{};
-      if (js_AddStream(&si, client_->js(), &sc, nullptr, &jerr) != NATS_OK)
-        fail("add ceiling stream");
-      jsStreamInfo_Destroy(si);
-      auto tp = publish_all(async_js_, "ceil" + std::to_string(r) + ".jobs",
-                            "c-", count);
-      natsSubscription* sub = nullptr;
-      jsSubOptions so;
-      jsSubOptions_Init(&so);
-      so.Stream = stream.c_str();
-      so.Config.AckPolicy = js_AckExplicit;
-      so.Config.MaxAckPending = 20000;
-      if (js_PullSubscribe(&sub, client_->js(), subj.c_str(), "ceil", nullptr,
-                           &so, &jerr) != NATS_OK)
-        fail("pull subscribe");
-      auto t0 = clock_type::now();
-      int got = 0;
-      while (got < count) {
-        natsMsgList list{nullptr, 0};
-        if (natsSubscription_Fetch(&list, sub, 256, 2000, &jerr) != NATS_OK)
-          continue;
-        for (int i = 0; i < list.Count; ++i)
-          natsMsg_Ack(list.Msgs[i], nullptr);
-        got += list.Count;
-        natsMsgList_Destroy(&list);
-      }
-      natsConnection_Flush(client_->conn());
-      auto tc = seconds_since(t0);
-      natsSubscription_Unsubscribe(sub);
-      natsSubscription_Destroy(sub);
-      js_DeleteStream(client_->js(), stream.c_str(), nullptr, &jerr);
-      pub.samples.push_back(count / tp);
-      con.samples.push_back(count / tc);
-      both.samples.push_back(count / (tp + tc));
-    }
-    out_.push_back(pub);
-    out_.push_back(con);
-    out_.push_back(both);
-    js_ceiling_ = both.median();
-
-    // PostgreSQL: rows shaped like troupe's jobs rows.
-    int rows = n(20000, 2000);
-    int single = n(2000, 300);
-    figure batched{"ceiling",
-                   "PostgreSQL batched upsert (256 rows/commit)",
-                   "rows/s",
-                   {},
-                   ""};
-    figure one{"ceiling", "PostgreSQL single-row commits", "rows/s", {}, ""};
-    pqxx::connection c{pg_.url()};
-    {
-      pqxx::work w{c};
-      w.exec("create table if not exists bench_jobs (job_id text primary key, "
-             "pipeline text not null, state text not null, stage_index int, "
-             "attempt int, epoch bigint, payload jsonb, updated_at timestamptz "
-             "default now())");
-      w.commit();
-    }
-    for (int r = 0; r < o_.runs; ++r) {
-      {
-        pqxx::work w{c};
-        w.exec("truncate bench_jobs");
-        w.commit();
-      }
-      auto t0 = clock_type::now();
-      for (int b = 0; b < rows; b += 256) {
-        json recs = json::array();
-        for (int i = b; i < std::min(rows, b + 256); ++i)
-          recs.push_back({{"job_id", "b" + std::to_string(i)},
-                          {"pipeline", "bench"},
-                          {"payload", json::parse(job_body(i))["payload"]}});
-        pqxx::work w{c};
-        w.exec_params(
-            "insert into bench_jobs as j (job_id, pipeline, state, "
-            "stage_index, attempt, epoch, payload) select job_id, pipeline, "
-            "'running', 0, 0, 1, payload from jsonb_to_recordset($1::jsonb) "
-            "as r(job_id text, pipeline text, payload jsonb) on conflict "
-            "(job_id) do update set epoch = j.epoch + 1, state = 'running', "
-            "updated_at = now()",
-            recs.dump());
-        w.commit();
-      }
-      batched.samples.push_back(rows / seconds_since(t0));
-      t0 = clock_type::now();
-      for (int i = 0; i < single; ++i) {
-        pqxx::work w{c};
-        w.exec_params("insert into bench_jobs (job_id, pipeline, state, "
-                      "payload) values ($1, 'bench', 'running', $2::jsonb) "
-                      "on conflict (job_id) do update set epoch = "
-                      "bench_jobs.epoch + 1",
-                      "s" + std::to_string(i), job_body(i));
-        w.commit();
-      }
-      one.samples.push_back(single / seconds_since(t0));
-    }
-    out_.push_back(batched);
-    out_.push_back(one);
+    auto figs =
+        measure_ceilings({o_.runs, o_.quick, *client_, async_js_, pg_.url()});
+    js_ceiling_ = figs.at(2).median();
+    out_.insert(out_.end(), figs.begin(), figs.end());
   }
 
   // -- troupe nodes
@@ -708,12 +500,6 @@ stages = [ { name = "cat", kind = "exec", command = ["/bin/cat"] } ]
     out_.push_back(ex);
   }
 
-  static std::string fmt(double v, int digits) {
-    char buf[64];
-    std::snprintf(buf, sizeof(buf), "%.*f", digits, v);
-    return buf;
-  }
-
   std::string table() const {
     std::string t = "| scenario | measure | median | min | max | unit | note "
                     "|\n|---|---|---:|---:|---:|---|---|\n";
@@ -789,7 +575,7 @@ int main(int argc, char** argv) {
 }
 
 int run(const options& o) {
-  bench b{o};
+  runtime_bench b{o};
   auto step = [&](const char* name, auto fn) {
     if (!b.wanted(name))
       return;
