@@ -1,4 +1,5 @@
 #include "runtime/node.hpp"
+#include "runtime/node_startup.hpp"
 
 #include <chrono>
 #include <set>
@@ -47,85 +48,6 @@ std::int64_t wall_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
-}
-
-/// Retries `f` with capped exponential backoff for at most `total`.
-template <class F>
-auto with_startup_retries(const char* what, duration_ms total,
-                          const std::string& secrets, F f,
-                          bool any_error = false) -> decltype(f()) {
-  auto deadline = std::chrono::steady_clock::now() + total;
-  auto delay = std::chrono::milliseconds{100};
-  for (;;) {
-    auto res = f();
-    // Only an unreachable dependency is worth waiting for; anything else
-    // (bad credentials, a failing migration) will not fix itself.
-    if (res || std::chrono::steady_clock::now() >= deadline ||
-        shutdown_requested() ||
-        (!any_error && code_of(res.error()) != errc::unavailable))
-      return res;
-    spdlog::warn("{} not ready yet, retrying in {} ms: {}", what, delay.count(),
-                 redact_text(describe(res.error()), secrets));
-    std::this_thread::sleep_for(delay);
-    delay = std::min(delay * 2, std::chrono::milliseconds{2000});
-  }
-}
-
-caf::actor_system_config& actor_config(caf::actor_system_config& cfg,
-                                       const node_config& node) {
-  cfg.set("logger.file-verbosity", caf::atom("quiet"));
-  cfg.set("logger.console-verbosity", caf::atom("quiet"));
-  if (node.scheduler_threads > 0)
-    cfg.set("scheduler.max-threads",
-            static_cast<std::size_t>(node.scheduler_threads));
-  // See docs/benchmarks.md: work stealing keeps parked jobs smaller,
-  // sharing wakes workers at once and costs no CPU while idle.
-  cfg.set("scheduler.policy", node.scheduler == "sharing"
-                                  ? caf::atom("sharing")
-                                  : caf::atom("stealing"));
-  return cfg;
-}
-
-/// Listens to heartbeats for a while: a live process already announcing
-/// our node id means we must not start (two nodes with one id would fence
-/// each other's leases and confuse every operator).
-caf::error check_unique_node_id(nats_client& nats, const subjects& subj,
-                                const std::string& node_id,
-                                std::chrono::milliseconds listen) {
-  natsSubscription* sub = nullptr;
-  auto s =
-      natsConnection_SubscribeSync(&sub, nats.conn(), subj.heartbeat().c_str());
-  if (s != NATS_OK)
-    return nats_error(s, "subscribe to heartbeats");
-  caf::error result;
-  auto deadline = std::chrono::steady_clock::now() + listen;
-  while (!result) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                    deadline - std::chrono::steady_clock::now())
-                    .count();
-    if (left <= 0)
-      break;
-    natsMsg* m = nullptr;
-    if (natsSubscription_NextMsg(&m, sub, left) != NATS_OK)
-      break;
-    auto hb = decode_heartbeat(
-        std::string_view{natsMsg_GetData(m),
-                         static_cast<std::size_t>(natsMsg_GetDataLength(m))});
-    natsMsg_Destroy(m);
-    if (hb && hb->node_id == node_id && hb->state != "down")
-      result = make_error(errc::internal,
-                          "node id '" + node_id + "' is already in use by " +
-                              hb->host + " pid " + std::to_string(hb->pid) +
-                              "; give this node another --node-id");
-  }
-  natsSubscription_Destroy(sub);
-  return result;
-}
-
-std::string host_name() {
-  char buf[256] = {0};
-  gethostname(buf, sizeof(buf) - 1);
-  return buf;
 }
 
 } // namespace

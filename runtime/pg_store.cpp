@@ -4,11 +4,8 @@
 
 #include <chrono>
 #include <condition_variable>
-#include <cstdio>
-#include <ctime>
 #include <deque>
 #include <mutex>
-#include <optional>
 #include <set>
 #include <thread>
 #include <unordered_map>
