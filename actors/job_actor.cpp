@@ -10,6 +10,7 @@
 #include "actors/stage_actor.hpp"
 #include "config/config_loader.hpp"
 #include "messages/errc.hpp"
+#include "messages/json_guard.hpp"
 #include "messages/json_text.hpp"
 #include "messages/stats.hpp"
 
@@ -370,6 +371,17 @@ void claim(self_ptr self) {
   self->request(st.deps->store, caf::infinite, claim_atom::value, st.spec)
       .then([self](job_snapshot& snap) { on_claimed(self, snap); },
             [self](caf::error& err) {
+              if (code_of(err) == errc::conflict ||
+                  code_of(err) == errc::unstorable) {
+                // The delivery itself is wrong; the job (if any) is left
+                // alone and the message is dropped, not retried.
+                job_result res;
+                res.conflict = code_of(err) == errc::conflict;
+                res.unrecordable = !res.conflict;
+                res.error = describe(err);
+                report(self, std::move(res));
+                return;
+              }
               // Could not take the job (store down, or fenced): report without
               // acking so that the broker redelivers it later.
               abandon(self, err);
@@ -452,7 +464,14 @@ caf::behavior job_actor(self_ptr self, job_spec spec,
         self->demonitor(st.running);
         st.running = nullptr;
         st.attempt_ended = self->clock().now();
-        if (out.ok)
+        if (out.ok && json_has_nul(out.output))
+          // PostgreSQL cannot store U+0000: a checkpoint with it would fail
+          // every write. The stage's output is wrong, not the store.
+          on_failure(self, "invalid_output",
+                     "stage output contains a NUL character (\\u0000), "
+                     "which cannot be stored",
+                     false);
+        else if (out.ok)
           on_success(self, std::move(out.output));
         else
           on_failure(self, std::move(out.error_code),

@@ -21,6 +21,10 @@ namespace troupe::job_detail {
 
 using clock_type = caf::actor_clock::clock_type;
 
+/// Failed writes (other than outages) before a job is dead-lettered with
+/// store_write_failed rather than retried again.
+constexpr std::int32_t max_write_failures = 5;
+
 /// A write waiting for its turn; writes of one job commit strictly in order.
 struct pending_write {
   job_write write;
@@ -76,6 +80,10 @@ struct job_actor_state {
   /// per parked job).
   std::vector<pending_write> writes;
   bool write_in_flight = false;
+  /// Writes that failed for a reason other than an outage (capped by
+  /// max_write_failures), and whether the job is being dead-lettered for it.
+  std::int32_t write_failures = 0;
+  bool unwritable = false;
   jitter_rng rng;
 
   static inline const char* name = "job_actor";
@@ -95,6 +103,8 @@ job_write make_write(self_ptr self, job_state state);
 void commit(self_ptr self, job_write w, std::vector<job_event> publish,
             std::function<void()> then = {});
 void pump_writes(self_ptr self);
+/// Dead-letters a job whose writes PostgreSQL refuses (store_write_failed).
+void dead_letter_unwritable(self_ptr self, const caf::error& err);
 /// Sends the result to the supervisor and quits.
 void report(self_ptr self, job_result res);
 /// A newer run owns the job (or the store is down): stop, write nothing.

@@ -2,6 +2,7 @@
 
 #include "actors/atoms.hpp"
 #include "messages/errc.hpp"
+#include "messages/json_text.hpp"
 
 // Ordered writes and events of a job actor: every transition is one job_write,
 // committed strictly in order; events go out only after their commit.
@@ -111,6 +112,45 @@ void commit(self_ptr self, job_write w, std::vector<job_event> publish,
   pump_writes(self);
 }
 
+/// A write PostgreSQL refuses (its data) or keeps failing for a reason
+/// other than an outage: retrying it forever would hold the job's slot and
+/// its message for good. The job is dead-lettered with a record that holds
+/// nothing from the refused write but the error; if even that cannot be
+/// written, the delivery is given up as unrecordable.
+void dead_letter_unwritable(self_ptr self, const caf::error& err) {
+  auto& st = self->state;
+  if (st.unwritable) {
+    job_result res;
+    res.unrecordable = true;
+    res.error = describe(err);
+    report(self, std::move(res));
+    return;
+  }
+  st.unwritable = true;
+  st.finishing = true;
+  ++st.seq; // drops pending timers
+  if (st.running) {
+    self->demonitor(st.running);
+    self->send_exit(st.running, caf::exit_reason::kill);
+    st.running = nullptr;
+  }
+  std::vector<pending_write>{}.swap(st.writes);
+  std::vector<checkpoint>{}.swap(st.held_checkpoints);
+  auto reason = valid_text(describe(err)).substr(0, 2048);
+  auto w = make_write(self, job_state::dead_lettered);
+  w.last_error = "store_write_failed: " + reason;
+  auto dead = make_event(self, "job.dead_lettered");
+  dead.error_code = "store_write_failed";
+  dead.error = reason;
+  auto error = w.last_error;
+  commit(self, std::move(w), {std::move(dead)}, [self, error] {
+    job_result res;
+    res.state = job_state::dead_lettered;
+    res.error = error;
+    report(self, std::move(res));
+  });
+}
+
 void pump_writes(self_ptr self) {
   auto& st = self->state;
   if (st.write_in_flight || st.writes.empty())
@@ -155,6 +195,12 @@ void pump_writes(self_ptr self) {
             }
             if (code_of(err) == errc::job_exists) {
               on_job_exists(self);
+              return;
+            }
+            if (code_of(err) == errc::unstorable ||
+                (code_of(err) != errc::unavailable &&
+                 ++st.write_failures >= max_write_failures)) {
+              dead_letter_unwritable(self, err);
               return;
             }
             // The store is unavailable: keep the write and try again later; a

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <functional>
 #include <memory_resource>
+#include <optional>
 #include <vector>
 
 namespace troupe {
@@ -54,6 +55,7 @@ struct parked_job {
   std::int32_t attempt = 0;
   std::int32_t life = 1;
   std::int64_t since_ms = 0;
+  std::uint64_t stream_seq = 0;
 };
 
 /// When a parked job is due; a min-heap of these drives one timer.
@@ -131,6 +133,7 @@ void park(self_ptr self, const job_result& res) {
   p.attempt = res.attempt;
   p.life = res.life;
   p.since_ms = st.deps.job->now_ms();
+  p.stream_seq = e.spec.stream_seq;
   st.running.erase(i);
   auto due = self->clock().now() + std::chrono::milliseconds{res.park_ms};
   st.wake_ups.push_back({due, p.seq, std::pmr::string{res.job_id, &st.pool}});
@@ -156,6 +159,7 @@ void wake(self_ptr self, decltype(supervisor_state::parked)::iterator i,
   e.spec.submitted_at_ms = p.submitted_at_ms;
   e.spec.payload.clear();
   e.spec.resumed = true;
+  e.spec.stream_seq = p.stream_seq;
   e.delivery = i->second.delivery;
   e.restarts = i->second.restarts;
   e.gated = i->second.gated;
@@ -186,6 +190,22 @@ void wake_due(self_ptr self) {
     self->delayed_send(self, st.next_tick - now, wake_atom::value,
                        st.next_tick.time_since_epoch().count());
   }
+}
+
+/// The delivery and stream sequence under which `job_id` is held here
+/// (running, parked or queued), if it is.
+std::optional<std::pair<std::uint64_t, std::uint64_t>>
+held_delivery(self_ptr self, const std::string& job_id) {
+  auto& st = self->state;
+  if (auto i = st.running.find(job_id); i != st.running.end())
+    return std::make_pair(i->second.delivery, i->second.spec.stream_seq);
+  if (auto p = st.parked.find(std::pmr::string{job_id, &st.pool});
+      p != st.parked.end())
+    return std::make_pair(p->second.delivery, p->second.stream_seq);
+  for (auto& q : st.queued)
+    if (q.spec.job_id == job_id)
+      return std::make_pair(q.delivery, q.spec.stream_seq);
+  return std::nullopt;
 }
 
 /// Jobs holding a slot: running (or between attempts) and parked.
@@ -358,13 +378,19 @@ caf::behavior pipeline_supervisor(self_ptr self,
         job_entry e;
         e.spec = std::move(spec);
         e.delivery = delivery;
-        if (st.running.count(e.spec.job_id) ||
-            st.parked.count(std::pmr::string{e.spec.job_id, &st.pool})) {
-          // Already running here (duplicate delivery): the running actor owns
-          // the job; tell the intake the duplicate needs no work.
+        if (auto held = held_delivery(self, e.spec.job_id)) {
+          // The job is held here already (running, parked or queued): its
+          // holder owns it. Another message of the job is acked as a
+          // duplicate; the same message redelivered (same stream sequence:
+          // the broker thinks it is lost, e.g. after an outage longer than
+          // ack_wait) must not be: acking it deletes the job's only message
+          // while the job is unfinished. It replaces the held delivery.
           job_result res;
           res.job_id = e.spec.job_id;
-          res.already_terminal = true;
+          if (e.spec.stream_seq != 0 && e.spec.stream_seq == held->second)
+            res.same_as = held->first;
+          else
+            res.already_terminal = true;
           ++st.stats.skipped;
           if (st.deps.intake)
             self->send(st.deps.intake, finished_atom::value, delivery,

@@ -121,6 +121,9 @@ struct nats_config {
   int max_depth = 64;
   /// Longest accepted key, tenant, pipeline name or correlation id (bytes).
   int max_key_length = 256;
+  /// Replies (admin, submit API) go only to subjects under this token, the
+  /// clients' inbox prefix (`_INBOX` unless clients set a custom one).
+  std::string inbox_prefix = "_INBOX";
   /// JetStream stream replicas (3 in production clusters).
   int replicas = 1;
   /// Write every publish to the socket at once instead of leaving it to

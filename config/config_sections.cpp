@@ -59,11 +59,13 @@ void read_node(reader& r, const toml::table& t, troupe_config& cfg) {
 
 /// [nats]: servers, subjects and stream, credentials, TLS.
 void read_nats(reader& r, const toml::table& t, troupe_config& cfg) {
-  r.check_keys(t, "nats",
-               {"url", "prefix", "stream", "ack_wait", "duplicate_window",
-                "max_payload", "replicas", "unrouted_sweep", "send_asap",
-                "user", "password_file", "token_file", "creds", "tls_ca",
-                "tls_cert", "tls_key", "password", "token"});
+  r.check_keys(t, "nats", {"url",       "prefix",           "stream",
+                           "ack_wait",  "duplicate_window", "max_payload",
+                           "replicas",  "unrouted_sweep",   "send_asap",
+                           "max_depth", "max_key_length",   "inbox_prefix",
+                           "user",      "password_file",    "token_file",
+                           "creds",     "tls_ca",           "tls_cert",
+                           "tls_key",   "password",         "token"});
   for (auto [key, out] :
        {std::pair<const char*, std::string*>{"user", &cfg.nats.user},
         {"password_file", &cfg.nats.password_file},
@@ -94,6 +96,15 @@ void read_nats(reader& r, const toml::table& t, troupe_config& cfg) {
   r.read(t, "nats", "max_payload", cfg.nats.max_payload, 1,
          std::int64_t{64} * 1024 * 1024);
   r.read(t, "nats", "replicas", cfg.nats.replicas, 1, 5);
+  r.read(t, "nats", "max_depth", cfg.nats.max_depth, 2, 512);
+  r.read(t, "nats", "max_key_length", cfg.nats.max_key_length, 16, 4096);
+  r.read(t, "nats", "inbox_prefix", cfg.nats.inbox_prefix);
+  if (!is_subject_token(cfg.nats.inbox_prefix) ||
+      cfg.nats.inbox_prefix == cfg.nats.prefix)
+    r.problem(t.get("inbox_prefix"), "nats.inbox_prefix",
+              "must be one subject token of letters, digits, '_' or '-', "
+              "other than the subject prefix (got \"" +
+                  cfg.nats.inbox_prefix + "\")");
   r.read(t, "nats", "send_asap", cfg.nats.send_asap);
   r.read_duration(t, "nats", "unrouted_sweep", cfg.nats.unrouted_sweep);
   if (t.get("url"))

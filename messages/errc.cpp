@@ -35,6 +35,10 @@ const char* to_string(errc x) noexcept {
     return "rate_limited";
   case errc::job_exists:
     return "job_exists";
+  case errc::conflict:
+    return "conflict";
+  case errc::unstorable:
+    return "unstorable";
   }
   return "internal";
 }
@@ -73,6 +77,13 @@ std::string describe(const caf::error& err) {
     out += caf::to_string(ctx);
   }
   return out;
+}
+
+std::string message_of(const caf::error& err) {
+  const auto& ctx = err.context();
+  if (ctx.match_elements<std::string>())
+    return ctx.get_as<std::string>(0);
+  return describe(err);
 }
 
 } // namespace troupe

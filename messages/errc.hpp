@@ -41,6 +41,13 @@ enum class errc : std::uint8_t {
   /// A create found the job already there (a redelivered, replayed or
   /// re-submitted id): the writer claims it instead.
   job_exists,
+  /// The delivery does not match the job in the store: the id belongs to
+  /// another pipeline, or a replay names a life the job is not in. The
+  /// delivery is dropped; the job is left alone.
+  conflict,
+  /// PostgreSQL refused the data itself (SQLSTATE classes 22 and 23):
+  /// writing it again cannot succeed.
+  unstorable,
 };
 
 /// Stable snake_case name of an error code, used on the wire.
@@ -61,5 +68,8 @@ errc code_of(const caf::error& err) noexcept;
 
 /// Renders an error as `code: message` without needing an actor system.
 std::string describe(const caf::error& err);
+
+/// The human message of an error (describe() without the code prefix).
+std::string message_of(const caf::error& err);
 
 } // namespace troupe

@@ -1,4 +1,5 @@
 #include "messages/heartbeat.hpp"
+#include "messages/json_guard.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -23,7 +24,7 @@ std::string encode_heartbeat(const heartbeat& hb) {
 }
 
 caf::expected<heartbeat> decode_heartbeat(std::string_view text) {
-  auto j = nlohmann::json::parse(text.begin(), text.end(), nullptr, false);
+  auto j = parse_json_or_discarded(text);
   if (j.is_discarded() || !j.is_object())
     return make_error(errc::invalid_payload, "heartbeat is not a JSON object");
   heartbeat hb;

@@ -63,13 +63,20 @@ struct job_spec {
   /// Started again after a parked retry wait (job_result::park_ms): it
   /// claims the job to load it and announces no new job.started.
   bool resumed = false;
+  /// JetStream stream sequence of the delivered message (0: none). Two
+  /// deliveries with the same sequence are the same message redelivered.
+  std::uint64_t stream_seq = 0;
+  /// A replay's life (from its message id `<job_id>#<life>`), 0 otherwise:
+  /// its claim takes the job only if the store has it in that life.
+  std::int32_t replay_life = 0;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, job_spec& x) {
   return f(caf::meta::type_name("job_spec"), x.job_id, x.pipeline, x.tenant,
            x.correlation_id, x.payload, x.priority, x.invalid_reason,
-           x.invalid_code, x.submitted_at_ms, x.fresh, x.resumed);
+           x.invalid_code, x.submitted_at_ms, x.fresh, x.resumed, x.stream_seq,
+           x.replay_life);
 }
 
 /// The record of one stage attempt, successful or not.
@@ -256,13 +263,24 @@ struct job_result {
   std::int64_t park_ms = 0;
   std::int32_t attempt = 0;
   std::int32_t life = 1;
+  /// The delivery conflicts with the job in the store (errc::conflict): it
+  /// is acked and dropped, the job is not touched.
+  bool conflict = false;
+  /// Nothing about this delivery can be recorded (PostgreSQL refuses even a
+  /// sanitised record): terminate the message rather than loop on it.
+  bool unrecordable = false;
+  /// Non-zero: this delivery is the same stream message as the delivery
+  /// held under this number (a redelivery while the job still runs here).
+  /// Neither acked nor naked: it replaces the held one.
+  std::uint64_t same_as = 0;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, job_result& x) {
   return f(caf::meta::type_name("job_result"), x.job_id, x.state,
            x.failed_stage, x.error, x.already_terminal, x.abandoned, x.fenced,
-           x.requeue_ms, x.park_ms, x.attempt, x.life);
+           x.requeue_ms, x.park_ms, x.attempt, x.life, x.conflict,
+           x.unrecordable, x.same_as);
 }
 
 } // namespace troupe

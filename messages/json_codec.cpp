@@ -1,4 +1,5 @@
 #include "messages/json_codec.hpp"
+#include "messages/json_guard.hpp"
 #include "messages/json_text.hpp"
 
 #include <nlohmann/json.hpp>
@@ -8,15 +9,6 @@ namespace troupe {
 namespace {
 
 using json = nlohmann::json;
-
-int depth_of(const json& j) {
-  if (!j.is_structured())
-    return 0;
-  int deepest = 0;
-  for (const auto& child : j)
-    deepest = std::max(deepest, depth_of(child));
-  return deepest + 1;
-}
 
 caf::error invalid(std::string msg) {
   return make_error(errc::invalid_payload, std::move(msg));
@@ -60,12 +52,14 @@ caf::error read_int(const json& obj, const char* key, std::int64_t& out,
 
 caf::expected<std::string> normalize_json(std::string_view text,
                                           int max_depth) {
-  auto j = json::parse(text.begin(), text.end(), nullptr, false);
-  if (j.is_discarded())
-    return invalid("not valid JSON");
-  if (depth_of(j) > max_depth)
-    return invalid("JSON nesting deeper than " + std::to_string(max_depth));
-  return j.dump();
+  auto j = parse_untrusted_json(text, max_depth, "JSON");
+  if (!j)
+    return std::move(j.error());
+  if (json_has_nul(text))
+    return make_error(errc::invalid_payload,
+                      "JSON contains a NUL character (\\u0000), which "
+                      "PostgreSQL cannot store");
+  return j->dump();
 }
 
 caf::expected<submission> decode_submission(std::string_view body,
@@ -76,6 +70,12 @@ caf::expected<submission> decode_submission(std::string_view body,
                       "body is " + std::to_string(body.size()) +
                           " bytes, limit is " +
                           std::to_string(limits.max_payload_bytes));
+  // Depth on the bytes, before a tree exists (json_guard.hpp); the body
+  // object is one level above the payload.
+  if (json_nesting(body, limits.max_depth + 1) > limits.max_depth + 1)
+    return make_error(errc::nesting_too_deep,
+                      "payload nested deeper than " +
+                          std::to_string(limits.max_depth) + " levels");
   json j;
   try {
     j = json::parse(body.begin(), body.end());
@@ -85,10 +85,11 @@ caf::expected<submission> decode_submission(std::string_view body,
   if (!j.is_object())
     return invalid(std::string{"body must be a JSON object, got "} +
                    j.type_name());
-  if (depth_of(j) > limits.max_depth + 1)
-    return make_error(errc::nesting_too_deep,
-                      "payload nested deeper than " +
-                          std::to_string(limits.max_depth) + " levels");
+  // jsonb cannot hold U+0000: a job carrying it could never be stored, so
+  // it is refused here rather than failing every write later.
+  if (json_has_nul(body))
+    return invalid("body contains a NUL character (\\u0000) in a string; "
+                   "PostgreSQL cannot store it");
   for (const auto& [k, v] : j.items()) {
     static constexpr const char* known[] = {
         "payload",  "tenant", "correlation_id", "priority", "delay_ms",
@@ -188,6 +189,8 @@ std::string encode_event(const job_event& ev) {
 }
 
 caf::expected<job_event> decode_event(std::string_view text) {
+  if (json_nesting(text, internal_json_depth) > internal_json_depth)
+    return invalid("event is nested too deeply");
   auto j = json::parse(text.begin(), text.end(), nullptr, false);
   if (j.is_discarded() || !j.is_object())
     return invalid("event is not a JSON object");

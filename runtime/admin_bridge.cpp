@@ -1,6 +1,11 @@
 #include "runtime/admin_bridge.hpp"
+#include "messages/errc.hpp"
+#include "messages/json_guard.hpp"
 
+#include <atomic>
 #include <stdexcept>
+
+#include <spdlog/spdlog.h>
 
 #include "runtime/blocking_pool.hpp"
 
@@ -14,8 +19,12 @@ struct admin_bridge::impl {
   /// `any` verbs fan out to every node, this one included: they get their
   /// own threads so they never wait on a request that needs the same pool.
   std::shared_ptr<blocking_pool> any_workers;
+  std::string inbox_prefix;
   std::map<std::string, admin_verb> read;
   std::map<std::string, admin_verb> control;
+  std::map<std::string, std::set<std::string>> control_fields;
+  /// Requests dropped for their reply subject (metrics, logs).
+  std::atomic<std::int64_t> refused{0};
   std::vector<natsSubscription*> subs;
 };
 
@@ -23,11 +32,40 @@ namespace {
 
 using json = nlohmann::json;
 
+/// Admin requests are small flat objects; anything deeper is not one.
+constexpr int admin_request_depth = 16;
+
 json error_reply(const std::string& node, const std::string& code,
                  const std::string& message) {
   return json{{"ok", false},
               {"node", node},
               {"error", {{"code", code}, {"message", message}}}};
+}
+
+/// Why `req` is not a well-formed body for a control verb taking `fields`
+/// (empty if it is).
+std::string unexpected_field(const json& req,
+                             const std::set<std::string>& fields) {
+  if (req.is_null())
+    return {};
+  if (!req.is_object())
+    return std::string{"request body must be a JSON object, got "} +
+           req.type_name();
+  for (const auto& [key, value] : req.items())
+    if (!fields.count(key))
+      return "unknown field '" + key.substr(0, 64) + "' in request body";
+  return {};
+}
+
+/// Whether a request may be acted on at all: it names an inbox to reply
+/// to, or (read verbs only) no reply at all.
+bool acceptable_reply(const admin_bridge::impl& im, const std::string& subject,
+                      const std::string& reply) {
+  if (!reply.empty())
+    return is_inbox_subject(reply, im.inbox_prefix);
+  // A control verb without a reply: nobody asked (a JetStream publish ack
+  // sent here by a publisher's reply-to looks exactly like that).
+  return subject.find(".control.") == std::string::npos;
 }
 
 void handle(const std::shared_ptr<admin_bridge::impl>& im,
@@ -64,14 +102,21 @@ void handle(const std::shared_ptr<admin_bridge::impl>& im,
                             : "unknown " + cls + " verb '" + verb +
                                   "' (known: " + known + ")");
     } else {
-      auto req = body.empty() ? json{} : json::parse(body, nullptr, false);
-      if (req.is_discarded()) {
-        out = error_reply(im->node_id, "invalid_payload",
-                          "request body is not JSON");
+      auto req = body.empty() ? caf::expected<json>{json{}}
+                              : parse_untrusted_json(body, admin_request_depth,
+                                                     "request body");
+      std::string bad;
+      if (!req) {
+        out = error_reply(im->node_id, to_string(code_of(req.error())),
+                          message_of(req.error()));
+      } else if (cls == "control" &&
+                 !(bad = unexpected_field(*req, im->control_fields[verb]))
+                      .empty()) {
+        out = error_reply(im->node_id, "invalid_request", bad);
       } else {
         try {
           out = json{
-              {"ok", true}, {"node", im->node_id}, {"result", i->second(req)}};
+              {"ok", true}, {"node", im->node_id}, {"result", i->second(*req)}};
         } catch (const admin_failure& e) {
           out = error_reply(im->node_id, e.code, e.what());
         } catch (const std::exception& e) {
@@ -96,6 +141,14 @@ void on_request(natsConnection*, natsSubscription*, natsMsg* msg,
                    static_cast<std::size_t>(natsMsg_GetDataLength(msg))};
   natsMsg_Destroy(msg);
   if (auto im = weak->lock()) {
+    if (!acceptable_reply(*im, subject, reply)) {
+      if (im->refused++ % 1000 == 0)
+        spdlog::warn("admin: dropped a request on {} whose reply subject '{}' "
+                     "is not an inbox under '{}.' ({} so far)",
+                     subject, reply.substr(0, 128), im->inbox_prefix,
+                     im->refused.load());
+      return;
+    }
     auto any = im->prefix + ".admin.any.";
     auto& pool = subject.compare(0, any.size(), any) == 0 ? im->any_workers
                                                           : im->workers;
@@ -108,8 +161,10 @@ void on_request(natsConnection*, natsSubscription*, natsMsg* msg,
 
 admin_bridge::admin_bridge(std::shared_ptr<nats_client> nats,
                            std::string prefix, std::string node_id,
-                           std::shared_ptr<blocking_pool> workers)
+                           std::shared_ptr<blocking_pool> workers,
+                           std::string inbox_prefix)
     : impl_(std::make_shared<impl>()) {
+  impl_->inbox_prefix = std::move(inbox_prefix);
   impl_->nats = std::move(nats);
   impl_->prefix = std::move(prefix);
   impl_->node_id = std::move(node_id);
@@ -125,8 +180,10 @@ void admin_bridge::add_read(const std::string& name, admin_verb fn) {
   impl_->read[name] = std::move(fn);
 }
 
-void admin_bridge::add_control(const std::string& name, admin_verb fn) {
+void admin_bridge::add_control(const std::string& name,
+                               std::set<std::string> fields, admin_verb fn) {
   impl_->control[name] = std::move(fn);
+  impl_->control_fields[name] = std::move(fields);
 }
 
 caf::error admin_bridge::start() {

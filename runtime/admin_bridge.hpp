@@ -9,12 +9,17 @@
 // operator read-only. Replies: `{"ok":true,"node":ID,"result":...}` or
 // `{"ok":false,"node":ID,"error":{"code":...,"message":...}}`.
 //
+// Replies go only to inbox subjects: NATS checks a client's publish rights
+// on the subject, never on the reply-to it names, so a viewer could
+// otherwise make a node publish its answer to a control subject.
+//
 // The NATS callback copies the request and hands it to a worker thread,
 // which may wait on actors (bounded by timeouts).
 
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <stdexcept>
 #include <string>
 
@@ -41,16 +46,24 @@ using admin_verb = std::function<nlohmann::json(const nlohmann::json&)>;
 
 class admin_bridge {
 public:
+  /// Replies go only to subjects under `inbox_prefix` (nats.inbox_prefix).
   admin_bridge(std::shared_ptr<nats_client> nats, std::string prefix,
-               std::string node_id, std::shared_ptr<blocking_pool> workers);
+               std::string node_id, std::shared_ptr<blocking_pool> workers,
+               std::string inbox_prefix = "_INBOX");
   ~admin_bridge();
 
   admin_bridge(const admin_bridge&) = delete;
   admin_bridge& operator=(const admin_bridge&) = delete;
 
-  /// Registers `read.<name>` or `control.<name>` before start().
+  /// Registers `read.<name>` before start().
   void add_read(const std::string& name, admin_verb fn);
-  void add_control(const std::string& name, admin_verb fn);
+
+  /// Registers `control.<name>` before start(). A control request acts only
+  /// when its body is null or an object with no field outside `fields`, and
+  /// only when it asks for a reply on an inbox: anything else (a JetStream
+  /// publish ack, a forged reply-to aimed here) is refused unread.
+  void add_control(const std::string& name, std::set<std::string> fields,
+                   admin_verb fn);
 
   /// Subscribes to this node's, the `all` and the `any` subjects.
   caf::error start();

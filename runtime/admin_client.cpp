@@ -1,4 +1,5 @@
 #include "runtime/admin_client.hpp"
+#include "messages/json_guard.hpp"
 
 #include <atomic>
 #include <condition_variable>
@@ -21,9 +22,8 @@ struct gathered {
 
 void on_reply(natsConnection*, natsSubscription*, natsMsg* m, void* closure) {
   auto* g = static_cast<std::shared_ptr<gathered>*>(closure);
-  auto j = json::parse(natsMsg_GetData(m),
-                       natsMsg_GetData(m) + natsMsg_GetDataLength(m), nullptr,
-                       false);
+  auto j = parse_json_or_discarded(
+      {natsMsg_GetData(m), static_cast<std::size_t>(natsMsg_GetDataLength(m))});
   natsMsg_Destroy(m);
   if (j.is_discarded())
     return;
@@ -34,15 +34,15 @@ void on_reply(natsConnection*, natsSubscription*, natsMsg* m, void* closure) {
   (*g)->cv.notify_all();
 }
 
-std::string new_inbox() {
+std::string new_inbox(const std::string& prefix) {
   static std::atomic<std::uint64_t> counter{0};
   char inbox[112];
   std::snprintf(
-      inbox, sizeof(inbox), "_INBOX.troupe_admin.%d.%lld.%llu", getpid(),
+      inbox, sizeof(inbox), ".troupe_admin.%d.%lld.%llu", getpid(),
       static_cast<long long>(
           std::chrono::steady_clock::now().time_since_epoch().count()),
       static_cast<unsigned long long>(++counter));
-  return inbox;
+  return prefix + inbox;
 }
 
 } // namespace
@@ -53,7 +53,7 @@ std::vector<json> admin_gather(nats_client& nats, const std::string& subject,
                                std::size_t expect,
                                const std::function<bool(const json&)>& enough) {
   auto g = std::make_shared<gathered>();
-  auto inbox = new_inbox();
+  auto inbox = new_inbox(nats.inbox_prefix());
   natsSubscription* sub = nullptr;
   // The callback's closure owns a reference until the subscription is
   // completely gone (late replies may still be in flight).

@@ -92,6 +92,8 @@ int cmd_shell(const shell_options& opts) {
       line.pop_back();
     return line;
   };
+  if (auto p = env("TROUPE_NATS_INBOX_PREFIX"); !p.empty())
+    co.inbox_prefix = p; // must match the nodes' nats.inbox_prefix
   co.auth.user = opts.user.empty() ? env("TROUPE_NATS_USER") : opts.user;
   co.auth.password = opts.password_file.empty()
                          ? env("TROUPE_NATS_PASSWORD")

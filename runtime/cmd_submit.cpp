@@ -7,6 +7,7 @@
 
 #include "config/config_loader.hpp"
 #include "messages/errc.hpp"
+#include "messages/json_guard.hpp"
 #include "runtime/commands.hpp"
 #include "runtime/job_tracker.hpp"
 #include "runtime/nats_client.hpp"
@@ -29,7 +30,7 @@ bool read_payload(const std::string& arg, nlohmann::json& out,
     ss << in.rdbuf();
     text = ss.str();
   }
-  out = nlohmann::json::parse(text, nullptr, false);
+  out = parse_json_or_discarded(text, 64);
   if (out.is_discarded()) {
     error = "--payload is not valid JSON";
     return false;

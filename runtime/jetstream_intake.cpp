@@ -1,6 +1,8 @@
 #include "runtime/jetstream_intake.hpp"
+#include "runtime/delivery.hpp"
 #include "runtime/job_presence.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
@@ -12,6 +14,7 @@
 
 #include "actors/atoms.hpp"
 #include "messages/errc.hpp"
+#include "messages/json_text.hpp"
 
 namespace troupe {
 
@@ -57,60 +60,13 @@ namespace {
 
 using state_ptr = std::shared_ptr<jetstream_intake::shared_state>;
 
-std::string header(natsMsg* m, const char* key) {
-  const char* v = nullptr;
-  if (natsMsgHeader_Get(m, key, &v) == NATS_OK && v)
-    return v;
-  return {};
-}
-
-/// Turns a delivered message into a job spec; undecodable input becomes a
-/// spec with invalid_reason set (it is dead-lettered, never dropped).
+/// Turns a delivered message into a job spec (runtime/delivery.hpp).
 job_spec to_spec(const state_ptr& st, natsMsg* m, std::int64_t* delay_left) {
-  job_spec spec;
-  spec.pipeline = st->pipeline;
-  // A replayed job is republished under a new message id (`<id>#<life>`,
-  // so the duplicate window does not swallow it) and names its job here.
-  spec.job_id = header(m, "Troupe-Job-Id");
-  bool replayed = !spec.job_id.empty();
-  if (spec.job_id.empty())
-    spec.job_id = header(m, "Nats-Msg-Id");
-  jsMsgMetaData* meta = nullptr;
-  std::int64_t published_ms = 0;
-  if (natsMsg_GetMetaData(&meta, m) == NATS_OK) {
-    if (spec.job_id.empty())
-      spec.job_id = "js-" + std::to_string(meta->Sequence.Stream);
-    published_ms = meta->Timestamp / 1000000;
-    // Only a first delivery of a job published as new may run before its
-    // claim; a replay names its job in Troupe-Job-Id.
-    spec.fresh = meta->NumDelivered == 1 && !replayed;
-    spec.submitted_at_ms = published_ms;
-    jsMsgMetaData_Destroy(meta);
-  }
-  std::string_view body{natsMsg_GetData(m),
-                        static_cast<std::size_t>(natsMsg_GetDataLength(m))};
-  auto sub = decode_submission(body, st->limits);
-  if (!sub) {
+  auto d = read_delivery(m);
+  auto spec =
+      decode_delivery(d, st->pipeline, st->limits, now_ms(), delay_left);
+  if (!spec.invalid_reason.empty())
     ++st->counters->invalid;
-    spec.invalid_reason = describe(sub.error());
-    // Keep what was sent, as a JSON string, so the dead letter shows it.
-    auto shown = body.substr(0, 64 * 1024);
-    spec.payload = nlohmann::json{{"raw", std::string{shown}}}.dump(
-        -1, ' ', false, nlohmann::json::error_handler_t::replace);
-    if (spec.job_id.empty())
-      spec.job_id = "invalid-" + std::to_string(st->next_delivery);
-    return spec;
-  }
-  spec.payload = std::move(sub->payload);
-  spec.tenant = std::move(sub->tenant);
-  spec.correlation_id = std::move(sub->correlation_id);
-  spec.priority = sub->priority;
-  if (sub->delay_ms > 0 && published_ms > 0) {
-    auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                   std::chrono::system_clock::now().time_since_epoch())
-                   .count();
-    *delay_left = published_ms + sub->delay_ms - now;
-  }
   return spec;
 }
 
@@ -122,7 +78,24 @@ caf::behavior intake_actor(caf::event_based_actor* self, state_ptr st,
         auto* m = st->take(delivery);
         if (!m)
           return;
-        if (res.fenced) {
+        if (res.same_as != 0) {
+          // The same message as a delivery still held: keep the newest
+          // handle under the held number (acks and progress go by stream
+          // sequence), and free this one's slot without acking anything.
+          std::lock_guard<std::mutex> guard{st->mtx};
+          if (auto i = st->held.find(res.same_as); i != st->held.end())
+            std::swap(i->second, m);
+        } else if (res.conflict || res.unrecordable) {
+          // Nothing this delivery says can be done or recorded: keeping it
+          // would only loop. Dropped loudly; the job (if any) is untouched.
+          spdlog::warn("intake {}: dropped a message for job '{}': {}",
+                       st->pipeline, res.job_id, res.error);
+          if (res.conflict)
+            natsMsg_Ack(m, nullptr);
+          else
+            natsMsg_Term(m, nullptr);
+          ++st->counters->invalid;
+        } else if (res.fenced) {
           // Another node's delivery of this message is the live one.
         } else if (res.requeue_ms > 0) {
           // Not started (its tenant is at its limit here): back to the

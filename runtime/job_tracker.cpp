@@ -1,4 +1,5 @@
 #include "runtime/job_tracker.hpp"
+#include "messages/json_guard.hpp"
 
 #include <atomic>
 #include <random>
@@ -167,7 +168,7 @@ void on_reply_msg(natsConnection*, natsSubscription*, natsMsg* msg,
     return;
   }
   submit_reply r;
-  auto j = nlohmann::json::parse(body, nullptr, false);
+  auto j = parse_json_or_discarded(body);
   if (j.is_object() && j.value("ok", false)) {
     r.ok = true;
     r.job_id = j.value("job_id", "");
@@ -206,9 +207,9 @@ submit_requests(nats_client& nats, const subjects& subj,
   rc->on_reply = on_reply;
   char inbox_buf[64];
   std::mt19937_64 rng{std::random_device{}()};
-  std::snprintf(inbox_buf, sizeof(inbox_buf), "_INBOX.troupe.%016llx",
+  std::snprintf(inbox_buf, sizeof(inbox_buf), ".troupe.%016llx",
                 static_cast<unsigned long long>(rng()));
-  std::string inbox = inbox_buf;
+  std::string inbox = nats.inbox_prefix() + inbox_buf;
   natsSubscription* sub = nullptr;
   auto s = natsConnection_Subscribe(&sub, nats.conn(), (inbox + ".*").c_str(),
                                     on_reply_msg, rc.get());

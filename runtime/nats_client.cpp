@@ -18,6 +18,22 @@ caf::error nats_error(natsStatus s, const std::string& what) {
   return make_error(code, std::move(msg));
 }
 
+bool is_inbox_subject(std::string_view reply, std::string_view inbox_prefix) {
+  if (reply.size() <= inbox_prefix.size() + 1 ||
+      reply.compare(0, inbox_prefix.size(), inbox_prefix) != 0 ||
+      reply[inbox_prefix.size()] != '.')
+    return false;
+  char prev = '.';
+  for (char c : reply) {
+    auto u = static_cast<unsigned char>(c);
+    if (c == '*' || c == '>' || u <= ' ' || u == 0x7f ||
+        (c == '.' && prev == '.'))
+      return false;
+    prev = c;
+  }
+  return prev != '.';
+}
+
 std::vector<std::string> split_urls(const std::string& urls) {
   std::vector<std::string> out;
   std::string cur;
@@ -239,6 +255,9 @@ nats_client::connect(const nats_connect_options& o) {
     s = natsOptions_SetErrorHandler(opts, on_async_error, nullptr);
   if (s == NATS_OK && o.send_asap)
     s = natsOptions_SetSendAsap(opts, true);
+  if (s == NATS_OK && o.inbox_prefix != "_INBOX")
+    s = natsOptions_SetCustomInboxPrefix(opts, o.inbox_prefix.c_str());
+  c->inbox_prefix_ = o.inbox_prefix;
   std::string auth_failed;
   if (s == NATS_OK)
     s = apply_auth(opts, o.auth, &auth_failed);

@@ -11,6 +11,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <caf/expected.hpp>
@@ -32,6 +33,11 @@ std::string redact_url(const std::string& url);
 /// `text` with the password of every URL in `urls` (comma-separated)
 /// replaced by "***" (for error messages of libraries that may echo it).
 std::string redact_text(std::string text, const std::string& urls);
+
+/// True if `reply` is a concrete subject under `inbox_prefix` (`_INBOX`
+/// by default): the only place a node publishes an answer to. Wildcards,
+/// empty tokens and anything outside the prefix are refused.
+bool is_inbox_subject(std::string_view reply, std::string_view inbox_prefix);
 
 /// Connection state as seen by health checks and the intake.
 struct nats_health {
@@ -86,6 +92,9 @@ struct nats_connect_options {
   std::int64_t connect_timeout_ms = 2000;
   /// natsOptions_SetSendAsap: flush on every publish (see nats.send_asap).
   bool send_asap = false;
+  /// First token of this client's reply subjects (nats.inbox_prefix; the
+  /// shell's --inbox-prefix or TROUPE_NATS_INBOX_PREFIX).
+  std::string inbox_prefix = "_INBOX";
 };
 
 /// An owned NATS connection plus its JetStream context.
@@ -102,6 +111,9 @@ public:
   natsConnection* conn() const noexcept { return conn_; }
   jsCtx* js() const noexcept { return js_; }
   const nats_health& health() const noexcept { return *health_; }
+
+  /// First token of the reply subjects this client creates.
+  const std::string& inbox_prefix() const noexcept { return inbox_prefix_; }
 
   /// Publishes on core NATS (buffered, non-blocking).
   caf::error publish(const std::string& subject, const std::string& data);
@@ -150,6 +162,7 @@ private:
 
   natsConnection* conn_ = nullptr;
   jsCtx* js_ = nullptr;
+  std::string inbox_prefix_ = "_INBOX";
   std::shared_ptr<nats_health> health_ = std::make_shared<nats_health>();
 };
 

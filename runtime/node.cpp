@@ -71,6 +71,7 @@ int run_node(const troupe_config& cfg, const node_run_options& opts) {
   nco.auth = auth_from(cfg.nats);
   nco.name = "troupe-node-" + node_id;
   nco.send_asap = cfg.nats.send_asap;
+  nco.inbox_prefix = cfg.nats.inbox_prefix;
   auto secrets = cfg.nats.url + "," + cfg.postgres.url;
   auto nats = with_startup_retries("NATS", cfg.node.startup_timeout, secrets,
                                    [&] { return nats_client::connect(nco); });
@@ -274,7 +275,8 @@ int run_node(const troupe_config& cfg, const node_run_options& opts) {
 
   // Admin verbs of this node (the shell builds on them).
   auto admin_pool = std::make_shared<blocking_pool>(2);
-  admin_bridge admin{*nats, cfg.nats.prefix, node_id, admin_pool};
+  admin_bridge admin{*nats, cfg.nats.prefix, node_id, admin_pool,
+                     cfg.nats.inbox_prefix};
   std::atomic<bool> drain_requested{false};
   std::atomic<bool> resume_requested{false};
   admin.add_read("nodes", [&sys, member](const nlohmann::json&) {
@@ -335,11 +337,11 @@ int run_node(const troupe_config& cfg, const node_run_options& opts) {
                      {"restarts", s.restarts}});
     return out;
   });
-  admin.add_control("drain", [&drain_requested](const nlohmann::json&) {
+  admin.add_control("drain", {}, [&drain_requested](const nlohmann::json&) {
     drain_requested = true;
     return nlohmann::json{{"state", "draining"}};
   });
-  admin.add_control("resume", [&resume_requested](const nlohmann::json&) {
+  admin.add_control("resume", {}, [&resume_requested](const nlohmann::json&) {
     resume_requested = true;
     return nlohmann::json{{"state", "up"}};
   });

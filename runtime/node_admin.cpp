@@ -247,7 +247,7 @@ void add_read_verbs(admin_bridge& bridge, const ctx_ptr& ctx) {
 
 void add_local_verbs(admin_bridge& bridge, const ctx_ptr& ctx) {
   // The per-node halves of the cluster-wide verbs (fanned out to `all`).
-  bridge.add_control("cancel_local", [ctx](const json& req) {
+  bridge.add_control("cancel_local", {"job_id"}, [ctx](const json& req) {
     auto id = need_string(req, "job_id");
     caf::scoped_actor self{*ctx->sys};
     bool found = false;
@@ -256,7 +256,7 @@ void add_local_verbs(admin_bridge& bridge, const ctx_ptr& ctx) {
           .receive([&](ok_atom) { found = true; }, [](caf::error&) {});
     return json{{"found", found}};
   });
-  bridge.add_control("retry_local", [ctx](const json& req) {
+  bridge.add_control("retry_local", {"job_id"}, [ctx](const json& req) {
     auto id = need_string(req, "job_id");
     caf::scoped_actor self{*ctx->sys};
     bool found = false;
@@ -271,7 +271,7 @@ void add_local_verbs(admin_bridge& bridge, const ctx_ptr& ctx) {
               [](caf::error&) {});
     return json{{"found", found}, {"fired", fired}};
   });
-  bridge.add_control("refresh_controls", [ctx](const json&) {
+  bridge.add_control("refresh_controls", {}, [ctx](const json&) {
     if (!ctx->controls->refresh())
       throw admin_failure("unavailable", "PostgreSQL is unreachable");
     if (ctx->apply_controls)
@@ -281,7 +281,7 @@ void add_local_verbs(admin_bridge& bridge, const ctx_ptr& ctx) {
 }
 
 void add_cluster_verbs(admin_bridge& bridge, const ctx_ptr& ctx) {
-  bridge.add_control("cancel", [ctx](const json& req) {
+  bridge.add_control("cancel", {"job_id", "pipeline"}, [ctx](const json& req) {
     auto id = need_string(req, "job_id");
     auto [state, pipeline] = ctx->store->state_of(id);
     job_state s;
@@ -316,7 +316,7 @@ void add_cluster_verbs(admin_bridge& bridge, const ctx_ptr& ctx) {
     out["by_node"] = nullptr;
     return out;
   });
-  bridge.add_control("retry", [ctx](const json& req) {
+  bridge.add_control("retry", {"job_id", "from_stage"}, [ctx](const json& req) {
     auto id = need_string(req, "job_id");
     auto [state, pipeline] = ctx->store->state_of(id);
     if (state.empty())
@@ -347,45 +347,49 @@ void add_cluster_verbs(admin_bridge& bridge, const ctx_ptr& ctx) {
     out["action"] = "new_life";
     return out;
   });
-  bridge.add_control("replay", [ctx](const json& req) {
-    if (req.is_object() && req.value("all", false)) {
-      auto pipeline = opt_string(req, "pipeline");
-      int limit = req.value("limit", 10000);
-      json out{
-          {"replayed", 0}, {"failed", json::array()}, {"pipeline", pipeline}};
-      for (auto& id : ctx->store->dead_letter_ids(pipeline, limit)) {
-        try {
-          auto t = ctx->store->start_new_life(id, std::nullopt,
-                                              {"dead_lettered"}, ctx->node_id);
-          republish(ctx, t);
-          out["replayed"] = out["replayed"].get<int>() + 1;
-        } catch (const std::exception& e) {
-          out["failed"].push_back({{"job_id", id}, {"error", e.what()}});
+  bridge.add_control(
+      "replay", {"job_id", "from_stage", "all", "pipeline", "limit"},
+      [ctx](const json& req) {
+        if (req.is_object() && req.value("all", false)) {
+          auto pipeline = opt_string(req, "pipeline");
+          int limit = req.value("limit", 10000);
+          json out{{"replayed", 0},
+                   {"failed", json::array()},
+                   {"pipeline", pipeline}};
+          for (auto& id : ctx->store->dead_letter_ids(pipeline, limit)) {
+            try {
+              auto t = ctx->store->start_new_life(
+                  id, std::nullopt, {"dead_lettered"}, ctx->node_id);
+              republish(ctx, t);
+              out["replayed"] = out["replayed"].get<int>() + 1;
+            } catch (const std::exception& e) {
+              out["failed"].push_back({{"job_id", id}, {"error", e.what()}});
+            }
+          }
+          return out;
         }
-      }
-      return out;
-    }
-    auto id = need_string(req, "job_id");
-    auto [state, pipeline] = ctx->store->state_of(id);
-    auto from = resolve_stage(ctx, id, pipeline, req);
-    auto t =
-        ctx->store->start_new_life(id, from, {"dead_lettered"}, ctx->node_id);
-    republish(ctx, t);
-    return ticket_json(t);
-  });
-  bridge.add_control("prune", [ctx](const json&) {
+        auto id = need_string(req, "job_id");
+        auto [state, pipeline] = ctx->store->state_of(id);
+        auto from = resolve_stage(ctx, id, pipeline, req);
+        auto t = ctx->store->start_new_life(id, from, {"dead_lettered"},
+                                            ctx->node_id);
+        republish(ctx, t);
+        return ticket_json(t);
+      });
+  bridge.add_control("prune", {}, [ctx](const json&) {
     auto n = ctx->pruner->run_once();
     if (n < 0)
       throw admin_failure("conflict",
                           "another node is pruning right now; try again");
     return json{{"pruned", n}};
   });
-  bridge.add_control("purge", [ctx](const json& req) {
+  bridge.add_control("purge", {"job_id"}, [ctx](const json& req) {
     return ctx->store->purge(need_string(req, "job_id"), ctx->node_id);
   });
   for (bool pause : {true, false}) {
     bridge.add_control(
-        pause ? "pause" : "unpause", [ctx, pause](const json& req) {
+        pause ? "pause" : "unpause", {"pipeline"},
+        [ctx, pause](const json& req) {
           auto p = need_string(req, "pipeline");
           if (!is_subject_token(p))
             throw admin_failure("invalid_request",

@@ -66,6 +66,32 @@ std::string compact_json(const pqxx::field& f) {
   return j.is_discarded() ? f.as<std::string>() : j.dump();
 }
 
+/// A claim that took nothing: report the terminal state, or why the
+/// delivery does not match the live job (another pipeline's id; a replay
+/// of a life the job is not in).
+void report_not_taken(const pqxx::row& row, const store_request& req,
+                      store_result& res) {
+  job_state state{};
+  from_string(row[1].as<std::string>(), state);
+  auto pipeline = row[4].as<std::string>();
+  const auto& spec = req.spec;
+  if (is_terminal(state) && pipeline == spec.pipeline) {
+    res.snapshot.spec.job_id = spec.job_id;
+    res.snapshot.state = state;
+    res.snapshot.epoch = row[2].as<std::int64_t>();
+    res.snapshot.life = row[3].as<std::int32_t>();
+    return;
+  }
+  res.code = static_cast<std::uint8_t>(errc::conflict);
+  res.message = pipeline != spec.pipeline
+                    ? "job '" + spec.job_id + "' belongs to pipeline '" +
+                          pipeline + "', not '" + spec.pipeline + "'"
+                    : "replay of job '" + spec.job_id + "' names life " +
+                          std::to_string(spec.replay_life) +
+                          ", the job is in life " +
+                          std::to_string(row[3].as<std::int32_t>());
+}
+
 void prepare(pqxx::connection& c) {
   c.prepare("claim", sql_claim);
   c.prepare("states", sql_states);
@@ -106,7 +132,8 @@ void run_batch(pqxx::work& w, const std::vector<store_request>& reqs,
         .str("tenant", s.tenant)
         .str("correlation_id", s.correlation_id)
         .num("priority", s.priority)
-        .str("payload", s.payload.empty() ? "null" : s.payload);
+        .str("payload", s.payload.empty() ? "null" : s.payload)
+        .num("life", s.replay_life);
     o.close();
     claim_index[s.job_id] = i;
   }
@@ -138,20 +165,15 @@ void run_batch(pqxx::work& w, const std::vector<store_request>& reqs,
       if (!snap.created)
         existing.push_back(id);
     }
-    // Not taken: the job is already terminal. Report its state.
-    json terminal = json::array();
+    // Not taken: the job is terminal, or the delivery does not match it.
+    json not_taken = json::array();
     for (auto& [id, i] : claim_index)
       if (!taken.count(id))
-        terminal.push_back(id);
-    if (!terminal.empty()) {
-      for (const auto& row : w.exec_prepared("states", terminal.dump())) {
-        auto& snap = out[claim_index.at(row[0].as<std::string>())].snapshot;
-        snap.spec.job_id = row[0].as<std::string>();
-        from_string(row[1].as<std::string>(), snap.state);
-        snap.epoch = row[2].as<std::int64_t>();
-        snap.life = row[3].as<std::int32_t>();
-      }
-    }
+        not_taken.push_back(id);
+    if (!not_taken.empty())
+      for (const auto& row : w.exec_prepared("states", not_taken.dump()))
+        report_not_taken(row, reqs[claim_index.at(row[0].as<std::string>())],
+                         out[claim_index.at(row[0].as<std::string>())]);
     if (!existing.empty()) {
       for (const auto& row : w.exec_prepared("checkpoints", existing.dump())) {
         checkpoint cp;
@@ -326,6 +348,16 @@ void fail_all(std::vector<store_result>& out, std::size_t n, errc code,
   }
 }
 
+/// PostgreSQL refused the data itself (SQLSTATE class 22 or 23): the same
+/// write can never succeed, so it is reported as such, not retried.
+void unstorable(store_result& res, const std::exception& e,
+                pg_store_stats& stats) {
+  res.code = static_cast<std::uint8_t>(errc::unstorable);
+  res.message = valid_text(e.what());
+  ++stats.failures;
+  spdlog::error("store: PostgreSQL refused a write's data: {}", e.what());
+}
+
 void writer_loop(std::shared_ptr<shared_state> sh) {
   auto& opts = sh->opts;
   auto& stats = *opts.stats;
@@ -409,6 +441,10 @@ void writer_loop(std::shared_ptr<shared_state> sh) {
             results[k].message = e2.what();
           }
           break;
+        } catch (const pqxx::data_exception& e2) {
+          unstorable(results[i], e2, stats);
+        } catch (const pqxx::integrity_constraint_violation& e2) {
+          unstorable(results[i], e2, stats);
         } catch (const std::exception& e2) {
           results[i].code = static_cast<std::uint8_t>(errc::internal);
           results[i].message = e2.what();

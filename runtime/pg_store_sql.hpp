@@ -7,28 +7,34 @@
 
 namespace troupe::pg_sql {
 
+// A claim takes a live job only for its own pipeline (a publisher allowed
+// one pipeline must not run another's jobs), and a replay (life > 0) only
+// in the life the store started for it.
 inline const char* const sql_claim = R"SQL(
 with x as (
   select * from jsonb_to_recordset($1::jsonb) as r(job_id text, pipeline text,
-    tenant text, correlation_id text, priority int, payload text))
+    tenant text, correlation_id text, priority int, payload text, life int))
 insert into jobs as j (job_id, pipeline, tenant, correlation_id, priority,
-  state, payload, epoch, lease_owner, lease_until, started_at)
+  state, payload, epoch, lease_owner, lease_until, started_at, life)
 select job_id, pipeline, coalesce(tenant, ''), coalesce(correlation_id, ''),
   coalesce(priority, 0), 'running', payload::jsonb, 1, $2,
-  now() + $3::bigint * interval '1 millisecond', now()
+  now() + $3::bigint * interval '1 millisecond', now(),
+  greatest(coalesce(life, 0), 1)
 from x
 on conflict (job_id) do update set
   epoch = j.epoch + 1, state = 'running', lease_owner = excluded.lease_owner,
   lease_until = excluded.lease_until,
   started_at = coalesce(j.started_at, now()), updated_at = now()
   where j.state not in ('succeeded', 'dead_lettered', 'cancelled')
+    and j.pipeline = excluded.pipeline
+    and (excluded.life = 1 or j.life = excluded.life)
 returning j.job_id, j.epoch, j.life, j.start_stage, (j.xmax::text = '0'),
   case when j.xmax::text = '0' then null else j.payload::text end,
   j.tenant, j.correlation_id, j.priority, j.pipeline
 )SQL";
 
 inline const char* const sql_states = R"SQL(
-select job_id, state, epoch, life from jobs
+select job_id, state, epoch, life, pipeline from jobs
 where job_id = any(array(select jsonb_array_elements_text($1::jsonb)))
 )SQL";
 

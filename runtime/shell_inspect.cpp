@@ -1,5 +1,6 @@
 // troupe shell: the inspection commands (nodes, pipelines, stats, jobs,
 // job, dlq, tree, watch).
+#include "messages/json_guard.hpp"
 #include "runtime/shell_session.hpp"
 
 #include <algorithm>
@@ -457,7 +458,7 @@ shell_session::cmd_watch(const std::map<std::string, std::string>& flags) {
     std::string body{natsMsg_GetData(m),
                      static_cast<std::size_t>(natsMsg_GetDataLength(m))};
     natsMsg_Destroy(m);
-    auto ev = json::parse(body, nullptr, false);
+    auto ev = parse_json_or_discarded(body);
     if (ev.is_discarded())
       continue;
     ++seen;

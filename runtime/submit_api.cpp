@@ -24,6 +24,7 @@ struct submit_api::impl {
   natsSubscription* sub = nullptr;
   std::atomic<std::int64_t> accepted{0};
   std::atomic<std::int64_t> rejected{0};
+  std::atomic<std::int64_t> misdirected{0};
   std::function<void(const std::string&)> on_accepted;
   tenants_config tenants;
   /// Token buckets per tenant: tokens and when they were last topped up.
@@ -188,6 +189,17 @@ void on_request(natsConnection*, natsSubscription*, natsMsg* msg,
   auto im = weak->lock();
   if (!im)
     return;
+  // Answers go to inboxes only: a reply-to naming an admin or JetStream API
+  // subject would make this node publish there with its own rights. Such a
+  // request is not a real client's: it is dropped, not acted on.
+  if (!reply.empty() && !is_inbox_subject(reply, im->ncfg.inbox_prefix)) {
+    if (im->misdirected++ % 1000 == 0)
+      spdlog::warn("submit api: dropped a request whose reply subject '{}' "
+                   "is not an inbox under '{}.' ({} so far)",
+                   reply.substr(0, 128), im->ncfg.inbox_prefix,
+                   im->misdirected.load());
+    return;
+  }
   auto posted =
       im->workers->post([im, body = std::move(body), reply]() mutable {
         handle(im, std::move(body), std::move(reply));

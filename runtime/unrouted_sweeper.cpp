@@ -1,4 +1,5 @@
 #include "runtime/unrouted_sweeper.hpp"
+#include "runtime/delivery.hpp"
 
 #include <condition_variable>
 #include <functional>
@@ -37,13 +38,6 @@ bool consumer_exists(jsCtx* js, const std::string& stream,
   if (ci)
     jsConsumerInfo_Destroy(ci);
   return s == NATS_OK;
-}
-
-std::string header(natsMsg* m, const char* key) {
-  const char* v = nullptr;
-  if (natsMsgHeader_Get(m, key, &v) == NATS_OK && v)
-    return v;
-  return {};
 }
 
 } // namespace
@@ -152,25 +146,11 @@ int unrouted_sweeper::sweep_once() {
         break;
       for (int i = 0; i < list.Count; ++i) {
         natsMsg* m = list.Msgs[i];
-        job_spec spec;
-        spec.pipeline = is_subject_token(token) ? token : "invalid";
-        spec.job_id = header(m, "Nats-Msg-Id");
-        jsMsgMetaData* meta = nullptr;
-        if (natsMsg_GetMetaData(&meta, m) == NATS_OK) {
-          if (spec.job_id.empty())
-            spec.job_id = "js-" + std::to_string(meta->Sequence.Stream);
-          jsMsgMetaData_Destroy(meta);
-        }
-        std::string_view body{
-            natsMsg_GetData(m),
-            static_cast<std::size_t>(natsMsg_GetDataLength(m))};
-        auto sub_body = decode_submission(body, im.limits);
-        spec.payload =
-            sub_body ? sub_body->payload
-                     : nlohmann::json{{"raw",
-                                       std::string{body.substr(0, 64 * 1024)}}}
-                           .dump(-1, ' ', false,
-                                 nlohmann::json::error_handler_t::replace);
+        // Decoded like any delivery (runtime/delivery.hpp): its own id if
+        // its headers are malformed, a storable copy of what was sent.
+        auto spec = decode_delivery(read_delivery(m),
+                                    is_subject_token(token) ? token : "invalid",
+                                    im.limits, now_ms(), nullptr);
         spec.invalid_code = "unknown_pipeline";
         spec.invalid_reason = "no node runs pipeline '" + token +
                               "' (message published on " + subject + ")";
