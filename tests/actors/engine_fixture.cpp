@@ -36,7 +36,8 @@ public:
                           "probe failure " + std::to_string(req.attempt),
                           params_.value("retryable", true));
     else
-      out = stage_success(R"({"from":")" + req.stage + R"("})");
+      out = stage_success(params_.value("output", std::string{R"({"from":")"} +
+                                                      req.stage + R"("})"));
     auto d = params_.value("duration_ms", 0);
     if (d > 0)
       self->delayed_send(self, std::chrono::milliseconds{d}, std::move(out));

@@ -23,6 +23,8 @@ caf::actor spawn_memory_store(caf::actor_system& sys,
         [db](claim_atom, job_spec& spec) -> caf::result<job_snapshot> {
           auto [i, created] = db->jobs.try_emplace(spec.job_id);
           auto& row = i->second;
+          if (!created && row.spec.pipeline != spec.pipeline)
+            return make_error(errc::conflict, "job of another pipeline");
           if (created)
             row.spec = spec;
           ++row.claims;
@@ -47,6 +49,10 @@ caf::actor spawn_memory_store(caf::actor_system& sys,
           if (db->fail_next_writes > 0) {
             --db->fail_next_writes;
             return make_error(errc::unavailable, "store is down (injected)");
+          }
+          if (db->refuse_next_writes > 0) {
+            --db->refuse_next_writes;
+            return make_error(errc::unstorable, "invalid input (injected)");
           }
           auto i = db->jobs.find(w.job_id);
           if (w.create) {

@@ -36,6 +36,9 @@ struct memory_db {
   std::map<std::string, job_row> jobs;
   /// The next N writes fail with errc::unavailable (store down).
   int fail_next_writes = 0;
+  /// The next N writes are refused as unstorable (PostgreSQL refusing the
+  /// data, e.g. U+0000 in jsonb).
+  int refuse_next_writes = 0;
   int writes = 0;
   /// Jobs created by a write (speculation) rather than by a claim.
   int creates = 0;

@@ -1,0 +1,164 @@
+// What a careless or hostile publisher can make the job engine do, under
+// CAF's deterministic coordinator: redeliveries of a message still held,
+// output PostgreSQL cannot store, writes it refuses, another pipeline's id.
+#include <gtest/gtest.h>
+
+#include "engine_fixture.hpp"
+#include "messages/errc.hpp"
+
+using namespace troupe;
+using namespace troupe::test;
+
+namespace {
+
+pipeline_config one_stage(stage_config sc, int max_in_flight = 10) {
+  pipeline_config pc;
+  pc.name = "p";
+  pc.max_in_flight = max_in_flight;
+  pc.stages.push_back(std::move(sc));
+  return pc;
+}
+
+/// Delivers message `seq` of job `id` as delivery `delivery`.
+void deliver(const caf::actor& sup, const std::string& id, std::uint64_t seq,
+             std::uint64_t delivery, const std::string& pipeline = "p") {
+  job_spec spec;
+  spec.job_id = id;
+  spec.pipeline = pipeline;
+  spec.payload = R"({"n":1})";
+  spec.stream_seq = seq;
+  caf::anon_send(sup, submit_atom::value, spec, delivery);
+}
+
+const finished_delivery* result_of(const std::vector<finished_delivery>& all,
+                                   std::uint64_t delivery) {
+  for (auto& f : all)
+    if (f.delivery == delivery)
+      return &f;
+  return nullptr;
+}
+
+} // namespace
+
+// Hole 3: JetStream redelivers the message of a job still running here (an
+// outage longer than ack_wait). Acking that delivery would delete the job's
+// only message while its row is still running.
+TEST_F(engine_test, TheSameMessageRedeliveredWhileRunningIsNotAcked) {
+  auto sup = start_pipeline(one_stage(probe("a", {{"duration_ms", 1000}})));
+  deliver(sup, "j1", 7, 1);
+  run_messages();
+  deliver(sup, "j1", 7, 2);
+  run_messages();
+  auto* dup = result_of(*finished, 2);
+  ASSERT_NE(dup, nullptr);
+  EXPECT_EQ(dup->result.same_as, 1u);
+  EXPECT_FALSE(dup->result.already_terminal);
+  run_to_quiescence();
+  auto* done = result_of(*finished, 1);
+  ASSERT_NE(done, nullptr);
+  EXPECT_EQ(done->result.state, job_state::succeeded);
+  EXPECT_EQ(probes->count("j1", "a"), 1);
+}
+
+TEST_F(engine_test, AnotherMessageOfARunningJobIsADuplicate) {
+  auto sup = start_pipeline(one_stage(probe("a", {{"duration_ms", 1000}})));
+  deliver(sup, "j1", 7, 1);
+  run_messages();
+  deliver(sup, "j1", 9, 2); // published again under the same key
+  run_messages();
+  auto* dup = result_of(*finished, 2);
+  ASSERT_NE(dup, nullptr);
+  EXPECT_TRUE(dup->result.already_terminal);
+  EXPECT_EQ(dup->result.same_as, 0u);
+  run_to_quiescence();
+  EXPECT_EQ(probes->count("j1", "a"), 1);
+}
+
+TEST_F(engine_test, ARedeliveryOfAJobWaitingForASlotIsCaught) {
+  auto sup = start_pipeline(one_stage(probe("a", {{"duration_ms", 1000}}), 1));
+  deliver(sup, "j1", 1, 1);
+  deliver(sup, "j2", 2, 2); // queued: j1 holds the only slot
+  run_messages();
+  deliver(sup, "j2", 2, 3);
+  run_messages();
+  auto* dup = result_of(*finished, 3);
+  ASSERT_NE(dup, nullptr);
+  EXPECT_EQ(dup->result.same_as, 2u);
+  run_to_quiescence();
+  EXPECT_EQ(probes->count("j2", "a"), 1); // ran once, not twice
+}
+
+TEST_F(engine_test, TheSameMessageRedeliveredWhileParkedIsNotAcked) {
+  auto sc = probe("a", {{"fail_first", 1}}, 3);
+  sc.retry.initial = std::chrono::minutes{10};
+  auto sup = start_pipeline(one_stage(sc));
+  deliver(sup, "j1", 7, 1);
+  run_messages();
+  EXPECT_EQ(stats(sup).waiting, 1);
+  deliver(sup, "j1", 7, 2);
+  run_messages();
+  auto* dup = result_of(*finished, 2);
+  ASSERT_NE(dup, nullptr);
+  EXPECT_EQ(dup->result.same_as, 1u);
+  run_to_quiescence();
+  EXPECT_EQ(db->jobs.at("j1").state, job_state::succeeded);
+}
+
+// Hole 4: U+0000 in a stage's output can never be stored (jsonb refuses
+// it); the attempt fails for good instead of failing every write.
+TEST_F(engine_test, StageOutputWithANulCharacterFailsTheStageForGood) {
+  auto sup = start_pipeline(
+      one_stage(probe("a", {{"output", R"({"text":"a\u0000b"})"}}, 5)));
+  deliver(sup, "j1", 1, 1);
+  run_to_quiescence();
+  auto& row = db->jobs.at("j1");
+  EXPECT_EQ(row.state, job_state::dead_lettered);
+  EXPECT_NE(row.last_error.find("invalid_output"), std::string::npos)
+      << row.last_error;
+  EXPECT_EQ(probes->count("j1", "a"), 1); // not retried
+  EXPECT_TRUE(row.checkpoints.empty());
+}
+
+// Hole 4: a write PostgreSQL refuses is not retried forever (the job held
+// its slot and message for good); the job is dead-lettered with the error.
+TEST_F(engine_test, AWriteTheStoreRefusesDeadLettersTheJob) {
+  auto sup = start_pipeline(one_stage(probe("a")));
+  db->refuse_next_writes = 1;
+  deliver(sup, "j1", 1, 1);
+  run_to_quiescence();
+  auto& row = db->jobs.at("j1");
+  EXPECT_EQ(row.state, job_state::dead_lettered);
+  EXPECT_NE(row.last_error.find("store_write_failed"), std::string::npos)
+      << row.last_error;
+  ASSERT_EQ(finished->size(), 1u);
+  EXPECT_EQ(finished->at(0).result.state, job_state::dead_lettered);
+}
+
+TEST_F(engine_test, WhenNothingCanBeWrittenTheDeliveryIsGivenUp) {
+  auto sup = start_pipeline(one_stage(probe("a")));
+  db->refuse_next_writes = 1000;
+  deliver(sup, "j1", 1, 1);
+  run_to_quiescence();
+  ASSERT_EQ(finished->size(), 1u);
+  EXPECT_TRUE(finished->at(0).result.unrecordable);
+  EXPECT_LT(db->refuse_next_writes, 1000);
+  EXPECT_GT(db->refuse_next_writes, 995); // two writes, then it stopped
+}
+
+// Hole 5: a delivery on pipeline `p` naming a job of pipeline `other`
+// touches nothing and runs nothing.
+TEST_F(engine_test, ADeliveryNamingAnotherPipelinesJobIsAConflict) {
+  auto& row = db->jobs["payroll-1"];
+  row.spec.job_id = "payroll-1";
+  row.spec.pipeline = "payroll";
+  row.state = job_state::running;
+  row.epoch = 3;
+  auto sup = start_pipeline(one_stage(probe("a")));
+  deliver(sup, "payroll-1", 1, 1);
+  run_to_quiescence();
+  ASSERT_EQ(finished->size(), 1u);
+  EXPECT_TRUE(finished->at(0).result.conflict);
+  EXPECT_EQ(probes->count("payroll-1", "a"), 0);
+  EXPECT_EQ(db->jobs.at("payroll-1").epoch, 3);
+  EXPECT_EQ(db->jobs.at("payroll-1").state, job_state::running);
+}
