@@ -1,5 +1,7 @@
 #include "runtime/shell_format.hpp"
 
+#include <cctype>
+
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -122,11 +124,54 @@ std::string paint_header(const std::string& text, const text_style& style) {
   return paint(text, "1", style);
 }
 
+namespace {
+
+/// Length of a colour sequence `ESC [ digits/; m` at `i`, or 0.
+std::size_t sgr_length(const std::string& s, std::size_t i) {
+  if (i + 2 >= s.size() || s[i + 1] != '[')
+    return 0;
+  auto j = i + 2;
+  while (j < s.size() &&
+         (std::isdigit(static_cast<unsigned char>(s[j])) || s[j] == ';'))
+    ++j;
+  return j < s.size() && s[j] == 'm' ? j - i + 1 : 0;
+}
+
+} // namespace
+
+std::string printable(const std::string& text) {
+  std::string out;
+  out.reserve(text.size());
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    auto c = static_cast<unsigned char>(text[i]);
+    if (c == 0x1b) {
+      if (auto n = sgr_length(text, i)) {
+        out.append(text, i, n);
+        i += n - 1;
+      } else {
+        out += '?';
+      }
+    } else if (c == 0xc2 && i + 1 < text.size() &&
+               static_cast<unsigned char>(text[i + 1]) >= 0x80 &&
+               static_cast<unsigned char>(text[i + 1]) <= 0x9f) {
+      out += '?'; // a C1 control (U+0080..U+009F), e.g. CSI
+      ++i;
+    } else if ((c < 0x20 && c != '\n') || c == 0x7f) {
+      out += c == '\t' ? ' ' : '?';
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out;
+}
+
 text_table::text_table(std::vector<std::string> header)
     : header_(std::move(header)) {}
 
 void text_table::add(std::vector<std::string> row) {
   row.resize(header_.size());
+  for (auto& cell : row)
+    cell = printable(cell);
   rows_.push_back(std::move(row));
 }
 

@@ -28,6 +28,13 @@ std::int64_t parse_duration_ms(const std::string& text);
 /// Cuts `s` to `n` characters (counting UTF-8 code points), adding "…".
 std::string ellipsize(const std::string& s, std::size_t n);
 
+/// `text` safe to print on a terminal: control characters (C0 but the
+/// newline, DEL, C1) become '?', except colour sequences (`ESC [ ... m`).
+/// Job ids, tenants and errors are publishers' and stage programs' words:
+/// an escape sequence in them must not move the operator's cursor, retitle
+/// the window or hide a line.
+std::string printable(const std::string& text);
+
 /// Wraps `text` in the ANSI colour for a job state (or a health word)
 /// when `style.color`.
 std::string paint_state(const std::string& text, const text_style& style);

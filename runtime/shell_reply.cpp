@@ -14,7 +14,7 @@ shell_outcome failure(const std::string& cmd, const std::string& code,
   o.doc = json{{"ok", false},
                {"command", cmd},
                {"error", {{"code", code}, {"message", message}}}};
-  o.text = "error: " + message;
+  o.text = "error: " + printable(message);
   return o;
 }
 

@@ -1,4 +1,5 @@
 #include "runtime/shell_session.hpp"
+#include "runtime/shell_format.hpp"
 
 #include <algorithm>
 #include <cstdio>
@@ -229,7 +230,7 @@ shell_session::shell_session(std::shared_ptr<nats_client> nats,
                              shell_settings settings)
     : nats_(std::move(nats)), s_(std::move(settings)) {
   print_live = [](const std::string& line) {
-    std::fputs(line.c_str(), stdout);
+    std::fputs(printable(line).c_str(), stdout);
     std::fflush(stdout);
   };
 }

@@ -103,6 +103,11 @@ route_submission(std::string_view body, const std::set<std::string>& pipelines,
                                                   sub->pipeline +
                                                   "' (known: " + known + ")");
   }
+  // `#` separates a job id from its life in replays' message ids
+  // (`<job>#<life>`): a key with it could swallow a real replay.
+  if (sub->key.find('#') != std::string::npos)
+    return make_error(errc::invalid_payload,
+                      "field 'key' must not contain '#'");
   routed_submission out;
   out.pipeline = sub->pipeline;
   out.tenant = sub->tenant;

@@ -16,6 +16,7 @@
 
 #include "child_process.hpp"
 #include "messages/errc.hpp"
+#include "role_servers.hpp"
 #include "runtime/admin_client.hpp"
 #include "runtime/local_servers.hpp"
 #include "runtime/nats_client.hpp"
@@ -36,10 +37,10 @@ void pqxx_exec(const std::string& url, std::vector<std::string> sql) {
     n.exec(q);
 }
 
-const char* node_pw = "node-Pw-7731";
-const char* publisher_pw = "pub-Pw-2290";
-const char* viewer_pw = "view-Pw-5512";
-const char* admin_pw = "admin-Pw-9046";
+const char* node_pw = role_servers::node_pw;
+const char* publisher_pw = role_servers::publisher_pw;
+const char* viewer_pw = role_servers::viewer_pw;
+const char* admin_pw = role_servers::admin_pw;
 
 class security_test : public ::testing::Test {
 public:
@@ -56,55 +57,16 @@ public:
   }
 
   static void setup() {
-    char tmpl[] = "/tmp/troupe-sec-XXXXXX";
-    ASSERT_TRUE(mkdtemp(tmpl));
-    dir_ = tmpl;
-    pg_port_ = free_port();
-    pg_ = new local_postgres();
-    ASSERT_FALSE(pg_->start(dir_, pg_port_));
-    // The roles of config/nats-server.example.conf, with passwords inline.
-    std::string roles =
-        read_file(TROUPE_SOURCE_DIR "/config/nats-server.example.conf");
-    auto at = roles.find("authorization {");
-    ASSERT_NE(at, std::string::npos);
-    roles = roles.substr(at);
-    for (auto [var, pw] : {std::pair{"$TROUPE_NODE_PASSWORD", node_pw},
-                           {"$TROUPE_PUBLISHER_PASSWORD", publisher_pw},
-                           {"$TROUPE_VIEWER_PASSWORD", viewer_pw},
-                           {"$TROUPE_ADMIN_PASSWORD", admin_pw}})
-      roles.replace(roles.find(var), std::strlen(var),
-                    std::string{"\""} + pw + "\"");
-    nats_port_ = free_port();
-    write_file(dir_ + "/nats.conf",
-               "listen: 127.0.0.1:" + std::to_string(nats_port_) +
-                   "\njetstream { store_dir: \"" + dir_ + "/js\" }\n" + roles);
-    auto pid = spawn_process({"nats-server", "-c", dir_ + "/nats.conf"},
-                             dir_ + "/nats.log");
-    ASSERT_TRUE(pid);
-    nats_pid_ = *pid;
-    for (int i = 0; i < 100 && !port_open(nats_port_); ++i)
-      std::this_thread::sleep_for(50ms);
-    ASSERT_TRUE(port_open(nats_port_)) << read_file(dir_ + "/nats.log");
-    write_file(dir_ + "/node.pw", std::string{node_pw} + "\n");
-    write_file(dir_ + "/viewer.pw", viewer_pw);
-    write_file(dir_ + "/admin.pw", admin_pw);
-    write_file(dir_ + "/node.toml", R"([node]
-id = "sec-node"
-http = "127.0.0.1:0"
-drain_grace = "1s"
-
-[nats]
-url = "nats://127.0.0.1:)" + std::to_string(nats_port_) +
-                                        R"("
-user = "node"
-password_file = ")" + dir_ + R"(/node.pw"
-
-[postgres]
-url = ")" + pg_->url() + R"("
-
-[pipelines.work]
+    servers_ = new role_servers();
+    auto err = servers_->start();
+    ASSERT_TRUE(err.empty()) << err;
+    dir_ = servers_->dir();
+    nats_port_ = servers_->nats_port();
+    pg_ = &servers_->pg();
+    write_file(dir_ + "/node.toml",
+               servers_->node_config("sec-node", R"([pipelines.work]
 stages = [ { name = "only", kind = "noop" } ]
-)");
+)"));
     node_ = new child_process(
         {TROUPE_BINARY, "node", "--config", dir_ + "/node.toml"},
         dir_ + "/node.log");
@@ -117,10 +79,7 @@ stages = [ { name = "only", kind = "noop" } ]
       node_->wait(30s);
       delete node_;
     }
-    if (nats_pid_ > 0)
-      stop_process(nats_pid_, 10s);
-    delete pg_;
-    run_command({"rm", "-rf", dir_}, 60s);
+    delete servers_;
   }
 
   static std::string url() {
@@ -159,16 +118,14 @@ stages = [ { name = "only", kind = "noop" } ]
   static inline bool setup_failed_ = false;
   static std::string dir_;
   static int nats_port_;
-  static int pg_port_;
-  static pid_t nats_pid_;
+  static role_servers* servers_;
   static local_postgres* pg_;
   static child_process* node_;
 };
 
 std::string security_test::dir_;
 int security_test::nats_port_ = 0;
-int security_test::pg_port_ = 0;
-pid_t security_test::nats_pid_ = -1;
+role_servers* security_test::servers_ = nullptr;
 local_postgres* security_test::pg_ = nullptr;
 child_process* security_test::node_ = nullptr;
 
