@@ -12,6 +12,9 @@ using ok_atom = caf::atom_constant<caf::atom("ok")>;
 using claim_atom = caf::atom_constant<caf::atom("claim")>;
 /// job -> self: the retry delay elapsed.
 using retry_atom = caf::atom_constant<caf::atom("retry")>;
+/// stage kind -> stage actor -> job (with the attempt's seq): the work of
+/// an attempt that waited for a resource began (stage_kind::queues_attempts).
+using started_atom = caf::atom_constant<caf::atom("started")>;
 /// job -> self: the per-attempt timeout elapsed.
 using timeout_atom = caf::atom_constant<caf::atom("attempt_to")>;
 /// anyone -> job / supervisor: cancel a job.

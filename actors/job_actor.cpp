@@ -213,11 +213,31 @@ void on_success(self_ptr self, std::string output) {
   });
 }
 
+/// Starts the current attempt's timeout, if its stage has one.
+void arm_timeout(self_ptr self) {
+  auto& st = self->state;
+  const auto& sc = st.pipe->config.stages[st.stage];
+  if (sc.timeout.count() > 0)
+    self->delayed_send(self, sc.timeout, timeout_atom::value, st.seq);
+}
+
+void begin_attempt(self_ptr self) {
+  auto& st = self->state;
+  st.waiting_for_slot = false;
+  st.attempt_started = self->clock().now();
+  st.attempt_started_ms = now_ms(self);
+  publish_now(self, make_event(self, "stage.started"));
+  arm_timeout(self);
+}
+
 void run_stage(self_ptr self) {
   auto& st = self->state;
   const auto& sc = st.pipe->config.stages[st.stage];
+  const auto& kind = st.pipe->kinds[st.stage];
   ++st.attempt;
   ++st.seq;
+  // Until its work begins, a queued attempt's clock shows its wait (an
+  // outcome without a start, e.g. "unavailable", is recorded from here).
   st.attempt_started = self->clock().now();
   st.attempt_started_ms = now_ms(self);
   if (st.waiting_since_ms > 0)
@@ -236,12 +256,15 @@ void run_stage(self_ptr self) {
   req.attempt = st.attempt;
   req.idempotency_key = st.spec.job_id + ":" + sc.name;
   req.input = build_input(self, sc);
-  publish_now(self, make_event(self, "stage.started"));
+  // A queued attempt begins when its kind says so (started_atom).
+  st.waiting_for_slot = kind->queues_attempts();
+  if (!st.waiting_for_slot)
+    publish_now(self, make_event(self, "stage.started"));
   st.running = self->spawn(stage_actor, caf::actor_cast<caf::actor>(self),
-                           st.seq, st.pipe->kinds[st.stage], std::move(req));
+                           st.seq, kind, std::move(req));
   self->monitor(st.running);
-  if (sc.timeout.count() > 0)
-    self->delayed_send(self, sc.timeout, timeout_atom::value, st.seq);
+  if (!st.waiting_for_slot)
+    arm_timeout(self);
 }
 
 void finish_cancelled(self_ptr self) {
@@ -413,7 +436,7 @@ job_brief brief(self_ptr self) {
   else if (!st.claimed && !st.speculating)
     b.state = "claiming";
   else if (st.running) {
-    b.state = "running";
+    b.state = st.waiting_for_slot ? "waiting_for_slot" : "running";
     b.for_ms = now - st.attempt_started_ms;
   } else if (st.waiting_since_ms > 0) {
     b.state = "retrying";
@@ -476,6 +499,13 @@ caf::behavior job_actor(self_ptr self, job_spec spec,
         else
           on_failure(self, std::move(out.error_code),
                      std::move(out.error_message), out.retryable);
+      },
+      [self](started_atom, std::int64_t seq) {
+        auto& st = self->state;
+        if (seq != st.seq || !st.running || st.finishing ||
+            !st.waiting_for_slot)
+          return;
+        begin_attempt(self);
       },
       [self](retry_atom, std::int64_t seq) {
         auto& st = self->state;

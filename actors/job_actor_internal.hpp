@@ -51,6 +51,10 @@ struct job_actor_state {
   /// and on cancel so that late messages are recognised and dropped.
   std::int64_t seq = 0;
   caf::actor running;
+  /// The running attempt waits for a resource of its kind (an exec thread):
+  /// queued, its timeout not armed yet (stage_kind::queues_attempts).
+  bool waiting_for_slot = false;
+  /// When the current attempt began (its work, not its wait for a slot).
   clock_type::time_point attempt_started;
   /// When the current attempt's outcome arrived (its duration ends here even
   /// if handling it waits for a claim).
@@ -125,5 +129,7 @@ void claim(self_ptr self);
 void on_claimed(self_ptr self, job_snapshot& snap);
 void finish_cancelled(self_ptr self);
 void run_stage(self_ptr self);
+/// The current attempt's work began: its clock and timeout start.
+void begin_attempt(self_ptr self);
 
 } // namespace troupe::job_detail

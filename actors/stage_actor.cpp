@@ -3,6 +3,7 @@
 #include <exception>
 #include <stdexcept>
 
+#include "actors/atoms.hpp"
 #include "messages/errc.hpp"
 
 namespace troupe {
@@ -54,6 +55,9 @@ caf::behavior stage_actor(caf::event_based_actor* self, caf::actor job,
       [self, job, attempt_seq](stage_outcome& out) {
         self->send(job, attempt_seq, std::move(out));
         self->quit();
+      },
+      [self, job, attempt_seq](started_atom) {
+        self->send(job, started_atom::value, attempt_seq);
       },
   };
 }

@@ -4,8 +4,12 @@
 //
 // Accepts:  stage_outcome              (from its stage kind; forwarded, then
 //                                       the actor quits)
+//           started_atom               (from a kind that queues attempts:
+//                                       its work began; forwarded)
 // Sends:    (std::int64_t attempt_seq, stage_outcome) to the job actor,
-//           exactly once, unless it is killed first (timeout, cancel).
+//           exactly once, unless it is killed first (timeout, cancel);
+//           (started_atom, std::int64_t attempt_seq) to the job actor,
+//           before the outcome, if the kind queues attempts.
 // A stage kind that throws (in start or later) becomes a failed outcome with
 // code "exception": exceptions never cross the actor boundary.
 

@@ -45,6 +45,13 @@ public:
   /// Thread-safe: attempts of many jobs start concurrently.
   virtual void start(caf::event_based_actor* self,
                      const stage_request& req) const = 0;
+
+  /// True if an attempt may wait after start() for a resource (a thread, a
+  /// concurrency slot) before its work begins. Waiting is queueing, not
+  /// execution: such a kind sends `started_atom` to `self` when the work
+  /// begins, and the attempt's timeout and duration count from then. False:
+  /// the attempt begins with start().
+  virtual bool queues_attempts() const { return false; }
 };
 
 /// Builds a stage kind from a stage's configuration, or says what is wrong.

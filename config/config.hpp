@@ -88,6 +88,10 @@ struct node_config {
   std::string scheduler = "stealing";
   /// Threads for blocking stage work (exec); bounds concurrent processes.
   int blocking_threads = 16;
+  /// Variables of the node's environment that every exec stage program gets
+  /// besides the defaults (PATH, HOME, LANG, ...): names, or prefixes ending
+  /// in '*'. Never TROUPE_* (see env_pattern_problem).
+  std::vector<std::string> exec_inherit_env;
   /// How long a draining node lets in-flight jobs finish before handing the
   /// rest back to the broker.
   duration_ms drain_grace{30000};
@@ -222,5 +226,11 @@ struct troupe_config {
 
 /// Returns the name of a jitter kind as written in the configuration.
 const char* to_string(jitter_kind x) noexcept;
+
+/// What is wrong with one entry of an `inherit_env` list (a variable name,
+/// or a prefix ending in '*'), or "" if nothing. An entry that could match
+/// one of troupe's own variables (TROUPE_*, which hold its secrets) is
+/// wrong, so that no configuration can hand them to stage programs.
+std::string env_pattern_problem(const std::string& pattern);
 
 } // namespace troupe

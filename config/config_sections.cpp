@@ -13,12 +13,42 @@ namespace troupe::config_detail {
 
 namespace {
 
+/// An `inherit_env`-style list at `n`: variable names or prefixes ending in
+/// '*'. One problem for a value that is no array of strings, else one per
+/// bad entry (see env_pattern_problem); true if all is well.
+bool check_env_patterns(reader& r, const toml::node* n,
+                        const std::string& path) {
+  auto* arr = n ? n->as_array() : nullptr;
+  bool strings = arr != nullptr;
+  if (arr)
+    for (auto& x : *arr)
+      strings = strings && x.is_string();
+  if (!strings) {
+    r.problem(n, path,
+              "must be an array of variable names (\"NAME\" or "
+              "\"PREFIX_*\")");
+    return false;
+  }
+  bool ok = true;
+  for (auto& x : *arr)
+    if (auto why = env_pattern_problem(*x.value<std::string>()); !why.empty()) {
+      r.problem(&x, path, why);
+      ok = false;
+    }
+  return ok;
+}
+
 /// [node]: this process (id, HTTP, logging, scheduler, limits, timings).
 void read_node(reader& r, const toml::table& t, troupe_config& cfg) {
   r.check_keys(t, "node",
                {"id", "http", "max_in_flight", "log_level", "log_format",
                 "scheduler_threads", "blocking_threads", "drain_grace",
-                "metrics", "startup_timeout", "scheduler", "speculate"});
+                "metrics", "startup_timeout", "scheduler", "speculate",
+                "exec_inherit_env"});
+  if (auto* n = t.get("exec_inherit_env");
+      n && check_env_patterns(r, n, "node.exec_inherit_env"))
+    for (auto& x : *n->as_array())
+      cfg.node.exec_inherit_env.push_back(*x.value<std::string>());
   r.read_duration(t, "node", "speculate", cfg.node.speculate);
   if (cfg.node.speculate > duration_ms{1000})
     r.problem(t.get("speculate"), "node.speculate",
@@ -358,8 +388,8 @@ void check_kind_params(reader& r, const toml::table& t, const std::string& path,
       bad("poison_key", "must be a string");
     is_duration("duration");
   } else if (sc.kind == "exec") {
-    allow_only(
-        {"command", "env", "cwd", "retryable_exit_codes", "max_output_bytes"});
+    allow_only({"command", "env", "inherit_env", "cwd", "retryable_exit_codes",
+                "max_output_bytes", "max_concurrency"});
     auto* cmd = param("command");
     auto* arr = cmd ? cmd->as_array() : nullptr;
     bool ok = arr && !arr->empty();
@@ -394,6 +424,13 @@ void check_kind_params(reader& r, const toml::table& t, const std::string& path,
     if (auto* n = param("max_output_bytes"))
       if (!n->is_integer() || *n->value<std::int64_t>() < 1)
         bad("max_output_bytes", "must be a positive integer");
+    if (auto* n = param("inherit_env"))
+      check_env_patterns(r, n, reader::join(path, "inherit_env"));
+    if (auto* n = param("max_concurrency"))
+      if (!n->is_integer() || *n->value<std::int64_t>() < 1)
+        bad("max_concurrency",
+            "must be an integer of at least 1 (attempts of this stage "
+            "running at once on a node)");
   }
 }
 

@@ -43,8 +43,10 @@ namespace troupe {
 struct job_brief {
   std::string job_id;
   std::string pipeline;
-  /// claiming | running | retrying | hibernating | finishing | queued (held
-  /// by the supervisor, waiting for a free slot)
+  /// claiming | running | waiting_for_slot (its attempt waits for an exec
+  /// thread or a max_concurrency slot; its timeout is not running) |
+  /// retrying | hibernating | finishing | queued (held by the supervisor,
+  /// waiting for a free slot)
   std::string state;
   std::string stage;
   std::int32_t stage_index = -1;

@@ -41,6 +41,65 @@ std::size_t blocking_pool::queued() const {
   return tasks_.size();
 }
 
+pool_limiter::pool_limiter(std::shared_ptr<blocking_pool> pool,
+                           std::size_t limit)
+    : pool_(std::move(pool)), limit_(limit) {}
+
+void pool_limiter::submit(std::function<void()> task,
+                          std::function<void()> reject) {
+  item it{std::move(task), std::move(reject)};
+  if (limit_ > 0) {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (running_ >= limit_) {
+      waiting_.push_back(std::move(it));
+      return;
+    }
+    ++running_;
+  }
+  dispatch(std::move(it));
+}
+
+void pool_limiter::dispatch(item it) {
+  // A loop, not a recursion through release(): a stopped pool rejects a
+  // long queue without a deep stack.
+  for (;;) {
+    auto reject = std::move(it.reject);
+    auto self = shared_from_this();
+    if (pool_->post([self, task = std::move(it.task)] {
+          task();
+          self->release();
+        }))
+      return;
+    if (reject)
+      reject();
+    if (limit_ == 0)
+      return;
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (waiting_.empty()) {
+      --running_;
+      return;
+    }
+    it = std::move(waiting_.front());
+    waiting_.pop_front();
+  }
+}
+
+void pool_limiter::release() {
+  if (limit_ == 0)
+    return;
+  item next;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (waiting_.empty()) {
+      --running_;
+      return;
+    }
+    next = std::move(waiting_.front());
+    waiting_.pop_front();
+  }
+  dispatch(std::move(next));
+}
+
 void blocking_pool::run() {
   for (;;) {
     std::function<void()> task;

@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -41,6 +42,38 @@ private:
   std::deque<std::function<void()>> tasks_;
   bool stopping_ = false;
   std::vector<std::thread> threads_;
+};
+
+/// Runs tasks on a blocking_pool, at most `limit` of them at once (0: no
+/// limit of its own). The others wait here, in order, without holding a
+/// pool thread, so that one busy stage cannot take every thread from the
+/// rest. Create with std::make_shared.
+class pool_limiter : public std::enable_shared_from_this<pool_limiter> {
+public:
+  pool_limiter(std::shared_ptr<blocking_pool> pool, std::size_t limit);
+
+  /// Runs `task` on the pool once a slot is free; runs `reject` instead
+  /// (on the calling or a pool thread) if the pool has stopped by then.
+  void submit(std::function<void()> task, std::function<void()> reject);
+
+private:
+  struct item {
+    std::function<void()> task;
+    std::function<void()> reject;
+  };
+
+  /// Hands `it` (holding a slot) to the pool; if the pool refuses, rejects
+  /// it and every task still waiting.
+  void dispatch(item it);
+
+  /// A task ended: its slot goes to the next waiting task, if any.
+  void release();
+
+  std::shared_ptr<blocking_pool> pool_;
+  std::size_t limit_;
+  std::mutex mtx_;
+  std::deque<item> waiting_;
+  std::size_t running_ = 0;
 };
 
 } // namespace troupe

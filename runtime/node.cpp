@@ -118,7 +118,11 @@ int run_node(const troupe_config& cfg, const node_run_options& opts) {
   auto pool = std::make_shared<blocking_pool>(
       static_cast<std::size_t>(std::max(1, cfg.node.blocking_threads)));
   auto registry = builtin_stage_registry();
-  registry.add("exec", make_exec_stage_factory(pool));
+  exec_options xo;
+  xo.inherit_env = cfg.node.exec_inherit_env;
+  xo.stats = std::make_shared<exec_stats>();
+  auto exec_counts = xo.stats;
+  registry.add("exec", make_exec_stage_factory(pool, std::move(xo)));
   std::map<std::string, std::shared_ptr<const pipeline_def>> defs;
   for (const auto& [name, pc] : cfg.pipelines) {
     auto def = make_pipeline_def(pc, registry);
@@ -421,7 +425,7 @@ int run_node(const troupe_config& cfg, const node_run_options& opts) {
   // HTTP: health, readiness, metrics.
   node_http_sources hs{
       cfg,    sys,         **nats, *schema,  supervisors_names, intakes,
-      member, store_stats, pruner, jmetrics, collect_stats};
+      member, store_stats, pruner, jmetrics, collect_stats,     exec_counts};
   auto hh = make_node_http_handlers(hs);
   http_endpoint http;
   auto http_port = http.start(cfg.node.http, hh);

@@ -9,6 +9,7 @@
 #include "actors/atoms.hpp"
 #include "messages/heartbeat.hpp"
 #include "runtime/admin_store.hpp"
+#include "runtime/exec_stage.hpp"
 #include "runtime/jetstream_intake.hpp"
 #include "runtime/metrics.hpp"
 #include "runtime/migrations.hpp"
@@ -18,6 +19,23 @@
 #include "runtime/version.hpp"
 
 namespace troupe {
+
+namespace {
+
+/// The exec stages' queue: attempts waiting for a thread or a
+/// max_concurrency slot have not started, and their timeouts do not run.
+void render_exec_stats(prometheus_text& p, const exec_stats& s) {
+  p.family("troupe_exec_waiting", "gauge",
+           "Exec attempts waiting for a thread or a max_concurrency slot.");
+  p.sample("troupe_exec_waiting", {}, static_cast<double>(s.waiting.load()));
+  p.family("troupe_exec_running", "gauge", "Exec stage programs running.");
+  p.sample("troupe_exec_running", {}, static_cast<double>(s.running.load()));
+  p.family("troupe_exec_queue_wait_seconds", "histogram",
+           "From an exec attempt's start to its program's start.");
+  s.queue_wait.render(p, "troupe_exec_queue_wait_seconds", {});
+}
+
+} // namespace
 
 http_handlers make_node_http_handlers(const node_http_sources& src) {
   http_handlers hh;
@@ -210,6 +228,8 @@ http_handlers make_node_http_handlers(const node_http_sources& src) {
              "Finished jobs pruned by this node.");
     p.sample("troupe_retention_pruned_total", {},
              static_cast<double>(src.pruner->pruned_total()));
+    if (src.exec)
+      render_exec_stats(p, *src.exec);
     if (src.jmetrics)
       src.jmetrics->render(p);
     return p.str();

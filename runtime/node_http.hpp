@@ -19,6 +19,7 @@
 namespace troupe {
 
 class jetstream_intake;
+struct exec_stats;
 class job_metrics;
 class nats_client;
 class retention_pruner;
@@ -44,6 +45,8 @@ struct node_http_sources {
   std::shared_ptr<job_metrics> jmetrics;
   /// Counters of every pipeline supervisor; throws if one does not answer.
   std::function<std::vector<pipeline_stats>()> collect_stats;
+  /// The exec stages' queue and processes.
+  std::shared_ptr<exec_stats> exec;
 };
 
 /// Builds the /readyz and /metrics handlers of a node.

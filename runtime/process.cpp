@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 
 #include "messages/errc.hpp"
+#include "runtime/child_reaper.hpp"
 
 namespace troupe {
 
@@ -63,17 +64,23 @@ caf::expected<pid_t> spawn_process(const std::vector<std::string>& argv,
     return make_error(errc::internal,
                       "cannot open " + log_file + ": " + std::strerror(errno));
   auto args = c_args(argv);
-  pid_t pid = fork();
+  pid_t pid;
+  {
+    // Waited for by pid (wait_process): not the orphan reaper's to reap.
+    child_spawn_guard guard;
+    pid = fork();
+    if (pid == 0) {
+      int out = dup(fd);
+      prepare_child(out);
+      execvp(args[0], args.data());
+      _exit(127);
+    }
+    guard.own(pid);
+  }
   if (pid < 0) {
     close(fd);
     return make_error(errc::internal,
                       std::string{"fork: "} + std::strerror(errno));
-  }
-  if (pid == 0) {
-    int out = dup(fd);
-    prepare_child(out);
-    execvp(args[0], args.data());
-    _exit(127);
   }
   close(fd);
   return pid;
@@ -84,10 +91,16 @@ int wait_process(pid_t pid, std::chrono::milliseconds timeout) {
   for (;;) {
     int st = 0;
     auto r = waitpid(pid, &st, WNOHANG);
-    if (r == pid)
+    if (r == pid) {
+      release_child(pid);
       return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-    if (r < 0)
-      return errno == ECHILD ? 0 : -1;
+    }
+    if (r < 0) {
+      bool gone = errno == ECHILD;
+      if (gone)
+        release_child(pid);
+      return gone ? 0 : -1;
+    }
     if (std::chrono::steady_clock::now() >= deadline)
       return -1;
     std::this_thread::sleep_for(std::chrono::milliseconds{10});
@@ -113,12 +126,18 @@ command_result run_command(const std::vector<std::string>& argv,
     return res;
   }
   auto args = c_args(argv);
-  pid_t pid = fork();
-  if (pid == 0) {
-    int out = dup(pipefd[1]);
-    prepare_child(out);
-    execvp(args[0], args.data());
-    _exit(127);
+  pid_t pid;
+  {
+    // Waited for by pid (wait_process): not the orphan reaper's to reap.
+    child_spawn_guard guard;
+    pid = fork();
+    if (pid == 0) {
+      int out = dup(pipefd[1]);
+      prepare_child(out);
+      execvp(args[0], args.data());
+      _exit(127);
+    }
+    guard.own(pid);
   }
   close(pipefd[1]);
   if (pid < 0) {

@@ -111,7 +111,7 @@ std::string paint_state(const std::string& text, const text_style& style) {
       text == "failed")
     return paint(text, "31", style);
   if (text == "retrying" || text == "degraded" || text == "draining" ||
-      text == "paused" || text == "hibernating")
+      text == "paused" || text == "hibernating" || text == "waiting_for_slot")
     return paint(text, "33", style);
   if (text == "running")
     return paint(text, "36", style);

@@ -1,5 +1,6 @@
 #include "engine_fixture.hpp"
 
+#include "actors/atoms.hpp"
 #include "messages/errc.hpp"
 
 namespace troupe::test {
@@ -26,6 +27,9 @@ public:
         {req.job_id, req.stage, req.attempt, now_(), req.input});
     auto log = log_;
     self->attach_functor([log] { ++log->cleanups; });
+    if (queues_attempts())
+      self->delayed_send(self, std::chrono::milliseconds{queue_ms()},
+                         started_atom::value);
     if (params_.value("hang", false))
       return;
     stage_outcome out;
@@ -45,7 +49,11 @@ public:
       self->send(self, std::move(out));
   }
 
+  bool queues_attempts() const override { return queue_ms() > 0; }
+
 private:
+  int queue_ms() const { return params_.value("queue_ms", 0); }
+
   std::shared_ptr<probe_log> log_;
   std::function<std::int64_t()> now_;
   nlohmann::json params_;

@@ -45,7 +45,10 @@ struct probe_log {
 /// params `fail_first` (int: fails attempts 1..N of each life), `fail_calls`
 /// (int: fails the first N calls for a job and stage, across lives), `code`
 /// (string), `retryable` (bool), `duration_ms` (int: outcome after this long),
-/// `hang` (bool: never answers), `output` (string: the output on success).
+/// `hang` (bool: never answers), `queue_ms` (int: the attempt waits this long
+/// for a slot before its work begins, like an exec stage waiting for a
+/// thread; `duration_ms` counts from start() all the same), `output`
+/// (string: the output on success).
 stage_kind_factory make_probe_factory(std::shared_ptr<probe_log> log,
                                       std::function<std::int64_t()> now);
 

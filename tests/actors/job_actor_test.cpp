@@ -417,3 +417,62 @@ TEST_F(engine_test, AParkedJobHasNoActorUntilItsRetryIsDue) {
   EXPECT_EQ(finished->at(0).result.state, job_state::succeeded);
   EXPECT_EQ(stats(sup).waiting, 0);
 }
+
+TEST_F(engine_test, AnAttemptWaitingForASlotStartsItsTimeoutWhenItStarts) {
+  // 2 s in the queue, then 300 ms of work, with a 500 ms timeout: it
+  // succeeds, and its recorded duration is the work alone.
+  auto sc = probe("a", {{"queue_ms", 2000}, {"duration_ms", 2300}}, 1);
+  sc.timeout = std::chrono::milliseconds{500};
+  auto sup = start_pipeline(pipeline_of({sc}));
+  auto t0 = now_ms();
+  submit(sup, "j1");
+  run_messages();
+  // Queued: no stage.started yet, and the tree says why it waits.
+  EXPECT_EQ(event_types("j1"), (std::vector<std::string>{"job.started"}));
+  caf::scoped_actor self{sys};
+  self->send(sup, tree_atom::value, std::int32_t{10});
+  run_messages();
+  self->receive(
+      [&](std::vector<job_brief>& b) {
+        ASSERT_EQ(b.size(), 1u);
+        EXPECT_EQ(b[0].state, "waiting_for_slot");
+      },
+      [&](caf::error& e) { FAIL() << to_string(e); });
+  run_to_quiescence();
+  auto& row = db->jobs.at("j1");
+  EXPECT_EQ(row.state, job_state::succeeded);
+  ASSERT_EQ(row.attempts.size(), 1u);
+  EXPECT_EQ(row.attempts[0].started_at_ms, t0 + 2000);
+  EXPECT_EQ(row.attempts[0].duration_ms, 300);
+  EXPECT_EQ(event_types("j1"),
+            (std::vector<std::string>{"job.started", "stage.started",
+                                      "stage.succeeded", "job.succeeded"}));
+}
+
+TEST_F(engine_test, AQueuedAttemptThatHangsTimesOutCountingFromItsStart) {
+  auto sc = probe("a", {{"queue_ms", 2000}, {"hang", true}}, 1);
+  sc.timeout = std::chrono::milliseconds{500};
+  auto sup = start_pipeline(pipeline_of({sc}));
+  auto t0 = now_ms();
+  submit(sup, "j1");
+  run_to_quiescence();
+  auto& row = db->jobs.at("j1");
+  EXPECT_EQ(row.state, job_state::dead_lettered);
+  ASSERT_EQ(row.attempts.size(), 1u);
+  EXPECT_EQ(row.attempts[0].error_code, "timeout");
+  EXPECT_EQ(row.attempts[0].duration_ms, 500);
+  EXPECT_EQ(now_ms(), t0 + 2500);
+  EXPECT_EQ(probes->cleanups, 1);
+}
+
+TEST_F(engine_test, CancelWhileWaitingForASlotEndsTheAttempt) {
+  auto sc = probe("a", {{"queue_ms", 5000}, {"duration_ms", 6000}});
+  sc.timeout = std::chrono::milliseconds{500};
+  auto sup = start_pipeline(pipeline_of({sc}));
+  submit(sup, "j1");
+  run_messages();
+  caf::anon_send(sup, cancel_atom::value, std::string{"j1"});
+  run_to_quiescence();
+  EXPECT_EQ(db->jobs.at("j1").state, job_state::cancelled);
+  EXPECT_EQ(probes->cleanups, 1);
+}

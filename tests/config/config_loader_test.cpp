@@ -560,3 +560,84 @@ stages = [ { name = "a", kind = "noop" } ]
             std::string::npos)
       << bad.problems[0].to_string();
 }
+
+TEST(ConfigLoader, ExecStageEnvironmentAndConcurrencyAreReadAndChecked) {
+  auto r = parse(R"(
+[pipelines.p]
+stages = [ { name = "a", kind = "exec", command = ["true"],
+             inherit_env = ["MY_*", "TZ"], max_concurrency = 2 } ]
+)");
+  for (auto& p : r.problems)
+    ADD_FAILURE() << p.to_string();
+  ASSERT_TRUE(r.ok());
+  auto& params = r.config->pipelines.at("p").stages[0].params;
+  EXPECT_EQ(params.at("inherit_env"),
+            nlohmann::json::parse(R"(["MY_*", "TZ"])"));
+  EXPECT_EQ(params.at("max_concurrency"), 2);
+  auto bad = parse(R"(
+[pipelines.p]
+stages = [
+  { name = "a", kind = "exec", command = ["true"], inherit_env = ["TROUPE_PG_URL"] },
+  { name = "b", kind = "exec", command = ["true"], inherit_env = "HOME", max_concurrency = 0 },
+  { name = "c", kind = "exec", command = ["true"], inherit_env = ["A*B", "", "*"],
+    max_concurrency = "4" },
+]
+)");
+  std::vector<std::string> where;
+  for (auto& p : bad.problems)
+    where.push_back(std::to_string(p.line) + " " + p.path);
+  EXPECT_EQ(where, (std::vector<std::string>{
+                       "4 pipelines.p.stages[0].inherit_env",
+                       "5 pipelines.p.stages[1].inherit_env",
+                       "5 pipelines.p.stages[1].max_concurrency",
+                       "6 pipelines.p.stages[2].inherit_env",
+                       "6 pipelines.p.stages[2].inherit_env",
+                       "6 pipelines.p.stages[2].inherit_env",
+                       "7 pipelines.p.stages[2].max_concurrency",
+                   }));
+  ASSERT_EQ(bad.problems.size(), 7u);
+  EXPECT_NE(bad.problems[0].message.find("TROUPE_PG_URL"), std::string::npos)
+      << bad.problems[0].to_string();
+  EXPECT_NE(bad.problems[2].message.find("at least 1"), std::string::npos)
+      << bad.problems[2].to_string();
+  EXPECT_NE(bad.problems[5].message.find("TROUPE_"), std::string::npos)
+      << bad.problems[5].to_string();
+}
+
+TEST(ConfigLoader, NodeExecInheritEnvIsReadAndChecked) {
+  auto r = parse(R"(
+[node]
+id = "n1"
+exec_inherit_env = ["AWS_REGION", "OTEL_*"]
+[pipelines.p]
+stages = [ { name = "a", kind = "noop" } ]
+)");
+  for (auto& p : r.problems)
+    ADD_FAILURE() << p.to_string();
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r.config->node.exec_inherit_env,
+            (std::vector<std::string>{"AWS_REGION", "OTEL_*"}));
+  EXPECT_TRUE(troupe::troupe_config{}.node.exec_inherit_env.empty());
+  auto bad = parse(R"(
+[node]
+id = "n1"
+exec_inherit_env = ["TROUPE_*", 3]
+[pipelines.p]
+stages = [ { name = "a", kind = "noop" } ]
+)");
+  ASSERT_EQ(bad.problems.size(), 1u);
+  EXPECT_EQ(bad.problems[0].line, 4);
+  EXPECT_EQ(bad.problems[0].path, "node.exec_inherit_env");
+  auto twice = parse(R"(
+[node]
+id = "n1"
+exec_inherit_env = ["TROUPE_NATS_TOKEN"]
+[pipelines.p]
+stages = [ { name = "a", kind = "noop" } ]
+)");
+  ASSERT_EQ(twice.problems.size(), 1u);
+  EXPECT_NE(twice.problems[0].to_string().find(
+                "t.toml:4: node.exec_inherit_env: \"TROUPE_NATS_TOKEN\""),
+            std::string::npos)
+      << twice.problems[0].to_string();
+}

@@ -1,9 +1,14 @@
 // The `exec` stage kind through the real job engine: real processes, a
 // threaded actor system, the in-memory store of the actor tests.
 #include <csignal>
+#include <cstdlib>
 #include <dirent.h>
+#include <fcntl.h>
 #include <fstream>
+#include <map>
+#include <optional>
 #include <random>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <caf/all.hpp>
@@ -49,13 +54,74 @@ std::string unique_marker() {
   return "troupe-marker-" + std::to_string(rng());
 }
 
+/// Kills this test's own leftovers (processes whose command line contains
+/// a unique `marker`), e.g. a setsid'ed child that left the attempt.
+void kill_processes_with(const std::string& marker) {
+  DIR* d = opendir("/proc");
+  while (auto* e = readdir(d)) {
+    int pid = std::atoi(e->d_name);
+    if (pid <= 0 || pid == getpid())
+      continue;
+    std::ifstream in{"/proc/" + std::to_string(pid) + "/cmdline"};
+    std::string cmd{std::istreambuf_iterator<char>{in}, {}};
+    for (auto& c : cmd)
+      if (c == '\0')
+        c = ' ';
+    if (cmd.find(marker) != std::string::npos)
+      kill(pid, SIGKILL);
+  }
+  closedir(d);
+}
+
+/// A duration for `sleep` that no other process uses ("30.<digits>"), so
+/// that the sleeping process can be found by its command line.
+std::string unique_sleep(int seconds) {
+  std::mt19937_64 rng{std::random_device{}()};
+  return std::to_string(seconds) + "." + std::to_string(rng() % 1000000000);
+}
+
+/// Seconds since `t0`.
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
+      .count();
+}
+
+/// Sets environment variables for one test and restores them after.
+class scoped_env {
+public:
+  explicit scoped_env(std::map<std::string, std::string> vars) {
+    for (auto& [k, v] : vars) {
+      const char* old = std::getenv(k.c_str());
+      saved_.emplace_back(k,
+                          old ? std::optional<std::string>{old} : std::nullopt);
+      setenv(k.c_str(), v.c_str(), 1);
+    }
+  }
+  ~scoped_env() {
+    for (auto& [k, v] : saved_)
+      if (v)
+        setenv(k.c_str(), v->c_str(), 1);
+      else
+        unsetenv(k.c_str());
+  }
+
+private:
+  std::vector<std::pair<std::string, std::optional<std::string>>> saved_;
+};
+
 class exec_engine_test : public ::testing::Test {
 public:
   exec_engine_test() : sys(init(cfg)), self(sys) {
     store = spawn_memory_store(sys, db);
     pool = std::make_shared<blocking_pool>(4);
     registry = builtin_stage_registry();
-    registry.add("exec", make_exec_stage_factory(pool));
+    registry.add("exec", make_exec_stage_factory(pool, options()));
+  }
+
+  exec_options options() {
+    exec_options o;
+    o.stats = stats;
+    return o;
   }
 
   ~exec_engine_test() override {
@@ -106,6 +172,34 @@ public:
     return sup;
   }
 
+  /// Replaces the exec thread pool (and the exec kind using it).
+  void use_pool(std::size_t threads) {
+    pool->stop();
+    pool = std::make_shared<blocking_pool>(threads);
+    registry.add("exec", make_exec_stage_factory(pool, options()));
+  }
+
+  /// Submits jobs `<prefix>0` .. `<prefix>n-1` at once and waits for all.
+  std::map<std::string, job_result> run_jobs(const caf::actor& sup, int n,
+                                             const std::string& prefix = "j") {
+    for (int i = 0; i < n; ++i) {
+      job_spec spec;
+      spec.job_id = prefix + std::to_string(i);
+      spec.pipeline = "p";
+      spec.payload = "{}";
+      self->send(sup, submit_atom::value, spec, std::uint64_t(i + 1));
+    }
+    std::map<std::string, job_result> out;
+    for (int i = 0; i < n; ++i)
+      self->receive(
+          [&](finished_atom, std::uint64_t, job_result& r) {
+            auto id = r.job_id;
+            out[id] = std::move(r);
+          },
+          caf::after(60s) >> [] { ADD_FAILURE() << "a job did not finish"; });
+    return out;
+  }
+
   job_result run_job(const caf::actor& sup, const std::string& id,
                      const std::string& payload = R"({"n":1})") {
     job_spec spec;
@@ -127,6 +221,7 @@ public:
   std::shared_ptr<memory_db> db = std::make_shared<memory_db>();
   caf::actor store;
   std::shared_ptr<blocking_pool> pool;
+  std::shared_ptr<exec_stats> stats = std::make_shared<exec_stats>();
   stage_registry registry;
   std::vector<caf::actor> sups;
 };
@@ -259,7 +354,7 @@ printf '{"foo":"%s","path_set":%s,"cwd":"%s","pgid_is_pid":%s}' "$FOO" "$path_se
   ASSERT_EQ(r.state, job_state::succeeded) << r.error;
   auto out = json::parse(db->jobs.at("j1").result);
   EXPECT_EQ(out["foo"], "bar baz");
-  EXPECT_EQ(out["path_set"], true); // the node's environment is inherited
+  EXPECT_EQ(out["path_set"], true); // PATH is on the default allow-list
   EXPECT_EQ(out["cwd"], "/tmp");
   EXPECT_EQ(out["pgid_is_pid"], true); // its own process group
 }
@@ -272,4 +367,216 @@ TEST_F(exec_engine_test, AMissingWorkingDirectoryIsAClearPermanentError) {
   EXPECT_EQ(r.state, job_state::dead_lettered);
   EXPECT_NE(r.error.find("in '/nonexistent/dir'"), std::string::npos)
       << r.error;
+}
+
+TEST_F(exec_engine_test, ABackgroundChildDoesNotHoldTheAttempt) {
+  // The attempt ends when the main process exits, not when every holder of
+  // its stdout closes it; the background child is killed with its group.
+  auto nap = unique_sleep(30);
+  auto sup = start({exec_stage("sleep " + nap + " & echo '{\"a\":1}'")});
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = run_job(sup, "j1", "{}");
+  EXPECT_LT(seconds_since(t0), 10.0) << "the background child held it";
+  ASSERT_EQ(r.state, job_state::succeeded) << r.error;
+  EXPECT_EQ(json::parse(db->jobs.at("j1").result), json::parse(R"({"a":1})"));
+  for (int i = 0; i < 100 && processes_with(nap) > 0; ++i)
+    std::this_thread::sleep_for(50ms);
+  EXPECT_EQ(processes_with(nap), 0) << "the background child survived";
+  kill_processes_with(nap);
+}
+
+TEST_F(exec_engine_test, ASetsidChildDoesNotHoldTheAttempt) {
+  auto nap = unique_sleep(30);
+  auto sup = start({exec_stage("setsid sleep " + nap + " & echo {}")});
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = run_job(sup, "j1", "{}");
+  EXPECT_LT(seconds_since(t0), 10.0) << "the setsid'ed child held it";
+  ASSERT_EQ(r.state, job_state::succeeded) << r.error;
+  EXPECT_EQ(db->jobs.at("j1").result, "{}");
+  kill_processes_with(nap);
+}
+
+TEST_F(exec_engine_test,
+       AStageHungWithASetsidChildEndsAtItsTimeoutAndFreesItsThread) {
+  use_pool(1);
+  auto escapee = unique_sleep(30);
+  auto hang = unique_sleep(30);
+  auto hung = start(
+      {exec_stage("setsid sleep " + escapee + " & sleep " + hang, 1, 300ms)});
+  auto quick = start({exec_stage("echo '{\"ok\":true}'")});
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = run_job(hung, "hung");
+  EXPECT_EQ(r.state, job_state::dead_lettered);
+  EXPECT_EQ(db->jobs.at("hung").attempts.at(0).error_code, "timeout");
+  // The one exec thread is free again: more attempts run, promptly.
+  auto more = run_jobs(quick, 3, "after");
+  EXPECT_LT(seconds_since(t0), 10.0) << "the exec thread stayed blocked";
+  for (auto& [id, res] : more)
+    EXPECT_EQ(res.state, job_state::succeeded) << id << ": " << res.error;
+  EXPECT_EQ(more.size(), 3u);
+  kill_processes_with(escapee);
+  kill_processes_with(hang);
+}
+
+TEST_F(exec_engine_test, ACancelledStageWithASetsidChildFreesItsThread) {
+  use_pool(1);
+  auto escapee = unique_sleep(30);
+  auto hang = unique_sleep(30);
+  auto hung =
+      start({exec_stage("setsid sleep " + escapee + " & sleep " + hang)});
+  auto quick = start({exec_stage("echo '{\"ok\":true}'")});
+  job_spec spec;
+  spec.job_id = "hung";
+  spec.pipeline = "p";
+  self->send(hung, submit_atom::value, spec, std::uint64_t{1});
+  for (int i = 0; i < 200 && processes_with(hang) == 0; ++i)
+    std::this_thread::sleep_for(20ms);
+  ASSERT_GE(processes_with(hang), 1);
+  auto t0 = std::chrono::steady_clock::now();
+  self->send(hung, cancel_atom::value, std::string{"hung"});
+  self->receive([&](ok_atom) {},
+                caf::after(10s) >> [] { ADD_FAILURE() << "no ack"; });
+  job_result r;
+  self->receive([&](finished_atom, std::uint64_t,
+                    job_result& res) { r = std::move(res); },
+                caf::after(30s) >>
+                    [] { ADD_FAILURE() << "job did not finish"; });
+  EXPECT_EQ(r.state, job_state::cancelled);
+  auto more = run_jobs(quick, 3, "after");
+  EXPECT_LT(seconds_since(t0), 10.0) << "the exec thread stayed blocked";
+  for (auto& [id, res] : more)
+    EXPECT_EQ(res.state, job_state::succeeded) << id << ": " << res.error;
+  EXPECT_EQ(more.size(), 3u);
+  kill_processes_with(escapee);
+  kill_processes_with(hang);
+}
+
+TEST_F(exec_engine_test, TheProgramSeesOnlyAllowListedVariablesAndItsEnv) {
+  scoped_env env{{{"TROUPE_PG_URL", "postgresql://troupe:secret@db/troupe"},
+                  {"TROUPE_NATS_PASSWORD", "secret"},
+                  {"TROUPE_NATS_TOKEN", "secret"},
+                  {"AWS_REGION", "eu-west-1"},
+                  {"MY_SETTING", "mine"},
+                  {"NOT_LISTED", "nope"}}};
+  // A descriptor of the node without close-on-exec (as libraries open
+  // sockets and log files) must not reach the program either.
+  auto node_file = testing::TempDir() + unique_marker();
+  int node_fd = open(node_file.c_str(), O_WRONLY | O_CREAT, 0600);
+  ASSERT_GE(node_fd, 3);
+  auto sc = exec_stage(std::string{R"sh(
+printf '{"pg":"%s","password":"%s","token":"%s","troupe_vars":%s,'\
+'"region":"%s","mine":"%s","not_listed":"%s","foo":"%s","path_set":%s,'\
+'"node_fd":%s}' \
+  "${TROUPE_PG_URL-unset}" "${TROUPE_NATS_PASSWORD-unset}" \
+  "${TROUPE_NATS_TOKEN-unset}" "$(env | grep -c '^TROUPE_')" \
+  "${AWS_REGION-unset}" "${MY_SETTING-unset}" "${NOT_LISTED-unset}" \
+  "${FOO-unset}" "$([ -n "$PATH" ] && echo true || echo false)" \
+  "$(ls -l /proc/$$/fd/ | grep -c )sh"} +
+                       node_file + R"sh()"
+)sh");
+  sc.params["inherit_env"] = {"AWS_REGION", "MY_*"};
+  sc.params["env"] = {{"FOO", "bar"}};
+  auto sup = start({sc});
+  auto r = run_job(sup, "j1", "{}");
+  ASSERT_EQ(r.state, job_state::succeeded) << r.error;
+  auto out = json::parse(db->jobs.at("j1").result);
+  EXPECT_EQ(out["pg"], "unset");
+  EXPECT_EQ(out["password"], "unset");
+  EXPECT_EQ(out["token"], "unset");
+  EXPECT_EQ(out["troupe_vars"], 0);
+  EXPECT_EQ(out["region"], "eu-west-1");
+  EXPECT_EQ(out["mine"], "mine");
+  EXPECT_EQ(out["not_listed"], "unset");
+  EXPECT_EQ(out["foo"], "bar");
+  EXPECT_EQ(out["path_set"], true);
+  EXPECT_EQ(out["node_fd"], 0);
+  close(node_fd);
+  unlink(node_file.c_str());
+}
+
+TEST_F(exec_engine_test, TroupeVariablesCannotBeAllowListed) {
+  auto sc = exec_stage("true");
+  for (auto bad : {"TROUPE_PG_URL", "TROUPE_*", "TR*", "*"}) {
+    sc.params["inherit_env"] = {"HOME", bad};
+    auto kind = registry.make(sc);
+    ASSERT_FALSE(kind) << bad;
+    EXPECT_NE(describe(kind.error()).find("TROUPE_"), std::string::npos)
+        << describe(kind.error());
+  }
+  sc.params["inherit_env"] = {"AWS_*", "TZ"};
+  EXPECT_TRUE(registry.make(sc));
+}
+
+TEST_F(exec_engine_test, WaitingForAnExecThreadDoesNotCountAgainstTheTimeout) {
+  // One thread, five jobs of 300 ms each with a 1 s timeout: the last ones
+  // wait over a second for the thread, but none runs longer than 300 ms.
+  use_pool(1);
+  auto sup = start({exec_stage("sleep 0.3; echo {}", 1, 1000ms)});
+  auto results = run_jobs(sup, 5);
+  ASSERT_EQ(results.size(), 5u);
+  for (auto& [id, res] : results)
+    EXPECT_EQ(res.state, job_state::succeeded) << id << ": " << res.error;
+  // Every attempt's wait was measured; nothing waits or runs any more.
+  EXPECT_EQ(stats->queue_wait.count(), 5u);
+  EXPECT_EQ(stats->waiting.load(), 0);
+  EXPECT_EQ(stats->running.load(), 0);
+}
+
+TEST_F(exec_engine_test, MaxConcurrencyRunsOneAttemptOfTheStageAtATime) {
+  // A lock directory shows overlap: mkdir fails while another attempt
+  // holds it. Waiting attempts do not run their 1 s timeout either.
+  auto dir = testing::TempDir() + unique_marker();
+  ASSERT_EQ(mkdir(dir.c_str(), 0700), 0);
+  auto sc = exec_stage("mkdir " + dir +
+                           "/lock || { echo overlap >&2; exit 1; }; "
+                           "sleep 0.3; rmdir " +
+                           dir + "/lock; echo {}",
+                       1, 1000ms);
+  sc.params["max_concurrency"] = 1;
+  auto sup = start({sc});
+  auto results = run_jobs(sup, 5);
+  ASSERT_EQ(results.size(), 5u);
+  for (auto& [id, res] : results)
+    EXPECT_EQ(res.state, job_state::succeeded) << id << ": " << res.error;
+  rmdir((dir + "/lock").c_str());
+  rmdir(dir.c_str());
+}
+
+TEST_F(exec_engine_test, BadMaxConcurrencyIsRejectedUpFront) {
+  auto sc = exec_stage("true");
+  for (auto bad : {json(0), json(-1), json("2"), json(1.5)}) {
+    sc.params["max_concurrency"] = bad;
+    auto kind = registry.make(sc);
+    ASSERT_FALSE(kind) << bad;
+    EXPECT_NE(describe(kind.error()).find("max_concurrency"),
+              std::string::npos);
+  }
+}
+
+TEST_F(exec_engine_test, AnOrphanOfAStageIsAdoptedAndReapedByTheNode) {
+  // The setsid'ed child outlives the attempt: the node (a subreaper)
+  // becomes its parent, and reaps it once it exits; no zombie is left.
+  auto nap = unique_sleep(1);
+  auto sup = start({exec_stage("setsid sleep " + nap + " & echo {}")});
+  auto r = run_job(sup, "j1", "{}");
+  ASSERT_EQ(r.state, job_state::succeeded) << r.error;
+  pid_t orphan = 0;
+  DIR* d = opendir("/proc");
+  while (auto* e = readdir(d)) {
+    std::ifstream in{std::string{"/proc/"} + e->d_name + "/cmdline"};
+    std::string cmd{std::istreambuf_iterator<char>{in}, {}};
+    if (cmd.find(nap) != std::string::npos)
+      orphan = std::atoi(e->d_name);
+  }
+  closedir(d);
+  ASSERT_GT(orphan, 0) << "the orphan is gone already";
+  auto stat_path = "/proc/" + std::to_string(orphan) + "/stat";
+  std::string stat;
+  std::getline(std::ifstream{stat_path}, stat);
+  auto fields = stat.substr(stat.rfind(')') + 2);
+  EXPECT_EQ(std::atoi(fields.substr(2).c_str()), getpid())
+      << "not adopted: " << stat;
+  for (int i = 0; i < 200 && access(stat_path.c_str(), F_OK) == 0; ++i)
+    std::this_thread::sleep_for(50ms);
+  EXPECT_NE(access(stat_path.c_str(), F_OK), 0) << "never reaped";
 }
