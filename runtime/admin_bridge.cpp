@@ -152,8 +152,16 @@ void on_request(natsConnection*, natsSubscription*, natsMsg* msg,
     auto any = im->prefix + ".admin.any.";
     auto& pool = subject.compare(0, any.size(), any) == 0 ? im->any_workers
                                                           : im->workers;
-    pool->post(
+    auto posted = pool->post(
         [im, subject, reply, body] { handle(im, subject, reply, body); });
+    if (!posted && !reply.empty()) {
+      // Shed load: a flood of admin requests must not grow without bound.
+      auto text = error_reply(im->node_id, "unavailable",
+                              "node is busy or stopping; retry")
+                      .dump();
+      natsConnection_Publish(im->nats->conn(), reply.c_str(), text.data(),
+                             static_cast<int>(text.size()));
+    }
   }
 }
 
@@ -169,7 +177,7 @@ admin_bridge::admin_bridge(std::shared_ptr<nats_client> nats,
   impl_->prefix = std::move(prefix);
   impl_->node_id = std::move(node_id);
   impl_->workers = std::move(workers);
-  impl_->any_workers = std::make_shared<blocking_pool>(2);
+  impl_->any_workers = std::make_shared<blocking_pool>(2, 256);
 }
 
 admin_bridge::~admin_bridge() {

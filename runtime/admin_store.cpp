@@ -37,15 +37,6 @@ std::int64_t ms_or(const pqxx::field& f, std::int64_t dflt = 0) {
 
 } // namespace
 
-std::string with_connect_timeout(std::string url) {
-  if (url.find("connect_timeout") != std::string::npos)
-    return url;
-  if (url.rfind("postgres", 0) == 0)
-    return url + (url.find('?') == std::string::npos ? "?" : "&") +
-           "connect_timeout=3";
-  return url + " connect_timeout=3";
-}
-
 struct admin_store::connection_box {
   explicit connection_box(const std::string& url) : c(url) {}
   pqxx::connection c;

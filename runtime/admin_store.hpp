@@ -10,6 +10,7 @@
 // thread. One connection, used by one caller at a time; it reconnects after
 // a broken connection. Failures throw admin_failure with a code.
 
+#include "runtime/pg_url.hpp"
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -21,11 +22,6 @@
 #include <nlohmann/json.hpp>
 
 namespace troupe {
-
-/// The URL with `connect_timeout=3` unless it sets one: libpq gives up on an
-/// unreachable server only after its own long default, and an operator's
-/// command or a background task should fail within seconds.
-std::string with_connect_timeout(std::string url);
 
 struct job_filter {
   std::string pipeline;

@@ -2,7 +2,8 @@
 
 namespace troupe {
 
-blocking_pool::blocking_pool(std::size_t threads) {
+blocking_pool::blocking_pool(std::size_t threads, std::size_t max_queued)
+    : max_queued_(max_queued) {
   for (std::size_t i = 0; i < std::max<std::size_t>(threads, 1); ++i)
     threads_.emplace_back([this] { run(); });
 }
@@ -14,7 +15,7 @@ blocking_pool::~blocking_pool() {
 bool blocking_pool::post(std::function<void()> fn) {
   {
     std::lock_guard<std::mutex> guard{mtx_};
-    if (stopping_)
+    if (stopping_ || (max_queued_ > 0 && tasks_.size() >= max_queued_))
       return false;
     tasks_.push_back(std::move(fn));
   }
@@ -34,6 +35,11 @@ void blocking_pool::stop() {
     if (t.joinable() && t.get_id() != std::this_thread::get_id())
       t.join();
   threads_.clear();
+}
+
+bool blocking_pool::stopping() const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  return stopping_;
 }
 
 std::size_t blocking_pool::queued() const {

@@ -17,14 +17,21 @@ namespace troupe {
 
 class blocking_pool {
 public:
-  explicit blocking_pool(std::size_t threads);
+  /// `max_queued` bounds the tasks waiting for a thread (0: unbounded);
+  /// beyond it post() refuses, so a flood sheds load instead of growing
+  /// memory without limit.
+  explicit blocking_pool(std::size_t threads, std::size_t max_queued = 0);
   ~blocking_pool();
 
   blocking_pool(const blocking_pool&) = delete;
   blocking_pool& operator=(const blocking_pool&) = delete;
 
-  /// Queues `fn`; false (and `fn` dropped) once stop() was called.
+  /// Queues `fn`; false (and `fn` dropped) once stop() was called or when
+  /// `max_queued` tasks wait already.
   bool post(std::function<void()> fn);
+
+  /// True once stop() was called.
+  bool stopping() const;
 
   /// Stops intake, finishes queued work, joins the threads. Idempotent.
   void stop();
@@ -41,6 +48,7 @@ private:
   std::condition_variable cv_;
   std::deque<std::function<void()>> tasks_;
   bool stopping_ = false;
+  std::size_t max_queued_ = 0;
   std::vector<std::thread> threads_;
 };
 

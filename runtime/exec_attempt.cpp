@@ -1,4 +1,5 @@
 #include "runtime/exec_attempt.hpp"
+#include "messages/json_guard.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -25,6 +26,10 @@ extern "C" char** environ;
 namespace troupe {
 
 namespace {
+
+/// Deepest nesting accepted in a stage's output (it is nested two levels
+/// deeper in the next stage's input).
+constexpr int stage_output_depth = 256;
 
 using clock_type = std::chrono::steady_clock;
 
@@ -299,6 +304,13 @@ stage_outcome outcome_of(const exec_params& p, const program_io& io, int status,
   auto text = trim(io.out);
   if (text.empty())
     return stage_success("{}");
+  // Depth is checked on the bytes before parsing (json_guard.hpp): a
+  // program's output must not be able to overflow the node's stack.
+  if (json_nesting(text, stage_output_depth) > stage_output_depth)
+    return stage_failure("invalid_output",
+                         "'" + prog + "' wrote JSON nested deeper than " +
+                             std::to_string(stage_output_depth) + " levels",
+                         false);
   auto doc = nlohmann::json::parse(text, nullptr, false);
   if (doc.is_discarded())
     return stage_failure("invalid_output",

@@ -1,4 +1,5 @@
 #include "runtime/job_presence.hpp"
+#include "runtime/pg_url.hpp"
 
 #include <pqxx/pqxx>
 #include <spdlog/spdlog.h>
@@ -9,7 +10,7 @@
 namespace troupe {
 
 struct job_presence::connection {
-  explicit connection(const std::string& url) : c(url) {
+  explicit connection(const std::string& url) : c(with_connect_timeout(url)) {
     c.prepare("present",
               "select job_id from jobs where job_id = "
               "any(array(select jsonb_array_elements_text($1::jsonb)))");

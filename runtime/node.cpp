@@ -266,7 +266,8 @@ int run_node(const troupe_config& cfg, const node_run_options& opts) {
   }
   unrouted_sweeper sweeper{sys, *nats, cfg.nats, jdeps, limits};
   sweeper.start();
-  auto api_pool = std::make_shared<blocking_pool>(4);
+  // Bounded queues: beyond them a request is answered `unavailable` at once.
+  auto api_pool = std::make_shared<blocking_pool>(4, 4096);
   submit_api api{*nats, cfg.nats, names, limits, api_pool};
   api.set_tenants(cfg.tenants);
   if (jmetrics)
@@ -278,7 +279,7 @@ int run_node(const troupe_config& cfg, const node_run_options& opts) {
   }
 
   // Admin verbs of this node (the shell builds on them).
-  auto admin_pool = std::make_shared<blocking_pool>(2);
+  auto admin_pool = std::make_shared<blocking_pool>(2, 256);
   admin_bridge admin{*nats, cfg.nats.prefix, node_id, admin_pool,
                      cfg.nats.inbox_prefix};
   std::atomic<bool> drain_requested{false};

@@ -1,6 +1,7 @@
 #include "runtime/pg_store.hpp"
 #include "runtime/pg_store_copy.hpp"
 #include "runtime/pg_store_sql.hpp"
+#include "runtime/pg_url.hpp"
 
 #include <chrono>
 #include <condition_variable>
@@ -366,7 +367,8 @@ void writer_loop(std::shared_ptr<shared_state> sh) {
   bool outage_logged = false;
   auto connect = [&]() -> bool {
     try {
-      conn = std::make_unique<pqxx::connection>(opts.pg.url);
+      conn =
+          std::make_unique<pqxx::connection>(with_connect_timeout(opts.pg.url));
       prepare(*conn);
       if (outage_logged)
         spdlog::info("store: connected to PostgreSQL again");

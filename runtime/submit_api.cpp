@@ -211,7 +211,12 @@ void on_request(natsConnection*, natsSubscription*, natsMsg* msg,
       });
   if (!posted)
     respond(im->nats->conn(), reply,
-            encode_submit_error("unavailable", "node is shutting down"));
+            encode_submit_error(
+                "unavailable", im->workers->stopping()
+                                   ? "node is shutting down; retry"
+                                   : "node is overloaded (" +
+                                         std::to_string(im->workers->queued()) +
+                                         " requests queued); retry"));
 }
 
 } // namespace
@@ -262,11 +267,19 @@ caf::error submit_api::start() {
 }
 
 void submit_api::stop() {
-  if (impl_->sub) {
+  if (!impl_->sub)
+    return;
+  // Leave the queue group first, then answer what has arrived: requests
+  // already delivered to this node are answered, not dropped (the server
+  // sends new ones to the other nodes meanwhile).
+  if (natsSubscription_Drain(impl_->sub) == NATS_OK)
+    natsSubscription_WaitForDrainCompletion(impl_->sub, 5000);
+  else
     natsSubscription_Unsubscribe(impl_->sub);
-    natsSubscription_Destroy(impl_->sub);
-    impl_->sub = nullptr;
-  }
+  natsSubscription_Destroy(impl_->sub);
+  impl_->sub = nullptr;
+  impl_->workers->stop(); // runs the requests still queued
+  impl_->nats->flush(2000);
 }
 
 } // namespace troupe

@@ -279,6 +279,21 @@ TEST_F(exec_engine_test, InvalidJsonOnStdoutIsAClearError) {
   EXPECT_NE(a.error_message.find("this is not json"), std::string::npos);
 }
 
+// Hole 2: a program's output nested 200,000 deep overflowed the node's
+// stack when the output was written into the next stage's input.
+TEST_F(exec_engine_test, DeeplyNestedOutputFailsTheStageNotTheNode) {
+  auto sup = start({exec_stage(
+      "i=0; while [ $i -lt 8000 ]; do printf '[[[[[[[[[[[[[[[[[[[[[[[[[['; "
+      "i=$((i+1)); done; echo",
+      3)});
+  auto r = run_job(sup, "j1");
+  ASSERT_EQ(r.state, job_state::dead_lettered);
+  auto& atts = db->jobs.at("j1").attempts;
+  ASSERT_EQ(atts.size(), 1u); // permanent: not retried
+  EXPECT_EQ(atts[0].error_code, "invalid_output");
+  EXPECT_NE(atts[0].error_message.find("nested deeper"), std::string::npos);
+}
+
 TEST_F(exec_engine_test, AMissingProgramIsRejectedUpFront) {
   stage_config sc;
   sc.name = "x";
