@@ -301,33 +301,12 @@ void on_claimed(self_ptr self, job_snapshot& snap) {
   st.epoch = snap.epoch;
   st.life = snap.life;
   // The store's copy of the spec wins: a redelivered message may be stale.
-  auto invalid_reason = std::move(st.spec.invalid_reason);
-  auto invalid_code = st.spec.invalid_code.empty()
-                          ? std::string{"invalid_payload"}
-                          : std::move(st.spec.invalid_code);
   if (!snap.spec.job_id.empty()) {
     auto submitted = st.spec.submitted_at_ms; // the delivery knows it
     auto resumed = st.spec.resumed;
     st.spec = std::move(snap.spec);
     st.spec.submitted_at_ms = submitted;
     st.spec.resumed = resumed;
-  }
-  if (!invalid_reason.empty()) {
-    // Undecodable input: recorded and dead-lettered without running a stage.
-    st.finishing = true;
-    auto w = make_write(self, job_state::dead_lettered);
-    w.last_error = invalid_code + ": " + invalid_reason;
-    auto dead = make_event(self, "job.dead_lettered");
-    dead.error_code = invalid_code;
-    dead.error = invalid_reason;
-    auto error = w.last_error;
-    commit(self, std::move(w), {std::move(dead)}, [self, error] {
-      job_result res;
-      res.state = job_state::dead_lettered;
-      res.error = error;
-      report(self, std::move(res));
-    });
-    return;
   }
   auto n = st.pipe->config.stages.size();
   st.outputs.assign(n, std::string{});
@@ -386,6 +365,33 @@ void on_claimed(self_ptr self, job_snapshot& snap) {
     return;
   }
   run_stage(self);
+}
+
+void record_invalid(self_ptr self) {
+  auto& st = self->state;
+  // Undecodable input is created dead-lettered, never claimed: a create
+  // cannot touch a job that exists (job_exists: see on_job_exists), so junk
+  // published with a live job's id does not dead-letter that job.
+  st.finishing = true;
+  st.claimed = true;
+  st.epoch = 1;
+  auto code = st.spec.invalid_code.empty() ? std::string{"invalid_payload"}
+                                           : st.spec.invalid_code;
+  auto w = make_write(self, job_state::dead_lettered);
+  w.create = true;
+  w.spec = st.spec;
+  w.started_at_ms = now_ms(self);
+  w.last_error = code + ": " + st.spec.invalid_reason;
+  auto dead = make_event(self, "job.dead_lettered");
+  dead.error_code = code;
+  dead.error = st.spec.invalid_reason;
+  auto error = w.last_error;
+  commit(self, std::move(w), {std::move(dead)}, [self, error] {
+    job_result res;
+    res.state = job_state::dead_lettered;
+    res.error = error;
+    report(self, std::move(res));
+  });
 }
 
 void claim(self_ptr self) {
@@ -453,6 +459,7 @@ caf::behavior job_actor(self_ptr self, job_spec spec,
                         caf::actor parent) {
   auto& st = self->state;
   st.spec = std::move(spec);
+  st.delivered_id = st.spec.job_id;
   st.pipe = std::move(pipe);
   st.deps = std::move(deps);
   st.parent = std::move(parent);
@@ -476,6 +483,8 @@ caf::behavior job_actor(self_ptr self, job_spec spec,
     publish_now(self, make_event(self, "job.started"));
     self->delayed_send(self, window, speculate_atom::value);
     run_stage(self);
+  } else if (!st.spec.invalid_reason.empty()) {
+    record_invalid(self);
   } else {
     claim(self);
   }

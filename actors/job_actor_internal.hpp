@@ -36,6 +36,9 @@ struct pending_write {
 
 struct job_actor_state {
   job_spec spec;
+  /// The id the job was delivered under, which its supervisor knows it by
+  /// (undecodable input may be recorded under another: record_invalid).
+  std::string delivered_id;
   std::shared_ptr<const pipeline_def> pipe;
   std::shared_ptr<const job_deps> deps;
   caf::actor parent;
@@ -126,6 +129,9 @@ void on_job_exists(self_ptr self);
 
 // job_actor.cpp
 void claim(self_ptr self);
+/// Records undecodable input (job_spec::invalid_reason) as a dead-lettered
+/// job created under its id, or under an id of its own if that exists.
+void record_invalid(self_ptr self);
 void on_claimed(self_ptr self, job_snapshot& snap);
 void finish_cancelled(self_ptr self);
 void run_stage(self_ptr self);

@@ -42,8 +42,31 @@ void make_create(self_ptr self, job_write& w, std::vector<job_event>& publish) {
   std::vector<job_event>{}.swap(st.held_events);
 }
 
+/// Undecodable input named an id that exists: it is recorded under an id
+/// of its own instead (what it named stays in its payload), once; a second
+/// job_exists means this very message was recorded already.
+void on_invalid_exists(self_ptr self) {
+  auto& st = self->state;
+  std::vector<pending_write>{}.swap(st.writes);
+  st.write_in_flight = false;
+  auto own = "invalid-" + std::to_string(st.spec.stream_seq) + "-" +
+             std::to_string(st.spec.submitted_at_ms);
+  if (st.spec.job_id == own) {
+    job_result res;
+    res.already_terminal = true;
+    report(self, std::move(res));
+    return;
+  }
+  st.spec.job_id = own;
+  record_invalid(self);
+}
+
 void on_job_exists(self_ptr self) {
   auto& st = self->state;
+  if (!st.spec.invalid_reason.empty()) {
+    on_invalid_exists(self);
+    return;
+  }
   // Re-submitted, replayed or tombstoned: the store's state wins. What ran
   // here is dropped unannounced (its events were waiting for the create).
   std::vector<pending_write>{}.swap(st.writes);

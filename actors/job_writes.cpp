@@ -75,7 +75,7 @@ job_write make_write(self_ptr self, job_state state) {
 }
 
 void report(self_ptr self, job_result res) {
-  res.job_id = self->state.spec.job_id;
+  res.job_id = self->state.delivered_id;
   self->send(self->state.parent, std::move(res));
   self->quit();
 }

@@ -26,10 +26,13 @@ std::string storable(std::string_view s, std::size_t n) {
   return out;
 }
 
-/// Marks `spec` as undecodable. It gets an id of its own, never the one
-/// its headers name: junk published with a live job's id must not
-/// dead-letter that job. What was sent is kept for the dead letter.
-void reject(job_spec& spec, const caf::error& why, const delivery_fields& d) {
+/// Marks `spec` as undecodable. It keeps the id its headers name if that id
+/// is well-formed (the job actor creates it dead-lettered, or records it
+/// under `invalid-<seq>-<ms>` if the id exists: junk never touches a job),
+/// else it gets that id of its own. What was sent is kept for the dead
+/// letter.
+void reject(job_spec& spec, const caf::error& why, const delivery_fields& d,
+            bool id_ok) {
   spec.invalid_reason = describe(why);
   spec.invalid_code = to_string(code_of(why));
   spec.fresh = false;
@@ -38,8 +41,9 @@ void reject(job_spec& spec, const caf::error& why, const delivery_fields& d) {
   spec.payload = nlohmann::json{{"raw", storable(d.body, 64 * 1024)},
                                 {"key", storable(named, 512)}}
                      .dump();
-  spec.job_id = "invalid-" + std::to_string(d.stream_seq) + "-" +
-                std::to_string(d.published_ms);
+  if (!id_ok || spec.job_id.empty())
+    spec.job_id = "invalid-" + std::to_string(d.stream_seq) + "-" +
+                  std::to_string(d.published_ms);
 }
 
 caf::error too_long(const std::string& s, const char* what,
@@ -130,10 +134,11 @@ job_spec decode_delivery(const delivery_fields& d, const std::string& pipeline,
   // Only a first delivery of a job published as new may run before its
   // claim; a replay names its job in Troupe-Job-Id.
   spec.fresh = d.num_delivered == 1 && spec.replay_life == 0;
+  bool id_ok = !id_error;
   auto sub = id_error ? caf::expected<submission>{std::move(id_error)}
                       : decode_submission(d.body, limits);
   if (!sub) {
-    reject(spec, sub.error(), d);
+    reject(spec, sub.error(), d, id_ok && spec.replay_life == 0);
     return spec;
   }
   spec.payload = std::move(sub->payload);

@@ -33,8 +33,9 @@ delivery_fields read_delivery(natsMsg* m);
 
 /// The job spec for `d` on `pipeline`. Undecodable input (a malformed or
 /// oversized body, NUL, over-long or malformed ids) becomes a spec with
-/// invalid_reason set and an id of its own (`invalid-<seq>-<ms>`), so it is
-/// dead-lettered without touching a job its headers name. A body with
+/// invalid_reason set: it is dead-lettered under its key, or under an id of
+/// its own (`invalid-<seq>-<ms>`) when the key is malformed or names a job
+/// that exists — never touching that job. A body with
 /// `delay_ms` not yet due sets `*delay_left` (ms) when `now_ms` is given.
 job_spec decode_delivery(const delivery_fields& d, const std::string& pipeline,
                          const input_limits& limits, std::int64_t now_ms,

@@ -29,6 +29,18 @@ struct jetstream_intake::shared_state {
   caf::actor supervisor;
   natsSubscription* sub = nullptr;
   std::shared_ptr<job_presence> presence;
+  /// Jobs held by all of the node's intakes, and their cap (0: none).
+  std::shared_ptr<std::atomic<std::int64_t>> node_held =
+      std::make_shared<std::atomic<std::int64_t>>(0);
+  std::int64_t node_max = 0;
+
+  /// Free slots of this intake within the node's budget.
+  int credit() const {
+    auto own = max_in_flight - counters->in_flight;
+    if (node_max > 0)
+      own = std::min<std::int64_t>(own, node_max - *node_held);
+    return static_cast<int>(std::max<std::int64_t>(own, 0));
+  }
 
   std::mutex mtx;
   std::condition_variable cv;
@@ -52,6 +64,7 @@ struct jetstream_intake::shared_state {
 
   void release_slot() {
     --counters->in_flight;
+    --*node_held;
     cv.notify_all();
   }
 };
@@ -235,6 +248,12 @@ void mark_known_jobs(jetstream_intake::shared_state& st,
 
 } // namespace
 
+void jetstream_intake::share_node_budget(
+    std::shared_ptr<std::atomic<std::int64_t>> held, std::int64_t max) {
+  state_->node_held = std::move(held);
+  state_->node_max = max;
+}
+
 void jetstream_intake::set_presence(std::shared_ptr<job_presence> presence) {
   state_->presence = std::move(presence);
 }
@@ -246,15 +265,16 @@ void jetstream_intake::fetch_loop() {
     int credit = 0;
     {
       std::unique_lock<std::mutex> lock{st.mtx};
+      // Another intake freeing a node-wide slot does not notify this one:
+      // the bounded wait notices it.
       st.cv.wait_for(lock, std::chrono::milliseconds{200}, [&] {
-        return st.stopping ||
-               (!st.paused && st.counters->in_flight < st.max_in_flight);
+        return st.stopping || (!st.paused && st.credit() > 0);
       });
       if (st.stopping)
         return;
-      if (st.paused || st.counters->in_flight >= st.max_in_flight)
+      if (st.paused || st.credit() <= 0)
         continue;
-      credit = static_cast<int>(st.max_in_flight - st.counters->in_flight);
+      credit = st.credit();
     }
     natsMsgList list{nullptr, 0};
     jsErrCode jerr = static_cast<jsErrCode>(0);
@@ -310,6 +330,7 @@ void jetstream_intake::fetch_loop() {
         st.held.emplace(delivery, m);
       }
       ++st.counters->in_flight;
+      ++*st.node_held;
       ++st.counters->fetched;
       caf::anon_send(st.supervisor, submit_atom::value, std::move(spec),
                      delivery);

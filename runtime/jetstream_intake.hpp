@@ -48,6 +48,12 @@ public:
   /// The actor to pass as supervisor_deps::intake.
   caf::actor actor() const { return actor_; }
 
+  /// Shares a node-wide budget (node.max_in_flight) with the node's other
+  /// intakes: none fetches while the node holds `max` jobs. Call before
+  /// start().
+  void share_node_budget(std::shared_ptr<std::atomic<std::int64_t>> held,
+                         std::int64_t max);
+
   /// Before fresh deliveries may speculate, ask `presence` which of them
   /// exist already (those claim first). Without it, none speculates. Call
   /// before start().

@@ -325,7 +325,8 @@ caf::error nats_client::publish(const std::string& subject,
 caf::expected<std::uint64_t> nats_client::js_publish(const std::string& subject,
                                                      const std::string& data,
                                                      const std::string& msg_id,
-                                                     std::int64_t timeout_ms) {
+                                                     std::int64_t timeout_ms,
+                                                     bool* duplicate) {
   jsPubOptions po;
   jsPubOptions_Init(&po);
   po.MaxWait = timeout_ms;
@@ -344,8 +345,21 @@ caf::expected<std::uint64_t> nats_client::js_publish(const std::string& subject,
     return nats_error(s, "JetStream publish to " + subject);
   }
   auto seq = ack->Sequence;
+  if (duplicate)
+    *duplicate = ack->Duplicate;
   jsPubAck_Destroy(ack);
   return seq;
+}
+
+std::string nats_client::stored_subject(const std::string& stream,
+                                        std::uint64_t seq) {
+  natsMsg* m = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  if (js_GetMsg(&m, js_, stream.c_str(), seq, nullptr, &jerr) != NATS_OK)
+    return {};
+  std::string subject = natsMsg_GetSubject(m);
+  natsMsg_Destroy(m);
+  return subject;
 }
 
 caf::expected<std::uint64_t>

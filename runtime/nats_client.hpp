@@ -124,7 +124,12 @@ public:
   caf::expected<std::uint64_t> js_publish(const std::string& subject,
                                           const std::string& data,
                                           const std::string& msg_id,
-                                          std::int64_t timeout_ms = 5000);
+                                          std::int64_t timeout_ms = 5000,
+                                          bool* duplicate = nullptr);
+
+  /// The subject of the stream's message `seq` ("" if it is gone: a
+  /// work-queue stream deletes acked messages).
+  std::string stored_subject(const std::string& stream, std::uint64_t seq);
 
   /// Like js_publish, with a `Troupe-Job-Id` header naming the job when it
   /// differs from the message id (replays).

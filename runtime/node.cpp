@@ -195,10 +195,13 @@ int run_node(const troupe_config& cfg, const node_run_options& opts) {
   // Shared by the intakes: which fetched jobs exist already (those may not
   // speculate, see job_presence.hpp).
   auto presence = std::make_shared<job_presence>(cfg.postgres.url);
+  // node.max_in_flight: one budget shared by every pipeline's intake.
+  auto node_held = std::make_shared<std::atomic<std::int64_t>>(0);
   for (const auto& [name, def] : defs) {
     names.insert(name);
     auto intake = std::make_unique<jetstream_intake>(
         sys, *nats, cfg.nats, name, def->config.max_in_flight, limits);
+    intake->share_node_budget(node_held, cfg.node.max_in_flight);
     intake->set_presence(presence);
     supervisor_deps sd;
     sd.job = jdeps;

@@ -168,8 +168,23 @@ void handle(const std::shared_ptr<submit_api::impl>& im, std::string body,
     respond(im->nats->conn(), reply, err.dump());
     return;
   }
-  auto seq =
-      im->nats->js_publish(routed->subject, routed->body, routed->job_id);
+  bool duplicate = false;
+  auto seq = im->nats->js_publish(routed->subject, routed->body, routed->job_id,
+                                  5000, &duplicate);
+  if (seq && duplicate) {
+    // The stream already holds this key (duplicate window): the same
+    // submission again is fine, the key of another pipeline's job is not.
+    auto stored = im->nats->stored_subject(im->ncfg.stream, *seq);
+    if (!stored.empty() && stored != routed->subject) {
+      ++im->rejected;
+      respond(im->nats->conn(), reply,
+              encode_submit_error(
+                  "conflict", "key '" + routed->job_id +
+                                  "' was submitted to another pipeline (" +
+                                  stored + ") within the duplicate window"));
+      return;
+    }
+  }
   if (!seq) {
     ++im->rejected;
     respond(im->nats->conn(), reply,

@@ -145,6 +145,37 @@ TEST_F(engine_test, WhenNothingCanBeWrittenTheDeliveryIsGivenUp) {
   EXPECT_GT(db->refuse_next_writes, 995); // two writes, then it stopped
 }
 
+// Hole 5: junk published with a live job's id dead-lettered that job. It
+// is recorded under an id of its own; the job is untouched.
+TEST_F(engine_test, JunkNamingAnExistingJobIsRecordedUnderItsOwnId) {
+  auto& row = db->jobs["live-1"];
+  row.spec.job_id = "live-1";
+  row.spec.pipeline = "p";
+  row.state = job_state::running;
+  row.epoch = 2;
+  auto sup = start_pipeline(one_stage(probe("a")));
+  job_spec junk;
+  junk.job_id = "live-1";
+  junk.pipeline = "p";
+  junk.payload = R"({"raw":"junk","key":"live-1"})";
+  junk.invalid_reason = "invalid_payload: malformed JSON";
+  junk.stream_seq = 12;
+  junk.submitted_at_ms = 5000;
+  caf::anon_send(sup, submit_atom::value, junk, std::uint64_t{1});
+  run_to_quiescence();
+  EXPECT_EQ(db->jobs.at("live-1").state, job_state::running);
+  EXPECT_EQ(db->jobs.at("live-1").epoch, 2);
+  ASSERT_EQ(db->jobs.count("invalid-12-5000"), 1u);
+  EXPECT_EQ(db->jobs.at("invalid-12-5000").state, job_state::dead_lettered);
+  ASSERT_EQ(finished->size(), 1u);
+  EXPECT_EQ(finished->at(0).result.state, job_state::dead_lettered);
+  // The same message delivered again is recognised as recorded.
+  caf::anon_send(sup, submit_atom::value, junk, std::uint64_t{2});
+  run_to_quiescence();
+  ASSERT_EQ(finished->size(), 2u);
+  EXPECT_TRUE(finished->at(1).result.already_terminal);
+}
+
 // Hole 5: a delivery on pipeline `p` naming a job of pipeline `other`
 // touches nothing and runs nothing.
 TEST_F(engine_test, ADeliveryNamingAnotherPipelinesJobIsAConflict) {

@@ -23,7 +23,8 @@ caf::actor spawn_memory_store(caf::actor_system& sys,
         [db](claim_atom, job_spec& spec) -> caf::result<job_snapshot> {
           auto [i, created] = db->jobs.try_emplace(spec.job_id);
           auto& row = i->second;
-          if (!created && row.spec.pipeline != spec.pipeline)
+          if (!created && !row.spec.pipeline.empty() &&
+              row.spec.pipeline != spec.pipeline)
             return make_error(errc::conflict, "job of another pipeline");
           if (created)
             row.spec = spec;

@@ -43,15 +43,24 @@ TEST(delivery, WithoutAKeyTheIdCarriesSequenceAndTime) {
   EXPECT_EQ(spec.job_id, "js-41-1700000000000");
 }
 
-// Hole 5: junk published with a live job's id dead-lettered that job.
-TEST(delivery, JunkNeverTakesTheIdItNames) {
+// Junk keeps a well-formed key (its dead letter is found under it); the
+// job actor creates it, so an existing job of that id is never touched
+// (hostile_input_test: JunkNamingAnExistingJob...).
+TEST(delivery, JunkKeepsAWellFormedKeyAndShowsWhatWasSent) {
   auto spec = decode(fields("not json", "payroll-1"));
   EXPECT_FALSE(spec.invalid_reason.empty());
-  EXPECT_EQ(spec.job_id, "invalid-41-1700000000000");
+  EXPECT_EQ(spec.job_id, "payroll-1");
   auto shown = nlohmann::json::parse(spec.payload);
   EXPECT_EQ(shown["key"], "payroll-1");
   EXPECT_EQ(shown["raw"], "not json");
   EXPECT_FALSE(spec.fresh);
+}
+
+TEST(delivery, JunkWithAMalformedIdGetsAnIdOfItsOwn) {
+  auto spec = decode(fields("not json", "x#1"));
+  EXPECT_EQ(spec.job_id, "invalid-41-1700000000000");
+  spec = decode(fields(R"({"payload":1})", "x#2", "x-other"));
+  EXPECT_EQ(spec.job_id, "invalid-41-1700000000000");
 }
 
 // Hole 4: a binary body with NUL bytes was kept as {"raw": "...\u0000..."},
