@@ -381,17 +381,7 @@ void record_invalid(self_ptr self) {
   w.create = true;
   w.spec = st.spec;
   w.started_at_ms = now_ms(self);
-  w.last_error = code + ": " + st.spec.invalid_reason;
-  auto dead = make_event(self, "job.dead_lettered");
-  dead.error_code = code;
-  dead.error = st.spec.invalid_reason;
-  auto error = w.last_error;
-  commit(self, std::move(w), {std::move(dead)}, [self, error] {
-    job_result res;
-    res.state = job_state::dead_lettered;
-    res.error = error;
-    report(self, std::move(res));
-  });
+  commit_dead_letter(self, std::move(w), code, st.spec.invalid_reason);
 }
 
 void claim(self_ptr self) {

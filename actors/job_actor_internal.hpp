@@ -110,6 +110,10 @@ job_write make_write(self_ptr self, job_state state);
 void commit(self_ptr self, job_write w, std::vector<job_event> publish,
             std::function<void()> then = {});
 void pump_writes(self_ptr self);
+/// Commits `w` (a dead-lettered write) with error `code: reason` and its
+/// job.dead_lettered event, then reports the outcome.
+void commit_dead_letter(self_ptr self, job_write w, const std::string& code,
+                        const std::string& reason);
 /// Dead-letters a job whose writes PostgreSQL refuses (store_write_failed).
 void dead_letter_unwritable(self_ptr self, const caf::error& err);
 /// Sends the result to the supervisor and quits.

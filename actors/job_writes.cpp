@@ -136,11 +136,16 @@ void dead_letter_unwritable(self_ptr self, const caf::error& err) {
   }
   std::vector<pending_write>{}.swap(st.writes);
   std::vector<checkpoint>{}.swap(st.held_checkpoints);
-  auto reason = valid_text(describe(err)).substr(0, 2048);
-  auto w = make_write(self, job_state::dead_lettered);
-  w.last_error = "store_write_failed: " + reason;
+  commit_dead_letter(self, make_write(self, job_state::dead_lettered),
+                     "store_write_failed",
+                     valid_text(describe(err)).substr(0, 2048));
+}
+
+void commit_dead_letter(self_ptr self, job_write w, const std::string& code,
+                        const std::string& reason) {
+  w.last_error = code + ": " + reason;
   auto dead = make_event(self, "job.dead_lettered");
-  dead.error_code = "store_write_failed";
+  dead.error_code = code;
   dead.error = reason;
   auto error = w.last_error;
   commit(self, std::move(w), {std::move(dead)}, [self, error] {

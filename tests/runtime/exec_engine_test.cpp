@@ -30,33 +30,9 @@ using nlohmann::json;
 
 namespace {
 
-/// Processes whose command line contains `marker` (zombies excluded).
-int processes_with(const std::string& marker) {
-  int n = 0;
-  DIR* d = opendir("/proc");
-  while (auto* e = readdir(d)) {
-    int pid = std::atoi(e->d_name);
-    if (pid <= 0 || pid == getpid())
-      continue;
-    std::ifstream in{"/proc/" + std::to_string(pid) + "/cmdline"};
-    std::string cmd{std::istreambuf_iterator<char>{in}, {}};
-    for (auto& c : cmd)
-      if (c == '\0')
-        c = ' ';
-    n += cmd.find(marker) != std::string::npos;
-  }
-  closedir(d);
-  return n;
-}
-
-std::string unique_marker() {
-  std::mt19937_64 rng{std::random_device{}()};
-  return "troupe-marker-" + std::to_string(rng());
-}
-
-/// Kills this test's own leftovers (processes whose command line contains
-/// a unique `marker`), e.g. a setsid'ed child that left the attempt.
-void kill_processes_with(const std::string& marker) {
+/// Pids of processes whose command line contains `marker`.
+std::vector<pid_t> pids_with(const std::string& marker) {
+  std::vector<pid_t> out;
   DIR* d = opendir("/proc");
   while (auto* e = readdir(d)) {
     int pid = std::atoi(e->d_name);
@@ -68,9 +44,27 @@ void kill_processes_with(const std::string& marker) {
       if (c == '\0')
         c = ' ';
     if (cmd.find(marker) != std::string::npos)
-      kill(pid, SIGKILL);
+      out.push_back(pid);
   }
   closedir(d);
+  return out;
+}
+
+/// Processes whose command line contains `marker` (zombies excluded).
+int processes_with(const std::string& marker) {
+  return static_cast<int>(pids_with(marker).size());
+}
+
+std::string unique_marker() {
+  std::mt19937_64 rng{std::random_device{}()};
+  return "troupe-marker-" + std::to_string(rng());
+}
+
+/// Kills this test's own leftovers (processes whose command line contains
+/// a unique `marker`), e.g. a setsid'ed child that left the attempt.
+void kill_processes_with(const std::string& marker) {
+  for (auto pid : pids_with(marker))
+    kill(pid, SIGKILL);
 }
 
 /// A duration for `sleep` that no other process uses ("30.<digits>"), so
