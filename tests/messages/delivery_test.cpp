@@ -3,7 +3,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "runtime/delivery.hpp"
+#include "messages/delivery.hpp"
 
 using namespace troupe;
 

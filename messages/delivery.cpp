@@ -1,0 +1,123 @@
+#include "messages/delivery.hpp"
+
+#include <algorithm>
+
+#include <nlohmann/json.hpp>
+
+#include "messages/errc.hpp"
+#include "messages/json_text.hpp"
+
+namespace troupe {
+
+namespace {
+
+/// Valid UTF-8 without NUL, at most `n` bytes of input: storable as text.
+std::string storable(std::string_view s, std::size_t n) {
+  auto out = valid_text(s.substr(0, n));
+  std::replace(out.begin(), out.end(), '\0', ' ');
+  return out;
+}
+
+/// Marks `spec` as undecodable. It keeps the id its headers name if that id
+/// is well-formed (the job actor creates it dead-lettered, or records it
+/// under `invalid-<seq>-<ms>` if the id exists: junk never touches a job),
+/// else it gets that id of its own. What was sent is kept for the dead
+/// letter.
+void reject(job_spec& spec, const caf::error& why, const delivery_fields& d,
+            bool id_ok) {
+  spec.invalid_reason = describe(why);
+  spec.invalid_code = to_string(code_of(why));
+  spec.fresh = false;
+  spec.replay_life = 0;
+  auto named = d.replay_of.empty() ? d.msg_id : d.replay_of;
+  spec.payload = nlohmann::json{{"raw", storable(d.body, 64 * 1024)},
+                                {"key", storable(named, 512)}}
+                     .dump();
+  if (!id_ok || spec.job_id.empty())
+    spec.job_id = "invalid-" + std::to_string(d.stream_seq) + "-" +
+                  std::to_string(d.published_ms);
+}
+
+caf::error too_long(const std::string& s, const char* what,
+                    const input_limits& limits) {
+  if (s.size() <= limits.max_key_length)
+    return caf::none;
+  return make_error(errc::key_too_long,
+                    std::string{what} + " is longer than " +
+                        std::to_string(limits.max_key_length) + " bytes");
+}
+
+/// The life named by a replay's message id `<job_id>#<life>` (>= 2), or 0.
+std::int32_t replay_life(const std::string& msg_id, const std::string& id) {
+  if (msg_id.size() <= id.size() + 1 ||
+      msg_id.compare(0, id.size() + 1, id + "#") != 0)
+    return 0;
+  auto life = msg_id.substr(id.size() + 1);
+  if (life.size() > 9 ||
+      life.find_first_not_of("0123456789") != std::string::npos)
+    return 0;
+  auto n = std::stoi(life);
+  return n >= 2 ? n : 0;
+}
+
+/// Sets the job id (and a replay's life) from the headers, or says why
+/// they are malformed.
+caf::error read_job_id(const delivery_fields& d, const input_limits& limits,
+                       job_spec& spec) {
+  if (auto err = too_long(d.msg_id, "Nats-Msg-Id", limits))
+    return err;
+  if (auto err = too_long(d.replay_of, "Troupe-Job-Id", limits))
+    return err;
+  if (d.replay_of.empty()) {
+    // `#` separates a job id from its life in replays' message ids: a key
+    // with it could collide with (and silently swallow) a real replay.
+    if (d.msg_id.find('#') != std::string::npos)
+      return make_error(errc::invalid_payload,
+                        "Nats-Msg-Id must not contain '#'");
+    spec.job_id = d.msg_id;
+    return caf::none;
+  }
+  spec.replay_life = replay_life(d.msg_id, d.replay_of);
+  if (spec.replay_life == 0)
+    return make_error(errc::invalid_payload,
+                      "a Troupe-Job-Id header needs the message id "
+                      "'<job id>#<life>' of a replay");
+  spec.job_id = d.replay_of;
+  return caf::none;
+}
+
+} // namespace
+
+job_spec decode_delivery(const delivery_fields& d, const std::string& pipeline,
+                         const input_limits& limits, std::int64_t now,
+                         std::int64_t* delay_left) {
+  job_spec spec;
+  spec.pipeline = pipeline;
+  spec.stream_seq = d.stream_seq;
+  spec.submitted_at_ms = d.published_ms;
+  auto id_error = read_job_id(d, limits, spec);
+  if (spec.job_id.empty() && !id_error)
+    // No key: the message is the job. Sequence and time together, since a
+    // recreated stream starts its sequences again.
+    spec.job_id = "js-" + std::to_string(d.stream_seq) + "-" +
+                  std::to_string(d.published_ms);
+  // Only a first delivery of a job published as new may run before its
+  // claim; a replay names its job in Troupe-Job-Id.
+  spec.fresh = d.num_delivered == 1 && spec.replay_life == 0;
+  bool id_ok = !id_error;
+  auto sub = id_error ? caf::expected<submission>{std::move(id_error)}
+                      : decode_submission(d.body, limits);
+  if (!sub) {
+    reject(spec, sub.error(), d, id_ok && spec.replay_life == 0);
+    return spec;
+  }
+  spec.payload = std::move(sub->payload);
+  spec.tenant = std::move(sub->tenant);
+  spec.correlation_id = std::move(sub->correlation_id);
+  spec.priority = sub->priority;
+  if (delay_left && sub->delay_ms > 0 && d.published_ms > 0)
+    *delay_left = d.published_ms + sub->delay_ms - now;
+  return spec;
+}
+
+} // namespace troupe

@@ -1,0 +1,39 @@
+#pragma once
+
+// What a JetStream delivery of a job says, and the job spec it becomes.
+// Everything here comes from a publisher and is checked: headers, body,
+// ids. A pure function, tested and fuzzed without a server;
+// runtime/delivery.hpp reads the fields out of a nats.c message.
+
+#include <cstdint>
+#include <string>
+
+#include "messages/job.hpp"
+#include "messages/json_codec.hpp"
+
+namespace troupe {
+
+/// The parts of a delivered message that decide its job.
+struct delivery_fields {
+  std::string body;
+  /// `Nats-Msg-Id` header (the idempotency key), may be empty.
+  std::string msg_id;
+  /// `Troupe-Job-Id` header (replays only), may be empty.
+  std::string replay_of;
+  /// From the JetStream metadata (zero when it is missing).
+  std::uint64_t stream_seq = 0;
+  std::int64_t published_ms = 0;
+  std::uint64_t num_delivered = 0;
+};
+
+/// The job spec for `d` on `pipeline`. Undecodable input (a malformed or
+/// oversized body, NUL, over-long or malformed ids) becomes a spec with
+/// invalid_reason set: it is dead-lettered under its key, or under an id of
+/// its own (`invalid-<seq>-<ms>`) when the key is malformed or names a job
+/// that exists — never touching that job. A body with
+/// `delay_ms` not yet due sets `*delay_left` (ms) when `now_ms` is given.
+job_spec decode_delivery(const delivery_fields& d, const std::string& pipeline,
+                         const input_limits& limits, std::int64_t now_ms,
+                         std::int64_t* delay_left);
+
+} // namespace troupe
