@@ -543,6 +543,9 @@ int run_node(const troupe_config& cfg, const node_run_options& opts) {
   caf::anon_send(member, leave_atom::value);
   http.stop();
   admin.stop();
+  // Admin requests already queued run now, while the intakes and
+  // supervisors they may touch still exist.
+  admin_pool->stop();
   controls->stop();
   pruner->stop();
   hb_bus.stop();
@@ -555,7 +558,6 @@ int run_node(const troupe_config& cfg, const node_run_options& opts) {
   (*nats)->flush();
   pool->stop();
   api_pool->stop();
-  admin_pool->stop();
   spdlog::info("node {}: stopped", node_id);
   return rc;
 }
