@@ -79,7 +79,9 @@ caf::expected<submission> decode_submission(std::string_view body,
   json j;
   try {
     j = json::parse(body.begin(), body.end());
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {
+    // Not only parse_error: a number beyond double's range (1e400) throws
+    // out_of_range.
     return invalid(std::string{"malformed JSON: "} + e.what());
   }
   if (!j.is_object())

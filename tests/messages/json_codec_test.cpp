@@ -64,6 +64,19 @@ TEST(Submission, RejectsMalformedInputWithAReason) {
   }
 }
 
+// Found by fuzz/submission_fuzzer: nlohmann reports a number beyond
+// double's range with out_of_range, not parse_error, and it escaped the
+// decoder (std::terminate on the intake path).
+TEST(Submission, RejectsANumberBeyondDoubleRangeWithoutThrowing) {
+  for (const char* body :
+       {"5e333", R"({"payload":1e400})", R"({"payload":[-2.5e337095516]})"}) {
+    caf::expected<submission> s = submission{};
+    EXPECT_NO_THROW(s = decode_submission(body)) << body;
+    ASSERT_FALSE(s) << body;
+    EXPECT_EQ(code_of(s.error()), errc::invalid_payload) << body;
+  }
+}
+
 TEST(Submission, RejectsOversizedBodyBeforeParsing) {
   input_limits limits;
   limits.max_payload_bytes = 16;
