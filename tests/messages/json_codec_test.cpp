@@ -153,6 +153,27 @@ TEST(Event, RoundTrips) {
   EXPECT_EQ(out->tenant, ev.tenant);
 }
 
+// The heartbeat fuzzer's UBSan finding (float-cast-overflow) applies here
+// too: nlohmann casts a float to an integer field, undefined out of range.
+TEST(Event, RejectsAFloatInAnIntegerField) {
+  for (const char* text : {
+           R"({"type":"t","job_id":"j","time_ms":1e300})",
+           R"({"type":"t","job_id":"j","stage_index":-1e20})",
+           R"({"type":"t","job_id":"j","attempt":2.5})",
+       }) {
+    auto ev = decode_event(text);
+    ASSERT_FALSE(ev) << text;
+    EXPECT_EQ(code_of(ev.error()), errc::invalid_payload) << text;
+  }
+}
+
+TEST(AttemptRecord, RejectsAFloatInAnIntegerField) {
+  auto a = attempt_from_json(nlohmann::json::parse(
+      R"({"stage_index":0,"stage":"s","attempt":1,"started_at_ms":1e300})"));
+  ASSERT_FALSE(a);
+  EXPECT_EQ(code_of(a.error()), errc::invalid_payload);
+}
+
 TEST(AttemptRecord, RoundTripsThroughJson) {
   attempt_record a;
   a.stage_index = 2;
