@@ -27,6 +27,15 @@ caf::expected<heartbeat> decode_heartbeat(std::string_view text) {
   auto j = parse_json_or_discarded(text);
   if (j.is_discarded() || !j.is_object())
     return make_error(errc::invalid_payload, "heartbeat is not a JSON object");
+  // nlohmann converts a float to an integer field with a plain cast, which
+  // is undefined behaviour out of range ({"seq": 1e300}): integer fields
+  // take integers only.
+  for (auto key :
+       {"pid", "in_flight", "capacity", "started_at_ms", "sent_at_ms", "seq"})
+    if (auto i = j.find(key); i != j.end() && i->is_number_float())
+      return make_error(errc::invalid_payload,
+                        std::string{"heartbeat field '"} + key +
+                            "' must be an integer");
   heartbeat hb;
   try {
     hb.node_id = j.at("node_id").get<std::string>();

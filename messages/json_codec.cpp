@@ -2,6 +2,8 @@
 #include "messages/json_guard.hpp"
 #include "messages/json_text.hpp"
 
+#include <initializer_list>
+
 #include <nlohmann/json.hpp>
 
 namespace troupe {
@@ -48,6 +50,19 @@ caf::error read_int(const json& obj, const char* key, std::int64_t& out,
   return caf::none;
 }
 
+// nlohmann converts a float to an integer field with a plain cast, which is
+// undefined behaviour out of range ({"time_ms": 1e300}): integer fields take
+// integers only. Names the first of `keys` in `obj` holding a float.
+caf::error reject_float_integers(const json& obj,
+                                 std::initializer_list<const char*> keys,
+                                 const char* what) {
+  for (auto key : keys)
+    if (auto i = obj.find(key); i != obj.end() && i->is_number_float())
+      return invalid(std::string{what} + " field '" + key +
+                     "' must be an integer");
+  return caf::none;
+}
+
 } // namespace
 
 caf::expected<std::string> normalize_json(std::string_view text,
@@ -79,7 +94,9 @@ caf::expected<submission> decode_submission(std::string_view body,
   json j;
   try {
     j = json::parse(body.begin(), body.end());
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {
+    // Not only parse_error: a number beyond double's range (1e400) throws
+    // out_of_range.
     return invalid(std::string{"malformed JSON: "} + e.what());
   }
   if (!j.is_object())
@@ -194,6 +211,12 @@ caf::expected<job_event> decode_event(std::string_view text) {
   auto j = json::parse(text.begin(), text.end(), nullptr, false);
   if (j.is_discarded() || !j.is_object())
     return invalid("event is not a JSON object");
+  if (auto err =
+          reject_float_integers(j,
+                                {"time_ms", "stage_index", "attempt",
+                                 "next_retry_ms", "duration_ms", "latency_ms"},
+                                "event"))
+    return err;
   job_event ev;
   try {
     ev.type = j.at("type").get<std::string>();
@@ -234,6 +257,10 @@ json to_json(const attempt_record& a) {
 }
 
 caf::expected<attempt_record> attempt_from_json(const json& j) {
+  if (auto err = reject_float_integers(
+          j, {"stage_index", "attempt", "life", "started_at_ms", "duration_ms"},
+          "attempt record"))
+    return err;
   attempt_record a;
   try {
     a.stage_index = j.at("stage_index").get<std::int32_t>();

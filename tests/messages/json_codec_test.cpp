@@ -64,6 +64,19 @@ TEST(Submission, RejectsMalformedInputWithAReason) {
   }
 }
 
+// Found by fuzz/submission_fuzzer: nlohmann reports a number beyond
+// double's range with out_of_range, not parse_error, and it escaped the
+// decoder (std::terminate on the intake path).
+TEST(Submission, RejectsANumberBeyondDoubleRangeWithoutThrowing) {
+  for (const char* body :
+       {"5e333", R"({"payload":1e400})", R"({"payload":[-2.5e337095516]})"}) {
+    caf::expected<submission> s = submission{};
+    EXPECT_NO_THROW(s = decode_submission(body)) << body;
+    ASSERT_FALSE(s) << body;
+    EXPECT_EQ(code_of(s.error()), errc::invalid_payload) << body;
+  }
+}
+
 TEST(Submission, RejectsOversizedBodyBeforeParsing) {
   input_limits limits;
   limits.max_payload_bytes = 16;
@@ -138,6 +151,27 @@ TEST(Event, RoundTrips) {
   EXPECT_EQ(out->error, ev.error);
   EXPECT_EQ(out->next_retry_ms, ev.next_retry_ms);
   EXPECT_EQ(out->tenant, ev.tenant);
+}
+
+// The heartbeat fuzzer's UBSan finding (float-cast-overflow) applies here
+// too: nlohmann casts a float to an integer field, undefined out of range.
+TEST(Event, RejectsAFloatInAnIntegerField) {
+  for (const char* text : {
+           R"({"type":"t","job_id":"j","time_ms":1e300})",
+           R"({"type":"t","job_id":"j","stage_index":-1e20})",
+           R"({"type":"t","job_id":"j","attempt":2.5})",
+       }) {
+    auto ev = decode_event(text);
+    ASSERT_FALSE(ev) << text;
+    EXPECT_EQ(code_of(ev.error()), errc::invalid_payload) << text;
+  }
+}
+
+TEST(AttemptRecord, RejectsAFloatInAnIntegerField) {
+  auto a = attempt_from_json(nlohmann::json::parse(
+      R"({"stage_index":0,"stage":"s","attempt":1,"started_at_ms":1e300})"));
+  ASSERT_FALSE(a);
+  EXPECT_EQ(code_of(a.error()), errc::invalid_payload);
 }
 
 TEST(AttemptRecord, RoundTripsThroughJson) {
