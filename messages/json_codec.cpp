@@ -91,6 +91,8 @@ caf::expected<submission> decode_submission(std::string_view body,
     return make_error(errc::nesting_too_deep,
                       "payload nested deeper than " +
                           std::to_string(limits.max_depth) + " levels");
+  if (auto nul = body.find('\0'); nul != std::string_view::npos)
+    return invalid("body holds a NUL byte at offset " + std::to_string(nul));
   json j;
   try {
     j = json::parse(body.begin(), body.end());

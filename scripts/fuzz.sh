@@ -5,7 +5,8 @@
 #
 #   scripts/fuzz.sh [seconds] [target...]   default 60 s per target; targets
 #                                           are submission, event, heartbeat,
-#                                           config (default: all)
+#                                           config, delivery, untrusted_json
+#                                           (default: all)
 #
 # Seeds are read from fuzz/corpus/<target>/ (never written); what the fuzzer
 # learns goes to a scratch corpus, FUZZ_WORK (default /tmp/troupe-fuzz), so
@@ -21,7 +22,7 @@ cd "$(dirname "$0")/.."
 SECONDS_EACH=${1:-60}
 [ $# -gt 0 ] && shift
 TARGETS=("$@")
-[ ${#TARGETS[@]} -eq 0 ] && TARGETS=(submission event heartbeat config)
+[ ${#TARGETS[@]} -eq 0 ] && TARGETS=(submission event heartbeat config delivery untrusted_json)
 BUILD_DIR=${BUILD_DIR:-build-fuzz}
 WORK=${FUZZ_WORK:-/tmp/troupe-fuzz}
 MAX_LEN=${FUZZ_MAX_LEN:-65536}

@@ -56,6 +56,29 @@ TEST(json_guard, ASubmissionWithNulIsRefusedWithItsReason) {
   EXPECT_FALSE(normalize_json(R"(["\u0000"])"));
 }
 
+// Found by fuzz/untrusted_json_fuzzer: a number beyond a double throws
+// out_of_range, not parse_error; uncaught, one admin request body ended
+// the node.
+TEST(json_guard, ANumberBeyondADoubleIsRefusedNotThrown) {
+  auto parsed = parse_untrusted_json("[-1e400]", 16, "request body");
+  ASSERT_FALSE(parsed);
+  EXPECT_EQ(code_of(parsed.error()), errc::invalid_payload);
+  EXPECT_TRUE(parse_json_or_discarded("[-1e400]").is_discarded());
+}
+
+// Found by fuzz/untrusted_json_fuzzer: nlohmann's lexer ends the input at a
+// NUL byte, so `{"a":1}<NUL>junk` was accepted as `{"a":1}`.
+TEST(json_guard, ANulByteIsRefusedNotTakenForTheEnd) {
+  std::string text{"{\"a\":1}\0{{{", 10};
+  auto parsed = parse_untrusted_json(text, 16, "request body");
+  ASSERT_FALSE(parsed);
+  EXPECT_NE(message_of(parsed.error()).find("NUL byte at offset 7"),
+            std::string::npos);
+  EXPECT_TRUE(parse_json_or_discarded(text).is_discarded());
+  std::string body{"{\"payload\":1}\0junk", 18};
+  EXPECT_FALSE(decode_submission(body));
+}
+
 TEST(json_guard, MalformedInputSaysWhatAndWhere) {
   auto parsed = parse_untrusted_json("{\"a\":", 64, "request body");
   ASSERT_FALSE(parsed);
