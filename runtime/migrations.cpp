@@ -108,6 +108,14 @@ create table pipeline_controls (
 );
 create index jobs_finished on jobs (finished_at) where finished_at is not null;
 )SQL"},
+    {3, "retention policies shared by the cluster", R"SQL(
+create table pipeline_retention (
+  pipeline    text primary key,
+  keep_ms     bigint not null,
+  node        text not null,
+  updated_at  timestamptz not null default now()
+);
+)SQL"},
 };
 
 caf::error db_error(const std::exception& e, const char* what) {

@@ -1,5 +1,7 @@
 #include "runtime/retention.hpp"
 
+#include <set>
+
 #define PQXX_HAVE_OPTIONAL
 #include <pqxx/pqxx>
 #include <spdlog/spdlog.h>
@@ -50,20 +52,58 @@ retention_pruner::~retention_pruner() {
   stop();
 }
 
-std::vector<retention_pruner::policy> retention_pruner::policies() const {
+// Each pipeline's retention is the one written by the nodes that run it
+// (pipeline_retention, refreshed at every start): a node prunes pipelines
+// it does not run by their own policy, not by its default. Only jobs of
+// pipelines no node ever registered fall to this node's default.
+std::vector<retention_pruner::policy>
+retention_pruner::policies(pqxx::connection_base& c) const {
   std::vector<policy> out;
-  for (auto& [name, p] : cfg_.pipelines)
+  std::set<std::string> named;
+  for (auto& [name, p] : cfg_.pipelines) {
     out.push_back(
         {name, (p.retention ? *p.retention : cfg_.retention.finished).count()});
+    named.insert(name);
+  }
+  pqxx::nontransaction n{c};
+  for (const auto& row :
+       n.exec("select pipeline, keep_ms from pipeline_retention"))
+    if (named.insert(row[0].as<std::string>()).second)
+      out.push_back({row[0].as<std::string>(), row[1].as<std::int64_t>()});
   out.push_back({"", cfg_.retention.finished.count()});
   return out;
 }
 
+/// The pipelines with a policy of their own (the others fall to "").
+static std::string
+named_pipelines(const std::vector<retention_pruner::policy>& ps) {
+  json out = json::array();
+  for (auto& p : ps)
+    if (!p.pipeline.empty())
+      out.push_back(p.pipeline);
+  return out.dump();
+}
+
+void retention_pruner::register_policies() {
+  try {
+    pqxx::connection c{url_};
+    pqxx::work w{c};
+    for (auto& [name, p] : cfg_.pipelines)
+      w.exec_params(
+          "insert into pipeline_retention (pipeline, keep_ms, node) "
+          "values ($1, $2, $3) on conflict (pipeline) do update set "
+          "keep_ms = excluded.keep_ms, node = excluded.node, "
+          "updated_at = now()",
+          name, (p.retention ? *p.retention : cfg_.retention.finished).count(),
+          cfg_.node.id);
+    w.commit();
+  } catch (const std::exception& e) {
+    spdlog::warn("retention: cannot record this node's policies: {}", e.what());
+  }
+}
+
 std::int64_t retention_pruner::run_once(int max_batches) {
   std::lock_guard<std::mutex> guard{db_mtx_};
-  json configured = json::array();
-  for (auto& [name, p] : cfg_.pipelines)
-    configured.push_back(name);
   try {
     pqxx::connection c{url_};
     {
@@ -74,13 +114,15 @@ std::int64_t retention_pruner::run_once(int max_batches) {
         return -1;
     }
     std::int64_t pruned = 0;
-    for (auto& pol : policies()) {
+    auto pols = policies(c);
+    auto configured = named_pipelines(pols);
+    for (auto& pol : pols) {
       if (pol.keep_ms <= 0)
         continue; // keep forever
       for (int b = 0; b < max_batches; ++b) {
         pqxx::work w{c};
         auto r = w.exec_params(sql_prune, pol.pipeline, pol.keep_ms,
-                               cfg_.retention.batch, configured.dump());
+                               cfg_.retention.batch, configured);
         w.commit();
         auto k = static_cast<std::int64_t>(r.affected_rows());
         pruned += k;
@@ -104,21 +146,20 @@ std::int64_t retention_pruner::run_once(int max_batches) {
 
 json retention_pruner::preview() {
   std::lock_guard<std::mutex> guard{db_mtx_};
-  json configured = json::array();
-  for (auto& [name, p] : cfg_.pipelines)
-    configured.push_back(name);
   try {
     pqxx::connection c{url_};
+    auto pols = policies(c);
+    auto configured = named_pipelines(pols);
     pqxx::read_transaction t{c};
     json out{{"policies", json::array()}};
-    for (auto& pol : policies()) {
+    for (auto& pol : pols) {
       json e{{"pipeline", pol.pipeline.empty() ? "*" : pol.pipeline},
              {"keep_ms", pol.keep_ms},
              {"due", 0},
              {"oldest_finished_ms", nullptr}};
       if (pol.keep_ms > 0) {
-        auto r = t.exec_params1(sql_preview, pol.pipeline, pol.keep_ms,
-                                configured.dump());
+        auto r =
+            t.exec_params1(sql_preview, pol.pipeline, pol.keep_ms, configured);
         e["due"] = r[0].as<std::int64_t>();
         if (!r[1].is_null())
           e["oldest_finished_ms"] = r[1].as<std::int64_t>();
@@ -141,6 +182,7 @@ json retention_pruner::preview() {
 
 void retention_pruner::start() {
   thread_ = std::thread{[this] {
+    register_policies();
     std::unique_lock<std::mutex> lock{mtx_};
     while (!stopping_) {
       if (cv_.wait_for(lock, cfg_.retention.interval,

@@ -16,6 +16,10 @@
 
 #include <nlohmann/json.hpp>
 
+namespace pqxx {
+class connection_base;
+}
+
 #include "config/config.hpp"
 
 namespace troupe {
@@ -44,12 +48,16 @@ public:
 
   std::int64_t pruned_total() const { return pruned_total_; }
 
-private:
   struct policy {
-    std::string pipeline; // "" = every pipeline not configured here
+    std::string pipeline; // "" = every pipeline without a policy
     std::int64_t keep_ms = 0;
   };
-  std::vector<policy> policies() const;
+
+private:
+  /// This node's pipelines, then those other nodes registered, then "".
+  std::vector<policy> policies(pqxx::connection_base& c) const;
+  /// Records this node's pipelines' retention for the cluster.
+  void register_policies();
 
   troupe_config cfg_;
   std::string url_;

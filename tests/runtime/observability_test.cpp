@@ -351,8 +351,25 @@ TEST_F(observability_test, RetentionPrunesFinishedJobsAndKeepsDeadLetters) {
   EXPECT_GE(preview["dead_letters_kept"].get<int>(), 4);
   // Nothing was deleted by looking.
   EXPECT_EQ(count("select count(*) from jobs where job_id like 'old-%'"), 30);
+  // Jobs of a pipeline this node does not run, whose own nodes keep them a
+  // week (their policy, recorded in pipeline_retention): this node's 1 h
+  // default used to prune them.
+  {
+    pqxx::connection c{servers_->pg_url()};
+    pqxx::work w{c};
+    w.exec("insert into pipeline_retention (pipeline, keep_ms, node) values "
+           "('elsewhere', 604800000, 'other-node')");
+    w.exec("insert into jobs (job_id, pipeline, state, payload, finished_at) "
+           "select 'far-' || i, 'elsewhere', 'succeeded', '1', now() - "
+           "interval '2 hours' from generate_series(1, 5) i");
+    w.commit();
+  }
+  EXPECT_EQ(count("select keep_ms from pipeline_retention where pipeline = "
+                  "'known'"),
+            3600000); // this node recorded its own policy at start
   auto pruned = shell("prune");
   EXPECT_EQ(pruned["pruned"], 26) << pruned.dump();
+  EXPECT_EQ(count("select count(*) from jobs where job_id like 'far-%'"), 5);
   EXPECT_EQ(count("select count(*) from jobs where job_id like 'old-%'"), 4);
   EXPECT_EQ(count("select count(*) from jobs where job_id like 'old-%' and "
                   "state = 'dead_lettered'"),
