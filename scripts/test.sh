@@ -18,8 +18,11 @@ if [ "${SANITIZE:-1}" = 0 ]; then
   (cd "${BUILD_DIR:-build}" &&
     ctest --output-on-failure --timeout 600 -j "${TEST_JOBS:-2}")
 else
+  # The benchmark driver's smoke run needs the release build (the ASan
+  # build has no benchmarks).
   (cd "${BUILD_DIR:-build}" &&
-    ctest --output-on-failure --timeout 600 -j "${TEST_JOBS:-2}" -L unit)
+    ctest --output-on-failure --timeout 600 -j "${TEST_JOBS:-2}" \
+      -L '^(unit|bench)$')
   scripts/sanitize.sh asan
 fi
 if [ "${FUZZ_SECONDS:-15}" != 0 ]; then
