@@ -13,6 +13,8 @@ PACKAGES=(
   # scripts/sanitize.sh and scripts/fuzz.sh: clang with its sanitizer and
   # libFuzzer runtimes, and llvm for llvm-symbolizer (readable reports).
   clang libclang-rt-14-dev llvm
+  # Rebuilds (release, ASan, fuzz) reuse objects across checkouts.
+  ccache
 )
 
 missing=()

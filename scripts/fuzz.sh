@@ -19,6 +19,9 @@
 # JOBS (build parallelism, default nproc).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# ccache keys on paths relative to the checkout, so another clone (CI's)
+# reuses this machine's objects.
+export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$PWD} CCACHE_NOHASHDIR=${CCACHE_NOHASHDIR:-true}
 SECONDS_EACH=${1:-60}
 [ $# -gt 0 ] && shift
 TARGETS=("$@")

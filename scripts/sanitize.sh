@@ -19,6 +19,9 @@
 # bindings in lambdas, a C++20 feature GCC accepts in C++17).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# ccache keys on paths relative to the checkout, so another clone (CI's)
+# reuses this machine's objects.
+export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$PWD} CCACHE_NOHASHDIR=${CCACHE_NOHASHDIR:-true}
 MODE=${1:-asan}
 [ $# -gt 0 ] && shift
 scripts/bootstrap.sh >/dev/null
