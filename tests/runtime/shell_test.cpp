@@ -85,7 +85,10 @@ TEST_F(shell_test, ADeadLetterIsFoundReplayedAfterTheFixAndKeepsBothLives) {
   EXPECT_NE(std::find(types.begin(), types.end(), "job.replayed"), types.end());
   EXPECT_EQ(types.back(), "job.succeeded");
   // It left the dead-letter list; replaying a succeeded job is refused.
-  for (auto& d : ok("dlq")["dead_letters"])
+  // Named: a range-for over ok(...)["..."] would iterate a member of a
+  // temporary already destroyed (ASan: heap-use-after-free).
+  auto after = ok("dlq");
+  for (auto& d : after["dead_letters"])
     EXPECT_NE(d["job_id"], id);
   auto [rc, docs] = shell("replay " + id);
   EXPECT_EQ(rc, 1);
