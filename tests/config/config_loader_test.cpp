@@ -560,3 +560,20 @@ stages = [ { name = "a", kind = "noop" } ]
             std::string::npos)
       << bad.problems[0].to_string();
 }
+
+// Found by fuzz/config_fuzzer (UBSan: "execution reached an unreachable
+// program point"): toml++ 3.3.0 classifies some non-ASCII code points
+// (U+00A1..U+0499 among them) through an unreachable branch; upstream
+// marzer/tomlplusplus#190 and #295. troupe cannot fix the header, so
+// scripts/sanitizers/ubsan-ignorelist.txt excludes that one function from
+// UBSan; these inputs must still be reported as problems, not crash.
+TEST(ConfigLoader, NonAsciiOutsideStringsIsAProblemNotACrash) {
+  for (const char* text : {"\xd1\x8c", "\xc3\xa9 = 1\n",
+                           "[pipelines.caf\xc3\xa9]\n"
+                           "stages = [ { name = \"a\", kind = \"noop\" } ]\n",
+                           "s = \"\"\"\\\n\xc2\xa7\"\"\"\n"}) {
+    auto r = parse(text);
+    EXPECT_FALSE(r.ok()) << text;
+    EXPECT_FALSE(r.problems.empty()) << text;
+  }
+}
