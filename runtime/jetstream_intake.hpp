@@ -77,6 +77,11 @@ public:
 
   const intake_counters& counters() const { return *counters_; }
 
+  /// The counters, shared with a reader that may outlive this intake.
+  std::shared_ptr<const intake_counters> shared_counters() const {
+    return counters_;
+  }
+
   struct shared_state;
 
 private:

@@ -247,10 +247,11 @@ int run_node(const troupe_config& cfg, const node_run_options& opts) {
   cd.interval = cfg.cluster.heartbeat_interval;
   cd.failure_timeout = cfg.cluster.failure_timeout;
   cd.now_ms = wall_ms;
+  // Shared, not borrowed: the member's goodbye heartbeat (leave_atom) may
+  // read them after intakes.clear() at shutdown.
   std::vector<std::shared_ptr<const intake_counters>> loads;
   for (auto& in : intakes)
-    loads.push_back(std::shared_ptr<const intake_counters>(
-        std::shared_ptr<void>{}, &in->counters()));
+    loads.push_back(in->shared_counters());
   // Degraded: a dependency is unreachable. Set by the main loop below.
   auto degraded = std::make_shared<std::atomic<bool>>(false);
   cd.health = [degraded] {

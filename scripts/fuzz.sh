@@ -73,7 +73,7 @@ for t in "${TARGETS[@]}"; do
   rc=$?
   set -e
   # The last status line (none after a crash during corpus loading).
-  done_line=$(grep -E '^#[0-9]+ ' "$log" | tail -1 || true)
+  done_line=$(grep -E '^#[0-9]+[[:space:]]' "$log" | tail -1 || true)
   corp=$(sed -n 's/.* corp: \([0-9]*\).*/\1/p' <<<"$done_line")
   cov=$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$done_line")
   result=ok
