@@ -1,5 +1,6 @@
 #include "runtime/node_admin.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <thread>
 
@@ -81,6 +82,24 @@ std::string need_string(const json& req, const char* key) {
     throw admin_failure("invalid_request",
                         std::string{"request needs \""} + key + "\"");
   return req[key].get<std::string>();
+}
+
+/// An integer field of a request, or `fallback` when it is absent. A
+/// non-integer (1e300, "5") is refused: casting a huge double to an integer
+/// is undefined behaviour (found by UBSan in the decoders).
+std::int64_t opt_int(const json& req, const char* key, std::int64_t fallback) {
+  if (!req.is_object() || !req.contains(key) || req[key].is_null())
+    return fallback;
+  if (!req[key].is_number_integer())
+    throw admin_failure("invalid_request",
+                        std::string{"\""} + key + "\" must be an integer");
+  return req[key].get<std::int64_t>();
+}
+
+/// Like opt_int, clamped to [lo, hi] for use as an int.
+int opt_count(const json& req, const char* key, int fallback, int lo, int hi) {
+  return static_cast<int>(
+      std::clamp<std::int64_t>(opt_int(req, key, fallback), lo, hi));
 }
 
 std::string opt_string(const json& req, const char* key) {
@@ -205,8 +224,8 @@ void add_read_verbs(admin_bridge& bridge, const ctx_ptr& ctx) {
     f.tenant = opt_string(req, "tenant");
     f.after = opt_string(req, "after");
     if (req.is_object()) {
-      f.since_ms = req.value("since_ms", std::int64_t{0});
-      f.limit = req.value("limit", 50);
+      f.since_ms = opt_int(req, "since_ms", 0);
+      f.limit = opt_count(req, "limit", 50, 1, 100000);
     }
     return ctx->store->list_jobs(f);
   });
@@ -215,7 +234,7 @@ void add_read_verbs(admin_bridge& bridge, const ctx_ptr& ctx) {
     return ctx->store->get_job(need_string(req, "job_id"), full);
   });
   bridge.add_read("dlq", [ctx](const json& req) {
-    int limit = req.is_object() ? req.value("limit", 100) : 100;
+    int limit = opt_count(req, "limit", 100, 1, 100000);
     return ctx->store->list_dead_letters(opt_string(req, "pipeline"), limit);
   });
   bridge.add_read("retention",
@@ -223,7 +242,7 @@ void add_read_verbs(admin_bridge& bridge, const ctx_ptr& ctx) {
   bridge.add_read("counts",
                   [ctx](const json&) { return ctx->store->pipeline_counts(); });
   bridge.add_read("tree", [ctx](const json& req) {
-    int limit = req.is_object() ? req.value("limit", 200) : 200;
+    int limit = opt_count(req, "limit", 200, 1, 100000);
     caf::scoped_actor self{*ctx->sys};
     json pipes = json::array();
     for (auto& [name, sup] : ctx->supervisors) {
@@ -352,7 +371,7 @@ void add_cluster_verbs(admin_bridge& bridge, const ctx_ptr& ctx) {
       [ctx](const json& req) {
         if (req.is_object() && req.value("all", false)) {
           auto pipeline = opt_string(req, "pipeline");
-          int limit = req.value("limit", 10000);
+          int limit = opt_count(req, "limit", 10000, 1, 1000000);
           json out{{"replayed", 0},
                    {"failed", json::array()},
                    {"pipeline", pipeline}};

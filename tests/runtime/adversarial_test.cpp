@@ -256,6 +256,12 @@ TEST_F(adversarial_test, AControlVerbRefusesABodyItDoesNotKnow) {
   EXPECT_EQ(r["error"]["code"], "invalid_request") << r.dump();
   EXPECT_NE(r["error"]["message"].get<std::string>().find("unknown field"),
             std::string::npos);
+  // A viewer's huge number where an integer belongs (undefined behaviour
+  // when cast) is refused.
+  auto viewer = as("viewer");
+  auto jobs = admin_request(*viewer, "troupe.admin.any.read.jobs",
+                            json::parse(R"({"limit":1e300})"), 3000ms);
+  EXPECT_EQ(jobs["error"]["code"], "invalid_request") << jobs.dump();
   std::this_thread::sleep_for(1500ms);
   EXPECT_EQ(nodes_[0]->output().find("draining"), std::string::npos);
   expect_cluster_healthy("after-bad-control-body");
