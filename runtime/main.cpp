@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include "runtime/commands.hpp"
+#include "runtime/crash_report.hpp"
 #include "runtime/nats_client.hpp"
 #include "runtime/shutdown.hpp"
 
@@ -12,6 +13,7 @@ int main(int argc, char** argv) {
   // First, before any thread starts: SIGINT/SIGTERM become a shutdown
   // request that every component can wait on.
   troupe::install_shutdown_handlers();
+  troupe::install_crash_report();
   int rc = troupe::run_cli(argc, argv);
   troupe::close_nats_library();
   // Leave without running exit handlers: after a failed TLS handshake,

@@ -2,7 +2,8 @@
 // itself as an operator runs it.
 #include <csignal>
 #include <dirent.h>
-#include <fstream>
+#include <fcntl.h>
+#include <unistd.h>
 
 #define PQXX_HAVE_OPTIONAL
 #include <gtest/gtest.h>
@@ -21,6 +22,25 @@ using namespace std::chrono_literals;
 namespace {
 
 /// Pids of processes whose command line mentions `marker`.
+/// The content of a /proc file, empty when its process is gone: a process
+/// that exits between readdir and read makes the read fail with ESRCH,
+/// which an ifstream turns into an exception.
+std::string read_proc_file(const std::string& path) {
+  std::string out;
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return out;
+  char buf[4096];
+  for (;;) {
+    auto n = ::read(fd, buf, sizeof buf);
+    if (n <= 0)
+      break;
+    out.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  return out;
+}
+
 std::vector<int> processes_mentioning(const std::string& marker) {
   std::vector<int> out;
   DIR* d = opendir("/proc");
@@ -30,8 +50,7 @@ std::vector<int> processes_mentioning(const std::string& marker) {
     int pid = std::atoi(e->d_name);
     if (pid <= 0 || pid == getpid())
       continue;
-    std::ifstream in{"/proc/" + std::to_string(pid) + "/cmdline"};
-    std::string cmd{std::istreambuf_iterator<char>{in}, {}};
+    auto cmd = read_proc_file("/proc/" + std::to_string(pid) + "/cmdline");
     for (auto& c : cmd)
       if (c == '\0')
         c = ' ';
@@ -45,8 +64,7 @@ std::vector<int> processes_mentioning(const std::string& marker) {
 /// True if `pid` runs (a zombie waiting for a parent that does not reap it
 /// counts as gone: it holds no port, file or memory).
 bool alive(pid_t pid) {
-  std::ifstream in{"/proc/" + std::to_string(pid) + "/stat"};
-  std::string stat{std::istreambuf_iterator<char>{in}, {}};
+  auto stat = read_proc_file("/proc/" + std::to_string(pid) + "/stat");
   if (stat.empty())
     return false;
   auto close = stat.rfind(')');
@@ -135,5 +153,27 @@ TEST(DevCommand, StartsBothServersAndStopsEverythingOnSigint) {
       << "orphaned processes left behind";
   EXPECT_FALSE(port_open(np));
   EXPECT_FALSE(port_open(pp));
+  run_command({"rm", "-rf", dir, dir + ".log"}, 60s);
+}
+
+// An operator who finds a node dead must see where it died: a fatal signal
+// prints a backtrace and the process still dies of that signal.
+TEST(CrashReport, AFatalSignalLeavesABacktraceAndTheSameExitStatus) {
+  auto dir = temp_dir();
+  // A NATS port nobody listens on keeps the node retrying its start-up.
+  child_process node{{TROUPE_BINARY, "node", "--config",
+                      std::string{TROUPE_SOURCE_DIR} + "/config/demo.toml"},
+                     dir + ".log",
+                     {"TROUPE_NATS_URL=nats://127.0.0.1:1"}};
+  ASSERT_TRUE(node.wait_for_output("NATS not ready yet", 60s))
+      << node.output();
+  node.signal(SIGSEGV);
+  EXPECT_EQ(node.wait(30s), 128 + SIGSEGV) << node.output();
+  auto out = node.output();
+  EXPECT_NE(out.find("troupe: fatal signal 11 (SEGV)"), std::string::npos)
+      << out;
+  EXPECT_NE(out.find("sent by pid"), std::string::npos) << out;
+  EXPECT_NE(out.find("run_node"), std::string::npos)
+      << "the backtrace names the functions: " << out;
   run_command({"rm", "-rf", dir, dir + ".log"}, 60s);
 }
