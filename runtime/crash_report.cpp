@@ -23,8 +23,8 @@ void write_number(long v) {
   int i = sizeof buf - 1;
   buf[i] = '\0';
   bool neg = v < 0;
-  unsigned long u = neg ? 0UL - static_cast<unsigned long>(v)
-                        : static_cast<unsigned long>(v);
+  unsigned long u =
+      neg ? 0UL - static_cast<unsigned long>(v) : static_cast<unsigned long>(v);
   do {
     buf[--i] = static_cast<char>('0' + u % 10);
     u /= 10;
@@ -59,8 +59,7 @@ void on_fatal_signal(int sig, siginfo_t* info, void*) {
     write_number(static_cast<long>(info->si_pid));
   } else if (sig == SIGSEGV || sig == SIGBUS) {
     write_text(", address ");
-    write_hex(reinterpret_cast<std::uintptr_t>(info ? info->si_addr
-                                                    : nullptr));
+    write_hex(reinterpret_cast<std::uintptr_t>(info ? info->si_addr : nullptr));
   }
   write_text("; backtrace (addr2line -e troupe -f -C <offset>):\n");
   void* frames[64];

@@ -7,8 +7,9 @@
 
 namespace troupe {
 
-/// Installs the handlers (on an alternate stack for the main thread). Call once, early in main. After the trace the default action
-/// runs, so the exit status and any core dump are unchanged.
+/// Installs the handlers (on an alternate stack for the main thread). Call
+/// once, early in main. After the trace the default action runs, so the exit
+/// status and any core dump are unchanged.
 void install_crash_report();
 
 } // namespace troupe

@@ -2,6 +2,7 @@
 
 #include <caf/all.hpp>
 
+#include "actors/atoms.hpp"
 #include "messages/heartbeat.hpp"
 
 namespace troupe {
@@ -34,16 +35,21 @@ heartbeat_bus::heartbeat_bus(caf::actor_system& sys,
   impl_->nats = nats;
   impl_->subj = subj;
   publisher_ =
-      sys.spawn([nats, subj](caf::event_based_actor*) -> caf::behavior {
-        return {[nats, subj](const heartbeat& hb) {
-          nats->publish(subj.heartbeat(), encode_heartbeat(hb));
-        }};
+      sys.spawn([nats, subj](caf::event_based_actor* self) -> caf::behavior {
+        return {
+            [nats, subj](const heartbeat& hb) {
+              nats->publish(subj.heartbeat(), encode_heartbeat(hb));
+            },
+            [self](leave_atom) { self->quit(); },
+        };
       });
 }
 
 heartbeat_bus::~heartbeat_bus() {
   stop();
-  caf::anon_send_exit(publisher_, caf::exit_reason::user_shutdown);
+  // A normal message, not an exit (which CAF delivers first): heartbeats
+  // already queued, such as the goodbye, still go out.
+  caf::anon_send(publisher_, leave_atom::value);
 }
 
 caf::error heartbeat_bus::start(caf::actor member) {

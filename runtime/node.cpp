@@ -1,23 +1,24 @@
 #include "runtime/node.hpp"
-#include "runtime/node_startup.hpp"
 
+#include <atomic>
 #include <chrono>
+#include <functional>
+#include <mutex>
 #include <set>
 #include <thread>
 #include <unistd.h>
 
 #include <caf/all.hpp>
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include "actors/atoms.hpp"
 #include "actors/builtin_stages.hpp"
 #include "actors/cluster_member.hpp"
+#include "actors/node_guard.hpp"
 #include "actors/pipeline_supervisor.hpp"
 #include "actors/tenant_gate.hpp"
 #include "messages/errc.hpp"
 #include "messages/heartbeat.hpp"
-#include "messages/stats.hpp"
 #include "runtime/admin_bridge.hpp"
 #include "runtime/admin_store.hpp"
 #include "runtime/blocking_pool.hpp"
@@ -26,13 +27,15 @@
 #include "runtime/exec_stage.hpp"
 #include "runtime/heartbeat_bus.hpp"
 #include "runtime/http_endpoint.hpp"
-#include "runtime/jetstream_intake.hpp"
 #include "runtime/job_presence.hpp"
 #include "runtime/metrics.hpp"
 #include "runtime/migrations.hpp"
 #include "runtime/nats_client.hpp"
 #include "runtime/node_admin.hpp"
+#include "runtime/node_governor.hpp"
 #include "runtime/node_http.hpp"
+#include "runtime/node_local_verbs.hpp"
+#include "runtime/node_startup.hpp"
 #include "runtime/pg_store.hpp"
 #include "runtime/retention.hpp"
 #include "runtime/shutdown.hpp"
@@ -50,116 +53,203 @@ std::int64_t wall_ms() {
       .count();
 }
 
-} // namespace
-
-int run_node(const troupe_config& cfg, const node_run_options& opts) {
-  const auto& node_id = cfg.node.id;
-  if (node_id == "all" || node_id == "any") {
-    // Both are admin targets (`<prefix>.admin.all|any...`), not node ids.
-    spdlog::critical("cannot start: node id '{}' is reserved; choose another "
-                     "--node-id",
-                     node_id);
-    return 2;
-  }
-  spdlog::info("node {}: starting ({} pipeline(s))", node_id,
-               cfg.pipelines.size());
-
-  // 1. Dependencies first: fail fast with one clear line if they are not
-  // reachable within a bounded time.
-  nats_connect_options nco;
-  nco.urls = cfg.nats.url;
-  nco.auth = auth_from(cfg.nats);
-  nco.name = "troupe-node-" + node_id;
-  nco.send_asap = cfg.nats.send_asap;
-  nco.inbox_prefix = cfg.nats.inbox_prefix;
-  auto secrets = cfg.nats.url + "," + cfg.postgres.url;
-  auto nats = with_startup_retries("NATS", cfg.node.startup_timeout, secrets,
-                                   [&] { return nats_client::connect(nco); });
-  if (!nats) {
-    spdlog::critical("cannot start: NATS at {}: {} (is nats-server running "
-                     "with -js, and nats.url right?)",
-                     redact_url(cfg.nats.url),
-                     redact_text(describe(nats.error()), secrets));
-    return 2;
-  }
-  auto schema =
-      with_startup_retries("PostgreSQL", cfg.node.startup_timeout, secrets,
-                           [&] { return apply_migrations(cfg.postgres.url); });
-  if (!schema) {
-    spdlog::critical("cannot start: PostgreSQL at {}: {}",
-                     redact_url(cfg.postgres.url),
-                     redact_text(describe(schema.error()), secrets));
-    return 2;
-  }
-  spdlog::info("postgres: schema at version {}", *schema);
-  if (auto err =
-          check_unique_node_id(**nats, subjects{cfg.nats.prefix}, node_id,
-                               cfg.cluster.heartbeat_interval * 3 / 2)) {
-    spdlog::critical("cannot start: {}", describe(err));
-    return 2;
-  }
-  // A JetStream cluster that is still electing its leader answers with
-  // errors for a few seconds: retry like any other dependency.
-  auto stream_ok = with_startup_retries(
-      "JetStream", std::max(cfg.node.startup_timeout, duration_ms{30000}),
-      secrets,
+/// A JetStream call at start-up, retried like a dependency that is not up
+/// yet (a JetStream cluster still electing its leader answers with errors
+/// for a few seconds).
+template <class F>
+caf::error with_jetstream_retries(const troupe_config& cfg,
+                                  const std::string& secrets, const char* what,
+                                  F f) {
+  auto ok = with_startup_retries(
+      what, std::max(cfg.node.startup_timeout, duration_ms{30000}), secrets,
       [&]() -> caf::expected<bool> {
-        if (auto err = (*nats)->ensure_stream(cfg.nats))
+        if (auto err = f())
           return err;
         return true;
       },
       true);
-  if (!stream_ok) {
-    spdlog::critical("cannot start: {}", describe(stream_ok.error()));
-    return 2;
+  return ok ? caf::error{} : ok.error();
+}
+
+/// Sends `msg` to `who` and waits (at most 2 s) until it has ended.
+template <class Message>
+void await_exit(caf::actor_system& sys, const caf::actor& who, Message msg) {
+  caf::scoped_actor self{sys};
+  self->monitor(who);
+  self->send(who, msg);
+  self->receive([](const caf::down_msg&) {},
+                caf::after(std::chrono::seconds{2}) >> [] {});
+}
+
+} // namespace
+
+struct node::impl {
+  explicit impl(troupe_config c)
+      : cfg(std::move(c)), governor(cfg.node.drain_grace) {}
+
+  // --- What the node is built from, in order of start. ---
+  troupe_config cfg;
+  std::string secrets; // redacted from every start-up message
+  std::shared_ptr<nats_client> nats;
+  int schema = 0;
+  std::shared_ptr<blocking_pool> pool; // exec stages
+  std::shared_ptr<exec_stats> exec_counts;
+  std::map<std::string, std::shared_ptr<const pipeline_def>> defs;
+  input_limits limits;
+  caf::actor_system_config acfg;
+  std::unique_ptr<caf::actor_system> sys;
+  caf::actor guard;
+  caf::actor store;
+  std::shared_ptr<pg_store_stats> store_stats;
+  caf::actor events;
+  std::shared_ptr<job_metrics> jmetrics;
+  std::shared_ptr<job_deps> jdeps;
+  std::shared_ptr<tenant_gate> gate;
+  node_pipelines pipelines;
+  std::unique_ptr<heartbeat_bus> hb_bus;
+  caf::actor membership_log;
+  caf::actor member_actor; // cluster_member
+  std::unique_ptr<unrouted_sweeper> sweeper;
+  std::shared_ptr<blocking_pool> api_pool;
+  std::unique_ptr<submit_api> api;
+  std::shared_ptr<blocking_pool> admin_pool;
+  std::unique_ptr<admin_bridge> admin;
+  std::shared_ptr<pipeline_controls> controls;
+  std::shared_ptr<retention_pruner> pruner;
+  std::unique_ptr<http_endpoint> http;
+
+  // --- Run state. ---
+  node_governor governor;
+  std::atomic<bool> drain_requested{false};
+  std::atomic<bool> resume_requested{false};
+  std::atomic<bool> escalated{false};
+  /// The governor's health for heartbeats (read on the member's thread).
+  std::shared_ptr<std::atomic<int>> health =
+      std::make_shared<std::atomic<int>>(0);
+  std::mutex fetching_mtx; // the run loop and admin workers both apply it
+  bool fetching = true;
+  std::thread demo;
+  std::atomic<int> demo_rc{0};
+
+  /// How to stop each part, in order of start; stop() runs them backwards.
+  std::vector<std::pair<std::string, std::function<void()>>> stops;
+
+  void on_stop(std::string what, std::function<void()> fn) {
+    stops.emplace_back(std::move(what), std::move(fn));
   }
 
-  // 2. Stage kinds and pipelines: a bad stage definition stops start-up.
-  auto pool = std::make_shared<blocking_pool>(
+  const std::string& id() const { return cfg.node.id; }
+
+  caf::error connect_nats();
+  caf::error connect_postgres();
+  caf::error prepare_jetstream();
+  caf::error define_pipelines();
+  void spawn_core();
+  caf::error start_pipelines();
+  caf::error start_membership();
+  caf::error start_edges();
+  caf::error start_admin();
+  caf::error start_http();
+
+  std::int64_t in_flight() const;
+  void apply_fetching();
+  void log_notes(const governor_step& step);
+  void carry_out(const governor_step& step);
+  void start_demo(const node_run_options& opts);
+  void stop_all();
+};
+
+// --- Start ---------------------------------------------------------------
+
+caf::error node::impl::connect_nats() {
+  nats_connect_options nco;
+  nco.urls = cfg.nats.url;
+  nco.auth = auth_from(cfg.nats);
+  nco.name = "troupe-node-" + id();
+  nco.send_asap = cfg.nats.send_asap;
+  nco.inbox_prefix = cfg.nats.inbox_prefix;
+  auto conn = with_startup_retries("NATS", cfg.node.startup_timeout, secrets,
+                                   [&] { return nats_client::connect(nco); });
+  if (!conn)
+    return make_error(
+        errc::unavailable,
+        "NATS at " + redact_url(cfg.nats.url) + ": " +
+            redact_text(describe(conn.error()), secrets) +
+            " (is nats-server running with -js, and nats.url right?)");
+  nats = *conn;
+  // Queued publishes (the goodbye heartbeat, last events) leave before the
+  // connection closes.
+  on_stop("NATS", [this] { nats->flush(); });
+  return {};
+}
+
+caf::error node::impl::connect_postgres() {
+  auto applied =
+      with_startup_retries("PostgreSQL", cfg.node.startup_timeout, secrets,
+                           [&] { return apply_migrations(cfg.postgres.url); });
+  if (!applied)
+    return make_error(errc::unavailable,
+                      "PostgreSQL at " + redact_url(cfg.postgres.url) + ": " +
+                          redact_text(describe(applied.error()), secrets));
+  schema = *applied;
+  spdlog::info("postgres: schema at version {}", schema);
+  return {};
+}
+
+caf::error node::impl::prepare_jetstream() {
+  if (auto err = check_unique_node_id(*nats, subjects{cfg.nats.prefix}, id(),
+                                      cfg.cluster.heartbeat_interval * 3 / 2))
+    return err;
+  return with_jetstream_retries(cfg, secrets, "JetStream",
+                                [&] { return nats->ensure_stream(cfg.nats); });
+}
+
+// Stage kinds and pipelines: a bad stage definition stops start-up.
+caf::error node::impl::define_pipelines() {
+  pool = std::make_shared<blocking_pool>(
       static_cast<std::size_t>(std::max(1, cfg.node.blocking_threads)));
   auto registry = builtin_stage_registry();
   exec_options xo;
   xo.inherit_env = cfg.node.exec_inherit_env;
-  xo.stats = std::make_shared<exec_stats>();
-  auto exec_counts = xo.stats;
+  xo.stats = exec_counts = std::make_shared<exec_stats>();
   registry.add("exec", make_exec_stage_factory(pool, std::move(xo)));
-  std::map<std::string, std::shared_ptr<const pipeline_def>> defs;
   for (const auto& [name, pc] : cfg.pipelines) {
     auto def = make_pipeline_def(pc, registry);
-    if (!def) {
-      spdlog::critical("cannot start: {}", describe(def.error()));
-      return 2;
-    }
+    if (!def)
+      return def.error();
     defs.emplace(name, *def);
     auto max_ack_pending = std::max<std::int64_t>(20000, pc.max_in_flight * 4);
-    auto consumer_ok = with_startup_retries(
-        "JetStream consumer",
-        std::max(cfg.node.startup_timeout, duration_ms{30000}), secrets,
-        [&]() -> caf::expected<bool> {
-          if (auto err =
-                  (*nats)->ensure_consumer(cfg.nats, name, max_ack_pending))
-            return err;
-          return true;
-        },
-        true);
-    if (!consumer_ok) {
-      spdlog::critical("cannot start: {}", describe(consumer_ok.error()));
-      return 2;
-    }
+    if (auto err = with_jetstream_retries(
+            cfg, secrets, "JetStream consumer", [&, name = name] {
+              return nats->ensure_consumer(cfg.nats, name, max_ack_pending);
+            }))
+      return err;
   }
+  limits.max_payload_bytes = cfg.nats.max_payload;
+  limits.max_depth = cfg.nats.max_depth;
+  limits.max_key_length = static_cast<std::size_t>(cfg.nats.max_key_length);
+  return {};
+}
 
-  // 3. The actor system and its actors.
-  caf::actor_system_config acfg;
-  caf::actor_system sys{actor_config(acfg, cfg.node)};
+// The actor system, the guard, the store and the event publisher. Their
+// stop is the last of the actors': the system is destroyed (which waits for
+// every actor) before anything they point at goes away.
+void node::impl::spawn_core() {
+  sys = std::make_unique<caf::actor_system>(actor_config(acfg, cfg.node));
+  node_guard_deps gd;
+  gd.escalate = [this](const std::string& name, const caf::error& reason) {
+    spdlog::critical("node {}: {} died ({}); draining and exiting", id(), name,
+                     describe(reason));
+    escalated = true;
+  };
+  guard = spawn_node_guard(*sys, gd);
   pg_store_options so;
   so.pg = cfg.postgres;
-  so.node_id = node_id;
+  so.node_id = id();
   so.lease = std::max<duration_ms>(cfg.nats.ack_wait * 2, duration_ms{60000});
-  so.stats = std::make_shared<pg_store_stats>();
-  auto store_stats = so.stats;
-  auto store = spawn_pg_store(sys, so);
+  so.stats = store_stats = std::make_shared<pg_store_stats>();
+  store = spawn_pg_store(*sys, so);
   // Job metrics come from the events this node publishes (see metrics.hpp).
-  std::shared_ptr<job_metrics> jmetrics;
   if (cfg.node.metrics) {
     std::map<std::string, std::vector<std::string>> stage_names;
     for (auto& [name, pc] : cfg.pipelines)
@@ -167,400 +257,431 @@ int run_node(const troupe_config& cfg, const node_run_options& opts) {
         stage_names[name].push_back(sc.name);
     jmetrics = std::make_shared<job_metrics>(std::move(stage_names));
   }
-  auto events =
-      spawn_event_publisher(sys, *nats, subjects{cfg.nats.prefix}, jmetrics);
-  auto jdeps = std::make_shared<job_deps>();
+  events =
+      spawn_event_publisher(*sys, nats, subjects{cfg.nats.prefix}, jmetrics);
+  caf::anon_send(guard, guard_watch_atom::value, std::string{"store"}, store);
+  caf::anon_send(guard, guard_watch_atom::value, std::string{"event publisher"},
+                 events);
+  on_stop("actor system", [this] {
+    for (auto& a : {store, events, guard})
+      caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+    // Exec attempts on the pool send to actors: no task may outlive them.
+    pool->stop();
+    sys.reset();
+  });
+}
+
+caf::error node::impl::start_pipelines() {
+  jdeps = std::make_shared<job_deps>();
   jdeps->store = store;
   jdeps->events = events;
-  jdeps->node_id = node_id;
+  jdeps->node_id = id();
   jdeps->now_ms = wall_ms;
   jdeps->speculate = cfg.node.speculate;
   jdeps->seed = static_cast<std::uint64_t>(wall_ms()) ^
                 (static_cast<std::uint64_t>(getpid()) << 32);
-  input_limits limits;
-  limits.max_payload_bytes = cfg.nats.max_payload;
-  limits.max_depth = cfg.nats.max_depth;
-  limits.max_key_length = static_cast<std::size_t>(cfg.nats.max_key_length);
   // Per-tenant concurrency, shared by every pipeline of this node.
-  std::shared_ptr<tenant_gate> gate;
+  bool tenant_limits = cfg.tenants.defaults.max_in_flight > 0;
   for (auto& [name, lim] : cfg.tenants.named)
-    if (lim.max_in_flight > 0)
-      gate = std::make_shared<tenant_gate>(cfg.tenants);
-  if (cfg.tenants.defaults.max_in_flight > 0)
+    tenant_limits = tenant_limits || lim.max_in_flight > 0;
+  if (tenant_limits)
     gate = std::make_shared<tenant_gate>(cfg.tenants);
-  std::vector<std::unique_ptr<jetstream_intake>> intakes;
-  std::vector<caf::actor> supervisors;
-  std::vector<std::string> supervisors_names;
-  std::set<std::string> names;
-  // Shared by the intakes: which fetched jobs exist already (those may not
-  // speculate, see job_presence.hpp).
+  // Which fetched jobs exist already (those may not speculate, see
+  // job_presence.hpp), and node.max_in_flight as one budget: both shared by
+  // every pipeline's intake.
   auto presence = std::make_shared<job_presence>(cfg.postgres.url);
-  // node.max_in_flight: one budget shared by every pipeline's intake.
   auto node_held = std::make_shared<std::atomic<std::int64_t>>(0);
+  on_stop("pipelines", [this] {
+    for (auto& p : pipelines)
+      caf::anon_send_exit(p.supervisor, caf::exit_reason::user_shutdown);
+    // The intakes' actors end with them.
+    pipelines.clear();
+  });
   for (const auto& [name, def] : defs) {
-    names.insert(name);
-    auto intake = std::make_unique<jetstream_intake>(
-        sys, *nats, cfg.nats, name, def->config.max_in_flight, limits);
-    intake->share_node_budget(node_held, cfg.node.max_in_flight);
-    intake->set_presence(presence);
+    node_pipeline p{name, def, nullptr, {}};
+    p.intake = std::make_unique<jetstream_intake>(
+        *sys, nats, cfg.nats, name, def->config.max_in_flight, limits);
+    p.intake->share_node_budget(node_held, cfg.node.max_in_flight);
+    p.intake->set_presence(presence);
     supervisor_deps sd;
     sd.job = jdeps;
-    sd.intake = intake->actor();
+    sd.intake = p.intake->actor();
     sd.gate = gate;
-    auto sup = spawn_pipeline_supervisor(sys, def, sd);
+    p.supervisor = spawn_pipeline_supervisor(*sys, def, sd);
     if (gate)
-      gate->add_listener(sup);
-    if (auto err = intake->start(sup)) {
-      spdlog::critical("cannot start: {}", describe(err));
-      return 2;
-    }
-    supervisors.push_back(sup);
-    supervisors_names.push_back(name);
-    intakes.push_back(std::move(intake));
+      gate->add_listener(p.supervisor);
+    caf::anon_send(guard, guard_watch_atom::value, "pipeline " + name,
+                   p.supervisor);
+    auto err = p.intake->start(p.supervisor);
+    pipelines.push_back(std::move(p));
+    if (err)
+      return err;
   }
-  // Membership: announce ourselves, watch the others.
-  heartbeat_bus hb_bus{sys, *nats, subjects{cfg.nats.prefix}};
-  auto membership_log = sys.spawn([](caf::event_based_actor*) -> caf::behavior {
+  // Stopping the intakes gives held messages back to the broker at once,
+  // before their supervisors go.
+  on_stop("intakes", [this] {
+    for (auto& p : pipelines)
+      p.intake->stop();
+  });
+  return {};
+}
+
+// Membership: announce ourselves, watch the others.
+caf::error node::impl::start_membership() {
+  hb_bus =
+      std::make_unique<heartbeat_bus>(*sys, nats, subjects{cfg.nats.prefix});
+  membership_log = sys->spawn([](caf::event_based_actor*) -> caf::behavior {
     return {
         [](member_atom, const member& m) {
           spdlog::info("cluster: node {} ({} pid {}) is {}", m.last.node_id,
                        m.last.host, m.last.pid, m.state);
         },
         [](conflict_atom, const heartbeat& hb) {
-          spdlog::error("cluster: another process ({} pid {}) announces our "
-                        "node id",
+          spdlog::error("cluster: another process ({} pid {}) announces "
+                        "our node id",
                         hb.host, hb.pid);
         },
     };
   });
   cluster_deps cd;
-  cd.bus = hb_bus.publisher();
+  cd.bus = hb_bus->publisher();
   cd.listener = membership_log;
-  cd.self.node_id = node_id;
+  cd.self.node_id = id();
   cd.self.host = host_name();
   cd.self.pid = getpid();
   cd.self.version = troupe::version();
   cd.self.capacity = cfg.node.max_in_flight;
   cd.self.started_at_ms = wall_ms();
-  for (auto& n : names)
-    cd.self.pipelines.push_back(n);
+  for (auto& p : pipelines)
+    cd.self.pipelines.push_back(p.name);
   cd.interval = cfg.cluster.heartbeat_interval;
   cd.failure_timeout = cfg.cluster.failure_timeout;
   cd.now_ms = wall_ms;
-  // Shared, not borrowed: the member's goodbye heartbeat (leave_atom) may
-  // read them after intakes.clear() at shutdown.
-  std::vector<std::shared_ptr<const intake_counters>> loads;
-  for (auto& in : intakes)
-    loads.push_back(in->shared_counters());
-  // Degraded: a dependency is unreachable. Set by the main loop below.
-  auto degraded = std::make_shared<std::atomic<bool>>(false);
-  cd.health = [degraded] {
-    return degraded->load() ? std::string{"degraded"} : std::string{"healthy"};
+  cd.health = [health = health] {
+    static const char* names[] = {"healthy", "degraded", "unhealthy"};
+    return std::string{names[health->load()]};
   };
+  // Shared, not borrowed: the goodbye heartbeat may be read after the
+  // intakes are gone.
+  std::vector<std::shared_ptr<const intake_counters>> loads;
+  for (auto& p : pipelines)
+    loads.push_back(p.intake->shared_counters());
   cd.load = [loads] {
     std::int64_t n = 0;
     for (auto& l : loads)
       n += l->in_flight;
     return n;
   };
-  auto member = spawn_cluster_member(sys, cd);
-  if (auto err = hb_bus.start(member)) {
-    spdlog::critical("cannot start: {}", describe(err));
-    return 2;
-  }
-  unrouted_sweeper sweeper{sys, *nats, cfg.nats, jdeps, limits};
-  sweeper.start();
-  // Bounded queues: beyond them a request is answered `unavailable` at once.
-  auto api_pool = std::make_shared<blocking_pool>(4, 4096);
-  submit_api api{*nats, cfg.nats, names, limits, api_pool};
-  api.set_tenants(cfg.tenants);
-  if (jmetrics)
-    api.on_accepted(
-        [jmetrics](const std::string& p) { jmetrics->on_submitted(p); });
-  if (auto err = api.start()) {
-    spdlog::critical("cannot start: {}", describe(err));
-    return 2;
-  }
+  member_actor = spawn_cluster_member(*sys, cd);
+  caf::anon_send(guard, guard_watch_atom::value, std::string{"cluster member"},
+                 member_actor);
+  on_stop("membership", [this] {
+    // Leave before going away, so peers do not wait for the failure timeout:
+    // the member's goodbye is queued at the publisher before it closes.
+    caf::anon_send(guard, guard_stand_down_atom::value);
+    await_exit(*sys, member_actor, leave_atom::value);
+    hb_bus.reset();
+    caf::anon_send_exit(membership_log, caf::exit_reason::user_shutdown);
+  });
+  return hb_bus->start(member_actor);
+}
 
-  // Admin verbs of this node (the shell builds on them).
-  auto admin_pool = std::make_shared<blocking_pool>(2, 256);
-  admin_bridge admin{*nats, cfg.nats.prefix, node_id, admin_pool,
-                     cfg.nats.inbox_prefix};
-  std::atomic<bool> drain_requested{false};
-  std::atomic<bool> resume_requested{false};
-  admin.add_read("nodes", [&sys, member](const nlohmann::json&) {
-    caf::scoped_actor self{sys};
-    nlohmann::json out = nlohmann::json::array();
-    self->request(member, std::chrono::seconds{2}, get_atom::value)
-        .receive(
-            [&](std::vector<troupe::member>& view) {
-              for (auto& m : view)
-                out.push_back({{"node_id", m.last.node_id},
-                               {"host", m.last.host},
-                               {"pid", m.last.pid},
-                               {"version", m.last.version},
-                               {"state", m.state},
-                               {"health", m.last.health},
-                               {"pipelines", m.last.pipelines},
-                               {"in_flight", m.last.in_flight},
-                               {"capacity", m.last.capacity},
-                               {"started_at_ms", m.last.started_at_ms},
-                               {"silent_ms", m.silent_ms}});
-            },
-            [&](caf::error& err) { throw std::runtime_error(describe(err)); });
-    return out;
+// The edges that take new work: the unrouted sweeper and the submit API.
+// Bounded queues: beyond them a request is answered `unavailable` at once.
+caf::error node::impl::start_edges() {
+  sweeper =
+      std::make_unique<unrouted_sweeper>(*sys, nats, cfg.nats, jdeps, limits);
+  sweeper->start();
+  on_stop("sweeper", [this] { sweeper.reset(); });
+  std::set<std::string> names;
+  for (auto& p : pipelines)
+    names.insert(p.name);
+  api_pool = std::make_shared<blocking_pool>(4, 4096);
+  api = std::make_unique<submit_api>(nats, cfg.nats, names, limits, api_pool);
+  api->set_tenants(cfg.tenants);
+  if (jmetrics)
+    api->on_accepted(
+        [m = jmetrics](const std::string& p) { m->on_submitted(p); });
+  on_stop("submit API", [this] {
+    api->stop();
+    api_pool->stop();
+    api.reset();
   });
-  // Counters of every pipeline supervisor (asked from a non-scheduler
-  // thread: admin workers and the HTTP server).
-  auto collect_stats = [&sys, &supervisors] {
-    caf::scoped_actor self{sys};
-    std::vector<pipeline_stats> out;
-    for (auto& sup : supervisors)
-      self->request(sup, std::chrono::seconds{2}, stats_atom::value)
-          .receive([&](pipeline_stats& s) { out.push_back(std::move(s)); },
-                   [&](caf::error& err) {
-                     throw std::runtime_error(describe(err));
-                   });
-    return out;
-  };
-  std::function<bool(const std::string&)> is_paused =
-      [&intakes, &supervisors_names](const std::string& p) {
-        for (std::size_t i = 0; i < supervisors_names.size(); ++i)
-          if (supervisors_names[i] == p)
-            return intakes[i]->paused();
-        return false;
-      };
-  admin.add_read("stats", [collect_stats, &is_paused](const nlohmann::json&) {
-    nlohmann::json out = nlohmann::json::array();
-    for (auto& s : collect_stats())
-      out.push_back({{"pipeline", s.pipeline},
-                     {"paused", is_paused ? is_paused(s.pipeline) : false},
-                     {"running", s.running},
-                     {"queued", s.queued},
-                     {"max_in_flight", s.max_in_flight},
-                     {"succeeded", s.succeeded},
-                     {"dead_lettered", s.dead_lettered},
-                     {"cancelled", s.cancelled},
-                     {"skipped", s.skipped},
-                     {"abandoned", s.abandoned},
-                     {"restarts", s.restarts}});
-    return out;
-  });
-  admin.add_control("drain", {}, [&drain_requested](const nlohmann::json&) {
-    drain_requested = true;
-    return nlohmann::json{{"state", "draining"}};
-  });
-  admin.add_control("resume", {}, [&resume_requested](const nlohmann::json&) {
-    resume_requested = true;
-    return nlohmann::json{{"state", "up"}};
-  });
-  // Store-backed, tree and cluster-wide steering verbs.
-  auto admin_db = std::make_shared<admin_store>(cfg.postgres.url);
-  auto controls = std::make_shared<pipeline_controls>(
+  return api->start();
+}
+
+// Admin verbs of this node (the shell builds on them).
+caf::error node::impl::start_admin() {
+  admin_pool = std::make_shared<blocking_pool>(2, 256);
+  admin = std::make_unique<admin_bridge>(nats, cfg.nats.prefix, id(),
+                                         admin_pool, cfg.nats.inbox_prefix);
+  add_node_local_verbs(
+      *admin, node_local_context{*sys, member_actor, pipelines, cfg.tenants,
+                                 gate, *api, [this] { drain_requested = true; },
+                                 [this] { resume_requested = true; }});
+  controls = std::make_shared<pipeline_controls>(
       std::make_shared<admin_store>(cfg.postgres.url),
       std::chrono::milliseconds{2000});
   controls->refresh();
   controls->start();
-  auto actx = std::make_shared<node_admin_context>();
-  actx->sys = &sys;
-  actx->node_id = node_id;
-  actx->prefix = cfg.nats.prefix;
-  actx->nats = *nats;
-  for (std::size_t i = 0; i < supervisors.size(); ++i)
-    actx->supervisors[supervisors_names[i]] = supervisors[i];
-  actx->pipelines = defs;
-  actx->store = admin_db;
-  actx->controls = controls;
-  auto pruner = std::make_shared<retention_pruner>(cfg);
+  pruner = std::make_shared<retention_pruner>(cfg);
   pruner->start();
+  auto actx = std::make_shared<node_admin_context>();
+  actx->sys = sys.get();
+  actx->node_id = id();
+  actx->prefix = cfg.nats.prefix;
+  actx->nats = nats;
+  for (auto& p : pipelines)
+    actx->supervisors[p.name] = p.supervisor;
+  actx->pipelines = defs;
+  actx->store = std::make_shared<admin_store>(cfg.postgres.url);
+  actx->controls = controls;
   actx->pruner = pruner;
-  actx->alive_nodes = [&sys, member] {
-    caf::scoped_actor self{sys};
+  actx->alive_nodes = [this] {
     std::size_t n = 0;
-    self->request(member, std::chrono::seconds{2}, get_atom::value)
-        .receive(
-            [&](std::vector<troupe::member>& view) {
-              for (auto& m : view)
-                n += m.state != "down";
-            },
-            [](caf::error&) {});
+    try {
+      for (auto& m : cluster_view(*sys, member_actor))
+        n += m.state != "down";
+    } catch (const std::exception&) {
+    }
     return n;
   };
-  actx->intake_paused = is_paused;
-  // An intake fetches when the node is healthy, not draining, and its
-  // pipeline is not paused cluster-wide.
-  std::atomic<bool> fetching{true};
-  std::mutex fetching_mtx; // the main loop and admin workers both apply it
-  auto apply_fetching = [&] {
-    std::lock_guard<std::mutex> guard{fetching_mtx};
-    auto paused = controls->paused();
-    for (std::size_t i = 0; i < intakes.size(); ++i) {
-      bool on = fetching && !paused.count(supervisors_names[i]);
-      if (on == !intakes[i]->paused())
-        continue;
-      on ? intakes[i]->resume() : intakes[i]->pause();
-      spdlog::info("node {}: pipeline {} {}", node_id, supervisors_names[i],
-                   on ? "fetching" : "paused");
-    }
+  actx->intake_paused = [this](const std::string& name) {
+    for (auto& p : pipelines)
+      if (p.name == name)
+        return p.intake->paused();
+    return false;
   };
-  actx->apply_controls = apply_fetching;
-  admin.add_read("tenants", [&cfg, gate, &api](const nlohmann::json&) {
-    nlohmann::json out{{"allow_unknown", cfg.tenants.allow_unknown},
-                       {"tenants", nlohmann::json::object()}};
-    auto in_flight = gate ? gate->in_flight() : std::map<std::string, int>{};
-    auto limited = api.rate_limited();
-    auto entry = [&](const std::string& name, const tenant_limits& lim) {
-      out["tenants"][name] = {
-          {"max_in_flight", lim.max_in_flight},
-          {"rate", lim.rate},
-          {"in_flight", in_flight.count(name) ? in_flight.at(name) : 0},
-          {"rate_limited", limited.count(name) ? limited.at(name) : 0}};
-    };
-    entry("default", cfg.tenants.defaults);
-    for (auto& [name, lim] : cfg.tenants.named)
-      entry(name, lim);
-    return out;
+  actx->apply_controls = [this] { apply_fetching(); };
+  add_node_admin_verbs(*admin, actx);
+  on_stop("admin", [this] {
+    admin->stop();
+    // Requests already queued run now, while what they touch still exists.
+    admin_pool->stop();
+    admin.reset();
+    controls->stop();
+    pruner->stop();
   });
-  add_node_admin_verbs(admin, actx);
-  if (auto err = admin.start()) {
-    spdlog::critical("cannot start: {}", describe(err));
-    return 2;
-  }
+  return admin->start();
+}
 
-  // HTTP: health, readiness, metrics.
+// HTTP: health, readiness, metrics.
+caf::error node::impl::start_http() {
   node_http_sources hs{
-      cfg,    sys,         **nats, *schema,  supervisors_names, intakes,
-      member, store_stats, pruner, jmetrics, collect_stats,     exec_counts};
-  auto hh = make_node_http_handlers(hs);
-  http_endpoint http;
-  auto http_port = http.start(cfg.node.http, hh);
-  if (!http_port) {
-    spdlog::critical("cannot start: {}", describe(http_port.error()));
-    return 2;
+      cfg,         *sys,
+      *nats,       schema,
+      pipelines,   member_actor,
+      store_stats, pruner,
+      jmetrics,    [this] { return collect_pipeline_stats(*sys, pipelines); },
+      exec_counts};
+  http = std::make_unique<http_endpoint>();
+  auto port = http->start(cfg.node.http, make_node_http_handlers(hs));
+  if (!port)
+    return port.error();
+  on_stop("HTTP", [this] { http.reset(); });
+  spdlog::info("node {}: http on {}:{} (/healthz /readyz /metrics)", id(),
+               cfg.node.http.substr(0, cfg.node.http.rfind(':')), *port);
+  return {};
+}
+
+caf::error node::start() {
+  auto& m = *impl_;
+  if (m.id() == "all" || m.id() == "any")
+    // Both are admin targets (`<prefix>.admin.all|any...`), not node ids.
+    return make_error(errc::invalid_payload,
+                      "node id '" + m.id() +
+                          "' is reserved; choose another "
+                          "--node-id");
+  spdlog::info("node {}: starting ({} pipeline(s))", m.id(),
+               m.cfg.pipelines.size());
+  m.secrets = m.cfg.nats.url + "," + m.cfg.postgres.url;
+  caf::error err;
+  auto step = [&](auto fn) {
+    if (!err)
+      err = (m.*fn)();
+  };
+  // Dependencies first: fail fast with one clear line if they are not
+  // reachable within a bounded time.
+  step(&impl::connect_nats);
+  step(&impl::connect_postgres);
+  step(&impl::prepare_jetstream);
+  step(&impl::define_pipelines);
+  if (!err)
+    m.spawn_core();
+  step(&impl::start_pipelines);
+  step(&impl::start_membership);
+  step(&impl::start_edges);
+  step(&impl::start_admin);
+  step(&impl::start_http);
+  if (err) {
+    stop();
+    return err;
   }
-  spdlog::info("node {}: http on {}:{} (/healthz /readyz /metrics)", node_id,
-               cfg.node.http.substr(0, cfg.node.http.rfind(':')), *http_port);
   // Only now is everything up (intake, API, admin subjects, HTTP): scripts
   // and tests wait for this line.
-  spdlog::info("node {}: ready; NATS {}, PostgreSQL {}", node_id,
-               redact_url(cfg.nats.url), redact_url(cfg.postgres.url));
+  spdlog::info("node {}: ready; NATS {}, PostgreSQL {}", m.id(),
+               redact_url(m.cfg.nats.url), redact_url(m.cfg.postgres.url));
+  return {};
+}
 
-  // 4. Run until asked to stop (or until the demo is done).
-  int rc = 0;
-  std::thread demo;
-  if (opts.demo_jobs > 0) {
-    demo = std::thread{[&] {
-      demo_options d;
-      d.nats_url = cfg.nats.url;
-      d.prefix = cfg.nats.prefix;
-      d.pipeline =
-          cfg.pipelines.count("demo") ? "demo" : cfg.pipelines.begin()->first;
-      d.jobs = opts.demo_jobs;
-      rc = run_demo(d);
-      if (opts.exit_after_demo)
-        request_shutdown();
-    }};
+// --- Run -----------------------------------------------------------------
+
+std::int64_t node::impl::in_flight() const {
+  std::int64_t n = 0;
+  for (auto& p : pipelines)
+    n += p.intake->counters().in_flight;
+  return n;
+}
+
+// An intake fetches when the governor says so and its pipeline is not
+// paused cluster-wide.
+void node::impl::apply_fetching() {
+  std::lock_guard<std::mutex> lock{fetching_mtx};
+  auto paused = controls->paused();
+  for (auto& p : pipelines) {
+    bool on = fetching && !paused.count(p.name);
+    if (on == !p.intake->paused())
+      continue;
+    on ? p.intake->resume() : p.intake->pause();
+    spdlog::info("node {}: pipeline {} {}", id(), p.name,
+                 on ? "fetching" : "paused");
   }
-  auto in_flight_total = [&] {
-    std::int64_t n = 0;
-    for (auto& in : intakes)
-      n += in->counters().in_flight;
-    return n;
-  };
-  auto set_fetching = [&](bool on) {
-    fetching = on;
-    apply_fetching();
-  };
+}
+
+void node::impl::log_notes(const governor_step& step) {
+  for (auto note : step.notes)
+    switch (note) {
+    case governor_note::degraded_store:
+    case governor_note::degraded_nats:
+      spdlog::warn("node {}: degraded ({} unreachable), not fetching", id(),
+                   note == governor_note::degraded_nats ? "NATS"
+                                                        : "PostgreSQL");
+      break;
+    case governor_note::recovered:
+      spdlog::info("node {}: dependencies are back, fetching again", id());
+      break;
+    case governor_note::drain_started:
+      spdlog::info("node {}: draining on admin request ({} job(s) in "
+                   "flight)",
+                   id(), in_flight());
+      break;
+    case governor_note::drain_cancelled:
+      spdlog::info("node {}: drain cancelled, fetching again", id());
+      break;
+    case governor_note::escalated:
+      spdlog::critical("node {}: unhealthy, draining", id());
+      break;
+    case governor_note::shutting_down:
+      spdlog::info("node {}: draining", id());
+      break;
+    case governor_note::handing_back:
+      spdlog::info("node {}: {} job(s) still running, handing them back", id(),
+                   in_flight());
+      break;
+    }
+}
+
+void node::impl::carry_out(const governor_step& step) {
+  log_notes(step);
+  health->store(governor.health() == "unhealthy" ? 2
+                : governor.degraded()            ? 1
+                                                 : 0);
+  if (step.announce)
+    caf::anon_send(member_actor, state_atom::value, *step.announce);
+  if (step.begin_shutdown) {
+    api->stop();
+    sweeper->stop();
+  }
+  {
+    std::lock_guard<std::mutex> lock{fetching_mtx};
+    fetching = step.fetching;
+  }
   apply_fetching();
-  bool draining = false;
-  auto drain_deadline = std::chrono::steady_clock::now();
-  for (;;) {
-    if (wait_for_shutdown(std::chrono::milliseconds{200}))
-      break;
-    apply_fetching();
-    // Dependencies: while one is unreachable, fetch nothing new (claims
-    // would only fail) and say so in the heartbeat; in-flight jobs keep
-    // their results until the store takes them.
-    bool healthy = store_stats->healthy && (*nats)->health().connected;
-    if (healthy == degraded->load()) {
-      degraded->store(!healthy);
-      if (!draining)
-        set_fetching(healthy);
-      if (healthy)
-        spdlog::info("node {}: dependencies are back, fetching again", node_id);
-      else
-        spdlog::warn("node {}: degraded ({} unreachable), not fetching",
-                     node_id, store_stats->healthy ? "NATS" : "PostgreSQL");
-    }
-    if (drain_requested.exchange(false) && !draining) {
-      draining = true;
-      drain_deadline = std::chrono::steady_clock::now() + cfg.node.drain_grace;
-      set_fetching(false);
-      caf::anon_send(member, state_atom::value, std::string{"draining"});
-      spdlog::info("node {}: draining on admin request ({} job(s) in flight)",
-                   node_id, in_flight_total());
-    }
-    if (resume_requested.exchange(false) && draining) {
-      draining = false;
-      if (!degraded->load())
-        set_fetching(true);
-      caf::anon_send(member, state_atom::value, std::string{"up"});
-      spdlog::info("node {}: drain cancelled, fetching again", node_id);
-    }
-    if (draining && (in_flight_total() == 0 ||
-                     std::chrono::steady_clock::now() >= drain_deadline))
-      break;
-  }
+}
 
-  // 5. Drain: stop intake, let in-flight jobs finish within the grace
-  // period, give the rest back to the broker, then stop.
-  spdlog::info("node {}: draining", node_id);
-  caf::anon_send(member, state_atom::value, std::string{"draining"});
-  api.stop();
-  sweeper.stop();
-  for (auto& in : intakes)
-    in->pause();
-  auto grace = draining
-                   ? drain_deadline
-                   : std::chrono::steady_clock::now() + cfg.node.drain_grace;
+void node::impl::start_demo(const node_run_options& opts) {
+  if (opts.demo_jobs <= 0)
+    return;
+  demo = std::thread{[this, opts] {
+    demo_options d;
+    d.nats_url = cfg.nats.url;
+    d.prefix = cfg.nats.prefix;
+    d.pipeline =
+        cfg.pipelines.count("demo") ? "demo" : cfg.pipelines.begin()->first;
+    d.jobs = opts.demo_jobs;
+    demo_rc = run_demo(d);
+    if (opts.exit_after_demo)
+      request_shutdown();
+  }};
+}
+
+int node::run(const node_run_options& opts) {
+  auto& m = *impl_;
+  m.apply_fetching(); // cluster-wide pauses hold from the first moment
+  m.start_demo(opts);
   for (;;) {
-    std::int64_t in_flight = 0;
-    for (auto& in : intakes)
-      in_flight += in->counters().in_flight;
-    if (in_flight == 0 || std::chrono::steady_clock::now() >= grace) {
-      if (in_flight > 0)
-        spdlog::info("node {}: {} job(s) still running, handing them back",
-                     node_id, in_flight);
+    // Short ticks while stopping: the node exits as soon as it is empty.
+    auto tick = m.governor.stopping() ? std::chrono::milliseconds{50}
+                                      : std::chrono::milliseconds{200};
+    wait_for_shutdown(tick);
+    governor_input in;
+    in.now = std::chrono::steady_clock::now();
+    in.store_healthy = m.store_stats->healthy;
+    in.nats_connected = m.nats->health().connected;
+    in.drain_requested = m.drain_requested.exchange(false);
+    in.resume_requested = m.resume_requested.exchange(false);
+    in.shutdown_requested = shutdown_requested();
+    in.escalated = m.escalated;
+    in.in_flight = m.in_flight();
+    auto step = m.governor.step(in);
+    m.carry_out(step);
+    if (step.exit)
       break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds{50});
   }
-  for (auto& in : intakes)
-    in->stop();
-  if (demo.joinable())
-    demo.join();
-  // Leave the cluster before going away, so peers do not wait for the
-  // failure timeout.
-  caf::anon_send(member, leave_atom::value);
-  http.stop();
-  admin.stop();
-  // Admin requests already queued run now, while the intakes and
-  // supervisors they may touch still exist.
-  admin_pool->stop();
-  controls->stop();
-  pruner->stop();
-  hb_bus.stop();
-  for (auto& sup : supervisors)
-    caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
-  caf::anon_send_exit(membership_log, caf::exit_reason::user_shutdown);
-  caf::anon_send_exit(events, caf::exit_reason::user_shutdown);
-  caf::anon_send_exit(store, caf::exit_reason::user_shutdown);
-  intakes.clear();
-  (*nats)->flush();
-  pool->stop();
-  api_pool->stop();
-  spdlog::info("node {}: stopped", node_id);
-  return rc;
+  if (m.demo.joinable())
+    m.demo.join();
+  stop();
+  int rc = m.governor.exit_code();
+  return rc != 0 ? rc : m.demo_rc.load();
+}
+
+// --- Stop ----------------------------------------------------------------
+
+void node::impl::stop_all() {
+  while (!stops.empty()) {
+    auto [what, fn] = std::move(stops.back());
+    stops.pop_back();
+    spdlog::debug("node {}: stopping {}", id(), what);
+    fn();
+  }
+}
+
+void node::stop() {
+  if (impl_->stops.empty())
+    return;
+  impl_->stop_all();
+  spdlog::info("node {}: stopped", impl_->id());
+}
+
+node::node(troupe_config cfg) : impl_(std::make_unique<impl>(std::move(cfg))) {}
+
+node::~node() {
+  if (impl_->demo.joinable())
+    impl_->demo.join();
+  stop();
+}
+
+int run_node(const troupe_config& cfg, const node_run_options& opts) {
+  node n{cfg};
+  if (auto err = n.start()) {
+    // An unreachable dependency's message names it ("NATS at ..."); other
+    // errors keep their code ("invalid_config: ...").
+    spdlog::critical("cannot start: {}", code_of(err) == errc::unavailable
+                                             ? message_of(err)
+                                             : describe(err));
+    return 2;
+  }
+  return n.run(opts);
 }
 
 } // namespace troupe

@@ -63,7 +63,7 @@ http_handlers make_node_http_handlers(const node_http_sources& src) {
     nlohmann::json consumers = nlohmann::json::object();
     bool consumers_ok = nats_ok;
     if (nats_ok)
-      for (auto& name : src.pipelines) {
+      for (auto& [name, def, intake, sup] : src.pipelines) {
         auto pending = src.nats.consumer_pending(src.cfg.nats, name);
         consumers[name] =
             pending ? nlohmann::json{{"status", "up"}, {"pending", *pending}}
@@ -151,9 +151,9 @@ http_handlers make_node_http_handlers(const node_http_sources& src) {
                static_cast<double>(s.restarts));
     p.family("troupe_intake_messages_total", "counter",
              "JetStream messages by what the intake did with them.");
-    for (std::size_t i = 0; i < src.intakes.size(); ++i) {
-      auto& c = src.intakes[i]->counters();
-      auto& name = src.pipelines[i];
+    for (auto& entry : src.pipelines) {
+      auto& c = entry.intake->counters();
+      auto& name = entry.name;
       p.sample("troupe_intake_messages_total",
                {{"pipeline", name}, {"action", "fetched"}},
                static_cast<double>(c.fetched));
@@ -204,9 +204,9 @@ http_handlers make_node_http_handlers(const node_http_sources& src) {
     p.family(
         "troupe_jetstream_pending", "gauge",
         "Messages of a pipeline's consumer not yet delivered to any node.");
-    for (auto& name : src.pipelines)
-      if (auto n = src.nats.consumer_pending(src.cfg.nats, name))
-        p.sample("troupe_jetstream_pending", {{"pipeline", name}},
+    for (auto& entry : src.pipelines)
+      if (auto n = src.nats.consumer_pending(src.cfg.nats, entry.name))
+        p.sample("troupe_jetstream_pending", {{"pipeline", entry.name}},
                  static_cast<double>(*n));
     p.family("troupe_cluster_members", "gauge",
              "Cluster members in this node's view, by state.");

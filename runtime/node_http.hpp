@@ -15,18 +15,18 @@
 #include "config/config.hpp"
 #include "messages/stats.hpp"
 #include "runtime/http_endpoint.hpp"
+#include "runtime/node_pipelines.hpp"
 
 namespace troupe {
 
-class jetstream_intake;
 struct exec_stats;
 class job_metrics;
 class nats_client;
 class retention_pruner;
 struct pg_store_stats;
 
-/// What the handlers read. The references are run_node's own state: they
-/// must outlive the HTTP endpoint, which run_node stops before it tears any
+/// What the handlers read. The references are the node's own state: they
+/// must outlive the HTTP endpoint, which the node stops before it tears any
 /// of them down.
 struct node_http_sources {
   const troupe_config& cfg;
@@ -34,9 +34,8 @@ struct node_http_sources {
   nats_client& nats;
   /// The schema version the migrations left at start-up.
   int schema_version;
-  /// The node's pipelines, in the order of `intakes`.
-  const std::vector<std::string>& pipelines;
-  const std::vector<std::unique_ptr<jetstream_intake>>& intakes;
+  /// The node's pipelines with their intakes.
+  const node_pipelines& pipelines;
   /// The cluster_member actor (its view of the cluster).
   caf::actor member;
   std::shared_ptr<pg_store_stats> store_stats;

@@ -165,8 +165,7 @@ TEST(CrashReport, AFatalSignalLeavesABacktraceAndTheSameExitStatus) {
                       std::string{TROUPE_SOURCE_DIR} + "/config/demo.toml"},
                      dir + ".log",
                      {"TROUPE_NATS_URL=nats://127.0.0.1:1"}};
-  ASSERT_TRUE(node.wait_for_output("NATS not ready yet", 60s))
-      << node.output();
+  ASSERT_TRUE(node.wait_for_output("NATS not ready yet", 60s)) << node.output();
   node.signal(SIGSEGV);
   EXPECT_EQ(node.wait(30s), 128 + SIGSEGV) << node.output();
   auto out = node.output();
