@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include "runtime/blocking_pool.hpp"
+#include "runtime/nats_subscription.hpp"
 
 namespace troupe {
 
@@ -25,7 +26,7 @@ struct admin_bridge::impl {
   std::map<std::string, std::set<std::string>> control_fields;
   /// Requests dropped for their reply subject (metrics, logs).
   std::atomic<std::int64_t> refused{0};
-  std::vector<natsSubscription*> subs;
+  std::vector<nats_subscription> subs;
 };
 
 namespace {
@@ -128,19 +129,15 @@ void handle(const std::shared_ptr<admin_bridge::impl>& im,
   if (reply.empty())
     return;
   auto text = out.dump();
-  natsConnection_Publish(im->nats->conn(), reply.c_str(), text.data(),
-                         static_cast<int>(text.size()));
+  im->nats->publish(reply, text);
 }
 
-void on_request(natsConnection*, natsSubscription*, natsMsg* msg,
-                void* closure) {
-  auto* weak = static_cast<std::weak_ptr<admin_bridge::impl>*>(closure);
-  std::string subject = natsMsg_GetSubject(msg);
-  std::string reply = natsMsg_GetReply(msg) ? natsMsg_GetReply(msg) : "";
-  std::string body{natsMsg_GetData(msg),
-                   static_cast<std::size_t>(natsMsg_GetDataLength(msg))};
-  natsMsg_Destroy(msg);
-  if (auto im = weak->lock()) {
+void on_request(const std::weak_ptr<admin_bridge::impl>& weak,
+                const nats_msg& msg) {
+  std::string subject{msg.subject()};
+  std::string reply{msg.reply()};
+  std::string body{msg.data()};
+  if (auto im = weak.lock()) {
     if (!acceptable_reply(*im, subject, reply)) {
       if (im->refused++ % 1000 == 0)
         spdlog::warn("admin: dropped a request on {} whose reply subject '{}' "
@@ -159,8 +156,7 @@ void on_request(natsConnection*, natsSubscription*, natsMsg* msg,
       auto text = error_reply(im->node_id, "unavailable",
                               "node is busy or stopping; retry")
                       .dump();
-      natsConnection_Publish(im->nats->conn(), reply.c_str(), text.data(),
-                             static_cast<int>(text.size()));
+      im->nats->publish(reply, text);
     }
   }
 }
@@ -197,32 +193,24 @@ void admin_bridge::add_control(const std::string& name,
 caf::error admin_bridge::start() {
   for (auto target : {impl_->node_id, std::string{"all"}, std::string{"any"}}) {
     auto subject = impl_->prefix + ".admin." + target + ".>";
-    auto* weak = new std::weak_ptr<impl>(impl_);
-    natsSubscription* sub = nullptr;
-    auto s = target == "any"
-                 ? natsConnection_QueueSubscribe(
-                       &sub, impl_->nats->conn(), subject.c_str(),
-                       "troupe_admin", on_request, weak)
-                 : natsConnection_Subscribe(&sub, impl_->nats->conn(),
-                                            subject.c_str(), on_request, weak);
-    if (s != NATS_OK) {
-      delete weak;
-      return nats_error(s, "subscribe to " + subject);
-    }
-    natsSubscription_SetOnCompleteCB(
-        sub, [](void* p) { delete static_cast<std::weak_ptr<impl>*>(p); },
-        weak);
-    impl_->subs.push_back(sub);
+    subscribe_options so;
+    if (target == "any")
+      so.queue = "troupe_admin";
+    auto sub = nats_subscription::open(
+        *impl_->nats, subject,
+        [weak = std::weak_ptr<impl>(impl_)](nats_msg m) {
+          on_request(weak, m);
+        },
+        so);
+    if (!sub)
+      return sub.error();
+    impl_->subs.push_back(std::move(*sub));
   }
   return caf::none;
 }
 
 void admin_bridge::stop() {
-  for (auto* sub : impl_->subs) {
-    natsSubscription_Unsubscribe(sub);
-    natsSubscription_Destroy(sub);
-  }
-  impl_->subs.clear();
+  impl_->subs.clear(); // unsubscribes
   impl_->any_workers->stop();
 }
 

@@ -8,6 +8,8 @@
 #include <mutex>
 #include <unistd.h>
 
+#include "runtime/nats_subscription.hpp"
+
 namespace troupe {
 
 namespace {
@@ -20,18 +22,15 @@ struct gathered {
   std::vector<json> replies;
 };
 
-void on_reply(natsConnection*, natsSubscription*, natsMsg* m, void* closure) {
-  auto* g = static_cast<std::shared_ptr<gathered>*>(closure);
-  auto j = parse_json_or_discarded(
-      {natsMsg_GetData(m), static_cast<std::size_t>(natsMsg_GetDataLength(m))});
-  natsMsg_Destroy(m);
+void on_reply(gathered& g, const nats_msg& m) {
+  auto j = parse_json_or_discarded(m.data());
   if (j.is_discarded())
     return;
   {
-    std::lock_guard<std::mutex> guard{(*g)->mtx};
-    (*g)->replies.push_back(std::move(j));
+    std::lock_guard<std::mutex> guard{g.mtx};
+    g.replies.push_back(std::move(j));
   }
-  (*g)->cv.notify_all();
+  g.cv.notify_all();
 }
 
 std::string new_inbox(const std::string& prefix) {
@@ -54,18 +53,12 @@ std::vector<json> admin_gather(nats_client& nats, const std::string& subject,
                                const std::function<bool(const json&)>& enough) {
   auto g = std::make_shared<gathered>();
   auto inbox = new_inbox(nats.inbox_prefix());
-  natsSubscription* sub = nullptr;
-  // The callback's closure owns a reference until the subscription is
-  // completely gone (late replies may still be in flight).
-  auto* keep = new std::shared_ptr<gathered>(g);
-  if (natsConnection_Subscribe(&sub, nats.conn(), inbox.c_str(), on_reply,
-                               keep) != NATS_OK) {
-    delete keep;
+  // The handler keeps `g` alive: late replies may still be in flight after
+  // we return.
+  auto sub = nats_subscription::open(nats, inbox,
+                                     [g](nats_msg m) { on_reply(*g, m); });
+  if (!sub)
     return {};
-  }
-  natsSubscription_SetOnCompleteCB(
-      sub, [](void* p) { delete static_cast<std::shared_ptr<gathered>*>(p); },
-      keep);
   natsConnection_PublishRequest(nats.conn(), subject.c_str(), inbox.c_str(),
                                 body.data(), static_cast<int>(body.size()));
   // The server answers a PING only after the PUB (and the permission error
@@ -79,8 +72,7 @@ std::vector<json> admin_gather(nats_client& nats, const std::string& subject,
                  (last_text.find("\"" + subject + "\"") != std::string::npos ||
                   last_text.find("\"" + inbox + "\"") != std::string::npos);
   if (refused) {
-    natsSubscription_Unsubscribe(sub);
-    natsSubscription_Destroy(sub);
+    sub->close();
     // <prefix>.admin.<target>.<class>.<verb>
     std::string cls = "read";
     auto dot = subject.rfind('.');
@@ -105,8 +97,7 @@ std::vector<json> admin_gather(nats_client& nats, const std::string& subject,
     });
     out = g->replies;
   }
-  natsSubscription_Unsubscribe(sub);
-  natsSubscription_Destroy(sub);
+  sub->close();
   return out;
 }
 

@@ -4,6 +4,7 @@
 
 #include "actors/atoms.hpp"
 #include "messages/heartbeat.hpp"
+#include "runtime/nats_subscription.hpp"
 
 namespace troupe {
 
@@ -11,20 +12,15 @@ struct heartbeat_bus::impl {
   std::shared_ptr<nats_client> nats;
   subjects subj;
   caf::actor member;
-  natsSubscription* sub = nullptr;
+  nats_subscription sub;
 };
 
 namespace {
 
-void on_heartbeat(natsConnection*, natsSubscription*, natsMsg* msg,
-                  void* closure) {
-  auto* im = static_cast<heartbeat_bus::impl*>(closure);
-  auto hb = decode_heartbeat(
-      std::string_view{natsMsg_GetData(msg),
-                       static_cast<std::size_t>(natsMsg_GetDataLength(msg))});
-  natsMsg_Destroy(msg);
-  if (hb && im->member)
-    caf::anon_send(im->member, std::move(*hb));
+void on_heartbeat(const caf::actor& member, const nats_msg& msg) {
+  auto hb = decode_heartbeat(msg.data());
+  if (hb && member)
+    caf::anon_send(member, std::move(*hb));
 }
 
 } // namespace
@@ -53,25 +49,18 @@ heartbeat_bus::~heartbeat_bus() {
 }
 
 caf::error heartbeat_bus::start(caf::actor member) {
-  impl_->member = std::move(member);
-  auto subject = impl_->subj.heartbeat();
-  auto s = natsConnection_Subscribe(&impl_->sub, impl_->nats->conn(),
-                                    subject.c_str(), on_heartbeat, impl_.get());
-  if (s != NATS_OK)
-    return nats_error(s, "subscribe to " + subject);
-  auto* keep = new std::shared_ptr<impl>(impl_);
-  natsSubscription_SetOnCompleteCB(
-      impl_->sub,
-      [](void* p) { delete static_cast<std::shared_ptr<impl>*>(p); }, keep);
+  impl_->member = member;
+  auto sub = nats_subscription::open(
+      *impl_->nats, impl_->subj.heartbeat(),
+      [member](nats_msg msg) { on_heartbeat(member, msg); });
+  if (!sub)
+    return sub.error();
+  impl_->sub = std::move(*sub);
   return caf::none;
 }
 
 void heartbeat_bus::stop() {
-  if (impl_->sub) {
-    natsSubscription_Unsubscribe(impl_->sub);
-    natsSubscription_Destroy(impl_->sub);
-    impl_->sub = nullptr;
-  }
+  impl_->sub.close();
 }
 
 } // namespace troupe

@@ -8,6 +8,7 @@
 
 #include "messages/errc.hpp"
 #include "messages/json_codec.hpp"
+#include "runtime/nats_subscription.hpp"
 
 namespace troupe {
 
@@ -15,7 +16,7 @@ struct job_tracker::impl {
   std::shared_ptr<nats_client> nats;
   subjects subj;
   std::string pipeline;
-  natsSubscription* sub = nullptr;
+  nats_subscription sub;
   mutable std::mutex mtx;
   std::condition_variable cv;
   std::map<std::string, tracked_job> jobs;
@@ -31,12 +32,8 @@ bool is_terminal_event(const std::string& type) {
          type == "job.cancelled";
 }
 
-void on_event(natsConnection*, natsSubscription*, natsMsg* msg, void* closure) {
-  auto* im = static_cast<job_tracker::impl*>(closure);
-  auto ev = decode_event(
-      std::string_view{natsMsg_GetData(msg),
-                       static_cast<std::size_t>(natsMsg_GetDataLength(msg))});
-  natsMsg_Destroy(msg);
+void on_event(job_tracker::impl* im, const nats_msg& msg) {
+  auto ev = decode_event(msg.data());
   if (!ev)
     return;
   auto now = std::chrono::steady_clock::now();
@@ -75,26 +72,20 @@ job_tracker::job_tracker(std::shared_ptr<nats_client> nats, subjects subj,
 }
 
 job_tracker::~job_tracker() {
-  if (impl_->sub) {
-    natsSubscription_Unsubscribe(impl_->sub);
-    natsSubscription_Destroy(impl_->sub);
-  }
+  impl_->sub.close();
 }
 
 caf::error job_tracker::start() {
   auto subject = impl_->subj.prefix + ".events." + impl_->pipeline + ".>";
-  auto s = natsConnection_Subscribe(&impl_->sub, impl_->nats->conn(),
-                                    subject.c_str(), on_event, impl_.get());
-  if (s != NATS_OK)
-    return nats_error(s, "subscribe to " + subject);
-  // Keep the state alive until the last callback completed.
-  auto* keep = new std::shared_ptr<impl>(impl_);
-  natsSubscription_SetOnCompleteCB(
-      impl_->sub,
-      [](void* p) { delete static_cast<std::shared_ptr<impl>*>(p); }, keep);
-  // Raise the pending limits: a burst of thousands of events must not be
-  // dropped as a slow consumer.
-  natsSubscription_SetPendingLimits(impl_->sub, 10000000, 1024 * 1024 * 1024);
+  // A burst of thousands of events must not be dropped as a slow consumer.
+  subscribe_options so;
+  so.unbounded_pending = true;
+  auto sub = nats_subscription::open(
+      *impl_->nats, subject,
+      [im = impl_](nats_msg msg) { on_event(im.get(), msg); }, so);
+  if (!sub)
+    return sub.error();
+  impl_->sub = std::move(*sub);
   return impl_->nats->flush();
 }
 
@@ -153,13 +144,9 @@ struct reply_collector {
   std::function<void(std::size_t)> on_reply;
 };
 
-void on_reply_msg(natsConnection*, natsSubscription*, natsMsg* msg,
-                  void* closure) {
-  auto* rc = static_cast<reply_collector*>(closure);
-  std::string subject = natsMsg_GetSubject(msg);
-  std::string body{natsMsg_GetData(msg),
-                   static_cast<std::size_t>(natsMsg_GetDataLength(msg))};
-  natsMsg_Destroy(msg);
+void on_reply_msg(reply_collector* rc, const nats_msg& msg) {
+  std::string subject{msg.subject()};
+  std::string body{msg.data()};
   auto dot = subject.rfind('.');
   std::size_t idx = 0;
   try {
@@ -210,19 +197,15 @@ submit_requests(nats_client& nats, const subjects& subj,
   std::snprintf(inbox_buf, sizeof(inbox_buf), ".troupe.%016llx",
                 static_cast<unsigned long long>(rng()));
   std::string inbox = nats.inbox_prefix() + inbox_buf;
-  natsSubscription* sub = nullptr;
-  auto s = natsConnection_Subscribe(&sub, nats.conn(), (inbox + ".*").c_str(),
-                                    on_reply_msg, rc.get());
-  if (s != NATS_OK)
-    return nats_error(s, "subscribe to replies");
-  natsSubscription_SetPendingLimits(sub, 10000000, 1024 * 1024 * 1024);
-  // A late reply may still be in delivery after we return: the collector
-  // lives until the subscription's last callback completed.
-  auto* keep = new std::shared_ptr<reply_collector>(rc);
-  natsSubscription_SetOnCompleteCB(
-      sub,
-      [](void* p) { delete static_cast<std::shared_ptr<reply_collector>*>(p); },
-      keep);
+  // A late reply may still be in delivery after we return: the handler
+  // keeps the collector alive.
+  subscribe_options so;
+  so.unbounded_pending = true;
+  auto sub = nats_subscription::open(
+      nats, inbox + ".*", [rc](nats_msg msg) { on_reply_msg(rc.get(), msg); },
+      so);
+  if (!sub)
+    return sub.error();
   auto subject = subj.submit();
   auto deadline = std::chrono::steady_clock::now() + timeout;
   caf::error failure;
@@ -239,9 +222,9 @@ submit_requests(nats_client& nats, const subjects& subj,
       }
     }
     auto reply = inbox + "." + std::to_string(i);
-    s = natsConnection_PublishRequest(nats.conn(), subject.c_str(),
-                                      reply.c_str(), bodies[i].data(),
-                                      static_cast<int>(bodies[i].size()));
+    auto s = natsConnection_PublishRequest(nats.conn(), subject.c_str(),
+                                           reply.c_str(), bodies[i].data(),
+                                           static_cast<int>(bodies[i].size()));
     if (s != NATS_OK)
       failure = nats_error(s, "publish request");
   }
@@ -254,8 +237,7 @@ submit_requests(nats_client& nats, const subjects& subj,
           make_error(errc::unavailable, "no reply from " + subject +
                                             " (is a troupe node running?)");
   }
-  natsSubscription_Unsubscribe(sub);
-  natsSubscription_Destroy(sub);
+  sub->close();
   if (failure)
     return failure;
   std::lock_guard<std::mutex> guard{rc->mtx};

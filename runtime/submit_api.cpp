@@ -12,6 +12,7 @@
 
 #include "messages/errc.hpp"
 #include "runtime/blocking_pool.hpp"
+#include "runtime/nats_subscription.hpp"
 
 namespace troupe {
 
@@ -21,7 +22,7 @@ struct submit_api::impl {
   std::set<std::string> pipelines;
   input_limits limits;
   std::shared_ptr<blocking_pool> workers;
-  natsSubscription* sub = nullptr;
+  nats_subscription sub;
   std::atomic<std::int64_t> accepted{0};
   std::atomic<std::int64_t> rejected{0};
   std::atomic<std::int64_t> misdirected{0};
@@ -121,12 +122,11 @@ route_submission(std::string_view body, const std::set<std::string>& pipelines,
 
 namespace {
 
-void respond(natsConnection* nc, const std::string& reply,
+void respond(nats_client& nats, const std::string& reply,
              const std::string& body) {
   if (reply.empty())
     return;
-  natsConnection_Publish(nc, reply.c_str(), body.data(),
-                         static_cast<int>(body.size()));
+  nats.publish(reply, body);
 }
 
 void handle(const std::shared_ptr<submit_api::impl>& im, std::string body,
@@ -140,12 +140,12 @@ void handle(const std::shared_ptr<submit_api::impl>& im, std::string body,
     // describe() prefixes the code; the reply carries it separately.
     if (auto pos = msg.find(": "); pos != std::string::npos)
       msg = msg.substr(pos + 2);
-    respond(im->nats->conn(), reply, encode_submit_error(code, msg));
+    respond(*im->nats, reply, encode_submit_error(code, msg));
     return;
   }
   if (!im->tenants.known(routed->tenant)) {
     ++im->rejected;
-    respond(im->nats->conn(), reply,
+    respond(*im->nats, reply,
             encode_submit_error(
                 "unknown_tenant",
                 routed->tenant.empty()
@@ -165,7 +165,7 @@ void handle(const std::shared_ptr<submit_api::impl>& im, std::string body,
                           lim.rate + "; retry in " + std::to_string(wait) +
                           " ms"},
           {"retry_after_ms", wait}}}};
-    respond(im->nats->conn(), reply, err.dump());
+    respond(*im->nats, reply, err.dump());
     return;
   }
   bool duplicate = false;
@@ -177,7 +177,7 @@ void handle(const std::shared_ptr<submit_api::impl>& im, std::string body,
     auto stored = im->nats->stored_subject(im->ncfg.stream, *seq);
     if (!stored.empty() && stored != routed->subject) {
       ++im->rejected;
-      respond(im->nats->conn(), reply,
+      respond(*im->nats, reply,
               encode_submit_error(
                   "conflict", "key '" + routed->job_id +
                                   "' was submitted to another pipeline (" +
@@ -187,7 +187,7 @@ void handle(const std::shared_ptr<submit_api::impl>& im, std::string body,
   }
   if (!seq) {
     ++im->rejected;
-    respond(im->nats->conn(), reply,
+    respond(*im->nats, reply,
             encode_submit_error("unavailable", "job not accepted, retry: " +
                                                    describe(seq.error())));
     return;
@@ -195,18 +195,15 @@ void handle(const std::shared_ptr<submit_api::impl>& im, std::string body,
   ++im->accepted;
   if (im->on_accepted)
     im->on_accepted(routed->pipeline);
-  respond(im->nats->conn(), reply, encode_submit_ok(routed->job_id));
+  respond(*im->nats, reply, encode_submit_ok(routed->job_id));
 }
 
-void on_request(natsConnection*, natsSubscription*, natsMsg* msg,
-                void* closure) {
+void on_request(const std::weak_ptr<submit_api::impl>& weak,
+                const nats_msg& msg) {
   // NATS thread: copy and hand on, nothing else.
-  auto* weak = static_cast<std::weak_ptr<submit_api::impl>*>(closure);
-  std::string body{natsMsg_GetData(msg),
-                   static_cast<std::size_t>(natsMsg_GetDataLength(msg))};
-  std::string reply = natsMsg_GetReply(msg) ? natsMsg_GetReply(msg) : "";
-  natsMsg_Destroy(msg);
-  auto im = weak->lock();
+  std::string body{msg.data()};
+  std::string reply{msg.reply()};
+  auto im = weak.lock();
   if (!im)
     return;
   // Answers go to inboxes only: a reply-to naming an admin or JetStream API
@@ -225,7 +222,7 @@ void on_request(natsConnection*, natsSubscription*, natsMsg* msg,
         handle(im, std::move(body), std::move(reply));
       });
   if (!posted)
-    respond(im->nats->conn(), reply,
+    respond(*im->nats, reply,
             encode_submit_error(
                 "unavailable", im->workers->stopping()
                                    ? "node is shutting down; retry"
@@ -265,19 +262,15 @@ void submit_api::on_accepted(std::function<void(const std::string&)> fn) {
 }
 
 caf::error submit_api::start() {
-  auto subject = subjects{impl_->ncfg.prefix}.submit();
-  // The closure outlives nothing: it is freed when the subscription is.
-  auto* weak = new std::weak_ptr<impl>(impl_);
-  auto s = natsConnection_QueueSubscribe(&impl_->sub, impl_->nats->conn(),
-                                         subject.c_str(), "troupe_api",
-                                         on_request, weak);
-  if (s != NATS_OK) {
-    delete weak;
-    return nats_error(s, "subscribe to " + subject);
-  }
-  natsSubscription_SetOnCompleteCB(
-      impl_->sub, [](void* p) { delete static_cast<std::weak_ptr<impl>*>(p); },
-      weak);
+  subscribe_options so;
+  so.queue = "troupe_api";
+  auto sub = nats_subscription::open(
+      *impl_->nats, subjects{impl_->ncfg.prefix}.submit(),
+      [weak = std::weak_ptr<impl>(impl_)](nats_msg m) { on_request(weak, m); },
+      so);
+  if (!sub)
+    return sub.error();
+  impl_->sub = std::move(*sub);
   return caf::none;
 }
 
@@ -287,12 +280,7 @@ void submit_api::stop() {
   // Leave the queue group first, then answer what has arrived: requests
   // already delivered to this node are answered, not dropped (the server
   // sends new ones to the other nodes meanwhile).
-  if (natsSubscription_Drain(impl_->sub) == NATS_OK)
-    natsSubscription_WaitForDrainCompletion(impl_->sub, 5000);
-  else
-    natsSubscription_Unsubscribe(impl_->sub);
-  natsSubscription_Destroy(impl_->sub);
-  impl_->sub = nullptr;
+  impl_->sub.close(5000);
   impl_->workers->stop(); // runs the requests still queued
   impl_->nats->flush(2000);
 }
