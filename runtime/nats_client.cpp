@@ -313,6 +313,13 @@ nats_client::connect(const nats_connect_options& o) {
   return c;
 }
 
+caf::expected<std::int64_t> nats_client::rtt_us() const {
+  std::int64_t rtt = 0; // nanoseconds
+  if (auto s = natsConnection_GetRTT(conn_, &rtt); s != NATS_OK)
+    return nats_error(s, "round trip");
+  return rtt / 1000;
+}
+
 caf::error nats_client::publish(const std::string& subject,
                                 const std::string& data) {
   auto s = natsConnection_Publish(conn_, subject.c_str(), data.data(),

@@ -111,6 +111,9 @@ public:
   natsConnection* conn() const noexcept { return conn_; }
   jsCtx* js() const noexcept { return js_; }
   const nats_health& health() const noexcept { return *health_; }
+  /// Round-trip time to the server in microseconds (a PING), or an error
+  /// when disconnected.
+  caf::expected<std::int64_t> rtt_us() const;
 
   /// First token of the reply subjects this client creates.
   const std::string& inbox_prefix() const noexcept { return inbox_prefix_; }

@@ -46,6 +46,9 @@ struct node_http_sources {
   std::function<std::vector<pipeline_stats>()> collect_stats;
   /// The exec stages' queue and processes.
   std::shared_ptr<exec_stats> exec;
+  /// Names of the node's own actors that died (see actors/node_guard.hpp):
+  /// any makes the node unhealthy.
+  std::function<std::vector<std::string>()> dead_actors;
 };
 
 /// Builds the /readyz and /metrics handlers of a node.

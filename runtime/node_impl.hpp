@@ -79,6 +79,9 @@ struct node::impl {
   std::atomic<bool> drain_requested{false};
   std::atomic<bool> resume_requested{false};
   std::atomic<bool> escalated{false};
+  /// Own actors that died (the guard's escalations), for /readyz.
+  mutable std::mutex dead_mtx;
+  std::vector<std::string> dead;
   /// The governor's health for heartbeats (read on the member's thread).
   std::shared_ptr<std::atomic<int>> health =
       std::make_shared<std::atomic<int>>(0);
@@ -108,6 +111,10 @@ struct node::impl {
   caf::error start_http();
 
   std::int64_t in_flight() const;
+  std::vector<std::string> dead_actors() const {
+    std::lock_guard<std::mutex> lock{dead_mtx};
+    return dead;
+  }
   void apply_fetching();
   void log_notes(const governor_step& step);
   void carry_out(const governor_step& step);

@@ -165,6 +165,10 @@ void node::impl::spawn_core() {
   gd.escalate = [this](const std::string& name, const caf::error& reason) {
     spdlog::critical("node {}: {} died ({}); draining and exiting", id(), name,
                      describe(reason));
+    {
+      std::lock_guard<std::mutex> lock{dead_mtx};
+      dead.push_back(name);
+    }
     escalated = true;
   };
   guard = spawn_node_guard(*sys, gd);
@@ -398,7 +402,7 @@ caf::error node::impl::start_http() {
       pipelines,   member_actor,
       store_stats, pruner,
       jmetrics,    [this] { return collect_pipeline_stats(*sys, pipelines); },
-      exec_counts};
+      exec_counts, [this] { return dead_actors(); }};
   http = std::make_unique<http_endpoint>();
   auto port = http->start(cfg.node.http, make_node_http_handlers(hs));
   if (!port)
