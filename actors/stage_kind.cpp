@@ -5,8 +5,18 @@
 
 namespace troupe {
 
-void stage_registry::add(std::string kind, stage_kind_factory factory) {
+void stage_registry::add(std::string kind, stage_kind_factory factory,
+                         stage_kind_schema schema) {
+  schema.kind = kind;
+  schemas_[kind] = std::move(schema);
   factories_[std::move(kind)] = std::move(factory);
+}
+
+std::vector<stage_kind_schema> stage_registry::schemas() const {
+  std::vector<stage_kind_schema> out;
+  for (const auto& kv : schemas_)
+    out.push_back(kv.second);
+  return out;
 }
 
 bool stage_registry::contains(const std::string& kind) const {
@@ -31,9 +41,18 @@ stage_registry::make(const stage_config& cfg) const {
 
 stage_registry builtin_stage_registry() {
   stage_registry reg;
-  reg.add("noop", make_noop_stage);
-  reg.add("sleep", make_sleep_stage);
-  reg.add("fault", make_fault_stage);
+  using t = param_type;
+  reg.add("noop", make_noop_stage, {"noop", {}});
+  reg.add("sleep", make_sleep_stage,
+          {"sleep", {{"duration", t::duration, true}}});
+  reg.add("fault", make_fault_stage,
+          {"fault",
+           {{"fail_first", t::count},
+            {"probability", t::probability},
+            {"throw", t::boolean},
+            {"permanent", t::boolean},
+            {"duration", t::duration},
+            {"poison_key", t::string}}});
   return reg;
 }
 

@@ -14,6 +14,7 @@
 #include <caf/expected.hpp>
 
 #include "config/config.hpp"
+#include "config/stage_params.hpp"
 #include "messages/job.hpp"
 
 namespace troupe {
@@ -63,8 +64,14 @@ using stage_kind_factory =
 /// builtin_stage_registry(); a node adds `exec` and any C++ kinds.
 class stage_registry {
 public:
-  /// Registers (or replaces) a kind.
-  void add(std::string kind, stage_kind_factory factory);
+  /// Registers (or replaces) a kind. Its schema says which parameters the
+  /// config loader accepts for it; without one (`open`), any, and the
+  /// factory judges them when the node starts.
+  void add(std::string kind, stage_kind_factory factory,
+           stage_kind_schema schema = {{}, {}, true});
+
+  /// What each kind accepts, sorted by kind: the config loader's catalogue.
+  std::vector<stage_kind_schema> schemas() const;
 
   bool contains(const std::string& kind) const;
 
@@ -77,6 +84,7 @@ public:
 
 private:
   std::map<std::string, stage_kind_factory> factories_;
+  std::map<std::string, stage_kind_schema> schemas_;
 };
 
 /// A registry with `noop`, `sleep` and `fault`.

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "config/config.hpp"
+#include "config/stage_params.hpp"
 
 namespace troupe {
 
@@ -40,8 +41,10 @@ env_lookup process_env();
 
 /// Options that tell the validator what exists outside the config file.
 struct config_context {
-  /// Stage kinds known to this binary (built-in and registered).
-  std::vector<std::string> stage_kinds = {"noop", "sleep", "fault", "exec"};
+  /// Stage kinds known to this binary and what each accepts (the stage
+  /// registry's catalogue, see runtime/stage_catalog.hpp). Empty: kinds and
+  /// their parameters are not checked.
+  std::vector<stage_kind_schema> stage_kinds;
   /// Environment for TROUPE_* overrides.
   env_lookup env;
 };

@@ -22,6 +22,21 @@ extern "C" int LLVMFuzzerTestOneInput(const unsigned char* data,
       return std::string{"fuzz-secret"};
     return std::nullopt;
   };
+  // One kind with a parameter of every type, so that the parameter checks
+  // are fuzzed too (the real kinds live above config/, in the registry).
+  using t = troupe::param_type;
+  ctx.stage_kinds = {{"all",
+                      {{"d", t::duration, true},
+                       {"c", t::count},
+                       {"p", t::positive_integer},
+                       {"q", t::probability},
+                       {"b", t::boolean},
+                       {"s", t::string},
+                       {"cmd", t::command},
+                       {"tab", t::string_table},
+                       {"x", t::exit_codes},
+                       {"env", t::env_patterns}}},
+                     {"open", {}, true}};
   // Crashes, hangs and sanitizer reports are the findings here: the
   // problems it reports are checked by tests/config.
   troupe::parse_config(troupe::fuzz::as_text(data, size), "fuzz.toml", ctx);

@@ -2,14 +2,20 @@
 
 #include "config/config_loader.hpp"
 #include "runtime/commands.hpp"
+#include "runtime/exec_stage.hpp"
 
 namespace troupe {
 
-std::optional<troupe_config> load_config_for(const char* command,
-                                             const std::string& path) {
+config_context command_config_context() {
   config_context ctx;
   ctx.env = process_env();
-  auto res = load_config_file(path, ctx);
+  ctx.stage_kinds = stage_catalog();
+  return ctx;
+}
+
+std::optional<troupe_config> load_config_for(const char* command,
+                                             const std::string& path) {
+  auto res = load_config_file(path, command_config_context());
   if (res.ok())
     return std::move(res.config);
   for (const auto& p : res.problems)
@@ -23,9 +29,7 @@ std::optional<troupe_config> load_config_for(const char* command,
 int cmd_config_check(const std::vector<std::string>& files) {
   int bad = 0;
   for (const auto& file : files) {
-    config_context ctx;
-    ctx.env = process_env();
-    auto res = load_config_file(file, ctx);
+    auto res = load_config_file(file, command_config_context());
     if (res.ok()) {
       auto n = res.config->pipelines.size();
       std::printf("%s: ok (%zu pipeline%s)\n", file.c_str(), n,

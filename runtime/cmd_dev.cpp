@@ -41,8 +41,7 @@ int cmd_dev(const dev_options& opts) {
     std::fprintf(stderr, "troupe dev: %s\n", err.c_str());
     return 2;
   }
-  config_context ctx;
-  ctx.env = process_env();
+  auto ctx = command_config_context();
   auto res = opts.config_file.empty()
                  ? parse_config(builtin_demo_config, "<built-in demo>", ctx)
                  : load_config_file(opts.config_file, ctx);

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "config/config.hpp"
+#include "config/config_loader.hpp"
 
 namespace troupe {
 
@@ -79,6 +80,10 @@ int cmd_version();
 
 /// Loads a configuration file for `command` (with environment overrides);
 /// on problems prints each with its location to stderr and returns nullopt.
+/// How commands load a configuration: TROUPE_* overrides from the
+/// environment, stage kinds checked against stage_catalog().
+config_context command_config_context();
+
 std::optional<troupe_config> load_config_for(const char* command,
                                              const std::string& path);
 

@@ -214,4 +214,23 @@ stage_kind_factory make_exec_stage_factory(std::shared_ptr<blocking_pool> pool,
   };
 }
 
+stage_kind_schema exec_stage_schema() {
+  using t = param_type;
+  return {"exec",
+          {{"command", t::command, true},
+           {"env", t::string_table},
+           {"inherit_env", t::env_patterns},
+           {"cwd", t::string},
+           {"retryable_exit_codes", t::exit_codes},
+           {"max_output_bytes", t::positive_integer},
+           {"max_concurrency", t::positive_integer, false,
+            "attempts of this stage running at once on a node"}}};
+}
+
+std::vector<stage_kind_schema> stage_catalog() {
+  auto out = builtin_stage_registry().schemas();
+  out.push_back(exec_stage_schema());
+  return out;
+}
+
 } // namespace troupe

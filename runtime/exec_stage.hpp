@@ -55,4 +55,11 @@ struct exec_options {
 stage_kind_factory make_exec_stage_factory(std::shared_ptr<blocking_pool> pool,
                                            exec_options opts = {});
 
+/// The parameters an `exec` stage accepts (docs/stages.md).
+stage_kind_schema exec_stage_schema();
+
+/// Every kind this binary runs, with what it accepts: the built-in kinds
+/// and `exec`. Commands pass it to the config loader.
+std::vector<stage_kind_schema> stage_catalog();
+
 } // namespace troupe

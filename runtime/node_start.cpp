@@ -137,7 +137,8 @@ caf::error node::impl::define_pipelines() {
   exec_options xo;
   xo.inherit_env = cfg.node.exec_inherit_env;
   xo.stats = exec_counts = std::make_shared<exec_stats>();
-  registry.add("exec", make_exec_stage_factory(pool, std::move(xo)));
+  registry.add("exec", make_exec_stage_factory(pool, std::move(xo)),
+               exec_stage_schema());
   for (const auto& [name, pc] : cfg.pipelines) {
     auto def = make_pipeline_def(pc, registry);
     if (!def)
