@@ -104,7 +104,7 @@ public:
       std::make_shared<std::vector<finished_delivery>>();
   std::shared_ptr<probe_log> probes = std::make_shared<probe_log>();
   stage_registry registry;
-  caf::actor store;
+  store_actor store;
   caf::actor event_sink;
   caf::actor intake;
   std::vector<caf::actor> supervisors;
