@@ -15,13 +15,8 @@
 // Talks to the store (see store protocol below) and sends job_result to its
 // parent (the pipeline supervisor) exactly once before it quits.
 //
-// Store protocol (implemented by runtime's PostgreSQL store and by the
-// in-memory store of the tests):
-//   (claim_atom, job_spec) -> job_snapshot   take the job: epoch + 1
-//   job_write              -> ok_atom        commit, conditional on epoch;
-//                                            errc::stale_epoch if fenced out;
-//                                            with `create`: insert at epoch 1,
-//                                            errc::job_exists if it exists
+// Store protocol: store_actor (actors/store_actor.hpp), implemented by
+// runtime's PostgreSQL store and by the in-memory store of the tests.
 //
 // Speculation (job_deps::speculate): a fresh delivery runs its stages before
 // anything is written, keeping checkpoints, attempts and events in memory.
@@ -42,14 +37,15 @@
 #include <caf/behavior.hpp>
 
 #include "actors/stage_kind.hpp"
+#include "actors/store_actor.hpp"
 #include "messages/job.hpp"
 
 namespace troupe {
 
 /// What a job actor needs from the world, given at spawn.
 struct job_deps {
-  /// Store actor (protocol above).
-  caf::actor store;
+  /// The system of record (actors/store_actor.hpp).
+  store_actor store;
   /// Receives job_event messages, or std::vector<job_event> (several at
   /// once, in order), once they are committed; may be null.
   caf::actor events;

@@ -1,7 +1,8 @@
 #pragma once
 
 // Internals of the job actor (actors/job_actor.hpp), shared by its source
-// files: job_actor.cpp (the state machine: stages, retries, claims),
+// files: job_actor.cpp (behavior, phases, finishing), job_claim.cpp (taking
+// the job from the store), job_attempts.cpp (stages, attempts, retries),
 // job_writes.cpp (ordered writes and events) and job_speculation.cpp
 // (running before the claim). Not part of the actors library's interface.
 
@@ -15,6 +16,8 @@
 
 #include "actors/backoff.hpp"
 #include "actors/job_actor.hpp"
+#include "actors/job_phase.hpp"
+#include "messages/event_type.hpp"
 #include "messages/job.hpp"
 
 namespace troupe::job_detail {
@@ -34,6 +37,61 @@ struct pending_write {
   std::function<void()> then;
 };
 
+/// The job's writes, committed one at a time in the order they were made
+/// (job_writes.cpp).
+struct ordered_writer {
+  /// FIFO of writes (a vector: a deque's first block costs 512 bytes
+  /// per parked job).
+  std::vector<pending_write> queue;
+  bool in_flight = false;
+  /// Events already published but not yet persisted (ride on the next write).
+  std::vector<job_event> unlogged;
+  /// Writes that failed for a reason other than an outage (capped by
+  /// max_write_failures).
+  std::int32_t failures = 0;
+  /// The job is being dead-lettered because its writes are refused.
+  bool unwritable = false;
+
+  /// Drops every queued write (the one in flight is forgotten too).
+  void drop_queued() {
+    std::vector<pending_write>{}.swap(queue);
+    in_flight = false;
+  }
+};
+
+/// What a job that runs before its claim (job_deps::speculate) holds for
+/// the write that creates it (job_speculation.cpp).
+struct speculation_buffer {
+  enum class mode : std::uint8_t {
+    /// Not speculating, or the create is committed.
+    off,
+    /// Stages run; nothing is written.
+    holding,
+    /// The speculation ended: the next write creates the job (make_create).
+    create_pending,
+    /// The create is queued but not committed: later events wait too
+    /// (published once it commits; dropped if the job turns out to exist).
+    create_unconfirmed,
+  };
+  mode state = mode::off;
+  std::int64_t started_ms = 0;
+  std::vector<checkpoint> checkpoints;
+  std::vector<attempt_record> attempts;
+  std::vector<job_event> events;
+
+  bool holding() const { return state == mode::holding; }
+  /// Events wait here rather than go out: nothing about the job is
+  /// committed yet.
+  bool holds_events() const { return state != mode::off; }
+  /// Forgets everything held (the job existed after all).
+  void drop() {
+    state = mode::off;
+    checkpoints.clear();
+    attempts.clear();
+    events.clear();
+  }
+};
+
 struct job_actor_state {
   job_spec spec;
   /// The id the job was delivered under, which its supervisor knows it by
@@ -43,6 +101,8 @@ struct job_actor_state {
   std::shared_ptr<const job_deps> deps;
   caf::actor parent;
 
+  /// Changed only by enter_phase.
+  job_phase phase = job_phase::starting;
   std::int64_t epoch = 0;
   std::int32_t life = 1;
   /// Output of each completed stage (empty string: not completed).
@@ -53,44 +113,22 @@ struct job_actor_state {
   /// Identifies the current attempt and its timers; bumped on every attempt
   /// and on cancel so that late messages are recognised and dropped.
   std::int64_t seq = 0;
+  /// The current attempt's stage actor (waiting_for_slot, running).
   caf::actor running;
-  /// The running attempt waits for a resource of its kind (an exec thread):
-  /// queued, its timeout not armed yet (stage_kind::queues_attempts).
-  bool waiting_for_slot = false;
   /// When the current attempt began (its work, not its wait for a slot).
   clock_type::time_point attempt_started;
   /// When the current attempt's outcome arrived (its duration ends here even
   /// if handling it waits for a claim).
   clock_type::time_point attempt_ended;
   std::int64_t attempt_started_ms = 0;
-  bool claimed = false;
-  /// Running before anything is written (job_deps::speculate): what a
-  /// claimed job would write per stage is held here for one commit.
-  bool speculating = false;
-  /// The speculation ended: the next write creates the job (make_create).
-  bool create_pending = false;
-  /// The create is not committed yet: later events wait in held_events too
-  /// (published once it commits; dropped if the job turns out to exist).
-  bool create_unconfirmed = false;
-  std::int64_t speculation_started_ms = 0;
-  std::vector<checkpoint> held_checkpoints;
-  std::vector<attempt_record> held_attempts;
-  std::vector<job_event> held_events;
+  /// A cancel arrived: acted on at once, or when the claim completes. A
+  /// request rather than a phase: it may arrive in any phase.
   bool cancel_requested = false;
-  /// When the current retry wait began (wall clock), for `tree`.
+  /// When the current retry wait began (wall clock), for `tree`; 0 when the
+  /// supervisor has not been told that the job waits.
   std::int64_t waiting_since_ms = 0;
-  /// A terminal write is under way: nothing else may happen.
-  bool finishing = false;
-  /// Events already published but not yet persisted (ride on the next write).
-  std::vector<job_event> unlogged;
-  /// FIFO of writes (a vector: a deque's first block costs 512 bytes
-  /// per parked job).
-  std::vector<pending_write> writes;
-  bool write_in_flight = false;
-  /// Writes that failed for a reason other than an outage (capped by
-  /// max_write_failures), and whether the job is being dead-lettered for it.
-  std::int32_t write_failures = 0;
-  bool unwritable = false;
+  ordered_writer writer;
+  speculation_buffer speculation;
   jitter_rng rng;
 
   static inline const char* name = "job_actor";
@@ -98,10 +136,23 @@ struct job_actor_state {
 
 using self_ptr = caf::stateful_actor<job_actor_state>*;
 
+// job_actor.cpp
+/// The one way a job actor changes phase: checks the move (may_enter) and
+/// logs one that is refused.
+void enter_phase(self_ptr self, job_phase next);
+/// Stops the current attempt's stage actor, if any (killing it runs its
+/// cleanup, e.g. kills an exec child); its down message is not awaited.
+void stop_attempt(self_ptr self);
+/// Enters `finishing`, commits the terminal write `w` with `publish`, then
+/// reports the committed state (with `failed_stage`, and the write's error
+/// if dead-lettered) and quits.
+void finish_with(self_ptr self, job_write w, std::vector<job_event> publish,
+                 std::int32_t failed_stage = -1);
+
 // job_writes.cpp
 std::int64_t now_ms(self_ptr self);
 /// An event of the job's current stage and attempt.
-job_event make_event(self_ptr self, const char* type);
+job_event make_event(self_ptr self, event_type type);
 /// Publishes an event right away (or holds it while speculating) and keeps
 /// it for the next write if it belongs in the event log.
 void publish_now(self_ptr self, job_event ev);
@@ -131,15 +182,24 @@ void make_create(self_ptr self, job_write& w, std::vector<job_event>& publish);
 /// The create found the job: drop what ran here and claim it instead.
 void on_job_exists(self_ptr self);
 
-// job_actor.cpp
+// job_claim.cpp
 void claim(self_ptr self);
 /// Records undecodable input (job_spec::invalid_reason) as a dead-lettered
 /// job created under its id, or under an id of its own if that exists.
 void record_invalid(self_ptr self);
 void on_claimed(self_ptr self, job_snapshot& snap);
-void finish_cancelled(self_ptr self);
+
+// job_attempts.cpp
+/// Starts the next attempt of the current stage.
 void run_stage(self_ptr self);
 /// The current attempt's work began: its clock and timeout start.
 void begin_attempt(self_ptr self);
+/// The current attempt succeeded with `output`.
+void on_success(self_ptr self, std::string output);
+/// The current attempt failed: retry (wait, or park) or dead-letter.
+void on_failure(self_ptr self, std::string code, std::string message,
+                bool retryable);
+/// Cancels the job: stops what runs and commits `cancelled`.
+void finish_cancelled(self_ptr self);
 
 } // namespace troupe::job_detail

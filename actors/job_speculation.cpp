@@ -9,37 +9,33 @@ namespace troupe::job_detail {
 
 void end_speculation(self_ptr self) {
   auto& st = self->state;
-  if (!st.speculating)
+  if (!st.speculation.holding())
     return;
   // From here on the job behaves as if it had claimed at epoch 1; its next
   // write creates the row instead (make_create), and if the row turns out to
   // exist, on_job_exists undoes this.
-  st.speculating = false;
-  st.claimed = true;
   st.epoch = 1;
-  st.create_pending = true;
-  st.create_unconfirmed = true;
+  st.speculation.state = speculation_buffer::mode::create_pending;
 }
 
 void make_create(self_ptr self, job_write& w, std::vector<job_event>& publish) {
-  auto& st = self->state;
-  st.create_pending = false;
+  auto& held = self->state.speculation;
+  held.state = speculation_buffer::mode::create_unconfirmed;
   w.create = true;
-  w.spec = st.spec;
+  w.spec = self->state.spec;
   w.epoch = 1;
-  w.started_at_ms = st.speculation_started_ms;
+  w.started_at_ms = held.started_ms;
   w.checkpoints.insert(w.checkpoints.begin(),
-                       std::make_move_iterator(st.held_checkpoints.begin()),
-                       std::make_move_iterator(st.held_checkpoints.end()));
+                       std::make_move_iterator(held.checkpoints.begin()),
+                       std::make_move_iterator(held.checkpoints.end()));
   w.attempts.insert(w.attempts.begin(),
-                    std::make_move_iterator(st.held_attempts.begin()),
-                    std::make_move_iterator(st.held_attempts.end()));
-  publish.insert(publish.begin(),
-                 std::make_move_iterator(st.held_events.begin()),
-                 std::make_move_iterator(st.held_events.end()));
-  std::vector<checkpoint>{}.swap(st.held_checkpoints);
-  std::vector<attempt_record>{}.swap(st.held_attempts);
-  std::vector<job_event>{}.swap(st.held_events);
+                    std::make_move_iterator(held.attempts.begin()),
+                    std::make_move_iterator(held.attempts.end()));
+  publish.insert(publish.begin(), std::make_move_iterator(held.events.begin()),
+                 std::make_move_iterator(held.events.end()));
+  std::vector<checkpoint>{}.swap(held.checkpoints);
+  std::vector<attempt_record>{}.swap(held.attempts);
+  std::vector<job_event>{}.swap(held.events);
 }
 
 /// Undecodable input named an id that exists: it is recorded under an id
@@ -47,13 +43,12 @@ void make_create(self_ptr self, job_write& w, std::vector<job_event>& publish) {
 /// job_exists means this very message was recorded already.
 void on_invalid_exists(self_ptr self) {
   auto& st = self->state;
-  std::vector<pending_write>{}.swap(st.writes);
-  st.write_in_flight = false;
+  st.writer.drop_queued();
   auto own = "invalid-" + std::to_string(st.spec.stream_seq) + "-" +
              std::to_string(st.spec.submitted_at_ms);
   if (st.spec.job_id == own) {
     job_result res;
-    res.already_terminal = true;
+    res.outcome = job_outcome::already_terminal;
     report(self, std::move(res));
     return;
   }
@@ -69,21 +64,10 @@ void on_job_exists(self_ptr self) {
   }
   // Re-submitted, replayed or tombstoned: the store's state wins. What ran
   // here is dropped unannounced (its events were waiting for the create).
-  std::vector<pending_write>{}.swap(st.writes);
-  st.write_in_flight = false;
-  st.finishing = false;
-  st.create_pending = false;
-  st.create_unconfirmed = false;
-  st.speculating = false;
+  st.writer.drop_queued();
   ++st.seq; // outcomes and timers of what ran here are ignored
-  if (st.running) {
-    self->demonitor(st.running);
-    self->send_exit(st.running, caf::exit_reason::kill);
-    st.running = nullptr;
-  }
-  st.held_checkpoints.clear();
-  st.held_attempts.clear();
-  st.held_events.clear();
+  stop_attempt(self);
+  st.speculation.drop();
   if (st.waiting_since_ms > 0)
     self->send(st.parent, waiting_atom::value, st.spec.job_id, false);
   st.waiting_since_ms = 0;

@@ -13,10 +13,10 @@ std::int64_t now_ms(self_ptr self) {
   return self->state.deps->now_ms();
 }
 
-job_event make_event(self_ptr self, const char* type) {
+job_event make_event(self_ptr self, event_type type) {
   auto& st = self->state;
   job_event ev;
-  ev.type = type;
+  ev.type = to_string(type);
   ev.job_id = st.spec.job_id;
   ev.pipeline = st.spec.pipeline;
   ev.node = st.deps->node_id;
@@ -28,14 +28,11 @@ job_event make_event(self_ptr self, const char* type) {
     ev.stage = st.pipe->config.stages[st.stage].name;
     ev.attempt = st.attempt;
   }
-  std::string_view t{type};
-  if (t == "stage.succeeded" || t == "stage.failed")
+  if (ends_attempt(type))
     ev.duration_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                          st.attempt_ended - st.attempt_started)
                          .count();
-  else if ((t == "job.succeeded" || t == "job.dead_lettered" ||
-            t == "job.cancelled") &&
-           st.spec.submitted_at_ms > 0)
+  else if (is_terminal(type) && st.spec.submitted_at_ms > 0)
     ev.latency_ms =
         std::max<std::int64_t>(0, ev.time_ms - st.spec.submitted_at_ms);
   return ev;
@@ -47,19 +44,20 @@ job_event make_event(self_ptr self, const char* type) {
 /// attempt history already (each attempt's start, duration, node, error), so
 /// they are published on NATS only. This halves the rows a job writes.
 bool persisted(const job_event& ev) {
-  return ev.type.compare(0, 4, "job.") == 0;
+  auto type = type_of(ev);
+  return type && is_job_level(*type);
 }
 
 void publish_now(self_ptr self, job_event ev) {
-  if (self->state.speculating || self->state.create_unconfirmed) {
+  if (self->state.speculation.holds_events()) {
     // Nothing is committed yet: events wait for the commit, in order.
-    self->state.held_events.push_back(std::move(ev));
+    self->state.speculation.events.push_back(std::move(ev));
     return;
   }
   if (self->state.deps->events)
     self->send(self->state.deps->events, ev);
   if (persisted(ev))
-    self->state.unlogged.push_back(std::move(ev));
+    self->state.writer.unlogged.push_back(std::move(ev));
 }
 
 job_write make_write(self_ptr self, job_state state) {
@@ -75,6 +73,7 @@ job_write make_write(self_ptr self, job_state state) {
 }
 
 void report(self_ptr self, job_result res) {
+  enter_phase(self, job_phase::done);
   res.job_id = self->state.delivered_id;
   self->send(self->state.parent, std::move(res));
   self->quit();
@@ -82,15 +81,10 @@ void report(self_ptr self, job_result res) {
 
 /// A newer run owns the job: stop everything without writing anything.
 void abandon(self_ptr self, const caf::error& why) {
-  auto& st = self->state;
-  if (st.running) {
-    self->demonitor(st.running);
-    self->send_exit(st.running, caf::exit_reason::kill);
-    st.running = nullptr;
-  }
+  stop_attempt(self);
   job_result res;
-  res.abandoned = true;
-  res.fenced = code_of(why) == errc::stale_epoch;
+  res.outcome = code_of(why) == errc::stale_epoch ? job_outcome::fenced
+                                                  : job_outcome::abandoned;
   res.error = describe(why);
   report(self, std::move(res));
 }
@@ -98,17 +92,19 @@ void abandon(self_ptr self, const caf::error& why) {
 void commit(self_ptr self, job_write w, std::vector<job_event> publish,
             std::function<void()> then) {
   auto& st = self->state;
-  if (st.create_pending)
+  if (st.speculation.state == speculation_buffer::mode::create_pending)
     make_create(self, w, publish);
   // Events that were published when they happened are persisted now.
-  if (!st.unlogged.empty()) {
-    w.events.insert(w.events.begin(), st.unlogged.begin(), st.unlogged.end());
-    std::vector<job_event>{}.swap(st.unlogged); // release the capacity too
+  auto& unlogged = st.writer.unlogged;
+  if (!unlogged.empty()) {
+    w.events.insert(w.events.begin(), unlogged.begin(), unlogged.end());
+    std::vector<job_event>{}.swap(unlogged); // release the capacity too
   }
   for (auto& ev : publish)
     if (persisted(ev))
       w.events.push_back(ev);
-  st.writes.push_back({std::move(w), std::move(publish), std::move(then)});
+  st.writer.queue.push_back(
+      {std::move(w), std::move(publish), std::move(then)});
   pump_writes(self);
 }
 
@@ -119,23 +115,19 @@ void commit(self_ptr self, job_write w, std::vector<job_event> publish,
 /// written, the delivery is given up as unrecordable.
 void dead_letter_unwritable(self_ptr self, const caf::error& err) {
   auto& st = self->state;
-  if (st.unwritable) {
+  if (st.writer.unwritable) {
     job_result res;
-    res.unrecordable = true;
+    res.outcome = job_outcome::unrecordable;
     res.error = describe(err);
     report(self, std::move(res));
     return;
   }
-  st.unwritable = true;
-  st.finishing = true;
+  st.writer.unwritable = true;
+  enter_phase(self, job_phase::finishing);
   ++st.seq; // drops pending timers
-  if (st.running) {
-    self->demonitor(st.running);
-    self->send_exit(st.running, caf::exit_reason::kill);
-    st.running = nullptr;
-  }
-  std::vector<pending_write>{}.swap(st.writes);
-  std::vector<checkpoint>{}.swap(st.held_checkpoints);
+  stop_attempt(self);
+  std::vector<pending_write>{}.swap(st.writer.queue);
+  std::vector<checkpoint>{}.swap(st.speculation.checkpoints);
   commit_dead_letter(self, make_write(self, job_state::dead_lettered),
                      "store_write_failed",
                      valid_text(describe(err)).substr(0, 2048));
@@ -144,32 +136,27 @@ void dead_letter_unwritable(self_ptr self, const caf::error& err) {
 void commit_dead_letter(self_ptr self, job_write w, const std::string& code,
                         const std::string& reason) {
   w.last_error = code + ": " + reason;
-  auto dead = make_event(self, "job.dead_lettered");
+  auto dead = make_event(self, event_type::job_dead_lettered);
   dead.error_code = code;
   dead.error = reason;
-  auto error = w.last_error;
-  commit(self, std::move(w), {std::move(dead)}, [self, error] {
-    job_result res;
-    res.state = job_state::dead_lettered;
-    res.error = error;
-    report(self, std::move(res));
-  });
+  finish_with(self, std::move(w), {std::move(dead)});
 }
 
 void pump_writes(self_ptr self) {
   auto& st = self->state;
-  if (st.write_in_flight || st.writes.empty())
+  if (st.writer.in_flight || st.writer.queue.empty())
     return;
-  st.write_in_flight = true;
-  self->request(st.deps->store, caf::infinite, st.writes.front().write)
+  st.writer.in_flight = true;
+  self->request(st.deps->store, caf::infinite, st.writer.queue.front().write)
       .then(
           [self](ok_atom) {
             auto& st = self->state;
-            st.write_in_flight = false;
-            auto done = std::move(st.writes.front());
-            st.writes.erase(st.writes.begin());
-            if (st.writes.empty())
-              st.writes.shrink_to_fit();
+            auto& writer = st.writer;
+            writer.in_flight = false;
+            auto done = std::move(writer.queue.front());
+            writer.queue.erase(writer.queue.begin());
+            if (writer.queue.empty())
+              writer.queue.shrink_to_fit();
             // Publish only after the commit: an event never announces a state
             // the system of record does not have.
             // Several events go as one message (a job done in one commit
@@ -181,9 +168,9 @@ void pump_writes(self_ptr self) {
             if (done.write.create) {
               // The job exists now: what happened while its create was
               // under way is announced (and logged with the next write).
-              st.create_unconfirmed = false;
-              auto later = std::move(st.held_events);
-              st.held_events.clear();
+              st.speculation.state = speculation_buffer::mode::off;
+              auto later = std::move(st.speculation.events);
+              st.speculation.events.clear();
               for (auto& ev : later)
                 publish_now(self, std::move(ev));
             }
@@ -193,7 +180,7 @@ void pump_writes(self_ptr self) {
           },
           [self](caf::error& err) {
             auto& st = self->state;
-            st.write_in_flight = false;
+            st.writer.in_flight = false;
             if (code_of(err) == errc::stale_epoch) {
               abandon(self, err);
               return;
@@ -204,7 +191,7 @@ void pump_writes(self_ptr self) {
             }
             if (code_of(err) == errc::unstorable ||
                 (code_of(err) != errc::unavailable &&
-                 ++st.write_failures >= max_write_failures)) {
+                 ++st.writer.failures >= max_write_failures)) {
               dead_letter_unwritable(self, err);
               return;
             }

@@ -3,17 +3,21 @@
 // Owns the job actors of one pipeline on one node.
 //
 // Accepts:
-//   (submit_atom, job_spec, uint64 delivery)  run a job (queued locally while
-//                                             max_in_flight jobs run)
-//   (cancel_atom, string job_id) -> ok_atom | errc::unknown_job
-//   (stats_atom)                 -> pipeline_stats
-//   (get_atom, string job_id)    -> caf::actor of the running job actor
-//   (tree_atom, int32 limit)     -> vector<job_brief> (live tree, see
-//   stats.hpp) (now_atom, string job_id)    -> bool: a job waiting for a retry
-//   runs now (credit_atom)                -> int32 free slots (for credit-based
-//   fetch) job_result                   from its job actors
+//   (submit_atom, job_spec, uint64 delivery)
+//       run a job (queued locally while max_in_flight jobs run)
+//   (cancel_atom, string job_id)   -> ok_atom | errc::unknown_job
+//   (stats_atom)                   -> pipeline_stats
+//   (get_atom, string job_id)      -> caf::actor of the running job actor
+//   (tree_atom, int32 limit)       -> vector<job_brief> (live tree, stats.hpp)
+//   (now_atom, string job_id)      -> bool: a job waiting for a retry runs now
+//   (credit_atom)                  -> int32 free slots (credit-based fetch)
+//   (fill_atom)                    a tenant slot freed (tenant_gate)
+//   (waiting_atom, string job_id, bool)  a job actor entered/left a retry wait
+//   job_result                     from its job actors
+//   (wake_atom, int64 tick)        self: parked jobs may be due
 // Sends (finished_atom, uint64 delivery, job_result) to the intake once per
-// submitted delivery, so the intake can ack (or, if abandoned, not ack).
+// submitted delivery; the intake acts on it as actors/delivery_verdict.hpp
+// decides (ack, nak, term or neither).
 // A job actor that dies without a result is restarted from its last
 // checkpoint (it claims the job again), at most `max_restarts` times.
 

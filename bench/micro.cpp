@@ -12,13 +12,14 @@
 #include "actors/backoff.hpp"
 #include "actors/builtin_stages.hpp"
 #include "actors/pipeline_supervisor.hpp"
+#include "messages/event_type.hpp"
 #include "messages/json_codec.hpp"
 
 using namespace troupe;
 
 namespace {
 
-caf::behavior null_store(caf::event_based_actor*) {
+store_actor::behavior_type null_store(store_actor::pointer) {
   auto epochs = std::make_shared<std::int64_t>(0);
   return {
       [epochs](claim_atom, job_spec& spec) {
@@ -120,7 +121,7 @@ BENCHMARK(BM_DecodeSubmission);
 
 void BM_EncodeEvent(benchmark::State& state) {
   job_event ev;
-  ev.type = "stage.succeeded";
+  ev.type = to_string(event_type::stage_succeeded);
   ev.job_id = "j01m83v48ea84w2c9f18kvba";
   ev.pipeline = "ingest";
   ev.stage = "fetch";

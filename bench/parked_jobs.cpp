@@ -15,6 +15,7 @@
 #include "actors/atoms.hpp"
 #include "actors/builtin_stages.hpp"
 #include "actors/pipeline_supervisor.hpp"
+#include "messages/event_type.hpp"
 
 using namespace troupe;
 
@@ -30,7 +31,7 @@ long rss_kib() {
 }
 
 /// A store that accepts everything: the benchmark measures the actors.
-caf::behavior null_store(caf::event_based_actor*) {
+store_actor::behavior_type null_store(store_actor::pointer) {
   auto epochs = std::make_shared<std::int64_t>(0);
   return {
       [epochs](claim_atom, job_spec& spec) {
@@ -58,12 +59,12 @@ int main(int argc, char** argv) {
   auto events = sys.spawn([&parked](caf::event_based_actor*) -> caf::behavior {
     return {
         [&parked](const job_event& ev) {
-          if (ev.type == "job.retrying")
+          if (type_of(ev) == event_type::job_retrying)
             ++parked;
         },
         [&parked](const std::vector<job_event>& evs) {
           for (const auto& ev : evs)
-            if (ev.type == "job.retrying")
+            if (type_of(ev) == event_type::job_retrying)
               ++parked;
         },
     };

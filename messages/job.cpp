@@ -33,6 +33,30 @@ bool from_string(std::string_view text, job_state& out) noexcept {
   return false;
 }
 
+std::string to_string(job_outcome x) {
+  switch (x) {
+  case job_outcome::finished:
+    return "finished";
+  case job_outcome::already_terminal:
+    return "already_terminal";
+  case job_outcome::same_message:
+    return "same_message";
+  case job_outcome::parked:
+    return "parked";
+  case job_outcome::requeued:
+    return "requeued";
+  case job_outcome::abandoned:
+    return "abandoned";
+  case job_outcome::fenced:
+    return "fenced";
+  case job_outcome::conflict:
+    return "conflict";
+  case job_outcome::unrecordable:
+    return "unrecordable";
+  }
+  return "finished";
+}
+
 stage_outcome stage_success(std::string output_json) {
   stage_outcome r;
   r.ok = true;

@@ -237,50 +237,71 @@ stage_outcome stage_success(std::string output_json);
 stage_outcome stage_failure(std::string code, std::string message,
                             bool retryable = true);
 
-/// A job actor's final report to its pipeline supervisor.
+/// How a job's run ended, or why a delivery was turned away before one.
+enum class job_outcome : std::uint8_t {
+  /// The run committed a terminal state (job_result::state).
+  finished,
+  /// Nothing ran: the job was terminal when claimed, or the delivery is
+  /// another message of a job held here (a duplicate).
+  already_terminal,
+  /// This delivery is the same stream message as the delivery held under
+  /// job_result::same_as (a redelivery while the job still runs here).
+  same_message,
+  /// Not finished: the job waits job_result::park_ms for its next attempt,
+  /// committed as `retrying`. Its actor quits rather than sit idle; the
+  /// supervisor keeps the delivery and starts a new actor when the wait ends
+  /// (job_result::attempt and ::life describe the wait meanwhile).
+  parked,
+  /// Not started: hand the delivery back to the broker for
+  /// job_result::requeue_ms (its tenant is at its concurrency limit here).
+  requeued,
+  /// The run was given up (store unreachable, or crashed repeatedly).
+  abandoned,
+  /// Given up because another node owns the job now (newer epoch).
+  fenced,
+  /// The delivery conflicts with the job in the store (errc::conflict); the
+  /// job is not touched.
+  conflict,
+  /// Nothing about this delivery can be recorded (PostgreSQL refuses even a
+  /// sanitised record).
+  unrecordable,
+};
+
+/// Name of an outcome, for logs and tests (not a wire name).
+std::string to_string(job_outcome x);
+
+/// True for the outcomes of a run that stopped without a result of its own
+/// (abandoned, fenced): the delivery must not be acked.
+constexpr bool gave_up(job_outcome x) noexcept {
+  return x == job_outcome::abandoned || x == job_outcome::fenced;
+}
+
+/// A job actor's final report to its pipeline supervisor (and the
+/// supervisor's to its intake).
 struct job_result {
   std::string job_id;
+  job_outcome outcome = job_outcome::finished;
+  /// The committed terminal state (finished only).
   job_state state = job_state::succeeded;
   /// Stage that failed (dead_lettered, or parked waiting for its retry) or
   /// -1.
   std::int32_t failed_stage = -1;
   std::string error;
-  /// The job was already terminal when claimed: nothing ran.
-  bool already_terminal = false;
-  /// The run was given up (store unreachable, or crashed repeatedly): the
-  /// delivery must not be acked, so that it comes back.
-  bool abandoned = false;
-  /// Abandoned because another node owns the job now (newer epoch): this
-  /// node must neither ack nor nak, the owner's delivery is the live one.
-  bool fenced = false;
-  /// Not started: hand the delivery back to the broker for this long (its
-  /// tenant is at its concurrency limit on this node).
+  /// How long the delivery goes back to the broker (requeued only).
   std::int64_t requeue_ms = 0;
-  /// Not finished: the job waits this long for its next attempt, committed
-  /// as `retrying` in the store. Its actor quits rather than sit idle; the
-  /// supervisor keeps the delivery and starts a new actor when the wait
-  /// ends (`attempt` and `life` describe the wait meanwhile).
+  /// How long the job waits for its next attempt (parked only).
   std::int64_t park_ms = 0;
   std::int32_t attempt = 0;
   std::int32_t life = 1;
-  /// The delivery conflicts with the job in the store (errc::conflict): it
-  /// is acked and dropped, the job is not touched.
-  bool conflict = false;
-  /// Nothing about this delivery can be recorded (PostgreSQL refuses even a
-  /// sanitised record): terminate the message rather than loop on it.
-  bool unrecordable = false;
-  /// Non-zero: this delivery is the same stream message as the delivery
-  /// held under this number (a redelivery while the job still runs here).
-  /// Neither acked nor naked: it replaces the held one.
+  /// The delivery this one duplicates (same_message only).
   std::uint64_t same_as = 0;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, job_result& x) {
-  return f(caf::meta::type_name("job_result"), x.job_id, x.state,
-           x.failed_stage, x.error, x.already_terminal, x.abandoned, x.fenced,
-           x.requeue_ms, x.park_ms, x.attempt, x.life, x.conflict,
-           x.unrecordable, x.same_as);
+  return f(caf::meta::type_name("job_result"), x.job_id, x.outcome, x.state,
+           x.failed_stage, x.error, x.requeue_ms, x.park_ms, x.attempt, x.life,
+           x.same_as);
 }
 
 } // namespace troupe

@@ -2,6 +2,7 @@
 
 #include <caf/all.hpp>
 
+#include "messages/event_type.hpp"
 #include "messages/json_codec.hpp"
 #include "runtime/logging.hpp"
 
@@ -15,15 +16,16 @@ namespace {
 void log_event(const job_event& ev) {
   auto level = spdlog::level::debug;
   std::string msg;
-  if (ev.type == "job.dead_lettered") {
+  auto type = type_of(ev);
+  if (type == event_type::job_dead_lettered) {
     level = spdlog::level::warn;
     msg = "job dead-lettered";
-  } else if (ev.type == "job.retrying") {
+  } else if (type == event_type::job_retrying) {
     // Retries are routine (metrics count them); problems get info and up.
     level = spdlog::level::debug;
     msg =
         "stage failed, retrying in " + std::to_string(ev.next_retry_ms) + " ms";
-  } else if (ev.type == "job.cancelled") {
+  } else if (type == event_type::job_cancelled) {
     level = spdlog::level::info;
     msg = "job cancelled";
   } else {
@@ -57,7 +59,7 @@ caf::actor spawn_event_publisher(caf::actor_system& sys,
     // Publishing is a buffered write into nats.c: it never blocks on the
     // network, so it is fine on a scheduler thread.
     nats->publish(subj.events(ev.pipeline, ev.job_id), body);
-    if (ev.type == "job.dead_lettered")
+    if (type_of(ev) == event_type::job_dead_lettered)
       nats->publish(subj.dlq(ev.pipeline), body);
     if (metrics)
       metrics->on_event(ev);

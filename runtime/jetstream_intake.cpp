@@ -13,6 +13,7 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/atoms.hpp"
+#include "actors/delivery_verdict.hpp"
 #include "messages/errc.hpp"
 #include "messages/json_text.hpp"
 
@@ -91,32 +92,30 @@ caf::behavior intake_actor(caf::event_based_actor* self, state_ptr st,
         auto* m = st->take(delivery);
         if (!m)
           return;
-        if (res.same_as != 0) {
+        auto verdict = verdict_for(res);
+        if (verdict.action == delivery_action::replace_held) {
           // The same message as a delivery still held: keep the newest
           // handle under the held number (acks and progress go by stream
           // sequence), and free this one's slot without acking anything.
           std::lock_guard<std::mutex> guard{st->mtx};
           if (auto i = st->held.find(res.same_as); i != st->held.end())
             std::swap(i->second, m);
-        } else if (res.conflict || res.unrecordable) {
+        } else if (verdict.dropped) {
           // Nothing this delivery says can be done or recorded: keeping it
           // would only loop. Dropped loudly; the job (if any) is untouched.
           spdlog::warn("intake {}: dropped a message for job '{}': {}",
                        st->pipeline, res.job_id, res.error);
-          if (res.conflict)
+          if (verdict.action == delivery_action::ack)
             natsMsg_Ack(m, nullptr);
           else
             natsMsg_Term(m, nullptr);
           ++st->counters->invalid;
-        } else if (res.fenced) {
+        } else if (verdict.action == delivery_action::leave) {
           // Another node's delivery of this message is the live one.
-        } else if (res.requeue_ms > 0) {
-          // Not started (its tenant is at its limit here): back to the
-          // stream for a while, so it holds no slot other tenants could use.
-          natsMsg_NakWithDelay(m, res.requeue_ms, nullptr);
-          ++st->counters->naked;
-        } else if (res.abandoned) {
-          natsMsg_NakWithDelay(m, 1000, nullptr);
+        } else if (verdict.action == delivery_action::nak) {
+          // Not started (its tenant is at its limit here) or given up: back
+          // to the stream for a while, so it holds no slot meanwhile.
+          natsMsg_NakWithDelay(m, verdict.nak_delay_ms, nullptr);
           ++st->counters->naked;
         } else {
           // Asynchronous ack: the terminal state is already committed, and

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "messages/errc.hpp"
+#include "messages/event_type.hpp"
 #include "messages/json_codec.hpp"
 #include "runtime/nats_subscription.hpp"
 
@@ -27,15 +28,11 @@ struct job_tracker::impl {
 
 namespace {
 
-bool is_terminal_event(const std::string& type) {
-  return type == "job.succeeded" || type == "job.dead_lettered" ||
-         type == "job.cancelled";
-}
-
 void on_event(job_tracker::impl* im, const nats_msg& msg) {
   auto ev = decode_event(msg.data());
   if (!ev)
     return;
+  auto type = type_of(*ev);
   auto now = std::chrono::steady_clock::now();
   std::lock_guard<std::mutex> guard{im->mtx};
   auto i = im->jobs.find(ev->job_id);
@@ -44,13 +41,13 @@ void on_event(job_tracker::impl* im, const nats_msg& msg) {
     tj = &i->second;
   else
     tj = &im->early[ev->job_id];
-  if (ev->type == "job.retrying")
+  if (type == event_type::job_retrying)
     ++tj->retries;
-  if (ev->type == "job.started" &&
+  if (type == event_type::job_started &&
       tj->started == std::chrono::steady_clock::time_point{})
     tj->started = now;
-  if (is_terminal_event(ev->type) && tj->state.empty()) {
-    tj->state = ev->type.substr(4); // "succeeded", "dead_lettered", ...
+  if (type && is_terminal(*type) && tj->state.empty()) {
+    tj->state = to_string(terminal_state(*type)); // "succeeded", ...
     tj->error = ev->error;
     tj->finished = now;
     tj->node_latency_ms = ev->latency_ms;

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdio>
 
+#include "messages/event_type.hpp"
 #include "runtime/http_endpoint.hpp"
 
 namespace troupe {
@@ -83,12 +84,14 @@ void job_metrics::on_submitted(const std::string& pipeline) {
 void job_metrics::on_event(const job_event& ev) {
   auto p = pipeline_label(ev.pipeline);
   std::lock_guard<std::mutex> guard{mtx_};
-  const auto& t = ev.type;
-  if (t == "job.started") {
+  auto t = type_of(ev);
+  if (!t)
+    return;
+  if (*t == event_type::job_started) {
     ++started_[p];
-  } else if (t == "stage.succeeded" || t == "stage.failed") {
+  } else if (ends_attempt(*t)) {
     auto s = stage_label(ev.pipeline, ev.stage);
-    bool ok = t == "stage.succeeded";
+    bool ok = *t == event_type::stage_succeeded;
     ++attempts_[{p, s, ok ? "succeeded" : "failed"}];
     if (ev.duration_ms >= 0) {
       auto& h = attempt_seconds_[{p, s}];
@@ -96,11 +99,10 @@ void job_metrics::on_event(const job_event& ev) {
         h = std::make_unique<histogram>(latency_buckets());
       h->observe(static_cast<double>(ev.duration_ms) / 1000.0);
     }
-  } else if (t == "job.retrying") {
+  } else if (*t == event_type::job_retrying) {
     ++retries_[{p, stage_label(ev.pipeline, ev.stage)}];
-  } else if (t == "job.succeeded" || t == "job.dead_lettered" ||
-             t == "job.cancelled") {
-    auto state = t.substr(4);
+  } else if (is_terminal(*t)) {
+    auto state = to_string(terminal_state(*t));
     ++finished_[{p, state}];
     if (ev.latency_ms >= 0) {
       auto& h = latency_seconds_[{p, state}];

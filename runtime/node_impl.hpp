@@ -55,7 +55,7 @@ struct node::impl {
   caf::actor_system_config acfg;
   std::unique_ptr<caf::actor_system> sys;
   caf::actor guard;
-  caf::actor store;
+  store_actor store;
   std::shared_ptr<pg_store_stats> store_stats;
   caf::actor events;
   std::shared_ptr<job_metrics> jmetrics;

@@ -189,11 +189,13 @@ void node::impl::spawn_core() {
   }
   events =
       spawn_event_publisher(*sys, nats, subjects{cfg.nats.prefix}, jmetrics);
-  caf::anon_send(guard, guard_watch_atom::value, std::string{"store"}, store);
+  caf::anon_send(guard, guard_watch_atom::value, std::string{"store"},
+                 caf::actor_cast<caf::actor>(store));
   caf::anon_send(guard, guard_watch_atom::value, std::string{"event publisher"},
                  events);
   on_stop("actor system", [this] {
-    for (auto& a : {store, events, guard})
+    caf::anon_send_exit(store, caf::exit_reason::user_shutdown);
+    for (auto& a : {events, guard})
       caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
     // Exec attempts on the pool send to actors: no task may outlive them.
     pool->stop();

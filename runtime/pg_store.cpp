@@ -478,7 +478,13 @@ struct store_state {
   static inline const char* name = "pg_store";
 };
 
-using self_ptr = caf::stateful_actor<store_state>*;
+/// The store's interface plus the messages it sends itself (flush) and
+/// gets from its writer threads (batch_done).
+using pg_store_actor = store_actor::extend<
+    caf::reacts_to<flush_atom>,
+    caf::reacts_to<batch_done_atom, std::uint64_t, std::vector<store_result>>>;
+
+using self_ptr = pg_store_actor::stateful_pointer<store_state>;
 
 /// Hands pending requests to the writers if one can take them now, or if
 /// enough are waiting. Otherwise they keep accumulating (group commit).
@@ -521,7 +527,7 @@ void enqueue(self_ptr self, store_request req, caf::response_promise rp) {
   try_flush(self, false);
 }
 
-caf::behavior pg_store(self_ptr self, pg_store_options opts) {
+pg_store_actor::behavior_type pg_store(self_ptr self, pg_store_options opts) {
   auto sh = std::make_shared<shared_state>();
   if (!opts.stats)
     opts.stats = std::make_shared<pg_store_stats>();
@@ -545,7 +551,7 @@ caf::behavior pg_store(self_ptr self, pg_store_options opts) {
     sh->store = nullptr;
   });
   return {
-      [self](claim_atom, job_spec& spec) {
+      [self](claim_atom, job_spec& spec) -> caf::result<job_snapshot> {
         auto rp = self->make_response_promise();
         store_request r;
         r.is_claim = true;
@@ -553,7 +559,7 @@ caf::behavior pg_store(self_ptr self, pg_store_options opts) {
         enqueue(self, std::move(r), rp);
         return rp;
       },
-      [self](job_write& w) {
+      [self](job_write& w) -> caf::result<ok_atom> {
         auto rp = self->make_response_promise();
         store_request r;
         r.write = std::move(w);
@@ -596,7 +602,7 @@ caf::behavior pg_store(self_ptr self, pg_store_options opts) {
 
 } // namespace
 
-caf::actor spawn_pg_store(caf::actor_system& sys, pg_store_options opts) {
+store_actor spawn_pg_store(caf::actor_system& sys, pg_store_options opts) {
   return sys.spawn(pg_store, std::move(opts));
 }
 

@@ -1,7 +1,6 @@
 #pragma once
 
-// The PostgreSQL system of record, as the store actor of
-// actors/job_actor.hpp:
+// The PostgreSQL system of record, as a store_actor (actors/store_actor.hpp):
 //   (claim_atom, job_spec) -> job_snapshot
 //   job_write              -> ok_atom | errc::stale_epoch | errc::unavailable
 //
@@ -21,6 +20,7 @@
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
 
+#include "actors/store_actor.hpp"
 #include "config/config.hpp"
 #include "runtime/metrics.hpp"
 
@@ -51,6 +51,6 @@ struct pg_store_options {
 };
 
 /// Spawns the store actor and its writer threads; they stop with the actor.
-caf::actor spawn_pg_store(caf::actor_system& sys, pg_store_options opts);
+store_actor spawn_pg_store(caf::actor_system& sys, pg_store_options opts);
 
 } // namespace troupe

@@ -157,7 +157,7 @@ int unrouted_sweeper::sweep_once() {
         self->send(sup, submit_atom::value, spec, std::uint64_t{0});
         bool recorded = false;
         self->receive([&](finished_atom, std::uint64_t,
-                          job_result& r) { recorded = !r.abandoned; },
+                          job_result& r) { recorded = !gave_up(r.outcome); },
                       caf::after(std::chrono::seconds{30}) >> [] {});
         if (recorded) {
           natsMsg_AckSync(m, nullptr, &jerr);

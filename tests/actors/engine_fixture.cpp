@@ -81,7 +81,13 @@ engine_test::engine_test()
   store = spawn_memory_store(sys, db);
   event_sink = spawn_event_collector(sys, events);
   intake = spawn_intake_collector(sys, finished);
+  refused_before_ = refused_phase_transitions();
   sched.run();
+}
+
+void engine_test::TearDown() {
+  EXPECT_EQ(refused_phase_transitions(), refused_before_)
+      << "a job actor made a phase change that may_enter refuses";
 }
 
 engine_test::~engine_test() {

@@ -13,6 +13,7 @@
 
 #include "actors/atoms.hpp"
 #include "actors/builtin_stages.hpp"
+#include "actors/job_phase.hpp"
 #include "actors/pipeline_supervisor.hpp"
 #include "memory_store.hpp"
 #include "messages/stats.hpp"
@@ -57,6 +58,10 @@ public:
   engine_test();
   ~engine_test() override;
 
+  /// Fails the test if a job actor made a phase change that
+  /// may_enter refuses (actors/job_phase.hpp).
+  void TearDown() override;
+
   /// Runs messages and fires timers until nothing is left to do.
   void run_to_quiescence();
 
@@ -99,7 +104,7 @@ public:
       std::make_shared<std::vector<finished_delivery>>();
   std::shared_ptr<probe_log> probes = std::make_shared<probe_log>();
   stage_registry registry;
-  caf::actor store;
+  store_actor store;
   caf::actor event_sink;
   caf::actor intake;
   std::vector<caf::actor> supervisors;
@@ -107,6 +112,9 @@ public:
   duration_ms speculate{0};
   /// Submitted jobs are first deliveries of new jobs (job_spec::fresh).
   bool fresh = false;
+
+private:
+  std::uint64_t refused_before_ = 0;
 };
 
 } // namespace troupe::test

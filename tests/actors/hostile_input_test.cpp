@@ -52,7 +52,7 @@ TEST_F(engine_test, TheSameMessageRedeliveredWhileRunningIsNotAcked) {
   auto* dup = result_of(*finished, 2);
   ASSERT_NE(dup, nullptr);
   EXPECT_EQ(dup->result.same_as, 1u);
-  EXPECT_FALSE(dup->result.already_terminal);
+  EXPECT_EQ(dup->result.outcome, job_outcome::same_message);
   run_to_quiescence();
   auto* done = result_of(*finished, 1);
   ASSERT_NE(done, nullptr);
@@ -68,7 +68,7 @@ TEST_F(engine_test, AnotherMessageOfARunningJobIsADuplicate) {
   run_messages();
   auto* dup = result_of(*finished, 2);
   ASSERT_NE(dup, nullptr);
-  EXPECT_TRUE(dup->result.already_terminal);
+  EXPECT_EQ(dup->result.outcome, job_outcome::already_terminal);
   EXPECT_EQ(dup->result.same_as, 0u);
   run_to_quiescence();
   EXPECT_EQ(probes->count("j1", "a"), 1);
@@ -140,7 +140,7 @@ TEST_F(engine_test, WhenNothingCanBeWrittenTheDeliveryIsGivenUp) {
   deliver(sup, "j1", 1, 1);
   run_to_quiescence();
   ASSERT_EQ(finished->size(), 1u);
-  EXPECT_TRUE(finished->at(0).result.unrecordable);
+  EXPECT_EQ(finished->at(0).result.outcome, job_outcome::unrecordable);
   EXPECT_LT(db->refuse_next_writes, 1000);
   EXPECT_GT(db->refuse_next_writes, 995); // two writes, then it stopped
 }
@@ -173,7 +173,7 @@ TEST_F(engine_test, JunkNamingAnExistingJobIsRecordedUnderItsOwnId) {
   caf::anon_send(sup, submit_atom::value, junk, std::uint64_t{2});
   run_to_quiescence();
   ASSERT_EQ(finished->size(), 2u);
-  EXPECT_TRUE(finished->at(1).result.already_terminal);
+  EXPECT_EQ(finished->at(1).result.outcome, job_outcome::already_terminal);
 }
 
 // Hole 5: a delivery on pipeline `p` naming a job of pipeline `other`
@@ -188,7 +188,7 @@ TEST_F(engine_test, ADeliveryNamingAnotherPipelinesJobIsAConflict) {
   deliver(sup, "payroll-1", 1, 1);
   run_to_quiescence();
   ASSERT_EQ(finished->size(), 1u);
-  EXPECT_TRUE(finished->at(0).result.conflict);
+  EXPECT_EQ(finished->at(0).result.outcome, job_outcome::conflict);
   EXPECT_EQ(probes->count("payroll-1", "a"), 0);
   EXPECT_EQ(db->jobs.at("payroll-1").epoch, 3);
   EXPECT_EQ(db->jobs.at("payroll-1").state, job_state::running);

@@ -226,7 +226,7 @@ TEST_F(engine_test, FencedOutRunAbandonsWithoutWriting) {
   EXPECT_EQ(db->writes, writes_before);
   EXPECT_EQ(probes->count("j1", "b"), 0);
   ASSERT_EQ(finished->size(), 1u);
-  EXPECT_TRUE(finished->at(0).result.abandoned);
+  EXPECT_TRUE(gave_up(finished->at(0).result.outcome));
 }
 
 TEST_F(engine_test, DeliveryOfATerminalJobIsSkipped) {
@@ -237,7 +237,7 @@ TEST_F(engine_test, DeliveryOfATerminalJobIsSkipped) {
   run_to_quiescence();
   EXPECT_EQ(probes->count("j1", "a"), 1);
   ASSERT_EQ(finished->size(), 2u);
-  EXPECT_TRUE(finished->at(1).result.already_terminal);
+  EXPECT_EQ(finished->at(1).result.outcome, job_outcome::already_terminal);
   EXPECT_EQ(stats(sup).skipped, 1);
 }
 

@@ -16,9 +16,9 @@ void memory_db::replay(const std::string& job_id, std::int32_t from_stage) {
     i = i->first >= from_stage ? row.checkpoints.erase(i) : std::next(i);
 }
 
-caf::actor spawn_memory_store(caf::actor_system& sys,
-                              std::shared_ptr<memory_db> db) {
-  return sys.spawn([db](caf::event_based_actor*) -> caf::behavior {
+store_actor spawn_memory_store(caf::actor_system& sys,
+                               std::shared_ptr<memory_db> db) {
+  return sys.spawn([db](store_actor::pointer) -> store_actor::behavior_type {
     return {
         [db](claim_atom, job_spec& spec) -> caf::result<job_snapshot> {
           auto [i, created] = db->jobs.try_emplace(spec.job_id);

@@ -12,6 +12,7 @@
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
 
+#include "actors/store_actor.hpp"
 #include "messages/job.hpp"
 
 namespace troupe::test {
@@ -52,8 +53,8 @@ struct memory_db {
 };
 
 /// Spawns a store actor over `db`.
-caf::actor spawn_memory_store(caf::actor_system& sys,
-                              std::shared_ptr<memory_db> db);
+store_actor spawn_memory_store(caf::actor_system& sys,
+                               std::shared_ptr<memory_db> db);
 
 /// Spawns an actor that appends every job_event it receives to `out`.
 caf::actor spawn_event_collector(caf::actor_system& sys,

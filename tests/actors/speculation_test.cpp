@@ -141,7 +141,7 @@ TEST_F(speculation_test, AJobThatExistsIsClaimedAndTheStoreDecides) {
   // What ran here was dropped unannounced.
   EXPECT_TRUE(event_types("j1").empty());
   ASSERT_EQ(finished->size(), 1u);
-  EXPECT_TRUE(finished->at(0).result.already_terminal);
+  EXPECT_EQ(finished->at(0).result.outcome, job_outcome::already_terminal);
 }
 
 TEST_F(speculation_test, ACancelInsideTheWindowEndsCancelled) {
@@ -203,7 +203,7 @@ TEST_F(speculation_test, AnExistingJobFoundWhileRetryingIsLeftToTheStore) {
   EXPECT_EQ(probes->count("j1", "a"), 1); // the pending retry was dropped
   EXPECT_TRUE(event_types("j1").empty());
   ASSERT_EQ(finished->size(), 1u);
-  EXPECT_TRUE(finished->at(0).result.already_terminal);
+  EXPECT_EQ(finished->at(0).result.outcome, job_outcome::already_terminal);
 }
 
 TEST_F(speculation_test, EventsWaitForTheCreateEvenWhenTheRetryIsFaster) {

@@ -213,7 +213,7 @@ public:
   caf::actor_system sys;
   caf::scoped_actor self;
   std::shared_ptr<memory_db> db = std::make_shared<memory_db>();
-  caf::actor store;
+  store_actor store;
   std::shared_ptr<blocking_pool> pool;
   std::shared_ptr<exec_stats> stats = std::make_shared<exec_stats>();
   stage_registry registry;
