@@ -1,5 +1,5 @@
 #include "runtime/pg_store.hpp"
-#include "runtime/pg_store_copy.hpp"
+#include "runtime/pg_store_batch.hpp"
 #include "runtime/pg_store_sql.hpp"
 #include "runtime/pg_url.hpp"
 
@@ -33,295 +33,10 @@ using json = nlohmann::json;
 using flush_atom = caf::atom_constant<caf::atom("flush")>;
 using batch_done_atom = caf::atom_constant<caf::atom("batch_done")>;
 
-/// One request waiting for its batch.
-struct store_request {
-  bool is_claim = false;
-  job_spec spec;
-  job_write write;
-};
-
-/// The outcome of one request, computed by a writer thread.
-struct store_result {
-  std::uint8_t code = 0; ///< errc
-  std::string message;
-  job_snapshot snapshot;
-};
-
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, store_result& x) {
-  return f(caf::meta::type_name("store_result"), x.code, x.message, x.snapshot);
-}
-
 struct batch {
   std::uint64_t id = 0;
   std::vector<store_request> requests;
 };
-
-/// jsonb prints as `{"a": 1}`; stages and scripts get the compact form the
-/// publisher's JSON was normalised to (`{"a":1}`), whether the job is fresh
-/// or resumed from the store. Runs on the writer thread.
-std::string compact_json(const pqxx::field& f) {
-  if (f.is_null())
-    return "null";
-  auto j = json::parse(f.c_str(), nullptr, false);
-  return j.is_discarded() ? f.as<std::string>() : j.dump();
-}
-
-/// A claim that took nothing: report the terminal state, or why the
-/// delivery does not match the live job (another pipeline's id; a replay
-/// of a life the job is not in).
-void report_not_taken(const pqxx::row& row, const store_request& req,
-                      store_result& res) {
-  job_state state{};
-  from_string(row[1].as<std::string>(), state);
-  auto pipeline = row[4].as<std::string>();
-  const auto& spec = req.spec;
-  if (is_terminal(state) && pipeline == spec.pipeline) {
-    res.snapshot.spec.job_id = spec.job_id;
-    res.snapshot.state = state;
-    res.snapshot.epoch = row[2].as<std::int64_t>();
-    res.snapshot.life = row[3].as<std::int32_t>();
-    return;
-  }
-  res.code = static_cast<std::uint8_t>(errc::conflict);
-  res.message = pipeline != spec.pipeline
-                    ? "job '" + spec.job_id + "' belongs to pipeline '" +
-                          pipeline + "', not '" + spec.pipeline + "'"
-                    : "replay of job '" + spec.job_id + "' names life " +
-                          std::to_string(spec.replay_life) +
-                          ", the job is in life " +
-                          std::to_string(row[3].as<std::int32_t>());
-}
-
-void prepare(pqxx::connection& c) {
-  c.prepare("claim", sql_claim);
-  c.prepare("states", sql_states);
-  c.prepare("checkpoints", sql_checkpoints);
-  c.prepare("attempts", sql_attempts);
-  c.prepare("update", sql_update);
-  c.prepare("create", sql_create);
-  c.prepare("insert_checkpoints", sql_insert_checkpoints);
-  c.prepare("insert_attempts", sql_insert_attempts);
-  c.prepare("insert_events", sql_insert_events);
-  c.prepare("dead_letters", sql_dead_letters);
-}
-
-/// Runs the claims and writes of one batch in one transaction. Fills one
-/// result per request. Throws on database errors.
-void run_batch(pqxx::work& w, const std::vector<store_request>& reqs,
-               std::vector<store_result>& out, const pg_store_options& opts) {
-  out.assign(reqs.size(), store_result{});
-  std::int64_t lease = opts.lease.count();
-  // Every statement of a batch touches a few rows by primary key. The
-  // planner assumes 100 rows for a JSON record set and, on tables of a few
-  // thousand rows, prefers a hash join over a full scan of jobs: a cost
-  // that grows with the table. Index lookups are always right here.
-  w.exec("set local enable_seqscan = off");
-  w.exec("set local enable_hashjoin = off");
-  // -- claims -----------------------------------------------------------------
-  // Record sets are written as JSON text directly (json_text.hpp): building
-  // nlohmann trees for them was a large share of the node's CPU per job.
-  json_array_writer claims;
-  std::unordered_map<std::string, std::size_t> claim_index;
-  for (std::size_t i = 0; i < reqs.size(); ++i) {
-    if (!reqs[i].is_claim)
-      continue;
-    const auto& s = reqs[i].spec;
-    auto o = claims.object();
-    o.str("job_id", s.job_id)
-        .str("pipeline", s.pipeline)
-        .str("tenant", s.tenant)
-        .str("correlation_id", s.correlation_id)
-        .num("priority", s.priority)
-        .str("payload", s.payload.empty() ? "null" : s.payload)
-        .num("life", s.replay_life);
-    o.close();
-    claim_index[s.job_id] = i;
-  }
-  if (!claims.empty()) {
-    std::set<std::string> taken;
-    auto rows = w.exec_prepared("claim", claims.done(), opts.node_id, lease);
-    json existing = json::array();
-    for (const auto& row : rows) {
-      auto id = row[0].as<std::string>();
-      auto& res = out[claim_index.at(id)];
-      auto& snap = res.snapshot;
-      snap.spec.job_id = id;
-      snap.epoch = row[1].as<std::int64_t>();
-      snap.life = row[2].as<std::int32_t>();
-      snap.start_stage = row[3].as<std::int32_t>();
-      snap.created = row[4].as<bool>();
-      // A job created by this claim has the payload we just sent (already
-      // normalised on intake): not sent back, not parsed again.
-      snap.spec.payload = snap.created ? reqs[claim_index.at(id)].spec.payload
-                                       : compact_json(row[5]);
-      if (snap.spec.payload.empty())
-        snap.spec.payload = "null";
-      snap.spec.tenant = row[6].as<std::string>();
-      snap.spec.correlation_id = row[7].as<std::string>();
-      snap.spec.priority = row[8].as<std::int32_t>();
-      snap.spec.pipeline = row[9].as<std::string>();
-      snap.state = job_state::running;
-      taken.insert(id);
-      if (!snap.created)
-        existing.push_back(id);
-    }
-    // Not taken: the job is terminal, or the delivery does not match it.
-    json not_taken = json::array();
-    for (auto& [id, i] : claim_index)
-      if (!taken.count(id))
-        not_taken.push_back(id);
-    if (!not_taken.empty())
-      for (const auto& row : w.exec_prepared("states", not_taken.dump()))
-        report_not_taken(row, reqs[claim_index.at(row[0].as<std::string>())],
-                         out[claim_index.at(row[0].as<std::string>())]);
-    if (!existing.empty()) {
-      for (const auto& row : w.exec_prepared("checkpoints", existing.dump())) {
-        checkpoint cp;
-        cp.stage_index = row[1].as<std::int32_t>();
-        cp.stage = row[2].as<std::string>();
-        cp.output = compact_json(row[3]);
-        cp.attempts = row[4].as<std::int32_t>();
-        cp.duration_ms = row[5].as<std::int64_t>();
-        cp.finished_at_ms = row[6].as<std::int64_t>();
-        out[claim_index.at(row[0].as<std::string>())]
-            .snapshot.checkpoints.push_back(std::move(cp));
-      }
-      for (const auto& row : w.exec_prepared("attempts", existing.dump())) {
-        attempt_record a;
-        a.life = row[1].as<std::int32_t>();
-        a.stage_index = row[2].as<std::int32_t>();
-        a.attempt = row[3].as<std::int32_t>();
-        a.stage = row[4].as<std::string>();
-        a.node = row[5].as<std::string>();
-        a.ok = row[6].as<bool>();
-        a.error_code = row[7].as<std::string>();
-        a.error_message = row[8].as<std::string>();
-        a.started_at_ms = row[9].as<std::int64_t>();
-        a.duration_ms = row[10].as<std::int64_t>();
-        out[claim_index.at(row[0].as<std::string>())]
-            .snapshot.attempts.push_back(std::move(a));
-      }
-    }
-  }
-  // -- writes -----------------------------------------------------------------
-  json_array_writer updates, creates;
-  std::unordered_map<std::string, std::size_t> write_index;
-  for (std::size_t i = 0; i < reqs.size(); ++i) {
-    if (reqs[i].is_claim)
-      continue;
-    const auto& x = reqs[i].write;
-    write_index[x.job_id] = i;
-    if (x.create) {
-      const auto& s = x.spec;
-      auto o = creates.object();
-      o.str("job_id", x.job_id)
-          .str("pipeline", x.pipeline)
-          .str("tenant", s.tenant)
-          .str("correlation_id", s.correlation_id)
-          .num("priority", s.priority)
-          .str("payload", s.payload.empty() ? "null" : s.payload)
-          .str("state", to_string(x.state))
-          .num("stage_index", x.stage_index)
-          .num("attempt", x.attempt)
-          .num("next_ms", x.next_attempt_at_ms)
-          .str("last_error", x.last_error)
-          .str("result", x.result)
-          .num("started_ms", x.started_at_ms);
-      o.close();
-      continue;
-    }
-    auto o = updates.object();
-    o.str("job_id", x.job_id)
-        .num("epoch", x.epoch)
-        .str("state", to_string(x.state))
-        .num("stage_index", x.stage_index)
-        .num("attempt", x.attempt)
-        .num("next_ms", x.next_attempt_at_ms)
-        .str("last_error", x.last_error)
-        .str("result", x.result);
-    o.close();
-  }
-  if (write_index.empty())
-    return;
-  std::set<std::string> applied;
-  if (!updates.empty())
-    for (const auto& row : w.exec_prepared("update", updates.done(), lease))
-      applied.insert(row[0].as<std::string>());
-  if (!creates.empty())
-    for (const auto& row :
-         w.exec_prepared("create", creates.done(), opts.node_id, lease))
-      applied.insert(row[0].as<std::string>());
-  json_array_writer cps, atts, evs, dead;
-  std::vector<const job_write*> created;
-  for (auto& [id, i] : write_index) {
-    if (!applied.count(id)) {
-      if (reqs[i].write.create) {
-        out[i].code = static_cast<std::uint8_t>(errc::job_exists);
-        out[i].message = "job " + id + " exists already";
-        continue;
-      }
-      // Fenced out: a newer run owns the job; nothing of this write lands.
-      out[i].code = static_cast<std::uint8_t>(errc::stale_epoch);
-      out[i].message = "job " + id + " is owned by a newer run";
-      continue;
-    }
-    const auto& x = reqs[i].write;
-    if (x.state == job_state::dead_lettered)
-      dead.str(id);
-    if (x.create) {
-      created.push_back(&x);
-      continue;
-    }
-    for (const auto& cp : x.checkpoints) {
-      auto o = cps.object();
-      o.str("job_id", id)
-          .num("stage_index", cp.stage_index)
-          .str("stage", cp.stage)
-          .str("output", cp.output)
-          .num("attempts", cp.attempts)
-          .num("duration_ms", cp.duration_ms)
-          .num("finished_ms", cp.finished_at_ms);
-      o.close();
-    }
-    for (const auto& a : x.attempts) {
-      auto o = atts.object();
-      o.str("job_id", id)
-          .num("life", a.life)
-          .num("stage_index", a.stage_index)
-          .num("attempt", a.attempt)
-          .str("stage", a.stage)
-          .str("node", a.node)
-          .boolean("ok", a.ok)
-          .str("error_code", a.error_code)
-          .str("error_message", a.error_message)
-          .num("started_ms", a.started_at_ms)
-          .num("duration_ms", a.duration_ms);
-      o.close();
-    }
-    for (const auto& ev : x.events) {
-      auto o = evs.object();
-      o.str("job_id", id)
-          .str("type", ev.type)
-          .num("time_ms", ev.time_ms)
-          .str("node", ev.node)
-          .str("stage", ev.stage)
-          .num("attempt", ev.attempt)
-          .str("body", encode_event(ev));
-      o.close();
-    }
-  }
-  if (!created.empty())
-    copy_children(w, created);
-  if (!cps.empty())
-    w.exec_prepared("insert_checkpoints", cps.done());
-  if (!atts.empty())
-    w.exec_prepared("insert_attempts", atts.done());
-  if (!evs.empty())
-    w.exec_prepared("insert_events", evs.done());
-  if (!dead.empty())
-    w.exec_prepared("dead_letters", dead.done());
-}
 
 struct shared_state {
   pg_store_options opts;
@@ -359,111 +74,147 @@ void unstorable(store_result& res, const std::exception& e,
   spdlog::error("store: PostgreSQL refused a write's data: {}", e.what());
 }
 
-void writer_loop(std::shared_ptr<shared_state> sh) {
-  auto& opts = sh->opts;
-  auto& stats = *opts.stats;
-  std::unique_ptr<pqxx::connection> conn;
-  auto backoff = std::chrono::milliseconds{100};
-  bool outage_logged = false;
-  auto connect = [&]() -> bool {
+/// One writer thread: takes batches from the queue and commits each in one
+/// transaction on its own connection, reconnecting with backoff.
+class store_writer {
+public:
+  explicit store_writer(std::shared_ptr<shared_state> sh)
+      : sh_(std::move(sh)), opts_(sh_->opts), stats_(*opts_.stats) {}
+
+  void run() {
+    batch b;
+    while (next(b)) {
+      if (!conn_ && !connect()) {
+        fail_unreachable(b);
+        continue;
+      }
+      auto t0 = std::chrono::steady_clock::now();
+      auto results = commit(b);
+      observe(b, t0);
+      caf::anon_send(sh_->store, batch_done_atom::value, b.id,
+                     std::move(results));
+    }
+  }
+
+private:
+  /// Waits for a batch; false once stopping with nothing left.
+  bool next(batch& b) {
+    std::unique_lock<std::mutex> lock{sh_->mtx};
+    ++sh_->idle;
+    sh_->cv.wait(lock, [&] { return sh_->stopping || !sh_->queue.empty(); });
+    --sh_->idle;
+    if (sh_->stopping && sh_->queue.empty())
+      return false;
+    b = std::move(sh_->queue.front());
+    sh_->queue.pop_front();
+    return true;
+  }
+
+  bool connect() {
     try {
-      conn =
-          std::make_unique<pqxx::connection>(with_connect_timeout(opts.pg.url));
-      prepare(*conn);
-      if (outage_logged)
+      conn_ = std::make_unique<pqxx::connection>(
+          with_connect_timeout(opts_.pg.url));
+      prepare_store_statements(*conn_);
+      if (outage_logged_)
         spdlog::info("store: connected to PostgreSQL again");
-      outage_logged = false;
-      backoff = std::chrono::milliseconds{100};
-      stats.healthy = true;
+      outage_logged_ = false;
+      backoff_ = std::chrono::milliseconds{100};
+      stats_.healthy = true;
       return true;
     } catch (const std::exception& e) {
-      conn.reset();
-      stats.healthy = false;
-      if (!outage_logged) {
+      conn_.reset();
+      stats_.healthy = false;
+      if (!outage_logged_) {
         spdlog::warn("store: PostgreSQL at {} unreachable: {}",
-                     redact_url(opts.pg.url), e.what());
-        outage_logged = true;
+                     redact_url(opts_.pg.url), e.what());
+        outage_logged_ = true;
       }
       return false;
     }
-  };
-  for (;;) {
-    batch b;
-    {
-      std::unique_lock<std::mutex> lock{sh->mtx};
-      ++sh->idle;
-      sh->cv.wait(lock, [&] { return sh->stopping || !sh->queue.empty(); });
-      --sh->idle;
-      if (sh->stopping && sh->queue.empty())
-        return;
-      b = std::move(sh->queue.front());
-      sh->queue.pop_front();
-    }
+  }
+
+  void fail_unreachable(const batch& b) {
     std::vector<store_result> results;
-    if (!conn && !connect()) {
-      fail_all(results, b.requests.size(), errc::unavailable,
-               "PostgreSQL unreachable");
-      ++stats.failures;
-      caf::anon_send(sh->store, batch_done_atom::value, b.id,
-                     std::move(results));
-      // Back off before the next attempt so an outage is not a busy loop.
-      std::this_thread::sleep_for(backoff);
-      backoff = std::min(backoff * 2, std::chrono::milliseconds{5000});
-      continue;
-    }
-    auto t0 = std::chrono::steady_clock::now();
+    fail_all(results, b.requests.size(), errc::unavailable,
+             "PostgreSQL unreachable");
+    ++stats_.failures;
+    caf::anon_send(sh_->store, batch_done_atom::value, b.id,
+                   std::move(results));
+    // Back off before the next attempt so an outage is not a busy loop.
+    std::this_thread::sleep_for(backoff_);
+    backoff_ = std::min(backoff_ * 2, std::chrono::milliseconds{5000});
+  }
+
+  std::vector<store_result> commit(const batch& b) {
+    std::vector<store_result> results;
     try {
-      pqxx::work w{*conn};
-      run_batch(w, b.requests, results, opts);
+      pqxx::work w{*conn_};
+      run_batch(w, b.requests, results, opts_);
       w.commit();
-      ++stats.transactions;
+      ++stats_.transactions;
     } catch (const pqxx::broken_connection& e) {
-      conn.reset();
-      stats.healthy = false;
+      conn_.reset();
+      stats_.healthy = false;
       fail_all(results, b.requests.size(), errc::unavailable, e.what());
-      ++stats.failures;
-    } catch (const std::exception& e) {
+      ++stats_.failures;
+    } catch (const std::exception&) {
       // One bad request must not fail its companions forever: run each on
       // its own so only the culprit gets the error.
-      results.assign(b.requests.size(), store_result{});
-      for (std::size_t i = 0; i < b.requests.size(); ++i) {
-        std::vector<store_result> one;
-        try {
-          pqxx::work w{*conn};
-          run_batch(w, {b.requests[i]}, one, opts);
-          w.commit();
-          ++stats.transactions;
-          results[i] = std::move(one.at(0));
-        } catch (const pqxx::broken_connection& e2) {
-          conn.reset();
-          results[i].code = static_cast<std::uint8_t>(errc::unavailable);
-          results[i].message = e2.what();
-          for (std::size_t k = i + 1; k < b.requests.size(); ++k) {
-            results[k].code = static_cast<std::uint8_t>(errc::unavailable);
-            results[k].message = e2.what();
-          }
-          break;
-        } catch (const pqxx::data_exception& e2) {
-          unstorable(results[i], e2, stats);
-        } catch (const pqxx::integrity_constraint_violation& e2) {
-          unstorable(results[i], e2, stats);
-        } catch (const std::exception& e2) {
-          results[i].code = static_cast<std::uint8_t>(errc::internal);
-          results[i].message = e2.what();
-          ++stats.failures;
-          spdlog::error("store: request failed: {}", e2.what());
-        }
-      }
-      (void)e;
+      results = commit_one_by_one(b);
     }
+    return results;
+  }
+
+  std::vector<store_result> commit_one_by_one(const batch& b) {
+    std::vector<store_result> results(b.requests.size());
+    for (std::size_t i = 0; i < b.requests.size(); ++i) {
+      try {
+        std::vector<store_result> one;
+        pqxx::work w{*conn_};
+        run_batch(w, {b.requests[i]}, one, opts_);
+        w.commit();
+        ++stats_.transactions;
+        results[i] = std::move(one.at(0));
+      } catch (const pqxx::broken_connection& e) {
+        conn_.reset();
+        for (std::size_t k = i; k < b.requests.size(); ++k) {
+          results[k].code = static_cast<std::uint8_t>(errc::unavailable);
+          results[k].message = e.what();
+        }
+        break;
+      } catch (const pqxx::data_exception& e) {
+        unstorable(results[i], e, stats_);
+      } catch (const pqxx::integrity_constraint_violation& e) {
+        unstorable(results[i], e, stats_);
+      } catch (const std::exception& e) {
+        results[i].code = static_cast<std::uint8_t>(errc::internal);
+        results[i].message = e.what();
+        ++stats_.failures;
+        spdlog::error("store: request failed: {}", e.what());
+      }
+    }
+    return results;
+  }
+
+  void observe(const batch& b, std::chrono::steady_clock::time_point t0) {
     auto took = std::chrono::duration_cast<std::chrono::microseconds>(
                     std::chrono::steady_clock::now() - t0)
                     .count();
-    stats.commit_us += took;
-    stats.commit_seconds.observe(static_cast<double>(took) / 1e6);
-    stats.batch_sizes.observe(static_cast<double>(b.requests.size()));
-    caf::anon_send(sh->store, batch_done_atom::value, b.id, std::move(results));
+    stats_.commit_us += took;
+    stats_.commit_seconds.observe(static_cast<double>(took) / 1e6);
+    stats_.batch_sizes.observe(static_cast<double>(b.requests.size()));
   }
+
+  std::shared_ptr<shared_state> sh_;
+  const pg_store_options& opts_;
+  pg_store_stats& stats_;
+  std::unique_ptr<pqxx::connection> conn_;
+  std::chrono::milliseconds backoff_{100};
+  bool outage_logged_ = false;
+};
+
+void writer_loop(std::shared_ptr<shared_state> sh) {
+  store_writer{std::move(sh)}.run();
 }
 
 struct store_state {
