@@ -1,4 +1,5 @@
 #include "runtime/admin_store.hpp"
+#include "messages/event_type.hpp"
 
 #define PQXX_HAVE_OPTIONAL
 #include <pqxx/pqxx>
@@ -392,7 +393,7 @@ where job_id = $1
     w.exec_params("update dead_letters set replay_count = replay_count + 1, "
                   "replayed_at = now() where job_id = $1",
                   job_id);
-    json body{{"type", "job.replayed"},
+    json body{{"type", to_string(event_type::job_replayed)},
               {"job_id", job_id},
               {"pipeline", t.pipeline},
               {"stage_index", from},
@@ -459,7 +460,7 @@ json admin_store::cancel(const std::string& job_id, const std::string& pipeline,
           job_id);
     }
     json body{
-        {"type", "job.cancelled"},
+        {"type", to_string(event_type::job_cancelled)},
         {"time_ms", std::chrono::duration_cast<std::chrono::milliseconds>(
                         std::chrono::system_clock::now().time_since_epoch())
                         .count()},

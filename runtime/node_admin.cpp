@@ -1,4 +1,5 @@
 #include "runtime/node_admin.hpp"
+#include "messages/event_type.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -299,102 +300,133 @@ void add_local_verbs(admin_bridge& bridge, const ctx_ptr& ctx) {
   });
 }
 
-void add_cluster_verbs(admin_bridge& bridge, const ctx_ptr& ctx) {
-  bridge.add_control("cancel", {"job_id", "pipeline"}, [ctx](const json& req) {
-    auto id = need_string(req, "job_id");
-    auto [state, pipeline] = ctx->store->state_of(id);
-    job_state s;
-    if (!state.empty() && from_string(state, s) && is_terminal(s))
-      throw admin_failure("conflict", "job '" + id + "' is already " + state);
-    // Wherever it is held (running, waiting for a retry, or queued for a
-    // slot on some node), its job actor cancels it and commits the state.
-    for (auto& r : fan_out(ctx, "cancel_local", {{"job_id", id}}, true))
-      if (r["result"].value("found", false)) {
-        auto now = await_terminal(ctx, id);
-        return json{{"job_id", id},
-                    {"pipeline", pipeline},
-                    {"state", now},
-                    {"was", state},
-                    {"by_node", r["node"]}};
-      }
-    // No node holds it (still in the stream, or its node died): decide in
-    // the store; the epoch bump fences out anything still running it.
-    auto out =
-        ctx->store->cancel(id, opt_string(req, "pipeline"), ctx->node_id);
-    job_event ev;
-    ev.type = "job.cancelled";
-    ev.job_id = id;
-    ev.pipeline = out.value("pipeline", "");
-    ev.node = ctx->node_id;
-    ev.error = "cancelled by an operator";
-    ev.time_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                     std::chrono::system_clock::now().time_since_epoch())
-                     .count();
-    ctx->nats->publish(ctx->prefix + ".events." + ev.pipeline + "." + id,
-                       encode_event(ev));
-    out["by_node"] = nullptr;
-    return out;
-  });
-  bridge.add_control("retry", {"job_id", "from_stage"}, [ctx](const json& req) {
-    auto id = need_string(req, "job_id");
-    auto [state, pipeline] = ctx->store->state_of(id);
-    if (state.empty())
-      throw admin_failure("unknown_job",
-                          "unknown job '" + id + "' — try: jobs");
-    auto from = resolve_stage(ctx, id, pipeline, req);
-    if (state == "retrying" && !from) {
-      auto replies = fan_out(ctx, "retry_local", {{"job_id", id}}, true);
-      for (auto& r : replies)
-        if (r["result"].value("fired", false))
-          return json{{"job_id", id},
-                      {"pipeline", pipeline},
-                      {"action", "retry_now"},
-                      {"by_node", r["node"]}};
-      throw admin_failure("conflict",
-                          "job '" + id +
-                              "' waits for a retry but no node holds it; it "
-                              "resumes when its message is redelivered");
+/// No node holds the job (still in the stream, or its node died): decided
+/// in the store, whose epoch bump fences out anything still running it.
+json cancel_in_store(const ctx_ptr& ctx, const std::string& id,
+                     const json& req) {
+  auto out = ctx->store->cancel(id, opt_string(req, "pipeline"), ctx->node_id);
+  job_event ev;
+  ev.type = std::string{to_string(event_type::job_cancelled)};
+  ev.job_id = id;
+  ev.pipeline = out.value("pipeline", "");
+  ev.node = ctx->node_id;
+  ev.error = "cancelled by an operator";
+  ev.time_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                   std::chrono::system_clock::now().time_since_epoch())
+                   .count();
+  ctx->nats->publish(ctx->prefix + ".events." + ev.pipeline + "." + id,
+                     encode_event(ev));
+  out["by_node"] = nullptr;
+  return out;
+}
+
+json cancel_job(const ctx_ptr& ctx, const json& req) {
+  auto id = need_string(req, "job_id");
+  auto [state, pipeline] = ctx->store->state_of(id);
+  job_state s;
+  if (!state.empty() && from_string(state, s) && is_terminal(s))
+    throw admin_failure("conflict", "job '" + id + "' is already " + state);
+  // Wherever it is held (running, waiting for a retry, or queued for a
+  // slot on some node), its job actor cancels it and commits the state.
+  for (auto& r : fan_out(ctx, "cancel_local", {{"job_id", id}}, true))
+    if (r["result"].value("found", false)) {
+      auto now = await_terminal(ctx, id);
+      return json{{"job_id", id},
+                  {"pipeline", pipeline},
+                  {"state", now},
+                  {"was", state},
+                  {"by_node", r["node"]}};
     }
-    if (state == "running" || state == "retrying")
-      throw admin_failure("conflict", "job '" + id + "' is " + state +
-                                          "; cancel it first — try: cancel " +
-                                          id);
-    auto t = ctx->store->start_new_life(
-        id, from, {"dead_lettered", "cancelled", "succeeded"}, ctx->node_id);
-    republish(ctx, t);
-    auto out = ticket_json(t);
-    out["action"] = "new_life";
-    return out;
-  });
-  bridge.add_control(
-      "replay", {"job_id", "from_stage", "all", "pipeline", "limit"},
-      [ctx](const json& req) {
-        if (req.is_object() && req.value("all", false)) {
-          auto pipeline = opt_string(req, "pipeline");
-          int limit = opt_count(req, "limit", 10000, 1, 1000000);
-          json out{{"replayed", 0},
-                   {"failed", json::array()},
-                   {"pipeline", pipeline}};
-          for (auto& id : ctx->store->dead_letter_ids(pipeline, limit)) {
-            try {
-              auto t = ctx->store->start_new_life(
-                  id, std::nullopt, {"dead_lettered"}, ctx->node_id);
-              republish(ctx, t);
-              out["replayed"] = out["replayed"].get<int>() + 1;
-            } catch (const std::exception& e) {
-              out["failed"].push_back({{"job_id", id}, {"error", e.what()}});
-            }
-          }
-          return out;
-        }
-        auto id = need_string(req, "job_id");
-        auto [state, pipeline] = ctx->store->state_of(id);
-        auto from = resolve_stage(ctx, id, pipeline, req);
-        auto t = ctx->store->start_new_life(id, from, {"dead_lettered"},
-                                            ctx->node_id);
-        republish(ctx, t);
-        return ticket_json(t);
-      });
+  return cancel_in_store(ctx, id, req);
+}
+
+/// A job waiting for its retry runs now, on the node that holds it.
+json retry_now(const ctx_ptr& ctx, const std::string& id,
+               const std::string& pipeline) {
+  for (auto& r : fan_out(ctx, "retry_local", {{"job_id", id}}, true))
+    if (r["result"].value("fired", false))
+      return json{{"job_id", id},
+                  {"pipeline", pipeline},
+                  {"action", "retry_now"},
+                  {"by_node", r["node"]}};
+  throw admin_failure("conflict",
+                      "job '" + id +
+                          "' waits for a retry but no node holds it; it "
+                          "resumes when its message is redelivered");
+}
+
+json retry_job(const ctx_ptr& ctx, const json& req) {
+  auto id = need_string(req, "job_id");
+  auto [state, pipeline] = ctx->store->state_of(id);
+  if (state.empty())
+    throw admin_failure("unknown_job", "unknown job '" + id + "' — try: jobs");
+  auto from = resolve_stage(ctx, id, pipeline, req);
+  if (state == "retrying" && !from)
+    return retry_now(ctx, id, pipeline);
+  if (state == "running" || state == "retrying")
+    throw admin_failure("conflict", "job '" + id + "' is " + state +
+                                        "; cancel it first — try: cancel " +
+                                        id);
+  auto t = ctx->store->start_new_life(
+      id, from, {"dead_lettered", "cancelled", "succeeded"}, ctx->node_id);
+  republish(ctx, t);
+  auto out = ticket_json(t);
+  out["action"] = "new_life";
+  return out;
+}
+
+json replay_all(const ctx_ptr& ctx, const json& req) {
+  auto pipeline = opt_string(req, "pipeline");
+  int limit = opt_count(req, "limit", 10000, 1, 1000000);
+  json out{{"replayed", 0}, {"failed", json::array()}, {"pipeline", pipeline}};
+  for (auto& id : ctx->store->dead_letter_ids(pipeline, limit)) {
+    try {
+      auto t = ctx->store->start_new_life(id, std::nullopt, {"dead_lettered"},
+                                          ctx->node_id);
+      republish(ctx, t);
+      out["replayed"] = out["replayed"].get<int>() + 1;
+    } catch (const std::exception& e) {
+      out["failed"].push_back({{"job_id", id}, {"error", e.what()}});
+    }
+  }
+  return out;
+}
+
+json replay_job(const ctx_ptr& ctx, const json& req) {
+  if (req.is_object() && req.value("all", false))
+    return replay_all(ctx, req);
+  auto id = need_string(req, "job_id");
+  auto [state, pipeline] = ctx->store->state_of(id);
+  auto from = resolve_stage(ctx, id, pipeline, req);
+  auto t =
+      ctx->store->start_new_life(id, from, {"dead_lettered"}, ctx->node_id);
+  republish(ctx, t);
+  return ticket_json(t);
+}
+
+/// Pauses or resumes a pipeline cluster-wide: the store says so, every
+/// node applies it now (and converges by polling if it missed this).
+json set_paused(const ctx_ptr& ctx, const json& req, bool pause) {
+  auto p = need_string(req, "pipeline");
+  if (!is_subject_token(p))
+    throw admin_failure("invalid_request",
+                        "'" + p + "' is not a valid pipeline name");
+  ctx->store->set_paused(p, pause, ctx->node_id);
+  json applied = json::array();
+  for (auto& r : fan_out(ctx, "refresh_controls", json::object()))
+    applied.push_back(r["node"]);
+  return json{
+      {"pipeline", p}, {"paused", pause}, {"applied_by", std::move(applied)}};
+}
+
+void add_cluster_verbs(admin_bridge& bridge, const ctx_ptr& ctx) {
+  bridge.add_control("cancel", {"job_id", "pipeline"},
+                     [ctx](const json& req) { return cancel_job(ctx, req); });
+  bridge.add_control("retry", {"job_id", "from_stage"},
+                     [ctx](const json& req) { return retry_job(ctx, req); });
+  bridge.add_control("replay",
+                     {"job_id", "from_stage", "all", "pipeline", "limit"},
+                     [ctx](const json& req) { return replay_job(ctx, req); });
   bridge.add_control("prune", {}, [ctx](const json&) {
     auto n = ctx->pruner->run_once();
     if (n < 0)
@@ -405,23 +437,10 @@ void add_cluster_verbs(admin_bridge& bridge, const ctx_ptr& ctx) {
   bridge.add_control("purge", {"job_id"}, [ctx](const json& req) {
     return ctx->store->purge(need_string(req, "job_id"), ctx->node_id);
   });
-  for (bool pause : {true, false}) {
+  for (bool pause : {true, false})
     bridge.add_control(
         pause ? "pause" : "unpause", {"pipeline"},
-        [ctx, pause](const json& req) {
-          auto p = need_string(req, "pipeline");
-          if (!is_subject_token(p))
-            throw admin_failure("invalid_request",
-                                "'" + p + "' is not a valid pipeline name");
-          ctx->store->set_paused(p, pause, ctx->node_id);
-          json applied = json::array();
-          for (auto& r : fan_out(ctx, "refresh_controls", json::object()))
-            applied.push_back(r["node"]);
-          return json{{"pipeline", p},
-                      {"paused", pause},
-                      {"applied_by", std::move(applied)}};
-        });
-  }
+        [ctx, pause](const json& req) { return set_paused(ctx, req, pause); });
 }
 
 } // namespace

@@ -1,4 +1,5 @@
 // troupe shell: the inspection commands (nodes, pipelines, stats, jobs,
+#include "messages/event_type.hpp"
 // job, dlq, tree, watch).
 #include "messages/json_guard.hpp"
 #include "runtime/shell_session.hpp"
@@ -311,7 +312,7 @@ shell_outcome shell_session::cmd_job(const std::string& id, bool full) {
         << str_of(e, "type");
     if (!str_of(e, "stage").empty() && int_of(e, "attempt") > 0)
       out << "  " << str_of(e, "stage") << " #" << num(e, "attempt");
-    if (str_of(e, "type") == "job.replayed")
+    if (str_of(e, "type") == to_string(event_type::job_replayed))
       out << "  life " << num(e, "life") << " from stage #"
           << num(e, "stage_index");
     if (!str_of(e, "node").empty())
