@@ -9,34 +9,11 @@
 
 #include "messages/job.hpp"
 #include "runtime/admin_bridge.hpp"
+#include "runtime/admin_store_rows.hpp"
 
 namespace troupe {
 
-namespace {
-
 using json = nlohmann::json;
-
-/// A jsonb column as JSON, cut to a preview when larger than `max` bytes
-/// (unless max is 0). Sets `*cut` when it cut.
-json value_of(const pqxx::field& f, std::size_t max, bool* cut) {
-  if (f.is_null())
-    return nullptr;
-  std::string text = f.c_str();
-  if (max > 0 && text.size() > max) {
-    *cut = true;
-    return json{{"truncated", true},
-                {"bytes", text.size()},
-                {"preview", text.substr(0, max)}};
-  }
-  auto j = json::parse(text, nullptr, false);
-  return j.is_discarded() ? json(text) : j;
-}
-
-std::int64_t ms_or(const pqxx::field& f, std::int64_t dflt = 0) {
-  return f.is_null() ? dflt : f.as<std::int64_t>();
-}
-
-} // namespace
 
 struct admin_store::connection_box {
   explicit connection_box(const std::string& url) : c(url) {}
@@ -131,132 +108,7 @@ json admin_store::get_job(const std::string& job_id, bool full,
   std::size_t max = full ? 0 : max_value_bytes;
   return with_connection("reading job", [&](pqxx::connection& c) {
     pqxx::read_transaction t{c};
-    auto jr = t.exec_params(
-        R"SQL(
-select job_id, pipeline, tenant, correlation_id, priority, state,
-  stage_index, attempt, epoch, life, start_stage, coalesce(lease_owner, ''),
-  (extract(epoch from lease_until) * 1000)::bigint, payload::text,
-  result::text, coalesce(last_error, ''),
-  (extract(epoch from created_at) * 1000)::bigint,
-  (extract(epoch from started_at) * 1000)::bigint,
-  (extract(epoch from finished_at) * 1000)::bigint,
-  (extract(epoch from next_attempt_at) * 1000)::bigint,
-  (extract(epoch from updated_at) * 1000)::bigint
-from jobs where job_id = $1
-)SQL",
-        job_id);
-    if (jr.empty())
-      throw admin_failure("unknown_job",
-                          "unknown job '" + job_id +
-                              "' — try: jobs --state dead_lettered");
-    const auto& r = jr[0];
-    bool cut = false;
-    json job{{"job_id", r[0].c_str()},
-             {"pipeline", r[1].c_str()},
-             {"tenant", r[2].c_str()},
-             {"correlation_id", r[3].c_str()},
-             {"priority", r[4].as<int>()},
-             {"state", r[5].c_str()},
-             {"stage_index", r[6].as<int>()},
-             {"attempt", r[7].as<int>()},
-             {"epoch", r[8].as<std::int64_t>()},
-             {"life", r[9].as<int>()},
-             {"start_stage", r[10].as<int>()},
-             {"lease_owner", r[11].c_str()},
-             {"lease_until_ms", ms_or(r[12])},
-             {"payload", value_of(r[13], max, &cut)},
-             {"result", value_of(r[14], max, &cut)},
-             {"last_error", r[15].c_str()},
-             {"created_at_ms", ms_or(r[16])},
-             {"started_at_ms", ms_or(r[17])},
-             {"finished_at_ms", ms_or(r[18])},
-             {"next_attempt_at_ms", ms_or(r[19])},
-             {"updated_at_ms", ms_or(r[20])}};
-    // Stages: every stage that has a checkpoint or an attempt, in order.
-    std::map<int, json> stages;
-    auto stage_entry = [&](int index, const std::string& name) -> json& {
-      auto& s = stages[index];
-      if (s.is_null())
-        s = json{{"index", index},
-                 {"name", name},
-                 {"attempts", json::array()},
-                 {"checkpoint", nullptr}};
-      return s;
-    };
-    auto ar = t.exec_params(
-        R"SQL(
-select life, stage_index, attempt, stage, node, ok, coalesce(error_code, ''),
-  coalesce(error_message, ''),
-  (extract(epoch from started_at) * 1000)::bigint, duration_ms
-from job_attempts where job_id = $1
-order by stage_index, life, attempt
-)SQL",
-        job_id);
-    for (const auto& a : ar) {
-      json rec{{"life", a[0].as<int>()},
-               {"attempt", a[2].as<int>()},
-               {"node", a[4].c_str()},
-               {"ok", a[5].as<bool>()},
-               {"started_at_ms", ms_or(a[8])},
-               {"duration_ms", a[9].as<std::int64_t>()}};
-      if (!a[5].as<bool>()) {
-        std::string msg = a[7].c_str();
-        if (max > 0 && msg.size() > max) {
-          msg = msg.substr(0, max) + "…";
-          cut = true;
-        }
-        rec["error"] = json{{"code", a[6].c_str()}, {"message", msg}};
-      }
-      stage_entry(a[1].as<int>(), a[3].c_str())["attempts"].push_back(rec);
-    }
-    auto cr = t.exec_params(
-        R"SQL(
-select stage_index, stage, output::text, attempts, duration_ms,
-  (extract(epoch from finished_at) * 1000)::bigint
-from stage_checkpoints where job_id = $1 order by stage_index
-)SQL",
-        job_id);
-    for (const auto& cp : cr)
-      stage_entry(cp[0].as<int>(), cp[1].c_str())["checkpoint"] =
-          json{{"output", value_of(cp[2], max, &cut)},
-               {"attempts", cp[3].as<int>()},
-               {"duration_ms", cp[4].as<std::int64_t>()},
-               {"finished_at_ms", ms_or(cp[5])}};
-    json stage_list = json::array();
-    for (auto& kv : stages)
-      stage_list.push_back(std::move(kv.second));
-    auto er = t.exec_params(
-        R"SQL(
-select body::text from (
-  select id, body from job_events where job_id = $1 order by id desc limit 500
-) e order by id
-)SQL",
-        job_id);
-    json events = json::array();
-    for (const auto& e : er)
-      events.push_back(json::parse(e[0].c_str(), nullptr, false));
-    auto dr = t.exec_params(
-        R"SQL(
-select failed_stage, coalesce(stage, ''), coalesce(last_error, ''),
-  (extract(epoch from dead_at) * 1000)::bigint, replay_count,
-  (extract(epoch from replayed_at) * 1000)::bigint
-from dead_letters where job_id = $1
-)SQL",
-        job_id);
-    json dead = nullptr;
-    if (!dr.empty())
-      dead =
-          json{{"failed_stage", dr[0][0].is_null() ? -1 : dr[0][0].as<int>()},
-               {"stage", dr[0][1].c_str()},
-               {"last_error", dr[0][2].c_str()},
-               {"dead_at_ms", ms_or(dr[0][3])},
-               {"replay_count", dr[0][4].as<int>()},
-               {"replayed_at_ms", ms_or(dr[0][5])}};
-    return json{{"job", std::move(job)},
-                {"stages", std::move(stage_list)},
-                {"events", std::move(events)},
-                {"dead_letter", std::move(dead)},
-                {"truncated", cut}};
+    return read_job(t, job_id, max);
   });
 }
 
