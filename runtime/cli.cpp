@@ -17,6 +17,96 @@ void add_log_flags(CLI::App* cmd, log_options& log) {
       ->check(CLI::IsMember({"text", "json"}));
 }
 
+CLI::App* add_node_command(CLI::App& app, node_options& node) {
+  auto* cmd = app.add_subcommand(
+      "node", "run a node until SIGTERM/SIGINT (graceful drain)");
+  cmd->add_option("--config", node.config_file, "TOML configuration")
+      ->required();
+  cmd->add_option("--node-id", node.node_id,
+                  "unique node id (default: config, TROUPE_NODE_ID, "
+                  "host name)");
+  add_log_flags(cmd, node.log);
+  return cmd;
+}
+
+CLI::App* add_dev_command(CLI::App& app, dev_options& dev) {
+  auto* cmd = app.add_subcommand(
+      "dev", "start a local nats-server (JetStream) and PostgreSQL under DIR, "
+             "migrate, run one node; Ctrl-C stops everything it started");
+  cmd->add_option("--config", dev.config_file,
+                  "TOML configuration (default: built-in demo)");
+  cmd->add_option("--dir", dev.dir, "data directory")->capture_default_str();
+  cmd->add_option("--nats-port", dev.nats_port, "nats-server port")
+      ->capture_default_str();
+  cmd->add_option("--pg-port", dev.pg_port, "PostgreSQL port")
+      ->capture_default_str();
+  cmd->add_option("--demo", dev.demo_jobs,
+                  "submit N demo jobs once the node is up");
+  cmd->add_flag("--exit", dev.exit_after_demo,
+                "stop everything after the demo jobs finished");
+  add_log_flags(cmd, dev.log);
+  return cmd;
+}
+
+CLI::App* add_submit_command(CLI::App& app, submit_options& submit) {
+  auto* cmd = app.add_subcommand("submit", "submit jobs over NATS");
+  cmd->add_option("pipeline", submit.pipeline, "pipeline name")->required();
+  cmd->add_option("--payload", submit.payload,
+                  "JSON payload, or @FILE to read it from a file");
+  cmd->add_option("--key", submit.key, "idempotency key (job id)");
+  cmd->add_option("--tenant", submit.tenant, "tenant");
+  cmd->add_option("--count", submit.count, "number of jobs")
+      ->check(CLI::Range(1, 100000000));
+  cmd->add_flag("--wait", submit.wait,
+                "wait for terminal states and print them");
+  cmd->add_option("--nats", submit.nats_url,
+                  "NATS URL (default: TROUPE_NATS_URL or "
+                  "nats://127.0.0.1:4222)");
+  cmd->add_option("--config", submit.config_file,
+                  "read NATS settings from this configuration");
+  return cmd;
+}
+
+CLI::App* add_shell_command(CLI::App& app, shell_options& shell) {
+  auto* cmd = app.add_subcommand("shell", "admin actor shell");
+  cmd->add_option("--nats", shell.nats_url,
+                  "NATS URL (default $TROUPE_NATS_URL, then "
+                  "nats://127.0.0.1:4222)");
+  cmd->add_option("--user", shell.user,
+                  "NATS user (default $TROUPE_NATS_USER); the password "
+                  "is read from --password-file or "
+                  "$TROUPE_NATS_PASSWORD, never from the command line");
+  cmd->add_option("--password-file", shell.password_file,
+                  "file holding the NATS password")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--token-file", shell.token_file,
+                  "file holding a NATS token (or $TROUPE_NATS_TOKEN)")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--creds", shell.creds,
+                  "NATS credentials file (.creds: JWT and nkey)")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--tls-ca", shell.tls_ca,
+                  "CA that signs the NATS servers' certificates")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--tls-cert", shell.tls_cert,
+                  "client certificate (with --tls-key)")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--tls-key", shell.tls_key, "client key")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--prefix", shell.prefix,
+                  "subject prefix of the cluster (default "
+                  "$TROUPE_NATS_PREFIX, then troupe)");
+  cmd->add_option("-c", shell.commands,
+                  "run these commands (separated by ';') and exit");
+  cmd->add_flag("--json", shell.json, "one JSON document per command");
+  cmd->add_flag("--no-color", shell.no_color,
+                "no colour even on a terminal (also: NO_COLOR)");
+  cmd->add_option("--timeout", shell.timeout_ms,
+                  "milliseconds to wait for a node's answer")
+      ->check(CLI::Range(100, 600000));
+  return cmd;
+}
+
 } // namespace
 
 int run_cli(int argc, char** argv) {
@@ -25,94 +115,13 @@ int run_cli(int argc, char** argv) {
   app.set_version_flag("--version", std::string{"troupe "} + version());
 
   node_options node;
-  auto* node_cmd = app.add_subcommand(
-      "node", "run a node until SIGTERM/SIGINT (graceful drain)");
-  node_cmd->add_option("--config", node.config_file, "TOML configuration")
-      ->required();
-  node_cmd->add_option("--node-id", node.node_id,
-                       "unique node id (default: config, TROUPE_NODE_ID, "
-                       "host name)");
-  add_log_flags(node_cmd, node.log);
-
+  auto* node_cmd = add_node_command(app, node);
   dev_options dev;
-  auto* dev_cmd = app.add_subcommand(
-      "dev", "start a local nats-server (JetStream) and PostgreSQL under DIR, "
-             "migrate, run one node; Ctrl-C stops everything it started");
-  dev_cmd->add_option("--config", dev.config_file,
-                      "TOML configuration (default: built-in demo)");
-  dev_cmd->add_option("--dir", dev.dir, "data directory")
-      ->capture_default_str();
-  dev_cmd->add_option("--nats-port", dev.nats_port, "nats-server port")
-      ->capture_default_str();
-  dev_cmd->add_option("--pg-port", dev.pg_port, "PostgreSQL port")
-      ->capture_default_str();
-  dev_cmd->add_option("--demo", dev.demo_jobs,
-                      "submit N demo jobs once the node is up");
-  dev_cmd->add_flag("--exit", dev.exit_after_demo,
-                    "stop everything after the demo jobs finished");
-  add_log_flags(dev_cmd, dev.log);
-
+  auto* dev_cmd = add_dev_command(app, dev);
   submit_options submit;
-  auto* submit_cmd = app.add_subcommand("submit", "submit jobs over NATS");
-  submit_cmd->add_option("pipeline", submit.pipeline, "pipeline name")
-      ->required();
-  submit_cmd->add_option("--payload", submit.payload,
-                         "JSON payload, or @FILE to read it from a file");
-  submit_cmd->add_option("--key", submit.key, "idempotency key (job id)");
-  submit_cmd->add_option("--tenant", submit.tenant, "tenant");
-  submit_cmd->add_option("--count", submit.count, "number of jobs")
-      ->check(CLI::Range(1, 100000000));
-  submit_cmd->add_flag("--wait", submit.wait,
-                       "wait for terminal states and print them");
-  submit_cmd->add_option("--nats", submit.nats_url,
-                         "NATS URL (default: TROUPE_NATS_URL or "
-                         "nats://127.0.0.1:4222)");
-  submit_cmd->add_option("--config", submit.config_file,
-                         "read NATS settings from this configuration");
-
+  auto* submit_cmd = add_submit_command(app, submit);
   shell_options shell;
-  auto* shell_cmd = app.add_subcommand("shell", "admin actor shell");
-  shell_cmd->add_option("--nats", shell.nats_url,
-                        "NATS URL (default $TROUPE_NATS_URL, then "
-                        "nats://127.0.0.1:4222)");
-  shell_cmd->add_option("--user", shell.user,
-                        "NATS user (default $TROUPE_NATS_USER); the password "
-                        "is read from --password-file or "
-                        "$TROUPE_NATS_PASSWORD, never from the command line");
-  shell_cmd
-      ->add_option("--password-file", shell.password_file,
-                   "file holding the NATS password")
-      ->check(CLI::ExistingFile);
-  shell_cmd
-      ->add_option("--token-file", shell.token_file,
-                   "file holding a NATS token (or $TROUPE_NATS_TOKEN)")
-      ->check(CLI::ExistingFile);
-  shell_cmd
-      ->add_option("--creds", shell.creds,
-                   "NATS credentials file (.creds: JWT and nkey)")
-      ->check(CLI::ExistingFile);
-  shell_cmd
-      ->add_option("--tls-ca", shell.tls_ca,
-                   "CA that signs the NATS servers' certificates")
-      ->check(CLI::ExistingFile);
-  shell_cmd
-      ->add_option("--tls-cert", shell.tls_cert,
-                   "client certificate (with --tls-key)")
-      ->check(CLI::ExistingFile);
-  shell_cmd->add_option("--tls-key", shell.tls_key, "client key")
-      ->check(CLI::ExistingFile);
-  shell_cmd->add_option("--prefix", shell.prefix,
-                        "subject prefix of the cluster (default "
-                        "$TROUPE_NATS_PREFIX, then troupe)");
-  shell_cmd->add_option("-c", shell.commands,
-                        "run these commands (separated by ';') and exit");
-  shell_cmd->add_flag("--json", shell.json, "one JSON document per command");
-  shell_cmd->add_flag("--no-color", shell.no_color,
-                      "no colour even on a terminal (also: NO_COLOR)");
-  shell_cmd
-      ->add_option("--timeout", shell.timeout_ms,
-                   "milliseconds to wait for a node's answer")
-      ->check(CLI::Range(100, 600000));
+  auto* shell_cmd = add_shell_command(app, shell);
 
   migrate_options migrate;
   auto* migrate_cmd =
