@@ -4,9 +4,23 @@
 // document ([node], [nats], [postgres], [cluster], [tenants], [retention],
 // [pipelines.*]) into troupe_config, one function per section.
 
+#include <set>
+#include <string>
+
 #include "config/config_reader.hpp"
 
 namespace troupe::config_detail {
+
+/// An `inherit_env`-style list at `n`: variable names or prefixes ending in
+/// '*'. One problem for a value that is no array of strings, else one per
+/// bad entry (see env_pattern_problem); true if all is well.
+bool check_env_patterns(reader& r, const toml::node* n,
+                        const std::string& path);
+
+/// Reads one stage of a pipeline (config/config_stages.cpp).
+void read_stage(reader& r, const toml::node& n, const std::string& path,
+                const config_context& ctx, pipeline_config& pc,
+                std::set<std::string>& names);
 
 /// Reads every section of `root` into `cfg`; problems go to `r` in reading
 /// order (parse_config sorts them by line afterwards).
