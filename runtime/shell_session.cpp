@@ -33,6 +33,8 @@ struct shell_session::command {
 
 namespace {
 
+// long: one entry per shell command (name, usage, help, options,
+// completion); a table reads best in one piece.
 const std::vector<shell_session::command>& commands() {
   static const std::vector<shell_session::command> table = {
       {"nodes",

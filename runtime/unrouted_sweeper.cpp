@@ -85,8 +85,13 @@ void unrouted_sweeper::stop() {
     thread_.join();
 }
 
-int unrouted_sweeper::sweep_once() {
-  auto& im = *impl_;
+namespace {
+
+using sweeper_impl = unrouted_sweeper::impl;
+
+/// Subjects under `<prefix>.jobs.` holding messages that no pipeline's
+/// consumer will ever take.
+std::vector<std::string> unrouted_subjects(const sweeper_impl& im) {
   subjects subj{im.ncfg.prefix};
   auto jobs_prefix = im.ncfg.prefix + ".jobs.";
   auto filter = subj.jobs_wildcard();
@@ -95,10 +100,10 @@ int unrouted_sweeper::sweep_once() {
   o.Stream.Info.SubjectsFilter = filter.c_str();
   jsStreamInfo* si = nullptr;
   jsErrCode jerr = static_cast<jsErrCode>(0);
+  std::vector<std::string> unrouted;
   if (js_GetStreamInfo(&si, im.nats->js(), im.ncfg.stream.c_str(), &o, &jerr) !=
       NATS_OK)
-    return 0;
-  std::vector<std::string> unrouted;
+    return unrouted;
   if (si->State.Subjects) {
     for (int i = 0; i < si->State.Subjects->Count; ++i) {
       const auto& e = si->State.Subjects->List[i];
@@ -113,6 +118,74 @@ int unrouted_sweeper::sweep_once() {
     }
   }
   jsStreamInfo_Destroy(si);
+  return unrouted;
+}
+
+/// Records one message as a job dead-lettered for its unknown pipeline
+/// (through `sup`, waiting for the result); true once recorded.
+bool record_unrouted(const sweeper_impl& im, caf::scoped_actor& self,
+                     const caf::actor& sup, natsMsg* m,
+                     const std::string& subject, const std::string& token) {
+  // Decoded like any delivery (runtime/delivery.hpp): its own id if its
+  // headers are malformed, a storable copy of what was sent.
+  auto spec = decode_delivery(read_delivery(m),
+                              is_subject_token(token) ? token : "invalid",
+                              im.limits, now_ms(), nullptr);
+  spec.invalid_code = "unknown_pipeline";
+  spec.invalid_reason = "no node runs pipeline '" + token +
+                        "' (message published on " + subject + ")";
+  self->send(sup, submit_atom::value, spec, std::uint64_t{0});
+  bool recorded = false;
+  self->receive([&](finished_atom, std::uint64_t,
+                    job_result& r) { recorded = !gave_up(r.outcome); },
+                caf::after(std::chrono::seconds{30}) >> [] {});
+  return recorded;
+}
+
+/// Drains one subject through a temporary consumer; the messages recorded.
+int sweep_subject(const sweeper_impl& im, caf::scoped_actor& self,
+                  const caf::actor& sup, const std::string& subject) {
+  auto token = subject.substr(im.ncfg.prefix.size() + 6); // "<prefix>.jobs."
+  auto durable =
+      "troupe_unrouted_" + std::to_string(std::hash<std::string>{}(subject));
+  jsSubOptions so;
+  jsSubOptions_Init(&so);
+  so.Stream = im.ncfg.stream.c_str();
+  natsSubscription* sub = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  if (js_PullSubscribe(&sub, im.nats->js(), subject.c_str(), durable.c_str(),
+                       nullptr, &so, &jerr) != NATS_OK)
+    return 0;
+  int here = 0;
+  for (;;) {
+    natsMsgList list{nullptr, 0};
+    if (natsSubscription_Fetch(&list, sub, 64, 500, &jerr) != NATS_OK)
+      break;
+    for (int i = 0; i < list.Count; ++i)
+      if (record_unrouted(im, self, sup, list.Msgs[i], subject, token)) {
+        natsMsg_AckSync(list.Msgs[i], nullptr, &jerr);
+        ++here;
+      }
+    natsMsgList_Destroy(&list);
+  }
+  natsSubscription_Unsubscribe(sub);
+  natsSubscription_Destroy(sub);
+  // Never leave this consumer behind: a work-queue stream allows one
+  // consumer per subject, and a node that later runs the pipeline needs it.
+  js_DeleteConsumer(im.nats->js(), im.ncfg.stream.c_str(), durable.c_str(),
+                    nullptr, &jerr);
+  if (here > 0)
+    spdlog::warn("dead-lettered {} message(s) published on {}: no node runs "
+                 "pipeline '{}'",
+                 here, subject, token);
+  return here;
+}
+
+} // namespace
+
+int unrouted_sweeper::sweep_once() {
+  auto& im = *impl_;
+  auto unrouted = unrouted_subjects(im);
   if (unrouted.empty())
     return 0;
   // Jobs run through a supervisor of a pipeline without stages: claiming
@@ -128,56 +201,8 @@ int unrouted_sweeper::sweep_once() {
   sd.intake = caf::actor_cast<caf::actor>(self);
   auto sup = spawn_pipeline_supervisor(*im.sys, def, sd);
   int swept = 0;
-  for (const auto& subject : unrouted) {
-    auto token = subject.substr(jobs_prefix.size());
-    auto durable =
-        "troupe_unrouted_" + std::to_string(std::hash<std::string>{}(subject));
-    jsSubOptions so;
-    jsSubOptions_Init(&so);
-    so.Stream = im.ncfg.stream.c_str();
-    natsSubscription* sub = nullptr;
-    if (js_PullSubscribe(&sub, im.nats->js(), subject.c_str(), durable.c_str(),
-                         nullptr, &so, &jerr) != NATS_OK)
-      continue;
-    int here = 0;
-    for (;;) {
-      natsMsgList list{nullptr, 0};
-      if (natsSubscription_Fetch(&list, sub, 64, 500, &jerr) != NATS_OK)
-        break;
-      for (int i = 0; i < list.Count; ++i) {
-        natsMsg* m = list.Msgs[i];
-        // Decoded like any delivery (runtime/delivery.hpp): its own id if
-        // its headers are malformed, a storable copy of what was sent.
-        auto spec = decode_delivery(read_delivery(m),
-                                    is_subject_token(token) ? token : "invalid",
-                                    im.limits, now_ms(), nullptr);
-        spec.invalid_code = "unknown_pipeline";
-        spec.invalid_reason = "no node runs pipeline '" + token +
-                              "' (message published on " + subject + ")";
-        self->send(sup, submit_atom::value, spec, std::uint64_t{0});
-        bool recorded = false;
-        self->receive([&](finished_atom, std::uint64_t,
-                          job_result& r) { recorded = !gave_up(r.outcome); },
-                      caf::after(std::chrono::seconds{30}) >> [] {});
-        if (recorded) {
-          natsMsg_AckSync(m, nullptr, &jerr);
-          ++here;
-        }
-      }
-      natsMsgList_Destroy(&list);
-    }
-    natsSubscription_Unsubscribe(sub);
-    natsSubscription_Destroy(sub);
-    // Never leave this consumer behind: a work-queue stream allows one
-    // consumer per subject, and a node that later runs the pipeline needs it.
-    js_DeleteConsumer(im.nats->js(), im.ncfg.stream.c_str(), durable.c_str(),
-                      nullptr, &jerr);
-    if (here > 0)
-      spdlog::warn("dead-lettered {} message(s) published on {}: no node "
-                   "runs pipeline '{}'",
-                   here, subject, token);
-    swept += here;
-  }
+  for (const auto& subject : unrouted)
+    swept += sweep_subject(im, self, sup, subject);
   caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
   return swept;
 }
