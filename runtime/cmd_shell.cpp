@@ -55,50 +55,38 @@ void print(const shell_outcome& o, bool json) {
   std::fflush(stdout);
 }
 
-} // namespace
+std::string env_or(const char* name, const std::string& given,
+                   const std::string& fallback) {
+  if (!given.empty())
+    return given;
+  if (auto v = std::getenv(name); v && *v)
+    return v;
+  return fallback;
+}
 
-int cmd_shell(const shell_options& opts) {
-  std::string url = opts.nats_url;
-  if (url.empty())
-    if (auto env = std::getenv("TROUPE_NATS_URL"))
-      url = env;
-  if (url.empty())
-    url = "nats://127.0.0.1:4222";
-  std::string prefix = opts.prefix;
-  if (prefix.empty())
-    if (auto env = std::getenv("TROUPE_NATS_PREFIX"))
-      prefix = env;
-  if (prefix.empty())
-    prefix = "troupe";
-  if (!is_subject_token(prefix)) {
-    std::fprintf(stderr,
-                 "troupe shell: --prefix '%s' is not a NATS subject "
-                 "token\n",
-                 prefix.c_str());
-    return 2;
-  }
+std::string first_line(const std::string& path) {
+  std::ifstream in{path};
+  std::string line;
+  std::getline(in, line);
+  while (!line.empty() && (line.back() == '\r' || line.back() == ' '))
+    line.pop_back();
+  return line;
+}
+
+/// Login and TLS from the options, else from TROUPE_NATS_*: secrets come
+/// from files or the environment, never from the command line.
+nats_connect_options connect_options(const shell_options& opts,
+                                     const std::string& url) {
   nats_connect_options co;
   co.urls = url;
   co.name = "troupe-shell";
-  auto env = [](const char* name) {
-    auto v = std::getenv(name);
-    return std::string{v ? v : ""};
-  };
-  auto first_line = [](const std::string& path) {
-    std::ifstream in{path};
-    std::string line;
-    std::getline(in, line);
-    while (!line.empty() && (line.back() == '\r' || line.back() == ' '))
-      line.pop_back();
-    return line;
-  };
-  if (auto p = env("TROUPE_NATS_INBOX_PREFIX"); !p.empty())
-    co.inbox_prefix = p; // must match the nodes' nats.inbox_prefix
-  co.auth.user = opts.user.empty() ? env("TROUPE_NATS_USER") : opts.user;
+  // Must match the nodes' nats.inbox_prefix.
+  co.inbox_prefix = env_or("TROUPE_NATS_INBOX_PREFIX", "", co.inbox_prefix);
+  co.auth.user = env_or("TROUPE_NATS_USER", opts.user, "");
   co.auth.password = opts.password_file.empty()
-                         ? env("TROUPE_NATS_PASSWORD")
+                         ? env_or("TROUPE_NATS_PASSWORD", "", "")
                          : first_line(opts.password_file);
-  co.auth.token = opts.token_file.empty() ? env("TROUPE_NATS_TOKEN")
+  co.auth.token = opts.token_file.empty() ? env_or("TROUPE_NATS_TOKEN", "", "")
                                           : first_line(opts.token_file);
   co.auth.creds_file = opts.creds;
   co.auth.tls_ca = opts.tls_ca;
@@ -107,30 +95,20 @@ int cmd_shell(const shell_options& opts) {
   co.connect_timeout_ms = 2000;
   // A shell that cannot reach NATS says so at once rather than retrying.
   co.retry_on_failed_connect = false;
-  auto nats = nats_client::connect(co);
-  if (!nats) {
-    auto why = redact_text(describe(nats.error()), url);
-    if (!co.auth.password.empty())
-      for (std::size_t p;
-           (p = why.find(co.auth.password)) != std::string::npos;)
-        why.replace(p, co.auth.password.size(), "***");
-    std::fprintf(stderr, "troupe shell: cannot reach NATS at %s: %s\n",
-                 redact_url(url).c_str(), why.c_str());
-    return 1;
-  }
-  shell_settings s;
-  s.prefix = prefix;
-  s.json = opts.json;
-  s.timeout = std::chrono::milliseconds{opts.timeout_ms};
-  bool interactive = opts.commands.empty() && isatty(STDIN_FILENO);
-  s.style.color = !opts.json && !opts.no_color && isatty(STDOUT_FILENO) &&
-                  !std::getenv("NO_COLOR");
-  shell_session session{*nats, s};
-  if (interactive)
-    return run_repl(session,
-                    "troupe shell — connected to " + redact_url(url) +
-                        " (prefix " + prefix +
-                        "). Type help, Tab completes, Ctrl-D leaves.\n");
+  return co;
+}
+
+void report_unreachable(const nats_connect_options& co, const caf::error& err) {
+  auto why = redact_text(describe(err), co.urls);
+  if (!co.auth.password.empty())
+    for (std::size_t p; (p = why.find(co.auth.password)) != std::string::npos;)
+      why.replace(p, co.auth.password.size(), "***");
+  std::fprintf(stderr, "troupe shell: cannot reach NATS at %s: %s\n",
+               redact_url(co.urls).c_str(), why.c_str());
+}
+
+/// -c commands, or one command per line on stdin; 0 if all succeeded.
+int run_script(shell_session& session, const shell_options& opts) {
   int failures = 0;
   auto run_line = [&](const std::string& line) {
     auto words = shell_session::split_words(line);
@@ -154,6 +132,40 @@ int cmd_shell(const shell_options& opts) {
         break;
   }
   return failures == 0 ? 0 : 1;
+}
+
+} // namespace
+
+int cmd_shell(const shell_options& opts) {
+  auto url = env_or("TROUPE_NATS_URL", opts.nats_url, "nats://127.0.0.1:4222");
+  auto prefix = env_or("TROUPE_NATS_PREFIX", opts.prefix, "troupe");
+  if (!is_subject_token(prefix)) {
+    std::fprintf(stderr,
+                 "troupe shell: --prefix '%s' is not a NATS subject "
+                 "token\n",
+                 prefix.c_str());
+    return 2;
+  }
+  auto co = connect_options(opts, url);
+  auto nats = nats_client::connect(co);
+  if (!nats) {
+    report_unreachable(co, nats.error());
+    return 1;
+  }
+  shell_settings s;
+  s.prefix = prefix;
+  s.json = opts.json;
+  s.timeout = std::chrono::milliseconds{opts.timeout_ms};
+  bool interactive = opts.commands.empty() && isatty(STDIN_FILENO);
+  s.style.color = !opts.json && !opts.no_color && isatty(STDOUT_FILENO) &&
+                  !std::getenv("NO_COLOR");
+  shell_session session{*nats, s};
+  if (interactive)
+    return run_repl(session,
+                    "troupe shell — connected to " + redact_url(url) +
+                        " (prefix " + prefix +
+                        "). Type help, Tab completes, Ctrl-D leaves.\n");
+  return run_script(session, opts);
 }
 
 } // namespace troupe

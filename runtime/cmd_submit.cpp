@@ -38,42 +38,33 @@ bool read_payload(const std::string& arg, nlohmann::json& out,
   return true;
 }
 
-} // namespace
-
-int cmd_submit(const submit_options& opts) {
-  std::string url = opts.nats_url;
-  std::string prefix = "troupe";
-  nats_auth auth;
+/// Where to submit: --nats, else the configuration's, else
+/// TROUPE_NATS_URL, else the local default. False if the configuration is
+/// bad (its problems are printed).
+bool connection_settings(const submit_options& opts, nats_connect_options& co,
+                         std::string& prefix) {
+  co.urls = opts.nats_url;
+  co.name = "troupe-submit";
+  prefix = "troupe";
   if (!opts.config_file.empty()) {
     auto cfg = load_config_for("submit", opts.config_file);
     if (!cfg)
-      return 2;
-    auth = auth_from(cfg->nats);
-    if (url.empty())
-      url = cfg->nats.url;
+      return false;
+    co.auth = auth_from(cfg->nats);
+    if (co.urls.empty())
+      co.urls = cfg->nats.url;
     prefix = cfg->nats.prefix;
   }
-  if (url.empty())
+  if (co.urls.empty())
     if (auto env = process_env()("TROUPE_NATS_URL"))
-      url = *env;
-  if (url.empty())
-    url = "nats://127.0.0.1:4222";
-  nlohmann::json payload;
-  std::string error;
-  if (!read_payload(opts.payload, payload, error)) {
-    std::fprintf(stderr, "troupe submit: %s\n", error.c_str());
-    return 2;
-  }
-  nats_connect_options co;
-  co.urls = url;
-  co.auth = auth;
-  co.name = "troupe-submit";
-  auto nats = nats_client::connect(co);
-  if (!nats) {
-    std::fprintf(stderr, "troupe submit: %s\n", describe(nats.error()).c_str());
-    return 1;
-  }
-  subjects subj{prefix};
+      co.urls = *env;
+  if (co.urls.empty())
+    co.urls = "nats://127.0.0.1:4222";
+  return true;
+}
+
+std::vector<std::string> request_bodies(const submit_options& opts,
+                                        const nlohmann::json& payload) {
   std::vector<std::string> bodies;
   for (int i = 0; i < opts.count; ++i) {
     nlohmann::json req{{"pipeline", opts.pipeline}, {"payload", payload}};
@@ -84,6 +75,67 @@ int cmd_submit(const submit_options& opts) {
       req["tenant"] = opts.tenant;
     bodies.push_back(req.dump());
   }
+  return bodies;
+}
+
+/// Prints each accepted job id (stdout) or refusal (stderr); the refusals.
+int print_replies(const std::vector<submit_reply>& replies,
+                  job_tracker* tracker) {
+  int failed = 0;
+  for (auto& r : replies) {
+    if (r.ok) {
+      std::printf("%s\n", r.job_id.c_str());
+      if (tracker)
+        tracker->submitted(r.job_id);
+    } else {
+      ++failed;
+      std::fprintf(stderr, "rejected: %s: %s\n", r.error_code.c_str(),
+                   r.error_message.c_str());
+    }
+  }
+  std::fflush(stdout);
+  return failed;
+}
+
+/// --wait: every job's terminal state, one line each; the jobs that did not
+/// succeed.
+int await_outcomes(job_tracker& tracker) {
+  tracker.wait_all(std::chrono::hours{24}, [&](std::size_t d, std::size_t n) {
+    if (isatty(STDERR_FILENO))
+      std::fprintf(stderr, "\rwaiting %s", progress_bar(d, n).c_str());
+  });
+  if (isatty(STDERR_FILENO))
+    std::fprintf(stderr, "\n");
+  int failed = 0;
+  for (auto& [id, j] : tracker.jobs()) {
+    std::printf("%s %s%s%s\n", id.c_str(), j.state.c_str(),
+                j.error.empty() ? "" : " ", j.error.c_str());
+    if (j.state != "succeeded")
+      ++failed;
+  }
+  return failed;
+}
+
+} // namespace
+
+int cmd_submit(const submit_options& opts) {
+  nats_connect_options co;
+  std::string prefix;
+  if (!connection_settings(opts, co, prefix))
+    return 2;
+  nlohmann::json payload;
+  std::string error;
+  if (!read_payload(opts.payload, payload, error)) {
+    std::fprintf(stderr, "troupe submit: %s\n", error.c_str());
+    return 2;
+  }
+  auto nats = nats_client::connect(co);
+  if (!nats) {
+    std::fprintf(stderr, "troupe submit: %s\n", describe(nats.error()).c_str());
+    return 1;
+  }
+  subjects subj{prefix};
+  auto bodies = request_bodies(opts, payload);
   std::unique_ptr<job_tracker> tracker;
   if (opts.wait) {
     tracker = std::make_unique<job_tracker>(*nats, subj, opts.pipeline);
@@ -108,34 +160,9 @@ int cmd_submit(const submit_options& opts) {
                  describe(replies.error()).c_str());
     return 1;
   }
-  int failed = 0;
-  for (auto& r : *replies) {
-    if (r.ok) {
-      std::printf("%s\n", r.job_id.c_str());
-      if (tracker)
-        tracker->submitted(r.job_id);
-    } else {
-      ++failed;
-      std::fprintf(stderr, "rejected: %s: %s\n", r.error_code.c_str(),
-                   r.error_message.c_str());
-    }
-  }
-  std::fflush(stdout);
-  if (tracker) {
-    tracker->wait_all(
-        std::chrono::hours{24}, [&](std::size_t d, std::size_t n) {
-          if (isatty(STDERR_FILENO))
-            std::fprintf(stderr, "\rwaiting %s", progress_bar(d, n).c_str());
-        });
-    if (isatty(STDERR_FILENO))
-      std::fprintf(stderr, "\n");
-    for (auto& [id, j] : tracker->jobs()) {
-      std::printf("%s %s%s%s\n", id.c_str(), j.state.c_str(),
-                  j.error.empty() ? "" : " ", j.error.c_str());
-      if (j.state != "succeeded")
-        ++failed;
-    }
-  }
+  int failed = print_replies(*replies, tracker.get());
+  if (tracker)
+    failed += await_outcomes(*tracker);
   return failed == 0 ? 0 : 1;
 }
 
