@@ -71,15 +71,14 @@ shell_outcome shell_session::cmd_nodes() {
   return success("nodes", json{{"nodes", std::move(list)}}, t.str(s_.style));
 }
 
-shell_outcome shell_session::cmd_pipelines(bool totals_only) {
-  const char* name = totals_only ? "stats" : "pipelines";
-  auto counts = request_any("read", "counts", json{}, s_.timeout);
-  if (!counts.value("ok", false))
-    return from_reply_error(name, counts);
-  auto per_node = gather_all("stats");
-  if (auto* r = refusal(per_node))
-    return from_reply_error(name, *r);
-  // Live figures from every node: in flight, capacity, paused.
+namespace {
+
+const char* const job_states[] = {"queued",    "running",       "retrying",
+                                  "succeeded", "dead_lettered", "cancelled"};
+
+/// Live figures per pipeline, summed over the nodes' `stats` replies: in
+/// flight, capacity, counters, which nodes run it and where it is paused.
+std::map<std::string, json> live_figures(const std::vector<json>& per_node) {
   std::map<std::string, json> live;
   for (auto& r : per_node) {
     if (!r.value("ok", false) || !r["result"].is_array())
@@ -97,78 +96,60 @@ shell_outcome shell_session::cmd_pipelines(bool totals_only) {
         l["paused_on"].push_back(r["node"]);
     }
   }
-  std::set<std::string> names;
-  for (auto& kv : counts["result"].items())
-    names.insert(kv.key());
-  for (auto& kv : live)
-    names.insert(kv.first);
-  static const char* states[] = {"queued",    "running",       "retrying",
-                                 "succeeded", "dead_lettered", "cancelled"};
-  json list = json::object();
+  return live;
+}
+
+/// One pipeline: `c` from the store's counts, `l` from the nodes.
+json pipeline_entry(const std::string& name, const json& c, const json& l) {
+  json st = c.contains("states") ? c["states"] : json::object();
+  json entry{
+      {"pipeline", name},
+      {"paused", c.value("paused", false)},
+      // Counters of the nodes since they started (as before v0.2).
+      {"running", int_of(l, "running")},
+      {"queued", int_of(l, "queued")},
+      {"succeeded", int_of(l, "succeeded")},
+      {"dead_lettered", int_of(l, "dead_lettered")},
+      {"cancelled", int_of(l, "cancelled")},
+      {"restarts", int_of(l, "restarts")},
+      {"jobs", json::object()},
+      {"last_minute",
+       c.contains("last_minute") ? c["last_minute"] : json::object()},
+      {"dead_letters", int_of(c, "dead_letters")},
+      {"in_flight", int_of(l, "running") + int_of(l, "queued")},
+      {"capacity", int_of(l, "capacity")},
+      {"nodes", l.contains("node_ids") ? l["node_ids"].size() : 0},
+      {"node_ids", l.contains("node_ids") ? l["node_ids"] : json::array()},
+      {"paused_on", l.contains("paused_on") ? l["paused_on"] : json::array()}};
+  for (auto s : job_states)
+    entry["jobs"][s] = int_of(st, s);
+  return entry;
+}
+
+json empty_totals() {
   json totals{{"jobs", json::object()},
               {"last_minute", json::object()},
               {"dead_letters", 0},
               {"in_flight", 0},
               {"capacity", 0}};
-  for (auto s : states)
+  for (auto s : job_states)
     totals["jobs"][s] = 0;
-  text_table t{{"PIPELINE", "STATE", "QUEUED", "RUNNING", "RETRYING",
-                "SUCCEEDED", "DEAD", "CANCELLED", "IN FLIGHT", "NODES"}};
-  for (auto& name_ : names) {
-    pipelines_seen_.insert(name_);
-    json c = counts["result"].contains(name_) ? counts["result"][name_]
-                                              : json::object();
-    json l = live.count(name_) ? live[name_] : json::object();
-    json st = c.contains("states") ? c["states"] : json::object();
-    bool paused = c.value("paused", false);
-    auto in_flight = int_of(l, "running") + int_of(l, "queued");
-    json entry{
-        {"pipeline", name_},
-        {"paused", paused},
-        // Counters of the nodes since they started (as before v0.2).
-        {"running", int_of(l, "running")},
-        {"queued", int_of(l, "queued")},
-        {"succeeded", int_of(l, "succeeded")},
-        {"dead_lettered", int_of(l, "dead_lettered")},
-        {"cancelled", int_of(l, "cancelled")},
-        {"restarts", int_of(l, "restarts")},
-        {"jobs", json::object()},
-        {"last_minute",
-         c.contains("last_minute") ? c["last_minute"] : json::object()},
-        {"dead_letters", int_of(c, "dead_letters")},
-        {"in_flight", in_flight},
-        {"capacity", int_of(l, "capacity")},
-        {"nodes", l.contains("node_ids") ? l["node_ids"].size() : 0},
-        {"node_ids", l.contains("node_ids") ? l["node_ids"] : json::array()},
-        {"paused_on",
-         l.contains("paused_on") ? l["paused_on"] : json::array()}};
-    for (auto s : states) {
-      entry["jobs"][s] = int_of(st, s);
-      totals["jobs"][s] = int_of(totals["jobs"], s) + int_of(st, s);
-    }
-    for (auto& kv : entry["last_minute"].items())
-      totals["last_minute"][kv.key()] =
-          int_of(totals["last_minute"], kv.key().c_str()) +
-          kv.value().get<std::int64_t>();
-    totals["dead_letters"] =
-        int_of(totals, "dead_letters") + int_of(c, "dead_letters");
-    totals["in_flight"] = int_of(totals, "in_flight") + in_flight;
-    totals["capacity"] = int_of(totals, "capacity") + int_of(l, "capacity");
-    auto node_count = entry["node_ids"].size();
-    t.add(
-        {name_,
-         paint_state(paused ? "paused" : (node_count ? "fetching" : "no node"),
-                     s_.style),
-         num(st, "queued"), num(st, "running"), num(st, "retrying"),
-         num(st, "succeeded"), num(st, "dead_lettered"), num(st, "cancelled"),
-         std::to_string(in_flight) + "/" + num(l, "capacity"),
-         std::to_string(node_count)});
-    list[name_] = std::move(entry);
-  }
-  if (!totals_only)
-    return success(name, json{{"pipelines", std::move(list)}},
-                   t.empty() ? "no pipelines yet\n" : t.str(s_.style));
-  auto lm = totals["last_minute"];
+  return totals;
+}
+
+void add_to_totals(json& totals, const json& entry) {
+  for (auto s : job_states)
+    totals["jobs"][s] = int_of(totals["jobs"], s) + int_of(entry["jobs"], s);
+  for (auto& kv : entry["last_minute"].items())
+    totals["last_minute"][kv.key()] =
+        int_of(totals["last_minute"], kv.key().c_str()) +
+        kv.value().get<std::int64_t>();
+  for (auto k : {"dead_letters", "in_flight", "capacity"})
+    totals[k] = int_of(totals, k) + int_of(entry, k);
+}
+
+std::string totals_text(const json& totals, std::size_t nodes) {
+  const auto& lm = totals["last_minute"];
   auto rate = [&](const char* k) {
     char buf[32];
     std::snprintf(buf, sizeof(buf), "%.1f/s",
@@ -177,7 +158,7 @@ shell_outcome shell_session::cmd_pipelines(bool totals_only) {
   };
   std::ostringstream out;
   out << "jobs:         ";
-  for (auto s : states)
+  for (auto s : job_states)
     out << s << " " << num(totals["jobs"], s) << "  ";
   out << "\nlast minute:  succeeded " << num(lm, "succeeded") << " ("
       << rate("succeeded") << "), dead-lettered " << num(lm, "dead_lettered")
@@ -186,12 +167,59 @@ shell_outcome shell_session::cmd_pipelines(bool totals_only) {
       << "dead letters: " << num(totals, "dead_letters")
       << " waiting (see: dlq)\n"
       << "in flight:    " << num(totals, "in_flight") << "/"
-      << num(totals, "capacity") << " on " << per_node.size() << " node(s)\n";
+      << num(totals, "capacity") << " on " << nodes << " node(s)\n";
+  return out.str();
+}
+
+} // namespace
+
+shell_outcome shell_session::cmd_pipelines(bool totals_only) {
+  const char* name = totals_only ? "stats" : "pipelines";
+  auto counts = request_any("read", "counts", json{}, s_.timeout);
+  if (!counts.value("ok", false))
+    return from_reply_error(name, counts);
+  auto per_node = gather_all("stats");
+  if (auto* r = refusal(per_node))
+    return from_reply_error(name, *r);
+  auto live = live_figures(per_node);
+  std::set<std::string> names;
+  for (auto& kv : counts["result"].items())
+    names.insert(kv.key());
+  for (auto& kv : live)
+    names.insert(kv.first);
+  json list = json::object();
+  auto totals = empty_totals();
+  text_table t{{"PIPELINE", "STATE", "QUEUED", "RUNNING", "RETRYING",
+                "SUCCEEDED", "DEAD", "CANCELLED", "IN FLIGHT", "NODES"}};
+  for (auto& p : names) {
+    pipelines_seen_.insert(p);
+    json c =
+        counts["result"].contains(p) ? counts["result"][p] : json::object();
+    json l = live.count(p) ? live[p] : json::object();
+    auto entry = pipeline_entry(p, c, l);
+    add_to_totals(totals, entry);
+    auto node_count = entry["node_ids"].size();
+    const auto& st = entry["jobs"];
+    t.add({p,
+           paint_state(entry["paused"].get<bool>()
+                           ? "paused"
+                           : (node_count ? "fetching" : "no node"),
+                       s_.style),
+           num(st, "queued"), num(st, "running"), num(st, "retrying"),
+           num(st, "succeeded"), num(st, "dead_lettered"), num(st, "cancelled"),
+           num(entry, "in_flight") + "/" + num(l, "capacity"),
+           std::to_string(node_count)});
+    list[p] = std::move(entry);
+  }
+  if (!totals_only)
+    return success(name, json{{"pipelines", std::move(list)}},
+                   t.empty() ? "no pipelines yet\n" : t.str(s_.style));
+  auto text = totals_text(totals, per_node.size());
   return success(name,
                  json{{"totals", std::move(totals)},
                       {"pipelines", std::move(list)},
                       {"nodes_answered", per_node.size()}},
-                 out.str());
+                 text);
 }
 
 // -- jobs, job, dlq
