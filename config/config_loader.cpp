@@ -131,9 +131,6 @@ void apply_env_overrides(troupe_config& cfg, const env_lookup& env) {
   apply("TROUPE_NATS_TOKEN", cfg.nats.token);
 }
 
-namespace {
-
-/// The first line of a secret file (a trailing newline is not part of it).
 std::string read_secret(const std::string& path) {
   std::ifstream in{path};
   std::string line;
@@ -142,8 +139,6 @@ std::string read_secret(const std::string& path) {
     line.pop_back();
   return line;
 }
-
-} // namespace
 
 void load_nats_secrets(troupe_config& cfg) {
   // The environment wins over a file (set by apply_env_overrides).

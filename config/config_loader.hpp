@@ -72,6 +72,10 @@ bool is_subject_token(std::string_view s) noexcept;
 /// environment already set them (TROUPE_NATS_PASSWORD, TROUPE_NATS_TOKEN).
 void load_nats_secrets(troupe_config& cfg);
 
+/// The first line of a secret file (a trailing newline or carriage return
+/// is not part of it); empty if unreadable.
+std::string read_secret(const std::string& path);
+
 /// Applies TROUPE_NATS_URL, TROUPE_PG_URL, TROUPE_NODE_ID, TROUPE_HTTP_ADDR.
 void apply_env_overrides(troupe_config& cfg, const env_lookup& env);
 

@@ -64,15 +64,6 @@ std::string env_or(const char* name, const std::string& given,
   return fallback;
 }
 
-std::string first_line(const std::string& path) {
-  std::ifstream in{path};
-  std::string line;
-  std::getline(in, line);
-  while (!line.empty() && (line.back() == '\r' || line.back() == ' '))
-    line.pop_back();
-  return line;
-}
-
 /// Login and TLS from the options, else from TROUPE_NATS_*: secrets come
 /// from files or the environment, never from the command line.
 nats_connect_options connect_options(const shell_options& opts,
@@ -85,9 +76,9 @@ nats_connect_options connect_options(const shell_options& opts,
   co.auth.user = env_or("TROUPE_NATS_USER", opts.user, "");
   co.auth.password = opts.password_file.empty()
                          ? env_or("TROUPE_NATS_PASSWORD", "", "")
-                         : first_line(opts.password_file);
+                         : read_secret(opts.password_file);
   co.auth.token = opts.token_file.empty() ? env_or("TROUPE_NATS_TOKEN", "", "")
-                                          : first_line(opts.token_file);
+                                          : read_secret(opts.token_file);
   co.auth.creds_file = opts.creds;
   co.auth.tls_ca = opts.tls_ca;
   co.auth.tls_cert = opts.tls_cert;

@@ -5,6 +5,8 @@
 #include <caf/scheduler/test_coordinator.hpp>
 #include <gtest/gtest.h>
 
+#include "tests/actors/deterministic.hpp"
+
 #include "actors/atoms.hpp"
 
 using namespace troupe;
@@ -13,10 +15,7 @@ using namespace std::chrono_literals;
 namespace {
 
 caf::actor_system_config& init(caf::actor_system_config& cfg) {
-  cfg.set("scheduler.policy", caf::atom("testing"));
-  cfg.set("logger.file-verbosity", caf::atom("quiet"));
-  cfg.set("logger.console-verbosity", caf::atom("quiet"));
-  return cfg;
+  return test::deterministic_config(cfg);
 }
 
 class cluster_member_test : public ::testing::Test {

@@ -1,4 +1,5 @@
 #include "engine_fixture.hpp"
+#include "tests/actors/deterministic.hpp"
 
 #include "actors/atoms.hpp"
 #include "messages/errc.hpp"
@@ -8,10 +9,7 @@ namespace troupe::test {
 namespace {
 
 caf::actor_system_config& init(caf::actor_system_config& cfg) {
-  cfg.set("scheduler.policy", caf::atom("testing"));
-  cfg.set("logger.file-verbosity", caf::atom("quiet"));
-  cfg.set("logger.console-verbosity", caf::atom("quiet"));
-  return cfg;
+  return test::deterministic_config(cfg);
 }
 
 class probe_stage final : public stage_kind {
