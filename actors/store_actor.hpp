@@ -1,7 +1,7 @@
 #pragma once
 
 // The store protocol as a typed actor interface: the job actor's system of
-// record, implemented by runtime's PostgreSQL store (runtime/pg_store.hpp)
+// record, implemented by runtime's PostgreSQL store (runtime/pg/pg_store.hpp)
 // and by the in-memory store of the tests (tests/actors/memory_store.hpp).
 // The compiler checks both against it.
 //

@@ -34,10 +34,10 @@
 #include "bench/bench_common.hpp"
 #include "bench/ceilings.hpp"
 #include "messages/errc.hpp"
-#include "runtime/job_tracker.hpp"
-#include "runtime/local_servers.hpp"
-#include "runtime/nats_client.hpp"
-#include "runtime/process.hpp"
+#include "runtime/cli/local_servers.hpp"
+#include "runtime/client/job_tracker.hpp"
+#include "runtime/exec/process.hpp"
+#include "runtime/nats/nats_client.hpp"
 
 using namespace troupe;
 using namespace troupe::bench;

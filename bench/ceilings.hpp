@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "bench/bench_common.hpp"
-#include "runtime/nats_client.hpp"
+#include "runtime/nats/nats_client.hpp"
 
 namespace troupe::bench {
 

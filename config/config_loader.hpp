@@ -42,8 +42,8 @@ env_lookup process_env();
 /// Options that tell the validator what exists outside the config file.
 struct config_context {
   /// Stage kinds known to this binary and what each accepts (the stage
-  /// registry's catalogue, see runtime/stage_catalog.hpp). Empty: kinds and
-  /// their parameters are not checked.
+  /// registry's catalogue, see stage_catalog() in runtime/exec/exec_stage.hpp).
+  /// Empty: kinds and their parameters are not checked.
   std::vector<stage_kind_schema> stage_kinds;
   /// Environment for TROUPE_* overrides.
   env_lookup env;

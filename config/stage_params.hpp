@@ -2,7 +2,7 @@
 
 // What a stage kind accepts in its stage table besides `name`, `kind`,
 // `timeout` and `retry`. The kinds declare it (actors/builtin_stages.cpp,
-// runtime/exec_stage.cpp, or a C++ kind registered by an embedding
+// runtime/exec/exec_stage.cpp, or a C++ kind registered by an embedding
 // program); the config loader checks a stage against its kind's schema, so
 // every kind, built in or not, gets located errors for its parameters.
 

@@ -3,7 +3,7 @@
 // What a JetStream delivery of a job says, and the job spec it becomes.
 // Everything here comes from a publisher and is checked: headers, body,
 // ids. A pure function, tested and fuzzed without a server;
-// runtime/delivery.hpp reads the fields out of a nats.c message.
+// runtime/nats/delivery.hpp reads the fields out of a nats.c message.
 
 #include <cstdint>
 #include <string>

@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
-"""Reports what the structure rules of docs/architecture.md forbid: files over
-500 lines and functions over 80 lines in actors/ and runtime/ (tests aside).
+"""Reports what the structure rules of docs/architecture.md forbid: includes
+against the layers (messages <- config <- actors <- runtime) or between
+runtime's rooms outside runtime/CMakeLists.txt's map, files over 500 lines,
+and functions over 80 lines in actors/ and runtime/ (tests aside).
 A function may be longer when a comment within the 3 lines above it says
 why ("long: ..."). Exit status 1 if anything is reported.
 
@@ -12,6 +14,21 @@ import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 MAX_FILE, MAX_FUNCTION = 500, 80
+LAYERS = {"messages": set(), "config": {"messages"},
+          "actors": {"messages", "config"}}
+ROOMS = {
+    "common": set(),
+    "observe": {"common"},
+    "nats": {"common"},
+    "pg": {"observe", "common"},
+    "exec": {"observe", "common"},
+    "client": {"nats", "common"},
+    "shell": {"client", "nats", "common"},
+    "node": {"client", "pg", "exec", "nats", "observe", "common"},
+    "cli": {"node", "shell", "client", "pg", "exec", "nats", "observe",
+            "common"},
+}
+INCLUDE = re.compile(r'#include "(messages|config|actors|runtime)/(?:([a-z]+)/)?')
 NOT_FUNCTION = re.compile(r"^(namespace|struct|class|enum|union|extern|template\s*<[^>]*>\s*(struct|class))\b")
 
 
@@ -50,11 +67,28 @@ def long_functions(path):
         i = end + 1
 
 
+def wrong_includes(path, layer, room):
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        m = INCLUDE.match(line)
+        if not m:
+            continue
+        target, target_room = m.group(1), m.group(2)
+        if layer in LAYERS and target != layer and target not in LAYERS[layer]:
+            yield n, line
+        if layer == "runtime" and target == "runtime" and room != target_room \
+                and target_room not in ROOMS.get(room, set()):
+            yield n, line
+
+
 def main():
     found = False
     for room in ("actors", "runtime", "messages", "config"):
         for path in sorted((ROOT / room).rglob("*.[ch]pp")):
             rel = path.relative_to(ROOT)
+            sub = rel.parts[1] if room == "runtime" and len(rel.parts) > 2 else None
+            for line, text in wrong_includes(path, room, sub):
+                print(f"{rel}:{line}: include against the layers: {text}")
+                found = True
             n = len(path.read_text().splitlines())
             if n > MAX_FILE:
                 print(f"{rel}: {n} lines (over {MAX_FILE})")

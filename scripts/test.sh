@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The README's test command: installs what is missing, builds with warnings as
-# errors, checks formatting, runs every unit and integration test (the
+# errors, checks formatting and structure (layers, rooms, file and function
+# sizes: scripts/structure.py), runs every unit and integration test (the
 # integration tests start their own nats-server and PostgreSQL on loopback),
 # then the unit tests of messages, config and actors built with ASan+UBSan,
 # and each libFuzzer target for a short while.
@@ -15,6 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
 scripts/format.sh --check
+python3 scripts/structure.py
 scripts/build.sh
 (cd "${BUILD_DIR:-build}" &&
   ctest --output-on-failure --timeout 600 -j "${TEST_JOBS:-2}")

@@ -17,7 +17,7 @@
 #include "child_process.hpp"
 #include "messages/errc.hpp"
 #include "role_servers.hpp"
-#include "runtime/admin_client.hpp"
+#include "runtime/client/admin_client.hpp"
 
 using namespace troupe;
 using namespace troupe::test;

@@ -1,6 +1,6 @@
 // The orphan reaper reaps exited children nobody waits for, and never the
 // children that their starters wait for by pid.
-#include "runtime/child_reaper.hpp"
+#include "runtime/exec/child_reaper.hpp"
 
 #include <atomic>
 #include <fstream>
@@ -13,7 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "runtime/process.hpp"
+#include "runtime/exec/process.hpp"
 
 using namespace troupe;
 using namespace std::chrono_literals;

@@ -11,10 +11,10 @@
 
 #include "child_process.hpp"
 #include "messages/errc.hpp"
-#include "runtime/job_tracker.hpp"
-#include "runtime/local_servers.hpp"
-#include "runtime/nats_client.hpp"
-#include "runtime/process.hpp"
+#include "runtime/cli/local_servers.hpp"
+#include "runtime/client/job_tracker.hpp"
+#include "runtime/exec/process.hpp"
+#include "runtime/nats/nats_client.hpp"
 #include "tests/support/test_servers.hpp"
 
 using namespace troupe;

@@ -19,8 +19,8 @@
 #include "actors/builtin_stages.hpp"
 #include "actors/pipeline_supervisor.hpp"
 #include "messages/errc.hpp"
-#include "runtime/blocking_pool.hpp"
-#include "runtime/exec_stage.hpp"
+#include "runtime/common/blocking_pool.hpp"
+#include "runtime/exec/exec_stage.hpp"
 #include "tests/actors/memory_store.hpp"
 
 using namespace troupe;

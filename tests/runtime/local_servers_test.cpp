@@ -11,8 +11,8 @@
 
 #include "child_process.hpp"
 #include "messages/errc.hpp"
-#include "runtime/nats_client.hpp"
-#include "runtime/process.hpp"
+#include "runtime/exec/process.hpp"
+#include "runtime/nats/nats_client.hpp"
 #include "tests/support/test_servers.hpp"
 
 using namespace troupe;

@@ -1,10 +1,10 @@
-// The node's run decision (runtime/node_governor.hpp), tick by tick, with
+// The node's run decision (runtime/node/node_governor.hpp), tick by tick, with
 // a clock the test moves: no servers, no sleeps.
 #include <algorithm>
 
 #include <gtest/gtest.h>
 
-#include "runtime/node_governor.hpp"
+#include "runtime/node/node_governor.hpp"
 
 using namespace troupe;
 using namespace std::chrono_literals;

@@ -16,9 +16,9 @@
 #include <pqxx/pqxx>
 
 #include "child_process.hpp"
-#include "runtime/job_tracker.hpp"
-#include "runtime/nats_client.hpp"
-#include "runtime/process.hpp"
+#include "runtime/client/job_tracker.hpp"
+#include "runtime/exec/process.hpp"
+#include "runtime/nats/nats_client.hpp"
 #include "tests/support/test_servers.hpp"
 
 using namespace troupe;

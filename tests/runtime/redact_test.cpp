@@ -1,8 +1,8 @@
 // Secrets in URLs and DSNs never reach a log line, an error or /readyz.
 #include <gtest/gtest.h>
 
-#include "runtime/nats_client.hpp"
-#include "runtime/shell_format.hpp"
+#include "runtime/nats/nats_client.hpp"
+#include "runtime/shell/shell_format.hpp"
 
 using namespace troupe;
 

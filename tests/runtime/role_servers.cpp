@@ -7,7 +7,7 @@
 
 #include "child_process.hpp"
 #include "messages/errc.hpp"
-#include "runtime/process.hpp"
+#include "runtime/exec/process.hpp"
 #include "tests/support/test_servers.hpp"
 
 namespace troupe::test {

@@ -10,8 +10,8 @@
 
 #include <caf/expected.hpp>
 
-#include "runtime/local_servers.hpp"
-#include "runtime/nats_client.hpp"
+#include "runtime/cli/local_servers.hpp"
+#include "runtime/nats/nats_client.hpp"
 
 namespace troupe::test {
 

@@ -17,10 +17,10 @@
 #include "child_process.hpp"
 #include "messages/errc.hpp"
 #include "role_servers.hpp"
-#include "runtime/admin_client.hpp"
-#include "runtime/local_servers.hpp"
-#include "runtime/nats_client.hpp"
-#include "runtime/process.hpp"
+#include "runtime/cli/local_servers.hpp"
+#include "runtime/client/admin_client.hpp"
+#include "runtime/exec/process.hpp"
+#include "runtime/nats/nats_client.hpp"
 #include "tests/support/test_servers.hpp"
 
 using namespace troupe;

@@ -9,7 +9,7 @@
 #define PQXX_HAVE_OPTIONAL
 #include <pqxx/pqxx>
 
-#include "runtime/nats_client.hpp"
+#include "runtime/nats/nats_client.hpp"
 
 namespace troupe::test {
 

@@ -1,5 +1,5 @@
 // Stage kinds and their parameters as the config loader checks them
-// against the catalogue of this binary (runtime/exec_stage.hpp:
+// against the catalogue of this binary (runtime/exec/exec_stage.hpp:
 // stage_catalog()), and against kinds an embedding program registers.
 #include <gtest/gtest.h>
 
@@ -7,7 +7,7 @@
 #include "actors/stage_kind.hpp"
 #include "config/config_loader.hpp"
 #include "messages/errc.hpp"
-#include "runtime/exec_stage.hpp"
+#include "runtime/exec/exec_stage.hpp"
 
 using namespace troupe;
 

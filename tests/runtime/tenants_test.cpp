@@ -12,8 +12,8 @@
 
 #include "child_process.hpp"
 #include "messages/errc.hpp"
-#include "runtime/job_tracker.hpp"
-#include "runtime/nats_client.hpp"
+#include "runtime/client/job_tracker.hpp"
+#include "runtime/nats/nats_client.hpp"
 #include "tests/support/test_servers.hpp"
 
 using namespace troupe;

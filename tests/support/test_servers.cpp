@@ -10,7 +10,7 @@
 #include <sys/socket.h>
 
 #include "messages/errc.hpp"
-#include "runtime/process.hpp"
+#include "runtime/exec/process.hpp"
 
 namespace troupe::test {
 

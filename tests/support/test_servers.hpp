@@ -8,7 +8,7 @@
 #include <memory>
 #include <string>
 
-#include "runtime/local_servers.hpp"
+#include "runtime/cli/local_servers.hpp"
 
 namespace troupe::test {
 

@@ -1,0 +1,169 @@
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include "config/config_loader.hpp"
+#include "messages/errc.hpp"
+#include "messages/json_guard.hpp"
+#include "runtime/cli/commands.hpp"
+#include "runtime/client/job_tracker.hpp"
+#include "runtime/nats/nats_client.hpp"
+
+namespace troupe {
+
+namespace {
+
+/// Reads `--payload`: inline JSON, or @FILE.
+bool read_payload(const std::string& arg, nlohmann::json& out,
+                  std::string& error) {
+  std::string text = arg;
+  if (!arg.empty() && arg[0] == '@') {
+    std::ifstream in{arg.substr(1)};
+    if (!in) {
+      error = "cannot read payload file '" + arg.substr(1) + "'";
+      return false;
+    }
+    std::stringstream ss;
+    ss << in.rdbuf();
+    text = ss.str();
+  }
+  out = parse_json_or_discarded(text, 64);
+  if (out.is_discarded()) {
+    error = "--payload is not valid JSON";
+    return false;
+  }
+  return true;
+}
+
+/// Where to submit: --nats, else the configuration's, else
+/// TROUPE_NATS_URL, else the local default. False if the configuration is
+/// bad (its problems are printed).
+bool connection_settings(const submit_options& opts, nats_connect_options& co,
+                         std::string& prefix) {
+  co.urls = opts.nats_url;
+  co.name = "troupe-submit";
+  prefix = "troupe";
+  if (!opts.config_file.empty()) {
+    auto cfg = load_config_for("submit", opts.config_file);
+    if (!cfg)
+      return false;
+    co.auth = auth_from(cfg->nats);
+    if (co.urls.empty())
+      co.urls = cfg->nats.url;
+    prefix = cfg->nats.prefix;
+  }
+  if (co.urls.empty())
+    if (auto env = process_env()("TROUPE_NATS_URL"))
+      co.urls = *env;
+  if (co.urls.empty())
+    co.urls = "nats://127.0.0.1:4222";
+  return true;
+}
+
+std::vector<std::string> request_bodies(const submit_options& opts,
+                                        const nlohmann::json& payload) {
+  std::vector<std::string> bodies;
+  for (int i = 0; i < opts.count; ++i) {
+    nlohmann::json req{{"pipeline", opts.pipeline}, {"payload", payload}};
+    if (!opts.key.empty())
+      req["key"] =
+          opts.count == 1 ? opts.key : opts.key + "-" + std::to_string(i);
+    if (!opts.tenant.empty())
+      req["tenant"] = opts.tenant;
+    bodies.push_back(req.dump());
+  }
+  return bodies;
+}
+
+/// Prints each accepted job id (stdout) or refusal (stderr); the refusals.
+int print_replies(const std::vector<submit_reply>& replies,
+                  job_tracker* tracker) {
+  int failed = 0;
+  for (auto& r : replies) {
+    if (r.ok) {
+      std::printf("%s\n", r.job_id.c_str());
+      if (tracker)
+        tracker->submitted(r.job_id);
+    } else {
+      ++failed;
+      std::fprintf(stderr, "rejected: %s: %s\n", r.error_code.c_str(),
+                   r.error_message.c_str());
+    }
+  }
+  std::fflush(stdout);
+  return failed;
+}
+
+/// --wait: every job's terminal state, one line each; the jobs that did not
+/// succeed.
+int await_outcomes(job_tracker& tracker) {
+  tracker.wait_all(std::chrono::hours{24}, [&](std::size_t d, std::size_t n) {
+    if (isatty(STDERR_FILENO))
+      std::fprintf(stderr, "\rwaiting %s", progress_bar(d, n).c_str());
+  });
+  if (isatty(STDERR_FILENO))
+    std::fprintf(stderr, "\n");
+  int failed = 0;
+  for (auto& [id, j] : tracker.jobs()) {
+    std::printf("%s %s%s%s\n", id.c_str(), j.state.c_str(),
+                j.error.empty() ? "" : " ", j.error.c_str());
+    if (j.state != "succeeded")
+      ++failed;
+  }
+  return failed;
+}
+
+} // namespace
+
+int cmd_submit(const submit_options& opts) {
+  nats_connect_options co;
+  std::string prefix;
+  if (!connection_settings(opts, co, prefix))
+    return 2;
+  nlohmann::json payload;
+  std::string error;
+  if (!read_payload(opts.payload, payload, error)) {
+    std::fprintf(stderr, "troupe submit: %s\n", error.c_str());
+    return 2;
+  }
+  auto nats = nats_client::connect(co);
+  if (!nats) {
+    std::fprintf(stderr, "troupe submit: %s\n", describe(nats.error()).c_str());
+    return 1;
+  }
+  subjects subj{prefix};
+  auto bodies = request_bodies(opts, payload);
+  std::unique_ptr<job_tracker> tracker;
+  if (opts.wait) {
+    tracker = std::make_unique<job_tracker>(*nats, subj, opts.pipeline);
+    if (auto err = tracker->start()) {
+      std::fprintf(stderr, "troupe submit: %s\n", describe(err).c_str());
+      return 1;
+    }
+  }
+  bool tty = isatty(STDERR_FILENO) && opts.count > 1;
+  std::size_t replied = 0;
+  auto replies = submit_requests(
+      **nats, subj, bodies, 256, std::chrono::seconds{60}, [&](std::size_t) {
+        ++replied;
+        if (tty && (replied % 64 == 0 || replied == bodies.size()))
+          std::fprintf(stderr, "\rsubmitting %s",
+                       progress_bar(replied, bodies.size()).c_str());
+      });
+  if (tty)
+    std::fprintf(stderr, "\n");
+  if (!replies) {
+    std::fprintf(stderr, "troupe submit: %s\n",
+                 describe(replies.error()).c_str());
+    return 1;
+  }
+  int failed = print_replies(*replies, tracker.get());
+  if (tracker)
+    failed += await_outcomes(*tracker);
+  return failed == 0 ? 0 : 1;
+}
+
+} // namespace troupe

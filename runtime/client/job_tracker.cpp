@@ -1,0 +1,256 @@
+#include "runtime/client/job_tracker.hpp"
+#include "messages/json_guard.hpp"
+
+#include <atomic>
+#include <random>
+
+#include <nlohmann/json.hpp>
+
+#include "messages/errc.hpp"
+#include "messages/event_type.hpp"
+#include "messages/json_codec.hpp"
+#include "runtime/nats/nats_subscription.hpp"
+
+namespace troupe {
+
+struct job_tracker::impl {
+  std::shared_ptr<nats_client> nats;
+  subjects subj;
+  std::string pipeline;
+  nats_subscription sub;
+  mutable std::mutex mtx;
+  std::condition_variable cv;
+  std::map<std::string, tracked_job> jobs;
+  /// Terminal events that arrived before submitted() (fast jobs).
+  std::map<std::string, tracked_job> early;
+  std::size_t done = 0;
+};
+
+namespace {
+
+void on_event(job_tracker::impl* im, const nats_msg& msg) {
+  auto ev = decode_event(msg.data());
+  if (!ev)
+    return;
+  auto type = type_of(*ev);
+  auto now = std::chrono::steady_clock::now();
+  std::lock_guard<std::mutex> guard{im->mtx};
+  auto i = im->jobs.find(ev->job_id);
+  tracked_job* tj = nullptr;
+  if (i != im->jobs.end())
+    tj = &i->second;
+  else
+    tj = &im->early[ev->job_id];
+  if (type == event_type::job_retrying)
+    ++tj->retries;
+  if (type == event_type::job_started &&
+      tj->started == std::chrono::steady_clock::time_point{})
+    tj->started = now;
+  if (type && is_terminal(*type) && tj->state.empty()) {
+    tj->state = to_string(terminal_state(*type)); // "succeeded", ...
+    tj->error = ev->error;
+    tj->finished = now;
+    tj->node_latency_ms = ev->latency_ms;
+    if (i != im->jobs.end()) {
+      ++im->done;
+      im->cv.notify_all();
+    }
+  }
+}
+
+} // namespace
+
+job_tracker::job_tracker(std::shared_ptr<nats_client> nats, subjects subj,
+                         std::string pipeline)
+    : impl_(std::make_shared<impl>()) {
+  impl_->nats = std::move(nats);
+  impl_->subj = std::move(subj);
+  impl_->pipeline = std::move(pipeline);
+}
+
+job_tracker::~job_tracker() {
+  impl_->sub.close();
+}
+
+caf::error job_tracker::start() {
+  auto subject = impl_->subj.prefix + ".events." + impl_->pipeline + ".>";
+  // A burst of thousands of events must not be dropped as a slow consumer.
+  subscribe_options so;
+  so.unbounded_pending = true;
+  auto sub = nats_subscription::open(
+      *impl_->nats, subject,
+      [im = impl_](nats_msg msg) { on_event(im.get(), msg); }, so);
+  if (!sub)
+    return sub.error();
+  impl_->sub = std::move(*sub);
+  return impl_->nats->flush();
+}
+
+void job_tracker::submitted(const std::string& job_id) {
+  std::lock_guard<std::mutex> guard{impl_->mtx};
+  auto& tj = impl_->jobs[job_id];
+  tj.submitted = std::chrono::steady_clock::now();
+  if (auto e = impl_->early.find(job_id); e != impl_->early.end()) {
+    tj.retries += e->second.retries;
+    if (!e->second.state.empty()) {
+      tj.state = e->second.state;
+      tj.error = e->second.error;
+      tj.finished = e->second.finished;
+      tj.node_latency_ms = e->second.node_latency_ms;
+      ++impl_->done;
+    }
+    impl_->early.erase(e);
+  }
+}
+
+bool job_tracker::wait_all(
+    std::chrono::milliseconds timeout,
+    const std::function<void(std::size_t, std::size_t)>& progress,
+    std::chrono::milliseconds tick) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::unique_lock<std::mutex> lock{impl_->mtx};
+  for (;;) {
+    auto done = impl_->done;
+    auto total = impl_->jobs.size();
+    if (progress) {
+      lock.unlock();
+      progress(done, total);
+      lock.lock();
+    }
+    if (impl_->done >= impl_->jobs.size())
+      return true;
+    if (std::chrono::steady_clock::now() >= deadline)
+      return false;
+    impl_->cv.wait_for(lock, tick);
+  }
+}
+
+std::map<std::string, tracked_job> job_tracker::jobs() const {
+  std::lock_guard<std::mutex> guard{impl_->mtx};
+  return impl_->jobs;
+}
+
+namespace {
+
+struct reply_collector {
+  std::mutex mtx;
+  std::condition_variable cv;
+  std::vector<submit_reply> replies;
+  std::vector<bool> got;
+  std::size_t received = 0;
+  std::function<void(std::size_t)> on_reply;
+};
+
+void on_reply_msg(reply_collector* rc, const nats_msg& msg) {
+  std::string subject{msg.subject()};
+  std::string body{msg.data()};
+  auto dot = subject.rfind('.');
+  std::size_t idx = 0;
+  try {
+    idx = std::stoul(subject.substr(dot + 1));
+  } catch (...) {
+    return;
+  }
+  submit_reply r;
+  auto j = parse_json_or_discarded(body);
+  if (j.is_object() && j.value("ok", false)) {
+    r.ok = true;
+    r.job_id = j.value("job_id", "");
+  } else if (j.is_object() && j.contains("error") && j["error"].is_object()) {
+    r.error_code = j["error"].value("code", "");
+    r.error_message = j["error"].value("message", "");
+  } else {
+    r.error_code = "invalid_reply";
+    r.error_message = body;
+  }
+  std::function<void(std::size_t)> cb;
+  {
+    std::lock_guard<std::mutex> guard{rc->mtx};
+    if (idx >= rc->replies.size() || rc->got[idx])
+      return;
+    rc->got[idx] = true;
+    rc->replies[idx] = std::move(r);
+    ++rc->received;
+    cb = rc->on_reply;
+  }
+  rc->cv.notify_all();
+  if (cb)
+    cb(idx);
+}
+
+} // namespace
+
+caf::expected<std::vector<submit_reply>>
+submit_requests(nats_client& nats, const subjects& subj,
+                const std::vector<std::string>& bodies, int window,
+                std::chrono::milliseconds timeout,
+                const std::function<void(std::size_t)>& on_reply) {
+  auto rc = std::make_shared<reply_collector>();
+  rc->replies.resize(bodies.size());
+  rc->got.assign(bodies.size(), false);
+  rc->on_reply = on_reply;
+  char inbox_buf[64];
+  std::mt19937_64 rng{std::random_device{}()};
+  std::snprintf(inbox_buf, sizeof(inbox_buf), ".troupe.%016llx",
+                static_cast<unsigned long long>(rng()));
+  std::string inbox = nats.inbox_prefix() + inbox_buf;
+  // A late reply may still be in delivery after we return: the handler
+  // keeps the collector alive.
+  subscribe_options so;
+  so.unbounded_pending = true;
+  auto sub = nats_subscription::open(
+      nats, inbox + ".*", [rc](nats_msg msg) { on_reply_msg(rc.get(), msg); },
+      so);
+  if (!sub)
+    return sub.error();
+  auto subject = subj.submit();
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  caf::error failure;
+  for (std::size_t i = 0; i < bodies.size() && !failure; ++i) {
+    {
+      // Pipelining window: at most `window` requests unanswered.
+      std::unique_lock<std::mutex> lock{rc->mtx};
+      if (!rc->cv.wait_until(lock, deadline, [&] {
+            return i - rc->received < static_cast<std::size_t>(window);
+          })) {
+        failure = make_error(errc::unavailable,
+                             "timed out waiting for submit replies");
+        break;
+      }
+    }
+    auto reply = inbox + "." + std::to_string(i);
+    auto s = natsConnection_PublishRequest(nats.conn(), subject.c_str(),
+                                           reply.c_str(), bodies[i].data(),
+                                           static_cast<int>(bodies[i].size()));
+    if (s != NATS_OK)
+      failure = nats_error(s, "publish request");
+  }
+  if (!failure) {
+    nats.flush();
+    std::unique_lock<std::mutex> lock{rc->mtx};
+    if (!rc->cv.wait_until(lock, deadline,
+                           [&] { return rc->received == bodies.size(); }))
+      failure =
+          make_error(errc::unavailable, "no reply from " + subject +
+                                            " (is a troupe node running?)");
+  }
+  sub->close();
+  if (failure)
+    return failure;
+  std::lock_guard<std::mutex> guard{rc->mtx};
+  return rc->replies;
+}
+
+std::string progress_bar(std::size_t done, std::size_t total, int width) {
+  double frac = total == 0 ? 1.0 : static_cast<double>(done) / total;
+  int filled = static_cast<int>(frac * width + 0.5);
+  std::string bar = "[";
+  for (int i = 0; i < width; ++i)
+    bar += i < filled ? '#' : '.';
+  bar += "] ";
+  bar += std::to_string(static_cast<int>(frac * 100 + 0.5)) + "% " +
+         std::to_string(done) + "/" + std::to_string(total);
+  return bar;
+}
+
+} // namespace troupe

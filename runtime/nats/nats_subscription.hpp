@@ -1,0 +1,78 @@
+#pragma once
+
+// Core NATS subscriptions with a C++ handler, owned like any other resource.
+//
+// nats.c calls a subscription's callback on its own thread and may still be
+// delivering a message when Unsubscribe returns. The handler therefore lives
+// in a heap block that nats.c frees through the subscription's on-complete
+// callback, after its last delivery: a late message never touches freed
+// memory, whatever owns the subscription. This replaces the keep-alive
+// stanza every subscriber used to write by hand.
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include <caf/expected.hpp>
+#include <nats/nats.h>
+
+namespace troupe {
+
+class nats_client;
+
+/// A received message; owns the nats.c message and destroys it.
+class nats_msg {
+public:
+  explicit nats_msg(natsMsg* m) noexcept : m_(m, natsMsg_Destroy) {}
+
+  std::string_view subject() const;
+  /// Empty when the sender expects no reply.
+  std::string_view reply() const;
+  std::string_view data() const;
+  /// For the adapter code that reads headers or acks
+  /// (runtime/nats/delivery.hpp).
+  natsMsg* raw() const noexcept { return m_.get(); }
+
+private:
+  std::unique_ptr<natsMsg, void (*)(natsMsg*)> m_;
+};
+
+struct subscribe_options {
+  /// Queue group: one member of the group gets each message.
+  std::string queue;
+  /// Raise nats.c's pending limits so that a burst (thousands of events or
+  /// replies) is not dropped as a slow consumer.
+  bool unbounded_pending = false;
+};
+
+class nats_subscription {
+public:
+  /// Runs on nats.c's delivery thread: keep it short, never block on the
+  /// actor system.
+  using handler = std::function<void(nats_msg)>;
+
+  nats_subscription() = default;
+  nats_subscription(nats_subscription&& other) noexcept;
+  nats_subscription& operator=(nats_subscription&& other) noexcept;
+  nats_subscription(const nats_subscription&) = delete;
+  nats_subscription& operator=(const nats_subscription&) = delete;
+  /// Unsubscribes (see close()).
+  ~nats_subscription();
+
+  static caf::expected<nats_subscription>
+  open(nats_client& nats, const std::string& subject, handler fn,
+       const subscribe_options& opts = {});
+
+  /// Stops the deliveries. With `drain_ms` > 0, messages the server has
+  /// already sent are handled first (at most that long): requests that
+  /// reached this node are answered, not dropped. Idempotent.
+  void close(int drain_ms = 0);
+
+  explicit operator bool() const noexcept { return sub_ != nullptr; }
+
+private:
+  natsSubscription* sub_ = nullptr;
+};
+
+} // namespace troupe

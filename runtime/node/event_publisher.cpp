@@ -1,0 +1,79 @@
+#include "runtime/node/event_publisher.hpp"
+
+#include <caf/all.hpp>
+
+#include "messages/event_type.hpp"
+#include "messages/json_codec.hpp"
+#include "runtime/observe/logging.hpp"
+
+#include <spdlog/spdlog.h>
+
+namespace troupe {
+
+namespace {
+
+/// One log line per notable event, with the job's fields (never payloads).
+void log_event(const job_event& ev) {
+  auto level = spdlog::level::debug;
+  std::string msg;
+  auto type = type_of(ev);
+  if (type == event_type::job_dead_lettered) {
+    level = spdlog::level::warn;
+    msg = "job dead-lettered";
+  } else if (type == event_type::job_retrying) {
+    // Retries are routine (metrics count them); problems get info and up.
+    level = spdlog::level::debug;
+    msg =
+        "stage failed, retrying in " + std::to_string(ev.next_retry_ms) + " ms";
+  } else if (type == event_type::job_cancelled) {
+    level = spdlog::level::info;
+    msg = "job cancelled";
+  } else {
+    msg = ev.type;
+  }
+  if (!spdlog::should_log(level))
+    return;
+  log_fields f{{"job_id", ev.job_id},
+               {"pipeline", ev.pipeline},
+               {"stage", ev.stage},
+               {"attempt", ev.attempt > 0 ? std::to_string(ev.attempt) : ""},
+               {"node", ev.node},
+               {"correlation_id", ev.correlation_id},
+               {"tenant", ev.tenant},
+               {"event", ev.type}};
+  if (!ev.error_code.empty())
+    f.emplace_back("error_code", ev.error_code);
+  if (!ev.error.empty())
+    f.emplace_back("error", ev.error);
+  log_with(level, msg, f);
+}
+
+} // namespace
+
+caf::actor spawn_event_publisher(caf::actor_system& sys,
+                                 std::shared_ptr<nats_client> nats,
+                                 subjects subj,
+                                 std::shared_ptr<job_metrics> metrics) {
+  auto publish = [nats, subj, metrics](const job_event& ev) {
+    auto body = encode_event(ev);
+    // Publishing is a buffered write into nats.c: it never blocks on the
+    // network, so it is fine on a scheduler thread.
+    nats->publish(subj.events(ev.pipeline, ev.job_id), body);
+    if (type_of(ev) == event_type::job_dead_lettered)
+      nats->publish(subj.dlq(ev.pipeline), body);
+    if (metrics)
+      metrics->on_event(ev);
+    log_event(ev);
+  };
+  return sys.spawn([publish](caf::event_based_actor*) -> caf::behavior {
+    return {
+        [publish](const job_event& ev) { publish(ev); },
+        [publish](const std::vector<job_event>& evs) {
+          for (const auto& ev : evs)
+            publish(ev);
+        },
+    };
+  });
+}
+
+} // namespace troupe

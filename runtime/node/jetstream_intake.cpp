@@ -1,0 +1,341 @@
+#include "runtime/node/jetstream_intake.hpp"
+#include "runtime/nats/delivery.hpp"
+#include "runtime/pg/job_presence.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <unordered_map>
+
+#include <caf/all.hpp>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "actors/atoms.hpp"
+#include "actors/delivery_verdict.hpp"
+#include "messages/errc.hpp"
+#include "messages/json_text.hpp"
+
+namespace troupe {
+
+using progress_atom = caf::atom_constant<caf::atom("progress")>;
+
+struct jetstream_intake::shared_state {
+  std::shared_ptr<nats_client> nats;
+  nats_config ncfg;
+  std::string pipeline;
+  int max_in_flight = 100;
+  input_limits limits;
+  caf::actor supervisor;
+  natsSubscription* sub = nullptr;
+  std::shared_ptr<job_presence> presence;
+  /// Jobs held by all of the node's intakes, and their cap (0: none).
+  std::shared_ptr<std::atomic<std::int64_t>> node_held =
+      std::make_shared<std::atomic<std::int64_t>>(0);
+  std::int64_t node_max = 0;
+
+  /// Free slots of this intake within the node's budget.
+  int credit() const {
+    auto own = max_in_flight - counters->in_flight;
+    if (node_max > 0)
+      own = std::min<std::int64_t>(own, node_max - *node_held);
+    return static_cast<int>(std::max<std::int64_t>(own, 0));
+  }
+
+  std::mutex mtx;
+  std::condition_variable cv;
+  std::unordered_map<std::uint64_t, natsMsg*> held;
+  std::uint64_t next_delivery = 1;
+  bool paused = false;
+  bool stopping = false;
+  std::shared_ptr<intake_counters> counters =
+      std::make_shared<intake_counters>();
+
+  /// Takes a held message out of the table (nullptr if unknown).
+  natsMsg* take(std::uint64_t delivery) {
+    std::lock_guard<std::mutex> guard{mtx};
+    auto i = held.find(delivery);
+    if (i == held.end())
+      return nullptr;
+    auto* m = i->second;
+    held.erase(i);
+    return m;
+  }
+
+  void release_slot() {
+    --counters->in_flight;
+    --*node_held;
+    cv.notify_all();
+  }
+};
+
+namespace {
+
+using state_ptr = std::shared_ptr<jetstream_intake::shared_state>;
+
+/// Turns a delivered message into a job spec (runtime/nats/delivery.hpp).
+job_spec to_spec(const state_ptr& st, natsMsg* m, std::int64_t* delay_left) {
+  auto d = read_delivery(m);
+  auto spec =
+      decode_delivery(d, st->pipeline, st->limits, now_ms(), delay_left);
+  if (!spec.invalid_reason.empty())
+    ++st->counters->invalid;
+  return spec;
+}
+
+caf::behavior intake_actor(caf::event_based_actor* self, state_ptr st,
+                           std::chrono::milliseconds progress_every) {
+  self->delayed_send(self, progress_every, progress_atom::value);
+  return {
+      [st](finished_atom, std::uint64_t delivery, job_result& res) {
+        auto* m = st->take(delivery);
+        if (!m)
+          return;
+        auto verdict = verdict_for(res);
+        if (verdict.action == delivery_action::replace_held) {
+          // The same message as a delivery still held: keep the newest
+          // handle under the held number (acks and progress go by stream
+          // sequence), and free this one's slot without acking anything.
+          std::lock_guard<std::mutex> guard{st->mtx};
+          if (auto i = st->held.find(res.same_as); i != st->held.end())
+            std::swap(i->second, m);
+        } else if (verdict.dropped) {
+          // Nothing this delivery says can be done or recorded: keeping it
+          // would only loop. Dropped loudly; the job (if any) is untouched.
+          spdlog::warn("intake {}: dropped a message for job '{}': {}",
+                       st->pipeline, res.job_id, res.error);
+          if (verdict.action == delivery_action::ack)
+            natsMsg_Ack(m, nullptr);
+          else
+            natsMsg_Term(m, nullptr);
+          ++st->counters->invalid;
+        } else if (verdict.action == delivery_action::leave) {
+          // Another node's delivery of this message is the live one.
+        } else if (verdict.action == delivery_action::nak) {
+          // Not started (its tenant is at its limit here) or given up: back
+          // to the stream for a while, so it holds no slot meanwhile.
+          natsMsg_NakWithDelay(m, verdict.nak_delay_ms, nullptr);
+          ++st->counters->naked;
+        } else {
+          // Asynchronous ack: the terminal state is already committed, and
+          // a lost ack only causes a redelivery that the store skips.
+          natsMsg_Ack(m, nullptr);
+          ++st->counters->acked;
+        }
+        natsMsg_Destroy(m);
+        st->release_slot();
+      },
+      [self, st, progress_every](progress_atom) {
+        {
+          std::lock_guard<std::mutex> guard{st->mtx};
+          for (auto& kv : st->held)
+            natsMsg_InProgress(kv.second, nullptr);
+        }
+        self->delayed_send(self, progress_every, progress_atom::value);
+      },
+  };
+}
+
+} // namespace
+
+jetstream_intake::jetstream_intake(caf::actor_system& sys,
+                                   std::shared_ptr<nats_client> nats,
+                                   nats_config ncfg, std::string pipeline,
+                                   int max_in_flight, input_limits limits)
+    : state_(std::make_shared<shared_state>()) {
+  counters_ = state_->counters;
+  state_->nats = std::move(nats);
+  state_->ncfg = std::move(ncfg);
+  state_->pipeline = std::move(pipeline);
+  state_->max_in_flight = max_in_flight;
+  state_->limits = limits;
+  // In-progress acks at a third of AckWait: two may be lost before the
+  // broker redelivers a job that is still running.
+  auto every = std::max<std::chrono::milliseconds>(
+      std::chrono::milliseconds{100}, state_->ncfg.ack_wait / 3);
+  actor_ = sys.spawn(intake_actor, state_, every);
+}
+
+jetstream_intake::~jetstream_intake() {
+  stop();
+  caf::anon_send_exit(actor_, caf::exit_reason::user_shutdown);
+}
+
+caf::error jetstream_intake::start(caf::actor supervisor) {
+  subjects subj{state_->ncfg.prefix};
+  auto durable = subj.consumer(state_->pipeline);
+  auto filter = subj.jobs(state_->pipeline);
+  jsSubOptions so;
+  jsSubOptions_Init(&so);
+  so.Stream = state_->ncfg.stream.c_str();
+  so.Consumer = durable.c_str();
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  auto s = js_PullSubscribe(&state_->sub, state_->nats->js(), filter.c_str(),
+                            durable.c_str(), nullptr, &so, &jerr);
+  if (s != NATS_OK)
+    return nats_error(s, "pull subscribe to " + durable);
+  state_->supervisor = std::move(supervisor);
+  thread_ = std::thread{[this] { fetch_loop(); }};
+  return caf::none;
+}
+
+void jetstream_intake::pause() {
+  std::lock_guard<std::mutex> guard{state_->mtx};
+  state_->paused = true;
+}
+
+bool jetstream_intake::paused() const {
+  std::lock_guard<std::mutex> guard{state_->mtx};
+  return state_->paused;
+}
+
+void jetstream_intake::resume() {
+  {
+    std::lock_guard<std::mutex> guard{state_->mtx};
+    state_->paused = false;
+  }
+  state_->cv.notify_all();
+}
+
+void jetstream_intake::stop() {
+  {
+    std::lock_guard<std::mutex> guard{state_->mtx};
+    if (state_->stopping && !thread_.joinable())
+      return;
+    state_->stopping = true;
+  }
+  state_->cv.notify_all();
+  if (thread_.joinable())
+    thread_.join();
+  std::unordered_map<std::uint64_t, natsMsg*> rest;
+  {
+    std::lock_guard<std::mutex> guard{state_->mtx};
+    rest.swap(state_->held);
+  }
+  // Give the unfinished jobs back at once: other nodes resume them from
+  // their checkpoints instead of waiting for AckWait.
+  for (auto& kv : rest) {
+    natsMsg_Nak(kv.second, nullptr);
+    natsMsg_Destroy(kv.second);
+    ++state_->counters->naked;
+  }
+  if (state_->sub) {
+    natsSubscription_Destroy(state_->sub);
+    state_->sub = nullptr;
+  }
+}
+
+namespace {
+
+/// Fresh deliveries whose job exists already (a tombstone, an id submitted
+/// again after the duplicate window) must not run before the store has
+/// decided: they claim first. One query per fetched batch.
+void mark_known_jobs(jetstream_intake::shared_state& st,
+                     std::vector<std::pair<natsMsg*, job_spec>>& batch) {
+  std::vector<std::string> ids;
+  for (auto& [m, spec] : batch)
+    if (spec.fresh)
+      ids.push_back(spec.job_id);
+  if (ids.empty())
+    return;
+  auto known = st.presence ? st.presence->existing(ids) : std::nullopt;
+  for (auto& [m, spec] : batch)
+    if (spec.fresh && (!known || known->count(spec.job_id)))
+      spec.fresh = false;
+}
+
+} // namespace
+
+void jetstream_intake::share_node_budget(
+    std::shared_ptr<std::atomic<std::int64_t>> held, std::int64_t max) {
+  state_->node_held = std::move(held);
+  state_->node_max = max;
+}
+
+void jetstream_intake::set_presence(std::shared_ptr<job_presence> presence) {
+  state_->presence = std::move(presence);
+}
+
+void jetstream_intake::fetch_loop() {
+  auto& st = *state_;
+  auto last_error_log = std::chrono::steady_clock::time_point{};
+  for (;;) {
+    int credit = 0;
+    {
+      std::unique_lock<std::mutex> lock{st.mtx};
+      // Another intake freeing a node-wide slot does not notify this one:
+      // the bounded wait notices it.
+      st.cv.wait_for(lock, std::chrono::milliseconds{200}, [&] {
+        return st.stopping || (!st.paused && st.credit() > 0);
+      });
+      if (st.stopping)
+        return;
+      if (st.paused || st.credit() <= 0)
+        continue;
+      credit = st.credit();
+    }
+    natsMsgList list{nullptr, 0};
+    jsErrCode jerr = static_cast<jsErrCode>(0);
+    auto s = natsSubscription_Fetch(&list, st.sub, std::min(credit, 256), 500,
+                                    &jerr);
+    if (s == NATS_TIMEOUT)
+      continue;
+    if (s != NATS_OK) {
+      auto now = std::chrono::steady_clock::now();
+      if (now - last_error_log > std::chrono::seconds{10}) {
+        spdlog::warn("intake {}: fetch failed: {}", st.pipeline,
+                     natsStatus_GetText(s));
+        last_error_log = now;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds{250});
+      continue;
+    }
+    bool paused_now;
+    {
+      std::lock_guard<std::mutex> guard{st.mtx};
+      paused_now = st.paused;
+    }
+    std::vector<std::pair<natsMsg*, job_spec>> batch;
+    batch.reserve(static_cast<std::size_t>(list.Count));
+    for (int i = 0; i < list.Count; ++i) {
+      natsMsg* m = list.Msgs[i];
+      list.Msgs[i] = nullptr; // ownership moves to `held`
+      if (paused_now) {
+        // Paused (pipeline paused, drain, or degraded) while the fetch was
+        // under way: hand it back untouched rather than start it. No delay:
+        // paused intakes issue no pull requests, so it waits in the stream
+        // until an intake fetches again.
+        natsMsg_Nak(m, nullptr);
+        natsMsg_Destroy(m);
+        continue;
+      }
+      std::int64_t delay_left = 0;
+      auto spec = to_spec(state_, m, &delay_left);
+      if (delay_left > 0) {
+        // Not due yet: hand it back for later without using a slot.
+        natsMsg_NakWithDelay(m, delay_left, nullptr);
+        natsMsg_Destroy(m);
+        continue;
+      }
+      batch.emplace_back(m, std::move(spec));
+    }
+    mark_known_jobs(st, batch);
+    for (auto& [m, spec] : batch) {
+      std::uint64_t delivery;
+      {
+        std::lock_guard<std::mutex> guard{st.mtx};
+        delivery = st.next_delivery++;
+        st.held.emplace(delivery, m);
+      }
+      ++st.counters->in_flight;
+      ++*st.node_held;
+      ++st.counters->fetched;
+      caf::anon_send(st.supervisor, submit_atom::value, std::move(spec),
+                     delivery);
+    }
+    natsMsgList_Destroy(&list);
+  }
+}
+
+} // namespace troupe

@@ -1,0 +1,454 @@
+#include "runtime/node/node_admin.hpp"
+#include "messages/event_type.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <thread>
+
+#include <caf/all.hpp>
+#include <spdlog/spdlog.h>
+
+#include "actors/atoms.hpp"
+#include "config/config_loader.hpp"
+#include "messages/errc.hpp"
+#include "messages/json_codec.hpp"
+#include "messages/stats.hpp"
+#include "runtime/client/admin_client.hpp"
+
+namespace troupe {
+
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+
+// -- pipeline_controls
+// ---------------------------------------------------------
+
+pipeline_controls::pipeline_controls(std::shared_ptr<admin_store> store,
+                                     std::chrono::milliseconds interval)
+    : store_(std::move(store)), interval_(interval) {}
+
+pipeline_controls::~pipeline_controls() {
+  stop();
+}
+
+bool pipeline_controls::refresh() {
+  try {
+    auto now = store_->paused_pipelines();
+    std::lock_guard<std::mutex> guard{mtx_};
+    paused_ = std::move(now);
+    return true;
+  } catch (const std::exception& e) {
+    spdlog::debug("pipeline controls: {}", e.what());
+    return false;
+  }
+}
+
+std::set<std::string> pipeline_controls::paused() const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  return paused_;
+}
+
+void pipeline_controls::start() {
+  thread_ = std::thread{[this] {
+    std::unique_lock<std::mutex> lock{mtx_};
+    while (!stopping_) {
+      lock.unlock();
+      refresh();
+      lock.lock();
+      cv_.wait_for(lock, interval_, [this] { return stopping_; });
+    }
+  }};
+}
+
+void pipeline_controls::stop() {
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable())
+    thread_.join();
+}
+
+// -- verbs
+// ---------------------------------------------------------------------
+
+namespace {
+
+using ctx_ptr = std::shared_ptr<node_admin_context>;
+
+std::string need_string(const json& req, const char* key) {
+  if (!req.is_object() || !req.contains(key) || !req[key].is_string() ||
+      req[key].get<std::string>().empty())
+    throw admin_failure("invalid_request",
+                        std::string{"request needs \""} + key + "\"");
+  return req[key].get<std::string>();
+}
+
+/// An integer field of a request, or `fallback` when it is absent. A
+/// non-integer (1e300, "5") is refused: casting a huge double to an integer
+/// is undefined behaviour (found by UBSan in the decoders).
+std::int64_t opt_int(const json& req, const char* key, std::int64_t fallback) {
+  if (!req.is_object() || !req.contains(key) || req[key].is_null())
+    return fallback;
+  if (!req[key].is_number_integer())
+    throw admin_failure("invalid_request",
+                        std::string{"\""} + key + "\" must be an integer");
+  return req[key].get<std::int64_t>();
+}
+
+/// Like opt_int, clamped to [lo, hi] for use as an int.
+int opt_count(const json& req, const char* key, int fallback, int lo, int hi) {
+  return static_cast<int>(
+      std::clamp<std::int64_t>(opt_int(req, key, fallback), lo, hi));
+}
+
+std::string opt_string(const json& req, const char* key) {
+  if (req.is_object() && req.contains(key) && req[key].is_string())
+    return req[key].get<std::string>();
+  return {};
+}
+
+std::string admin_subject(const ctx_ptr& ctx, const std::string& rest) {
+  return ctx->prefix + ".admin." + rest;
+}
+
+std::size_t expected_nodes(const ctx_ptr& ctx) {
+  return ctx->alive_nodes ? ctx->alive_nodes() : 0;
+}
+
+/// Fans `verb` out to every node and returns the successful results.
+/// With `until_found`, stops at the first node that reports `found` (the
+/// holder of a job) rather than trusting the membership count, which lags
+/// right after nodes start.
+std::vector<json> fan_out(const ctx_ptr& ctx, const std::string& verb,
+                          const json& body, bool until_found = false) {
+  std::function<bool(const json&)> enough;
+  if (until_found)
+    enough = [](const json& r) {
+      return r.value("ok", false) && r["result"].value("found", false);
+    };
+  auto replies = admin_gather(
+      *ctx->nats, admin_subject(ctx, "all.control." + verb), body.dump(),
+      3000ms, until_found ? 0 : expected_nodes(ctx), enough);
+  std::vector<json> out;
+  for (auto& r : replies)
+    if (r.value("ok", false))
+      out.push_back(
+          json{{"node", r.value("node", "")}, {"result", r["result"]}});
+  return out;
+}
+
+/// Publishes a new life of a job to the stream. The message id carries the
+/// life, so the duplicate window does not swallow it; the job id travels in
+/// the Troupe-Job-Id header.
+void republish(const ctx_ptr& ctx, const replay_ticket& t) {
+  submission s;
+  s.payload = t.payload;
+  s.tenant = t.tenant;
+  s.correlation_id = t.correlation_id;
+  s.priority = t.priority;
+  auto r = ctx->nats->js_publish_job(
+      ctx->prefix + ".jobs." + t.pipeline, encode_submission(s),
+      t.job_id + "#" + std::to_string(t.life), t.job_id);
+  if (!r)
+    throw admin_failure("unavailable",
+                        "job '" + t.job_id + "' is queued for life " +
+                            std::to_string(t.life) +
+                            " but could not be published (" +
+                            describe(r.error()) + "); run the command again");
+}
+
+std::optional<std::int32_t> resolve_stage(const ctx_ptr& ctx,
+                                          const std::string& job_id,
+                                          const std::string& pipeline,
+                                          const json& req) {
+  if (!req.is_object() || !req.contains("from_stage") ||
+      req["from_stage"].is_null())
+    return std::nullopt;
+  const auto& v = req["from_stage"];
+  if (v.is_number_integer())
+    return v.get<std::int32_t>();
+  if (!v.is_string())
+    throw admin_failure("invalid_request",
+                        "from_stage must be a stage name or index");
+  auto name = v.get<std::string>();
+  std::vector<std::string> names;
+  if (auto i = ctx->pipelines.find(pipeline); i != ctx->pipelines.end())
+    for (auto& sc : i->second->config.stages)
+      names.push_back(sc.name);
+  else
+    names = ctx->store->stage_names(job_id);
+  for (std::size_t i = 0; i < names.size(); ++i)
+    if (names[i] == name)
+      return static_cast<std::int32_t>(i);
+  std::string known;
+  for (auto& n : names)
+    known += (known.empty() ? "" : ", ") + n;
+  throw admin_failure("invalid_request", "pipeline '" + pipeline +
+                                             "' has no stage '" + name +
+                                             "' (stages: " + known + ")");
+}
+
+json ticket_json(const replay_ticket& t) {
+  return json{{"job_id", t.job_id}, {"pipeline", t.pipeline},
+              {"life", t.life},     {"from_stage", t.from_stage},
+              {"state", "queued"},  {"republished_only", t.republish_only}};
+}
+
+/// Waits (bounded) until the store shows the job in a terminal state.
+std::string await_terminal(const ctx_ptr& ctx, const std::string& job_id) {
+  std::string state;
+  for (int i = 0; i < 60; ++i) {
+    state = ctx->store->state_of(job_id).first;
+    job_state s;
+    if (from_string(state, s) && is_terminal(s))
+      break;
+    std::this_thread::sleep_for(50ms);
+  }
+  return state;
+}
+
+json brief_json(const job_brief& b) {
+  return json{{"job_id", b.job_id},   {"state", b.state},
+              {"stage", b.stage},     {"stage_index", b.stage_index},
+              {"attempt", b.attempt}, {"life", b.life},
+              {"actor", b.job_actor}, {"stage_actor", b.stage_actor},
+              {"for_ms", b.for_ms},   {"restarts", b.restarts}};
+}
+
+void add_read_verbs(admin_bridge& bridge, const ctx_ptr& ctx) {
+  bridge.add_read("jobs", [ctx](const json& req) {
+    job_filter f;
+    f.pipeline = opt_string(req, "pipeline");
+    f.state = opt_string(req, "state");
+    f.tenant = opt_string(req, "tenant");
+    f.after = opt_string(req, "after");
+    if (req.is_object()) {
+      f.since_ms = opt_int(req, "since_ms", 0);
+      f.limit = opt_count(req, "limit", 50, 1, 100000);
+    }
+    return ctx->store->list_jobs(f);
+  });
+  bridge.add_read("job", [ctx](const json& req) {
+    bool full = req.is_object() && req.value("full", false);
+    return ctx->store->get_job(need_string(req, "job_id"), full);
+  });
+  bridge.add_read("dlq", [ctx](const json& req) {
+    int limit = opt_count(req, "limit", 100, 1, 100000);
+    return ctx->store->list_dead_letters(opt_string(req, "pipeline"), limit);
+  });
+  bridge.add_read("retention",
+                  [ctx](const json&) { return ctx->pruner->preview(); });
+  bridge.add_read("counts",
+                  [ctx](const json&) { return ctx->store->pipeline_counts(); });
+  bridge.add_read("tree", [ctx](const json& req) {
+    int limit = opt_count(req, "limit", 200, 1, 100000);
+    caf::scoped_actor self{*ctx->sys};
+    json pipes = json::array();
+    for (auto& [name, sup] : ctx->supervisors) {
+      json p{{"pipeline", name},
+             {"actor", sup.id()},
+             {"paused", ctx->intake_paused ? ctx->intake_paused(name) : false},
+             {"jobs", json::array()}};
+      self->request(sup, std::chrono::seconds{3}, tree_atom::value,
+                    static_cast<std::int32_t>(limit))
+          .receive(
+              [&](std::vector<job_brief>& briefs) {
+                for (auto& b : briefs)
+                  p["jobs"].push_back(brief_json(b));
+              },
+              [&](caf::error& err) { p["error"] = describe(err); });
+      pipes.push_back(std::move(p));
+    }
+    return json{{"node", ctx->node_id}, {"pipelines", std::move(pipes)}};
+  });
+}
+
+void add_local_verbs(admin_bridge& bridge, const ctx_ptr& ctx) {
+  // The per-node halves of the cluster-wide verbs (fanned out to `all`).
+  bridge.add_control("cancel_local", {"job_id"}, [ctx](const json& req) {
+    auto id = need_string(req, "job_id");
+    caf::scoped_actor self{*ctx->sys};
+    bool found = false;
+    for (auto& [name, sup] : ctx->supervisors)
+      self->request(sup, std::chrono::seconds{2}, cancel_atom::value, id)
+          .receive([&](ok_atom) { found = true; }, [](caf::error&) {});
+    return json{{"found", found}};
+  });
+  bridge.add_control("retry_local", {"job_id"}, [ctx](const json& req) {
+    auto id = need_string(req, "job_id");
+    caf::scoped_actor self{*ctx->sys};
+    bool found = false;
+    bool fired = false;
+    for (auto& [name, sup] : ctx->supervisors)
+      self->request(sup, std::chrono::seconds{2}, now_atom::value, id)
+          .receive(
+              [&](bool f) {
+                found = true;
+                fired = fired || f;
+              },
+              [](caf::error&) {});
+    return json{{"found", found}, {"fired", fired}};
+  });
+  bridge.add_control("refresh_controls", {}, [ctx](const json&) {
+    if (!ctx->controls->refresh())
+      throw admin_failure("unavailable", "PostgreSQL is unreachable");
+    if (ctx->apply_controls)
+      ctx->apply_controls();
+    return json{{"paused", ctx->controls->paused()}};
+  });
+}
+
+/// No node holds the job (still in the stream, or its node died): decided
+/// in the store, whose epoch bump fences out anything still running it.
+json cancel_in_store(const ctx_ptr& ctx, const std::string& id,
+                     const json& req) {
+  auto out = ctx->store->cancel(id, opt_string(req, "pipeline"), ctx->node_id);
+  job_event ev;
+  ev.type = std::string{to_string(event_type::job_cancelled)};
+  ev.job_id = id;
+  ev.pipeline = out.value("pipeline", "");
+  ev.node = ctx->node_id;
+  ev.error = "cancelled by an operator";
+  ev.time_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                   std::chrono::system_clock::now().time_since_epoch())
+                   .count();
+  ctx->nats->publish(ctx->prefix + ".events." + ev.pipeline + "." + id,
+                     encode_event(ev));
+  out["by_node"] = nullptr;
+  return out;
+}
+
+json cancel_job(const ctx_ptr& ctx, const json& req) {
+  auto id = need_string(req, "job_id");
+  auto [state, pipeline] = ctx->store->state_of(id);
+  job_state s;
+  if (!state.empty() && from_string(state, s) && is_terminal(s))
+    throw admin_failure("conflict", "job '" + id + "' is already " + state);
+  // Wherever it is held (running, waiting for a retry, or queued for a
+  // slot on some node), its job actor cancels it and commits the state.
+  for (auto& r : fan_out(ctx, "cancel_local", {{"job_id", id}}, true))
+    if (r["result"].value("found", false)) {
+      auto now = await_terminal(ctx, id);
+      return json{{"job_id", id},
+                  {"pipeline", pipeline},
+                  {"state", now},
+                  {"was", state},
+                  {"by_node", r["node"]}};
+    }
+  return cancel_in_store(ctx, id, req);
+}
+
+/// A job waiting for its retry runs now, on the node that holds it.
+json retry_now(const ctx_ptr& ctx, const std::string& id,
+               const std::string& pipeline) {
+  for (auto& r : fan_out(ctx, "retry_local", {{"job_id", id}}, true))
+    if (r["result"].value("fired", false))
+      return json{{"job_id", id},
+                  {"pipeline", pipeline},
+                  {"action", "retry_now"},
+                  {"by_node", r["node"]}};
+  throw admin_failure("conflict",
+                      "job '" + id +
+                          "' waits for a retry but no node holds it; it "
+                          "resumes when its message is redelivered");
+}
+
+json retry_job(const ctx_ptr& ctx, const json& req) {
+  auto id = need_string(req, "job_id");
+  auto [state, pipeline] = ctx->store->state_of(id);
+  if (state.empty())
+    throw admin_failure("unknown_job", "unknown job '" + id + "' — try: jobs");
+  auto from = resolve_stage(ctx, id, pipeline, req);
+  if (state == "retrying" && !from)
+    return retry_now(ctx, id, pipeline);
+  if (state == "running" || state == "retrying")
+    throw admin_failure("conflict", "job '" + id + "' is " + state +
+                                        "; cancel it first — try: cancel " +
+                                        id);
+  auto t = ctx->store->start_new_life(
+      id, from, {"dead_lettered", "cancelled", "succeeded"}, ctx->node_id);
+  republish(ctx, t);
+  auto out = ticket_json(t);
+  out["action"] = "new_life";
+  return out;
+}
+
+json replay_all(const ctx_ptr& ctx, const json& req) {
+  auto pipeline = opt_string(req, "pipeline");
+  int limit = opt_count(req, "limit", 10000, 1, 1000000);
+  json out{{"replayed", 0}, {"failed", json::array()}, {"pipeline", pipeline}};
+  for (auto& id : ctx->store->dead_letter_ids(pipeline, limit)) {
+    try {
+      auto t = ctx->store->start_new_life(id, std::nullopt, {"dead_lettered"},
+                                          ctx->node_id);
+      republish(ctx, t);
+      out["replayed"] = out["replayed"].get<int>() + 1;
+    } catch (const std::exception& e) {
+      out["failed"].push_back({{"job_id", id}, {"error", e.what()}});
+    }
+  }
+  return out;
+}
+
+json replay_job(const ctx_ptr& ctx, const json& req) {
+  if (req.is_object() && req.value("all", false))
+    return replay_all(ctx, req);
+  auto id = need_string(req, "job_id");
+  auto [state, pipeline] = ctx->store->state_of(id);
+  auto from = resolve_stage(ctx, id, pipeline, req);
+  auto t =
+      ctx->store->start_new_life(id, from, {"dead_lettered"}, ctx->node_id);
+  republish(ctx, t);
+  return ticket_json(t);
+}
+
+/// Pauses or resumes a pipeline cluster-wide: the store says so, every
+/// node applies it now (and converges by polling if it missed this).
+json set_paused(const ctx_ptr& ctx, const json& req, bool pause) {
+  auto p = need_string(req, "pipeline");
+  if (!is_subject_token(p))
+    throw admin_failure("invalid_request",
+                        "'" + p + "' is not a valid pipeline name");
+  ctx->store->set_paused(p, pause, ctx->node_id);
+  json applied = json::array();
+  for (auto& r : fan_out(ctx, "refresh_controls", json::object()))
+    applied.push_back(r["node"]);
+  return json{
+      {"pipeline", p}, {"paused", pause}, {"applied_by", std::move(applied)}};
+}
+
+void add_cluster_verbs(admin_bridge& bridge, const ctx_ptr& ctx) {
+  bridge.add_control("cancel", {"job_id", "pipeline"},
+                     [ctx](const json& req) { return cancel_job(ctx, req); });
+  bridge.add_control("retry", {"job_id", "from_stage"},
+                     [ctx](const json& req) { return retry_job(ctx, req); });
+  bridge.add_control("replay",
+                     {"job_id", "from_stage", "all", "pipeline", "limit"},
+                     [ctx](const json& req) { return replay_job(ctx, req); });
+  bridge.add_control("prune", {}, [ctx](const json&) {
+    auto n = ctx->pruner->run_once();
+    if (n < 0)
+      throw admin_failure("conflict",
+                          "another node is pruning right now; try again");
+    return json{{"pruned", n}};
+  });
+  bridge.add_control("purge", {"job_id"}, [ctx](const json& req) {
+    return ctx->store->purge(need_string(req, "job_id"), ctx->node_id);
+  });
+  for (bool pause : {true, false})
+    bridge.add_control(
+        pause ? "pause" : "unpause", {"pipeline"},
+        [ctx, pause](const json& req) { return set_paused(ctx, req, pause); });
+}
+
+} // namespace
+
+void add_node_admin_verbs(admin_bridge& bridge, ctx_ptr ctx) {
+  add_read_verbs(bridge, ctx);
+  add_local_verbs(bridge, ctx);
+  add_cluster_verbs(bridge, ctx);
+}
+
+} // namespace troupe

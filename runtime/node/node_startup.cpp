@@ -1,0 +1,68 @@
+#include "runtime/node/node_startup.hpp"
+
+#include <unistd.h>
+
+#include <caf/atom.hpp>
+
+#include "messages/heartbeat.hpp"
+
+namespace troupe {
+
+caf::actor_system_config& actor_config(caf::actor_system_config& cfg,
+                                       const node_config& node) {
+  cfg.set("logger.file-verbosity", caf::atom("quiet"));
+  cfg.set("logger.console-verbosity", caf::atom("quiet"));
+  if (node.scheduler_threads > 0)
+    cfg.set("scheduler.max-threads",
+            static_cast<std::size_t>(node.scheduler_threads));
+  // See docs/benchmarks.md: work stealing keeps parked jobs smaller,
+  // sharing wakes workers at once and costs no CPU while idle.
+  cfg.set("scheduler.policy", node.scheduler == "sharing"
+                                  ? caf::atom("sharing")
+                                  : caf::atom("stealing"));
+  return cfg;
+}
+
+/// Listens to heartbeats for a while: a live process already announcing
+/// our node id means we must not start (two nodes with one id would fence
+/// each other's leases and confuse every operator).
+caf::error check_unique_node_id(nats_client& nats, const subjects& subj,
+                                const std::string& node_id,
+                                std::chrono::milliseconds listen) {
+  natsSubscription* sub = nullptr;
+  auto s =
+      natsConnection_SubscribeSync(&sub, nats.conn(), subj.heartbeat().c_str());
+  if (s != NATS_OK)
+    return nats_error(s, "subscribe to heartbeats");
+  caf::error result;
+  auto deadline = std::chrono::steady_clock::now() + listen;
+  while (!result) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    deadline - std::chrono::steady_clock::now())
+                    .count();
+    if (left <= 0)
+      break;
+    natsMsg* m = nullptr;
+    if (natsSubscription_NextMsg(&m, sub, left) != NATS_OK)
+      break;
+    auto hb = decode_heartbeat(
+        std::string_view{natsMsg_GetData(m),
+                         static_cast<std::size_t>(natsMsg_GetDataLength(m))});
+    natsMsg_Destroy(m);
+    if (hb && hb->node_id == node_id && hb->state != "down")
+      result = make_error(errc::internal,
+                          "node id '" + node_id + "' is already in use by " +
+                              hb->host + " pid " + std::to_string(hb->pid) +
+                              "; give this node another --node-id");
+  }
+  natsSubscription_Destroy(sub);
+  return result;
+}
+
+std::string host_name() {
+  char buf[256] = {0};
+  gethostname(buf, sizeof(buf) - 1);
+  return buf;
+}
+
+} // namespace troupe

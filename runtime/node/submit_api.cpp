@@ -1,0 +1,288 @@
+#include "runtime/node/submit_api.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <mutex>
+#include <random>
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "messages/errc.hpp"
+#include "runtime/common/blocking_pool.hpp"
+#include "runtime/nats/nats_subscription.hpp"
+
+namespace troupe {
+
+struct submit_api::impl {
+  std::shared_ptr<nats_client> nats;
+  nats_config ncfg;
+  std::set<std::string> pipelines;
+  input_limits limits;
+  std::shared_ptr<blocking_pool> workers;
+  nats_subscription sub;
+  std::atomic<std::int64_t> accepted{0};
+  std::atomic<std::int64_t> rejected{0};
+  std::atomic<std::int64_t> misdirected{0};
+  std::function<void(const std::string&)> on_accepted;
+  tenants_config tenants;
+  /// Token buckets per tenant: tokens and when they were last topped up.
+  struct bucket {
+    double tokens = 0;
+    std::chrono::steady_clock::time_point at;
+    bool fresh = true;
+  };
+  mutable std::mutex tenant_mtx;
+  std::map<std::string, bucket> buckets;
+  std::map<std::string, std::int64_t> limited;
+
+  /// 0 if admitted, else milliseconds until a submission would be.
+  std::int64_t admit(const std::string& tenant) {
+    const auto& lim = tenants.of(tenant);
+    if (lim.rate_per_s <= 0)
+      return 0;
+    auto now = std::chrono::steady_clock::now();
+    std::lock_guard<std::mutex> guard{tenant_mtx};
+    auto& b = buckets[tenant];
+    // Bursts up to one second's worth (at least one submission).
+    double capacity = std::max(1.0, lim.rate_per_s);
+    if (b.fresh) {
+      b.tokens = capacity;
+      b.fresh = false;
+    } else {
+      double secs = std::chrono::duration<double>(now - b.at).count();
+      b.tokens = std::min(capacity, b.tokens + secs * lim.rate_per_s);
+    }
+    b.at = now;
+    if (b.tokens >= 1) {
+      b.tokens -= 1;
+      return 0;
+    }
+    ++limited[tenant];
+    return static_cast<std::int64_t>(
+        std::ceil((1 - b.tokens) / lim.rate_per_s * 1000));
+  }
+};
+
+std::string generate_job_id() {
+  // 48 bits of milliseconds + 64 random bits, base 32 (Crockford): ids
+  // sort by submission time, and collide with probability ~2^-64 per ms.
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  static constexpr char alphabet[] = "0123456789abcdefghjkmnpqrstvwxyz";
+  auto ms = static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(
+          std::chrono::system_clock::now().time_since_epoch())
+          .count());
+  std::string out(23, '0');
+  for (int i = 9; i >= 0; --i) {
+    out[i] = alphabet[ms & 31];
+    ms >>= 5;
+  }
+  auto r = rng();
+  for (int i = 22; i >= 10; --i) {
+    out[i] = alphabet[r & 31];
+    r >>= 5;
+  }
+  return "j" + out;
+}
+
+caf::expected<routed_submission>
+route_submission(std::string_view body, const std::set<std::string>& pipelines,
+                 const subjects& subj, const input_limits& limits) {
+  auto sub = decode_submission(body, limits);
+  if (!sub)
+    return sub.error();
+  if (sub->pipeline.empty())
+    return make_error(errc::invalid_payload, "missing field 'pipeline'");
+  if (!pipelines.count(sub->pipeline)) {
+    std::string known;
+    for (auto& p : pipelines)
+      known += (known.empty() ? "" : ", ") + p;
+    return make_error(errc::unknown_pipeline, "unknown pipeline '" +
+                                                  sub->pipeline +
+                                                  "' (known: " + known + ")");
+  }
+  // `#` separates a job id from its life in replays' message ids
+  // (`<job>#<life>`): a key with it could swallow a real replay.
+  if (sub->key.find('#') != std::string::npos)
+    return make_error(errc::invalid_payload,
+                      "field 'key' must not contain '#'");
+  routed_submission out;
+  out.pipeline = sub->pipeline;
+  out.tenant = sub->tenant;
+  out.subject = subj.jobs(sub->pipeline);
+  out.job_id = sub->key.empty() ? generate_job_id() : sub->key;
+  sub->pipeline.clear();
+  sub->key.clear();
+  out.body = encode_submission(*sub);
+  return out;
+}
+
+namespace {
+
+void respond(nats_client& nats, const std::string& reply,
+             const std::string& body) {
+  if (reply.empty())
+    return;
+  nats.publish(reply, body);
+}
+
+void handle(const std::shared_ptr<submit_api::impl>& im, std::string body,
+            std::string reply) {
+  subjects subj{im->ncfg.prefix};
+  auto routed = route_submission(body, im->pipelines, subj, im->limits);
+  if (!routed) {
+    ++im->rejected;
+    auto code = to_string(code_of(routed.error()));
+    std::string msg = describe(routed.error());
+    // describe() prefixes the code; the reply carries it separately.
+    if (auto pos = msg.find(": "); pos != std::string::npos)
+      msg = msg.substr(pos + 2);
+    respond(*im->nats, reply, encode_submit_error(code, msg));
+    return;
+  }
+  if (!im->tenants.known(routed->tenant)) {
+    ++im->rejected;
+    respond(*im->nats, reply,
+            encode_submit_error(
+                "unknown_tenant",
+                routed->tenant.empty()
+                    ? "a tenant is required (unknown tenants are not allowed)"
+                    : "unknown tenant '" + routed->tenant +
+                          "' (unknown tenants are not allowed)"));
+    return;
+  }
+  if (auto wait = im->admit(routed->tenant); wait > 0) {
+    ++im->rejected;
+    const auto& lim = im->tenants.of(routed->tenant);
+    nlohmann::json err{
+        {"ok", false},
+        {"error",
+         {{"code", "rate_limited"},
+          {"message", "tenant '" + routed->tenant + "' is over its rate of " +
+                          lim.rate + "; retry in " + std::to_string(wait) +
+                          " ms"},
+          {"retry_after_ms", wait}}}};
+    respond(*im->nats, reply, err.dump());
+    return;
+  }
+  bool duplicate = false;
+  auto seq = im->nats->js_publish(routed->subject, routed->body, routed->job_id,
+                                  5000, &duplicate);
+  if (seq && duplicate) {
+    // The stream already holds this key (duplicate window): the same
+    // submission again is fine, the key of another pipeline's job is not.
+    auto stored = im->nats->stored_subject(im->ncfg.stream, *seq);
+    if (!stored.empty() && stored != routed->subject) {
+      ++im->rejected;
+      respond(*im->nats, reply,
+              encode_submit_error(
+                  "conflict", "key '" + routed->job_id +
+                                  "' was submitted to another pipeline (" +
+                                  stored + ") within the duplicate window"));
+      return;
+    }
+  }
+  if (!seq) {
+    ++im->rejected;
+    respond(*im->nats, reply,
+            encode_submit_error("unavailable", "job not accepted, retry: " +
+                                                   describe(seq.error())));
+    return;
+  }
+  ++im->accepted;
+  if (im->on_accepted)
+    im->on_accepted(routed->pipeline);
+  respond(*im->nats, reply, encode_submit_ok(routed->job_id));
+}
+
+void on_request(const std::weak_ptr<submit_api::impl>& weak,
+                const nats_msg& msg) {
+  // NATS thread: copy and hand on, nothing else.
+  std::string body{msg.data()};
+  std::string reply{msg.reply()};
+  auto im = weak.lock();
+  if (!im)
+    return;
+  // Answers go to inboxes only: a reply-to naming an admin or JetStream API
+  // subject would make this node publish there with its own rights. Such a
+  // request is not a real client's: it is dropped, not acted on.
+  if (!reply.empty() && !is_inbox_subject(reply, im->ncfg.inbox_prefix)) {
+    if (im->misdirected++ % 1000 == 0)
+      spdlog::warn("submit api: dropped a request whose reply subject '{}' "
+                   "is not an inbox under '{}.' ({} so far)",
+                   reply.substr(0, 128), im->ncfg.inbox_prefix,
+                   im->misdirected.load());
+    return;
+  }
+  auto posted =
+      im->workers->post([im, body = std::move(body), reply]() mutable {
+        handle(im, std::move(body), std::move(reply));
+      });
+  if (!posted)
+    respond(*im->nats, reply,
+            encode_submit_error(
+                "unavailable", im->workers->stopping()
+                                   ? "node is shutting down; retry"
+                                   : "node is overloaded (" +
+                                         std::to_string(im->workers->queued()) +
+                                         " requests queued); retry"));
+}
+
+} // namespace
+
+submit_api::submit_api(std::shared_ptr<nats_client> nats, nats_config ncfg,
+                       std::set<std::string> pipelines, input_limits limits,
+                       std::shared_ptr<blocking_pool> workers)
+    : impl_(std::make_shared<impl>()) {
+  impl_->nats = std::move(nats);
+  impl_->ncfg = std::move(ncfg);
+  impl_->pipelines = std::move(pipelines);
+  impl_->limits = limits;
+  impl_->workers = std::move(workers);
+}
+
+submit_api::~submit_api() {
+  stop();
+}
+
+void submit_api::set_tenants(tenants_config cfg) {
+  impl_->tenants = std::move(cfg);
+}
+
+std::map<std::string, std::int64_t> submit_api::rate_limited() const {
+  std::lock_guard<std::mutex> guard{impl_->tenant_mtx};
+  return impl_->limited;
+}
+
+void submit_api::on_accepted(std::function<void(const std::string&)> fn) {
+  impl_->on_accepted = std::move(fn);
+}
+
+caf::error submit_api::start() {
+  subscribe_options so;
+  so.queue = "troupe_api";
+  auto sub = nats_subscription::open(
+      *impl_->nats, subjects{impl_->ncfg.prefix}.submit(),
+      [weak = std::weak_ptr<impl>(impl_)](nats_msg m) { on_request(weak, m); },
+      so);
+  if (!sub)
+    return sub.error();
+  impl_->sub = std::move(*sub);
+  return caf::none;
+}
+
+void submit_api::stop() {
+  if (!impl_->sub)
+    return;
+  // Leave the queue group first, then answer what has arrived: requests
+  // already delivered to this node are answered, not dropped (the server
+  // sends new ones to the other nodes meanwhile).
+  impl_->sub.close(5000);
+  impl_->workers->stop(); // runs the requests still queued
+  impl_->nats->flush(2000);
+}
+
+} // namespace troupe

@@ -1,0 +1,80 @@
+#pragma once
+
+// Request/reply submission on `<prefix>.api.v1.submit`, served by every node
+// in one queue group (exactly one node answers each request). Validates the
+// request, publishes the job to JetStream with Nats-Msg-Id = job id, and
+// answers `{"ok":true,"job_id":...}` or `{"ok":false,"error":{...}}`.
+//
+// The NATS callback only copies the request and queues it; validation and
+// the blocking JetStream publish run on the API's own worker threads.
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+
+#include <caf/error.hpp>
+
+#include "config/config.hpp"
+#include "messages/json_codec.hpp"
+#include "runtime/nats/nats_client.hpp"
+
+namespace troupe {
+
+class blocking_pool;
+
+/// Result of validating and routing one submission, before publishing.
+struct routed_submission {
+  std::string pipeline;
+  std::string tenant;
+  std::string subject;
+  std::string job_id;
+  std::string body;
+};
+
+/// Validates an API request body: JSON shape, known pipeline, size limits.
+/// Generates a job id when the request has no key.
+caf::expected<routed_submission>
+route_submission(std::string_view body, const std::set<std::string>& pipelines,
+                 const subjects& subj, const input_limits& limits);
+
+/// Generates a new, unique, roughly time-ordered job id.
+std::string generate_job_id();
+
+class submit_api {
+public:
+  submit_api(std::shared_ptr<nats_client> nats, nats_config ncfg,
+             std::set<std::string> pipelines, input_limits limits,
+             std::shared_ptr<blocking_pool> workers);
+  ~submit_api();
+
+  submit_api(const submit_api&) = delete;
+  submit_api& operator=(const submit_api&) = delete;
+
+  /// Called (on a worker thread) for every accepted submission; set
+  /// before start().
+  void on_accepted(std::function<void(const std::string& pipeline)> fn);
+
+  /// Tenant admission: unknown tenants (`allow_unknown = false`) get
+  /// `unknown_tenant`, submissions over a tenant's `rate` get
+  /// `rate_limited` with `retry_after_ms`. Set before start().
+  void set_tenants(tenants_config cfg);
+
+  /// Submissions refused for their rate, per tenant, since start.
+  std::map<std::string, std::int64_t> rate_limited() const;
+
+  /// Subscribes in the queue group `troupe_api`.
+  caf::error start();
+
+  /// Unsubscribes (requests in the workers' queue are still answered).
+  void stop();
+
+  struct impl;
+
+private:
+  std::shared_ptr<impl> impl_;
+};
+
+} // namespace troupe

@@ -1,0 +1,210 @@
+#include "runtime/node/unrouted_sweeper.hpp"
+#include "runtime/nats/delivery.hpp"
+
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+
+#include <caf/all.hpp>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "actors/atoms.hpp"
+#include "actors/pipeline_supervisor.hpp"
+#include "config/config_loader.hpp"
+#include "messages/errc.hpp"
+
+namespace troupe {
+
+struct unrouted_sweeper::impl {
+  caf::actor_system* sys = nullptr;
+  std::shared_ptr<nats_client> nats;
+  nats_config ncfg;
+  std::shared_ptr<const job_deps> deps;
+  input_limits limits;
+  std::mutex mtx;
+  std::condition_variable cv;
+  bool stopping = false;
+};
+
+namespace {
+
+bool consumer_exists(jsCtx* js, const std::string& stream,
+                     const std::string& name) {
+  jsConsumerInfo* ci = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  auto s =
+      js_GetConsumerInfo(&ci, js, stream.c_str(), name.c_str(), nullptr, &jerr);
+  if (ci)
+    jsConsumerInfo_Destroy(ci);
+  return s == NATS_OK;
+}
+
+} // namespace
+
+unrouted_sweeper::unrouted_sweeper(caf::actor_system& sys,
+                                   std::shared_ptr<nats_client> nats,
+                                   nats_config ncfg,
+                                   std::shared_ptr<const job_deps> deps,
+                                   input_limits limits)
+    : impl_(std::make_shared<impl>()) {
+  impl_->sys = &sys;
+  impl_->nats = std::move(nats);
+  impl_->ncfg = std::move(ncfg);
+  impl_->deps = std::move(deps);
+  impl_->limits = limits;
+}
+
+unrouted_sweeper::~unrouted_sweeper() {
+  stop();
+}
+
+void unrouted_sweeper::start() {
+  if (impl_->ncfg.unrouted_sweep.count() <= 0)
+    return;
+  thread_ = std::thread{[this] {
+    for (;;) {
+      {
+        std::unique_lock<std::mutex> lock{impl_->mtx};
+        if (impl_->cv.wait_for(lock, impl_->ncfg.unrouted_sweep,
+                               [this] { return impl_->stopping; }))
+          return;
+      }
+      sweep_once();
+    }
+  }};
+}
+
+void unrouted_sweeper::stop() {
+  {
+    std::lock_guard<std::mutex> guard{impl_->mtx};
+    impl_->stopping = true;
+  }
+  impl_->cv.notify_all();
+  if (thread_.joinable())
+    thread_.join();
+}
+
+namespace {
+
+using sweeper_impl = unrouted_sweeper::impl;
+
+/// Subjects under `<prefix>.jobs.` holding messages that no pipeline's
+/// consumer will ever take.
+std::vector<std::string> unrouted_subjects(const sweeper_impl& im) {
+  subjects subj{im.ncfg.prefix};
+  auto jobs_prefix = im.ncfg.prefix + ".jobs.";
+  auto filter = subj.jobs_wildcard();
+  jsOptions o;
+  jsOptions_Init(&o);
+  o.Stream.Info.SubjectsFilter = filter.c_str();
+  jsStreamInfo* si = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  std::vector<std::string> unrouted;
+  if (js_GetStreamInfo(&si, im.nats->js(), im.ncfg.stream.c_str(), &o, &jerr) !=
+      NATS_OK)
+    return unrouted;
+  if (si->State.Subjects) {
+    for (int i = 0; i < si->State.Subjects->Count; ++i) {
+      const auto& e = si->State.Subjects->List[i];
+      std::string subject = e.Subject;
+      if (e.Msgs == 0 || subject.rfind(jobs_prefix, 0) != 0)
+        continue;
+      auto token = subject.substr(jobs_prefix.size());
+      if (is_subject_token(token) &&
+          consumer_exists(im.nats->js(), im.ncfg.stream, subj.consumer(token)))
+        continue;
+      unrouted.push_back(subject);
+    }
+  }
+  jsStreamInfo_Destroy(si);
+  return unrouted;
+}
+
+/// Records one message as a job dead-lettered for its unknown pipeline
+/// (through `sup`, waiting for the result); true once recorded.
+bool record_unrouted(const sweeper_impl& im, caf::scoped_actor& self,
+                     const caf::actor& sup, natsMsg* m,
+                     const std::string& subject, const std::string& token) {
+  // Decoded like any delivery (runtime/nats/delivery.hpp): its own id if its
+  // headers are malformed, a storable copy of what was sent.
+  auto spec = decode_delivery(read_delivery(m),
+                              is_subject_token(token) ? token : "invalid",
+                              im.limits, now_ms(), nullptr);
+  spec.invalid_code = "unknown_pipeline";
+  spec.invalid_reason = "no node runs pipeline '" + token +
+                        "' (message published on " + subject + ")";
+  self->send(sup, submit_atom::value, spec, std::uint64_t{0});
+  bool recorded = false;
+  self->receive([&](finished_atom, std::uint64_t,
+                    job_result& r) { recorded = !gave_up(r.outcome); },
+                caf::after(std::chrono::seconds{30}) >> [] {});
+  return recorded;
+}
+
+/// Drains one subject through a temporary consumer; the messages recorded.
+int sweep_subject(const sweeper_impl& im, caf::scoped_actor& self,
+                  const caf::actor& sup, const std::string& subject) {
+  auto token = subject.substr(im.ncfg.prefix.size() + 6); // "<prefix>.jobs."
+  auto durable =
+      "troupe_unrouted_" + std::to_string(std::hash<std::string>{}(subject));
+  jsSubOptions so;
+  jsSubOptions_Init(&so);
+  so.Stream = im.ncfg.stream.c_str();
+  natsSubscription* sub = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  if (js_PullSubscribe(&sub, im.nats->js(), subject.c_str(), durable.c_str(),
+                       nullptr, &so, &jerr) != NATS_OK)
+    return 0;
+  int here = 0;
+  for (;;) {
+    natsMsgList list{nullptr, 0};
+    if (natsSubscription_Fetch(&list, sub, 64, 500, &jerr) != NATS_OK)
+      break;
+    for (int i = 0; i < list.Count; ++i)
+      if (record_unrouted(im, self, sup, list.Msgs[i], subject, token)) {
+        natsMsg_AckSync(list.Msgs[i], nullptr, &jerr);
+        ++here;
+      }
+    natsMsgList_Destroy(&list);
+  }
+  natsSubscription_Unsubscribe(sub);
+  natsSubscription_Destroy(sub);
+  // Never leave this consumer behind: a work-queue stream allows one
+  // consumer per subject, and a node that later runs the pipeline needs it.
+  js_DeleteConsumer(im.nats->js(), im.ncfg.stream.c_str(), durable.c_str(),
+                    nullptr, &jerr);
+  if (here > 0)
+    spdlog::warn("dead-lettered {} message(s) published on {}: no node runs "
+                 "pipeline '{}'",
+                 here, subject, token);
+  return here;
+}
+
+} // namespace
+
+int unrouted_sweeper::sweep_once() {
+  auto& im = *impl_;
+  auto unrouted = unrouted_subjects(im);
+  if (unrouted.empty())
+    return 0;
+  // Jobs run through a supervisor of a pipeline without stages: claiming
+  // records them, and their invalid_reason dead-letters them at once.
+  pipeline_config pc;
+  pc.name = "(unrouted)";
+  pc.max_in_flight = 64;
+  auto def = std::make_shared<pipeline_def>();
+  def->config = pc;
+  caf::scoped_actor self{*im.sys};
+  supervisor_deps sd;
+  sd.job = im.deps;
+  sd.intake = caf::actor_cast<caf::actor>(self);
+  auto sup = spawn_pipeline_supervisor(*im.sys, def, sd);
+  int swept = 0;
+  for (const auto& subject : unrouted)
+    swept += sweep_subject(im, self, sup, subject);
+  caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+  return swept;
+}
+
+} // namespace troupe

@@ -1,0 +1,121 @@
+#include "runtime/observe/http_endpoint.hpp"
+
+#include <cmath>
+#include <cstdio>
+
+#include <httplib.h>
+
+#include "messages/errc.hpp"
+
+namespace troupe {
+
+struct http_endpoint::impl {
+  httplib::Server server;
+  std::thread thread;
+};
+
+http_endpoint::http_endpoint() : impl_(std::make_unique<impl>()) {}
+
+http_endpoint::~http_endpoint() {
+  stop();
+}
+
+caf::expected<int> http_endpoint::start(const std::string& addr,
+                                        http_handlers h) {
+  auto colon = addr.rfind(':');
+  if (colon == std::string::npos)
+    return make_error(errc::invalid_payload,
+                      "node.http must be host:port, got '" + addr + "'");
+  auto host = addr.substr(0, colon);
+  int port = std::atoi(addr.c_str() + colon + 1);
+  auto& srv = impl_->server;
+  srv.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content("ok\n", "text/plain");
+  });
+  srv.Get("/readyz", [h](const httplib::Request&, httplib::Response& res) {
+    auto [doc, ready] = h.ready();
+    res.status = ready ? 200 : 503;
+    res.set_content(doc, "application/json");
+  });
+  srv.Get("/metrics", [h](const httplib::Request&, httplib::Response& res) {
+    res.set_content(h.metrics(), "text/plain; version=0.0.4; charset=utf-8");
+  });
+  int bound = port;
+  if (port == 0)
+    bound = srv.bind_to_any_port(host);
+  else if (!srv.bind_to_port(host, port))
+    bound = -1;
+  if (bound <= 0)
+    return make_error(errc::unavailable,
+                      "cannot listen on " + addr +
+                          " (in use?): set node.http or TROUPE_HTTP_ADDR");
+  impl_->thread = std::thread{[this] { impl_->server.listen_after_bind(); }};
+  return bound;
+}
+
+void http_endpoint::stop() {
+  if (impl_->thread.joinable()) {
+    impl_->server.stop();
+    impl_->thread.join();
+  }
+}
+
+namespace {
+
+std::string escape_label(const std::string& v) {
+  std::string out;
+  for (char c : v) {
+    if (c == '\\')
+      out += "\\\\";
+    else if (c == '"')
+      out += "\\\"";
+    else if (c == '\n')
+      out += "\\n";
+    else
+      out += c;
+  }
+  return out;
+}
+
+std::string format_value(double v) {
+  if (std::isnan(v))
+    return "NaN";
+  if (std::isinf(v))
+    return v > 0 ? "+Inf" : "-Inf";
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "%.17g", v);
+  return buf;
+}
+
+} // namespace
+
+void prometheus_text::family(const std::string& name, const char* type,
+                             const std::string& help) {
+  std::string h;
+  for (char c : help)
+    h += c == '\n'   ? std::string{"\\n"}
+         : c == '\\' ? std::string{"\\\\"}
+                     : std::string(1, c);
+  out_ += "# HELP " + name + " " + h + "\n# TYPE " + name + " " + type + "\n";
+}
+
+void prometheus_text::sample(
+    const std::string& name,
+    const std::vector<std::pair<std::string, std::string>>& labels,
+    double value) {
+  out_ += name;
+  if (!labels.empty()) {
+    out_ += '{';
+    bool first = true;
+    for (auto& [k, v] : labels) {
+      if (!first)
+        out_ += ',';
+      first = false;
+      out_ += k + "=\"" + escape_label(v) + "\"";
+    }
+    out_ += '}';
+  }
+  out_ += ' ' + format_value(value) + '\n';
+}
+
+} // namespace troupe

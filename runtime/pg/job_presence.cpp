@@ -1,0 +1,50 @@
+#include "runtime/pg/job_presence.hpp"
+#include "runtime/pg/pg_url.hpp"
+
+#include <pqxx/pqxx>
+#include <spdlog/spdlog.h>
+
+#include "messages/json_text.hpp"
+#include "runtime/common/redact.hpp"
+
+namespace troupe {
+
+struct job_presence::connection {
+  explicit connection(const std::string& url) : c(with_connect_timeout(url)) {
+    c.prepare("present",
+              "select job_id from jobs where job_id = "
+              "any(array(select jsonb_array_elements_text($1::jsonb)))");
+  }
+  pqxx::connection c;
+};
+
+job_presence::job_presence(std::string pg_url) : url_(std::move(pg_url)) {}
+
+job_presence::~job_presence() = default;
+
+std::optional<std::unordered_set<std::string>>
+job_presence::existing(const std::vector<std::string>& job_ids) {
+  std::unordered_set<std::string> out;
+  if (job_ids.empty())
+    return out;
+  json_array_writer ids;
+  for (const auto& id : job_ids)
+    ids.str(id);
+  std::lock_guard<std::mutex> guard{mtx_};
+  try {
+    if (!conn_)
+      conn_ = std::make_unique<connection>(url_);
+    pqxx::nontransaction t{conn_->c};
+    for (const auto& row : t.exec_prepared("present", ids.done()))
+      out.insert(row[0].as<std::string>());
+    return out;
+  } catch (const std::exception& e) {
+    // Not fatal: these jobs claim first, as they did before speculation.
+    conn_.reset();
+    spdlog::debug("intake: job presence check failed ({}): {}",
+                  redact_url(url_), redact_text(e.what(), url_));
+    return std::nullopt;
+  }
+}
+
+} // namespace troupe

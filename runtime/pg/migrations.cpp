@@ -1,0 +1,204 @@
+#include "runtime/pg/migrations.hpp"
+
+#define PQXX_HAVE_OPTIONAL
+#include <pqxx/pqxx>
+
+#include "messages/errc.hpp"
+
+namespace troupe {
+
+namespace {
+
+struct migration {
+  int version;
+  const char* name;
+  const char* sql;
+};
+
+// Never edit a released migration: add a new one. See docs/schema.md.
+const migration migrations[] = {
+    {1, "jobs, checkpoints, attempts, events, dead letters", R"SQL(
+create table jobs (
+  job_id          text primary key,
+  pipeline        text not null,
+  tenant          text not null default '',
+  correlation_id  text not null default '',
+  priority        int not null default 0,
+  state           text not null check (state in ('queued', 'running',
+                    'retrying', 'succeeded', 'dead_lettered', 'cancelled')),
+  stage_index     int not null default 0,
+  attempt         int not null default 0,
+  epoch           bigint not null default 0,
+  life            int not null default 1,
+  start_stage     int not null default 0,
+  lease_owner     text,
+  lease_until     timestamptz,
+  payload         jsonb,
+  result          jsonb,
+  last_error      text,
+  created_at      timestamptz not null default now(),
+  started_at      timestamptz,
+  finished_at     timestamptz,
+  next_attempt_at timestamptz,
+  updated_at      timestamptz not null default now()
+);
+create index jobs_pipeline_state_created on jobs (pipeline, state, created_at);
+create index jobs_tenant_state on jobs (tenant, state, created_at);
+create index jobs_active on jobs (state, lease_until)
+  where state in ('queued', 'running', 'retrying');
+
+create table stage_checkpoints (
+  job_id       text not null references jobs on delete cascade,
+  stage_index  int not null,
+  stage        text not null,
+  output       jsonb,
+  attempts     int not null,
+  duration_ms  bigint not null,
+  finished_at  timestamptz not null,
+  primary key (job_id, stage_index)
+);
+
+create table job_attempts (
+  job_id         text not null references jobs on delete cascade,
+  life           int not null,
+  stage_index    int not null,
+  attempt        int not null,
+  stage          text not null,
+  node           text not null,
+  ok             boolean not null,
+  error_code     text,
+  error_message  text,
+  started_at     timestamptz not null,
+  duration_ms    bigint not null,
+  primary key (job_id, life, stage_index, attempt)
+);
+
+create table job_events (
+  id       bigserial primary key,
+  job_id   text not null,
+  type     text not null,
+  time     timestamptz not null,
+  node     text,
+  stage    text,
+  attempt  int,
+  body     jsonb not null
+);
+create index job_events_job on job_events (job_id, id);
+create index job_events_time on job_events (time);
+
+create table dead_letters (
+  job_id        text primary key references jobs on delete cascade,
+  pipeline      text not null,
+  failed_stage  int,
+  stage         text,
+  last_error    text,
+  attempts      jsonb not null,
+  dead_at       timestamptz not null default now(),
+  replay_count  int not null default 0,
+  replayed_at   timestamptz
+);
+create index dead_letters_pipeline on dead_letters (pipeline, dead_at);
+)SQL"},
+    {2, "pipeline controls (pause), finished-job index", R"SQL(
+create table pipeline_controls (
+  pipeline    text primary key,
+  paused      boolean not null default false,
+  updated_at  timestamptz not null default now(),
+  updated_by  text not null default ''
+);
+create index jobs_finished on jobs (finished_at) where finished_at is not null;
+)SQL"},
+    {3, "retention policies shared by the cluster", R"SQL(
+create table pipeline_retention (
+  pipeline    text primary key,
+  keep_ms     bigint not null,
+  node        text not null,
+  updated_at  timestamptz not null default now()
+);
+)SQL"},
+};
+
+caf::error db_error(const std::exception& e, const char* what) {
+  auto code = dynamic_cast<const pqxx::broken_connection*>(&e)
+                  ? errc::unavailable
+                  : errc::internal;
+  return make_error(code, std::string{what} + ": " + e.what());
+}
+
+} // namespace
+
+caf::expected<int> schema_version(const std::string& pg_url) {
+  try {
+    pqxx::connection c{pg_url};
+    pqxx::nontransaction n{c};
+    auto exists =
+        n.exec1("select to_regclass('schema_migrations') is not null");
+    if (!exists[0].as<bool>())
+      return 0;
+    auto r = n.exec1("select coalesce(max(version), 0) from schema_migrations");
+    return r[0].as<int>();
+  } catch (const std::exception& e) {
+    return db_error(e, "reading schema version");
+  }
+}
+
+caf::expected<int> apply_migrations(const std::string& pg_url) {
+  try {
+    pqxx::connection c{pg_url};
+    {
+      // A current schema needs no DDL: a node may then run as a role without
+      // CREATE rights (docs/security.md), and many nodes start without
+      // queueing on the migration lock.
+      pqxx::nontransaction n{c};
+      if (n.exec1("select to_regclass('schema_migrations') is not null")[0]
+              .as<bool>()) {
+        auto v = n.exec1("select coalesce(max(version), 0) from "
+                         "schema_migrations")[0]
+                     .as<int>();
+        if (v > latest_schema_version)
+          return make_error(
+              errc::internal,
+              "database schema is at version " + std::to_string(v) +
+                  ", newer than this binary knows (" +
+                  std::to_string(latest_schema_version) + "): upgrade troupe");
+        if (v == latest_schema_version)
+          return v;
+      }
+    }
+    int version = 0;
+    for (const auto& m : migrations) {
+      pqxx::work w{c};
+      // One node migrates at a time; the others wait, then see the version.
+      w.exec("select pg_advisory_xact_lock(7243100)");
+      w.exec("create table if not exists schema_migrations ("
+             " version int primary key, name text not null,"
+             " applied_at timestamptz not null default now())");
+      auto done = w.exec_params1(
+          "select count(*) from schema_migrations where version = $1",
+          m.version);
+      if (done[0].as<int>() == 0) {
+        w.exec(m.sql);
+        w.exec_params("insert into schema_migrations (version, name) "
+                      "values ($1, $2)",
+                      m.version, m.name);
+      }
+      w.commit();
+      version = m.version;
+    }
+    pqxx::nontransaction n{c};
+    auto newest =
+        n.exec1("select coalesce(max(version), 0) from schema_migrations");
+    if (newest[0].as<int>() > latest_schema_version)
+      return make_error(errc::internal,
+                        "database schema is at version " +
+                            std::to_string(newest[0].as<int>()) +
+                            ", newer than this binary knows (" +
+                            std::to_string(latest_schema_version) +
+                            "): upgrade troupe");
+    return version;
+  } catch (const std::exception& e) {
+    return db_error(e, "applying migrations");
+  }
+}
+
+} // namespace troupe

@@ -1,0 +1,358 @@
+// The store's group commit (runtime/pg/pg_store.cpp): one transaction runs the
+// claims and writes of a batch as a few statements over JSON record sets.
+#include "runtime/pg/pg_store_batch.hpp"
+#include "runtime/pg/pg_store_copy.hpp"
+#include "runtime/pg/pg_store_sql.hpp"
+
+#include <set>
+#include <unordered_map>
+
+#include <nlohmann/json.hpp>
+
+#include "messages/errc.hpp"
+#include "messages/json_codec.hpp"
+#include "messages/json_text.hpp"
+
+namespace troupe {
+
+namespace {
+
+using namespace pg_sql;
+using json = nlohmann::json;
+
+/// jsonb prints as `{"a": 1}`; stages and scripts get the compact form the
+/// publisher's JSON was normalised to (`{"a":1}`), whether the job is fresh
+/// or resumed from the store. Runs on the writer thread.
+std::string compact_json(const pqxx::field& f) {
+  if (f.is_null())
+    return "null";
+  auto j = json::parse(f.c_str(), nullptr, false);
+  return j.is_discarded() ? f.as<std::string>() : j.dump();
+}
+
+/// A claim that took nothing: report the terminal state, or why the
+/// delivery does not match the live job (another pipeline's id; a replay
+/// of a life the job is not in).
+void report_not_taken(const pqxx::row& row, const store_request& req,
+                      store_result& res) {
+  job_state state{};
+  from_string(row[1].as<std::string>(), state);
+  auto pipeline = row[4].as<std::string>();
+  const auto& spec = req.spec;
+  if (is_terminal(state) && pipeline == spec.pipeline) {
+    res.snapshot.spec.job_id = spec.job_id;
+    res.snapshot.state = state;
+    res.snapshot.epoch = row[2].as<std::int64_t>();
+    res.snapshot.life = row[3].as<std::int32_t>();
+    return;
+  }
+  res.code = static_cast<std::uint8_t>(errc::conflict);
+  res.message = pipeline != spec.pipeline
+                    ? "job '" + spec.job_id + "' belongs to pipeline '" +
+                          pipeline + "', not '" + spec.pipeline + "'"
+                    : "replay of job '" + spec.job_id + "' names life " +
+                          std::to_string(spec.replay_life) +
+                          ", the job is in life " +
+                          std::to_string(row[3].as<std::int32_t>());
+}
+
+} // namespace
+
+void prepare_store_statements(pqxx::connection& c) {
+  c.prepare("claim", sql_claim);
+  c.prepare("states", sql_states);
+  c.prepare("checkpoints", sql_checkpoints);
+  c.prepare("attempts", sql_attempts);
+  c.prepare("update", sql_update);
+  c.prepare("create", sql_create);
+  c.prepare("insert_checkpoints", sql_insert_checkpoints);
+  c.prepare("insert_attempts", sql_insert_attempts);
+  c.prepare("insert_events", sql_insert_events);
+  c.prepare("dead_letters", sql_dead_letters);
+}
+
+namespace {
+
+// -- claims -------------------------------------------------------------------
+// Record sets are written as JSON text directly (json_text.hpp): building
+// nlohmann trees for them was a large share of the node's CPU per job.
+
+using index_map = std::unordered_map<std::string, std::size_t>;
+
+std::string claim_records(const std::vector<store_request>& reqs,
+                          index_map& index) {
+  json_array_writer claims;
+  for (std::size_t i = 0; i < reqs.size(); ++i) {
+    if (!reqs[i].is_claim)
+      continue;
+    const auto& s = reqs[i].spec;
+    auto o = claims.object();
+    o.str("job_id", s.job_id)
+        .str("pipeline", s.pipeline)
+        .str("tenant", s.tenant)
+        .str("correlation_id", s.correlation_id)
+        .num("priority", s.priority)
+        .str("payload", s.payload.empty() ? "null" : s.payload)
+        .num("life", s.replay_life);
+    o.close();
+    index[s.job_id] = i;
+  }
+  return claims.empty() ? std::string{} : claims.done();
+}
+
+/// A claimed row as the job actor's snapshot.
+void read_claimed(const pqxx::row& row, const store_request& req,
+                  job_snapshot& snap) {
+  snap.spec.job_id = row[0].as<std::string>();
+  snap.epoch = row[1].as<std::int64_t>();
+  snap.life = row[2].as<std::int32_t>();
+  snap.start_stage = row[3].as<std::int32_t>();
+  snap.created = row[4].as<bool>();
+  // A job created by this claim has the payload we just sent (already
+  // normalised on intake): not sent back, not parsed again.
+  snap.spec.payload = snap.created ? req.spec.payload : compact_json(row[5]);
+  if (snap.spec.payload.empty())
+    snap.spec.payload = "null";
+  snap.spec.tenant = row[6].as<std::string>();
+  snap.spec.correlation_id = row[7].as<std::string>();
+  snap.spec.priority = row[8].as<std::int32_t>();
+  snap.spec.pipeline = row[9].as<std::string>();
+  snap.state = job_state::running;
+}
+
+checkpoint read_checkpoint(const pqxx::row& row) {
+  checkpoint cp;
+  cp.stage_index = row[1].as<std::int32_t>();
+  cp.stage = row[2].as<std::string>();
+  cp.output = compact_json(row[3]);
+  cp.attempts = row[4].as<std::int32_t>();
+  cp.duration_ms = row[5].as<std::int64_t>();
+  cp.finished_at_ms = row[6].as<std::int64_t>();
+  return cp;
+}
+
+attempt_record read_attempt(const pqxx::row& row) {
+  attempt_record a;
+  a.life = row[1].as<std::int32_t>();
+  a.stage_index = row[2].as<std::int32_t>();
+  a.attempt = row[3].as<std::int32_t>();
+  a.stage = row[4].as<std::string>();
+  a.node = row[5].as<std::string>();
+  a.ok = row[6].as<bool>();
+  a.error_code = row[7].as<std::string>();
+  a.error_message = row[8].as<std::string>();
+  a.started_at_ms = row[9].as<std::int64_t>();
+  a.duration_ms = row[10].as<std::int64_t>();
+  return a;
+}
+
+/// Checkpoints and attempts of the jobs that existed before their claim:
+/// where a resumed run starts, and its history.
+void load_history(pqxx::work& w, const std::string& ids, const index_map& index,
+                  std::vector<store_result>& out) {
+  auto snap = [&](const pqxx::row& row) -> job_snapshot& {
+    return out[index.at(row[0].as<std::string>())].snapshot;
+  };
+  for (const auto& row : w.exec_prepared("checkpoints", ids))
+    snap(row).checkpoints.push_back(read_checkpoint(row));
+  for (const auto& row : w.exec_prepared("attempts", ids))
+    snap(row).attempts.push_back(read_attempt(row));
+}
+
+void run_claims(pqxx::work& w, const std::vector<store_request>& reqs,
+                std::vector<store_result>& out, const pg_store_options& opts) {
+  index_map index;
+  auto records = claim_records(reqs, index);
+  if (records.empty())
+    return;
+  std::set<std::string> taken;
+  json existing = json::array();
+  for (const auto& row :
+       w.exec_prepared("claim", records, opts.node_id, opts.lease.count())) {
+    auto id = row[0].as<std::string>();
+    auto& snap = out[index.at(id)].snapshot;
+    read_claimed(row, reqs[index.at(id)], snap);
+    taken.insert(id);
+    if (!snap.created)
+      existing.push_back(id);
+  }
+  // Not taken: the job is terminal, or the delivery does not match it.
+  json not_taken = json::array();
+  for (auto& [id, i] : index)
+    if (!taken.count(id))
+      not_taken.push_back(id);
+  if (!not_taken.empty())
+    for (const auto& row : w.exec_prepared("states", not_taken.dump())) {
+      auto i = index.at(row[0].as<std::string>());
+      report_not_taken(row, reqs[i], out[i]);
+    }
+  if (!existing.empty())
+    load_history(w, existing.dump(), index, out);
+}
+
+// -- writes -------------------------------------------------------------------
+
+void create_record(json_array_writer& creates, const job_write& x) {
+  const auto& s = x.spec;
+  auto o = creates.object();
+  o.str("job_id", x.job_id)
+      .str("pipeline", x.pipeline)
+      .str("tenant", s.tenant)
+      .str("correlation_id", s.correlation_id)
+      .num("priority", s.priority)
+      .str("payload", s.payload.empty() ? "null" : s.payload)
+      .str("state", to_string(x.state))
+      .num("stage_index", x.stage_index)
+      .num("attempt", x.attempt)
+      .num("next_ms", x.next_attempt_at_ms)
+      .str("last_error", x.last_error)
+      .str("result", x.result)
+      .num("started_ms", x.started_at_ms);
+  o.close();
+}
+
+void update_record(json_array_writer& updates, const job_write& x) {
+  auto o = updates.object();
+  o.str("job_id", x.job_id)
+      .num("epoch", x.epoch)
+      .str("state", to_string(x.state))
+      .num("stage_index", x.stage_index)
+      .num("attempt", x.attempt)
+      .num("next_ms", x.next_attempt_at_ms)
+      .str("last_error", x.last_error)
+      .str("result", x.result);
+  o.close();
+}
+
+/// The job rows of the batch's writes: the ids whose write landed (epoch
+/// still theirs, or created now).
+std::set<std::string> apply_job_rows(pqxx::work& w,
+                                     const std::vector<store_request>& reqs,
+                                     index_map& index,
+                                     const pg_store_options& opts) {
+  json_array_writer updates, creates;
+  for (std::size_t i = 0; i < reqs.size(); ++i) {
+    if (reqs[i].is_claim)
+      continue;
+    const auto& x = reqs[i].write;
+    index[x.job_id] = i;
+    x.create ? create_record(creates, x) : update_record(updates, x);
+  }
+  std::set<std::string> applied;
+  auto lease = opts.lease.count();
+  if (!updates.empty())
+    for (const auto& row : w.exec_prepared("update", updates.done(), lease))
+      applied.insert(row[0].as<std::string>());
+  if (!creates.empty())
+    for (const auto& row :
+         w.exec_prepared("create", creates.done(), opts.node_id, lease))
+      applied.insert(row[0].as<std::string>());
+  return applied;
+}
+
+/// The rows a landed update adds: checkpoints, attempts and events.
+struct child_rows {
+  json_array_writer cps, atts, evs, dead;
+
+  void add(const std::string& id, const job_write& x) {
+    for (const auto& cp : x.checkpoints) {
+      auto o = cps.object();
+      o.str("job_id", id)
+          .num("stage_index", cp.stage_index)
+          .str("stage", cp.stage)
+          .str("output", cp.output)
+          .num("attempts", cp.attempts)
+          .num("duration_ms", cp.duration_ms)
+          .num("finished_ms", cp.finished_at_ms);
+      o.close();
+    }
+    for (const auto& a : x.attempts) {
+      auto o = atts.object();
+      o.str("job_id", id)
+          .num("life", a.life)
+          .num("stage_index", a.stage_index)
+          .num("attempt", a.attempt)
+          .str("stage", a.stage)
+          .str("node", a.node)
+          .boolean("ok", a.ok)
+          .str("error_code", a.error_code)
+          .str("error_message", a.error_message)
+          .num("started_ms", a.started_at_ms)
+          .num("duration_ms", a.duration_ms);
+      o.close();
+    }
+    for (const auto& ev : x.events) {
+      auto o = evs.object();
+      o.str("job_id", id)
+          .str("type", ev.type)
+          .num("time_ms", ev.time_ms)
+          .str("node", ev.node)
+          .str("stage", ev.stage)
+          .num("attempt", ev.attempt)
+          .str("body", encode_event(ev));
+      o.close();
+    }
+  }
+
+  void insert(pqxx::work& w) {
+    if (!cps.empty())
+      w.exec_prepared("insert_checkpoints", cps.done());
+    if (!atts.empty())
+      w.exec_prepared("insert_attempts", atts.done());
+    if (!evs.empty())
+      w.exec_prepared("insert_events", evs.done());
+    if (!dead.empty())
+      w.exec_prepared("dead_letters", dead.done());
+  }
+};
+
+/// A write that did not land: the job exists (a speculative create), or a
+/// newer run owns it (fenced out: nothing of this write lands).
+void report_refused(const std::string& id, const job_write& x,
+                    store_result& res) {
+  auto code = x.create ? errc::job_exists : errc::stale_epoch;
+  res.code = static_cast<std::uint8_t>(code);
+  res.message = x.create ? "job " + id + " exists already"
+                         : "job " + id + " is owned by a newer run";
+}
+
+void run_writes(pqxx::work& w, const std::vector<store_request>& reqs,
+                std::vector<store_result>& out, const pg_store_options& opts) {
+  index_map index;
+  auto applied = apply_job_rows(w, reqs, index, opts);
+  child_rows children;
+  std::vector<const job_write*> created;
+  for (auto& [id, i] : index) {
+    const auto& x = reqs[i].write;
+    if (!applied.count(id)) {
+      report_refused(id, x, out[i]);
+      continue;
+    }
+    if (x.state == job_state::dead_lettered)
+      children.dead.str(id);
+    if (x.create)
+      created.push_back(&x);
+    else
+      children.add(id, x);
+  }
+  if (!created.empty())
+    copy_children(w, created);
+  children.insert(w);
+}
+
+} // namespace
+
+void run_batch(pqxx::work& w, const std::vector<store_request>& reqs,
+               std::vector<store_result>& out, const pg_store_options& opts) {
+  out.assign(reqs.size(), store_result{});
+  // Every statement of a batch touches a few rows by primary key. The
+  // planner assumes 100 rows for a JSON record set and, on tables of a few
+  // thousand rows, prefers a hash join over a full scan of jobs: a cost
+  // that grows with the table. Index lookups are always right here.
+  w.exec("set local enable_seqscan = off");
+  w.exec("set local enable_hashjoin = off");
+  run_claims(w, reqs, out, opts);
+  run_writes(w, reqs, out, opts);
+}
+
+} // namespace troupe

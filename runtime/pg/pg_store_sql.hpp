@@ -1,0 +1,168 @@
+#pragma once
+
+// The statements of the store's group commit (runtime/pg/pg_store.cpp). Each
+// takes a batch as one JSON record set ($1), so a batch is a handful of
+// statements whatever its size. Every lookup is by primary key; see the
+// planner note in run_batch.
+
+namespace troupe::pg_sql {
+
+// A claim takes a live job only for its own pipeline (a publisher allowed
+// one pipeline must not run another's jobs), and a replay (life > 0) only
+// in the life the store started for it.
+inline const char* const sql_claim = R"SQL(
+with x as (
+  select * from jsonb_to_recordset($1::jsonb) as r(job_id text, pipeline text,
+    tenant text, correlation_id text, priority int, payload text, life int))
+insert into jobs as j (job_id, pipeline, tenant, correlation_id, priority,
+  state, payload, epoch, lease_owner, lease_until, started_at, life)
+select job_id, pipeline, coalesce(tenant, ''), coalesce(correlation_id, ''),
+  coalesce(priority, 0), 'running', payload::jsonb, 1, $2,
+  now() + $3::bigint * interval '1 millisecond', now(),
+  greatest(coalesce(life, 0), 1)
+from x
+on conflict (job_id) do update set
+  epoch = j.epoch + 1, state = 'running', lease_owner = excluded.lease_owner,
+  lease_until = excluded.lease_until,
+  started_at = coalesce(j.started_at, now()), updated_at = now()
+  where j.state not in ('succeeded', 'dead_lettered', 'cancelled')
+    and j.pipeline = excluded.pipeline
+    and (excluded.life = 1 or j.life = excluded.life)
+returning j.job_id, j.epoch, j.life, j.start_stage, (j.xmax::text = '0'),
+  case when j.xmax::text = '0' then null else j.payload::text end,
+  j.tenant, j.correlation_id, j.priority, j.pipeline
+)SQL";
+
+inline const char* const sql_states = R"SQL(
+select job_id, state, epoch, life, pipeline from jobs
+where job_id = any(array(select jsonb_array_elements_text($1::jsonb)))
+)SQL";
+
+inline const char* const sql_checkpoints = R"SQL(
+select job_id, stage_index, stage, output::text, attempts, duration_ms,
+  (extract(epoch from finished_at) * 1000)::bigint
+from stage_checkpoints
+where job_id = any(array(select jsonb_array_elements_text($1::jsonb)))
+order by job_id, stage_index
+)SQL";
+
+inline const char* const sql_attempts = R"SQL(
+select job_id, life, stage_index, attempt, stage, node, ok,
+  coalesce(error_code, ''), coalesce(error_message, ''),
+  (extract(epoch from started_at) * 1000)::bigint, duration_ms
+from job_attempts
+where job_id = any(array(select jsonb_array_elements_text($1::jsonb)))
+order by job_id, life, stage_index, attempt
+)SQL";
+
+inline const char* const sql_update = R"SQL(
+with w as (
+  select * from jsonb_to_recordset($1::jsonb) as r(job_id text, epoch bigint,
+    state text, stage_index int, attempt int, next_ms bigint,
+    last_error text, result text))
+update jobs j set
+  state = w.state, stage_index = w.stage_index, attempt = w.attempt,
+  next_attempt_at = case when w.next_ms > 0
+    then to_timestamp(w.next_ms / 1000.0) end,
+  last_error = coalesce(nullif(w.last_error, ''), j.last_error),
+  result = case when coalesce(w.result, '') <> '' then w.result::jsonb
+    else j.result end,
+  finished_at = case when w.state in ('succeeded', 'dead_lettered',
+    'cancelled') then now() end,
+  lease_until = case when w.state in ('succeeded', 'dead_lettered',
+    'cancelled') then null
+    else now() + $2::bigint * interval '1 millisecond' end,
+  updated_at = now()
+from w
+where j.job_id = w.job_id and j.epoch = w.epoch
+returning j.job_id
+)SQL";
+
+// Creates jobs that ran before their claim (job_deps::speculate) with their
+// outcome: one row written once instead of a claim and an update per stage.
+// A job that exists already is left alone (not returned): its writer claims
+// it instead.
+inline const char* const sql_create = R"SQL(
+with w as (
+  select * from jsonb_to_recordset($1::jsonb) as r(job_id text, pipeline text,
+    tenant text, correlation_id text, priority int, payload text, state text,
+    stage_index int, attempt int, next_ms bigint, last_error text,
+    result text, started_ms bigint))
+insert into jobs as j (job_id, pipeline, tenant, correlation_id, priority,
+  state, stage_index, attempt, epoch, payload, result, last_error,
+  started_at, finished_at, next_attempt_at, lease_owner, lease_until)
+select job_id, pipeline, coalesce(tenant, ''), coalesce(correlation_id, ''),
+  coalesce(priority, 0), state, stage_index, attempt, 1, payload::jsonb,
+  case when coalesce(result, '') <> '' then result::jsonb end,
+  nullif(last_error, ''), to_timestamp(started_ms / 1000.0),
+  case when state in ('succeeded', 'dead_lettered', 'cancelled')
+    then now() end,
+  case when next_ms > 0 then to_timestamp(next_ms / 1000.0) end,
+  case when state in ('succeeded', 'dead_lettered', 'cancelled')
+    then null else $2 end,
+  case when state in ('succeeded', 'dead_lettered', 'cancelled') then null
+    else now() + $3::bigint * interval '1 millisecond' end
+from w
+on conflict (job_id) do nothing
+returning job_id
+)SQL";
+
+inline const char* const sql_insert_checkpoints = R"SQL(
+insert into stage_checkpoints (job_id, stage_index, stage, output, attempts,
+  duration_ms, finished_at)
+select job_id, stage_index, stage, output::jsonb, attempts, duration_ms,
+  to_timestamp(finished_ms / 1000.0)
+from jsonb_to_recordset($1::jsonb) as r(job_id text, stage_index int,
+  stage text, output text, attempts int, duration_ms bigint,
+  finished_ms bigint)
+on conflict (job_id, stage_index) do update set stage = excluded.stage,
+  output = excluded.output, attempts = excluded.attempts,
+  duration_ms = excluded.duration_ms, finished_at = excluded.finished_at
+)SQL";
+
+inline const char* const sql_insert_attempts = R"SQL(
+insert into job_attempts (job_id, life, stage_index, attempt, stage, node, ok,
+  error_code, error_message, started_at, duration_ms)
+select job_id, life, stage_index, attempt, stage, node, ok,
+  nullif(error_code, ''), nullif(error_message, ''),
+  to_timestamp(started_ms / 1000.0), duration_ms
+from jsonb_to_recordset($1::jsonb) as r(job_id text, life int,
+  stage_index int, attempt int, stage text, node text, ok boolean,
+  error_code text, error_message text, started_ms bigint, duration_ms bigint)
+on conflict do nothing
+)SQL";
+
+inline const char* const sql_insert_events = R"SQL(
+insert into job_events (job_id, type, time, node, stage, attempt, body)
+select job_id, type, to_timestamp(time_ms / 1000.0), node,
+  nullif(stage, ''), nullif(attempt, 0), body::jsonb
+from jsonb_to_recordset($1::jsonb) as r(job_id text, type text,
+  time_ms bigint, node text, stage text, attempt int, body text)
+)SQL";
+
+inline const char* const sql_dead_letters = R"SQL(
+insert into dead_letters (job_id, pipeline, failed_stage, stage, last_error,
+  attempts, dead_at)
+select j.job_id, j.pipeline, j.stage_index,
+  (select a.stage from job_attempts a where a.job_id = j.job_id
+     and a.stage_index = j.stage_index
+   order by a.life desc, a.attempt desc limit 1),
+  j.last_error,
+  coalesce((select jsonb_agg(jsonb_build_object(
+      'life', a.life, 'stage_index', a.stage_index, 'stage', a.stage,
+      'attempt', a.attempt, 'node', a.node, 'ok', a.ok,
+      'error', jsonb_build_object('code', a.error_code,
+                                  'message', a.error_message),
+      'started_at_ms', (extract(epoch from a.started_at) * 1000)::bigint,
+      'duration_ms', a.duration_ms)
+      order by a.life, a.stage_index, a.attempt)
+    from job_attempts a where a.job_id = j.job_id), '[]'::jsonb),
+  now()
+from jobs j
+where j.job_id = any(array(select jsonb_array_elements_text($1::jsonb)))
+on conflict (job_id) do update set failed_stage = excluded.failed_stage,
+  stage = excluded.stage, last_error = excluded.last_error,
+  attempts = excluded.attempts, dead_at = excluded.dead_at
+)SQL";
+
+} // namespace troupe::pg_sql

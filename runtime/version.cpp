@@ -1,9 +1,0 @@
-#include "runtime/version.hpp"
-
-namespace troupe {
-
-const char* version() noexcept {
-  return TROUPE_VERSION;
-}
-
-} // namespace troupe
