@@ -19,6 +19,7 @@
 #include "runtime/client/job_tracker.hpp"
 #include "runtime/exec/process.hpp"
 #include "runtime/nats/nats_client.hpp"
+#include "tests/support/eventually.hpp"
 #include "tests/support/test_servers.hpp"
 
 using namespace troupe;
@@ -189,13 +190,31 @@ TEST_F(observability_test, MetricsParseAndMatchARunOfKnownJobs) {
   }
   auto replies = submit_requests(*nats, subj, bodies, 50, 60s);
   ASSERT_TRUE(replies);
-  auto end = std::chrono::steady_clock::now() + 60s;
-  while (count("select count(*) from jobs where job_id like 'k-%' and state "
-               "in ('succeeded', 'dead_lettered')") < 100 &&
-         std::chrono::steady_clock::now() < end)
-    std::this_thread::sleep_for(50ms);
-  std::this_thread::sleep_for(300ms); // the last events reach the counters
+  ASSERT_TRUE(eventually([&] {
+    return count("select count(*) from jobs where job_id like 'k-%' and "
+                 "state in ('succeeded', 'dead_lettered')") == 100;
+  }));
+  // Job metrics come from events, which follow the commits: wait until the
+  // last ones are counted (a fixed pause was too short under ASan).
   httplib::Client http{"127.0.0.1", http_port(*node)};
+  auto counted = [](const std::string& body, const std::string& state, int n) {
+    auto want = "state=\"" + state + "\"} " + std::to_string(n);
+    std::istringstream lines{body};
+    for (std::string line; std::getline(lines, line);)
+      if (line.rfind("troupe_jobs_total{", 0) == 0 &&
+          line.find("pipeline=\"known\"") != std::string::npos &&
+          line.size() >= want.size() &&
+          line.compare(line.size() - want.size(), want.size(), want) == 0)
+        return true;
+    return false;
+  };
+  EXPECT_TRUE(eventually(
+      [&] {
+        auto m = http.Get("/metrics");
+        return m && m->status == 200 && counted(m->body, "succeeded", 93) &&
+               counted(m->body, "dead_lettered", 7);
+      },
+      30s));
   auto metrics = http.Get("/metrics");
   ASSERT_TRUE(metrics);
   ASSERT_EQ(metrics->status, 200);
