@@ -88,4 +88,125 @@ void nats_subscription::close(int drain_ms) {
   sub_ = nullptr;
 }
 
+bool nats_msg::ack_sync() const {
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  return natsMsg_AckSync(m_.get(), nullptr, &jerr) == NATS_OK;
+}
+
+void nats_msg::nak(std::int64_t delay_ms) const {
+  if (delay_ms > 0)
+    natsMsg_NakWithDelay(m_.get(), delay_ms, nullptr);
+  else
+    natsMsg_Nak(m_.get(), nullptr);
+}
+
+// -- synchronous subscriptions
+// -------------------------------------------------
+
+nats_sync_subscription::nats_sync_subscription(
+    nats_sync_subscription&& other) noexcept
+    : sub_(std::exchange(other.sub_, nullptr)) {}
+
+nats_sync_subscription&
+nats_sync_subscription::operator=(nats_sync_subscription&& other) noexcept {
+  if (this != &other) {
+    close();
+    sub_ = std::exchange(other.sub_, nullptr);
+  }
+  return *this;
+}
+
+nats_sync_subscription::~nats_sync_subscription() {
+  close();
+}
+
+caf::expected<nats_sync_subscription>
+nats_sync_subscription::open(nats_client& nats, const std::string& subject) {
+  nats_sync_subscription out;
+  if (auto s =
+          natsConnection_SubscribeSync(&out.sub_, nats.conn(), subject.c_str());
+      s != NATS_OK)
+    return nats_error(s, "subscribe to " + subject);
+  return out;
+}
+
+std::optional<nats_msg> nats_sync_subscription::next(std::int64_t timeout_ms) {
+  natsMsg* m = nullptr;
+  if (!sub_ || natsSubscription_NextMsg(&m, sub_, timeout_ms) != NATS_OK)
+    return std::nullopt;
+  return nats_msg{m};
+}
+
+void nats_sync_subscription::close() {
+  if (!sub_)
+    return;
+  natsSubscription_Unsubscribe(sub_);
+  natsSubscription_Destroy(sub_);
+  sub_ = nullptr;
+}
+
+// -- pull consumers
+// ------------------------------------------------------------
+
+js_pull_consumer::js_pull_consumer(js_pull_consumer&& other) noexcept
+    : sub_(std::exchange(other.sub_, nullptr)) {}
+
+js_pull_consumer&
+js_pull_consumer::operator=(js_pull_consumer&& other) noexcept {
+  if (this != &other) {
+    close();
+    sub_ = std::exchange(other.sub_, nullptr);
+  }
+  return *this;
+}
+
+js_pull_consumer::~js_pull_consumer() {
+  close();
+}
+
+caf::expected<js_pull_consumer>
+js_pull_consumer::bind(nats_client& nats, const std::string& stream,
+                       const std::string& subject, const std::string& durable,
+                       bool existing) {
+  jsSubOptions so;
+  jsSubOptions_Init(&so);
+  so.Stream = stream.c_str();
+  if (existing)
+    so.Consumer = durable.c_str();
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  js_pull_consumer out;
+  if (auto s = js_PullSubscribe(&out.sub_, nats.js(), subject.c_str(),
+                                durable.c_str(), nullptr, &so, &jerr);
+      s != NATS_OK)
+    return nats_error(s, "pull subscribe to " + durable);
+  return out;
+}
+
+caf::expected<std::vector<nats_msg>>
+js_pull_consumer::fetch(int batch, std::int64_t timeout_ms) {
+  std::vector<nats_msg> out;
+  natsMsgList list{nullptr, 0};
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  auto s = natsSubscription_Fetch(&list, sub_, batch, timeout_ms, &jerr);
+  if (s == NATS_TIMEOUT)
+    return out;
+  if (s != NATS_OK)
+    return nats_error(s, "fetch");
+  out.reserve(static_cast<std::size_t>(list.Count));
+  for (int i = 0; i < list.Count; ++i) {
+    out.emplace_back(list.Msgs[i]);
+    list.Msgs[i] = nullptr; // owned by `out` now
+  }
+  natsMsgList_Destroy(&list);
+  return out;
+}
+
+void js_pull_consumer::close() {
+  if (!sub_)
+    return;
+  natsSubscription_Unsubscribe(sub_);
+  natsSubscription_Destroy(sub_);
+  sub_ = nullptr;
+}
+
 } // namespace troupe

@@ -9,10 +9,13 @@
 // memory, whatever owns the subscription. This replaces the keep-alive
 // stanza every subscriber used to write by hand.
 
+#include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <caf/expected.hpp>
 #include <nats/nats.h>
@@ -33,6 +36,14 @@ public:
   /// For the adapter code that reads headers or acks
   /// (runtime/nats/delivery.hpp).
   natsMsg* raw() const noexcept { return m_.get(); }
+
+  // JetStream acknowledgements of a message from a pull consumer. The
+  // asynchronous ones only queue the ack; ack_sync waits for the server.
+  void ack() const { natsMsg_Ack(m_.get(), nullptr); }
+  bool ack_sync() const;
+  void nak(std::int64_t delay_ms = 0) const;
+  void term() const { natsMsg_Term(m_.get(), nullptr); }
+  void in_progress() const { natsMsg_InProgress(m_.get(), nullptr); }
 
 private:
   std::unique_ptr<natsMsg, void (*)(natsMsg*)> m_;
@@ -70,6 +81,58 @@ public:
   void close(int drain_ms = 0);
 
   explicit operator bool() const noexcept { return sub_ != nullptr; }
+
+private:
+  natsSubscription* sub_ = nullptr;
+};
+
+/// A subscription read synchronously with next(): for short listens (start
+/// up, the shell's `watch`) that want no callback thread.
+class nats_sync_subscription {
+public:
+  nats_sync_subscription() = default;
+  nats_sync_subscription(nats_sync_subscription&& other) noexcept;
+  nats_sync_subscription& operator=(nats_sync_subscription&& other) noexcept;
+  nats_sync_subscription(const nats_sync_subscription&) = delete;
+  nats_sync_subscription& operator=(const nats_sync_subscription&) = delete;
+  ~nats_sync_subscription();
+
+  static caf::expected<nats_sync_subscription> open(nats_client& nats,
+                                                    const std::string& subject);
+
+  /// The next message within `timeout_ms`; nullopt on timeout or when the
+  /// subscription is closed.
+  std::optional<nats_msg> next(std::int64_t timeout_ms);
+
+  void close();
+
+private:
+  natsSubscription* sub_ = nullptr;
+};
+
+/// A JetStream pull consumer bound to the durable consumer `durable` of
+/// `stream`: an existing one (`existing`), or one created now for
+/// `subject`.
+class js_pull_consumer {
+public:
+  js_pull_consumer() = default;
+  js_pull_consumer(js_pull_consumer&& other) noexcept;
+  js_pull_consumer& operator=(js_pull_consumer&& other) noexcept;
+  js_pull_consumer(const js_pull_consumer&) = delete;
+  js_pull_consumer& operator=(const js_pull_consumer&) = delete;
+  ~js_pull_consumer();
+
+  static caf::expected<js_pull_consumer>
+  bind(nats_client& nats, const std::string& stream, const std::string& subject,
+       const std::string& durable, bool existing);
+
+  /// Up to `batch` messages, waiting at most `timeout_ms`; empty when none
+  /// arrived in time; an error when the fetch failed otherwise.
+  caf::expected<std::vector<nats_msg>> fetch(int batch,
+                                             std::int64_t timeout_ms);
+
+  /// Unsubscribes (the durable consumer stays on the server). Idempotent.
+  void close();
 
 private:
   natsSubscription* sub_ = nullptr;

@@ -1,11 +1,13 @@
 #include "runtime/node/jetstream_intake.hpp"
 #include "runtime/nats/delivery.hpp"
+#include "runtime/nats/nats_subscription.hpp"
 #include "runtime/pg/job_presence.hpp"
 
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
+#include <optional>
 #include <unordered_map>
 
 #include <caf/all.hpp>
@@ -28,7 +30,7 @@ struct jetstream_intake::shared_state {
   int max_in_flight = 100;
   input_limits limits;
   caf::actor supervisor;
-  natsSubscription* sub = nullptr;
+  js_pull_consumer consumer;
   std::shared_ptr<job_presence> presence;
   /// Jobs held by all of the node's intakes, and their cap (0: none).
   std::shared_ptr<std::atomic<std::int64_t>> node_held =
@@ -45,20 +47,20 @@ struct jetstream_intake::shared_state {
 
   std::mutex mtx;
   std::condition_variable cv;
-  std::unordered_map<std::uint64_t, natsMsg*> held;
+  std::unordered_map<std::uint64_t, nats_msg> held;
   std::uint64_t next_delivery = 1;
   bool paused = false;
   bool stopping = false;
   std::shared_ptr<intake_counters> counters =
       std::make_shared<intake_counters>();
 
-  /// Takes a held message out of the table (nullptr if unknown).
-  natsMsg* take(std::uint64_t delivery) {
+  /// Takes a held message out of the table (nullopt if unknown).
+  std::optional<nats_msg> take(std::uint64_t delivery) {
     std::lock_guard<std::mutex> guard{mtx};
     auto i = held.find(delivery);
     if (i == held.end())
-      return nullptr;
-    auto* m = i->second;
+      return std::nullopt;
+    std::optional<nats_msg> m{std::move(i->second)};
     held.erase(i);
     return m;
   }
@@ -75,8 +77,9 @@ namespace {
 using state_ptr = std::shared_ptr<jetstream_intake::shared_state>;
 
 /// Turns a delivered message into a job spec (runtime/nats/delivery.hpp).
-job_spec to_spec(const state_ptr& st, natsMsg* m, std::int64_t* delay_left) {
-  auto d = read_delivery(m);
+job_spec to_spec(const state_ptr& st, const nats_msg& m,
+                 std::int64_t* delay_left) {
+  auto d = read_delivery(m.raw());
   auto spec =
       decode_delivery(d, st->pipeline, st->limits, now_ms(), delay_left);
   if (!spec.invalid_reason.empty())
@@ -89,7 +92,7 @@ caf::behavior intake_actor(caf::event_based_actor* self, state_ptr st,
   self->delayed_send(self, progress_every, progress_atom::value);
   return {
       [st](finished_atom, std::uint64_t delivery, job_result& res) {
-        auto* m = st->take(delivery);
+        auto m = st->take(delivery);
         if (!m)
           return;
         auto verdict = verdict_for(res);
@@ -99,38 +102,37 @@ caf::behavior intake_actor(caf::event_based_actor* self, state_ptr st,
           // sequence), and free this one's slot without acking anything.
           std::lock_guard<std::mutex> guard{st->mtx};
           if (auto i = st->held.find(res.same_as); i != st->held.end())
-            std::swap(i->second, m);
+            std::swap(i->second, *m);
         } else if (verdict.dropped) {
           // Nothing this delivery says can be done or recorded: keeping it
           // would only loop. Dropped loudly; the job (if any) is untouched.
           spdlog::warn("intake {}: dropped a message for job '{}': {}",
                        st->pipeline, res.job_id, res.error);
           if (verdict.action == delivery_action::ack)
-            natsMsg_Ack(m, nullptr);
+            m->ack();
           else
-            natsMsg_Term(m, nullptr);
+            m->term();
           ++st->counters->invalid;
         } else if (verdict.action == delivery_action::leave) {
           // Another node's delivery of this message is the live one.
         } else if (verdict.action == delivery_action::nak) {
           // Not started (its tenant is at its limit here) or given up: back
           // to the stream for a while, so it holds no slot meanwhile.
-          natsMsg_NakWithDelay(m, verdict.nak_delay_ms, nullptr);
+          m->nak(verdict.nak_delay_ms);
           ++st->counters->naked;
         } else {
           // Asynchronous ack: the terminal state is already committed, and
           // a lost ack only causes a redelivery that the store skips.
-          natsMsg_Ack(m, nullptr);
+          m->ack();
           ++st->counters->acked;
         }
-        natsMsg_Destroy(m);
         st->release_slot();
       },
       [self, st, progress_every](progress_atom) {
         {
           std::lock_guard<std::mutex> guard{st->mtx};
           for (auto& kv : st->held)
-            natsMsg_InProgress(kv.second, nullptr);
+            kv.second.in_progress();
         }
         self->delayed_send(self, progress_every, progress_atom::value);
       },
@@ -166,15 +168,11 @@ caf::error jetstream_intake::start(caf::actor supervisor) {
   subjects subj{state_->ncfg.prefix};
   auto durable = subj.consumer(state_->pipeline);
   auto filter = subj.jobs(state_->pipeline);
-  jsSubOptions so;
-  jsSubOptions_Init(&so);
-  so.Stream = state_->ncfg.stream.c_str();
-  so.Consumer = durable.c_str();
-  jsErrCode jerr = static_cast<jsErrCode>(0);
-  auto s = js_PullSubscribe(&state_->sub, state_->nats->js(), filter.c_str(),
-                            durable.c_str(), nullptr, &so, &jerr);
-  if (s != NATS_OK)
-    return nats_error(s, "pull subscribe to " + durable);
+  auto consumer = js_pull_consumer::bind(*state_->nats, state_->ncfg.stream,
+                                         filter, durable, true);
+  if (!consumer)
+    return consumer.error();
+  state_->consumer = std::move(*consumer);
   state_->supervisor = std::move(supervisor);
   thread_ = std::thread{[this] { fetch_loop(); }};
   return caf::none;
@@ -208,7 +206,7 @@ void jetstream_intake::stop() {
   state_->cv.notify_all();
   if (thread_.joinable())
     thread_.join();
-  std::unordered_map<std::uint64_t, natsMsg*> rest;
+  std::unordered_map<std::uint64_t, nats_msg> rest;
   {
     std::lock_guard<std::mutex> guard{state_->mtx};
     rest.swap(state_->held);
@@ -216,14 +214,10 @@ void jetstream_intake::stop() {
   // Give the unfinished jobs back at once: other nodes resume them from
   // their checkpoints instead of waiting for AckWait.
   for (auto& kv : rest) {
-    natsMsg_Nak(kv.second, nullptr);
-    natsMsg_Destroy(kv.second);
+    kv.second.nak();
     ++state_->counters->naked;
   }
-  if (state_->sub) {
-    natsSubscription_Destroy(state_->sub);
-    state_->sub = nullptr;
-  }
+  state_->consumer.close();
 }
 
 namespace {
@@ -232,7 +226,7 @@ namespace {
 /// again after the duplicate window) must not run before the store has
 /// decided: they claim first. One query per fetched batch.
 void mark_known_jobs(jetstream_intake::shared_state& st,
-                     std::vector<std::pair<natsMsg*, job_spec>>& batch) {
+                     std::vector<std::pair<nats_msg, job_spec>>& batch) {
   std::vector<std::string> ids;
   for (auto& [m, spec] : batch)
     if (spec.fresh)
@@ -275,50 +269,42 @@ void jetstream_intake::fetch_loop() {
         continue;
       credit = st.credit();
     }
-    natsMsgList list{nullptr, 0};
-    jsErrCode jerr = static_cast<jsErrCode>(0);
-    auto s = natsSubscription_Fetch(&list, st.sub, std::min(credit, 256), 500,
-                                    &jerr);
-    if (s == NATS_TIMEOUT)
-      continue;
-    if (s != NATS_OK) {
+    auto fetched = st.consumer.fetch(std::min(credit, 256), 500);
+    if (!fetched) {
       auto now = std::chrono::steady_clock::now();
       if (now - last_error_log > std::chrono::seconds{10}) {
-        spdlog::warn("intake {}: fetch failed: {}", st.pipeline,
-                     natsStatus_GetText(s));
+        spdlog::warn("intake {}: {}", st.pipeline, describe(fetched.error()));
         last_error_log = now;
       }
       std::this_thread::sleep_for(std::chrono::milliseconds{250});
       continue;
     }
+    if (fetched->empty())
+      continue;
     bool paused_now;
     {
       std::lock_guard<std::mutex> guard{st.mtx};
       paused_now = st.paused;
     }
-    std::vector<std::pair<natsMsg*, job_spec>> batch;
-    batch.reserve(static_cast<std::size_t>(list.Count));
-    for (int i = 0; i < list.Count; ++i) {
-      natsMsg* m = list.Msgs[i];
-      list.Msgs[i] = nullptr; // ownership moves to `held`
+    std::vector<std::pair<nats_msg, job_spec>> batch;
+    batch.reserve(fetched->size());
+    for (auto& m : *fetched) {
       if (paused_now) {
         // Paused (pipeline paused, drain, or degraded) while the fetch was
         // under way: hand it back untouched rather than start it. No delay:
         // paused intakes issue no pull requests, so it waits in the stream
         // until an intake fetches again.
-        natsMsg_Nak(m, nullptr);
-        natsMsg_Destroy(m);
+        m.nak();
         continue;
       }
       std::int64_t delay_left = 0;
       auto spec = to_spec(state_, m, &delay_left);
       if (delay_left > 0) {
         // Not due yet: hand it back for later without using a slot.
-        natsMsg_NakWithDelay(m, delay_left, nullptr);
-        natsMsg_Destroy(m);
+        m.nak(delay_left);
         continue;
       }
-      batch.emplace_back(m, std::move(spec));
+      batch.emplace_back(std::move(m), std::move(spec));
     }
     mark_known_jobs(st, batch);
     for (auto& [m, spec] : batch) {
@@ -326,7 +312,7 @@ void jetstream_intake::fetch_loop() {
       {
         std::lock_guard<std::mutex> guard{st.mtx};
         delivery = st.next_delivery++;
-        st.held.emplace(delivery, m);
+        st.held.emplace(delivery, std::move(m));
       }
       ++st.counters->in_flight;
       ++*st.node_held;
@@ -334,7 +320,6 @@ void jetstream_intake::fetch_loop() {
       caf::anon_send(st.supervisor, submit_atom::value, std::move(spec),
                      delivery);
     }
-    natsMsgList_Destroy(&list);
   }
 }
 

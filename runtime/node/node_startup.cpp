@@ -1,4 +1,5 @@
 #include "runtime/node/node_startup.hpp"
+#include "runtime/nats/nats_subscription.hpp"
 
 #include <unistd.h>
 
@@ -29,11 +30,9 @@ caf::actor_system_config& actor_config(caf::actor_system_config& cfg,
 caf::error check_unique_node_id(nats_client& nats, const subjects& subj,
                                 const std::string& node_id,
                                 std::chrono::milliseconds listen) {
-  natsSubscription* sub = nullptr;
-  auto s =
-      natsConnection_SubscribeSync(&sub, nats.conn(), subj.heartbeat().c_str());
-  if (s != NATS_OK)
-    return nats_error(s, "subscribe to heartbeats");
+  auto sub = nats_sync_subscription::open(nats, subj.heartbeat());
+  if (!sub)
+    return sub.error();
   caf::error result;
   auto deadline = std::chrono::steady_clock::now() + listen;
   while (!result) {
@@ -42,20 +41,16 @@ caf::error check_unique_node_id(nats_client& nats, const subjects& subj,
                     .count();
     if (left <= 0)
       break;
-    natsMsg* m = nullptr;
-    if (natsSubscription_NextMsg(&m, sub, left) != NATS_OK)
+    auto m = sub->next(left);
+    if (!m)
       break;
-    auto hb = decode_heartbeat(
-        std::string_view{natsMsg_GetData(m),
-                         static_cast<std::size_t>(natsMsg_GetDataLength(m))});
-    natsMsg_Destroy(m);
+    auto hb = decode_heartbeat(m->data());
     if (hb && hb->node_id == node_id && hb->state != "down")
       result = make_error(errc::internal,
                           "node id '" + node_id + "' is already in use by " +
                               hb->host + " pid " + std::to_string(hb->pid) +
                               "; give this node another --node-id");
   }
-  natsSubscription_Destroy(sub);
   return result;
 }
 

@@ -1,5 +1,6 @@
 #include "runtime/node/unrouted_sweeper.hpp"
 #include "runtime/nats/delivery.hpp"
+#include "runtime/nats/nats_subscription.hpp"
 
 #include <condition_variable>
 #include <functional>
@@ -124,11 +125,11 @@ std::vector<std::string> unrouted_subjects(const sweeper_impl& im) {
 /// Records one message as a job dead-lettered for its unknown pipeline
 /// (through `sup`, waiting for the result); true once recorded.
 bool record_unrouted(const sweeper_impl& im, caf::scoped_actor& self,
-                     const caf::actor& sup, natsMsg* m,
+                     const caf::actor& sup, const nats_msg& m,
                      const std::string& subject, const std::string& token) {
   // Decoded like any delivery (runtime/nats/delivery.hpp): its own id if its
   // headers are malformed, a storable copy of what was sent.
-  auto spec = decode_delivery(read_delivery(m),
+  auto spec = decode_delivery(read_delivery(m.raw()),
                               is_subject_token(token) ? token : "invalid",
                               im.limits, now_ms(), nullptr);
   spec.invalid_code = "unknown_pipeline";
@@ -148,28 +149,23 @@ int sweep_subject(const sweeper_impl& im, caf::scoped_actor& self,
   auto token = subject.substr(im.ncfg.prefix.size() + 6); // "<prefix>.jobs."
   auto durable =
       "troupe_unrouted_" + std::to_string(std::hash<std::string>{}(subject));
-  jsSubOptions so;
-  jsSubOptions_Init(&so);
-  so.Stream = im.ncfg.stream.c_str();
-  natsSubscription* sub = nullptr;
-  jsErrCode jerr = static_cast<jsErrCode>(0);
-  if (js_PullSubscribe(&sub, im.nats->js(), subject.c_str(), durable.c_str(),
-                       nullptr, &so, &jerr) != NATS_OK)
+  auto consumer =
+      js_pull_consumer::bind(*im.nats, im.ncfg.stream, subject, durable, false);
+  if (!consumer)
     return 0;
   int here = 0;
   for (;;) {
-    natsMsgList list{nullptr, 0};
-    if (natsSubscription_Fetch(&list, sub, 64, 500, &jerr) != NATS_OK)
+    auto fetched = consumer->fetch(64, 500);
+    if (!fetched || fetched->empty())
       break;
-    for (int i = 0; i < list.Count; ++i)
-      if (record_unrouted(im, self, sup, list.Msgs[i], subject, token)) {
-        natsMsg_AckSync(list.Msgs[i], nullptr, &jerr);
+    for (auto& m : *fetched)
+      if (record_unrouted(im, self, sup, m, subject, token)) {
+        m.ack_sync();
         ++here;
       }
-    natsMsgList_Destroy(&list);
   }
-  natsSubscription_Unsubscribe(sub);
-  natsSubscription_Destroy(sub);
+  consumer->close();
+  jsErrCode jerr = static_cast<jsErrCode>(0);
   // Never leave this consumer behind: a work-queue stream allows one
   // consumer per subject, and a node that later runs the pipeline needs it.
   js_DeleteConsumer(im.nats->js(), im.ncfg.stream.c_str(), durable.c_str(),

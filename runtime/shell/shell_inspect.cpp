@@ -11,6 +11,7 @@
 
 #include "messages/json_codec.hpp"
 #include "runtime/client/admin_client.hpp"
+#include "runtime/nats/nats_subscription.hpp"
 #include "runtime/shell/shell_reply.hpp"
 
 namespace troupe {
@@ -313,11 +314,10 @@ shell_session::cmd_watch(const std::map<std::string, std::string>& flags) {
       (for_ms = parse_duration_ms(flags.at("--for"))) < 0)
     return failure("watch", "bad_flag", "--for needs a duration such as 30s");
   auto subject = s_.prefix + ".events." + pipeline + "." + job;
-  natsSubscription* sub = nullptr;
-  if (natsConnection_SubscribeSync(&sub, nats_->conn(), subject.c_str()) !=
-      NATS_OK)
+  auto sub = nats_sync_subscription::open(*nats_, subject);
+  if (!sub)
     return failure("watch", "unavailable", "cannot subscribe to " + subject);
-  natsConnection_Flush(nats_->conn());
+  nats_->flush();
   if (!s_.json)
     print_live("watching " + subject + " (Ctrl-C stops)\n");
   interrupted = false;
@@ -330,13 +330,10 @@ shell_session::cmd_watch(const std::map<std::string, std::string>& flags) {
       break;
     if (for_ms >= 0 && std::chrono::steady_clock::now() >= deadline)
       break;
-    natsMsg* m = nullptr;
-    if (natsSubscription_NextMsg(&m, sub, 200) != NATS_OK)
+    auto m = sub->next(200);
+    if (!m)
       continue;
-    std::string body{natsMsg_GetData(m),
-                     static_cast<std::size_t>(natsMsg_GetDataLength(m))};
-    natsMsg_Destroy(m);
-    auto ev = parse_json_or_discarded(body);
+    auto ev = parse_json_or_discarded(m->data());
     if (ev.is_discarded())
       continue;
     ++seen;
@@ -357,8 +354,7 @@ shell_session::cmd_watch(const std::map<std::string, std::string>& flags) {
       line += "  " + ellipsize(str_of(ev, "error"), 80);
     print_live(line + "\n");
   }
-  natsSubscription_Unsubscribe(sub);
-  natsSubscription_Destroy(sub);
+  sub->close();
   return success("watch",
                  json{{"subject", subject},
                       {"count", seen},
