@@ -59,16 +59,13 @@ std::vector<json> admin_gather(nats_client& nats, const std::string& subject,
                                      [g](nats_msg m) { on_reply(*g, m); });
   if (!sub)
     return {};
-  natsConnection_PublishRequest(nats.conn(), subject.c_str(), inbox.c_str(),
-                                body.data(), static_cast<int>(body.size()));
+  nats.publish_request(subject, inbox, body);
   // The server answers a PING only after the PUB (and the permission error
   // it may have caused), and nats.c records that error before it handles
   // the PONG: after the flush, a refusal is known, not waited for.
-  natsConnection_Flush(nats.conn());
-  const char* last = nullptr;
-  auto last_status = natsConnection_GetLastError(nats.conn(), &last);
-  std::string last_text = last ? last : "";
-  bool refused = last_status == NATS_NOT_PERMITTED &&
+  nats.flush();
+  auto last_text = nats.last_permission_error();
+  bool refused = !last_text.empty() &&
                  (last_text.find("\"" + subject + "\"") != std::string::npos ||
                   last_text.find("\"" + inbox + "\"") != std::string::npos);
   if (refused) {

@@ -219,11 +219,7 @@ submit_requests(nats_client& nats, const subjects& subj,
       }
     }
     auto reply = inbox + "." + std::to_string(i);
-    auto s = natsConnection_PublishRequest(nats.conn(), subject.c_str(),
-                                           reply.c_str(), bodies[i].data(),
-                                           static_cast<int>(bodies[i].size()));
-    if (s != NATS_OK)
-      failure = nats_error(s, "publish request");
+    failure = nats.publish_request(subject, reply, bodies[i]);
   }
   if (!failure) {
     nats.flush();

@@ -428,4 +428,61 @@ nats_client::consumer_pending(const nats_config& cfg,
   return n;
 }
 
+caf::error nats_client::publish_request(const std::string& subject,
+                                        const std::string& reply,
+                                        const std::string& data) {
+  auto s =
+      natsConnection_PublishRequest(conn_, subject.c_str(), reply.c_str(),
+                                    data.data(), static_cast<int>(data.size()));
+  if (s != NATS_OK)
+    return nats_error(s, "publish request to " + subject);
+  return caf::none;
+}
+
+std::string nats_client::last_permission_error() const {
+  const char* last = nullptr;
+  auto status = natsConnection_GetLastError(conn_, &last);
+  return status == NATS_NOT_PERMITTED && last ? std::string{last}
+                                              : std::string{};
+}
+
+caf::expected<std::vector<std::pair<std::string, std::uint64_t>>>
+nats_client::stream_subjects(const std::string& stream,
+                             const std::string& filter) {
+  jsOptions o;
+  jsOptions_Init(&o);
+  o.Stream.Info.SubjectsFilter = filter.c_str();
+  jsStreamInfo* si = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  if (auto s = js_GetStreamInfo(&si, js_, stream.c_str(), &o, &jerr);
+      s != NATS_OK)
+    return nats_error(s, "stream info of " + stream);
+  std::vector<std::pair<std::string, std::uint64_t>> out;
+  if (si->State.Subjects)
+    for (int i = 0; i < si->State.Subjects->Count; ++i) {
+      const auto& e = si->State.Subjects->List[i];
+      if (e.Msgs > 0)
+        out.emplace_back(e.Subject, e.Msgs);
+    }
+  jsStreamInfo_Destroy(si);
+  return out;
+}
+
+bool nats_client::consumer_exists(const std::string& stream,
+                                  const std::string& name) {
+  jsConsumerInfo* ci = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  auto s = js_GetConsumerInfo(&ci, js_, stream.c_str(), name.c_str(), nullptr,
+                              &jerr);
+  if (ci)
+    jsConsumerInfo_Destroy(ci);
+  return s == NATS_OK;
+}
+
+void nats_client::delete_consumer(const std::string& stream,
+                                  const std::string& name) {
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  js_DeleteConsumer(js_, stream.c_str(), name.c_str(), nullptr, &jerr);
+}
+
 } // namespace troupe

@@ -137,6 +137,26 @@ public:
                                               std::int64_t timeout_ms = 5000);
 
   /// Request/reply on core NATS.
+  /// Publishes `data` on `subject` asking for replies on `reply`.
+  caf::error publish_request(const std::string& subject,
+                             const std::string& reply, const std::string& data);
+
+  /// The server's last refusal of a publish or subscribe for lack of
+  /// permission (its text names the subject), or "" if the last error was
+  /// something else. Flush first to be sure a refusal has arrived.
+  std::string last_permission_error() const;
+
+  /// Subjects of `stream` matching `filter` that hold messages, with their
+  /// message counts.
+  caf::expected<std::vector<std::pair<std::string, std::uint64_t>>>
+  stream_subjects(const std::string& stream, const std::string& filter);
+
+  /// Whether the consumer `name` of `stream` exists.
+  bool consumer_exists(const std::string& stream, const std::string& name);
+
+  /// Deletes the consumer `name` of `stream` (nothing if it is gone).
+  void delete_consumer(const std::string& stream, const std::string& name);
+
   caf::expected<std::string> request(const std::string& subject,
                                      const std::string& data,
                                      std::int64_t timeout_ms);

@@ -28,21 +28,6 @@ struct unrouted_sweeper::impl {
   bool stopping = false;
 };
 
-namespace {
-
-bool consumer_exists(jsCtx* js, const std::string& stream,
-                     const std::string& name) {
-  jsConsumerInfo* ci = nullptr;
-  jsErrCode jerr = static_cast<jsErrCode>(0);
-  auto s =
-      js_GetConsumerInfo(&ci, js, stream.c_str(), name.c_str(), nullptr, &jerr);
-  if (ci)
-    jsConsumerInfo_Destroy(ci);
-  return s == NATS_OK;
-}
-
-} // namespace
-
 unrouted_sweeper::unrouted_sweeper(caf::actor_system& sys,
                                    std::shared_ptr<nats_client> nats,
                                    nats_config ncfg,
@@ -95,30 +80,19 @@ using sweeper_impl = unrouted_sweeper::impl;
 std::vector<std::string> unrouted_subjects(const sweeper_impl& im) {
   subjects subj{im.ncfg.prefix};
   auto jobs_prefix = im.ncfg.prefix + ".jobs.";
-  auto filter = subj.jobs_wildcard();
-  jsOptions o;
-  jsOptions_Init(&o);
-  o.Stream.Info.SubjectsFilter = filter.c_str();
-  jsStreamInfo* si = nullptr;
-  jsErrCode jerr = static_cast<jsErrCode>(0);
   std::vector<std::string> unrouted;
-  if (js_GetStreamInfo(&si, im.nats->js(), im.ncfg.stream.c_str(), &o, &jerr) !=
-      NATS_OK)
+  auto held = im.nats->stream_subjects(im.ncfg.stream, subj.jobs_wildcard());
+  if (!held)
     return unrouted;
-  if (si->State.Subjects) {
-    for (int i = 0; i < si->State.Subjects->Count; ++i) {
-      const auto& e = si->State.Subjects->List[i];
-      std::string subject = e.Subject;
-      if (e.Msgs == 0 || subject.rfind(jobs_prefix, 0) != 0)
-        continue;
-      auto token = subject.substr(jobs_prefix.size());
-      if (is_subject_token(token) &&
-          consumer_exists(im.nats->js(), im.ncfg.stream, subj.consumer(token)))
-        continue;
-      unrouted.push_back(subject);
-    }
+  for (auto& [subject, msgs] : *held) {
+    if (subject.rfind(jobs_prefix, 0) != 0)
+      continue;
+    auto token = subject.substr(jobs_prefix.size());
+    if (is_subject_token(token) &&
+        im.nats->consumer_exists(im.ncfg.stream, subj.consumer(token)))
+      continue;
+    unrouted.push_back(subject);
   }
-  jsStreamInfo_Destroy(si);
   return unrouted;
 }
 
@@ -165,11 +139,9 @@ int sweep_subject(const sweeper_impl& im, caf::scoped_actor& self,
       }
   }
   consumer->close();
-  jsErrCode jerr = static_cast<jsErrCode>(0);
   // Never leave this consumer behind: a work-queue stream allows one
   // consumer per subject, and a node that later runs the pipeline needs it.
-  js_DeleteConsumer(im.nats->js(), im.ncfg.stream.c_str(), durable.c_str(),
-                    nullptr, &jerr);
+  im.nats->delete_consumer(im.ncfg.stream, durable);
   if (here > 0)
     spdlog::warn("dead-lettered {} message(s) published on {}: no node runs "
                  "pipeline '{}'",
