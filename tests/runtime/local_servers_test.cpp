@@ -153,6 +153,9 @@ TEST(DevCommand, StartsBothServersAndStopsEverythingOnSigint) {
       << "orphaned processes left behind";
   EXPECT_FALSE(port_open(np));
   EXPECT_FALSE(port_open(pp));
+  // A failed run must not leave its servers behind for the next tests.
+  for (int pid : processes_mentioning(dir))
+    ::kill(pid, SIGKILL);
   run_command({"rm", "-rf", dir, dir + ".log"}, 60s);
 }
 
