@@ -32,6 +32,7 @@
 #include <pqxx/pqxx>
 
 #include "bench/bench_common.hpp"
+#include "bench/bench_node.hpp"
 #include "bench/ceilings.hpp"
 #include "messages/errc.hpp"
 #include "runtime/cli/local_servers.hpp"
@@ -102,53 +103,8 @@ public:
   // --------------------------------------------------------------
 
   std::string node_config(bool metrics) const {
-    return R"([node]
-id = "bench-node"
-http = "127.0.0.1:0"
-max_in_flight = 5000
-log_level = "info"
-speculate = ")" +
-           std::string{speculate_ ? "20ms" : "0s"} + R"("
-metrics = )" +
-           std::string{metrics ? "true" : "false"} +
-           R"(
-
-[nats]
-url = ")" + nats_.url() +
-           R"("
-send_asap = )" +
-           std::string{send_asap_ ? "true" : "false"} + R"(
-
-[postgres]
-url = ")" + pg_.url() +
-           R"("
-
-[retention]
-finished = "0s"
-
-[pipelines.tput]
-max_in_flight = 2000
-stages = [
-  { name = "a", kind = "noop" },
-  { name = "b", kind = "noop" },
-  { name = "c", kind = "noop" },
-]
-
-[pipelines.one]
-max_in_flight = 2000
-stages = [ { name = "only", kind = "noop" } ]
-
-[pipelines.retry]
-max_in_flight = 2000
-stages = [
-  { name = "flaky", kind = "fault", fail_first = 1,
-    retry = { max_attempts = 3, initial = "10ms", jitter = "none" } },
-]
-
-[pipelines.exec]
-max_in_flight = 64
-stages = [ { name = "cat", kind = "exec", command = ["/bin/cat"] } ]
-)";
+    return bench_node_config(nats_.url(), pg_.url(),
+                             {metrics, speculate_, send_asap_});
   }
 
   void start_node(bool metrics) {
@@ -189,63 +145,19 @@ stages = [ { name = "cat", kind = "exec", command = ["/bin/cat"] } ]
     node_pid_ = -1;
   }
 
-  /// Average store batch size and commit time from the node's /metrics.
-  std::string store_profile() const {
-    auto log = read_text(log_);
-    auto at = log.find("http on 127.0.0.1:");
-    if (at == std::string::npos)
-      return "";
-    auto port = std::atoi(log.c_str() + at + std::strlen("http on 127.0.0.1:"));
-    auto r = run_command(
-        {"curl", "-s", "http://127.0.0.1:" + std::to_string(port) + "/metrics"},
-        10s);
-    auto val = [&](const std::string& name) {
-      auto p = r.output.find("\n" + name + " ");
-      return p == std::string::npos
-                 ? 0.0
-                 : std::atof(r.output.c_str() + p + name.size() + 2);
-    };
-    auto n = val("troupe_store_batch_size_count");
-    if (n <= 0)
-      return "";
-    return "avg batch " + fmt(val("troupe_store_batch_size_sum") / n, 1) +
-           " requests, avg commit " +
-           fmt(val("troupe_store_commit_seconds_sum") / n * 1000, 2) + " ms, " +
-           fmt(n, 0) + " transactions";
-  }
-
-  /// CPU seconds the node used so far (user + system).
-  double node_cpu_seconds() const {
-    auto s = read_text("/proc/" + std::to_string(node_pid_) + "/stat");
-    auto rp = s.rfind(')');
-    std::istringstream in{s.substr(rp + 2)};
-    std::string field;
-    double ticks = 0;
-    for (int i = 3; i <= 15 && in >> field; ++i)
-      if (i == 14 || i == 15)
-        ticks += std::atof(field.c_str());
-    return ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
-  }
-
   void idle_cpu() {
     figure idle{
         "idle", "node CPU while idle (4 pipelines, 1 node)", "%", {}, ""};
     start_node(true);
     std::this_thread::sleep_for(2s);
     for (int r = 0; r < o_.runs; ++r) {
-      auto c0 = node_cpu_seconds();
+      auto c0 = process_cpu_seconds(node_pid_);
       auto t0 = clock_type::now();
       std::this_thread::sleep_for(o_.quick ? 3s : 10s);
-      idle.samples.push_back((node_cpu_seconds() - c0) / seconds_since(t0) *
-                             100);
+      idle.samples.push_back((process_cpu_seconds(node_pid_) - c0) /
+                             seconds_since(t0) * 100);
     }
     out_.push_back(idle);
-  }
-
-  long node_rss_kib() const {
-    auto s = read_text("/proc/" + std::to_string(node_pid_) + "/status");
-    auto at = s.find("VmRSS:");
-    return at == std::string::npos ? -1 : std::atol(s.c_str() + at + 6);
   }
 
   void control(const std::string& verb, const std::string& pipeline) {
@@ -293,7 +205,7 @@ stages = [ { name = "cat", kind = "exec", command = ["/bin/cat"] } ]
                     std::to_string(nodes_started_) + "-",
                 count);
     auto t0 = clock_type::now();
-    auto c0 = node_cpu_seconds();
+    auto c0 = process_cpu_seconds(node_pid_);
     control("unpause", pipeline);
     auto end = t0 + 600s;
     while (terminal(pipeline, since) < count) {
@@ -303,7 +215,7 @@ stages = [ { name = "cat", kind = "exec", command = ["/bin/cat"] } ]
     }
     auto secs = seconds_since(t0);
     if (cpu_us)
-      *cpu_us = (node_cpu_seconds() - c0) * 1e6 / count;
+      *cpu_us = (process_cpu_seconds(node_pid_) - c0) * 1e6 / count;
     control("pause", pipeline);
     return count / secs;
   }
@@ -332,8 +244,8 @@ stages = [ { name = "cat", kind = "exec", command = ["/bin/cat"] } ]
       start_node(true);
       on.samples.push_back(drain_pipeline("tput", count, r, &cpu));
       cpu_on.samples.push_back(cpu);
-      rss.samples.push_back(node_rss_kib() / 1024.0);
-      rss.note = store_profile();
+      rss.samples.push_back(process_rss_kib(node_pid_) / 1024.0);
+      rss.note = store_profile(log_);
       if (with_metrics_off) {
         start_node(false);
         off.samples.push_back(drain_pipeline("tput", count, r, &cpu));
@@ -375,6 +287,36 @@ stages = [ { name = "cat", kind = "exec", command = ["/bin/cat"] } ]
     send_asap_ = false;
   }
 
+  /// Submits `rate * secs` jobs at `rate` per second through the API, as
+  /// `tracker` follows them; the API round trips in ms.
+  std::vector<double> submit_paced(job_tracker& tracker,
+                                   const std::string& pipeline, int run,
+                                   int rate, int secs) {
+    int total = rate * secs;
+    std::vector<double> replies;
+    auto t0 = clock_type::now();
+    for (int i = 0; i < total; ++i) {
+      auto due = t0 + std::chrono::microseconds{1000000LL * i / rate};
+      std::this_thread::sleep_until(due);
+      // Unique per node started: a repeated key would be a duplicate.
+      auto key = "lat-" + pipeline + std::to_string(nodes_started_) + "-" +
+                 std::to_string(run) + "-" + std::to_string(i);
+      tracker.submitted(key);
+      auto body = json{{"pipeline", pipeline},
+                       {"key", key},
+                       {"payload", json::parse(job_body(i))["payload"]}}
+                      .dump();
+      auto sent = clock_type::now();
+      auto rep = client_->request("troupe.api.v1.submit", body, 5000);
+      if (!rep)
+        fail("submit failed: " + describe(rep.error()));
+      replies.push_back(
+          std::chrono::duration<double, std::milli>(clock_type::now() - sent)
+              .count());
+    }
+    return replies;
+  }
+
   /// Submit→job.succeeded at a fixed 200 jobs/s through the request/reply
   /// API, as a client sees it (the client's clock at both ends), split into
   /// waiting for a node (submit→job.started) and running.
@@ -410,53 +352,11 @@ stages = [ { name = "cat", kind = "exec", command = ["/bin/cat"] } ]
       if (auto err = tracker.start())
         fail(describe(err));
       std::this_thread::sleep_for(200ms);
-      int total = rate * secs;
-      std::vector<double> replies;
-      auto t0 = clock_type::now();
-      for (int i = 0; i < total; ++i) {
-        auto due = t0 + std::chrono::microseconds{1000000LL * i / rate};
-        std::this_thread::sleep_until(due);
-        // Unique per node started: a repeated key would be a duplicate.
-        auto key = "lat-" + pipeline + std::to_string(nodes_started_) + "-" +
-                   std::to_string(r) + "-" + std::to_string(i);
-        tracker.submitted(key);
-        auto body = json{{"pipeline", pipeline},
-                         {"key", key},
-                         {"payload", json::parse(job_body(i))["payload"]}}
-                        .dump();
-        auto sent = clock_type::now();
-        auto rep = client_->request("troupe.api.v1.submit", body, 5000);
-        if (!rep)
-          fail("submit failed: " + describe(rep.error()));
-        replies.push_back(
-            std::chrono::duration<double, std::milli>(clock_type::now() - sent)
-                .count());
-      }
+      auto replies = submit_paced(tracker, pipeline, r, rate, secs);
       tracker.wait_all(60s, {});
-      std::vector<double> lat;
-      std::vector<double> waited;
-      std::vector<double> on_node;
-      for (auto& [id, j] : tracker.jobs()) {
-        if (j.state != "succeeded")
-          continue;
-        if (j.node_latency_ms >= 0)
-          on_node.push_back(static_cast<double>(j.node_latency_ms));
-        lat.push_back(
-            std::chrono::duration<double, std::milli>(j.finished - j.submitted)
-                .count());
-        if (j.started != clock_type::time_point{})
-          waited.push_back(
-              std::chrono::duration<double, std::milli>(j.started - j.submitted)
-                  .count());
-      }
+      auto [lat, waited, on_node] = latency_samples(tracker);
       if (lat.empty())
         fail("no latency samples");
-      auto q = [](std::vector<double> v, double p) {
-        std::sort(v.begin(), v.end());
-        return v.empty() ? 0.0
-                         : v[std::min(v.size() - 1,
-                                      static_cast<std::size_t>(p * v.size()))];
-      };
       p50.samples.push_back(q(lat, 0.5));
       p99.samples.push_back(q(lat, 0.99));
       p999.samples.push_back(q(lat, 0.999));
@@ -541,29 +441,7 @@ private:
 int run(const options& o);
 
 int main(int argc, char** argv) {
-  options o;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    auto next = [&] {
-      if (i + 1 >= argc)
-        fail(a + " needs a value");
-      return std::string{argv[++i]};
-    };
-    if (a == "--troupe")
-      o.troupe = next();
-    else if (a == "--runs")
-      o.runs = std::max(1, std::atoi(next().c_str()));
-    else if (a == "--quick")
-      o.quick = true;
-    else if (a == "--markdown")
-      o.markdown = next();
-    else if (a == "--only") {
-      std::stringstream ss{next()};
-      for (std::string s; std::getline(ss, s, ',');)
-        o.only.insert(s);
-    } else
-      fail("unknown argument " + a);
-  }
+  auto o = parse_options(argc, argv);
   if (o.quick)
     o.runs = 1;
   try {

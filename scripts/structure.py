@@ -2,7 +2,8 @@
 """Reports what the structure rules of docs/architecture.md forbid: includes
 against the layers (messages <- config <- actors <- runtime) or between
 runtime's rooms outside runtime/CMakeLists.txt's map, files over 500 lines,
-and functions over 80 lines in actors/ and runtime/ (tests aside).
+and functions over 80 lines in actors/ and runtime/ (tests, benchmarks and
+fuzz targets: file size only).
 A function may be longer when a comment within the 3 lines above it says
 why ("long: ..."). Exit status 1 if anything is reported.
 
@@ -97,6 +98,13 @@ def main():
                 for line, length, head in long_functions(path):
                     print(f"{rel}:{line}: function of {length} lines: {head[:70]}")
                     found = True
+    # Tests, benchmarks and fuzz targets: the file size rule only.
+    for room in ("tests", "bench", "fuzz"):
+        for path in sorted((ROOT / room).rglob("*.[ch]pp")):
+            n = len(path.read_text().splitlines())
+            if n > MAX_FILE:
+                print(f"{path.relative_to(ROOT)}: {n} lines (over {MAX_FILE})")
+                found = True
     return 1 if found else 0
 
 

@@ -1,0 +1,168 @@
+#include "bench/bench_node.hpp"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <sstream>
+#include <unistd.h>
+
+#include "runtime/client/job_tracker.hpp"
+#include "runtime/exec/process.hpp"
+
+namespace troupe::bench {
+
+using namespace std::chrono_literals;
+
+std::string bench_node_config(const std::string& nats_url,
+                              const std::string& pg_url, node_flags f) {
+  return R"([node]
+id = "bench-node"
+http = "127.0.0.1:0"
+max_in_flight = 5000
+log_level = "info"
+speculate = ")" +
+         std::string{f.speculate ? "20ms" : "0s"} + R"("
+metrics = )" +
+         std::string{f.metrics ? "true" : "false"} +
+         R"(
+
+[nats]
+url = ")" +
+         nats_url +
+         R"("
+send_asap = )" +
+         std::string{f.send_asap ? "true" : "false"} + R"(
+
+[postgres]
+url = ")" +
+         pg_url +
+         R"("
+
+[retention]
+finished = "0s"
+
+[pipelines.tput]
+max_in_flight = 2000
+stages = [
+{ name = "a", kind = "noop" },
+{ name = "b", kind = "noop" },
+{ name = "c", kind = "noop" },
+]
+
+[pipelines.one]
+max_in_flight = 2000
+stages = [ { name = "only", kind = "noop" } ]
+
+[pipelines.retry]
+max_in_flight = 2000
+stages = [
+{ name = "flaky", kind = "fault", fail_first = 1,
+  retry = { max_attempts = 3, initial = "10ms", jitter = "none" } },
+]
+
+[pipelines.exec]
+max_in_flight = 64
+stages = [ { name = "cat", kind = "exec", command = ["/bin/cat"] } ]
+)";
+}
+
+/// Average store batch size and commit time from the node's /metrics.
+std::string store_profile(const std::string& log_path) {
+  auto log = read_text(log_path);
+  auto at = log.find("http on 127.0.0.1:");
+  if (at == std::string::npos)
+    return "";
+  auto port = std::atoi(log.c_str() + at + std::strlen("http on 127.0.0.1:"));
+  auto r = run_command(
+      {"curl", "-s", "http://127.0.0.1:" + std::to_string(port) + "/metrics"},
+      10s);
+  auto val = [&](const std::string& name) {
+    auto p = r.output.find("\n" + name + " ");
+    return p == std::string::npos
+               ? 0.0
+               : std::atof(r.output.c_str() + p + name.size() + 2);
+  };
+  auto n = val("troupe_store_batch_size_count");
+  if (n <= 0)
+    return "";
+  return "avg batch " + fmt(val("troupe_store_batch_size_sum") / n, 1) +
+         " requests, avg commit " +
+         fmt(val("troupe_store_commit_seconds_sum") / n * 1000, 2) + " ms, " +
+         fmt(n, 0) + " transactions";
+}
+
+/// CPU seconds the node used so far (user + system).
+double process_cpu_seconds(pid_t pid) {
+  auto s = read_text("/proc/" + std::to_string(pid) + "/stat");
+  auto rp = s.rfind(')');
+  std::istringstream in{s.substr(rp + 2)};
+  std::string field;
+  double ticks = 0;
+  for (int i = 3; i <= 15 && in >> field; ++i)
+    if (i == 14 || i == 15)
+      ticks += std::atof(field.c_str());
+  return ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+long process_rss_kib(pid_t pid) {
+  auto s = read_text("/proc/" + std::to_string(pid) + "/status");
+  auto at = s.find("VmRSS:");
+  return at == std::string::npos ? -1 : std::atol(s.c_str() + at + 6);
+}
+
+double q(std::vector<double> v, double p) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0.0
+                   : v[std::min(v.size() - 1,
+                                static_cast<std::size_t>(p * v.size()))];
+}
+
+latency_set latency_samples(const job_tracker& tracker) {
+  latency_set out;
+  std::vector<double> lat;
+  std::vector<double> waited;
+  std::vector<double> on_node;
+  for (auto& [id, j] : tracker.jobs()) {
+    if (j.state != "succeeded")
+      continue;
+    if (j.node_latency_ms >= 0)
+      out.on_node.push_back(static_cast<double>(j.node_latency_ms));
+    out.total.push_back(
+        std::chrono::duration<double, std::milli>(j.finished - j.submitted)
+            .count());
+    if (j.started != clock_type::time_point{})
+      out.waited.push_back(
+          std::chrono::duration<double, std::milli>(j.started - j.submitted)
+              .count());
+  }
+  return out;
+}
+
+options parse_options(int argc, char** argv) {
+  options o;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto next = [&] {
+      if (i + 1 >= argc)
+        fail(a + " needs a value");
+      return std::string{argv[++i]};
+    };
+    if (a == "--troupe")
+      o.troupe = next();
+    else if (a == "--runs")
+      o.runs = std::max(1, std::atoi(next().c_str()));
+    else if (a == "--quick")
+      o.quick = true;
+    else if (a == "--markdown")
+      o.markdown = next();
+    else if (a == "--only") {
+      std::stringstream ss{next()};
+      for (std::string s; std::getline(ss, s, ',');)
+        o.only.insert(s);
+    } else
+      fail("unknown argument " + a);
+  }
+  return o;
+}
+
+} // namespace troupe::bench

@@ -1,0 +1,56 @@
+#pragma once
+
+// The troupe node a benchmark runs: its configuration, and what the
+// benchmark reads of the running process (CPU, memory, store profile).
+
+#include <string>
+#include <sys/types.h>
+#include <vector>
+
+#include "bench/bench_common.hpp"
+
+namespace troupe {
+class job_tracker;
+}
+
+namespace troupe::bench {
+
+struct node_flags {
+  bool metrics = true;
+  /// node.speculate = 20ms (else 0).
+  bool speculate = true;
+  bool send_asap = false;
+};
+
+/// The benchmark's node configuration: pipelines tput (3 noop stages), one
+/// (1 noop), retry (fails once) and exec (/bin/cat).
+std::string bench_node_config(const std::string& nats_url,
+                              const std::string& pg_url, node_flags f);
+
+/// Average store batch size and commit time from the /metrics of the node
+/// whose log is `log_path` ("" if it cannot be read).
+std::string store_profile(const std::string& log_path);
+
+/// CPU seconds `pid` used so far (user + system).
+double process_cpu_seconds(pid_t pid);
+
+/// Resident memory of `pid` in KiB (-1 if unknown).
+long process_rss_kib(pid_t pid);
+
+/// The p-quantile of `v` (0 if empty).
+double q(std::vector<double> v, double p);
+
+/// What one latency run measured, per succeeded job, in ms.
+struct latency_set {
+  std::vector<double> total;   // submit → succeeded
+  std::vector<double> waited;  // submit → started
+  std::vector<double> on_node; // publication → terminal, from the event
+};
+
+/// The samples of the jobs `tracker` saw succeed.
+latency_set latency_samples(const job_tracker& tracker);
+
+/// The command line of bench_runtime (see its usage comment).
+options parse_options(int argc, char** argv);
+
+} // namespace troupe::bench
