@@ -121,7 +121,7 @@ int node::run(const node_run_options& opts) {
     in.drain_requested = m.drain_requested.exchange(false);
     in.resume_requested = m.resume_requested.exchange(false);
     in.shutdown_requested = shutdown_requested();
-    in.escalated = m.escalated;
+    in.escalated = !m.dead_actors().empty();
     in.in_flight = m.in_flight();
     auto step = m.governor.step(in);
     m.carry_out(step);

@@ -78,7 +78,6 @@ struct node::impl {
   node_governor governor;
   std::atomic<bool> drain_requested{false};
   std::atomic<bool> resume_requested{false};
-  std::atomic<bool> escalated{false};
   /// Own actors that died (the guard's escalations), for /readyz.
   mutable std::mutex dead_mtx;
   std::vector<std::string> dead;

@@ -170,7 +170,6 @@ void node::impl::spawn_core() {
       std::lock_guard<std::mutex> lock{dead_mtx};
       dead.push_back(name);
     }
-    escalated = true;
   };
   guard = spawn_node_guard(*sys, gd);
   pg_store_options so;
