@@ -25,33 +25,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "tests/support/proc.hpp"
+
 namespace troupe::test {
 
 using namespace std::chrono_literals;
 
-/// Pids of processes whose command line contains `marker`.
-inline std::vector<pid_t> pids_with(const std::string& marker) {
-  std::vector<pid_t> out;
-  DIR* d = opendir("/proc");
-  while (auto* e = readdir(d)) {
-    int pid = std::atoi(e->d_name);
-    if (pid <= 0 || pid == getpid())
-      continue;
-    std::ifstream in{"/proc/" + std::to_string(pid) + "/cmdline"};
-    std::string cmd{std::istreambuf_iterator<char>{in}, {}};
-    for (auto& c : cmd)
-      if (c == '\0')
-        c = ' ';
-    if (cmd.find(marker) != std::string::npos)
-      out.push_back(pid);
-  }
-  closedir(d);
-  return out;
-}
-
 /// Processes whose command line contains `marker` (zombies excluded).
 inline int processes_with(const std::string& marker) {
-  return static_cast<int>(pids_with(marker).size());
+  return static_cast<int>(processes_mentioning(marker).size());
 }
 
 inline std::string unique_marker() {
@@ -62,7 +44,7 @@ inline std::string unique_marker() {
 /// Kills this test's own leftovers (processes whose command line contains
 /// a unique `marker`), e.g. a setsid'ed child that left the attempt.
 inline void kill_processes_with(const std::string& marker) {
-  for (auto pid : pids_with(marker))
+  for (auto pid : processes_mentioning(marker))
     kill(pid, SIGKILL);
 }
 

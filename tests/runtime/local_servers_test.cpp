@@ -13,6 +13,7 @@
 #include "messages/errc.hpp"
 #include "runtime/exec/process.hpp"
 #include "runtime/nats/nats_client.hpp"
+#include "tests/support/proc.hpp"
 #include "tests/support/test_servers.hpp"
 
 using namespace troupe;
@@ -20,46 +21,6 @@ using namespace troupe::test;
 using namespace std::chrono_literals;
 
 namespace {
-
-/// Pids of processes whose command line mentions `marker`.
-/// The content of a /proc file, empty when its process is gone: a process
-/// that exits between readdir and read makes the read fail with ESRCH,
-/// which an ifstream turns into an exception.
-std::string read_proc_file(const std::string& path) {
-  std::string out;
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return out;
-  char buf[4096];
-  for (;;) {
-    auto n = ::read(fd, buf, sizeof buf);
-    if (n <= 0)
-      break;
-    out.append(buf, static_cast<std::size_t>(n));
-  }
-  ::close(fd);
-  return out;
-}
-
-std::vector<int> processes_mentioning(const std::string& marker) {
-  std::vector<int> out;
-  DIR* d = opendir("/proc");
-  if (!d)
-    return out;
-  while (auto* e = readdir(d)) {
-    int pid = std::atoi(e->d_name);
-    if (pid <= 0 || pid == getpid())
-      continue;
-    auto cmd = read_proc_file("/proc/" + std::to_string(pid) + "/cmdline");
-    for (auto& c : cmd)
-      if (c == '\0')
-        c = ' ';
-    if (cmd.find(marker) != std::string::npos)
-      out.push_back(pid);
-  }
-  closedir(d);
-  return out;
-}
 
 /// True if `pid` runs (a zombie waiting for a parent that does not reap it
 /// counts as gone: it holds no port, file or memory).
