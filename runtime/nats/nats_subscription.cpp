@@ -188,10 +188,12 @@ js_pull_consumer::fetch(int batch, std::int64_t timeout_ms) {
   natsMsgList list{nullptr, 0};
   jsErrCode jerr = static_cast<jsErrCode>(0);
   auto s = natsSubscription_Fetch(&list, sub_, batch, timeout_ms, &jerr);
-  if (s == NATS_TIMEOUT)
-    return out;
-  if (s != NATS_OK)
+  // Whatever the status, messages in the list were delivered to us: they
+  // are taken, never dropped (a dropped one would wait for AckWait).
+  if (s != NATS_OK && s != NATS_TIMEOUT && list.Count == 0) {
+    natsMsgList_Destroy(&list);
     return nats_error(s, "fetch");
+  }
   out.reserve(static_cast<std::size_t>(list.Count));
   for (int i = 0; i < list.Count; ++i) {
     out.emplace_back(list.Msgs[i]);
