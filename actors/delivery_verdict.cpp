@@ -7,6 +7,7 @@ delivery_verdict verdict_for(const job_result& res) noexcept {
   switch (res.outcome) {
   case job_outcome::finished:
   case job_outcome::already_terminal:
+  case job_outcome::waiting_in_store:
     v.action = delivery_action::ack;
     break;
   case job_outcome::same_message:

@@ -151,13 +151,16 @@ void on_cancel(self_ptr self) {
   finish_cancelled(self);
 }
 
-/// Starts the job: speculate (fresh delivery), record invalid input, or
-/// claim.
+/// Starts the job: hand it to the store (due later), speculate (fresh
+/// delivery), record invalid input, or claim.
 void start(self_ptr self) {
   auto& st = self->state;
   auto window = st.pipe->config.speculate.value_or(st.deps->speculate);
-  if (st.spec.fresh && window.count() > 0 && st.spec.invalid_reason.empty() &&
-      !st.pipe->config.stages.empty()) {
+  if (st.spec.run_at_ms > now_ms(self) && st.spec.invalid_reason.empty()) {
+    schedule_in_store(self);
+  } else if (st.spec.fresh && window.count() > 0 &&
+             st.spec.invalid_reason.empty() &&
+             !st.pipe->config.stages.empty()) {
     st.speculation.state = speculation_buffer::mode::holding;
     st.speculation.started_ms = now_ms(self);
     st.outputs.assign(st.pipe->config.stages.size(), std::string{});

@@ -61,6 +61,12 @@ struct job_deps {
   /// its supervisor starts a new one (which claims the job) when the wait
   /// ends. A waiting job then costs a few hundred bytes, not an actor.
   duration_ms park_after{1000};
+  /// Retry waits at least this long (0: none) are handed to the store
+  /// instead (job_write::wait_in_store): the delivery is acked, the job
+  /// costs nothing on any node and outlives every node, and the scheduler
+  /// publishes it again when it is due. Needs a scheduler
+  /// (runtime/node/job_scheduler.hpp) on some node.
+  duration_ms store_after{0};
   /// A fresh delivery (job_spec::fresh) runs at once and writes nothing
   /// until it is still running after this long, a stage fails or it is
   /// done; that first write creates the job with everything held (a job

@@ -124,6 +124,9 @@ struct job_actor_state {
   /// A cancel arrived: acted on at once, or when the claim completes. A
   /// request rather than a phase: it may arrive in any phase.
   bool cancel_requested = false;
+  /// The delivery is due later and is being handed to the store
+  /// (schedule_in_store): nothing runs here, whatever the store says.
+  bool scheduling = false;
   /// When the current retry wait began (wall clock), for `tree`; 0 when the
   /// supervisor has not been told that the job waits.
   std::int64_t waiting_since_ms = 0;
@@ -184,6 +187,12 @@ void on_job_exists(self_ptr self);
 
 // job_claim.cpp
 void claim(self_ptr self);
+
+/// Hands a delivery that is due later to the store as `scheduled`.
+void schedule_in_store(self_ptr self);
+
+/// Reports that the store holds the job (job_outcome::waiting_in_store).
+void report_waiting_in_store(self_ptr self);
 /// Records undecodable input (job_spec::invalid_reason) as a dead-lettered
 /// job created under its id, or under an id of its own if that exists.
 void record_invalid(self_ptr self);

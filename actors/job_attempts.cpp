@@ -87,8 +87,28 @@ void park_if_idle(self_ptr self, clock_type::time_point due) {
   report(self, std::move(res));
 }
 
+/// Commits a long `retrying` wait to the store, which publishes the job
+/// again when it is due; this delivery is acked and the actor quits. A
+/// cancel that arrives meanwhile finds the job in the store.
+void wait_in_store(self_ptr self, job_write w, job_event failed,
+                   job_event retrying) {
+  auto& st = self->state;
+  w.wait_in_store = true;
+  enter_phase(self, job_phase::backing_off);
+  auto seq = st.seq;
+  // A cancel meanwhile commits `cancelled` after this write (on_cancel),
+  // and the sequence check below then lets that finish the job.
+  commit(self, std::move(w), {std::move(failed), std::move(retrying)},
+         [self, seq] {
+           if (seq == self->state.seq &&
+               self->state.phase == job_phase::backing_off)
+             report_waiting_in_store(self);
+         });
+}
+
 /// Commits `retrying` (with the failed attempt) and waits `delay` for the
-/// next attempt, or parks if the wait is long.
+/// next attempt, parks if the wait is long, or hands the job to the store
+/// if it is longer still (job_deps::store_after).
 void retry_later(self_ptr self, duration_ms delay, attempt_record rec,
                  job_event failed, job_event retrying) {
   auto& st = self->state;
@@ -96,6 +116,10 @@ void retry_later(self_ptr self, duration_ms delay, attempt_record rec,
   w.next_attempt_at_ms = now_ms(self) + delay.count();
   w.last_error = rec.error_code + ": " + rec.error_message;
   w.attempts.push_back(std::move(rec));
+  if (st.deps->store_after.count() > 0 && delay >= st.deps->store_after) {
+    wait_in_store(self, std::move(w), std::move(failed), std::move(retrying));
+    return;
+  }
   bool long_wait = delay >= st.deps->park_after;
   auto due = self->clock().now() + delay;
   // The timer starts now, not after the commit, so that the delay between

@@ -102,12 +102,47 @@ void record_invalid(self_ptr self) {
   commit_dead_letter(self, std::move(w), code, st.spec.invalid_reason);
 }
 
+void schedule_in_store(self_ptr self) {
+  auto& st = self->state;
+  enter_phase(self, job_phase::claiming);
+  st.scheduling = true;
+  st.epoch = 1;
+  auto w = make_write(self, job_state::scheduled);
+  w.create = true;
+  w.spec = st.spec;
+  w.wait_in_store = true;
+  w.next_attempt_at_ms = st.spec.run_at_ms;
+  // A job that exists already (the same key published again) is left as
+  // it is: see on_job_exists.
+  commit(self, std::move(w), {}, [self] { report_waiting_in_store(self); });
+}
+
+void report_waiting_in_store(self_ptr self) {
+  if (self->state.cancel_requested && self->state.scheduling) {
+    // Cancelled while it was being scheduled: the row is ours (epoch 1).
+    self->state.scheduling = false;
+    finish_cancelled(self);
+    return;
+  }
+  job_result res;
+  res.outcome = job_outcome::waiting_in_store;
+  res.state =
+      self->state.scheduling ? job_state::scheduled : job_state::retrying;
+  report(self, std::move(res));
+}
+
 void claim(self_ptr self) {
   auto& st = self->state;
   enter_phase(self, job_phase::claiming);
   self->request(st.deps->store, caf::infinite, claim_atom::value, st.spec)
       .then([self](job_snapshot& snap) { on_claimed(self, snap); },
             [self](caf::error& err) {
+              if (code_of(err) == errc::superseded) {
+                // The store holds the job for later, or has published it
+                // again since this message: this delivery is stale.
+                report_waiting_in_store(self);
+                return;
+              }
               if (code_of(err) == errc::conflict ||
                   code_of(err) == errc::unstorable) {
                 // The delivery itself is wrong; the job (if any) is left

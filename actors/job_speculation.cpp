@@ -62,6 +62,13 @@ void on_job_exists(self_ptr self) {
     on_invalid_exists(self);
     return;
   }
+  if (st.scheduling) {
+    // A key published again with a time: the job it names stays as it is.
+    st.writer.drop_queued();
+    st.cancel_requested = false; // the cancel is for that job, not ours
+    report_waiting_in_store(self);
+    return;
+  }
   // Re-submitted, replayed or tombstoned: the store's state wins. What ran
   // here is dropped unannounced (its events were waiting for the create).
   st.writer.drop_queued();

@@ -107,6 +107,11 @@ struct node_config {
   /// stage as usual. A crash inside the window re-runs the stages completed in
   /// it. 0 claims every job before its first stage.
   duration_ms speculate{20};
+  /// A retry wait at least this long is kept in PostgreSQL, not on a node:
+  /// the message is acked, the job costs the node nothing and survives the
+  /// loss of every node, and a scheduler publishes it when it is due
+  /// (docs/scheduling.md). Shorter waits stay in memory. 0: always memory.
+  duration_ms store_retry_after{10000};
 };
 
 struct nats_config {

@@ -19,7 +19,8 @@ void read_node(reader& r, const toml::table& t, troupe_config& cfg) {
                {"id", "http", "max_in_flight", "log_level", "log_format",
                 "scheduler_threads", "blocking_threads", "drain_grace",
                 "metrics", "startup_timeout", "scheduler", "speculate",
-                "exec_inherit_env"});
+                "exec_inherit_env", "store_retry_after"});
+  r.read_duration(t, "node", "store_retry_after", cfg.node.store_retry_after);
   if (auto* n = t.get("exec_inherit_env");
       n && check_env_patterns(r, n, "node.exec_inherit_env"))
     for (auto& x : *n->as_array())

@@ -62,12 +62,40 @@ std::int32_t replay_life(const std::string& msg_id, const std::string& id) {
 
 /// Sets the job id (and a replay's life) from the headers, or says why
 /// they are malformed.
+/// A header holding a count or a time: digits only, at most 15 of them.
+bool read_number(const std::string& text, std::int64_t& out) {
+  if (text.empty() || text.size() > 15 ||
+      text.find_first_not_of("0123456789") != std::string::npos)
+    return false;
+  out = std::stoll(text);
+  return true;
+}
+
+/// The scheduler's publication of a job it kept (Troupe-Gen): the job is
+/// named by Troupe-Job-Id.
+caf::error read_generation(const delivery_fields& d, job_spec& spec) {
+  std::int64_t gen = 0;
+  if (!read_number(d.gen, gen) || gen < 1 || gen > 1000000000)
+    return make_error(errc::invalid_payload,
+                      "Troupe-Gen must be a whole number from 1");
+  if (d.replay_of.empty())
+    return make_error(errc::invalid_payload,
+                      "Troupe-Gen needs a Troupe-Job-Id header");
+  spec.job_id = d.replay_of;
+  spec.gen = static_cast<std::int32_t>(gen);
+  // Its first run announces job.started; a retry or rescue resumes.
+  spec.resumed = d.wake != "scheduled";
+  return caf::none;
+}
+
 caf::error read_job_id(const delivery_fields& d, const input_limits& limits,
                        job_spec& spec) {
   if (auto err = too_long(d.msg_id, "Nats-Msg-Id", limits))
     return err;
   if (auto err = too_long(d.replay_of, "Troupe-Job-Id", limits))
     return err;
+  if (!d.gen.empty())
+    return read_generation(d, spec);
   if (d.replay_of.empty()) {
     // `#` separates a job id from its life in replays' message ids: a key
     // with it could collide with (and silently swallow) a real replay.
@@ -83,6 +111,30 @@ caf::error read_job_id(const delivery_fields& d, const input_limits& limits,
                       "a Troupe-Job-Id header needs the message id "
                       "'<job id>#<life>' of a replay");
   spec.job_id = d.replay_of;
+  return caf::none;
+}
+
+/// When the job may start: the latest of the body's and the headers' times.
+/// A scheduler's publication is due now whatever its body says.
+caf::error read_time(const delivery_fields& d, const submission& sub,
+                     job_spec& spec) {
+  if (spec.gen > 0)
+    return caf::none;
+  std::int64_t at = sub.run_at_ms;
+  std::int64_t delay = sub.delay_ms;
+  std::int64_t header_at = 0;
+  std::int64_t header_delay = 0;
+  if (!d.run_at.empty() && !read_number(d.run_at, header_at))
+    return make_error(errc::invalid_payload,
+                      "Troupe-Run-At must be milliseconds since the epoch");
+  if (!d.delay.empty() && !read_number(d.delay, header_delay))
+    return make_error(errc::invalid_payload,
+                      "Troupe-Delay must be a whole number of milliseconds");
+  at = std::max(at, header_at);
+  delay = std::max(delay, header_delay);
+  if (delay > 0 && d.published_ms > 0)
+    at = std::max(at, d.published_ms + delay);
+  spec.run_at_ms = at;
   return caf::none;
 }
 
@@ -103,7 +155,7 @@ job_spec decode_delivery(const delivery_fields& d, const std::string& pipeline,
                   std::to_string(d.published_ms);
   // Only a first delivery of a job published as new may run before its
   // claim; a replay names its job in Troupe-Job-Id.
-  spec.fresh = d.num_delivered == 1 && spec.replay_life == 0;
+  spec.fresh = d.num_delivered == 1 && spec.replay_life == 0 && spec.gen == 0;
   bool id_ok = !id_error;
   auto sub = id_error ? caf::expected<submission>{std::move(id_error)}
                       : decode_submission(d.body, limits);
@@ -115,8 +167,12 @@ job_spec decode_delivery(const delivery_fields& d, const std::string& pipeline,
   spec.tenant = std::move(sub->tenant);
   spec.correlation_id = std::move(sub->correlation_id);
   spec.priority = sub->priority;
-  if (delay_left && sub->delay_ms > 0 && d.published_ms > 0)
-    *delay_left = d.published_ms + sub->delay_ms - now;
+  if (auto err = read_time(d, *sub, spec)) {
+    reject(spec, err, d, id_ok && spec.replay_life == 0);
+    return spec;
+  }
+  if (delay_left && spec.run_at_ms > now)
+    *delay_left = spec.run_at_ms - now;
   return spec;
 }
 

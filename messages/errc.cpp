@@ -39,6 +39,8 @@ const char* to_string(errc x) noexcept {
     return "conflict";
   case errc::unstorable:
     return "unstorable";
+  case errc::superseded:
+    return "superseded";
   }
   return "internal";
 }

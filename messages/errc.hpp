@@ -48,6 +48,10 @@ enum class errc : std::uint8_t {
   /// PostgreSQL refused the data itself (SQLSTATE classes 22 and 23):
   /// writing it again cannot succeed.
   unstorable,
+  /// A claim found the job waiting in the store for its time, or published
+  /// again by the scheduler since this message: the delivery is stale and
+  /// acked; the job is left alone.
+  superseded,
 };
 
 /// Stable snake_case name of an error code, used on the wire.

@@ -16,6 +16,8 @@ std::string to_string(job_state x) {
     return "dead_lettered";
   case job_state::cancelled:
     return "cancelled";
+  case job_state::scheduled:
+    return "scheduled";
   }
   return "queued";
 }
@@ -23,7 +25,8 @@ std::string to_string(job_state x) {
 bool from_string(std::string_view text, job_state& out) noexcept {
   static constexpr job_state all[] = {
       job_state::queued,    job_state::running,       job_state::retrying,
-      job_state::succeeded, job_state::dead_lettered, job_state::cancelled};
+      job_state::succeeded, job_state::dead_lettered, job_state::cancelled,
+      job_state::scheduled};
   for (auto x : all) {
     if (text == to_string(x)) {
       out = x;
@@ -53,6 +56,8 @@ std::string to_string(job_outcome x) {
     return "conflict";
   case job_outcome::unrecordable:
     return "unrecordable";
+  case job_outcome::waiting_in_store:
+    return "waiting_in_store";
   }
   return "finished";
 }

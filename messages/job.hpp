@@ -24,6 +24,9 @@ enum class job_state : std::uint8_t {
   succeeded,
   dead_lettered,
   cancelled,
+  /// Waiting in the store for its time (`run_at`): a delayed job, or a job
+  /// enqueued by SQL. The scheduler publishes it when it is due.
+  scheduled,
 };
 
 /// Wire name of a state ("dead_lettered").
@@ -69,6 +72,13 @@ struct job_spec {
   /// A replay's life (from its message id `<job_id>#<life>`), 0 otherwise:
   /// its claim takes the job only if the store has it in that life.
   std::int32_t replay_life = 0;
+  /// When the job may start (ms since the epoch; 0: now). A delivery due
+  /// later is handed to the store as `scheduled` and acked.
+  std::int64_t run_at_ms = 0;
+  /// Publication of the job by the scheduler (`Troupe-Gen`; 0: published
+  /// by a client). A claim takes the job only from the newest publication,
+  /// so a stale message of a job the store has republished changes nothing.
+  std::int32_t gen = 0;
 };
 
 template <class Inspector>
@@ -76,7 +86,7 @@ typename Inspector::result_type inspect(Inspector& f, job_spec& x) {
   return f(caf::meta::type_name("job_spec"), x.job_id, x.pipeline, x.tenant,
            x.correlation_id, x.payload, x.priority, x.invalid_reason,
            x.invalid_code, x.submitted_at_ms, x.fresh, x.resumed, x.stream_seq,
-           x.replay_life);
+           x.replay_life, x.run_at_ms, x.gen);
 }
 
 /// The record of one stage attempt, successful or not.
@@ -205,6 +215,10 @@ struct job_write {
   job_spec spec;
   /// Start of the job's first attempt (create only).
   std::int64_t started_at_ms = 0;
+  /// The store holds the job until next_attempt_at_ms (`run_at`): nothing
+  /// on any node waits for it, and the scheduler publishes it when it is
+  /// due (a `scheduled` create, or a long `retrying` wait).
+  bool wait_in_store = false;
 };
 
 template <class Inspector>
@@ -212,7 +226,7 @@ typename Inspector::result_type inspect(Inspector& f, job_write& x) {
   return f(caf::meta::type_name("job_write"), x.job_id, x.pipeline, x.epoch,
            x.state, x.stage_index, x.attempt, x.next_attempt_at_ms,
            x.last_error, x.checkpoints, x.attempts, x.result, x.events,
-           x.create, x.spec, x.started_at_ms);
+           x.create, x.spec, x.started_at_ms, x.wait_in_store);
 }
 
 /// What a stage attempt produced.
@@ -265,6 +279,11 @@ enum class job_outcome : std::uint8_t {
   /// Nothing about this delivery can be recorded (PostgreSQL refuses even a
   /// sanitised record).
   unrecordable,
+  /// The store holds the job until its time (job_write::wait_in_store), or
+  /// this delivery is a stale publication of a job the store waits with or
+  /// has published again (errc::superseded): nothing runs here, the
+  /// delivery is acked.
+  waiting_in_store,
 };
 
 /// Name of an outcome, for logs and tests (not a wire name).

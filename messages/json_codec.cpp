@@ -111,8 +111,8 @@ caf::expected<submission> decode_submission(std::string_view body,
                    "PostgreSQL cannot store it");
   for (const auto& [k, v] : j.items()) {
     static constexpr const char* known[] = {
-        "payload",  "tenant", "correlation_id", "priority", "delay_ms",
-        "pipeline", "key"};
+        "payload",  "tenant",    "correlation_id", "priority",
+        "delay_ms", "run_at_ms", "pipeline",       "key"};
     bool ok = false;
     for (auto name : known)
       ok = ok || k == name;
@@ -140,6 +140,10 @@ caf::expected<submission> decode_submission(std::string_view body,
   if (auto err = read_int(j, "delay_ms", s.delay_ms, 0,
                           std::int64_t{30} * 24 * 3600 * 1000))
     return err;
+  // Up to the year 3000: later is a unit mistake (seconds for ms, say).
+  if (auto err = read_int(j, "run_at_ms", s.run_at_ms, 0,
+                          std::int64_t{32503680000000}))
+    return err;
   return s;
 }
 
@@ -158,6 +162,8 @@ std::string encode_submission(const submission& s) {
     j["priority"] = s.priority;
   if (s.delay_ms != 0)
     j["delay_ms"] = s.delay_ms;
+  if (s.run_at_ms != 0)
+    j["run_at_ms"] = s.run_at_ms;
   return j.dump();
 }
 

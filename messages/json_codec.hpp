@@ -34,11 +34,14 @@ struct submission {
   std::string correlation_id;
   std::string payload = "null";
   std::int32_t priority = 0;
+  /// Start no sooner than this long after publication.
   std::int64_t delay_ms = 0;
+  /// Start no sooner than this time (ms since the epoch; 0: now).
+  std::int64_t run_at_ms = 0;
 };
 
 /// Decodes `{"payload": ..., "tenant"?, "correlation_id"?, "priority"?,
-/// "delay_ms"?, "pipeline"?, "key"?}`.
+/// "delay_ms"?, "run_at_ms"?, "pipeline"?, "key"?}`.
 caf::expected<submission> decode_submission(std::string_view body,
                                             const input_limits& limits = {});
 

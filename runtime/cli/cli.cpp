@@ -59,6 +59,11 @@ CLI::App* add_submit_command(CLI::App& app, submit_options& submit) {
       ->check(CLI::Range(1, 100000000));
   cmd->add_flag("--wait", submit.wait,
                 "wait for terminal states and print them");
+  cmd->add_option("--delay", submit.delay,
+                  "start no sooner than this from now (e.g. 90s, 10m, 2h)");
+  cmd->add_option("--at", submit.at,
+                  "start no sooner than this time (2026-12-24T18:00:00Z, or "
+                  "ms since the epoch)");
   cmd->add_option("--nats", submit.nats_url,
                   "NATS URL (default: TROUPE_NATS_URL or "
                   "nats://127.0.0.1:4222)");

@@ -1,5 +1,7 @@
 #include <cstdio>
+#include <ctime>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <unistd.h>
 
@@ -63,11 +65,50 @@ bool connection_settings(const submit_options& opts, nats_connect_options& co,
   return true;
 }
 
+/// `--at`: ms since the epoch, or an RFC 3339 UTC time (`Z`, seconds).
+std::optional<std::int64_t> parse_time(const std::string& text) {
+  if (!text.empty() &&
+      text.find_first_not_of("0123456789") == std::string::npos)
+    return text.size() <= 15 ? std::optional<std::int64_t>{std::stoll(text)}
+                             : std::nullopt;
+  std::tm tm{};
+  const char* end = strptime(text.c_str(), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  if (!end || *end != '\0')
+    return std::nullopt;
+  return static_cast<std::int64_t>(timegm(&tm)) * 1000;
+}
+
+/// The `delay_ms` and `run_at_ms` of --delay and --at; false (with the
+/// reason) if either is malformed.
+bool read_times(const submit_options& opts, nlohmann::json& fields,
+                std::string& error) {
+  if (!opts.delay.empty()) {
+    auto d = parse_duration(opts.delay);
+    if (!d) {
+      error = "--delay '" + opts.delay + "' is not a duration (90s, 10m, 2h)";
+      return false;
+    }
+    fields["delay_ms"] = d->count();
+  }
+  if (!opts.at.empty()) {
+    auto t = parse_time(opts.at);
+    if (!t) {
+      error = "--at '" + opts.at +
+              "' is not a time (2026-12-24T18:00:00Z, or ms since the epoch)";
+      return false;
+    }
+    fields["run_at_ms"] = *t;
+  }
+  return true;
+}
+
 std::vector<std::string> request_bodies(const submit_options& opts,
-                                        const nlohmann::json& payload) {
+                                        const nlohmann::json& payload,
+                                        const nlohmann::json& times) {
   std::vector<std::string> bodies;
   for (int i = 0; i < opts.count; ++i) {
     nlohmann::json req{{"pipeline", opts.pipeline}, {"payload", payload}};
+    req.update(times);
     if (!opts.key.empty())
       req["key"] =
           opts.count == 1 ? opts.key : opts.key + "-" + std::to_string(i);
@@ -125,7 +166,9 @@ int cmd_submit(const submit_options& opts) {
     return 2;
   nlohmann::json payload;
   std::string error;
-  if (!read_payload(opts.payload, payload, error)) {
+  nlohmann::json times = nlohmann::json::object();
+  if (!read_payload(opts.payload, payload, error) ||
+      !read_times(opts, times, error)) {
     std::fprintf(stderr, "troupe submit: %s\n", error.c_str());
     return 2;
   }
@@ -135,7 +178,7 @@ int cmd_submit(const submit_options& opts) {
     return 1;
   }
   subjects subj{prefix};
-  auto bodies = request_bodies(opts, payload);
+  auto bodies = request_bodies(opts, payload, times);
   std::unique_ptr<job_tracker> tracker;
   if (opts.wait) {
     tracker = std::make_unique<job_tracker>(*nats, subj, opts.pipeline);

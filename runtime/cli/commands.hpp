@@ -46,6 +46,10 @@ struct submit_options {
   std::string config_file;
   int count = 1;
   bool wait = false;
+  /// --delay (a duration: "10m") and --at (RFC 3339 UTC, or ms since the
+  /// epoch): when the jobs may start.
+  std::string delay;
+  std::string at;
 };
 
 struct shell_options {

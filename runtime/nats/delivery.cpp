@@ -28,6 +28,10 @@ delivery_fields read_delivery(natsMsg* m) {
                 static_cast<std::size_t>(natsMsg_GetDataLength(m)));
   d.msg_id = header(m, "Nats-Msg-Id");
   d.replay_of = header(m, "Troupe-Job-Id");
+  d.gen = header(m, "Troupe-Gen");
+  d.wake = header(m, "Troupe-Wake");
+  d.run_at = header(m, "Troupe-Run-At");
+  d.delay = header(m, "Troupe-Delay");
   jsMsgMetaData* meta = nullptr;
   if (natsMsg_GetMetaData(&meta, m) == NATS_OK) {
     d.stream_seq = meta->Sequence.Stream;

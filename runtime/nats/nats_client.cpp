@@ -297,11 +297,21 @@ nats_client::js_publish_job(const std::string& subject, const std::string& data,
                             const std::string& msg_id,
                             const std::string& job_id,
                             std::int64_t timeout_ms) {
+  return js_publish_headers(subject, data, msg_id, {{"Troupe-Job-Id", job_id}},
+                            timeout_ms);
+}
+
+caf::expected<std::uint64_t> nats_client::js_publish_headers(
+    const std::string& subject, const std::string& data,
+    const std::string& msg_id,
+    const std::vector<std::pair<std::string, std::string>>& headers,
+    std::int64_t timeout_ms) {
   natsMsg* msg = nullptr;
   auto s = natsMsg_Create(&msg, subject.c_str(), nullptr, data.data(),
                           static_cast<int>(data.size()));
-  if (s == NATS_OK)
-    s = natsMsgHeader_Set(msg, "Troupe-Job-Id", job_id.c_str());
+  for (std::size_t i = 0; s == NATS_OK && i < headers.size(); ++i)
+    s = natsMsgHeader_Set(msg, headers[i].first.c_str(),
+                          headers[i].second.c_str());
   if (s != NATS_OK) {
     natsMsg_Destroy(msg);
     return nats_error(s, "building a message for " + subject);

@@ -136,6 +136,13 @@ public:
                                               const std::string& job_id,
                                               std::int64_t timeout_ms = 5000);
 
+  /// Like js_publish, with headers (name, value) on the message.
+  caf::expected<std::uint64_t> js_publish_headers(
+      const std::string& subject, const std::string& data,
+      const std::string& msg_id,
+      const std::vector<std::pair<std::string, std::string>>& headers,
+      std::int64_t timeout_ms = 5000);
+
   /// Request/reply on core NATS.
   /// Publishes `data` on `subject` asking for replies on `reply`.
   caf::error publish_request(const std::string& subject,

@@ -77,11 +77,9 @@ namespace {
 using state_ptr = std::shared_ptr<jetstream_intake::shared_state>;
 
 /// Turns a delivered message into a job spec (runtime/nats/delivery.hpp).
-job_spec to_spec(const state_ptr& st, const nats_msg& m,
-                 std::int64_t* delay_left) {
+job_spec to_spec(const state_ptr& st, const nats_msg& m) {
   auto d = read_delivery(m.raw());
-  auto spec =
-      decode_delivery(d, st->pipeline, st->limits, now_ms(), delay_left);
+  auto spec = decode_delivery(d, st->pipeline, st->limits, now_ms(), nullptr);
   if (!spec.invalid_reason.empty())
     ++st->counters->invalid;
   return spec;
@@ -297,13 +295,10 @@ void jetstream_intake::fetch_loop() {
         m.nak();
         continue;
       }
-      std::int64_t delay_left = 0;
-      auto spec = to_spec(state_, m, &delay_left);
-      if (delay_left > 0) {
-        // Not due yet: hand it back for later without using a slot.
-        m.nak(delay_left);
-        continue;
-      }
+      // A job due later (job_spec::run_at_ms) goes through a slot briefly:
+      // its actor hands it to the store as `scheduled`, and the message is
+      // acked. The scheduler publishes it again when it is due.
+      auto spec = to_spec(state_, m);
       batch.emplace_back(std::move(m), std::move(spec));
     }
     mark_known_jobs(st, batch);

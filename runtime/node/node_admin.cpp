@@ -340,9 +340,15 @@ json cancel_job(const ctx_ptr& ctx, const json& req) {
   return cancel_in_store(ctx, id, req);
 }
 
-/// A job waiting for its retry runs now, on the node that holds it.
+/// A job waiting for its time runs now: in the store (the schedulers
+/// publish it at once), or on the node that holds its short retry wait.
 json retry_now(const ctx_ptr& ctx, const std::string& id,
                const std::string& pipeline) {
+  if (ctx->store->run_now(id))
+    return json{{"job_id", id},
+                {"pipeline", pipeline},
+                {"action", "retry_now"},
+                {"by_node", nullptr}};
   for (auto& r : fan_out(ctx, "retry_local", {{"job_id", id}}, true))
     if (r["result"].value("fired", false))
       return json{{"job_id", id},
@@ -361,7 +367,7 @@ json retry_job(const ctx_ptr& ctx, const json& req) {
   if (state.empty())
     throw admin_failure("unknown_job", "unknown job '" + id + "' — try: jobs");
   auto from = resolve_stage(ctx, id, pipeline, req);
-  if (state == "retrying" && !from)
+  if ((state == "retrying" || state == "scheduled") && !from)
     return retry_now(ctx, id, pipeline);
   if (state == "running" || state == "retrying")
     throw admin_failure("conflict", "job '" + id + "' is " + state +

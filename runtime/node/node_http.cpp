@@ -1,4 +1,5 @@
 #include "runtime/node/node_http.hpp"
+#include "runtime/node/job_scheduler.hpp"
 
 #include <chrono>
 #include <map>
@@ -193,6 +194,23 @@ void render_store(prometheus_text& p, const pg_store_stats& st) {
   st.commit_seconds.render(p, "troupe_store_commit_seconds", {});
 }
 
+void render_scheduler(prometheus_text& p, const scheduler_stats& st) {
+  p.family("troupe_scheduler_published_total", "counter",
+           "Jobs this node's scheduler published when they were due.");
+  p.sample("troupe_scheduler_published_total", {},
+           static_cast<double>(st.published));
+  p.family("troupe_scheduler_publish_failures_total", "counter",
+           "Due jobs the scheduler could not publish (they stay due).");
+  p.sample("troupe_scheduler_publish_failures_total", {},
+           static_cast<double>(st.publish_failures));
+  p.family("troupe_jobs_rescued_total", "counter",
+           "Jobs taken back from nodes that stopped renewing their leases.");
+  p.sample("troupe_jobs_rescued_total", {}, static_cast<double>(st.rescued));
+  p.family("troupe_scheduler_lag_seconds", "histogram",
+           "How late a due job was published after its time.");
+  st.lag_seconds.render(p, "troupe_scheduler_lag_seconds", {});
+}
+
 void render_dependencies(prometheus_text& p, const node_http_sources& src) {
   p.family("troupe_dependency_up", "gauge",
            "1 if the dependency is reachable.");
@@ -241,6 +259,8 @@ std::string metrics(const node_http_sources& src) {
   render_jobs(p, stats);
   render_intakes(p, src.pipelines);
   render_store(p, *src.store_stats);
+  if (src.scheduler)
+    render_scheduler(p, *src.scheduler);
   render_dependencies(p, src);
   render_waiting(p, stats);
   render_cluster(p, src);

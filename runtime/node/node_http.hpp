@@ -20,6 +20,8 @@
 
 namespace troupe {
 
+struct scheduler_stats;
+
 struct exec_stats;
 class job_metrics;
 class nats_client;
@@ -50,6 +52,8 @@ struct node_http_sources {
   /// Names of the node's own actors that died (see actors/node_guard.hpp):
   /// any makes the node unhealthy.
   std::function<std::vector<std::string>()> dead_actors;
+  /// The node's scheduler (due jobs, leases, rescue).
+  std::shared_ptr<scheduler_stats> scheduler;
 };
 
 /// Builds the /readyz and /metrics handlers of a node.

@@ -26,6 +26,7 @@
 #include "runtime/nats/nats_client.hpp"
 #include "runtime/node/admin_bridge.hpp"
 #include "runtime/node/heartbeat_bus.hpp"
+#include "runtime/node/job_scheduler.hpp"
 #include "runtime/node/node.hpp"
 #include "runtime/node/node_admin.hpp"
 #include "runtime/node/node_governor.hpp"
@@ -68,6 +69,7 @@ struct node::impl {
   std::unique_ptr<unrouted_sweeper> sweeper;
   std::shared_ptr<blocking_pool> api_pool;
   std::unique_ptr<submit_api> api;
+  std::unique_ptr<job_scheduler> scheduler;
   std::shared_ptr<blocking_pool> admin_pool;
   std::unique_ptr<admin_bridge> admin;
   std::shared_ptr<pipeline_controls> controls;
@@ -97,6 +99,7 @@ struct node::impl {
   }
 
   const std::string& id() const { return cfg.node.id; }
+  duration_ms job_lease() const;
 
   caf::error connect_nats();
   caf::error connect_postgres();
@@ -106,6 +109,7 @@ struct node::impl {
   caf::error start_pipelines();
   caf::error start_membership();
   caf::error start_edges();
+  caf::error start_scheduler();
   caf::error start_admin();
   caf::error start_http();
 

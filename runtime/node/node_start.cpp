@@ -175,7 +175,7 @@ void node::impl::spawn_core() {
   pg_store_options so;
   so.pg = cfg.postgres;
   so.node_id = id();
-  so.lease = std::max<duration_ms>(cfg.nats.ack_wait * 2, duration_ms{60000});
+  so.lease = job_lease();
   so.stats = store_stats = std::make_shared<pg_store_stats>();
   store = spawn_pg_store(*sys, so);
   // Job metrics come from the events this node publishes (see metrics.hpp).
@@ -209,6 +209,7 @@ caf::error node::impl::start_pipelines() {
   jdeps->node_id = id();
   jdeps->now_ms = wall_ms;
   jdeps->speculate = cfg.node.speculate;
+  jdeps->store_after = cfg.node.store_retry_after;
   jdeps->seed = static_cast<std::uint64_t>(wall_ms()) ^
                 (static_cast<std::uint64_t>(getpid()) << 32);
   // Per-tenant concurrency, shared by every pipeline of this node.
@@ -341,6 +342,26 @@ caf::error node::impl::start_edges() {
   return api->start();
 }
 
+// A running job's lease follows the failure detector: a node that stops
+// renewing (dead, or cut off from PostgreSQL) loses its jobs to a live node
+// within about `failure_timeout`, not `ack_wait`.
+duration_ms node::impl::job_lease() const {
+  return std::max<duration_ms>(cfg.cluster.failure_timeout, duration_ms{1000});
+}
+
+// Time in the store: due jobs, leases and rescue (job_scheduler.hpp).
+caf::error node::impl::start_scheduler() {
+  job_scheduler_options so;
+  so.pg_url = cfg.postgres.url;
+  so.node_id = id();
+  so.prefix = cfg.nats.prefix;
+  so.lease = job_lease();
+  scheduler = std::make_unique<job_scheduler>(nats, so);
+  scheduler->start();
+  on_stop("scheduler", [this] { scheduler.reset(); });
+  return {};
+}
+
 // Admin verbs of this node (the shell builds on them).
 caf::error node::impl::start_admin() {
   admin_pool = std::make_shared<blocking_pool>(2, 256);
@@ -399,12 +420,19 @@ caf::error node::impl::start_admin() {
 // HTTP: health, readiness, metrics.
 caf::error node::impl::start_http() {
   node_http_sources hs{
-      cfg,         *sys,
-      *nats,       schema,
-      pipelines,   member_actor,
-      store_stats, pruner,
-      jmetrics,    [this] { return collect_pipeline_stats(*sys, pipelines); },
-      exec_counts, [this] { return dead_actors(); }};
+      cfg,
+      *sys,
+      *nats,
+      schema,
+      pipelines,
+      member_actor,
+      store_stats,
+      pruner,
+      jmetrics,
+      [this] { return collect_pipeline_stats(*sys, pipelines); },
+      exec_counts,
+      [this] { return dead_actors(); },
+      scheduler->stats()};
   http = std::make_unique<http_endpoint>();
   auto port = http->start(cfg.node.http, make_node_http_handlers(hs));
   if (!port)
@@ -442,6 +470,7 @@ caf::error node::start() {
   step(&impl::start_pipelines);
   step(&impl::start_membership);
   step(&impl::start_edges);
+  step(&impl::start_scheduler);
   step(&impl::start_admin);
   step(&impl::start_http);
   if (err) {

@@ -53,8 +53,8 @@ json admin_store::list_jobs(const job_filter& f) {
     if (!from_string(f.state, s))
       throw admin_failure("invalid_request",
                           "unknown state '" + f.state +
-                              "' (queued, running, retrying, succeeded, "
-                              "dead_lettered, cancelled)");
+                              "' (scheduled, queued, running, retrying, "
+                              "succeeded, dead_lettered, cancelled)");
   }
   int limit = std::max(1, std::min(f.limit, 1000));
   return with_connection("listing jobs", [&](pqxx::connection& c) {
@@ -67,7 +67,7 @@ select job_id, pipeline, tenant, state, stage_index, attempt, life,
   (extract(epoch from updated_at) * 1000)::bigint,
   (extract(epoch from finished_at) * 1000)::bigint,
   (extract(epoch from next_attempt_at) * 1000)::bigint,
-  correlation_id
+  correlation_id, (extract(epoch from run_at) * 1000)::bigint
 from jobs
 where ($1 = '' or pipeline = $1) and ($2 = '' or state = $2)
   and ($3 = '' or tenant = $3)
@@ -97,7 +97,8 @@ limit $6
                              {"updated_at_ms", ms_or(r[9])},
                              {"finished_at_ms", ms_or(r[10])},
                              {"next_attempt_at_ms", ms_or(r[11])},
-                             {"correlation_id", r[12].c_str()}});
+                             {"correlation_id", r[12].c_str()},
+                             {"run_at_ms", ms_or(r[13])}});
     }
     return out;
   });
@@ -273,6 +274,20 @@ admin_store::state_of(const std::string& job_id) {
   });
 }
 
+bool admin_store::run_now(const std::string& job_id) {
+  return with_connection("moving a job's time", [&](pqxx::connection& c) {
+    pqxx::work w{c};
+    auto r = w.exec_params(
+        "update jobs set run_at = now(), updated_at = now() where job_id = $1 "
+        "and run_at is not null and state not in ('succeeded', "
+        "'dead_lettered', 'cancelled')",
+        job_id);
+    w.exec("select pg_notify('troupe_due', '')");
+    w.commit();
+    return r.affected_rows() > 0;
+  });
+}
+
 json admin_store::cancel(const std::string& job_id, const std::string& pipeline,
                          const std::string& by) {
   return with_connection("cancelling job", [&](pqxx::connection& c) {
@@ -306,7 +321,8 @@ json admin_store::cancel(const std::string& job_id, const std::string& pipeline,
       // The epoch bump fences out any run of the job still going on.
       w.exec_params(
           "update jobs set state = 'cancelled', epoch = epoch + 1, "
-          "finished_at = now(), next_attempt_at = null, lease_owner = null, "
+          "finished_at = now(), next_attempt_at = null, run_at = null, "
+          "lease_owner = null, "
           "lease_until = null, last_error = 'cancelled by an operator', "
           "updated_at = now() where job_id = $1",
           job_id);

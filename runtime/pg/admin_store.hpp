@@ -94,6 +94,10 @@ public:
   /// The job's state ("" if unknown) and pipeline.
   std::pair<std::string, std::string> state_of(const std::string& job_id);
 
+  /// Makes a job that waits in the store (scheduled, or a long retry wait)
+  /// due now, and wakes the schedulers. False if it does not wait there.
+  bool run_now(const std::string& job_id);
+
   /// Records a pipeline as paused or not (cluster-wide; nodes poll it).
   void set_paused(const std::string& pipeline, bool paused,
                   const std::string& by);

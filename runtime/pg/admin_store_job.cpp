@@ -24,7 +24,8 @@ select job_id, pipeline, tenant, correlation_id, priority, state,
   (extract(epoch from started_at) * 1000)::bigint,
   (extract(epoch from finished_at) * 1000)::bigint,
   (extract(epoch from next_attempt_at) * 1000)::bigint,
-  (extract(epoch from updated_at) * 1000)::bigint
+  (extract(epoch from updated_at) * 1000)::bigint,
+  (extract(epoch from run_at) * 1000)::bigint, gen
 from jobs where job_id = $1
 )SQL",
       job_id);
@@ -53,7 +54,9 @@ from jobs where job_id = $1
               {"started_at_ms", ms_or(r[17])},
               {"finished_at_ms", ms_or(r[18])},
               {"next_attempt_at_ms", ms_or(r[19])},
-              {"updated_at_ms", ms_or(r[20])}};
+              {"updated_at_ms", ms_or(r[20])},
+              {"run_at_ms", ms_or(r[21])},
+              {"gen", r[22].as<int>()}};
 }
 
 /// Every stage that has a checkpoint or an attempt, by index.

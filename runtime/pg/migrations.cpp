@@ -116,6 +116,57 @@ create table pipeline_retention (
   updated_at  timestamptz not null default now()
 );
 )SQL"},
+    {4, "time in the store: scheduled jobs, run_at, generations, enqueue",
+     R"SQL(
+alter table jobs drop constraint jobs_state_check;
+alter table jobs add constraint jobs_state_check check (state in
+  ('scheduled', 'queued', 'running', 'retrying', 'succeeded',
+   'dead_lettered', 'cancelled'));
+-- run_at set: the store holds the job until then, and only the scheduler
+-- publishes it (docs/scheduling.md). gen counts the scheduler's
+-- publications; a claim takes the job only from the newest one.
+alter table jobs add column run_at timestamptz;
+alter table jobs add column gen int not null default 0;
+create index jobs_due on jobs (run_at) where run_at is not null;
+create index jobs_leased on jobs (lease_owner)
+  where state in ('running', 'retrying') and run_at is null;
+create index jobs_lease_expiry on jobs (lease_until)
+  where state in ('running', 'retrying') and run_at is null;
+
+create schema if not exists troupe;
+
+-- Enqueues a job inside the caller's transaction: it exists if and only if
+-- that transaction commits, and a node's scheduler publishes it then. A key
+-- names the job (the same key again returns the same id, and enqueues
+-- nothing). Runs with the search path of the migration, so it finds the
+-- tables whatever the caller's path is.
+create function troupe.enqueue(pipeline text, payload jsonb,
+    key text default null, run_at timestamptz default now(),
+    tenant text default '', priority int default 0)
+  returns text language plpgsql set search_path from current as $fn$
+declare
+  id text := coalesce(key, 'sql-' || gen_random_uuid()::text);
+begin
+  if pipeline is null or pipeline !~ '^[A-Za-z0-9_-]{1,128}$' then
+    raise exception 'troupe.enqueue: pipeline % is not a pipeline name '
+      '(letters, digits, _ and -)', coalesce(pipeline, 'null')
+      using errcode = '22023';
+  end if;
+  if length(id) = 0 or length(id) > 256 or position('#' in id) > 0
+     or id ~ '[[:cntrl:]]' then
+    raise exception 'troupe.enqueue: key must be 1 to 256 characters, '
+      'without # or control characters' using errcode = '22023';
+  end if;
+  insert into jobs (job_id, pipeline, tenant, priority, state, payload,
+    run_at, epoch)
+  values (id, pipeline, coalesce(tenant, ''), coalesce(priority, 0),
+    'scheduled', payload, coalesce(run_at, now()), 0)
+  on conflict (job_id) do nothing;
+  perform pg_notify('troupe_due', '');
+  return id;
+end
+$fn$;
+)SQL"},
 };
 
 caf::error db_error(const std::exception& e, const char* what) {

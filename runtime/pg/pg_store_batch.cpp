@@ -39,6 +39,17 @@ void report_not_taken(const pqxx::row& row, const store_request& req,
   from_string(row[1].as<std::string>(), state);
   auto pipeline = row[4].as<std::string>();
   const auto& spec = req.spec;
+  bool waiting = row[5].as<bool>();
+  auto gen = row[6].as<std::int32_t>();
+  if (!is_terminal(state) && pipeline == spec.pipeline &&
+      (waiting || gen > spec.gen)) {
+    res.code = static_cast<std::uint8_t>(errc::superseded);
+    res.message = "job '" + spec.job_id + "' " +
+                  (waiting ? std::string{"waits in the store for its time"}
+                           : "was published again (generation " +
+                                 std::to_string(gen) + ")");
+    return;
+  }
   if (is_terminal(state) && pipeline == spec.pipeline) {
     res.snapshot.spec.job_id = spec.job_id;
     res.snapshot.state = state;
@@ -93,7 +104,8 @@ std::string claim_records(const std::vector<store_request>& reqs,
         .str("correlation_id", s.correlation_id)
         .num("priority", s.priority)
         .str("payload", s.payload.empty() ? "null" : s.payload)
-        .num("life", s.replay_life);
+        .num("life", s.replay_life)
+        .num("gen", s.gen);
     o.close();
     index[s.job_id] = i;
   }
@@ -207,7 +219,8 @@ void create_record(json_array_writer& creates, const job_write& x) {
       .num("next_ms", x.next_attempt_at_ms)
       .str("last_error", x.last_error)
       .str("result", x.result)
-      .num("started_ms", x.started_at_ms);
+      .num("started_ms", x.started_at_ms)
+      .boolean("wait", x.wait_in_store);
   o.close();
 }
 
@@ -220,7 +233,8 @@ void update_record(json_array_writer& updates, const job_write& x) {
       .num("attempt", x.attempt)
       .num("next_ms", x.next_attempt_at_ms)
       .str("last_error", x.last_error)
-      .str("result", x.result);
+      .str("result", x.result)
+      .boolean("wait", x.wait_in_store);
   o.close();
 }
 

@@ -8,18 +8,22 @@
 namespace troupe::pg_sql {
 
 // A claim takes a live job only for its own pipeline (a publisher allowed
-// one pipeline must not run another's jobs), and a replay (life > 0) only
-// in the life the store started for it.
+// one pipeline must not run another's jobs), a replay (life > 0) only in
+// the life the store started for it, and no job that waits in the store
+// for its time (run_at set: only the scheduler publishes it) or that the
+// scheduler has published since this message (gen: a stale message of a
+// rescued job changes nothing). A claim never changes gen.
 inline const char* const sql_claim = R"SQL(
 with x as (
   select * from jsonb_to_recordset($1::jsonb) as r(job_id text, pipeline text,
-    tenant text, correlation_id text, priority int, payload text, life int))
+    tenant text, correlation_id text, priority int, payload text, life int,
+    gen int))
 insert into jobs as j (job_id, pipeline, tenant, correlation_id, priority,
-  state, payload, epoch, lease_owner, lease_until, started_at, life)
+  state, payload, epoch, lease_owner, lease_until, started_at, life, gen)
 select job_id, pipeline, coalesce(tenant, ''), coalesce(correlation_id, ''),
   coalesce(priority, 0), 'running', payload::jsonb, 1, $2,
   now() + $3::bigint * interval '1 millisecond', now(),
-  greatest(coalesce(life, 0), 1)
+  greatest(coalesce(life, 0), 1), coalesce(gen, 0)
 from x
 on conflict (job_id) do update set
   epoch = j.epoch + 1, state = 'running', lease_owner = excluded.lease_owner,
@@ -28,14 +32,15 @@ on conflict (job_id) do update set
   where j.state not in ('succeeded', 'dead_lettered', 'cancelled')
     and j.pipeline = excluded.pipeline
     and (excluded.life = 1 or j.life = excluded.life)
+    and j.run_at is null and excluded.gen >= j.gen
 returning j.job_id, j.epoch, j.life, j.start_stage, (j.xmax::text = '0'),
   case when j.xmax::text = '0' then null else j.payload::text end,
   j.tenant, j.correlation_id, j.priority, j.pipeline
 )SQL";
 
 inline const char* const sql_states = R"SQL(
-select job_id, state, epoch, life, pipeline from jobs
-where job_id = any(array(select jsonb_array_elements_text($1::jsonb)))
+select job_id, state, epoch, life, pipeline, run_at is not null, gen
+from jobs where job_id = any(array(select jsonb_array_elements_text($1::jsonb)))
 )SQL";
 
 inline const char* const sql_checkpoints = R"SQL(
@@ -59,18 +64,19 @@ inline const char* const sql_update = R"SQL(
 with w as (
   select * from jsonb_to_recordset($1::jsonb) as r(job_id text, epoch bigint,
     state text, stage_index int, attempt int, next_ms bigint,
-    last_error text, result text))
+    last_error text, result text, wait boolean))
 update jobs j set
   state = w.state, stage_index = w.stage_index, attempt = w.attempt,
   next_attempt_at = case when w.next_ms > 0
     then to_timestamp(w.next_ms / 1000.0) end,
+  run_at = case when w.wait then to_timestamp(w.next_ms / 1000.0) end,
   last_error = coalesce(nullif(w.last_error, ''), j.last_error),
   result = case when coalesce(w.result, '') <> '' then w.result::jsonb
     else j.result end,
   finished_at = case when w.state in ('succeeded', 'dead_lettered',
     'cancelled') then now() end,
-  lease_until = case when w.state in ('succeeded', 'dead_lettered',
-    'cancelled') then null
+  lease_until = case when w.wait or w.state in ('succeeded',
+    'dead_lettered', 'cancelled') then null
     else now() + $2::bigint * interval '1 millisecond' end,
   updated_at = now()
 from w
@@ -87,21 +93,23 @@ with w as (
   select * from jsonb_to_recordset($1::jsonb) as r(job_id text, pipeline text,
     tenant text, correlation_id text, priority int, payload text, state text,
     stage_index int, attempt int, next_ms bigint, last_error text,
-    result text, started_ms bigint))
+    result text, started_ms bigint, wait boolean))
 insert into jobs as j (job_id, pipeline, tenant, correlation_id, priority,
   state, stage_index, attempt, epoch, payload, result, last_error,
-  started_at, finished_at, next_attempt_at, lease_owner, lease_until)
+  started_at, finished_at, next_attempt_at, run_at, lease_owner, lease_until)
 select job_id, pipeline, coalesce(tenant, ''), coalesce(correlation_id, ''),
   coalesce(priority, 0), state, stage_index, attempt, 1, payload::jsonb,
   case when coalesce(result, '') <> '' then result::jsonb end,
-  nullif(last_error, ''), to_timestamp(started_ms / 1000.0),
+  nullif(last_error, ''),
+  case when started_ms > 0 then to_timestamp(started_ms / 1000.0) end,
   case when state in ('succeeded', 'dead_lettered', 'cancelled')
     then now() end,
-  case when next_ms > 0 then to_timestamp(next_ms / 1000.0) end,
-  case when state in ('succeeded', 'dead_lettered', 'cancelled')
+  case when next_ms > 0 and not wait then to_timestamp(next_ms / 1000.0) end,
+  case when wait then to_timestamp(next_ms / 1000.0) end,
+  case when wait or state in ('succeeded', 'dead_lettered', 'cancelled')
     then null else $2 end,
-  case when state in ('succeeded', 'dead_lettered', 'cancelled') then null
-    else now() + $3::bigint * interval '1 millisecond' end
+  case when wait or state in ('succeeded', 'dead_lettered', 'cancelled')
+    then null else now() + $3::bigint * interval '1 millisecond' end
 from w
 on conflict (job_id) do nothing
 returning job_id

@@ -123,17 +123,13 @@ shell_session::cmd_jobs(const std::map<std::string, std::string>& flags) {
                  text);
 }
 
-shell_outcome shell_session::cmd_job(const std::string& id, bool full) {
-  auto r = request_any("read", "job", json{{"job_id", id}, {"full", full}},
-                       s_.timeout);
-  if (!r.value("ok", false))
-    return from_reply_error("job", r);
-  auto res = r["result"];
-  auto& j = res["job"];
-  auto now = wall_now_ms();
-  std::ostringstream out;
-  out << paint_header("job " + id, s_.style) << "  "
-      << paint_state(str_of(j, "state"), s_.style) << "  pipeline "
+namespace {
+
+/// The job's row: state, times, holder, error, payload and result.
+void print_job_row(std::ostream& out, const json& j, const std::string& id,
+                   bool full, const text_style& style, std::int64_t now) {
+  out << paint_header("job " + id, style) << "  "
+      << paint_state(str_of(j, "state"), style) << "  pipeline "
       << str_of(j, "pipeline") << "  life " << num(j, "life") << "  epoch "
       << num(j, "epoch") << "\n";
   if (!str_of(j, "tenant").empty() || !str_of(j, "correlation_id").empty())
@@ -145,6 +141,9 @@ shell_outcome shell_session::cmd_job(const std::string& id, bool full) {
   if (int_of(j, "next_attempt_at_ms") > 0)
     out << ", next attempt "
         << format_ago(int_of(j, "next_attempt_at_ms"), now);
+  if (int_of(j, "run_at_ms") > 0)
+    out << ", waits in the store until "
+        << format_ago(int_of(j, "run_at_ms"), now);
   auto state = str_of(j, "state");
   if (!str_of(j, "lease_owner").empty() &&
       (state == "running" || state == "retrying"))
@@ -155,7 +154,11 @@ shell_outcome shell_session::cmd_job(const std::string& id, bool full) {
   out << "payload: " << show_value(j["payload"], full ? 100000 : 200) << "\n";
   if (!j["result"].is_null())
     out << "result:  " << show_value(j["result"], full ? 100000 : 200) << "\n";
-  out << "\n";
+}
+
+/// Every attempt of every stage, the checkpoints and the dead letter.
+void print_job_stages(std::ostream& out, const json& res, const std::string& id,
+                      bool full, const text_style& style, std::int64_t now) {
   text_table t{{"STAGE", "LIFE", "ATTEMPT", "NODE", "OUTCOME", "DURATION",
                 "STARTED", "ERROR"}};
   for (auto& s : res["stages"]) {
@@ -166,13 +169,13 @@ shell_outcome shell_session::cmd_job(const std::string& id, bool full) {
       if (a.contains("error"))
         err = str_of(a["error"], "code") + ": " + str_of(a["error"], "message");
       t.add({stage, num(a, "life"), num(a, "attempt"), str_of(a, "node"),
-             paint_state(ok ? "succeeded" : "failed", s_.style),
+             paint_state(ok ? "succeeded" : "failed", style),
              format_duration_ms(int_of(a, "duration_ms")),
              format_ago(int_of(a, "started_at_ms"), now),
              ellipsize(err, full ? 100000 : 70)});
     }
   }
-  out << (t.empty() ? "no attempts yet\n" : t.str(s_.style));
+  out << (t.empty() ? "no attempts yet\n" : t.str(style));
   for (auto& s : res["stages"])
     if (s["checkpoint"].is_object())
       out << "checkpoint #" << num(s, "index") << " " << str_of(s, "name")
@@ -184,6 +187,10 @@ shell_outcome shell_session::cmd_job(const std::string& id, bool full) {
         << format_ago(int_of(d, "dead_at_ms"), now) << ", replayed "
         << num(d, "replay_count") << " time(s) — replay " << id << "\n";
   }
+}
+
+/// The job's event log.
+void print_job_events(std::ostream& out, const json& res) {
   out << "\nevents:\n";
   for (auto& e : res["events"]) {
     out << "  " << clock_time(int_of(e, "time_ms")) << "  "
@@ -199,6 +206,22 @@ shell_outcome shell_session::cmd_job(const std::string& id, bool full) {
       out << "  " << ellipsize(str_of(e, "error"), 80);
     out << "\n";
   }
+}
+
+} // namespace
+
+shell_outcome shell_session::cmd_job(const std::string& id, bool full) {
+  auto r = request_any("read", "job", json{{"job_id", id}, {"full", full}},
+                       s_.timeout);
+  if (!r.value("ok", false))
+    return from_reply_error("job", r);
+  auto res = r["result"];
+  auto now = wall_now_ms();
+  std::ostringstream out;
+  print_job_row(out, res["job"], id, full, s_.style, now);
+  out << "\n";
+  print_job_stages(out, res, id, full, s_.style, now);
+  print_job_events(out, res);
   if (res.value("truncated", false))
     out << "(large values truncated — show all: job " << id << " --full)\n";
   return success("job", std::move(res), out.str());

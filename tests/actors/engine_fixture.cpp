@@ -143,6 +143,7 @@ caf::actor engine_test::start_pipeline(pipeline_config pc) {
   deps->now_ms = [this] { return now_ms(); };
   deps->seed = 42;
   deps->speculate = speculate;
+  deps->store_after = store_after;
   supervisor_deps sd;
   sd.job = deps;
   sd.intake = intake;

@@ -112,6 +112,8 @@ public:
   duration_ms speculate{0};
   /// Submitted jobs are first deliveries of new jobs (job_spec::fresh).
   bool fresh = false;
+  /// Given to job actors by start_pipeline (job_deps::store_after).
+  duration_ms store_after{0};
 
 private:
   std::uint64_t refused_before_ = 0;

@@ -16,6 +16,13 @@ void memory_db::replay(const std::string& job_id, std::int32_t from_stage) {
     i = i->first >= from_stage ? row.checkpoints.erase(i) : std::next(i);
 }
 
+std::int32_t memory_db::publish_due(const std::string& job_id) {
+  auto& row = jobs.at(job_id);
+  row.run_at_ms = 0;
+  row.state = job_state::queued;
+  return ++row.gen;
+}
+
 store_actor spawn_memory_store(caf::actor_system& sys,
                                std::shared_ptr<memory_db> db) {
   return sys.spawn([db](store_actor::pointer) -> store_actor::behavior_type {
@@ -28,6 +35,9 @@ store_actor spawn_memory_store(caf::actor_system& sys,
             return make_error(errc::conflict, "job of another pipeline");
           if (created)
             row.spec = spec;
+          if (!created && !is_terminal(row.state) &&
+              (row.run_at_ms != 0 || spec.gen < row.gen))
+            return make_error(errc::superseded, "waits in the store");
           ++row.claims;
           job_snapshot snap;
           snap.spec = row.spec;
@@ -73,6 +83,7 @@ store_actor spawn_memory_store(caf::actor_system& sys,
           row.state = w.state;
           row.stage_index = w.stage_index;
           row.next_attempt_at_ms = w.next_attempt_at_ms;
+          row.run_at_ms = w.wait_in_store ? w.next_attempt_at_ms : 0;
           if (!w.last_error.empty())
             row.last_error = w.last_error;
           if (!w.result.empty())

@@ -25,6 +25,10 @@ struct job_row {
   std::int32_t start_stage = 0;
   std::int32_t stage_index = 0;
   std::int64_t next_attempt_at_ms = 0;
+  /// Waits in the store until then (job_write::wait_in_store); 0: not.
+  std::int64_t run_at_ms = 0;
+  /// The scheduler's publications (job_spec::gen).
+  std::int32_t gen = 0;
   std::string last_error;
   std::string result;
   std::map<std::int32_t, checkpoint> checkpoints;
@@ -50,6 +54,10 @@ struct memory_db {
 
   /// Pretends that another node took the job (moves the epoch on).
   void steal(const std::string& job_id) { ++jobs[job_id].epoch; }
+
+  /// Does what the scheduler does when a waiting job is due: queued, no
+  /// longer waiting, published as the next generation (returned).
+  std::int32_t publish_due(const std::string& job_id);
 };
 
 /// Spawns a store actor over `db`.

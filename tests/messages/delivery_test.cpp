@@ -108,3 +108,55 @@ TEST(delivery, ADelayNotYetDueIsReported) {
   decode_delivery(d, "billing", input_limits{}, d.published_ms + 1000, &left);
   EXPECT_EQ(left, 4000);
 }
+
+TEST(delivery, TheLatestOfTheBodysAndTheHeadersTimesWins) {
+  auto d = fields(R"({"payload":1,"delay_ms":5000})", "k");
+  EXPECT_EQ(decode(d).run_at_ms, d.published_ms + 5000);
+  d.delay = "9000";
+  EXPECT_EQ(decode(d).run_at_ms, d.published_ms + 9000);
+  d.run_at = std::to_string(d.published_ms + 60000);
+  EXPECT_EQ(decode(d).run_at_ms, d.published_ms + 60000);
+  auto body_at = fields(R"({"payload":1,"run_at_ms":1800000000000})", "k2");
+  EXPECT_EQ(decode(body_at).run_at_ms, 1800000000000);
+  EXPECT_EQ(decode(fields(R"({"payload":1})", "k3")).run_at_ms, 0);
+}
+
+TEST(delivery, AMalformedTimeHeaderDeadLettersTheMessageWithTheReason) {
+  for (auto bad : {"-5", "soon", "1e3", "99999999999999999999", ""}) {
+    auto d = fields(R"({"payload":1})", "k");
+    d.delay = bad;
+    auto spec = decode(d);
+    if (std::string{bad}.empty()) {
+      EXPECT_TRUE(spec.invalid_reason.empty());
+      continue;
+    }
+    EXPECT_NE(spec.invalid_reason.find("Troupe-Delay"), std::string::npos)
+        << bad << ": " << spec.invalid_reason;
+  }
+  auto d = fields(R"({"payload":1})", "k");
+  d.run_at = "tomorrow";
+  EXPECT_NE(decode(d).invalid_reason.find("Troupe-Run-At"), std::string::npos);
+}
+
+TEST(delivery, TheSchedulersPublicationNamesItsJobAndGeneration) {
+  auto d = fields(R"({"payload":null,"tenant":"acme"})", "j9#g3", "j9");
+  d.gen = "3";
+  d.wake = "retry";
+  auto spec = decode(d);
+  EXPECT_TRUE(spec.invalid_reason.empty()) << spec.invalid_reason;
+  EXPECT_EQ(spec.job_id, "j9");
+  EXPECT_EQ(spec.gen, 3);
+  EXPECT_TRUE(spec.resumed);
+  EXPECT_FALSE(spec.fresh);
+  EXPECT_EQ(spec.run_at_ms, 0);
+  d.wake = "scheduled";
+  EXPECT_FALSE(decode(d).resumed); // its first run announces job.started
+  for (auto bad : {"0", "-1", "x", "2000000000"}) {
+    d.gen = bad;
+    EXPECT_FALSE(decode(d).invalid_reason.empty()) << bad;
+  }
+  auto orphan = fields(R"({"payload":1})", "k");
+  orphan.gen = "1";
+  EXPECT_NE(decode(orphan).invalid_reason.find("Troupe-Job-Id"),
+            std::string::npos);
+}

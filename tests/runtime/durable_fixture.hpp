@@ -17,6 +17,7 @@
 #include "runtime/exec/process.hpp"
 #include "runtime/nats/nats_client.hpp"
 #include "runtime/pg/migrations.hpp"
+#include "tests/support/db_probe.hpp"
 #include "tests/support/test_servers.hpp"
 #include <cstring>
 #include <gtest/gtest.h>
@@ -130,17 +131,11 @@ stages = [
   }
 
   std::shared_ptr<nats_client> client() {
-    nats_connect_options o;
-    o.urls = servers_->nats_url();
-    auto c = nats_client::connect(o);
-    EXPECT_TRUE(c) << describe(c.error());
-    return *c;
+    return connect_client(servers_->nats_url());
   }
 
   static std::int64_t count(const std::string& sql) {
-    pqxx::connection c{servers_->pg_url()};
-    pqxx::nontransaction n{c};
-    return n.exec1(sql)[0].as<std::int64_t>();
+    return count_rows(servers_->pg_url(), sql);
   }
 
   static std::string body(const std::string& pipeline, const std::string& key,

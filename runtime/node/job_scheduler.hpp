@@ -1,0 +1,87 @@
+#pragma once
+
+// The node's scheduler (docs/scheduling.md): PostgreSQL decides when,
+// JetStream delivers now. Every node runs one; they share the due jobs
+// without a leader (FOR UPDATE SKIP LOCKED). One thread, which:
+//   - publishes due jobs (scheduled, enqueued by SQL, long retry waits,
+//     rescued) to their pipeline's subject, and marks them `queued` in the
+//     same transaction (an outbox);
+//   - renews this node's leases (one statement), and rescues the jobs of
+//     nodes whose leases expired (epoch + 1, due now);
+//   - sleeps until the next job is due, a NOTIFY (troupe.enqueue), or the
+//     next renewal, whichever comes first.
+// It never runs on a CAF scheduler thread.
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "config/config.hpp"
+#include "runtime/observe/metrics.hpp"
+
+namespace troupe {
+
+class nats_client;
+class schedule_store;
+struct due_job;
+
+/// Counters of a scheduler, readable from any thread.
+struct scheduler_stats {
+  std::atomic<std::int64_t> published{0};
+  std::atomic<std::int64_t> publish_failures{0};
+  std::atomic<std::int64_t> rescued{0};
+  std::atomic<std::int64_t> renewed{0};
+  std::atomic<std::int64_t> store_failures{0};
+  /// How late each job was published after its time.
+  histogram lag_seconds{latency_buckets()};
+};
+
+struct job_scheduler_options {
+  std::string pg_url;
+  std::string node_id;
+  /// Subject prefix (`<prefix>.jobs.<pipeline>`).
+  std::string prefix = "troupe";
+  /// Lease of a running job; renewed every lease / 4.
+  duration_ms lease{5000};
+  /// Longest sleep without looking at the store (a NOTIFY can be lost
+  /// while the connection is down).
+  duration_ms poll{1000};
+  /// Due jobs per transaction.
+  std::size_t batch = 256;
+  std::shared_ptr<scheduler_stats> stats;
+};
+
+class job_scheduler {
+public:
+  job_scheduler(std::shared_ptr<nats_client> nats, job_scheduler_options opts);
+  /// Stops the thread (at most one store call and one publish later).
+  ~job_scheduler();
+  job_scheduler(const job_scheduler&) = delete;
+  job_scheduler& operator=(const job_scheduler&) = delete;
+
+  void start();
+  void stop();
+
+  const std::shared_ptr<scheduler_stats>& stats() const { return stats_; }
+
+private:
+  void run();
+  /// Renews leases and rescues expired ones when it is time.
+  void keep_leases(std::chrono::steady_clock::time_point& next);
+  /// One pass over the due jobs; whether more may be due at once.
+  bool publish_pass();
+  std::size_t publish(const std::vector<due_job>& due);
+  void sleep_until_due(std::chrono::steady_clock::time_point renew_at);
+
+  std::shared_ptr<nats_client> nats_;
+  job_scheduler_options opts_;
+  std::shared_ptr<scheduler_stats> stats_;
+  std::unique_ptr<schedule_store> store_;
+  std::atomic<bool> stopping_{false};
+  std::thread thread_;
+  std::chrono::steady_clock::time_point quiet_until_{};
+};
+
+} // namespace troupe

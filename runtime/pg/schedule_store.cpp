@@ -1,0 +1,215 @@
+#include "runtime/pg/schedule_store.hpp"
+#include "runtime/pg/pg_url.hpp"
+
+#define PQXX_HAVE_OPTIONAL
+#include <pqxx/pqxx>
+
+#include "messages/errc.hpp"
+#include "messages/json_text.hpp"
+#include "runtime/common/redact.hpp"
+
+namespace troupe {
+
+namespace {
+
+// Due jobs, oldest first, by the partial index on run_at. Terminal rows
+// never wait (cancel clears run_at); the state test is a second guard.
+const char* const sql_due = R"SQL(
+select job_id, pipeline, state, gen + 1,
+  greatest(0, (extract(epoch from now() - run_at) * 1000)::bigint),
+  tenant, correlation_id, priority
+from jobs
+where run_at <= now()
+  and state not in ('succeeded', 'dead_lettered', 'cancelled')
+order by run_at
+limit $1
+for update skip locked
+)SQL";
+
+// Published: in the stream now, claimable only from this generation.
+const char* const sql_published = R"SQL(
+update jobs set run_at = null, gen = gen + 1, state = 'queued',
+  lease_owner = null, lease_until = null, updated_at = now()
+where job_id = any(array(select jsonb_array_elements_text($1::jsonb)))
+)SQL";
+
+// A job whose node stopped renewing its lease: due now, and fenced (epoch
+// + 1) so that a run still going on somewhere commits nothing.
+const char* const sql_rescue = R"SQL(
+update jobs set run_at = now(), epoch = epoch + 1, lease_until = null,
+  updated_at = now()
+where job_id in (
+  select job_id from jobs
+  where state in ('running', 'retrying') and run_at is null
+    and lease_until < now()
+  order by lease_until
+  limit $1
+  for update skip locked)
+returning job_id
+)SQL";
+
+const char* const sql_renew = R"SQL(
+update jobs set lease_until = now() + $2::bigint * interval '1 millisecond'
+where lease_owner = $1 and state in ('running', 'retrying')
+  and run_at is null
+)SQL";
+
+const char* const sql_next_due = R"SQL(
+select greatest(0, (extract(epoch from min(run_at) - now()) * 1000)::bigint)
+from jobs where run_at is not null
+)SQL";
+
+std::string wake_of(const std::string& state) {
+  if (state == "scheduled")
+    return "scheduled";
+  if (state == "retrying")
+    return "retry";
+  return "rescue";
+}
+
+struct due_listener : pqxx::notification_receiver {
+  due_listener(pqxx::connection_base& c, bool* flag)
+      : pqxx::notification_receiver(c, "troupe_due"), flag_(flag) {}
+  void operator()(const std::string&, int) override { *flag_ = true; }
+
+private:
+  bool* flag_;
+};
+
+} // namespace
+
+struct schedule_store::impl {
+  std::string url;
+  std::string node;
+  std::unique_ptr<pqxx::connection> conn;
+  std::unique_ptr<due_listener> listener;
+  bool notified = false;
+
+  pqxx::connection& connection() {
+    if (!conn) {
+      conn = std::make_unique<pqxx::connection>(with_connect_timeout(url));
+      conn->prepare("due", sql_due);
+      conn->prepare("published", sql_published);
+      conn->prepare("rescue", sql_rescue);
+      conn->prepare("renew", sql_renew);
+      conn->prepare("next_due", sql_next_due);
+      listener = std::make_unique<due_listener>(*conn, &notified);
+    }
+    return *conn;
+  }
+
+  void drop() {
+    listener.reset();
+    conn.reset();
+  }
+
+  /// Runs `f` on the connection; a lost connection is dropped (made again
+  /// on the next call) and reported as unavailable.
+  template <class F>
+  auto guarded(const char* what, F f)
+      -> caf::expected<decltype(f(std::declval<pqxx::connection&>()))> {
+    try {
+      return f(connection());
+    } catch (const pqxx::broken_connection& e) {
+      drop();
+      return make_error(errc::unavailable,
+                        std::string{what} + ": " + redact_text(e.what(), url));
+    } catch (const std::exception& e) {
+      // A statement that fails may leave the connection in any state.
+      drop();
+      return make_error(errc::internal,
+                        std::string{what} + ": " + redact_text(e.what(), url));
+    }
+  }
+};
+
+schedule_store::schedule_store(std::string pg_url, std::string node_id)
+    : impl_(std::make_unique<impl>()) {
+  impl_->url = std::move(pg_url);
+  impl_->node = std::move(node_id);
+}
+
+schedule_store::~schedule_store() = default;
+
+caf::expected<due_summary>
+schedule_store::publish_due(std::size_t limit, const due_publisher& publish) {
+  return impl_->guarded("publishing due jobs", [&](pqxx::connection& c) {
+    due_summary out;
+    pqxx::work w{c};
+    std::vector<due_job> due;
+    for (const auto& row :
+         w.exec_prepared("due", static_cast<std::int64_t>(limit))) {
+      due_job d;
+      d.job_id = row[0].as<std::string>();
+      d.pipeline = row[1].as<std::string>();
+      d.wake = wake_of(row[2].as<std::string>());
+      d.gen = row[3].as<std::int32_t>();
+      d.lag_ms = row[4].as<std::int64_t>();
+      d.tenant = row[5].as<std::string>();
+      d.correlation_id = row[6].as<std::string>();
+      d.priority = row[7].as<std::int32_t>();
+      due.push_back(std::move(d));
+    }
+    if (due.empty())
+      return out;
+    // The rows stay locked while they are published: a crash here rolls
+    // back, and the next pass publishes them again.
+    auto n = std::min(publish(due), due.size());
+    out.published = n;
+    out.failed = due.size() - n;
+    if (n == 0)
+      return out;
+    json_array_writer ids;
+    for (std::size_t i = 0; i < n; ++i) {
+      ids.str(due[i].job_id);
+      out.lags_ms.push_back(due[i].lag_ms);
+    }
+    w.exec_prepared("published", ids.done());
+    w.commit();
+    return out;
+  });
+}
+
+caf::expected<std::size_t> schedule_store::rescue_expired(std::size_t limit) {
+  return impl_->guarded("rescuing jobs", [&](pqxx::connection& c) {
+    pqxx::work w{c};
+    auto r = w.exec_prepared("rescue", static_cast<std::int64_t>(limit));
+    w.commit();
+    return static_cast<std::size_t>(r.size());
+  });
+}
+
+caf::expected<std::size_t> schedule_store::renew_leases(duration_ms lease) {
+  return impl_->guarded("renewing leases", [&](pqxx::connection& c) {
+    pqxx::work w{c};
+    auto r = w.exec_prepared("renew", impl_->node,
+                             static_cast<std::int64_t>(lease.count()));
+    w.commit();
+    return static_cast<std::size_t>(r.affected_rows());
+  });
+}
+
+caf::expected<std::optional<duration_ms>> schedule_store::next_due() {
+  return impl_->guarded("reading the next due job", [&](pqxx::connection& c) {
+    pqxx::nontransaction n{c};
+    auto r = n.exec_prepared1("next_due");
+    std::optional<duration_ms> out;
+    if (!r[0].is_null())
+      out = duration_ms{r[0].as<std::int64_t>()};
+    return out;
+  });
+}
+
+caf::expected<bool> schedule_store::wait_for_due(duration_ms timeout) {
+  return impl_->guarded("waiting for due jobs", [&](pqxx::connection& c) {
+    if (!impl_->notified) {
+      auto us = std::max<std::int64_t>(0, timeout.count()) * 1000;
+      c.await_notification(us / 1000000, us % 1000000);
+    }
+    bool got = impl_->notified;
+    impl_->notified = false;
+    return got;
+  });
+}
+
+} // namespace troupe

@@ -1,0 +1,327 @@
+// Time in the store (docs/scheduling.md), judged by PostgreSQL and the
+// stream: delayed jobs wait as rows, not messages; the SQL enqueue is
+// transactional; long retry waits outlive every node; a killed node's jobs
+// are rescued when its leases expire, long before ack_wait.
+#include <csignal>
+#include <memory>
+#include <thread>
+
+#define PQXX_HAVE_OPTIONAL
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <pqxx/pqxx>
+
+#include "child_process.hpp"
+#include "messages/errc.hpp"
+#include "runtime/nats/nats_client.hpp"
+#include "tests/support/db_probe.hpp"
+#include "tests/support/eventually.hpp"
+#include "tests/support/test_servers.hpp"
+
+using namespace troupe;
+using namespace troupe::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+class scheduling_test : public ::testing::Test {
+public:
+  static void SetUpTestSuite() {
+    servers_ = new test_servers();
+    write_file(servers_->dir() + "/node.toml", config_text());
+  }
+
+  static void TearDownTestSuite() {
+    delete servers_;
+    servers_ = nullptr;
+  }
+
+  // ack_wait is long on purpose: a test that passes cannot have been saved
+  // by a redelivery.
+  static std::string config_text() {
+    return R"([node]
+http = "127.0.0.1:0"
+drain_grace = "1s"
+store_retry_after = "1s"
+
+[cluster]
+heartbeat_interval = "250ms"
+failure_timeout = "2s"
+
+[nats]
+url = ")" + servers_->nats_url() +
+           R"("
+ack_wait = "60s"
+
+[postgres]
+url = ")" + servers_->pg_url() +
+           R"("
+
+[pipelines.quick]
+stages = [ { name = "only", kind = "noop" } ]
+
+[pipelines.backoff]
+stages = [
+  { name = "flaky", kind = "fault", fail_first = 1,
+    retry = { max_attempts = 3, initial = "6s", max = "6s", jitter = "none" } },
+]
+
+[pipelines.slow]
+max_in_flight = 500
+stages = [
+  { name = "s1", kind = "sleep", duration = "8s" },
+  { name = "s2", kind = "sleep", duration = "500ms" },
+]
+)";
+  }
+
+  std::unique_ptr<child_process> start_node(const std::string& id) {
+    auto node = std::make_unique<child_process>(
+        std::vector<std::string>{TROUPE_BINARY, "node", "--config",
+                                 servers_->dir() + "/node.toml", "--node-id",
+                                 id},
+        servers_->dir() + "/node-" + id + ".log");
+    EXPECT_TRUE(node->wait_for_output("ready", 60s)) << node->output();
+    return node;
+  }
+
+  std::shared_ptr<nats_client> client() {
+    return connect_client(servers_->nats_url());
+  }
+
+  static std::int64_t count(const std::string& sql) {
+    return count_rows(servers_->pg_url(), sql);
+  }
+
+  /// Whether the job's successful attempt began at least `ms` after its
+  /// failed one ended (both clocks are this machine's).
+  static bool waited(const std::string& id, int ms) {
+    return count("select count(*) from job_attempts a, job_attempts b "
+                 "where a.job_id = '" +
+                 id +
+                 "' and b.job_id = a.job_id "
+                 "and not a.ok and b.ok and b.started_at >= a.started_at + "
+                 "a.duration_ms * interval '1 millisecond' + " +
+                 std::to_string(ms) + " * interval '1 millisecond'") == 1;
+  }
+
+  static void exec(const std::string& sql) {
+    pqxx::connection c{servers_->pg_url()};
+    pqxx::work w{c};
+    w.exec(sql);
+    w.commit();
+  }
+
+  /// Messages of a pipeline's consumer delivered and not yet acked.
+  std::int64_t unacked(nats_client& nats, const std::string& pipeline) {
+    jsConsumerInfo* ci = nullptr;
+    auto s =
+        js_GetConsumerInfo(&ci, nats.js(), "TROUPE_JOBS",
+                           ("troupe_" + pipeline).c_str(), nullptr, nullptr);
+    if (s != NATS_OK)
+      return -1;
+    auto n = static_cast<std::int64_t>(ci->NumAckPending);
+    jsConsumerInfo_Destroy(ci);
+    return n;
+  }
+
+  static inline test_servers* servers_ = nullptr;
+};
+
+} // namespace
+
+TEST_F(scheduling_test, ADelayedJobWaitsAsARowNotAMessageThenRunsOnTime) {
+  auto node = start_node("delay-1");
+  auto nats = client();
+  auto published = std::chrono::system_clock::now();
+  // A direct publish with a header, and one with a body field.
+  ASSERT_TRUE(nats->js_publish_headers("troupe.jobs.quick",
+                                       R"({"payload":{"n":1}})", "delayed-h",
+                                       {{"Troupe-Delay", "3000"}}));
+  ASSERT_TRUE(nats->js_publish("troupe.jobs.quick",
+                               R"({"payload":{"n":2},"delay_ms":3000})",
+                               "delayed-b"));
+  ASSERT_TRUE(eventually([&] {
+    return count("select count(*) from jobs where job_id like 'delayed-%' "
+                 "and state = 'scheduled' and run_at is not null") == 2;
+  }));
+  // Acked: nothing waits in the stream or on the node.
+  EXPECT_TRUE(eventually([&] { return unacked(*nats, "quick") == 0; }, 10s));
+  ASSERT_TRUE(eventually([&] {
+    return count("select count(*) from jobs where job_id like 'delayed-%' "
+                 "and state = 'succeeded'") == 2;
+  }));
+  // Not before their time: each attempt started at least 3 s after its
+  // publication (the same clock: both servers run here).
+  auto sent_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                     published.time_since_epoch())
+                     .count();
+  EXPECT_EQ(count("select count(*) from job_attempts where job_id like "
+                  "'delayed-%' and extract(epoch from started_at) * 1000 >= " +
+                  std::to_string(sent_ms + 3000 - 50)),
+            2);
+  EXPECT_EQ(count("select count(*) from job_attempts where job_id like "
+                  "'delayed-%'"),
+            2);
+}
+
+TEST_F(scheduling_test, EnqueueInsideATransactionExistsOnlyIfItCommits) {
+  auto node = start_node("enqueue-1");
+  {
+    pqxx::connection c{servers_->pg_url()};
+    pqxx::work w{c};
+    for (int i = 0; i < 3; ++i)
+      w.exec("select troupe.enqueue('quick', '{\"rolled\":true}', "
+             "'rolled-" +
+             std::to_string(i) + "')");
+    w.abort();
+  }
+  std::vector<std::string> ids;
+  {
+    pqxx::connection c{servers_->pg_url()};
+    pqxx::work w{c};
+    w.exec("create table if not exists orders(id int primary key)");
+    w.exec("insert into orders values (1)");
+    for (int i = 0; i < 3; ++i)
+      ids.push_back(
+          w.exec1("select troupe.enqueue('quick', '{\"order\":1}')")[0]
+              .as<std::string>());
+    // The same key twice is one job.
+    auto a = w.exec1("select troupe.enqueue('quick', '{}', 'order-1-mail')");
+    auto b = w.exec1("select troupe.enqueue('quick', '{}', 'order-1-mail')");
+    EXPECT_EQ(a[0].as<std::string>(), b[0].as<std::string>());
+    ids.push_back(a[0].as<std::string>());
+    w.commit();
+  }
+  ASSERT_TRUE(eventually([&] {
+    return count("select count(*) from jobs where payload = "
+                 "'{\"order\":1}'::jsonb and state = 'succeeded'") == 3;
+  }));
+  ASSERT_TRUE(eventually([&] {
+    return count("select count(*) from jobs where job_id = 'order-1-mail' "
+                 "and state = 'succeeded'") == 1;
+  }));
+  EXPECT_EQ(count("select count(*) from jobs where job_id like 'rolled-%'"), 0);
+  // Each ran once.
+  for (auto& id : ids)
+    EXPECT_EQ(
+        count("select count(*) from job_attempts where job_id = '" + id + "'"),
+        1)
+        << id;
+  // Bad input is refused with a message that says what.
+  pqxx::connection c{servers_->pg_url()};
+  pqxx::work w{c};
+  try {
+    w.exec("select troupe.enqueue('no such pipeline!', '{}')");
+    ADD_FAILURE() << "a malformed pipeline name was enqueued";
+  } catch (const pqxx::sql_error& e) {
+    EXPECT_NE(std::string{e.what()}.find("not a pipeline name"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
+TEST_F(scheduling_test, AJobDueNowStartsAtOnceBehindManyScheduledLater) {
+  auto node = start_node("many-1");
+  exec("select troupe.enqueue('quick', '{}', 'later-' || i, "
+       "now() + interval '1 hour') from generate_series(1, 5000) i");
+  exec("select troupe.enqueue('quick', '{}', 'due-now')");
+  ASSERT_TRUE(eventually([&] {
+    return count("select count(*) from jobs where job_id = 'due-now' and "
+                 "state = 'succeeded'") == 1;
+  }));
+  EXPECT_EQ(count("select count(*) from jobs where job_id like 'later-%' and "
+                  "state = 'scheduled'"),
+            5000);
+  // Their hour comes (a short horizon here): every one runs, once.
+  exec("update jobs set run_at = now() + interval '1 second' where job_id "
+       "like 'later-%'");
+  ASSERT_TRUE(eventually(
+      [&] {
+        return count("select count(*) from jobs where job_id like 'later-%' "
+                     "and state = 'succeeded'") == 5000;
+      },
+      120s, 200ms));
+  EXPECT_EQ(count("select count(*) from job_attempts where job_id like "
+                  "'later-%'"),
+            5000);
+}
+
+TEST_F(scheduling_test, ALongBackoffOutlivesEveryNodeAndIsNotCutShort) {
+  auto node = start_node("backoff-1");
+  auto nats = client();
+  ASSERT_TRUE(
+      nats->js_publish("troupe.jobs.backoff", R"({"payload":{}})", "waits-6s"));
+  ASSERT_TRUE(eventually([&] {
+    return count("select count(*) from jobs where job_id = 'waits-6s' and "
+                 "state = 'retrying' and run_at is not null") == 1;
+  }));
+  EXPECT_TRUE(eventually([&] { return unacked(*nats, "backoff") == 0; }, 10s));
+  // Every node dies; a new one comes.
+  node->signal(SIGKILL);
+  node->wait(10s);
+  node = start_node("backoff-2");
+  ASSERT_TRUE(eventually([&] {
+    return count("select count(*) from jobs where job_id = 'waits-6s' and "
+                 "state = 'succeeded'") == 1;
+  }));
+  // The second attempt began no sooner than 6 s after the first ended.
+  EXPECT_TRUE(waited("waits-6s", 5950));
+  // The same across a drain.
+  ASSERT_TRUE(nats->js_publish("troupe.jobs.backoff", R"({"payload":{}})",
+                               "waits-drain"));
+  ASSERT_TRUE(eventually([&] {
+    return count("select count(*) from jobs where job_id = 'waits-drain' "
+                 "and state = 'retrying' and run_at is not null") == 1;
+  }));
+  node->signal(SIGTERM);
+  EXPECT_EQ(node->wait(30s), 0) << node->output();
+  node = start_node("backoff-3");
+  ASSERT_TRUE(eventually([&] {
+    return count("select count(*) from jobs where job_id = 'waits-drain' "
+                 "and state = 'succeeded'") == 1;
+  }));
+  EXPECT_TRUE(waited("waits-drain", 5950));
+}
+
+TEST_F(scheduling_test, AKilledNodesJobsAreRescuedLongBeforeAckWait) {
+  auto a = start_node("rescue-a");
+  auto nats = client();
+  const int jobs = 40;
+  for (int i = 0; i < jobs; ++i)
+    ASSERT_TRUE(nats->js_publish("troupe.jobs.slow", R"({"payload":{}})",
+                                 "rescue-" + std::to_string(i)));
+  // All running on a, in their first stage.
+  ASSERT_TRUE(eventually([&] {
+    return count("select count(*) from jobs where job_id like 'rescue-%' and "
+                 "state = 'running' and lease_owner = 'rescue-a'") == jobs;
+  }));
+  auto b = start_node("rescue-b");
+  auto killed = std::chrono::steady_clock::now();
+  a->signal(SIGKILL);
+  a->wait(10s);
+  // ack_wait is 60 s: only the lease (failure_timeout 2 s) can bring them
+  // back this soon.
+  ASSERT_TRUE(eventually(
+      [&] {
+        return count("select count(*) from jobs where job_id like 'rescue-%' "
+                     "and state = 'succeeded'") == jobs;
+      },
+      40s, 100ms));
+  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - killed);
+  std::cout << "[ info ] " << jobs << " jobs rescued and finished "
+            << took.count() << " ms after the kill\n";
+  // No stage completed twice, and b ran every second stage.
+  EXPECT_EQ(count("select count(*) from (select job_id, stage_index from "
+                  "job_attempts where job_id like 'rescue-%' and ok group by "
+                  "1, 2 having count(*) > 1) d"),
+            0);
+  EXPECT_EQ(count("select count(*) from stage_checkpoints where job_id like "
+                  "'rescue-%'"),
+            2 * jobs);
+  EXPECT_EQ(count("select count(*) from job_attempts where job_id like "
+                  "'rescue-%' and stage_index = 1 and node = 'rescue-b' and "
+                  "ok"),
+            jobs);
+}
