@@ -33,6 +33,7 @@
 
 #include "bench/bench_common.hpp"
 #include "bench/bench_node.hpp"
+#include "bench/bench_scheduler.hpp"
 #include "bench/ceilings.hpp"
 #include "messages/errc.hpp"
 #include "runtime/cli/local_servers.hpp"
@@ -389,6 +390,14 @@ public:
     out_.push_back(retry);
   }
 
+  void scheduler_path() {
+    start_node(true);
+    control("unpause", "one");
+    auto figs =
+        scheduler_figures({pg_.url(), node_pid_, "one", o_.runs, o_.quick});
+    out_.insert(out_.end(), figs.begin(), figs.end());
+  }
+
   void exec_path() {
     int count = n(2000, 200);
     figure ex{"exec", "1 exec stage running /bin/cat", "jobs/s", {}, ""};
@@ -468,6 +477,7 @@ int run(const options& o) {
   step("latency", [&] { b.latency(); });
   step("retry", [&] { b.retry_path(); });
   step("exec", [&] { b.exec_path(); });
+  step("scheduler", [&] { b.scheduler_path(); });
   auto t = b.table();
   std::fputs(t.c_str(), stdout);
   if (!o.markdown.empty())

@@ -171,6 +171,10 @@ std::string encode_submit_ok(std::string_view job_id) {
   return json{{"ok", true}, {"job_id", job_id}}.dump();
 }
 
+std::string encode_submit_duplicate(std::string_view job_id) {
+  return json{{"ok", true}, {"job_id", job_id}, {"duplicate", true}}.dump();
+}
+
 std::string encode_submit_error(std::string_view code,
                                 std::string_view message) {
   return json{{"ok", false}, {"error", {{"code", code}, {"message", message}}}}

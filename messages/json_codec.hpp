@@ -51,6 +51,10 @@ std::string encode_submission(const submission& s);
 /// `{"ok":true,"job_id":...}`
 std::string encode_submit_ok(std::string_view job_id);
 
+/// `{"ok":true,"job_id":...,"duplicate":true}`: the key names a job that
+/// exists; nothing new was submitted.
+std::string encode_submit_duplicate(std::string_view job_id);
+
 /// `{"ok":false,"error":{"code":...,"message":...}}`
 std::string encode_submit_error(std::string_view code,
                                 std::string_view message);

@@ -331,6 +331,7 @@ caf::error node::impl::start_edges() {
   api_pool = std::make_shared<blocking_pool>(4, 4096);
   api = std::make_unique<submit_api>(nats, cfg.nats, names, limits, api_pool);
   api->set_tenants(cfg.tenants);
+  api->set_presence(std::make_shared<job_presence>(cfg.postgres.url));
   if (jmetrics)
     api->on_accepted(
         [m = jmetrics](const std::string& p) { m->on_submitted(p); });

@@ -1,4 +1,5 @@
 #include "runtime/node/submit_api.hpp"
+#include "runtime/pg/job_presence.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -27,6 +28,7 @@ struct submit_api::impl {
   std::atomic<std::int64_t> rejected{0};
   std::atomic<std::int64_t> misdirected{0};
   std::function<void(const std::string&)> on_accepted;
+  std::shared_ptr<job_presence> presence;
   tenants_config tenants;
   /// Token buckets per tenant: tokens and when they were last topped up.
   struct bucket {
@@ -114,6 +116,7 @@ route_submission(std::string_view body, const std::set<std::string>& pipelines,
   out.tenant = sub->tenant;
   out.subject = subj.jobs(sub->pipeline);
   out.job_id = sub->key.empty() ? generate_job_id() : sub->key;
+  out.keyed = !sub->key.empty();
   sub->pipeline.clear();
   sub->key.clear();
   out.body = encode_submission(*sub);
@@ -127,6 +130,27 @@ void respond(nats_client& nats, const std::string& reply,
   if (reply.empty())
     return;
   nats.publish(reply, body);
+}
+
+/// A key that names a job in the store: the same job again (`duplicate`),
+/// or another pipeline's (`conflict`). Nothing is published either way.
+bool answered_as_existing(submit_api::impl& im, const routed_submission& r,
+                          const std::string& reply) {
+  if (!r.keyed || !im.presence)
+    return false;
+  auto pipeline = im.presence->pipeline_of(r.job_id);
+  if (!pipeline || pipeline->empty())
+    return false; // unknown, or the store is away: the stream de-duplicates
+  if (*pipeline != r.pipeline) {
+    ++im.rejected;
+    respond(*im.nats, reply,
+            encode_submit_error("conflict", "key '" + r.job_id +
+                                                "' is a job of pipeline '" +
+                                                *pipeline + "'"));
+    return true;
+  }
+  respond(*im.nats, reply, encode_submit_duplicate(r.job_id));
+  return true;
 }
 
 void handle(const std::shared_ptr<submit_api::impl>& im, std::string body,
@@ -154,6 +178,8 @@ void handle(const std::shared_ptr<submit_api::impl>& im, std::string body,
                           "' (unknown tenants are not allowed)"));
     return;
   }
+  if (answered_as_existing(*im, *routed, reply))
+    return;
   if (auto wait = im->admit(routed->tenant); wait > 0) {
     ++im->rejected;
     const auto& lim = im->tenants.of(routed->tenant);
@@ -190,6 +216,10 @@ void handle(const std::shared_ptr<submit_api::impl>& im, std::string body,
     respond(*im->nats, reply,
             encode_submit_error("unavailable", "job not accepted, retry: " +
                                                    describe(seq.error())));
+    return;
+  }
+  if (duplicate) {
+    respond(*im->nats, reply, encode_submit_duplicate(routed->job_id));
     return;
   }
   ++im->accepted;
@@ -255,6 +285,10 @@ void submit_api::set_tenants(tenants_config cfg) {
 std::map<std::string, std::int64_t> submit_api::rate_limited() const {
   std::lock_guard<std::mutex> guard{impl_->tenant_mtx};
   return impl_->limited;
+}
+
+void submit_api::set_presence(std::shared_ptr<job_presence> presence) {
+  impl_->presence = std::move(presence);
 }
 
 void submit_api::on_accepted(std::function<void(const std::string&)> fn) {

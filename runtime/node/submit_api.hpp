@@ -24,6 +24,7 @@
 namespace troupe {
 
 class blocking_pool;
+class job_presence;
 
 /// Result of validating and routing one submission, before publishing.
 struct routed_submission {
@@ -32,6 +33,8 @@ struct routed_submission {
   std::string subject;
   std::string job_id;
   std::string body;
+  /// The client named the job (`key`), rather than troupe.
+  bool keyed = false;
 };
 
 /// Validates an API request body: JSON shape, known pipeline, size limits.
@@ -52,6 +55,12 @@ public:
 
   submit_api(const submit_api&) = delete;
   submit_api& operator=(const submit_api&) = delete;
+
+  /// Where keys are looked up before publishing: a key that names a job
+  /// in the store is answered `duplicate` whatever the time since its
+  /// first submission (JetStream's duplicate window is only minutes). Set
+  /// before start(); without it only the window de-duplicates.
+  void set_presence(std::shared_ptr<job_presence> presence);
 
   /// Called (on a worker thread) for every accepted submission; set
   /// before start().

@@ -14,6 +14,7 @@ struct job_presence::connection {
     c.prepare("present",
               "select job_id from jobs where job_id = "
               "any(array(select jsonb_array_elements_text($1::jsonb)))");
+    c.prepare("pipeline", "select pipeline from jobs where job_id = $1");
   }
   pqxx::connection c;
 };
@@ -43,6 +44,23 @@ job_presence::existing(const std::vector<std::string>& job_ids) {
     conn_.reset();
     spdlog::debug("intake: job presence check failed ({}): {}",
                   redact_url(url_), redact_text(e.what(), url_));
+    return std::nullopt;
+  }
+}
+
+std::optional<std::string>
+job_presence::pipeline_of(const std::string& job_id) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  try {
+    if (!conn_)
+      conn_ = std::make_unique<connection>(url_);
+    pqxx::nontransaction t{conn_->c};
+    auto r = t.exec_prepared("pipeline", job_id);
+    return r.empty() ? std::string{} : r[0][0].as<std::string>();
+  } catch (const std::exception& e) {
+    conn_.reset();
+    spdlog::debug("job lookup failed ({}): {}", redact_url(url_),
+                  redact_text(e.what(), url_));
     return std::nullopt;
   }
 }

@@ -29,6 +29,10 @@ public:
   std::optional<std::unordered_set<std::string>>
   existing(const std::vector<std::string>& job_ids);
 
+  /// The pipeline of job `job_id`: "" if there is no such job, nullopt if
+  /// PostgreSQL could not be asked. Thread-safe.
+  std::optional<std::string> pipeline_of(const std::string& job_id);
+
 private:
   std::string url_;
   std::mutex mtx_;

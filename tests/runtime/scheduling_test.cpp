@@ -52,6 +52,7 @@ failure_timeout = "2s"
 url = ")" + servers_->nats_url() +
            R"("
 ack_wait = "60s"
+duplicate_window = "1s"
 
 [postgres]
 url = ")" + servers_->pg_url() +
@@ -287,7 +288,7 @@ TEST_F(scheduling_test, ALongBackoffOutlivesEveryNodeAndIsNotCutShort) {
 TEST_F(scheduling_test, AKilledNodesJobsAreRescuedLongBeforeAckWait) {
   auto a = start_node("rescue-a");
   auto nats = client();
-  const int jobs = 40;
+  const int jobs = 200;
   for (int i = 0; i < jobs; ++i)
     ASSERT_TRUE(nats->js_publish("troupe.jobs.slow", R"({"payload":{}})",
                                  "rescue-" + std::to_string(i)));
@@ -297,6 +298,7 @@ TEST_F(scheduling_test, AKilledNodesJobsAreRescuedLongBeforeAckWait) {
                  "state = 'running' and lease_owner = 'rescue-a'") == jobs;
   }));
   auto b = start_node("rescue-b");
+  auto c = start_node("rescue-c");
   auto killed = std::chrono::steady_clock::now();
   a->signal(SIGKILL);
   a->wait(10s);
@@ -312,7 +314,7 @@ TEST_F(scheduling_test, AKilledNodesJobsAreRescuedLongBeforeAckWait) {
       std::chrono::steady_clock::now() - killed);
   std::cout << "[ info ] " << jobs << " jobs rescued and finished "
             << took.count() << " ms after the kill\n";
-  // No stage completed twice, and b ran every second stage.
+  // No stage completed twice, and the live nodes ran every second stage.
   EXPECT_EQ(count("select count(*) from (select job_id, stage_index from "
                   "job_attempts where job_id like 'rescue-%' and ok group by "
                   "1, 2 having count(*) > 1) d"),
@@ -321,7 +323,45 @@ TEST_F(scheduling_test, AKilledNodesJobsAreRescuedLongBeforeAckWait) {
                   "'rescue-%'"),
             2 * jobs);
   EXPECT_EQ(count("select count(*) from job_attempts where job_id like "
-                  "'rescue-%' and stage_index = 1 and node = 'rescue-b' and "
-                  "ok"),
+                  "'rescue-%' and stage_index = 1 and node in ('rescue-b', "
+                  "'rescue-c') and ok"),
             jobs);
+}
+
+TEST_F(scheduling_test, AKeySubmittedAgainLongAfterTheWindowIsTheSameJob) {
+  auto node = start_node("unique-1");
+  auto nats = client();
+  auto submit = [&](const std::string& pipeline) {
+    auto r = nats->request("troupe.api.v1.submit",
+                           nlohmann::json{{"pipeline", pipeline},
+                                          {"key", "uniq-1"},
+                                          {"payload", {{"n", 1}}}}
+                               .dump(),
+                           5000);
+    EXPECT_TRUE(r) << describe(r.error());
+    return r ? nlohmann::json::parse(*r) : nlohmann::json{};
+  };
+  auto first = submit("backoff");
+  ASSERT_EQ(first.value("job_id", ""), "uniq-1") << first.dump();
+  EXPECT_FALSE(first.contains("duplicate"));
+  ASSERT_TRUE(eventually([&] {
+    return count("select count(*) from jobs where job_id = 'uniq-1' and "
+                 "state = 'retrying' and run_at is not null") == 1;
+  }));
+  // Far past the stream's duplicate window (1 s here), the job waiting in
+  // the store: the same id comes back, and nothing new is published.
+  std::this_thread::sleep_for(std::chrono::milliseconds{2500});
+  auto again = submit("backoff");
+  EXPECT_EQ(again.value("job_id", ""), "uniq-1") << again.dump();
+  EXPECT_TRUE(again.value("duplicate", false)) << again.dump();
+  auto elsewhere = submit("quick");
+  EXPECT_FALSE(elsewhere.value("ok", true)) << elsewhere.dump();
+  EXPECT_EQ(elsewhere["error"].value("code", ""), "conflict");
+  ASSERT_TRUE(eventually([&] {
+    return count("select count(*) from jobs where job_id = 'uniq-1' and "
+                 "state = 'succeeded'") == 1;
+  }));
+  EXPECT_EQ(count("select count(*) from job_attempts where job_id = "
+                  "'uniq-1'"),
+            2); // the failure and its retry, nothing more
 }
