@@ -23,11 +23,12 @@ void enqueue(pqxx::connection& c, const scheduler_env& env,
              const std::string& tag, int n, double rate, double lead_s) {
   pqxx::work w{c};
   w.exec_params(
-      "with t as (select now() + $4 * interval '1 second' as start) "
+      "with t as (select now() + $4::float8 * interval '1 second' as start) "
       "select troupe.enqueue($1, jsonb_build_object('due_ms', "
       "extract(epoch from d) * 1000), $2 || '-' || i, d) from t, "
-      "generate_series(1, $3) i, lateral (select t.start + case when $5 > 0 "
-      "then (i / $5) * interval '1 second' else interval '0' end as d) x",
+      "generate_series(1, $3::int) i, lateral (select t.start + case when "
+      "$5::float8 > 0 then (i / $5::float8) * interval '1 second' else "
+      "interval '0' end as d) x",
       env.pipeline, tag, n, lead_s, rate);
   w.commit();
 }

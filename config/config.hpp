@@ -216,6 +216,23 @@ struct tenants_config {
   }
 };
 
+/// `[schedules.<name>]`: a job on a cron schedule (docs/scheduling.md).
+struct schedule_config {
+  std::string name;
+  /// Cron expression (config/cron.hpp), checked when read.
+  std::string cron;
+  /// IANA time zone the expression is read in.
+  std::string timezone = "UTC";
+  std::string pipeline;
+  /// The jobs' payload, JSON text.
+  std::string payload = "null";
+  /// "allow" a slot's job while the previous one still runs, or "skip" it.
+  std::string overlap = "allow";
+  /// Slots missed while no node ran the schedule: "none", "last" (one job
+  /// for the newest) or "all" (one per slot, the newest 100 at most).
+  std::string catch_up = "last";
+};
+
 struct troupe_config {
   node_config node;
   nats_config nats;
@@ -225,6 +242,8 @@ struct troupe_config {
   tenants_config tenants;
   /// Pipelines by name.
   std::map<std::string, pipeline_config> pipelines;
+  /// Cron schedules by name.
+  std::map<std::string, schedule_config> schedules;
   /// Where the configuration was read from ("" for built-in defaults).
   std::string source;
 };

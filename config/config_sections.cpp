@@ -281,7 +281,7 @@ void read_document(reader& r, const toml::table& root,
                    const config_context& ctx, troupe_config& cfg) {
   r.check_keys(root, "",
                {"node", "nats", "postgres", "cluster", "retention", "tenants",
-                "pipelines"});
+                "pipelines", "schedules"});
   // Sections are read in this order; problems on one line keep it
   // (parse_config sorts them by line, stably).
   using section_reader = void (*)(reader&, const toml::table&, troupe_config&);
@@ -294,6 +294,8 @@ void read_document(reader& r, const toml::table& root,
       read(r, *t, cfg);
   if (auto* t = section(r, root, "pipelines"))
     read_pipelines(r, *t, ctx, cfg);
+  if (auto* t = section(r, root, "schedules"))
+    read_schedules(r, *t, cfg);
 }
 
 } // namespace troupe::config_detail

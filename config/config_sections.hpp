@@ -7,6 +7,8 @@
 #include <set>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
 #include "config/config_reader.hpp"
 
 namespace troupe::config_detail {
@@ -21,6 +23,12 @@ bool check_env_patterns(reader& r, const toml::node* n,
 void read_stage(reader& r, const toml::node& n, const std::string& path,
                 const config_context& ctx, pipeline_config& pc,
                 std::set<std::string>& names);
+
+/// A TOML value as JSON (dates and times become their TOML text).
+nlohmann::json to_json(const toml::node& n);
+
+/// [schedules.<name>] (config/config_schedules.cpp); needs the pipelines.
+void read_schedules(reader& r, const toml::table& t, troupe_config& cfg);
 
 /// Reads every section of `root` into `cfg`; problems go to `r` in reading
 /// order (parse_config sorts them by line afterwards).

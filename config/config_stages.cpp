@@ -33,8 +33,6 @@ bool check_env_patterns(reader& r, const toml::node* n,
   return ok;
 }
 
-namespace {
-
 nlohmann::json to_json(const toml::node& n) {
   switch (n.type()) {
   case toml::node_type::string:
@@ -66,6 +64,8 @@ nlohmann::json to_json(const toml::node& n) {
     });
   }
 }
+
+namespace {
 
 void read_retry(reader& r, const toml::node& n, const std::string& path,
                 retry_policy& p) {

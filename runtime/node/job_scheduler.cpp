@@ -1,5 +1,6 @@
 #include "runtime/node/job_scheduler.hpp"
 #include "runtime/nats/nats_client.hpp"
+#include "runtime/pg/cron_store.hpp"
 #include "runtime/pg/schedule_store.hpp"
 
 #include <algorithm>
@@ -24,7 +25,8 @@ job_scheduler::job_scheduler(std::shared_ptr<nats_client> nats,
                              job_scheduler_options opts)
     : nats_(std::move(nats)), opts_(std::move(opts)),
       stats_(opts_.stats ? opts_.stats : std::make_shared<scheduler_stats>()),
-      store_(std::make_unique<schedule_store>(opts_.pg_url, opts_.node_id)) {}
+      store_(std::make_unique<schedule_store>(opts_.pg_url, opts_.node_id)),
+      cron_(std::make_unique<cron_store>(opts_.pg_url, opts_.node_id)) {}
 
 job_scheduler::~job_scheduler() {
   stop();
@@ -44,6 +46,7 @@ void job_scheduler::run() {
   auto renew_at = clock_type::now();
   while (!stopping_) {
     keep_leases(renew_at);
+    keep_schedules();
     if (publish_pass())
       continue; // a full batch: more are due now
     sleep_until_due(renew_at);
@@ -69,6 +72,24 @@ void job_scheduler::keep_leases(clock_type::time_point& next) {
     spdlog::warn("scheduler: {} job(s) whose node stopped renewing its "
                  "lease are published again",
                  *rescued);
+  }
+}
+
+void job_scheduler::keep_schedules() {
+  if (!registered_) {
+    auto err = cron_->register_schedules(opts_.schedules);
+    if (err) {
+      ++stats_->store_failures;
+      return;
+    }
+    registered_ = true;
+  }
+  auto fired = cron_->fire_due();
+  if (!fired) {
+    ++stats_->store_failures;
+    spdlog::warn("scheduler: {}", describe(fired.error()));
+  } else {
+    stats_->fired += static_cast<std::int64_t>(*fired);
   }
 }
 
@@ -134,6 +155,8 @@ void job_scheduler::sleep_until_due(clock_type::time_point renew_at) {
   else if (auto next = store_->next_due(); next && *next)
     // Due now but locked by another node's pass: look again shortly.
     wait = std::min(wait, std::max(**next, duration_ms{10}));
+  if (auto slot = cron_->next_slot(); slot && *slot)
+    wait = std::min(wait, std::max(**slot, duration_ms{10}));
   auto deadline = std::min(clock_type::now() + wait, renew_at);
   while (!stopping_) {
     auto left =

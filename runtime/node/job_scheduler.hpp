@@ -14,6 +14,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -23,6 +24,7 @@
 
 namespace troupe {
 
+class cron_store;
 class nats_client;
 class schedule_store;
 struct due_job;
@@ -34,6 +36,8 @@ struct scheduler_stats {
   std::atomic<std::int64_t> rescued{0};
   std::atomic<std::int64_t> renewed{0};
   std::atomic<std::int64_t> store_failures{0};
+  /// Jobs fired by cron schedules.
+  std::atomic<std::int64_t> fired{0};
   /// How late each job was published after its time.
   histogram lag_seconds{latency_buckets()};
 };
@@ -50,6 +54,8 @@ struct job_scheduler_options {
   duration_ms poll{1000};
   /// Due jobs per transaction.
   std::size_t batch = 256;
+  /// This node's cron schedules, registered in the store at start.
+  std::map<std::string, schedule_config> schedules;
   std::shared_ptr<scheduler_stats> stats;
 };
 
@@ -70,6 +76,8 @@ private:
   void run();
   /// Renews leases and rescues expired ones when it is time.
   void keep_leases(std::chrono::steady_clock::time_point& next);
+  /// Registers the schedules (until it succeeds) and fires due slots.
+  void keep_schedules();
   /// One pass over the due jobs; whether more may be due at once.
   bool publish_pass();
   std::size_t publish(const std::vector<due_job>& due);
@@ -79,6 +87,8 @@ private:
   job_scheduler_options opts_;
   std::shared_ptr<scheduler_stats> stats_;
   std::unique_ptr<schedule_store> store_;
+  std::unique_ptr<cron_store> cron_;
+  bool registered_ = false;
   std::atomic<bool> stopping_{false};
   std::thread thread_;
   std::chrono::steady_clock::time_point quiet_until_{};

@@ -449,12 +449,31 @@ void add_cluster_verbs(admin_bridge& bridge, const ctx_ptr& ctx) {
         [ctx, pause](const json& req) { return set_paused(ctx, req, pause); });
 }
 
+/// Cron schedules: list, pause, resume, trigger (docs/scheduling.md).
+void add_schedule_verbs(admin_bridge& bridge, const ctx_ptr& ctx) {
+  bridge.add_read("schedules", [ctx](const json&) {
+    return json{{"schedules", ctx->store->list_schedules()}};
+  });
+  bridge.add_control("schedule", {"name", "action"}, [ctx](const json& req) {
+    auto name = need_string(req, "name");
+    auto action = need_string(req, "action");
+    if (action == "pause" || action == "resume")
+      return ctx->store->set_schedule_paused(name, action == "pause");
+    if (action == "trigger")
+      return ctx->store->trigger_schedule(name);
+    throw admin_failure("invalid_request",
+                        "action must be pause, resume or trigger (got '" +
+                            action + "')");
+  });
+}
+
 } // namespace
 
 void add_node_admin_verbs(admin_bridge& bridge, ctx_ptr ctx) {
   add_read_verbs(bridge, ctx);
   add_local_verbs(bridge, ctx);
   add_cluster_verbs(bridge, ctx);
+  add_schedule_verbs(bridge, ctx);
 }
 
 } // namespace troupe

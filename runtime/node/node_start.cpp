@@ -357,6 +357,7 @@ caf::error node::impl::start_scheduler() {
   so.node_id = id();
   so.prefix = cfg.nats.prefix;
   so.lease = job_lease();
+  so.schedules = cfg.schedules;
   scheduler = std::make_unique<job_scheduler>(nats, so);
   scheduler->start();
   on_stop("scheduler", [this] { scheduler.reset(); });

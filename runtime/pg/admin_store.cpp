@@ -9,43 +9,17 @@
 
 #include "messages/job.hpp"
 #include "runtime/common/admin_failure.hpp"
+#include "runtime/pg/admin_store_impl.hpp"
 #include "runtime/pg/admin_store_rows.hpp"
 
 namespace troupe {
 
 using json = nlohmann::json;
 
-struct admin_store::connection_box {
-  explicit connection_box(const std::string& url) : c(url) {}
-  pqxx::connection c;
-};
-
 admin_store::admin_store(std::string pg_url)
     : url_(with_connect_timeout(std::move(pg_url))) {}
 
 admin_store::~admin_store() = default;
-
-template <class F>
-auto admin_store::with_connection(const char* what, F&& fn) {
-  std::lock_guard<std::mutex> guard{mtx_};
-  for (int attempt = 1;; ++attempt) {
-    try {
-      if (!conn_ || !conn_->c.is_open())
-        conn_ = std::make_unique<connection_box>(url_);
-      return fn(conn_->c);
-    } catch (const pqxx::broken_connection& e) {
-      conn_.reset();
-      if (attempt == 2)
-        throw admin_failure("unavailable",
-                            std::string{what} +
-                                ": PostgreSQL is unreachable: " + e.what());
-    } catch (const admin_failure&) {
-      throw;
-    } catch (const std::exception& e) {
-      throw admin_failure("store_error", std::string{what} + ": " + e.what());
-    }
-  }
-}
 
 json admin_store::list_jobs(const job_filter& f) {
   if (!f.state.empty()) {

@@ -115,6 +115,17 @@ public:
   /// pending dead letters, paused.
   nlohmann::json pipeline_counts();
 
+  /// Cron schedules (runtime/pg/admin_store_schedules.cpp): each with its
+  /// next and last slot and the state of its last job.
+  nlohmann::json list_schedules();
+
+  /// Pauses or resumes a schedule; unknown_schedule if there is none.
+  nlohmann::json set_schedule_paused(const std::string& name, bool paused);
+
+  /// Fires a schedule's job now (`<name>@manual-<ms>`), whatever its
+  /// slots; returns the job id.
+  nlohmann::json trigger_schedule(const std::string& name);
+
 private:
   template <class F>
   auto with_connection(const char* what, F&& fn);

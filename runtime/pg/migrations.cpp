@@ -167,6 +167,24 @@ begin
 end
 $fn$;
 )SQL"},
+    {5, "cron schedules", R"SQL(
+create table schedules (
+  name        text primary key,
+  cron        text not null,
+  timezone    text not null,
+  pipeline    text not null,
+  payload     jsonb,
+  overlap     text not null check (overlap in ('allow', 'skip')),
+  catch_up    text not null check (catch_up in ('none', 'last', 'all')),
+  paused      boolean not null default false,
+  -- The next slot to fire (null: not computed yet), and the last fired.
+  next_at     timestamptz,
+  last_at     timestamptz,
+  last_job    text,
+  node        text not null,
+  updated_at  timestamptz not null default now()
+);
+)SQL"},
 };
 
 caf::error db_error(const std::exception& e, const char* what) {

@@ -1,12 +1,7 @@
 #include "runtime/pg/schedule_store.hpp"
-#include "runtime/pg/pg_url.hpp"
+#include "runtime/pg/lazy_connection.hpp"
 
-#define PQXX_HAVE_OPTIONAL
-#include <pqxx/pqxx>
-
-#include "messages/errc.hpp"
 #include "messages/json_text.hpp"
-#include "runtime/common/redact.hpp"
 
 namespace troupe {
 
@@ -79,55 +74,33 @@ private:
 } // namespace
 
 struct schedule_store::impl {
-  std::string url;
   std::string node;
-  std::unique_ptr<pqxx::connection> conn;
   std::unique_ptr<due_listener> listener;
   bool notified = false;
+  lazy_connection db;
 
-  pqxx::connection& connection() {
-    if (!conn) {
-      conn = std::make_unique<pqxx::connection>(with_connect_timeout(url));
-      conn->prepare("due", sql_due);
-      conn->prepare("published", sql_published);
-      conn->prepare("rescue", sql_rescue);
-      conn->prepare("renew", sql_renew);
-      conn->prepare("next_due", sql_next_due);
-      listener = std::make_unique<due_listener>(*conn, &notified);
-    }
-    return *conn;
-  }
+  impl(std::string url, std::string node_id)
+      : node(std::move(node_id)),
+        db(
+            std::move(url),
+            [this](pqxx::connection& c) {
+              c.prepare("due", sql_due);
+              c.prepare("published", sql_published);
+              c.prepare("rescue", sql_rescue);
+              c.prepare("renew", sql_renew);
+              c.prepare("next_due", sql_next_due);
+              listener = std::make_unique<due_listener>(c, &notified);
+            },
+            [this] { listener.reset(); }) {}
 
-  void drop() {
-    listener.reset();
-    conn.reset();
-  }
-
-  /// Runs `f` on the connection; a lost connection is dropped (made again
-  /// on the next call) and reported as unavailable.
   template <class F>
-  auto guarded(const char* what, F f)
-      -> caf::expected<decltype(f(std::declval<pqxx::connection&>()))> {
-    try {
-      return f(connection());
-    } catch (const pqxx::broken_connection& e) {
-      drop();
-      return make_error(errc::unavailable,
-                        std::string{what} + ": " + redact_text(e.what(), url));
-    } catch (const std::exception& e) {
-      // A statement that fails may leave the connection in any state.
-      drop();
-      return make_error(errc::internal,
-                        std::string{what} + ": " + redact_text(e.what(), url));
-    }
+  auto guarded(const char* what, F f) {
+    return db.run(what, std::move(f));
   }
 };
 
 schedule_store::schedule_store(std::string pg_url, std::string node_id)
-    : impl_(std::make_unique<impl>()) {
-  impl_->url = std::move(pg_url);
-  impl_->node = std::move(node_id);
-}
+    : impl_(std::make_unique<impl>(std::move(pg_url), std::move(node_id))) {}
 
 schedule_store::~schedule_store() = default;
 

@@ -8,6 +8,7 @@
 
 #include "messages/json_codec.hpp"
 #include "runtime/client/admin_client.hpp"
+#include "runtime/shell/shell_commands.hpp"
 #include "runtime/shell/shell_reply.hpp"
 
 namespace troupe {
@@ -15,216 +16,6 @@ namespace troupe {
 using json = nlohmann::json;
 using namespace std::chrono_literals;
 using namespace shell_detail;
-// -- the command table
-// ---------------------------------------------------------
-
-struct shell_session::command {
-  std::string name;
-  std::string usage;
-  std::string summary;
-  /// Flags taking a value, and flags that are switches.
-  std::vector<std::string> value_flags;
-  std::vector<std::string> switches;
-  std::size_t min_args = 0;
-  std::size_t max_args = 0;
-  /// Kind of the positional argument for completion ("pipeline", "node").
-  std::string arg_kind;
-};
-
-namespace {
-
-// long: one entry per shell command (name, usage, help, options,
-// completion); a table reads best in one piece.
-const std::vector<shell_session::command>& commands() {
-  static const std::vector<shell_session::command> table = {
-      {"nodes",
-       "nodes",
-       "cluster members: state, health, load, uptime, last heartbeat",
-       {},
-       {},
-       0,
-       0,
-       ""},
-      {"pipelines",
-       "pipelines",
-       "per pipeline: jobs by state, in flight/capacity, nodes, paused",
-       {},
-       {},
-       0,
-       0,
-       ""},
-      {"stats",
-       "stats",
-       "cluster totals: jobs by state, rates over the last minute, retries, "
-       "dead letters",
-       {},
-       {},
-       0,
-       0,
-       ""},
-      {"jobs",
-       "jobs [--pipeline P] [--state S] [--tenant T] [--since 10m] [--limit N] "
-       "[--after ID]",
-       "list jobs, newest first; --after continues from a previous page",
-       {"--pipeline", "--state", "--tenant", "--since", "--limit", "--after"},
-       {},
-       0,
-       0,
-       ""},
-      {"job",
-       "job ID [--full]",
-       "one job: state, each stage with its attempts (every life), payload, "
-       "result, events; --full shows large values whole",
-       {},
-       {"--full"},
-       1,
-       1,
-       "job"},
-      {"tree",
-       "tree NODE|all [--limit N]",
-       "the live supervision tree of a node: pipeline supervisors, job "
-       "actors, stage actors",
-       {"--limit"},
-       {},
-       1,
-       1,
-       "node"},
-      {"watch",
-       "watch [--pipeline P] [--job ID] [--count N] [--for 30s]",
-       "live events until Ctrl-C (or N events, or a duration)",
-       {"--pipeline", "--job", "--count", "--for"},
-       {},
-       0,
-       0,
-       ""},
-      {"retry",
-       "retry ID [--from-stage S]",
-       "run a job again now: skips a retry wait, or starts a new life of a "
-       "finished job from stage S (name or index)",
-       {"--from-stage"},
-       {},
-       1,
-       1,
-       "job"},
-      {"dlq",
-       "dlq [--pipeline P] [--limit N]",
-       "dead-lettered jobs, newest first",
-       {"--pipeline", "--limit"},
-       {},
-       0,
-       0,
-       ""},
-      {"replay",
-       "replay ID [--from-stage S] | replay --all [--pipeline P]",
-       "start a new life of dead-lettered jobs (from the stage that failed)",
-       {"--from-stage", "--pipeline", "--limit"},
-       {"--all"},
-       0,
-       1,
-       "job"},
-      {"cancel",
-       "cancel ID [--pipeline P]",
-       "cancel a job wherever it is: running or waiting on any node, or "
-       "still in the stream (then give --pipeline)",
-       {"--pipeline"},
-       {},
-       1,
-       1,
-       "job"},
-      {"drain",
-       "drain NODE",
-       "a node stops fetching, finishes in-flight jobs, leaves",
-       {},
-       {},
-       1,
-       1,
-       "node"},
-      {"resume",
-       "resume NODE",
-       "cancel a drain that has not finished",
-       {},
-       {},
-       1,
-       1,
-       "node"},
-      {"pause",
-       "pause PIPELINE",
-       "no node fetches jobs of the pipeline (cluster-wide, persistent)",
-       {},
-       {},
-       1,
-       1,
-       "pipeline"},
-      {"unpause",
-       "unpause PIPELINE",
-       "fetch jobs of the pipeline again",
-       {},
-       {},
-       1,
-       1,
-       "pipeline"},
-      {"tenants",
-       "tenants",
-       "tenant limits (max_in_flight, rate) and what each tenant uses now",
-       {},
-       {},
-       0,
-       0,
-       ""},
-      {"retention",
-       "retention",
-       "what retention would prune now, per pipeline (nothing is deleted)",
-       {},
-       {},
-       0,
-       0,
-       ""},
-      {"prune",
-       "prune",
-       "prune finished jobs past their retention now (normally done in the "
-       "background)",
-       {},
-       {},
-       0,
-       0,
-       ""},
-      {"purge",
-       "purge ID",
-       "delete a dead-lettered job and its history for good",
-       {},
-       {},
-       1,
-       1,
-       "job"},
-      {"help",
-       "help [COMMAND]",
-       "commands, or one command in detail",
-       {},
-       {},
-       0,
-       1,
-       "command"},
-      {"quit",
-       "quit",
-       "leave the shell (also: exit, Ctrl-D)",
-       {},
-       {},
-       0,
-       0,
-       ""},
-  };
-  return table;
-}
-
-const shell_session::command* find_command(const std::string& name) {
-  for (auto& c : commands())
-    if (c.name == name)
-      return &c;
-  return nullptr;
-}
-
-} // namespace
-
 // -- session
 // -------------------------------------------------------------------
 
@@ -450,6 +241,10 @@ shell_session::dispatch(const command& c,
     return cmd_help(arg);
   if (n == "tenants")
     return cmd_tenants();
+  if (n == "schedules")
+    return cmd_schedules();
+  if (n == "schedule")
+    return cmd_schedule(arg, args.size() > 1 ? args[1] : std::string{});
   if (n == "retention" || n == "prune" || n == "purge")
     return cmd_retention(n, arg);
   return success(n, json::object(), ""); // quit: the caller stops

@@ -88,6 +88,9 @@ private:
                                  const std::string& node);
   shell_outcome cmd_help(const std::string& topic) const;
   shell_outcome cmd_tenants();
+  shell_outcome cmd_schedules();
+  shell_outcome cmd_schedule(const std::string& action,
+                             const std::string& name);
   shell_outcome cmd_retention(const std::string& verb,
                               const std::string& job_id);
 

@@ -35,8 +35,11 @@ shell_outcome shell_session::cmd_steer(const std::string& verb,
       out << " by node " << str_of(res, "by_node");
     out << "\n";
   } else if (verb == "retry" && str_of(res, "action") == "retry_now") {
-    out << "job " << str_of(res, "job_id") << ": retrying now on node "
-        << str_of(res, "by_node") << "\n";
+    out << "job " << str_of(res, "job_id")
+        << (res["by_node"].is_string()
+                ? ": retrying now on node " + str_of(res, "by_node")
+                : std::string{": due now (it waited in the store)"})
+        << "\n";
   } else if (verb == "replay" && res.contains("replayed")) {
     out << "replayed " << num(res, "replayed") << " dead letter(s)";
     if (!res["failed"].empty())

@@ -4,6 +4,7 @@
 // are rescued when its leases expire, long before ack_wait.
 #include <csignal>
 #include <memory>
+#include <sstream>
 #include <thread>
 
 #define PQXX_HAVE_OPTIONAL
@@ -11,9 +12,9 @@
 #include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
 
-#include "child_process.hpp"
 #include "messages/errc.hpp"
 #include "runtime/nats/nats_client.hpp"
+#include "scheduling_fixture.hpp"
 #include "tests/support/db_probe.hpp"
 #include "tests/support/eventually.hpp"
 #include "tests/support/test_servers.hpp"
@@ -21,115 +22,6 @@
 using namespace troupe;
 using namespace troupe::test;
 using namespace std::chrono_literals;
-
-namespace {
-
-class scheduling_test : public ::testing::Test {
-public:
-  static void SetUpTestSuite() {
-    servers_ = new test_servers();
-    write_file(servers_->dir() + "/node.toml", config_text());
-  }
-
-  static void TearDownTestSuite() {
-    delete servers_;
-    servers_ = nullptr;
-  }
-
-  // ack_wait is long on purpose: a test that passes cannot have been saved
-  // by a redelivery.
-  static std::string config_text() {
-    return R"([node]
-http = "127.0.0.1:0"
-drain_grace = "1s"
-store_retry_after = "1s"
-
-[cluster]
-heartbeat_interval = "250ms"
-failure_timeout = "2s"
-
-[nats]
-url = ")" + servers_->nats_url() +
-           R"("
-ack_wait = "60s"
-duplicate_window = "1s"
-
-[postgres]
-url = ")" + servers_->pg_url() +
-           R"("
-
-[pipelines.quick]
-stages = [ { name = "only", kind = "noop" } ]
-
-[pipelines.backoff]
-stages = [
-  { name = "flaky", kind = "fault", fail_first = 1,
-    retry = { max_attempts = 3, initial = "6s", max = "6s", jitter = "none" } },
-]
-
-[pipelines.slow]
-max_in_flight = 500
-stages = [
-  { name = "s1", kind = "sleep", duration = "8s" },
-  { name = "s2", kind = "sleep", duration = "500ms" },
-]
-)";
-  }
-
-  std::unique_ptr<child_process> start_node(const std::string& id) {
-    auto node = std::make_unique<child_process>(
-        std::vector<std::string>{TROUPE_BINARY, "node", "--config",
-                                 servers_->dir() + "/node.toml", "--node-id",
-                                 id},
-        servers_->dir() + "/node-" + id + ".log");
-    EXPECT_TRUE(node->wait_for_output("ready", 60s)) << node->output();
-    return node;
-  }
-
-  std::shared_ptr<nats_client> client() {
-    return connect_client(servers_->nats_url());
-  }
-
-  static std::int64_t count(const std::string& sql) {
-    return count_rows(servers_->pg_url(), sql);
-  }
-
-  /// Whether the job's successful attempt began at least `ms` after its
-  /// failed one ended (both clocks are this machine's).
-  static bool waited(const std::string& id, int ms) {
-    return count("select count(*) from job_attempts a, job_attempts b "
-                 "where a.job_id = '" +
-                 id +
-                 "' and b.job_id = a.job_id "
-                 "and not a.ok and b.ok and b.started_at >= a.started_at + "
-                 "a.duration_ms * interval '1 millisecond' + " +
-                 std::to_string(ms) + " * interval '1 millisecond'") == 1;
-  }
-
-  static void exec(const std::string& sql) {
-    pqxx::connection c{servers_->pg_url()};
-    pqxx::work w{c};
-    w.exec(sql);
-    w.commit();
-  }
-
-  /// Messages of a pipeline's consumer delivered and not yet acked.
-  std::int64_t unacked(nats_client& nats, const std::string& pipeline) {
-    jsConsumerInfo* ci = nullptr;
-    auto s =
-        js_GetConsumerInfo(&ci, nats.js(), "TROUPE_JOBS",
-                           ("troupe_" + pipeline).c_str(), nullptr, nullptr);
-    if (s != NATS_OK)
-      return -1;
-    auto n = static_cast<std::int64_t>(ci->NumAckPending);
-    jsConsumerInfo_Destroy(ci);
-    return n;
-  }
-
-  static inline test_servers* servers_ = nullptr;
-};
-
-} // namespace
 
 TEST_F(scheduling_test, ADelayedJobWaitsAsARowNotAMessageThenRunsOnTime) {
   auto node = start_node("delay-1");
