@@ -1,4 +1,5 @@
 // [schedules.<name>]: cron schedules (docs/scheduling.md).
+#include <ctime>
 #include <sys/stat.h>
 
 #include "config/config_sections.hpp"
@@ -60,6 +61,9 @@ void read_schedule(reader& r, const std::string& name, const toml::node& n,
     r.problem(&n, path, "missing key 'cron' (e.g. cron = \"*/5 * * * *\")");
   else if (!parse_cron(sc.cron, e, why))
     r.problem(t->get("cron"), path + ".cron", why);
+  else if (cron_next(e, static_cast<std::int64_t>(std::time(nullptr))) < 0)
+    r.problem(t->get("cron"), path + ".cron",
+              "'" + sc.cron + "' never fires (no such day within 8 years)");
   r.read(*t, path, "timezone", sc.timezone);
   if (!known_zone(sc.timezone))
     r.problem(t->get("timezone"), path + ".timezone",

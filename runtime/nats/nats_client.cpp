@@ -158,6 +158,12 @@ void nats_client::close() {
     jsCtx_Destroy(js_);
     js_ = nullptr;
   }
+  {
+    std::lock_guard<std::mutex> guard{batch_mtx_};
+    if (batch_js_)
+      jsCtx_Destroy(batch_js_);
+    batch_js_ = nullptr;
+  }
   if (conn_) {
     natsConnection_Close(conn_);
     natsConnection_Destroy(conn_);
@@ -290,48 +296,6 @@ std::string nats_client::stored_subject(const std::string& stream,
   std::string subject = natsMsg_GetSubject(m);
   natsMsg_Destroy(m);
   return subject;
-}
-
-caf::expected<std::uint64_t>
-nats_client::js_publish_job(const std::string& subject, const std::string& data,
-                            const std::string& msg_id,
-                            const std::string& job_id,
-                            std::int64_t timeout_ms) {
-  return js_publish_headers(subject, data, msg_id, {{"Troupe-Job-Id", job_id}},
-                            timeout_ms);
-}
-
-caf::expected<std::uint64_t> nats_client::js_publish_headers(
-    const std::string& subject, const std::string& data,
-    const std::string& msg_id,
-    const std::vector<std::pair<std::string, std::string>>& headers,
-    std::int64_t timeout_ms) {
-  natsMsg* msg = nullptr;
-  auto s = natsMsg_Create(&msg, subject.c_str(), nullptr, data.data(),
-                          static_cast<int>(data.size()));
-  for (std::size_t i = 0; s == NATS_OK && i < headers.size(); ++i)
-    s = natsMsgHeader_Set(msg, headers[i].first.c_str(),
-                          headers[i].second.c_str());
-  if (s != NATS_OK) {
-    natsMsg_Destroy(msg);
-    return nats_error(s, "building a message for " + subject);
-  }
-  jsPubOptions po;
-  jsPubOptions_Init(&po);
-  po.MaxWait = timeout_ms;
-  po.MsgId = msg_id.c_str();
-  jsPubAck* ack = nullptr;
-  jsErrCode jerr = static_cast<jsErrCode>(0);
-  s = js_PublishMsg(&ack, js_, msg, &po, &jerr);
-  natsMsg_Destroy(msg);
-  if (s != NATS_OK) {
-    if (ack)
-      jsPubAck_Destroy(ack);
-    return nats_error(s, "JetStream publish to " + subject);
-  }
-  auto seq = ack->Sequence;
-  jsPubAck_Destroy(ack);
-  return seq;
 }
 
 caf::expected<std::string> nats_client::request(const std::string& subject,

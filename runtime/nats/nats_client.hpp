@@ -92,6 +92,15 @@ struct nats_connect_options {
 };
 
 /// An owned NATS connection plus its JetStream context.
+/// One message of a batch publish (nats_client::js_publish_batch).
+struct js_outgoing {
+  std::string subject;
+  std::string data;
+  /// Nats-Msg-Id: unique within the batch (acks are matched by it).
+  std::string msg_id;
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+
 class nats_client {
 public:
   ~nats_client();
@@ -143,6 +152,13 @@ public:
       const std::vector<std::pair<std::string, std::string>>& headers,
       std::int64_t timeout_ms = 5000);
 
+  /// Publishes every message of `msgs` to JetStream at once and waits (at
+  /// most `timeout_ms`) for the stream's acks: which of them were stored.
+  /// A message whose ack did not come may still be stored; publishing it
+  /// again with the same id is then dropped by the duplicate window.
+  std::vector<bool> js_publish_batch(const std::vector<js_outgoing>& msgs,
+                                     std::int64_t timeout_ms = 5000);
+
   /// Request/reply on core NATS.
   /// Publishes `data` on `subject` asking for replies on `reply`.
   caf::error publish_request(const std::string& subject,
@@ -191,6 +207,9 @@ private:
 
   natsConnection* conn_ = nullptr;
   jsCtx* js_ = nullptr;
+  /// js_publish_batch's context (its ack handler), one batch at a time.
+  std::mutex batch_mtx_;
+  jsCtx* batch_js_ = nullptr;
   std::string inbox_prefix_ = "_INBOX";
   std::shared_ptr<nats_health> health_ = std::make_shared<nats_health>();
 };

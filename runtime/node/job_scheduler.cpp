@@ -26,6 +26,8 @@ job_scheduler::job_scheduler(std::shared_ptr<nats_client> nats,
     : nats_(std::move(nats)), opts_(std::move(opts)),
       stats_(opts_.stats ? opts_.stats : std::make_shared<scheduler_stats>()),
       store_(std::make_unique<schedule_store>(opts_.pg_url, opts_.node_id)),
+      lease_store_(
+          std::make_unique<schedule_store>(opts_.pg_url, opts_.node_id)),
       cron_(std::make_unique<cron_store>(opts_.pg_url, opts_.node_id)) {}
 
 job_scheduler::~job_scheduler() {
@@ -33,36 +35,42 @@ job_scheduler::~job_scheduler() {
 }
 
 void job_scheduler::start() {
+  lease_thread_ = std::thread{[this] { run_leases(); }};
   thread_ = std::thread{[this] { run(); }};
 }
 
 void job_scheduler::stop() {
   stopping_ = true;
-  if (thread_.joinable())
-    thread_.join();
+  for (auto* t : {&thread_, &lease_thread_})
+    if (t->joinable())
+      t->join();
 }
 
 void job_scheduler::run() {
-  auto renew_at = clock_type::now();
   while (!stopping_) {
-    keep_leases(renew_at);
     keep_schedules();
     if (publish_pass())
       continue; // a full batch: more are due now
-    sleep_until_due(renew_at);
+    sleep_until_due();
   }
 }
 
-void job_scheduler::keep_leases(clock_type::time_point& next) {
-  auto now = clock_type::now();
-  if (now < next)
-    return;
-  next = now + opts_.lease / 4;
-  if (auto n = store_->renew_leases(opts_.lease))
+void job_scheduler::run_leases() {
+  while (!stopping_) {
+    auto next = clock_type::now() + opts_.lease / 4;
+    keep_leases();
+    while (!stopping_ && clock_type::now() < next)
+      std::this_thread::sleep_for(
+          std::min<clock_type::duration>(stop_check, next - clock_type::now()));
+  }
+}
+
+void job_scheduler::keep_leases() {
+  if (auto n = lease_store_->renew_leases(opts_.lease))
     stats_->renewed += static_cast<std::int64_t>(*n);
   else
     ++stats_->store_failures;
-  auto rescued = store_->rescue_expired(opts_.batch);
+  auto rescued = lease_store_->rescue_expired(opts_.batch);
   if (!rescued) {
     ++stats_->store_failures;
     return;
@@ -109,45 +117,44 @@ bool job_scheduler::publish_pass() {
   stats_->published += static_cast<std::int64_t>(summary->published);
   for (auto lag : summary->lags_ms)
     stats_->lag_seconds.observe(static_cast<double>(lag) / 1000.0);
-  if (summary->failed > 0) {
-    // NATS is down or refuses: the jobs stay due; look again in a second.
-    quiet_until_ = clock_type::now() + std::chrono::seconds{1};
-    return false;
-  }
-  return summary->published == opts_.batch;
+  // Jobs the stream did not take are due again 5 s later (schedule_store):
+  // they do not hold up the ones behind them.
+  return summary->published + summary->failed == opts_.batch;
 }
 
-/// Publishes each job (synchronously: the stream's ack is what makes it
-/// safe to mark the row `queued`), stopping at the first failure.
-std::size_t job_scheduler::publish(const std::vector<due_job>& due) {
-  std::size_t n = 0;
+/// Publishes the jobs as one batch; the stream's ack of each is what makes
+/// it safe to mark its row `queued`.
+std::vector<bool> job_scheduler::publish(const std::vector<due_job>& due) {
+  std::vector<js_outgoing> out;
+  out.reserve(due.size());
   for (const auto& d : due) {
-    if (stopping_)
-      break;
     submission body;
     body.tenant = d.tenant;
     body.correlation_id = d.correlation_id;
     body.priority = d.priority;
     auto gen = std::to_string(d.gen);
-    auto sent = nats_->js_publish_headers(opts_.prefix + ".jobs." + d.pipeline,
-                                          encode_submission(body),
-                                          d.job_id + "#g" + gen,
-                                          {{"Troupe-Job-Id", d.job_id},
-                                           {"Troupe-Gen", gen},
-                                           {"Troupe-Wake", d.wake}},
-                                          2000);
-    if (!sent) {
-      ++stats_->publish_failures;
-      spdlog::warn("scheduler: job '{}' stays due: {}", d.job_id,
-                   describe(sent.error()));
-      break;
-    }
-    ++n;
+    out.push_back({opts_.prefix + ".jobs." + d.pipeline,
+                   encode_submission(body),
+                   d.job_id + "#g" + gen,
+                   {{"Troupe-Job-Id", d.job_id},
+                    {"Troupe-Gen", gen},
+                    {"Troupe-Wake", d.wake}}});
   }
-  return n;
+  // Well within a lease period: the rows stay locked meanwhile, and claims
+  // of them wait.
+  auto wait = std::clamp<std::int64_t>(opts_.lease.count() / 4, 500, 5000);
+  auto sent = nats_->js_publish_batch(out, wait);
+  auto failed = std::count(sent.begin(), sent.end(), false);
+  if (failed > 0) {
+    stats_->publish_failures += failed;
+    spdlog::warn("scheduler: {} of {} due job(s) not published (they stay "
+                 "due; is JetStream up, and a stream for each pipeline?)",
+                 failed, due.size());
+  }
+  return sent;
 }
 
-void job_scheduler::sleep_until_due(clock_type::time_point renew_at) {
+void job_scheduler::sleep_until_due() {
   auto wait = opts_.poll;
   if (clock_type::now() < quiet_until_)
     wait = std::chrono::duration_cast<duration_ms>(quiet_until_ -
@@ -157,7 +164,7 @@ void job_scheduler::sleep_until_due(clock_type::time_point renew_at) {
     wait = std::min(wait, std::max(**next, duration_ms{10}));
   if (auto slot = cron_->next_slot(); slot && *slot)
     wait = std::min(wait, std::max(**slot, duration_ms{10}));
-  auto deadline = std::min(clock_type::now() + wait, renew_at);
+  auto deadline = clock_type::now() + wait;
   while (!stopping_) {
     auto left =
         std::chrono::duration_cast<duration_ms>(deadline - clock_type::now());

@@ -2,7 +2,7 @@
 
 // The node's scheduler (docs/scheduling.md): PostgreSQL decides when,
 // JetStream delivers now. Every node runs one; they share the due jobs
-// without a leader (FOR UPDATE SKIP LOCKED). One thread, which:
+// without a leader (FOR UPDATE SKIP LOCKED). It:
 //   - publishes due jobs (scheduled, enqueued by SQL, long retry waits,
 //     rescued) to their pipeline's subject, and marks them `queued` in the
 //     same transaction (an outbox);
@@ -10,7 +10,8 @@
 //     nodes whose leases expired (epoch + 1, due now);
 //   - sleeps until the next job is due, a NOTIFY (troupe.enqueue), or the
 //     next renewal, whichever comes first.
-// It never runs on a CAF scheduler thread.
+// Two threads (leases apart, so that a slow publish never lets them lapse),
+// never a CAF scheduler thread.
 
 #include <atomic>
 #include <cstdint>
@@ -74,23 +75,27 @@ public:
 
 private:
   void run();
-  /// Renews leases and rescues expired ones when it is time.
-  void keep_leases(std::chrono::steady_clock::time_point& next);
+  /// The lease thread: renews this node's leases and rescues expired ones
+  /// every lease / 4, never held up by a slow publish.
+  void run_leases();
+  void keep_leases();
   /// Registers the schedules (until it succeeds) and fires due slots.
   void keep_schedules();
   /// One pass over the due jobs; whether more may be due at once.
   bool publish_pass();
-  std::size_t publish(const std::vector<due_job>& due);
-  void sleep_until_due(std::chrono::steady_clock::time_point renew_at);
+  std::vector<bool> publish(const std::vector<due_job>& due);
+  void sleep_until_due();
 
   std::shared_ptr<nats_client> nats_;
   job_scheduler_options opts_;
   std::shared_ptr<scheduler_stats> stats_;
   std::unique_ptr<schedule_store> store_;
+  std::unique_ptr<schedule_store> lease_store_;
   std::unique_ptr<cron_store> cron_;
   bool registered_ = false;
   std::atomic<bool> stopping_{false};
   std::thread thread_;
+  std::thread lease_thread_;
   std::chrono::steady_clock::time_point quiet_until_{};
 };
 

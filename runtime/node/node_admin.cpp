@@ -461,8 +461,11 @@ void add_schedule_verbs(admin_bridge& bridge, const ctx_ptr& ctx) {
       return ctx->store->set_schedule_paused(name, action == "pause");
     if (action == "trigger")
       return ctx->store->trigger_schedule(name);
+    if (action == "delete")
+      return ctx->store->delete_schedule(name);
     throw admin_failure("invalid_request",
-                        "action must be pause, resume or trigger (got '" +
+                        "action must be pause, resume, trigger or delete "
+                        "(got '" +
                             action + "')");
   });
 }

@@ -122,6 +122,10 @@ public:
   /// Pauses or resumes a schedule; unknown_schedule if there is none.
   nlohmann::json set_schedule_paused(const std::string& name, bool paused);
 
+  /// Removes a schedule from the store (a node whose configuration still
+  /// has it registers it again when it starts).
+  nlohmann::json delete_schedule(const std::string& name);
+
   /// Fires a schedule's job now (`<name>@manual-<ms>`), whatever its
   /// slots; returns the job id.
   nlohmann::json trigger_schedule(const std::string& name);

@@ -60,6 +60,17 @@ json admin_store::set_schedule_paused(const std::string& name, bool paused) {
   });
 }
 
+json admin_store::delete_schedule(const std::string& name) {
+  return with_connection("deleting a schedule", [&](pqxx::connection& c) {
+    pqxx::work w{c};
+    auto r = w.exec_params("delete from schedules where name = $1", name);
+    if (r.affected_rows() == 0)
+      unknown_schedule(name);
+    w.commit();
+    return json{{"name", name}, {"deleted", true}};
+  });
+}
+
 json admin_store::trigger_schedule(const std::string& name) {
   return with_connection("triggering a schedule", [&](pqxx::connection& c) {
     pqxx::work w{c};

@@ -4,7 +4,6 @@
 #include <spdlog/spdlog.h>
 
 #include "config/cron.hpp"
-#include "messages/json_text.hpp"
 
 namespace troupe {
 
@@ -20,13 +19,6 @@ on conflict (name) do update set cron = excluded.cron,
   catch_up = excluded.catch_up, node = excluded.node, updated_at = now(),
   next_at = case when s.cron = excluded.cron and s.timezone = excluded.timezone
     then s.next_at end
-)SQL";
-
-// A schedule this node registered and no longer has is removed; another
-// node that still has it registers it again when it starts.
-const char* const sql_unregister = R"SQL(
-delete from schedules where node = $1
-  and name <> all(array(select jsonb_array_elements_text($2::jsonb)))
 )SQL";
 
 const char* const sql_due_schedules = R"SQL(
@@ -46,8 +38,10 @@ on conflict (job_id) do nothing
 )SQL";
 
 const char* const sql_advance = R"SQL(
-update schedules set next_at = case when $2 >= 0 then to_timestamp($2) end,
-  last_at = case when $3 >= 0 then to_timestamp($3) else last_at end,
+update schedules set next_at = case when $2::bigint >= 0
+    then to_timestamp($2::bigint) end,
+  last_at = case when $3::bigint >= 0 then to_timestamp($3::bigint)
+    else last_at end,
   last_job = case when $4 <> '' then $4 else last_job end, updated_at = now()
 where name = $1
 )SQL";
@@ -174,7 +168,6 @@ struct cron_store::impl {
   impl(std::string url, std::string node_id)
       : node(std::move(node_id)), db(std::move(url), [](pqxx::connection& c) {
           c.prepare("register", sql_register);
-          c.prepare("unregister", sql_unregister);
           c.prepare("due_schedules", sql_due_schedules);
           c.prepare("fire", sql_fire);
           c.prepare("advance", sql_advance);
@@ -191,13 +184,10 @@ caf::error cron_store::register_schedules(
     const std::map<std::string, schedule_config>& schedules) {
   auto done = impl_->db.run("registering schedules", [&](pqxx::connection& c) {
     pqxx::work w{c};
-    json_array_writer names;
     for (const auto& [name, s] : schedules) {
-      names.str(name);
       w.exec_prepared("register", name, s.cron, s.timezone, s.pipeline,
                       s.payload, s.overlap, s.catch_up, impl_->node);
     }
-    w.exec_prepared("unregister", impl_->node, names.done());
     w.commit();
     return true;
   });

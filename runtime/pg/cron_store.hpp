@@ -29,7 +29,10 @@ public:
   cron_store& operator=(const cron_store&) = delete;
 
   /// Writes these definitions (the last node to start wins); a schedule
-  /// whose expression or zone changed fires from its next slot.
+  /// whose expression or zone changed fires from its next slot. A schedule
+  /// no configuration has any more stays until an operator deletes it
+  /// (`schedule delete NAME`): a node cannot know whether others still
+  /// have it.
   caf::error
   register_schedules(const std::map<std::string, schedule_config>& schedules);
 

@@ -51,6 +51,8 @@ job_presence::existing(const std::vector<std::string>& job_ids) {
 std::optional<std::string>
 job_presence::pipeline_of(const std::string& job_id) {
   std::lock_guard<std::mutex> guard{mtx_};
+  if (std::chrono::steady_clock::now() < down_until_)
+    return std::nullopt;
   try {
     if (!conn_)
       conn_ = std::make_unique<connection>(url_);
@@ -59,6 +61,7 @@ job_presence::pipeline_of(const std::string& job_id) {
     return r.empty() ? std::string{} : r[0][0].as<std::string>();
   } catch (const std::exception& e) {
     conn_.reset();
+    down_until_ = std::chrono::steady_clock::now() + std::chrono::seconds{5};
     spdlog::debug("job lookup failed ({}): {}", redact_url(url_),
                   redact_text(e.what(), url_));
     return std::nullopt;

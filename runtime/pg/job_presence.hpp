@@ -7,6 +7,7 @@
 // none of its stages runs. One indexed read per fetched batch, on the
 // intake's own thread, never on a CAF scheduler thread.
 
+#include <chrono>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -38,6 +39,9 @@ private:
   std::mutex mtx_;
   struct connection; // wraps pqxx::connection (a typedef in libpqxx 6)
   std::unique_ptr<connection> conn_;
+  /// After a failure, pipeline_of does not ask again until then: a request
+  /// must not wait for a connect timeout while PostgreSQL is down.
+  std::chrono::steady_clock::time_point down_until_{};
 };
 
 } // namespace troupe

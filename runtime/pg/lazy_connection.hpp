@@ -45,6 +45,9 @@ public:
     try {
       if (!conn_) {
         conn_ = std::make_unique<pqxx::connection>(with_connect_timeout(url_));
+        // A statement never holds its thread (and the node's shutdown) for
+        // long, even against a database that stopped answering.
+        pqxx::nontransaction{*conn_}.exec("set statement_timeout = 10000");
         on_open_(*conn_);
       }
       return f(*conn_);

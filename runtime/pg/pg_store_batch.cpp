@@ -41,6 +41,17 @@ void report_not_taken(const pqxx::row& row, const store_request& req,
   const auto& spec = req.spec;
   bool waiting = row[5].as<bool>();
   auto gen = row[6].as<std::int32_t>();
+  if (!is_terminal(state) && pipeline == spec.pipeline && waiting &&
+      spec.gen > gen) {
+    // A scheduler's publication whose transaction has not committed (or
+    // rolled back after the stream stored it): not stale. Handed back for
+    // a while; by then the row is queued, or published again under the
+    // same message id.
+    res.code = static_cast<std::uint8_t>(errc::unavailable);
+    res.message = "job '" + spec.job_id + "': publication " +
+                  std::to_string(spec.gen) + " is not recorded yet";
+    return;
+  }
   if (!is_terminal(state) && pipeline == spec.pipeline &&
       (waiting || gen > spec.gen)) {
     res.code = static_cast<std::uint8_t>(errc::superseded);

@@ -12,7 +12,8 @@ namespace troupe::pg_sql {
 // the life the store started for it, and no job that waits in the store
 // for its time (run_at set: only the scheduler publishes it) or that the
 // scheduler has published since this message (gen: a stale message of a
-// rescued job changes nothing). A claim never changes gen.
+// rescued job changes nothing; a replay, which names its life, is not
+// stale). A claim never changes gen.
 inline const char* const sql_claim = R"SQL(
 with x as (
   select * from jsonb_to_recordset($1::jsonb) as r(job_id text, pipeline text,
@@ -32,7 +33,8 @@ on conflict (job_id) do update set
   where j.state not in ('succeeded', 'dead_lettered', 'cancelled')
     and j.pipeline = excluded.pipeline
     and (excluded.life = 1 or j.life = excluded.life)
-    and j.run_at is null and excluded.gen >= j.gen
+    and j.run_at is null
+    and (excluded.gen >= j.gen or (excluded.life > 1 and j.life = excluded.life))
 returning j.job_id, j.epoch, j.life, j.start_stage, (j.xmax::text = '0'),
   case when j.xmax::text = '0' then null else j.payload::text end,
   j.tenant, j.correlation_id, j.priority, j.pipeline

@@ -28,6 +28,14 @@ update jobs set run_at = null, gen = gen + 1, state = 'queued',
 where job_id = any(array(select jsonb_array_elements_text($1::jsonb)))
 )SQL";
 
+// Not published (NATS down, or no stream takes the subject): due again in
+// a while, so that it does not keep the jobs behind it from the stream.
+const char* const sql_unpublished = R"SQL(
+update jobs set run_at = now() + interval '5 seconds',
+  last_error = 'not published yet: ' || $2, updated_at = now()
+where job_id = any(array(select jsonb_array_elements_text($1::jsonb)))
+)SQL";
+
 // A job whose node stopped renewing its lease: due now, and fenced (epoch
 // + 1) so that a run still going on somewhere commits nothing.
 const char* const sql_rescue = R"SQL(
@@ -86,6 +94,7 @@ struct schedule_store::impl {
             [this](pqxx::connection& c) {
               c.prepare("due", sql_due);
               c.prepare("published", sql_published);
+              c.prepare("unpublished", sql_unpublished);
               c.prepare("rescue", sql_rescue);
               c.prepare("renew", sql_renew);
               c.prepare("next_due", sql_next_due);
@@ -127,17 +136,24 @@ schedule_store::publish_due(std::size_t limit, const due_publisher& publish) {
       return out;
     // The rows stay locked while they are published: a crash here rolls
     // back, and the next pass publishes them again.
-    auto n = std::min(publish(due), due.size());
-    out.published = n;
-    out.failed = due.size() - n;
-    if (n == 0)
-      return out;
-    json_array_writer ids;
-    for (std::size_t i = 0; i < n; ++i) {
+    auto sent = publish(due);
+    sent.resize(due.size(), false);
+    json_array_writer ids, failed;
+    for (std::size_t i = 0; i < due.size(); ++i) {
+      if (!sent[i]) {
+        ++out.failed;
+        failed.str(due[i].job_id);
+        continue;
+      }
+      ++out.published;
       ids.str(due[i].job_id);
       out.lags_ms.push_back(due[i].lag_ms);
     }
-    w.exec_prepared("published", ids.done());
+    if (out.published > 0)
+      w.exec_prepared("published", ids.done());
+    if (out.failed > 0)
+      w.exec_prepared("unpublished", failed.done(),
+                      std::string{"the stream did not acknowledge it"});
     w.commit();
     return out;
   });

@@ -44,9 +44,9 @@ struct due_summary {
   std::vector<std::int64_t> lags_ms;
 };
 
-/// Publishes a batch; returns how many of them, from the front, were
-/// published (it stops at the first failure).
-using due_publisher = std::function<std::size_t(const std::vector<due_job>&)>;
+/// Publishes a batch; returns which of them were published.
+using due_publisher =
+    std::function<std::vector<bool>(const std::vector<due_job>&)>;
 
 class schedule_store {
 public:
@@ -57,7 +57,8 @@ public:
 
   /// Takes up to `limit` due jobs (FOR UPDATE SKIP LOCKED: nodes share the
   /// work without a leader), hands them to `publish`, and marks the
-  /// published ones `queued` in the same transaction. A crash between the
+  /// published ones `queued` in the same transaction; the others are due
+  /// again 5 s later. A crash between the
   /// publish and the commit publishes them again (same message ids: the
   /// broker drops the copies inside its duplicate window, and a claim
   /// drops them after).

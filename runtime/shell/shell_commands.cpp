@@ -142,8 +142,9 @@ const std::vector<shell_session::command>& commands() {
        0,
        ""},
       {"schedule",
-       "schedule pause|resume|trigger NAME",
-       "pause or resume a schedule (cluster-wide), or fire its job now",
+       "schedule pause|resume|trigger|delete NAME",
+       "pause or resume a schedule (cluster-wide), fire its job now, or "
+       "remove a schedule no configuration has any more",
        {},
        {},
        2,

@@ -47,6 +47,8 @@ shell_outcome shell_session::cmd_schedule(const std::string& action,
   if (action == "trigger")
     out << "schedule " << name << ": fired job " << str_of(res, "job_id")
         << " — follow it: watch --job " << str_of(res, "job_id") << "\n";
+  else if (action == "delete")
+    out << "schedule " << name << ": deleted\n";
   else
     out << "schedule " << name << ": "
         << paint_state(res.value("paused", false) ? "paused" : "running",

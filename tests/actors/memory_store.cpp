@@ -35,8 +35,12 @@ store_actor spawn_memory_store(caf::actor_system& sys,
             return make_error(errc::conflict, "job of another pipeline");
           if (created)
             row.spec = spec;
+          bool replay = spec.replay_life > 1 && spec.replay_life == row.life;
+          if (!created && !is_terminal(row.state) && row.run_at_ms != 0 &&
+              spec.gen > row.gen)
+            return make_error(errc::unavailable, "publication not recorded");
           if (!created && !is_terminal(row.state) &&
-              (row.run_at_ms != 0 || spec.gen < row.gen))
+              (row.run_at_ms != 0 || (spec.gen < row.gen && !replay)))
             return make_error(errc::superseded, "waits in the store");
           ++row.claims;
           job_snapshot snap;

@@ -145,3 +145,23 @@ TEST_F(engine_test, AMessageOlderThanTheStoresPublicationIsStale) {
   EXPECT_EQ(db->jobs.at("old").state, job_state::succeeded);
   EXPECT_EQ(probes->count("old", "a"), 1);
 }
+
+TEST_F(engine_test, APublicationTheStoreHasNotRecordedYetIsHandedBack) {
+  // The scheduler's transaction rolled back after the stream stored its
+  // message: acking it would lose the job (its republication is dropped
+  // as a duplicate). It goes back to the stream for a while instead.
+  auto sup = start_pipeline(one_stage(probe("a")));
+  auto& row = db->jobs["early"];
+  row.spec = spec_of("early");
+  row.state = job_state::scheduled;
+  row.run_at_ms = now_ms();
+  auto spec = spec_of("early");
+  spec.gen = 1;
+  caf::anon_send(sup, submit_atom::value, spec, std::uint64_t{1});
+  run_to_quiescence();
+  auto* res = result_of(*finished, 1);
+  ASSERT_NE(res, nullptr);
+  EXPECT_EQ(res->outcome, job_outcome::abandoned);
+  EXPECT_EQ(verdict_for(*res).action, delivery_action::nak);
+  EXPECT_EQ(probes->count("early", "a"), 0);
+}

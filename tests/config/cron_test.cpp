@@ -122,6 +122,13 @@ catch_up = "all"
   auto& s = ok.config->schedules.at("nightly");
   EXPECT_EQ(s.payload, R"({"days":[1,2],"report":"daily"})");
   EXPECT_EQ(s.timezone, "Europe/Paris");
+  auto never = parse(std::string{minimal} + R"(
+[schedules.never]
+cron = "0 0 30 2 *"
+pipeline = "p"
+)");
+  ASSERT_EQ(never.problems.size(), 1u);
+  EXPECT_NE(never.problems[0].message.find("never fires"), std::string::npos);
   auto bad = parse(std::string{minimal} + R"(
 [schedules.broken]
 cron = "0 25 * * *"

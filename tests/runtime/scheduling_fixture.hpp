@@ -26,12 +26,15 @@ public:
   static void SetUpTestSuite() {
     servers_ = new test_servers();
     write_file(servers_->dir() + "/node.toml", config_text());
-    // The same cluster with three every-second schedules, one per catch_up.
-    // A job delivered to a node killed before it claimed the job has no
-    // lease yet: its message comes back after ack_wait, short here.
-    std::string cron = config_text();
+    // fast-ack.toml: the same with ack_wait 3 s; cron.toml: that and three
+    // every-second schedules, one per catch_up. A job delivered to a node
+    // killed before it claimed the job has no lease yet: its message comes back
+    // after ack_wait, short here.
+    std::string fast = config_text();
     const std::string slow = "ack_wait = \"60s\"";
-    cron.replace(cron.find(slow), slow.size(), "ack_wait = \"3s\"");
+    fast.replace(fast.find(slow), slow.size(), "ack_wait = \"3s\"");
+    write_file(servers_->dir() + "/fast-ack.toml", fast);
+    auto cron = fast;
     for (auto mode : {"none", "last", "all"})
       cron += std::string{"\n[schedules.tick-"} + mode +
               "]\ncron = \"* * * * * *\"\npipeline = \"quick\"\n"
@@ -74,6 +77,12 @@ stages = [ { name = "only", kind = "noop" } ]
 stages = [
   { name = "flaky", kind = "fault", fail_first = 1,
     retry = { max_attempts = 3, initial = "6s", max = "6s", jitter = "none" } },
+]
+
+[pipelines.doomed]
+stages = [
+  { name = "never", kind = "fault", fail_first = 1000,
+    retry = { max_attempts = 1 } },
 ]
 
 [pipelines.slow]

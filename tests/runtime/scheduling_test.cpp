@@ -257,3 +257,64 @@ TEST_F(scheduling_test, AKeySubmittedAgainLongAfterTheWindowIsTheSameJob) {
                   "'uniq-1'"),
             2); // the failure and its retry, nothing more
 }
+
+TEST_F(scheduling_test, ANatsOutageLongerThanAckWaitThenARestartOfEveryNode) {
+  auto node = start_node("outage-1", "fast-ack.toml");
+  auto nats = client();
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_TRUE(nats->js_publish("troupe.jobs.backoff", R"({"payload":{}})",
+                                 "out-wait-" + std::to_string(i)));
+    ASSERT_TRUE(nats->js_publish("troupe.jobs.slow", R"({"payload":{}})",
+                                 "out-run-" + std::to_string(i)));
+  }
+  ASSERT_TRUE(eventually([&] {
+    return count("select count(*) from jobs where job_id like 'out-wait-%' "
+                 "and run_at is not null") == 20 &&
+           count("select count(*) from jobs where job_id like 'out-run-%' "
+                 "and state = 'running'") == 20;
+  }));
+  nats.reset();
+  // JetStream is gone for longer than ack_wait (3 s); the stream stays on
+  // disk. Then every node is killed and one comes back.
+  servers_->nats().stop();
+  std::this_thread::sleep_for(5s);
+  ASSERT_FALSE(servers_->nats().start(servers_->dir(), servers_->nats_port()));
+  node->signal(SIGKILL);
+  node->wait(10s);
+  node = start_node("outage-2", "fast-ack.toml");
+  ASSERT_TRUE(eventually(
+      [&] {
+        return count("select count(*) from jobs where job_id like 'out-%' "
+                     "and state = 'succeeded'") == 40;
+      },
+      120s, 200ms));
+  EXPECT_EQ(count("select count(*) from (select job_id, stage_index from "
+                  "job_attempts where job_id like 'out-%' and ok group by "
+                  "1, 2 having count(*) > 1) d"),
+            0);
+  EXPECT_EQ(count("select count(*) from stage_checkpoints where job_id like "
+                  "'out-run-%'"),
+            40);
+  EXPECT_EQ(count("select count(*) from jobs where job_id like 'out-%' and "
+                  "run_at is not null"),
+            0);
+}
+
+TEST_F(scheduling_test, AJobTheSchedulerPublishedCanBeReplayed) {
+  auto node = start_node("replay-1");
+  exec("select troupe.enqueue('doomed', '{}', 'sql-doomed')");
+  ASSERT_TRUE(eventually([&] {
+    return count("select count(*) from jobs where job_id = 'sql-doomed' and "
+                 "state = 'dead_lettered' and gen = 1") == 1;
+  }));
+  // A replay's message names its life, not a generation: it is not stale.
+  auto nats = client();
+  auto r = nats->request("troupe.admin.any.control.replay",
+                         R"({"job_id":"sql-doomed"})", 10000);
+  ASSERT_TRUE(r) << describe(r.error());
+  ASSERT_TRUE(nlohmann::json::parse(*r).value("ok", false)) << *r;
+  EXPECT_TRUE(eventually([&] {
+    return count("select count(*) from job_attempts where job_id = "
+                 "'sql-doomed' and life = 2") == 1;
+  }));
+}
