@@ -55,7 +55,8 @@ void fill_slots(self_ptr self) {
   // tenant does not hold up the others.
   for (auto i = st.queued.begin();
        i != st.queued.end() && in_flight(self) < cap;) {
-    if (st.deps.gate && !st.deps.gate->try_acquire(i->spec.tenant)) {
+    if (st.deps.gate &&
+        !st.deps.gate->try_acquire(i->spec.tenant, i->spec.job_id)) {
       ++i;
       continue;
     }

@@ -191,7 +191,8 @@ struct retention_config {
 
 /// Limits of one tenant (0 = unlimited).
 struct tenant_limits {
-  /// Jobs of the tenant running at once on one node (others wait).
+  /// Jobs of the tenant running at once in the whole cluster (others
+  /// wait): slots leased from the store (runtime/pg/tenant_slots.hpp).
   int max_in_flight = 0;
   /// Submissions per second through the API on one node (token bucket,
   /// bursts up to one second's worth).

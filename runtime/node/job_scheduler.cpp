@@ -2,11 +2,13 @@
 #include "runtime/nats/nats_client.hpp"
 #include "runtime/pg/cron_store.hpp"
 #include "runtime/pg/schedule_store.hpp"
+#include "runtime/pg/tenant_slots.hpp"
 
 #include <algorithm>
 
 #include <spdlog/spdlog.h>
 
+#include "actors/tenant_gate.hpp"
 #include "messages/errc.hpp"
 #include "messages/json_codec.hpp"
 
@@ -28,7 +30,11 @@ job_scheduler::job_scheduler(std::shared_ptr<nats_client> nats,
       store_(std::make_unique<schedule_store>(opts_.pg_url, opts_.node_id)),
       lease_store_(
           std::make_unique<schedule_store>(opts_.pg_url, opts_.node_id)),
-      cron_(std::make_unique<cron_store>(opts_.pg_url, opts_.node_id)) {}
+      cron_(std::make_unique<cron_store>(opts_.pg_url, opts_.node_id)),
+      slots_(std::make_unique<tenant_slots>(opts_.pg_url, opts_.node_id)) {
+  if (opts_.gate)
+    opts_.gate->set_cluster_wide([this] { nudge(); });
+}
 
 job_scheduler::~job_scheduler() {
   stop();
@@ -41,6 +47,7 @@ void job_scheduler::start() {
 
 void job_scheduler::stop() {
   stopping_ = true;
+  nudge();
   for (auto* t : {&thread_, &lease_thread_})
     if (t->joinable())
       t->join();
@@ -56,13 +63,42 @@ void job_scheduler::run() {
 }
 
 void job_scheduler::run_leases() {
+  auto next = clock_type::now();
   while (!stopping_) {
-    auto next = clock_type::now() + opts_.lease / 4;
-    keep_leases();
-    while (!stopping_ && clock_type::now() < next)
-      std::this_thread::sleep_for(
-          std::min<clock_type::duration>(stop_check, next - clock_type::now()));
+    if (clock_type::now() >= next) {
+      next = clock_type::now() + opts_.lease / 4;
+      keep_leases();
+    }
+    keep_tenant_slots();
+    std::unique_lock<std::mutex> lock{nudge_mtx_};
+    nudge_cv_.wait_until(lock, std::min(next, clock_type::now() + stop_check),
+                         [this] { return nudged_ || stopping_; });
+    nudged_ = false;
   }
+}
+
+void job_scheduler::nudge() {
+  {
+    std::lock_guard<std::mutex> guard{nudge_mtx_};
+    nudged_ = true;
+  }
+  nudge_cv_.notify_one();
+}
+
+void job_scheduler::keep_tenant_slots() {
+  if (!opts_.gate)
+    return;
+  for (auto& [tenant, want] : opts_.gate->demand()) {
+    auto held =
+        slots_->hold(tenant, opts_.gate->limit(tenant), want, opts_.lease);
+    if (!held)
+      ++stats_->store_failures;
+    // Without the store, no new job of the tenant starts (its slots may
+    // lapse to other nodes); running ones go on.
+    opts_.gate->grant(tenant, held ? *held : 0);
+  }
+  // Jobs refused a slot ask again, so that the next demand counts them.
+  opts_.gate->wake_all();
 }
 
 void job_scheduler::keep_leases() {

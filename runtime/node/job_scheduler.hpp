@@ -14,9 +14,11 @@
 // never a CAF scheduler thread.
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 
@@ -28,6 +30,8 @@ namespace troupe {
 class cron_store;
 class nats_client;
 class schedule_store;
+class tenant_gate;
+class tenant_slots;
 struct due_job;
 
 /// Counters of a scheduler, readable from any thread.
@@ -57,6 +61,9 @@ struct job_scheduler_options {
   std::size_t batch = 256;
   /// This node's cron schedules, registered in the store at start.
   std::map<std::string, schedule_config> schedules;
+  /// The node's tenant gate (null: no tenant limits), made cluster-wide:
+  /// its slots are leased from the store by the lease thread.
+  std::shared_ptr<tenant_gate> gate;
   std::shared_ptr<scheduler_stats> stats;
 };
 
@@ -79,6 +86,11 @@ private:
   /// every lease / 4, never held up by a slow publish.
   void run_leases();
   void keep_leases();
+  /// Leases the slots the gate's tenants want; returns false if some
+  /// tenant still waits for a slot.
+  void keep_tenant_slots();
+  /// Wakes the lease thread early (a job waits for a tenant slot).
+  void nudge();
   /// Registers the schedules (until it succeeds) and fires due slots.
   void keep_schedules();
   /// One pass over the due jobs; whether more may be due at once.
@@ -92,6 +104,10 @@ private:
   std::unique_ptr<schedule_store> store_;
   std::unique_ptr<schedule_store> lease_store_;
   std::unique_ptr<cron_store> cron_;
+  std::unique_ptr<tenant_slots> slots_;
+  std::mutex nudge_mtx_;
+  std::condition_variable nudge_cv_;
+  bool nudged_ = false;
   bool registered_ = false;
   std::atomic<bool> stopping_{false};
   std::thread thread_;

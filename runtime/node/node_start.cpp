@@ -358,6 +358,7 @@ caf::error node::impl::start_scheduler() {
   so.prefix = cfg.nats.prefix;
   so.lease = job_lease();
   so.schedules = cfg.schedules;
+  so.gate = gate;
   scheduler = std::make_unique<job_scheduler>(nats, so);
   scheduler->start();
   on_stop("scheduler", [this] { scheduler.reset(); });

@@ -185,6 +185,18 @@ create table schedules (
   updated_at  timestamptz not null default now()
 );
 )SQL"},
+    {6, "tenant slots shared by the cluster", R"SQL(
+-- One row per slot of a tenant's max_in_flight; a node runs a tenant's job
+-- only in a slot it leases here (runtime/pg/tenant_slots.cpp).
+create table tenant_slots (
+  tenant       text not null,
+  slot         int not null,
+  node         text,
+  lease_until  timestamptz,
+  primary key (tenant, slot)
+);
+create index tenant_slots_node on tenant_slots (node) where node is not null;
+)SQL"},
 };
 
 caf::error db_error(const std::exception& e, const char* what) {

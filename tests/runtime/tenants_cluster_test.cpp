@@ -1,0 +1,130 @@
+// A tenant's max_in_flight holds across the cluster: three nodes, jobs of
+// one tenant through the API and straight onto the stream, and the attempt
+// history in PostgreSQL says how many ran at once.
+#include <csignal>
+#include <memory>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "child_process.hpp"
+#include "runtime/client/job_tracker.hpp"
+#include "tests/support/db_probe.hpp"
+#include "tests/support/eventually.hpp"
+#include "tests/support/test_servers.hpp"
+
+using namespace troupe;
+using namespace troupe::test;
+using namespace std::chrono_literals;
+using json = nlohmann::json;
+
+namespace {
+
+std::string tenant_cluster_toml(const test_servers& s) {
+  return R"([node]
+http = "127.0.0.1:0"
+drain_grace = "1s"
+
+[cluster]
+heartbeat_interval = "250ms"
+failure_timeout = "2s"
+
+[nats]
+url = ")" +
+         s.nats_url() +
+         R"("
+
+[postgres]
+url = ")" +
+         s.pg_url() +
+         R"("
+
+[tenants.acme]
+max_in_flight = 3
+
+[pipelines.work]
+max_in_flight = 100
+stages = [ { name = "nap", kind = "sleep", duration = "600ms" } ]
+)";
+}
+
+/// The most attempts of `like` that ran at one instant.
+std::int64_t peak(const std::string& pg_url, const std::string& like) {
+  return count_rows(pg_url, R"SQL(
+select coalesce(max(c), 0) from (
+  select (select count(*) from job_attempts b
+          where b.job_id like ')SQL" +
+                                like + R"SQL(' and
+            b.started_at <= a.started_at
+            and b.started_at + b.duration_ms * interval '1 millisecond'
+                > a.started_at) as c
+  from job_attempts a where a.job_id like ')SQL" +
+                                like + R"SQL(') x
+)SQL");
+}
+
+} // namespace
+
+TEST(TenantsCluster, ATenantsLimitHoldsAcrossNodesWhateverWayItsJobsCame) {
+  test_servers servers;
+  write_file(servers.dir() + "/node.toml", tenant_cluster_toml(servers));
+  std::vector<std::unique_ptr<child_process>> nodes;
+  for (auto id : {"t-a", "t-b", "t-c"}) {
+    nodes.push_back(std::make_unique<child_process>(
+        std::vector<std::string>{TROUPE_BINARY, "node", "--config",
+                                 servers.dir() + "/node.toml", "--node-id", id},
+        servers.dir() + "/node-" + id + ".log"));
+    ASSERT_TRUE(nodes.back()->wait_for_output(": ready", 60s))
+        << nodes.back()->output();
+  }
+  auto nats = connect_client(servers.nats_url());
+  ASSERT_TRUE(nats);
+  std::vector<std::string> api;
+  for (int i = 0; i < 15; ++i)
+    api.push_back(json{
+        {"pipeline", "work"},
+        {"tenant", "acme"},
+        {"key", "acme-api-" + std::to_string(i)},
+        {"payload",
+         {{"i", i}}}}.dump());
+  auto replies = submit_requests(*nats, subjects{"troupe"}, api, 15, 30s);
+  ASSERT_TRUE(replies);
+  for (int i = 0; i < 15; ++i)
+    ASSERT_TRUE(nats->js_publish(
+        "troupe.jobs.work", json{{"tenant", "acme"}, {"payload", i}}.dump(),
+        "acme-js-" + std::to_string(i)));
+  for (int i = 0; i < 5; ++i)
+    ASSERT_TRUE(nats->js_publish(
+        "troupe.jobs.work", json{{"tenant", "other"}, {"payload", i}}.dump(),
+        "other-" + std::to_string(i)));
+  // The other tenant is not held up behind acme's backlog.
+  ASSERT_TRUE(eventually([&] {
+    return count_rows(servers.pg_url(),
+                      "select count(*) from jobs where job_id like 'other-%' "
+                      "and state = 'succeeded'") == 5;
+  }));
+  EXPECT_LT(count_rows(servers.pg_url(),
+                       "select count(*) from jobs where job_id like 'acme-%' "
+                       "and state = 'succeeded'"),
+            30);
+  ASSERT_TRUE(eventually(
+      [&] {
+        return count_rows(servers.pg_url(),
+                          "select count(*) from jobs where job_id like "
+                          "'acme-%' and state = 'succeeded'") == 30;
+      },
+      120s, 100ms));
+  auto most = peak(servers.pg_url(), "acme-%");
+  auto on_nodes = count_rows(servers.pg_url(),
+                             "select count(distinct node) from job_attempts "
+                             "where job_id like 'acme-%'");
+  std::cout << "[ info ] acme: at most " << most << " at once, on " << on_nodes
+            << " node(s)\n";
+  EXPECT_LE(most, 3);
+  EXPECT_GE(most, 2) << "the limit should still let acme run in parallel";
+  EXPECT_GE(on_nodes, 2) << "the slots should move between nodes";
+  for (auto& n : nodes)
+    n->signal(SIGTERM);
+  for (auto& n : nodes)
+    EXPECT_EQ(n->wait(30s), 0) << n->output();
+}
