@@ -64,10 +64,15 @@ void job_scheduler::run() {
 
 void job_scheduler::run_leases() {
   auto next = clock_type::now();
+  auto count_at = clock_type::now();
   while (!stopping_) {
     if (clock_type::now() >= next) {
       next = clock_type::now() + opts_.lease / 4;
       keep_leases();
+    }
+    if (clock_type::now() >= count_at) {
+      count_at = clock_type::now() + std::chrono::seconds{10};
+      count_backlog();
     }
     keep_tenant_slots();
     std::unique_lock<std::mutex> lock{nudge_mtx_};
@@ -75,6 +80,17 @@ void job_scheduler::run_leases() {
                          [this] { return nudged_ || stopping_; });
     nudged_ = false;
   }
+}
+
+void job_scheduler::count_backlog() {
+  auto b = lease_store_->count_waiting();
+  if (!b) {
+    ++stats_->store_failures;
+    return;
+  }
+  stats_->waiting = b->waiting;
+  stats_->due = b->due;
+  stats_->oldest_due_ms = b->oldest_due_ms;
 }
 
 void job_scheduler::nudge() {

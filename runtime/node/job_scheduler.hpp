@@ -45,6 +45,11 @@ struct scheduler_stats {
   std::atomic<std::int64_t> fired{0};
   /// How late each job was published after its time.
   histogram lag_seconds{latency_buckets()};
+  /// The store's backlog (cluster-wide), counted every 10 s: jobs waiting
+  /// for their time, those of them due, and how late the oldest due is.
+  std::atomic<std::int64_t> waiting{0};
+  std::atomic<std::int64_t> due{0};
+  std::atomic<std::int64_t> oldest_due_ms{0};
 };
 
 struct job_scheduler_options {
@@ -86,6 +91,8 @@ private:
   /// every lease / 4, never held up by a slow publish.
   void run_leases();
   void keep_leases();
+  /// Counts the store's backlog for the metrics.
+  void count_backlog();
   /// Leases the slots the gate's tenants want; returns false if some
   /// tenant still waits for a slot.
   void keep_tenant_slots();

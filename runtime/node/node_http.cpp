@@ -209,6 +209,17 @@ void render_scheduler(prometheus_text& p, const scheduler_stats& st) {
   p.family("troupe_scheduler_lag_seconds", "histogram",
            "How late a due job was published after its time.");
   st.lag_seconds.render(p, "troupe_scheduler_lag_seconds", {});
+  p.family("troupe_jobs_waiting_in_store", "gauge",
+           "Jobs the store holds for their time (cluster-wide, counted "
+           "every 10 s): due now, or later.");
+  p.sample("troupe_jobs_waiting_in_store", {{"when", "due"}},
+           static_cast<double>(st.due));
+  p.sample("troupe_jobs_waiting_in_store", {{"when", "later"}},
+           static_cast<double>(st.waiting - st.due));
+  p.family("troupe_scheduler_oldest_due_seconds", "gauge",
+           "How late the oldest due job waiting in the store is.");
+  p.sample("troupe_scheduler_oldest_due_seconds", {},
+           static_cast<double>(st.oldest_due_ms) / 1000.0);
 }
 
 void render_dependencies(prometheus_text& p, const node_http_sources& src) {

@@ -57,6 +57,13 @@ where lease_owner = $1 and state in ('running', 'retrying')
   and run_at is null
 )SQL";
 
+const char* const sql_backlog = R"SQL(
+select count(*), count(*) filter (where run_at <= now()),
+  coalesce((extract(epoch from now() - min(run_at)
+    filter (where run_at <= now())) * 1000)::bigint, 0)
+from jobs where run_at is not null
+)SQL";
+
 const char* const sql_next_due = R"SQL(
 select greatest(0, (extract(epoch from min(run_at) - now()) * 1000)::bigint)
 from jobs where run_at is not null
@@ -98,6 +105,7 @@ struct schedule_store::impl {
               c.prepare("rescue", sql_rescue);
               c.prepare("renew", sql_renew);
               c.prepare("next_due", sql_next_due);
+              c.prepare("backlog", sql_backlog);
               listener = std::make_unique<due_listener>(c, &notified);
             },
             [this] { listener.reset(); }) {}
@@ -175,6 +183,15 @@ caf::expected<std::size_t> schedule_store::renew_leases(duration_ms lease) {
                              static_cast<std::int64_t>(lease.count()));
     w.commit();
     return static_cast<std::size_t>(r.affected_rows());
+  });
+}
+
+caf::expected<schedule_store::backlog> schedule_store::count_waiting() {
+  return impl_->guarded("counting waiting jobs", [&](pqxx::connection& c) {
+    pqxx::nontransaction n{c};
+    auto r = n.exec_prepared1("backlog");
+    return backlog{r[0].as<std::int64_t>(), r[1].as<std::int64_t>(),
+                   r[2].as<std::int64_t>()};
   });
 }
 

@@ -73,6 +73,15 @@ public:
   /// Extends the leases of this node's running jobs: one statement for all.
   caf::expected<std::size_t> renew_leases(duration_ms lease);
 
+  /// Jobs waiting in the store: how many, how many of them are due, and
+  /// how late the oldest due one is (ms).
+  struct backlog {
+    std::int64_t waiting = 0;
+    std::int64_t due = 0;
+    std::int64_t oldest_due_ms = 0;
+  };
+  caf::expected<backlog> count_waiting();
+
   /// Time until the earliest waiting job is due (nullopt: none waits).
   caf::expected<std::optional<duration_ms>> next_due();
 

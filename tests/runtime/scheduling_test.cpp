@@ -8,7 +8,9 @@
 #include <thread>
 
 #define PQXX_HAVE_OPTIONAL
+#include <cstring>
 #include <gtest/gtest.h>
+#include <httplib.h>
 #include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
 
@@ -126,6 +128,19 @@ TEST_F(scheduling_test, AJobDueNowStartsAtOnceBehindManyScheduledLater) {
   EXPECT_EQ(count("select count(*) from jobs where job_id like 'later-%' and "
                   "state = 'scheduled'"),
             5000);
+  // Operators see them on /metrics (counted every 10 s).
+  auto log = node->output();
+  auto at = log.find("http on 127.0.0.1:");
+  ASSERT_NE(at, std::string::npos) << log;
+  httplib::Client http{
+      "127.0.0.1", std::atoi(log.c_str() + at + strlen("http on 127.0.0.1:"))};
+  EXPECT_TRUE(eventually(
+      [&] {
+        auto r = http.Get("/metrics");
+        return r && r->body.find("troupe_jobs_waiting_in_store{when=\"later\"} "
+                                 "5000") != std::string::npos;
+      },
+      30s, 500ms));
   // Their hour comes (a short horizon here): every one runs, once.
   exec("update jobs set run_at = now() + interval '1 second' where job_id "
        "like 'later-%'");
