@@ -5,6 +5,7 @@
 // nodes started per test with node.toml or cron.toml (the same cluster with
 // three every-second schedules).
 
+#include <cstdlib>
 #include <memory>
 #include <string>
 
@@ -79,6 +80,12 @@ stages = [
     retry = { max_attempts = 3, initial = "6s", max = "6s", jitter = "none" } },
 ]
 
+[pipelines.backoff-long]
+stages = [
+  { name = "flaky", kind = "fault", fail_first = 1,
+    retry = { max_attempts = 3, initial = "60s", max = "60s", jitter = "none" } },
+]
+
 [pipelines.doomed]
 stages = [
   { name = "never", kind = "fault", fail_first = 1000,
@@ -144,6 +151,10 @@ stages = [
     jsConsumerInfo_Destroy(ci);
     return n;
   }
+
+  /// TROUPE_FULL=1 (scripts/scheduling-full.sh): the sizes issue 16 names
+  /// (20,000 jobs, a 60 s backoff, 30 s of cron) instead of CI's.
+  static bool full() { return std::getenv("TROUPE_FULL") != nullptr; }
 
   static inline test_servers* servers_ = nullptr;
 };

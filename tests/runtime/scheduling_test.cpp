@@ -118,8 +118,11 @@ TEST_F(scheduling_test, EnqueueInsideATransactionExistsOnlyIfItCommits) {
 
 TEST_F(scheduling_test, AJobDueNowStartsAtOnceBehindManyScheduledLater) {
   auto node = start_node("many-1");
+  const int n = full() ? 20000 : 5000;
+  const auto all = std::to_string(n);
   exec("select troupe.enqueue('quick', '{}', 'later-' || i, "
-       "now() + interval '1 hour') from generate_series(1, 5000) i");
+       "now() + interval '1 hour') from generate_series(1, " +
+       all + ") i");
   exec("select troupe.enqueue('quick', '{}', 'due-now')");
   ASSERT_TRUE(eventually([&] {
     return count("select count(*) from jobs where job_id = 'due-now' and "
@@ -127,7 +130,7 @@ TEST_F(scheduling_test, AJobDueNowStartsAtOnceBehindManyScheduledLater) {
   }));
   EXPECT_EQ(count("select count(*) from jobs where job_id like 'later-%' and "
                   "state = 'scheduled'"),
-            5000);
+            n);
   // Operators see them on /metrics (counted every 10 s).
   auto log = node->output();
   auto at = log.find("http on 127.0.0.1:");
@@ -137,8 +140,9 @@ TEST_F(scheduling_test, AJobDueNowStartsAtOnceBehindManyScheduledLater) {
   EXPECT_TRUE(eventually(
       [&] {
         auto r = http.Get("/metrics");
-        return r && r->body.find("troupe_jobs_waiting_in_store{when=\"later\"} "
-                                 "5000") != std::string::npos;
+        return r &&
+               r->body.find("troupe_jobs_waiting_in_store{when=\"later\"} " +
+                            all) != std::string::npos;
       },
       30s, 500ms));
   // Their hour comes (a short horizon here): every one runs, once.
@@ -147,37 +151,45 @@ TEST_F(scheduling_test, AJobDueNowStartsAtOnceBehindManyScheduledLater) {
   ASSERT_TRUE(eventually(
       [&] {
         return count("select count(*) from jobs where job_id like 'later-%' "
-                     "and state = 'succeeded'") == 5000;
+                     "and state = 'succeeded'") == n;
       },
       120s, 200ms));
   EXPECT_EQ(count("select count(*) from job_attempts where job_id like "
                   "'later-%'"),
-            5000);
+            n);
 }
 
 TEST_F(scheduling_test, ALongBackoffOutlivesEveryNodeAndIsNotCutShort) {
+  // 6 s here, 60 s with TROUPE_FULL.
+  const std::string subject =
+      full() ? "troupe.jobs.backoff-long" : "troupe.jobs.backoff";
+  const int wait_ms = full() ? 59950 : 5950;
+  const auto patience = full() ? 180s : 60s;
   auto node = start_node("backoff-1");
   auto nats = client();
-  ASSERT_TRUE(
-      nats->js_publish("troupe.jobs.backoff", R"({"payload":{}})", "waits-6s"));
+  ASSERT_TRUE(nats->js_publish(subject, R"({"payload":{}})", "waits-6s"));
   ASSERT_TRUE(eventually([&] {
     return count("select count(*) from jobs where job_id = 'waits-6s' and "
                  "state = 'retrying' and run_at is not null") == 1;
   }));
-  EXPECT_TRUE(eventually([&] { return unacked(*nats, "backoff") == 0; }, 10s));
+  EXPECT_TRUE(eventually(
+      [&] { return unacked(*nats, full() ? "backoff-long" : "backoff") == 0; },
+      10s));
   // Every node dies; a new one comes.
   node->signal(SIGKILL);
   node->wait(10s);
   node = start_node("backoff-2");
-  ASSERT_TRUE(eventually([&] {
-    return count("select count(*) from jobs where job_id = 'waits-6s' and "
-                 "state = 'succeeded'") == 1;
-  }));
-  // The second attempt began no sooner than 6 s after the first ended.
-  EXPECT_TRUE(waited("waits-6s", 5950));
+  ASSERT_TRUE(eventually(
+      [&] {
+        return count("select count(*) from jobs where job_id = 'waits-6s' and "
+                     "state = 'succeeded'") == 1;
+      },
+      patience));
+  // The second attempt began no sooner than the backoff after the first
+  // ended.
+  EXPECT_TRUE(waited("waits-6s", wait_ms));
   // The same across a drain.
-  ASSERT_TRUE(nats->js_publish("troupe.jobs.backoff", R"({"payload":{}})",
-                               "waits-drain"));
+  ASSERT_TRUE(nats->js_publish(subject, R"({"payload":{}})", "waits-drain"));
   ASSERT_TRUE(eventually([&] {
     return count("select count(*) from jobs where job_id = 'waits-drain' "
                  "and state = 'retrying' and run_at is not null") == 1;
@@ -185,11 +197,13 @@ TEST_F(scheduling_test, ALongBackoffOutlivesEveryNodeAndIsNotCutShort) {
   node->signal(SIGTERM);
   EXPECT_EQ(node->wait(30s), 0) << node->output();
   node = start_node("backoff-3");
-  ASSERT_TRUE(eventually([&] {
-    return count("select count(*) from jobs where job_id = 'waits-drain' "
-                 "and state = 'succeeded'") == 1;
-  }));
-  EXPECT_TRUE(waited("waits-drain", 5950));
+  ASSERT_TRUE(eventually(
+      [&] {
+        return count("select count(*) from jobs where job_id = 'waits-drain' "
+                     "and state = 'succeeded'") == 1;
+      },
+      patience));
+  EXPECT_TRUE(waited("waits-drain", wait_ms));
 }
 
 TEST_F(scheduling_test, AKilledNodesJobsAreRescuedLongBeforeAckWait) {
