@@ -38,17 +38,13 @@ void read_choice(reader& r, const toml::table& t, const std::string& path,
 
 void read_schedule(reader& r, const std::string& name, const toml::node& n,
                    troupe_config& cfg) {
-  std::string path =
-      "schedules." + (is_subject_token(name) ? name : "\"" + name + "\"");
-  auto* t = n.as_table();
-  if (!t) {
-    r.problem(&n, path, "must be a table");
+  std::string path;
+  auto* t = named_table(r, "schedules", name, n,
+                        "schedule names must be letters, digits, '_' or '-' "
+                        "(they name the jobs: <schedule>@<slot>)",
+                        path);
+  if (!t)
     return;
-  }
-  if (!is_subject_token(name))
-    r.problem(&n, path,
-              "schedule names must be letters, digits, '_' or '-' (they "
-              "name the jobs: <schedule>@<slot>)");
   r.check_keys(
       *t, path,
       {"cron", "timezone", "pipeline", "payload", "overlap", "catch_up"});

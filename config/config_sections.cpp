@@ -208,20 +208,33 @@ void read_retention(reader& r, const toml::table& t, troupe_config& cfg) {
 
 // [pipelines.<name>] and their stages.
 
-void read_pipeline(reader& r, const std::string& name, const toml::node& n,
-                   const config_context& ctx, troupe_config& cfg) {
-  // A name that is not a token is quoted, so the path stays unambiguous.
-  std::string path =
-      "pipelines." + (is_subject_token(name) ? name : "\"" + name + "\"");
+} // namespace
+
+const toml::table* named_table(reader& r, const std::string& section,
+                               const std::string& name, const toml::node& n,
+                               const char* name_rule, std::string& path) {
+  path = section + "." + (is_subject_token(name) ? name : "\"" + name + "\"");
   auto* t = n.as_table();
   if (!t) {
     r.problem(&n, path, "must be a table");
-    return;
+    return nullptr;
   }
   if (!is_subject_token(name))
-    r.problem(&n, path,
-              "pipeline names must be letters, digits, '_' or '-' (they "
-              "become NATS subject tokens)");
+    r.problem(&n, path, name_rule);
+  return t;
+}
+
+namespace {
+
+void read_pipeline(reader& r, const std::string& name, const toml::node& n,
+                   const config_context& ctx, troupe_config& cfg) {
+  std::string path;
+  auto* t = named_table(r, "pipelines", name, n,
+                        "pipeline names must be letters, digits, '_' or '-' "
+                        "(they become NATS subject tokens)",
+                        path);
+  if (!t)
+    return;
   r.check_keys(*t, path, {"max_in_flight", "stages", "retention", "speculate"});
   pipeline_config pc;
   pc.name = name;

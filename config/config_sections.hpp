@@ -24,6 +24,14 @@ void read_stage(reader& r, const toml::node& n, const std::string& path,
                 const config_context& ctx, pipeline_config& pc,
                 std::set<std::string>& names);
 
+/// The table `[<section>.<name>]` at `n` and its key path (a name that is
+/// not a subject token is quoted, so the path stays unambiguous), or null
+/// with a problem if it is no table. A bad name is reported with
+/// `name_rule` and the table is still read.
+const toml::table* named_table(reader& r, const std::string& section,
+                               const std::string& name, const toml::node& n,
+                               const char* name_rule, std::string& path);
+
 /// A TOML value as JSON (dates and times become their TOML text).
 nlohmann::json to_json(const toml::node& n);
 

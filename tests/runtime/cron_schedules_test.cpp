@@ -139,4 +139,14 @@ TEST_F(scheduling_test, TheShellListsPausesAndTriggersSchedules) {
   EXPECT_EQ(bad.wait(30s), 1);
   EXPECT_NE(bad.output().find("unknown_schedule"), std::string::npos)
       << bad.output();
+  // A careless client names an action that does not exist: refused.
+  nats_connect_options o;
+  o.urls = servers_->nats_url();
+  auto nats = nats_client::connect(o);
+  ASSERT_TRUE(nats);
+  auto r = (*nats)->request("troupe.admin.any.control.schedule",
+                            R"({"name":"tick-all","action":"explode"})", 10000);
+  ASSERT_TRUE(r);
+  EXPECT_NE(r->find("invalid_request"), std::string::npos) << *r;
+  EXPECT_EQ(count("select count(*) from schedules where name = 'tick-all'"), 1);
 }
