@@ -73,6 +73,10 @@ struct job_deps {
   /// done within the window is one commit). The price: a crash within the
   /// window re-runs its completed stages. Zero claims first, always.
   duration_ms speculate{0};
+  /// A result at most this long (bytes of JSON text) rides in the
+  /// job.succeeded event; a longer one is left out (`result_omitted`) and
+  /// is fetched with the status API.
+  std::size_t event_result_max = 64 * 1024;
 };
 
 /// Spawns a job actor for `spec` that reports its job_result to `parent`.

@@ -156,6 +156,9 @@ void finish_with(self_ptr self, job_write w, std::vector<job_event> publish,
 std::int64_t now_ms(self_ptr self);
 /// An event of the job's current stage and attempt.
 job_event make_event(self_ptr self, event_type type);
+/// The job.succeeded event, carrying `result` if it is small enough
+/// (job_deps::event_result_max), else its size.
+job_event succeeded_event(self_ptr self, const std::string& result);
 /// Publishes an event right away (or holds it while speculating) and keeps
 /// it for the next write if it belongs in the event log.
 void publish_now(self_ptr self, job_event ev);

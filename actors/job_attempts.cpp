@@ -231,9 +231,8 @@ void on_success(self_ptr self, std::string output) {
     w.checkpoints.push_back(std::move(cp));
     w.attempts.push_back(std::move(rec));
     w.result = output;
-    finish_with(
-        self, std::move(w),
-        {std::move(succeeded), make_event(self, event_type::job_succeeded)});
+    auto done = succeeded_event(self, w.result);
+    finish_with(self, std::move(w), {std::move(succeeded), std::move(done)});
     return;
   }
   auto w = make_write(self, job_state::running);

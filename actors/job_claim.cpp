@@ -60,8 +60,8 @@ void on_claimed(self_ptr self, job_snapshot& snap) {
     auto w = make_write(self, job_state::succeeded);
     w.stage_index = n - 1;
     w.result = n > 0 ? st.outputs.back() : "null";
-    finish_with(self, std::move(w),
-                {make_event(self, event_type::job_succeeded)});
+    auto done = succeeded_event(self, w.result);
+    finish_with(self, std::move(w), {std::move(done)});
     return;
   }
   // Attempts of this stage in this life that already failed count: retries

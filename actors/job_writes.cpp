@@ -38,6 +38,15 @@ job_event make_event(self_ptr self, event_type type) {
   return ev;
 }
 
+job_event succeeded_event(self_ptr self, const std::string& result) {
+  auto ev = make_event(self, event_type::job_succeeded);
+  if (result.size() <= self->state.deps->event_result_max)
+    ev.result = result;
+  else
+    ev.result_bytes = static_cast<std::int64_t>(result.size());
+  return ev;
+}
+
 /// Publishes an event right away and keeps it for the next write.
 /// The event log in the store keeps job-level events (started, retrying,
 /// succeeded, dead-lettered, cancelled); what stage events say is in the

@@ -112,6 +112,14 @@ struct node_config {
   /// loss of every node, and a scheduler publishes it when it is due
   /// (docs/scheduling.md). Shorter waits stay in memory. 0: always memory.
   duration_ms store_retry_after{10000};
+  /// A job's result at most this long (bytes of JSON) rides in its
+  /// job.succeeded event; a longer one is left out (`result_omitted`) and
+  /// is read with the status API (docs/wire-format.md). 0: never.
+  std::int64_t event_result_max_bytes = 64 * 1024;
+  /// Progress and heartbeats a stage reports are published and stored at
+  /// most once per this interval per job (the latest wins; a final 100 %
+  /// always goes out).
+  duration_ms progress_interval{1000};
 };
 
 struct nats_config {

@@ -19,7 +19,11 @@ void read_node(reader& r, const toml::table& t, troupe_config& cfg) {
                {"id", "http", "max_in_flight", "log_level", "log_format",
                 "scheduler_threads", "blocking_threads", "drain_grace",
                 "metrics", "startup_timeout", "scheduler", "speculate",
-                "exec_inherit_env", "store_retry_after"});
+                "exec_inherit_env", "store_retry_after",
+                "event_result_max_bytes", "progress_interval"});
+  r.read(t, "node", "event_result_max_bytes", cfg.node.event_result_max_bytes,
+         std::int64_t{0}, std::int64_t{64} << 20);
+  r.read_duration(t, "node", "progress_interval", cfg.node.progress_interval);
   r.read_duration(t, "node", "store_retry_after", cfg.node.store_retry_after);
   if (auto* n = t.get("exec_inherit_env");
       n && check_env_patterns(r, n, "node.exec_inherit_env"))

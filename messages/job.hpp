@@ -154,6 +154,15 @@ struct job_event {
   /// From publication to this terminal event (job.succeeded,
   /// job.dead_lettered, job.cancelled) when known, else -1.
   std::int64_t latency_ms = -1;
+  /// The job's result as JSON text (job.succeeded, when it is at most
+  /// job_deps::event_result_max bytes), else empty.
+  std::string result;
+  /// Size of a result left out for its size (job.succeeded: fetch it with
+  /// the status API), else -1.
+  std::int64_t result_bytes = -1;
+  /// What a stage reported (stage.progress): a JSON object with
+  /// `progress` (0..1) and/or `message`, else empty.
+  std::string progress;
 };
 
 template <class Inspector>
@@ -161,7 +170,7 @@ typename Inspector::result_type inspect(Inspector& f, job_event& x) {
   return f(caf::meta::type_name("job_event"), x.type, x.job_id, x.pipeline,
            x.stage, x.stage_index, x.attempt, x.node, x.time_ms, x.error_code,
            x.error, x.next_retry_ms, x.correlation_id, x.tenant, x.duration_ms,
-           x.latency_ms);
+           x.latency_ms, x.result, x.result_bytes, x.progress);
 }
 
 /// Everything the store knows about a job when a node takes it.

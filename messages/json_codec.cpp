@@ -205,6 +205,14 @@ std::string encode_event(const job_event& ev) {
     w.num("next_retry_ms", ev.next_retry_ms);
   w.str("node", ev.node);
   w.str("pipeline", ev.pipeline);
+  if (!ev.progress.empty())
+    w.raw("progress", ev.progress);
+  if (!ev.result.empty())
+    w.raw("result", ev.result);
+  if (ev.result_bytes >= 0) {
+    w.num("result_bytes", ev.result_bytes);
+    w.boolean("result_omitted", true);
+  }
   if (ev.stage_index >= 0) {
     w.str("stage", ev.stage);
     w.num("stage_index", ev.stage_index);
@@ -217,17 +225,25 @@ std::string encode_event(const job_event& ev) {
   return out;
 }
 
+std::string encode_logged_event(const job_event& ev) {
+  if (ev.result.empty())
+    return encode_event(ev);
+  auto copy = ev;
+  copy.result.clear();
+  return encode_event(copy);
+}
+
 caf::expected<job_event> decode_event(std::string_view text) {
   if (json_nesting(text, internal_json_depth) > internal_json_depth)
     return invalid("event is nested too deeply");
   auto j = json::parse(text.begin(), text.end(), nullptr, false);
   if (j.is_discarded() || !j.is_object())
     return invalid("event is not a JSON object");
-  if (auto err =
-          reject_float_integers(j,
-                                {"time_ms", "stage_index", "attempt",
-                                 "next_retry_ms", "duration_ms", "latency_ms"},
-                                "event"))
+  if (auto err = reject_float_integers(j,
+                                       {"time_ms", "stage_index", "attempt",
+                                        "next_retry_ms", "duration_ms",
+                                        "latency_ms", "result_bytes"},
+                                       "event"))
     return err;
   job_event ev;
   try {
@@ -248,6 +264,11 @@ caf::expected<job_event> decode_event(std::string_view text) {
     ev.latency_ms = j.value("latency_ms", std::int64_t{-1});
     ev.correlation_id = j.value("correlation_id", "");
     ev.tenant = j.value("tenant", "");
+    if (auto r = j.find("result"); r != j.end())
+      ev.result = r->dump();
+    ev.result_bytes = j.value("result_bytes", std::int64_t{-1});
+    if (auto p = j.find("progress"); p != j.end())
+      ev.progress = p->dump();
   } catch (const json::exception& e) {
     return invalid(std::string{"malformed event: "} + e.what());
   }

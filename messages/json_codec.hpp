@@ -62,6 +62,10 @@ std::string encode_submit_error(std::string_view code,
 /// Encodes an event as the JSON published on the events subject.
 std::string encode_event(const job_event& ev);
 
+/// Encodes an event for the event log: as encode_event, without the
+/// result (the job's row holds it).
+std::string encode_logged_event(const job_event& ev);
+
 /// Decodes an event; used by the shell and by tests acting as clients.
 caf::expected<job_event> decode_event(std::string_view text);
 

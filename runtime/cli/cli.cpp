@@ -58,7 +58,8 @@ CLI::App* add_submit_command(CLI::App& app, submit_options& submit) {
   cmd->add_option("--count", submit.count, "number of jobs")
       ->check(CLI::Range(1, 100000000));
   cmd->add_flag("--wait", submit.wait,
-                "wait for terminal states and print them");
+                "wait until the jobs end; print each as `ID STATE RESULT` "
+                "(or `ID STATE CODE: MESSAGE`)");
   cmd->add_option("--delay", submit.delay,
                   "start no sooner than this from now (e.g. 90s, 10m, 2h)");
   cmd->add_option("--at", submit.at,

@@ -11,6 +11,7 @@
 #include "messages/errc.hpp"
 #include "messages/json_guard.hpp"
 #include "runtime/cli/commands.hpp"
+#include "runtime/client/api_requests.hpp"
 #include "runtime/client/job_tracker.hpp"
 #include "runtime/nats/nats_client.hpp"
 
@@ -119,15 +120,14 @@ std::vector<std::string> request_bodies(const submit_options& opts,
   return bodies;
 }
 
-/// Prints each accepted job id (stdout) or refusal (stderr); the refusals.
-int print_replies(const std::vector<submit_reply>& replies,
-                  job_tracker* tracker) {
+/// Prints each accepted job id (stdout; not with --wait, whose lines
+/// name them) or refusal (stderr); the refusals.
+int print_replies(const std::vector<submit_reply>& replies, bool waiting) {
   int failed = 0;
   for (auto& r : replies) {
     if (r.ok) {
-      std::printf("%s\n", r.job_id.c_str());
-      if (tracker)
-        tracker->submitted(r.job_id);
+      if (!waiting)
+        std::printf("%s\n", r.job_id.c_str());
     } else {
       ++failed;
       std::fprintf(stderr, "rejected: %s: %s\n", r.error_code.c_str(),
@@ -138,22 +138,49 @@ int print_replies(const std::vector<submit_reply>& replies,
   return failed;
 }
 
-/// --wait: every job's terminal state, one line each; the jobs that did not
-/// succeed.
-int await_outcomes(job_tracker& tracker) {
-  tracker.wait_all(std::chrono::hours{24}, [&](std::size_t d, std::size_t n) {
-    if (isatty(STDERR_FILENO))
-      std::fprintf(stderr, "\rwaiting %s", progress_bar(d, n).c_str());
-  });
-  if (isatty(STDERR_FILENO))
+/// The line `--wait` prints for a job: `<id> <state> <result JSON>` for a
+/// job that succeeded, `<id> <state> <code>: <message>` otherwise.
+std::string end_line(const job_end& e) {
+  std::string line = e.job_id + " ";
+  if (!e.error_code.empty())
+    return line + "unknown " + e.error_code + ": " + e.error_message;
+  line += e.done ? e.state : e.state + " (still running)";
+  if (e.state == "succeeded")
+    return line + " " + e.job.value("result", nlohmann::json()).dump();
+  auto err = e.job.value("error", nlohmann::json());
+  if (err.is_object())
+    line += " " + err.value("code", "") + ": " + err.value("message", "");
+  return line;
+}
+
+/// --wait: asks the status API until every job ended; prints one line per
+/// job; returns the jobs that did not succeed.
+int await_outcomes(nats_client& nats, const subjects& subj,
+                   const std::vector<submit_reply>& replies,
+                   const std::string& tenant) {
+  std::vector<std::string> ids;
+  for (auto& r : replies)
+    if (r.ok)
+      ids.push_back(r.job_id);
+  bool tty = isatty(STDERR_FILENO) && ids.size() > 1;
+  auto ends = wait_for_jobs(nats, subj, ids, tenant, std::chrono::hours{24},
+                            [&](std::size_t d, std::size_t n) {
+                              if (tty)
+                                std::fprintf(stderr, "\rwaiting %s",
+                                             progress_bar(d, n).c_str());
+                            });
+  if (tty)
     std::fprintf(stderr, "\n");
-  int failed = 0;
-  for (auto& [id, j] : tracker.jobs()) {
-    std::printf("%s %s%s%s\n", id.c_str(), j.state.c_str(),
-                j.error.empty() ? "" : " ", j.error.c_str());
-    if (j.state != "succeeded")
-      ++failed;
+  if (!ends) {
+    std::fprintf(stderr, "troupe submit: %s\n", describe(ends.error()).c_str());
+    return static_cast<int>(ids.size());
   }
+  int failed = 0;
+  for (auto& e : *ends) {
+    std::printf("%s\n", end_line(e).c_str());
+    failed += e.state != "succeeded";
+  }
+  std::fflush(stdout);
   return failed;
 }
 
@@ -179,14 +206,6 @@ int cmd_submit(const submit_options& opts) {
   }
   subjects subj{prefix};
   auto bodies = request_bodies(opts, payload, times);
-  std::unique_ptr<job_tracker> tracker;
-  if (opts.wait) {
-    tracker = std::make_unique<job_tracker>(*nats, subj, opts.pipeline);
-    if (auto err = tracker->start()) {
-      std::fprintf(stderr, "troupe submit: %s\n", describe(err).c_str());
-      return 1;
-    }
-  }
   bool tty = isatty(STDERR_FILENO) && opts.count > 1;
   std::size_t replied = 0;
   auto replies = submit_requests(
@@ -203,9 +222,9 @@ int cmd_submit(const submit_options& opts) {
                  describe(replies.error()).c_str());
     return 1;
   }
-  int failed = print_replies(*replies, tracker.get());
-  if (tracker)
-    failed += await_outcomes(*tracker);
+  int failed = print_replies(*replies, opts.wait);
+  if (opts.wait)
+    failed += await_outcomes(**nats, subj, *replies, opts.tenant);
   return failed == 0 ? 0 : 1;
 }
 

@@ -1,5 +1,6 @@
 #include "runtime/client/job_tracker.hpp"
 #include "messages/json_guard.hpp"
+#include "runtime/client/api_requests.hpp"
 
 #include <atomic>
 #include <random>
@@ -130,111 +131,33 @@ std::map<std::string, tracked_job> job_tracker::jobs() const {
   return impl_->jobs;
 }
 
-namespace {
-
-struct reply_collector {
-  std::mutex mtx;
-  std::condition_variable cv;
-  std::vector<submit_reply> replies;
-  std::vector<bool> got;
-  std::size_t received = 0;
-  std::function<void(std::size_t)> on_reply;
-};
-
-void on_reply_msg(reply_collector* rc, const nats_msg& msg) {
-  std::string subject{msg.subject()};
-  std::string body{msg.data()};
-  auto dot = subject.rfind('.');
-  std::size_t idx = 0;
-  try {
-    idx = std::stoul(subject.substr(dot + 1));
-  } catch (...) {
-    return;
-  }
-  submit_reply r;
-  auto j = parse_json_or_discarded(body);
-  if (j.is_object() && j.value("ok", false)) {
-    r.ok = true;
-    r.job_id = j.value("job_id", "");
-  } else if (j.is_object() && j.contains("error") && j["error"].is_object()) {
-    r.error_code = j["error"].value("code", "");
-    r.error_message = j["error"].value("message", "");
-  } else {
-    r.error_code = "invalid_reply";
-    r.error_message = body;
-  }
-  std::function<void(std::size_t)> cb;
-  {
-    std::lock_guard<std::mutex> guard{rc->mtx};
-    if (idx >= rc->replies.size() || rc->got[idx])
-      return;
-    rc->got[idx] = true;
-    rc->replies[idx] = std::move(r);
-    ++rc->received;
-    cb = rc->on_reply;
-  }
-  rc->cv.notify_all();
-  if (cb)
-    cb(idx);
-}
-
-} // namespace
-
 caf::expected<std::vector<submit_reply>>
 submit_requests(nats_client& nats, const subjects& subj,
                 const std::vector<std::string>& bodies, int window,
                 std::chrono::milliseconds timeout,
                 const std::function<void(std::size_t)>& on_reply) {
-  auto rc = std::make_shared<reply_collector>();
-  rc->replies.resize(bodies.size());
-  rc->got.assign(bodies.size(), false);
-  rc->on_reply = on_reply;
-  char inbox_buf[64];
-  std::mt19937_64 rng{std::random_device{}()};
-  std::snprintf(inbox_buf, sizeof(inbox_buf), ".troupe.%016llx",
-                static_cast<unsigned long long>(rng()));
-  std::string inbox = nats.inbox_prefix() + inbox_buf;
-  // A late reply may still be in delivery after we return: the handler
-  // keeps the collector alive.
-  subscribe_options so;
-  so.unbounded_pending = true;
-  auto sub = nats_subscription::open(
-      nats, inbox + ".*", [rc](nats_msg msg) { on_reply_msg(rc.get(), msg); },
-      so);
-  if (!sub)
-    return sub.error();
-  auto subject = subj.submit();
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  caf::error failure;
-  for (std::size_t i = 0; i < bodies.size() && !failure; ++i) {
-    {
-      // Pipelining window: at most `window` requests unanswered.
-      std::unique_lock<std::mutex> lock{rc->mtx};
-      if (!rc->cv.wait_until(lock, deadline, [&] {
-            return i - rc->received < static_cast<std::size_t>(window);
-          })) {
-        failure = make_error(errc::unavailable,
-                             "timed out waiting for submit replies");
-        break;
-      }
+  auto raw =
+      request_many(nats, subj.submit(), bodies, window, timeout, on_reply);
+  if (!raw)
+    return raw.error();
+  std::vector<submit_reply> out;
+  out.reserve(raw->size());
+  for (auto& body : *raw) {
+    submit_reply r;
+    auto j = parse_json_or_discarded(body);
+    if (j.is_object() && j.value("ok", false)) {
+      r.ok = true;
+      r.job_id = j.value("job_id", "");
+    } else if (j.is_object() && j.contains("error") && j["error"].is_object()) {
+      r.error_code = j["error"].value("code", "");
+      r.error_message = j["error"].value("message", "");
+    } else {
+      r.error_code = "invalid_reply";
+      r.error_message = body;
     }
-    auto reply = inbox + "." + std::to_string(i);
-    failure = nats.publish_request(subject, reply, bodies[i]);
+    out.push_back(std::move(r));
   }
-  if (!failure) {
-    nats.flush();
-    std::unique_lock<std::mutex> lock{rc->mtx};
-    if (!rc->cv.wait_until(lock, deadline,
-                           [&] { return rc->received == bodies.size(); }))
-      failure =
-          make_error(errc::unavailable, "no reply from " + subject +
-                                            " (is a troupe node running?)");
-  }
-  sub->close();
-  if (failure)
-    return failure;
-  std::lock_guard<std::mutex> guard{rc->mtx};
-  return rc->replies;
+  return out;
 }
 
 std::string progress_bar(std::size_t done, std::size_t total, int width) {

@@ -223,6 +223,10 @@ struct subjects {
   }
   std::string jobs_wildcard() const { return prefix + ".jobs.>"; }
   std::string submit() const { return prefix + ".api.v1.submit"; }
+  /// `<prefix>.api.v1.<verb>` (submit, status, wait).
+  std::string api(const std::string& verb) const {
+    return prefix + ".api.v1." + verb;
+  }
   std::string events(const std::string& pipeline,
                      const std::string& job_id) const {
     return prefix + ".events." + pipeline + "." + job_id;

@@ -120,6 +120,20 @@ nats_sync_subscription::~nats_sync_subscription() {
   close();
 }
 
+caf::error
+nats_subscription::open_each(nats_client& nats,
+                             const std::vector<std::string>& subjects,
+                             const handler& fn, const subscribe_options& opts,
+                             std::vector<nats_subscription>& out) {
+  for (const auto& subject : subjects) {
+    auto sub = open(nats, subject, fn, opts);
+    if (!sub)
+      return sub.error();
+    out.push_back(std::move(*sub));
+  }
+  return caf::none;
+}
+
 caf::expected<nats_sync_subscription>
 nats_sync_subscription::open(nats_client& nats, const std::string& subject) {
   nats_sync_subscription out;

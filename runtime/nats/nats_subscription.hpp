@@ -75,6 +75,13 @@ public:
   open(nats_client& nats, const std::string& subject, handler fn,
        const subscribe_options& opts = {});
 
+  /// Opens one subscription per subject, all with `fn` and `opts`, and
+  /// appends them to `out`; stops at the first failure.
+  static caf::error open_each(nats_client& nats,
+                              const std::vector<std::string>& subjects,
+                              const handler& fn, const subscribe_options& opts,
+                              std::vector<nats_subscription>& out);
+
   /// Stops the deliveries. With `drain_ms` > 0, messages the server has
   /// already sent are handled first (at most that long): requests that
   /// reached this node are answered, not dropped. Idempotent.

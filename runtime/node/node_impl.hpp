@@ -31,6 +31,7 @@
 #include "runtime/node/node_admin.hpp"
 #include "runtime/node/node_governor.hpp"
 #include "runtime/node/node_pipelines.hpp"
+#include "runtime/node/status_api.hpp"
 #include "runtime/node/submit_api.hpp"
 #include "runtime/node/unrouted_sweeper.hpp"
 #include "runtime/observe/http_endpoint.hpp"
@@ -69,6 +70,8 @@ struct node::impl {
   std::unique_ptr<unrouted_sweeper> sweeper;
   std::shared_ptr<blocking_pool> api_pool;
   std::unique_ptr<submit_api> api;
+  std::shared_ptr<blocking_pool> status_pool;
+  std::unique_ptr<status_api> status;
   std::unique_ptr<job_scheduler> scheduler;
   std::shared_ptr<blocking_pool> admin_pool;
   std::unique_ptr<admin_bridge> admin;

@@ -210,6 +210,8 @@ caf::error node::impl::start_pipelines() {
   jdeps->now_ms = wall_ms;
   jdeps->speculate = cfg.node.speculate;
   jdeps->store_after = cfg.node.store_retry_after;
+  jdeps->event_result_max =
+      static_cast<std::size_t>(cfg.node.event_result_max_bytes);
   jdeps->seed = static_cast<std::uint64_t>(wall_ms()) ^
                 (static_cast<std::uint64_t>(getpid()) << 32);
   // Per-tenant concurrency, shared by every pipeline of this node.
@@ -340,7 +342,13 @@ caf::error node::impl::start_edges() {
     api_pool->stop();
     api.reset();
   });
-  return api->start();
+  if (auto err = api->start())
+    return err;
+  status_pool = std::make_shared<blocking_pool>(2, 4096);
+  status = std::make_unique<status_api>(nats, cfg.nats, cfg.postgres.url,
+                                        status_pool);
+  on_stop("status API", [this] { status.reset(); }); // its dtor stops it
+  return status->start();
 }
 
 // A running job's lease follows the failure detector: a node that stops

@@ -14,6 +14,7 @@
 #include "messages/errc.hpp"
 #include "runtime/common/blocking_pool.hpp"
 #include "runtime/nats/nats_subscription.hpp"
+#include "runtime/node/status_api.hpp"
 
 namespace troupe {
 
@@ -23,7 +24,7 @@ struct submit_api::impl {
   std::set<std::string> pipelines;
   input_limits limits;
   std::shared_ptr<blocking_pool> workers;
-  nats_subscription sub;
+  std::vector<nats_subscription> subs;
   std::atomic<std::int64_t> accepted{0};
   std::atomic<std::int64_t> rejected{0};
   std::atomic<std::int64_t> misdirected{0};
@@ -92,10 +93,19 @@ std::string generate_job_id() {
 
 caf::expected<routed_submission>
 route_submission(std::string_view body, const std::set<std::string>& pipelines,
-                 const subjects& subj, const input_limits& limits) {
+                 const subjects& subj, const input_limits& limits,
+                 const std::optional<std::string>& bound_tenant) {
   auto sub = decode_submission(body, limits);
   if (!sub)
     return sub.error();
+  if (bound_tenant) {
+    if (!sub->tenant.empty() && sub->tenant != *bound_tenant)
+      return make_error(errc::invalid_payload,
+                        "field 'tenant' ('" + sub->tenant +
+                            "') differs from the subject's tenant ('" +
+                            *bound_tenant + "')");
+    sub->tenant = *bound_tenant;
+  }
   if (sub->pipeline.empty())
     return make_error(errc::invalid_payload, "missing field 'pipeline'");
   if (!pipelines.count(sub->pipeline)) {
@@ -153,10 +163,12 @@ bool answered_as_existing(submit_api::impl& im, const routed_submission& r,
   return true;
 }
 
-void handle(const std::shared_ptr<submit_api::impl>& im, std::string body,
-            std::string reply) {
+void handle(const std::shared_ptr<submit_api::impl>& im,
+            const std::string& subject, std::string body, std::string reply) {
   subjects subj{im->ncfg.prefix};
-  auto routed = route_submission(body, im->pipelines, subj, im->limits);
+  auto routed =
+      route_submission(body, im->pipelines, subj, im->limits,
+                       subject_tenant(subject, im->ncfg.prefix, "submit"));
   if (!routed) {
     ++im->rejected;
     auto code = to_string(code_of(routed.error()));
@@ -247,10 +259,10 @@ void on_request(const std::weak_ptr<submit_api::impl>& weak,
                    im->misdirected.load());
     return;
   }
-  auto posted =
-      im->workers->post([im, body = std::move(body), reply]() mutable {
-        handle(im, std::move(body), std::move(reply));
-      });
+  auto posted = im->workers->post([im, subject = std::string{msg.subject()},
+                                   body = std::move(body), reply]() mutable {
+    handle(im, subject, std::move(body), std::move(reply));
+  });
   if (!posted)
     respond(*im->nats, reply,
             encode_submit_error(
@@ -298,23 +310,23 @@ void submit_api::on_accepted(std::function<void(const std::string&)> fn) {
 caf::error submit_api::start() {
   subscribe_options so;
   so.queue = "troupe_api";
-  auto sub = nats_subscription::open(
-      *impl_->nats, subjects{impl_->ncfg.prefix}.submit(),
+  return nats_subscription::open_each(
+      *impl_->nats,
+      {subjects{impl_->ncfg.prefix}.submit(),
+       impl_->ncfg.prefix + ".api.v1.tenant.*.submit"},
       [weak = std::weak_ptr<impl>(impl_)](nats_msg m) { on_request(weak, m); },
-      so);
-  if (!sub)
-    return sub.error();
-  impl_->sub = std::move(*sub);
-  return caf::none;
+      so, impl_->subs);
 }
 
 void submit_api::stop() {
-  if (!impl_->sub)
+  if (impl_->subs.empty())
     return;
   // Leave the queue group first, then answer what has arrived: requests
   // already delivered to this node are answered, not dropped (the server
   // sends new ones to the other nodes meanwhile).
-  impl_->sub.close(5000);
+  for (auto& s : impl_->subs)
+    s.close(5000);
+  impl_->subs.clear();
   impl_->workers->stop(); // runs the requests still queued
   impl_->nats->flush(2000);
 }

@@ -12,6 +12,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 
@@ -39,9 +40,13 @@ struct routed_submission {
 
 /// Validates an API request body: JSON shape, known pipeline, size limits.
 /// Generates a job id when the request has no key.
+/// `bound_tenant` is the tenant of a tenant-bound subject
+/// (`<prefix>.api.v1.tenant.<t>.submit`): the job is that tenant's, and a
+/// body naming another is refused.
 caf::expected<routed_submission>
 route_submission(std::string_view body, const std::set<std::string>& pipelines,
-                 const subjects& subj, const input_limits& limits);
+                 const subjects& subj, const input_limits& limits,
+                 const std::optional<std::string>& bound_tenant = {});
 
 /// Generates a new, unique, roughly time-ordered job id.
 std::string generate_job_id();
@@ -74,7 +79,8 @@ public:
   /// Submissions refused for their rate, per tenant, since start.
   std::map<std::string, std::int64_t> rate_limited() const;
 
-  /// Subscribes in the queue group `troupe_api`.
+  /// Subscribes to `<prefix>.api.v1.submit` and
+  /// `<prefix>.api.v1.tenant.*.submit` in the queue group `troupe_api`.
   caf::error start();
 
   /// Unsubscribes (requests in the workers' queue are still answered).

@@ -197,6 +197,12 @@ create table tenant_slots (
 );
 create index tenant_slots_node on tenant_slots (node) where node is not null;
 )SQL"},
+    {7, "a job's latest progress", R"SQL(
+-- What the running stage last reported: {"stage_index", "stage",
+-- "attempt", "progress", "message", "details", "at_ms"} (docs/stages.md).
+-- The next attempt of that stage receives "details".
+alter table jobs add column progress jsonb;
+)SQL"},
 };
 
 caf::error db_error(const std::exception& e, const char* what) {

@@ -314,7 +314,7 @@ struct child_rows {
           .str("node", ev.node)
           .str("stage", ev.stage)
           .num("attempt", ev.attempt)
-          .str("body", encode_event(ev));
+          .str("body", encode_logged_event(ev));
       o.close();
     }
   }

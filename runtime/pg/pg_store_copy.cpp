@@ -76,7 +76,7 @@ void copy_children(pqxx::work& w, const std::vector<const job_write*>& jobs) {
                                ev.node, null_if_empty(ev.stage),
                                ev.attempt == 0 ? std::optional<int>{}
                                                : std::optional<int>{ev.attempt},
-                               encode_event(ev));
+                               encode_logged_event(ev));
     out.complete();
   }
 }

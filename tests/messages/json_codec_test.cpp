@@ -206,3 +206,26 @@ TEST(JobState, NamesRoundTrip) {
   job_state x;
   EXPECT_FALSE(from_string("done", x));
 }
+
+TEST(Event, CarriesAResultOrSaysItWasLeftOut) {
+  job_event ev;
+  ev.type = "job.succeeded";
+  ev.job_id = "j1";
+  ev.pipeline = "p";
+  ev.result = R"({"a":[1,2]})";
+  auto text = encode_event(ev);
+  EXPECT_NE(text.find(R"("result":{"a":[1,2]})"), std::string::npos) << text;
+  auto back = decode_event(text);
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back->result, ev.result);
+  // The event log keeps the event without the result (the row has it).
+  EXPECT_EQ(encode_logged_event(ev).find("result"), std::string::npos);
+  job_event big = ev;
+  big.result.clear();
+  big.result_bytes = 70000;
+  auto omitted = nlohmann::json::parse(encode_event(big));
+  EXPECT_EQ(omitted["result_omitted"], true);
+  EXPECT_EQ(omitted["result_bytes"], 70000);
+  EXPECT_FALSE(omitted.contains("result"));
+  EXPECT_EQ(omitted.dump(), encode_event(big)); // keys in nlohmann's order
+}

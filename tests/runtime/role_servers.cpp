@@ -28,7 +28,8 @@ std::string roles_block(const std::vector<extra_user>& extra) {
        {std::pair{"$TROUPE_NODE_PASSWORD", role_servers::node_pw},
         {"$TROUPE_PUBLISHER_PASSWORD", role_servers::publisher_pw},
         {"$TROUPE_VIEWER_PASSWORD", role_servers::viewer_pw},
-        {"$TROUPE_ADMIN_PASSWORD", role_servers::admin_pw}})
+        {"$TROUPE_ADMIN_PASSWORD", role_servers::admin_pw},
+        {"$TROUPE_ACME_PASSWORD", role_servers::acme_pw}})
     roles.replace(roles.find(var), std::strlen(var),
                   std::string{"\""} + pw + "\"");
   auto users = roles.find("users = [");
@@ -78,7 +79,8 @@ std::string role_servers::start(const std::vector<extra_user>& extra) {
   for (auto [user, pw] : {std::pair{"node", node_pw},
                           {"publisher", publisher_pw},
                           {"viewer", viewer_pw},
-                          {"admin", admin_pw}})
+                          {"admin", admin_pw},
+                          {"acme", acme_pw}})
     write_file(dir_ + "/" + user + ".pw", std::string{pw} + "\n");
   return {};
 }

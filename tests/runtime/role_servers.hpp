@@ -30,6 +30,7 @@ public:
   static constexpr const char* publisher_pw = "pub-Pw-2290";
   static constexpr const char* viewer_pw = "view-Pw-5512";
   static constexpr const char* admin_pw = "admin-Pw-9046";
+  static constexpr const char* acme_pw = "acme-Pw-6318";
 
   role_servers() = default;
   ~role_servers();
