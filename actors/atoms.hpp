@@ -42,6 +42,13 @@ using fill_atom = caf::atom_constant<caf::atom("fill")>;
 using speculate_atom = caf::atom_constant<caf::atom("speculate")>;
 /// supervisor -> self: (wake_atom, int64 tick) parked jobs may be due.
 using wake_atom = caf::atom_constant<caf::atom("wake")>;
+/// stage kind -> stage actor (std::string report) -> job (int64 seq,
+/// std::string report): the attempt reported progress or a heartbeat (one
+/// JSON object, docs/stages.md).
+using progress_atom = caf::atom_constant<caf::atom("progress")>;
+/// job -> self: (beat_atom, int64 seq) check the attempt's heartbeat
+/// timeout; (beat_atom, int64 seq, bool) flush its latest report.
+using beat_atom = caf::atom_constant<caf::atom("beat")>;
 /// job -> self: re-send a write that failed because the store was down.
 using rewrite_atom = caf::atom_constant<caf::atom("rewrite")>;
 

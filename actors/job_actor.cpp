@@ -211,6 +211,11 @@ caf::behavior job_actor(self_ptr self, job_spec spec,
           run_stage(self);
       },
       [self](timeout_atom, std::int64_t seq) { on_timeout(self, seq); },
+      [self](progress_atom, std::int64_t seq, std::string& report) {
+        on_report(self, seq, report);
+      },
+      [self](beat_atom, std::int64_t seq) { check_heartbeat(self, seq); },
+      [self](beat_atom, std::int64_t seq, bool) { flush_reports(self, seq); },
       [self](cancel_atom) { on_cancel(self); },
       [self](rewrite_atom) { pump_writes(self); },
       [self](speculate_atom) {

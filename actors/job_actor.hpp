@@ -10,6 +10,8 @@
 //   (cancel_atom)                stop the running stage, end `cancelled`
 //   (retry_atom, int64 seq)      self: backoff elapsed
 //   (timeout_atom, int64 seq)    self: attempt timeout elapsed
+//   (progress_atom, int64 seq, string)  from its stage actor: a report
+//   (beat_atom, int64 seq[, bool]) self: heartbeat check / report flush
 //   (tree_atom)     -> job_brief  what it is doing (for `tree`)
 //   (now_atom)      -> bool       skip a retry wait (false if not waiting)
 // Talks to the store (see store protocol below) and sends job_result to its
@@ -77,6 +79,10 @@ struct job_deps {
   /// job.succeeded event; a longer one is left out (`result_omitted`) and
   /// is fetched with the status API.
   std::size_t event_result_max = 64 * 1024;
+  /// A stage's reports (progress, heartbeats) are published and stored at
+  /// most once per this interval; the latest wins, a final 100 % goes out
+  /// at once.
+  duration_ms progress_interval{1000};
 };
 
 /// Spawns a job actor for `spec` that reports its job_result to `parent`.

@@ -92,6 +92,28 @@ struct speculation_buffer {
   }
 };
 
+/// What the current attempt reported (progress, heartbeats), and the
+/// heartbeat details the next attempt of a stage receives
+/// (job_reports.cpp).
+struct stage_reports {
+  /// When the current attempt last reported, or began: its heartbeat
+  /// clock.
+  clock_type::time_point last_beat;
+  /// The latest report not yet published and stored ("" if none).
+  std::string unsent;
+  /// When a report last went out.
+  clock_type::time_point last_sent;
+  /// The attempt whose flush timer is armed (-1: none).
+  std::int64_t armed_seq = -1;
+  /// Reports refused as malformed (logged once per job).
+  std::int32_t refused = 0;
+  /// The `details` of the last report that had some, for the stage and
+  /// life they belong to (JSON text).
+  std::int32_t details_stage = -1;
+  std::int32_t details_life = 0;
+  std::string details;
+};
+
 struct job_actor_state {
   job_spec spec;
   /// The id the job was delivered under, which its supervisor knows it by
@@ -131,6 +153,7 @@ struct job_actor_state {
   /// supervisor has not been told that the job waits.
   std::int64_t waiting_since_ms = 0;
   ordered_writer writer;
+  stage_reports reports;
   speculation_buffer speculation;
   jitter_rng rng;
 
@@ -200,6 +223,21 @@ void report_waiting_in_store(self_ptr self);
 /// job created under its id, or under an id of its own if that exists.
 void record_invalid(self_ptr self);
 void on_claimed(self_ptr self, job_snapshot& snap);
+
+// job_reports.cpp
+/// A report of the attempt `seq` (progress or heartbeat, JSON text).
+void on_report(self_ptr self, std::int64_t seq, const std::string& text);
+/// Publishes and stores the latest report of attempt `seq`, if any.
+void flush_reports(self_ptr self, std::int64_t seq);
+/// Checks the attempt `seq`'s heartbeat timeout (fails it when silent).
+void check_heartbeat(self_ptr self, std::int64_t seq);
+/// The attempt began: its heartbeat clock starts.
+void start_heartbeat(self_ptr self);
+/// Heartbeat details the current attempt receives ("" if none): the last
+/// ones its stage reported in this life, here or in the store's progress.
+std::string details_for_attempt(self_ptr self);
+/// Takes the details of a stored progress (job_snapshot::progress).
+void restore_details(self_ptr self, const std::string& progress);
 
 // job_attempts.cpp
 /// Starts the next attempt of the current stage.

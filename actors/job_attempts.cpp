@@ -31,6 +31,8 @@ std::string build_input(self_ptr self, const stage_config& sc) {
     in += ",\"correlation_id\":" + json_string(st.spec.correlation_id);
   in += ",\"payload\":";
   in += st.spec.payload.empty() ? "null" : st.spec.payload;
+  if (auto details = details_for_attempt(self); !details.empty())
+    in += ",\"heartbeat_details\":" + details;
   in += ",\"previous\":{";
   bool first = true;
   for (std::int32_t i = 0; i < st.stage; ++i) {
@@ -260,6 +262,7 @@ void begin_attempt(self_ptr self) {
   st.attempt_started_ms = now_ms(self);
   publish_now(self, make_event(self, event_type::stage_started));
   arm_timeout(self);
+  start_heartbeat(self);
 }
 
 void run_stage(self_ptr self) {

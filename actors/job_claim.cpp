@@ -47,6 +47,7 @@ void on_claimed(self_ptr self, job_snapshot& snap) {
     return;
   }
   load_snapshot(self, snap);
+  restore_details(self, snap.progress);
   if (st.cancel_requested) {
     finish_cancelled(self);
     return;

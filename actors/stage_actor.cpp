@@ -59,6 +59,10 @@ caf::behavior stage_actor(caf::event_based_actor* self, caf::actor job,
       [self, job, attempt_seq](started_atom) {
         self->send(job, started_atom::value, attempt_seq);
       },
+      [job, attempt_seq](progress_atom, std::string& report) {
+        caf::anon_send(job, progress_atom::value, attempt_seq,
+                       std::move(report));
+      },
   };
 }
 

@@ -30,7 +30,9 @@ struct stage_request {
   /// side effects can be de-duplicated on it.
   std::string idempotency_key;
   /// The JSON document given to the stage: job id, stage, attempt,
-  /// idempotency key, payload and the outputs of the previous stages.
+  /// idempotency key, payload, the outputs of the previous stages and the
+  /// heartbeat details of the stage's previous attempt
+  /// (`heartbeat_details`, when it reported some).
   std::string input;
 };
 
@@ -41,8 +43,10 @@ public:
 
   /// Starts one attempt in the stage actor `self`. Must not block: deliver a
   /// `stage_outcome` to `self` (at once, delayed, or from another thread for
-  /// blocking work), or throw. Anything to undo when the attempt is abandoned
-  /// (timeout, cancel) is registered with `self->attach_functor`.
+  /// blocking work), or throw. Progress and heartbeats go to `self` as
+  /// `(progress_atom, std::string report)` before the outcome, one JSON
+  /// object each (docs/stages.md). Anything to undo when the attempt is
+  /// abandoned (timeout, cancel) is registered with `self->attach_functor`.
   /// Thread-safe: attempts of many jobs start concurrently.
   virtual void start(caf::event_based_actor* self,
                      const stage_request& req) const = 0;

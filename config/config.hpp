@@ -47,6 +47,10 @@ struct stage_config {
   std::string kind;
   /// Per-attempt timeout; zero means no timeout.
   duration_ms timeout{0};
+  /// An attempt that reports no progress or heartbeat for this long fails
+  /// with `heartbeat_timeout` (retryable); zero means no such limit. The
+  /// clock starts with the attempt (docs/stages.md).
+  duration_ms heartbeat_timeout{0};
   retry_policy retry;
   /// Kind-specific parameters (every key of the stage table that is not one
   /// of the generic keys above), converted from TOML to JSON.

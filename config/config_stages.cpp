@@ -67,6 +67,12 @@ nlohmann::json to_json(const toml::node& n) {
 
 namespace {
 
+/// Keys every stage takes, whatever its kind.
+bool is_generic_stage_key(const std::string& key) {
+  return key == "name" || key == "kind" || key == "timeout" ||
+         key == "heartbeat_timeout" || key == "retry";
+}
+
 void read_retry(reader& r, const toml::node& n, const std::string& path,
                 retry_policy& p) {
   auto* t = n.as_table();
@@ -225,8 +231,7 @@ void check_kind_params(reader& r, const toml::table& t, const std::string& path,
       check_param(r, *n, reader::join(path, rule.key), rule);
   for (auto&& [k, v] : t) {
     std::string key{k.str()};
-    bool generic =
-        key == "name" || key == "kind" || key == "timeout" || key == "retry";
+    bool generic = is_generic_stage_key(key);
     bool declared = std::any_of(schema.params.begin(), schema.params.end(),
                                 [&](auto& p) { return p.key == key; });
     if (!generic && !declared)
@@ -281,11 +286,12 @@ void read_stage(reader& r, const toml::node& n, const std::string& path,
               "unknown stage kind \"" + sc.kind + "\" (known: " + known + ")");
   }
   r.read_duration(*t, path, "timeout", sc.timeout);
+  r.read_duration(*t, path, "heartbeat_timeout", sc.heartbeat_timeout);
   if (auto* rt = t->get("retry"))
     read_retry(r, *rt, reader::join(path, "retry"), sc.retry);
   for (auto&& [k, v] : *t) {
     std::string key{k.str()};
-    if (key != "name" && key != "kind" && key != "timeout" && key != "retry")
+    if (!is_generic_stage_key(key))
       sc.params[key] = to_json(v);
   }
   // Parameters of a kind this binary lacks are not judged: the kind problem

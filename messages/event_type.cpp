@@ -22,6 +22,8 @@ std::string_view to_string(event_type x) noexcept {
     return "job.cancelled";
   case event_type::job_replayed:
     return "job.replayed";
+  case event_type::stage_progress:
+    return "stage.progress";
   }
   return "job.started";
 }
@@ -32,7 +34,7 @@ bool from_string(std::string_view text, event_type& out) noexcept {
       event_type::stage_succeeded,   event_type::stage_failed,
       event_type::job_retrying,      event_type::job_succeeded,
       event_type::job_dead_lettered, event_type::job_cancelled,
-      event_type::job_replayed};
+      event_type::job_replayed,      event_type::stage_progress};
   for (auto x : all) {
     if (text == to_string(x)) {
       out = x;

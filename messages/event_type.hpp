@@ -25,6 +25,8 @@ enum class event_type : std::uint8_t {
   job_cancelled,
   /// Written by the admin API when a job is replayed (never by a job actor).
   job_replayed,
+  /// A running stage reported progress or a heartbeat (rate-limited).
+  stage_progress,
 };
 
 /// Wire name of an event type ("job.dead_lettered").
@@ -40,7 +42,7 @@ std::optional<event_type> type_of(const job_event& ev) noexcept;
 /// are published only (the attempt history says the same).
 constexpr bool is_job_level(event_type x) noexcept {
   return x != event_type::stage_started && x != event_type::stage_succeeded &&
-         x != event_type::stage_failed;
+         x != event_type::stage_failed && x != event_type::stage_progress;
 }
 
 /// Events that end an attempt (they carry its duration).

@@ -187,12 +187,17 @@ struct job_snapshot {
   std::vector<attempt_record> attempts;
   /// True if the job was created by this claim (first delivery).
   bool created = false;
+  /// What the job's running stage last reported (jobs.progress, JSON
+  /// text; empty if nothing): its `details` go to the next attempt of
+  /// that stage in that life.
+  std::string progress;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, job_snapshot& x) {
   return f(caf::meta::type_name("job_snapshot"), x.spec, x.state, x.epoch,
-           x.life, x.start_stage, x.checkpoints, x.attempts, x.created);
+           x.life, x.start_stage, x.checkpoints, x.attempts, x.created,
+           x.progress);
 }
 
 /// One atomic change of a job, committed by the store (possibly grouped with
@@ -228,6 +233,9 @@ struct job_write {
   /// on any node waits for it, and the scheduler publishes it when it is
   /// due (a `scheduled` create, or a long `retrying` wait).
   bool wait_in_store = false;
+  /// The running stage's latest report (JSON text) to store as the job's
+  /// progress; empty leaves it as it is.
+  std::string progress;
 };
 
 template <class Inspector>
@@ -235,7 +243,7 @@ typename Inspector::result_type inspect(Inspector& f, job_write& x) {
   return f(caf::meta::type_name("job_write"), x.job_id, x.pipeline, x.epoch,
            x.state, x.stage_index, x.attempt, x.next_attempt_at_ms,
            x.last_error, x.checkpoints, x.attempts, x.result, x.events,
-           x.create, x.spec, x.started_at_ms, x.wait_in_store);
+           x.create, x.spec, x.started_at_ms, x.wait_in_store, x.progress);
 }
 
 /// What a stage attempt produced.

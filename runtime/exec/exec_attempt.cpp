@@ -65,20 +65,85 @@ bool matches(std::string_view name, std::string_view pattern) {
   return name == pattern;
 }
 
-/// The parent's ends of a program's stdin, stdout and stderr (-1: closed).
+/// The parent's ends of a program's stdin, stdout, stderr and report
+/// descriptor (3) (-1: closed).
 struct child_pipes {
   int in = -1;
   int out = -1;
   int err = -1;
+  int report = -1;
 };
+
+/// Lines a program writes on descriptor 3, handed on at most one per
+/// `every` (the latest wins; docs/stages.md): a program that reports in a
+/// tight loop costs its job actor nothing more.
+class report_lines {
+public:
+  using clock = std::chrono::steady_clock;
+  static constexpr std::size_t max_line = 128 * 1024;
+  static constexpr std::chrono::milliseconds every{50};
+
+  explicit report_lines(const std::function<void(std::string)>& fn) : fn_(fn) {}
+
+  void feed(const char* data, std::size_t n) {
+    for (std::size_t i = 0; i < n; ++i) {
+      if (data[i] != '\n') {
+        if (line_.size() < max_line)
+          line_ += data[i];
+        else
+          overlong_ = true; // dropped whole, never cut into bad JSON
+        continue;
+      }
+      if (!overlong_ && line_.find_first_not_of(" \t\r") != std::string::npos)
+        pending_ = std::move(line_);
+      line_.clear();
+      overlong_ = false;
+    }
+    send(false);
+  }
+
+  /// Hands on the pending line if its turn came (or `force`).
+  void send(bool force) {
+    if (pending_.empty() || !fn_)
+      return;
+    auto now = clock::now();
+    if (!force && now - last_ < every)
+      return;
+    fn_(std::move(pending_));
+    pending_.clear();
+    last_ = now;
+  }
+
+  bool pending() const { return !pending_.empty(); }
+
+private:
+  const std::function<void(std::string)>& fn_;
+  std::string line_;
+  std::string pending_;
+  bool overlong_ = false;
+  clock::time_point last_{};
+};
+
+/// Moves `fd` to a number above 3, so that the child's dup2 onto 3 never
+/// meets itself (dup2 of a descriptor onto itself keeps close-on-exec).
+bool above_three(int& fd) {
+  if (fd > 3)
+    return true;
+  int moved = fcntl(fd, F_DUPFD_CLOEXEC, 4);
+  close_fd(fd);
+  fd = moved;
+  return fd >= 0;
+}
 
 /// Starts the program on new pipes; a failed outcome if it cannot start.
 std::optional<stage_outcome> spawn_program(const exec_params& p,
                                            child_pipes& ends, pid_t& pid) {
-  int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1};
-  if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC)) {
+  int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1}, rep[2] = {-1, -1};
+  if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC) ||
+      pipe2(rep, O_CLOEXEC) || !above_three(rep[1])) {
     auto why = std::string{"pipe: "} + std::strerror(errno);
-    for (int* fd : {&in[0], &in[1], &out[0], &out[1], &err[0], &err[1]})
+    for (int* fd :
+         {&in[0], &in[1], &out[0], &out[1], &err[0], &err[1], &rep[0], &rep[1]})
       close_fd(*fd);
     return stage_failure("spawn_failed", why, true);
   }
@@ -103,11 +168,12 @@ std::optional<stage_outcome> spawn_program(const exec_params& p,
   posix_spawn_file_actions_adddup2(&fa, in[0], 0);
   posix_spawn_file_actions_adddup2(&fa, out[1], 1);
   posix_spawn_file_actions_adddup2(&fa, err[1], 2);
+  posix_spawn_file_actions_adddup2(&fa, rep[1], 3);
   if (!p.cwd.empty())
     posix_spawn_file_actions_addchdir_np(&fa, p.cwd.c_str());
-  // Nothing of the node but the three pipes: libraries open sockets (the
+  // Nothing of the node but the four pipes: libraries open sockets (the
   // node's NATS connection) and log files without close-on-exec.
-  posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+  posix_spawn_file_actions_addclosefrom_np(&fa, 4);
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
   sigset_t none, all;
@@ -132,12 +198,14 @@ std::optional<stage_outcome> spawn_program(const exec_params& p,
   close_fd(in[0]);
   close_fd(out[1]);
   close_fd(err[1]);
-  ends = {in[1], out[0], err[0]};
+  close_fd(rep[1]);
+  ends = {in[1], out[0], err[0], rep[0]};
   if (spawn_errno == 0)
     return std::nullopt;
   close_fd(ends.in);
   close_fd(ends.out);
   close_fd(ends.err);
+  close_fd(ends.report);
   auto where = p.cwd.empty() ? std::string{} : " in '" + p.cwd + "'";
   return stage_failure("spawn_failed",
                        "cannot run '" + p.argv.front() + "'" + where + ": " +
@@ -175,87 +243,133 @@ struct program_io {
   bool cancelled = false;
 };
 
-/// Writes the input, reads stdout and stderr, until the program exited (plus
-/// the drain grace while something else holds its pipes), the attempt was
-/// cancelled, or stdout grew too large.
-program_io exchange(const exec_params& p, const std::string& input, pid_t pid,
-                    child_pipes& ends, attempt_control& ctl) {
+/// One exchange with a running program: what it was given and wrote.
+struct exchange_state {
+  const exec_params& p;
+  const std::string& input;
+  pid_t pid;
+  child_pipes& ends;
+  attempt_control& ctl;
+  report_lines reports;
   program_io io;
-  set_nonblocking(ends.in);
-  set_nonblocking(ends.out);
-  set_nonblocking(ends.err);
+  std::size_t written = 0;
+  /// The program exited: what it wrote is read until then.
+  std::optional<clock_type::time_point> drain_until;
+  /// Cancelled: the program got SIGTERM, and SIGKILL comes then.
+  std::optional<clock_type::time_point> stop_by;
+};
+
+/// True when reading is over: the program exited and its output is read
+/// (or the drain grace passed), or a cancelled program exited or used up
+/// its grace.
+bool exchange_over(exchange_state& x) {
+  auto now = clock_type::now();
+  if (!x.stop_by && x.ctl.cancelled()) {
+    x.io.cancelled = true;
+    x.stop_by = now + x.p.cancel_grace;
+  }
+  bool exited = has_exited(x.pid);
+  if (x.stop_by)
+    return exited || now >= *x.stop_by;
+  if (!x.drain_until && exited)
+    x.drain_until = now + x.p.drain_grace;
+  return x.drain_until &&
+         ((x.ends.out < 0 && x.ends.err < 0) || now >= *x.drain_until);
+}
+
+/// How long the loop may sleep in poll().
+int poll_ms(const exchange_state& x, int pidfd) {
+  // Woken by output, the exit (pidfd) or a cancel (eventfd); the regular
+  // wake-up only covers a missing pidfd or eventfd, and a report waiting
+  // for its turn.
+  std::int64_t ms = pidfd >= 0 ? 200 : 10;
+  if (x.reports.pending())
+    ms = std::min<std::int64_t>(ms, report_lines::every.count());
+  for (auto until : {x.drain_until, x.stop_by})
+    if (until)
+      ms = std::clamp<std::int64_t>(
+          std::chrono::duration_cast<std::chrono::milliseconds>(
+              *until - clock_type::now())
+                  .count() +
+              1,
+          0, ms);
+  return static_cast<int>(ms);
+}
+
+/// Handles a ready descriptor: writes input, reads output or reports.
+void on_ready(exchange_state& x, int fd, char* buf, std::size_t size) {
+  auto& ends = x.ends;
+  if (fd == ends.in) {
+    auto w = write(fd, x.input.data() + x.written, x.input.size() - x.written);
+    if (w > 0)
+      x.written += static_cast<std::size_t>(w);
+    // A program that does not read its input (EPIPE) is its business.
+    if ((w < 0 && errno != EAGAIN) || x.written == x.input.size())
+      close_fd(ends.in);
+    return;
+  }
+  auto r = read(fd, buf, size);
+  if (r <= 0) {
+    if (r == 0 || (errno != EAGAIN && errno != EINTR))
+      close_fd(fd == ends.out   ? ends.out
+               : fd == ends.err ? ends.err
+                                : ends.report);
+    return;
+  }
+  auto n = static_cast<std::size_t>(r);
+  if (fd == ends.report) {
+    x.reports.feed(buf, n);
+  } else if (fd == ends.out) {
+    x.io.out.append(buf, n);
+    if (x.io.out.size() > x.p.max_output)
+      x.io.too_large = true;
+  } else {
+    x.io.err.append(buf, n);
+    if (x.io.err.size() > 64 * 1024)
+      x.io.err = x.io.err.substr(x.io.err.size() - 32 * 1024);
+  }
+}
+
+/// Writes the input, reads stdout, stderr and reports, until the program
+/// exited (plus the drain grace while something else holds its pipes), the
+/// attempt was cancelled (plus the program's grace to exit), or stdout grew
+/// too large.
+program_io exchange(const exec_params& p, const std::string& input, pid_t pid,
+                    child_pipes& ends, attempt_control& ctl,
+                    const std::function<void(std::string)>& on_report) {
+  exchange_state x{p,  input, pid, ends, ctl, report_lines{on_report},
+                   {}, 0,     {},  {}};
+  for (int fd : {ends.in, ends.out, ends.err, ends.report})
+    set_nonblocking(fd);
   if (input.empty())
     close_fd(ends.in);
   // Readable once the program exits, so that the loop wakes at once;
   // without one (kernels before 5.3) the loop looks every few milliseconds.
   int pidfd = open_pidfd(pid);
-  std::optional<clock_type::time_point> drain_until;
-  std::size_t written = 0;
   char buf[65536];
-  for (;;) {
-    if (ctl.cancelled()) {
-      io.cancelled = true;
-      break;
-    }
-    if (!drain_until && has_exited(pid))
-      drain_until = clock_type::now() + p.drain_grace;
-    if (drain_until &&
-        ((ends.out < 0 && ends.err < 0) || clock_type::now() >= *drain_until))
-      break;
-    pollfd fds[5];
+  while (!exchange_over(x) && !x.io.too_large) {
+    pollfd fds[6];
     nfds_t n = 0;
     for (auto [fd, events] : {std::pair{ends.out, POLLIN},
                               {ends.err, POLLIN},
+                              {ends.report, POLLIN},
                               {ends.in, POLLOUT},
-                              {ctl.wake_fd(), POLLIN},
-                              {drain_until ? -1 : pidfd, POLLIN}})
+                              {x.stop_by ? -1 : ctl.wake_fd(), POLLIN},
+                              {x.drain_until ? -1 : pidfd, POLLIN}})
       if (fd >= 0)
         fds[n++] = {fd, static_cast<short>(events), 0};
-    // Woken by output, the exit (pidfd) or a cancel (eventfd); the regular
-    // wake-up only covers a missing pidfd or eventfd.
-    int wait_ms = pidfd >= 0 ? 200 : 10;
-    if (drain_until)
-      wait_ms = static_cast<int>(std::clamp<std::int64_t>(
-          std::chrono::duration_cast<std::chrono::milliseconds>(
-              *drain_until - clock_type::now())
-                  .count() +
-              1,
-          0, wait_ms));
-    if (poll(fds, n, wait_ms) < 0 && errno != EINTR)
+    if (poll(fds, n, poll_ms(x, pidfd)) < 0 && errno != EINTR)
       break;
-    for (nfds_t i = 0; i < n; ++i) {
-      int fd = fds[i].fd;
-      if (!fds[i].revents ||
-          (fd != ends.in && fd != ends.out && fd != ends.err))
-        continue;
-      if (fd == ends.in) {
-        auto w = write(fd, input.data() + written, input.size() - written);
-        if (w > 0)
-          written += static_cast<std::size_t>(w);
-        // A program that does not read its input (EPIPE) is its business.
-        if ((w < 0 && errno != EAGAIN) || written == input.size())
-          close_fd(ends.in);
-        continue;
-      }
-      bool is_out = fd == ends.out;
-      auto r = read(fd, buf, sizeof(buf));
-      if (r > 0) {
-        auto& dst = is_out ? io.out : io.err;
-        dst.append(buf, static_cast<std::size_t>(r));
-        if (is_out && dst.size() > p.max_output)
-          io.too_large = true;
-        if (!is_out && io.err.size() > 64 * 1024)
-          io.err = io.err.substr(io.err.size() - 32 * 1024);
-      } else if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
-        close_fd(is_out ? ends.out : ends.err);
-      }
-    }
-    if (io.too_large)
-      break;
+    for (nfds_t i = 0; i < n; ++i)
+      if (fds[i].revents && fds[i].fd != ctl.wake_fd() && fds[i].fd != pidfd)
+        on_ready(x, fds[i].fd, buf, sizeof(buf));
+    x.reports.send(false);
   }
+  x.reports.send(true); // the last report goes before the outcome
   close_fd(pidfd);
   close_fd(ends.in);
-  return io;
+  close_fd(ends.report);
+  return std::move(x.io);
 }
 
 /// Kills what is left of the attempt and reaps the program; its wait status.
@@ -367,8 +481,10 @@ void attempt_control::cancel() {
   if (cancelled_)
     return;
   cancelled_ = true;
+  // The whole process group; the attempt's thread sends SIGKILL after
+  // the program's grace (exec_params::cancel_grace).
   if (pid_ > 0 && !reaped_)
-    kill(-pid_, SIGKILL); // the whole process group
+    kill(-pid_, SIGTERM);
   if (wake_fd_ >= 0) {
     std::uint64_t one = 1;
     // Cannot fail short of a full counter, which one write never reaches.
@@ -395,7 +511,8 @@ void attempt_control::reaped() {
 
 stage_outcome run_attempt(const exec_params& p, const std::string& input,
                           attempt_control& ctl,
-                          const std::function<void()>& on_spawn) {
+                          const std::function<void()>& on_spawn,
+                          const std::function<void(std::string)>& on_report) {
   child_pipes ends;
   pid_t pid = -1;
   if (auto failed = spawn_program(p, ends, pid))
@@ -403,7 +520,7 @@ stage_outcome run_attempt(const exec_params& p, const std::string& input,
   ctl.started(pid);
   if (on_spawn)
     on_spawn();
-  auto io = exchange(p, input, pid, ends, ctl);
+  auto io = exchange(p, input, pid, ends, ctl, on_report);
   close_fd(ends.out);
   close_fd(ends.err);
   auto status = end_program(pid, ctl);

@@ -39,6 +39,9 @@ struct exec_params {
   /// How long output is still read after the program exited, while
   /// something else holds its stdout or stderr open.
   std::chrono::milliseconds drain_grace{150};
+  /// On cancel or timeout the program's group gets SIGTERM, then SIGKILL
+  /// after this long if the program has not exited (`cancel_grace`).
+  std::chrono::milliseconds cancel_grace{5000};
 };
 
 /// Variables every exec stage inherits from the node: what programs need to
@@ -61,8 +64,9 @@ public:
   attempt_control(const attempt_control&) = delete;
   attempt_control& operator=(const attempt_control&) = delete;
 
-  /// Abandons the attempt: kills the program's process group if it runs,
-  /// and wakes the read loop. Thread-safe; later calls do nothing new.
+  /// Abandons the attempt: asks the program's process group to stop
+  /// (SIGTERM; the attempt's thread sends SIGKILL after the grace) and
+  /// wakes the read loop. Thread-safe; later calls do nothing new.
   void cancel();
 
   bool cancelled() const;
@@ -87,9 +91,12 @@ private:
 };
 
 /// Runs one attempt to completion; never throws. `on_spawn` runs once the
-/// program has started (not if it could not start).
-stage_outcome run_attempt(const exec_params& p, const std::string& input,
-                          attempt_control& ctl,
-                          const std::function<void()>& on_spawn);
+/// program has started (not if it could not start). `on_report` gets the
+/// lines the program writes on descriptor 3 (progress and heartbeats, one
+/// JSON object per line; at most one per 50 ms, the latest wins).
+stage_outcome
+run_attempt(const exec_params& p, const std::string& input,
+            attempt_control& ctl, const std::function<void()>& on_spawn,
+            const std::function<void(std::string)>& on_report = {});
 
 } // namespace troupe

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "actors/atoms.hpp"
+#include "config/config_loader.hpp"
 #include "messages/errc.hpp"
 #include "runtime/common/blocking_pool.hpp"
 #include "runtime/exec/child_reaper.hpp"
@@ -80,10 +81,15 @@ public:
       meter->dequeued();
       if (ctl->cancelled())
         return; // abandoned while queued: never start it
-      auto out = run_attempt(*params, input, *ctl, [&] {
-        meter->spawned();
-        caf::anon_send(handle, started_atom::value);
-      });
+      auto out = run_attempt(
+          *params, input, *ctl,
+          [&] {
+            meter->spawned();
+            caf::anon_send(handle, started_atom::value);
+          },
+          [&](std::string report) {
+            caf::anon_send(handle, progress_atom::value, std::move(report));
+          });
       meter->ended();
       caf::anon_send(handle, std::move(out));
     };
@@ -177,6 +183,13 @@ caf::error read_options(const stage_config& sc, exec_params& p,
       return bad(sc, "max_output_bytes must be a positive integer");
     p.max_output = m->get<std::size_t>();
   }
+  if (auto g = j.find("cancel_grace"); g != j.end()) {
+    auto d =
+        g->is_string() ? parse_duration(g->get<std::string>()) : std::nullopt;
+    if (!d)
+      return bad(sc, "cancel_grace must be a duration such as \"5s\"");
+    p.cancel_grace = *d;
+  }
   if (auto m = j.find("max_concurrency"); m != j.end()) {
     if (!m->is_number_integer() || m->get<std::int64_t>() < 1)
       return bad(sc, "max_concurrency must be an integer of at least 1");
@@ -223,6 +236,9 @@ stage_kind_schema exec_stage_schema() {
            {"cwd", t::string},
            {"retryable_exit_codes", t::exit_codes},
            {"max_output_bytes", t::positive_integer},
+           {"cancel_grace", t::duration, false,
+            "how long a cancelled or timed-out program has between SIGTERM "
+            "and SIGKILL"},
            {"max_concurrency", t::positive_integer, false,
             "attempts of this stage running at once on a node"}}};
 }

@@ -212,6 +212,7 @@ caf::error node::impl::start_pipelines() {
   jdeps->store_after = cfg.node.store_retry_after;
   jdeps->event_result_max =
       static_cast<std::size_t>(cfg.node.event_result_max_bytes);
+  jdeps->progress_interval = cfg.node.progress_interval;
   jdeps->seed = static_cast<std::uint64_t>(wall_ms()) ^
                 (static_cast<std::uint64_t>(getpid()) << 32);
   // Per-tenant concurrency, shared by every pipeline of this node.

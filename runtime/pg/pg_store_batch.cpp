@@ -140,6 +140,8 @@ void read_claimed(const pqxx::row& row, const store_request& req,
   snap.spec.correlation_id = row[7].as<std::string>();
   snap.spec.priority = row[8].as<std::int32_t>();
   snap.spec.pipeline = row[9].as<std::string>();
+  if (!row[10].is_null())
+    snap.progress = row[10].c_str();
   snap.state = job_state::running;
 }
 
@@ -245,7 +247,8 @@ void update_record(json_array_writer& updates, const job_write& x) {
       .num("next_ms", x.next_attempt_at_ms)
       .str("last_error", x.last_error)
       .str("result", x.result)
-      .boolean("wait", x.wait_in_store);
+      .boolean("wait", x.wait_in_store)
+      .str("progress", x.progress);
   o.close();
 }
 

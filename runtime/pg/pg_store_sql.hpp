@@ -37,7 +37,7 @@ on conflict (job_id) do update set
     and (excluded.gen >= j.gen or (excluded.life > 1 and j.life = excluded.life))
 returning j.job_id, j.epoch, j.life, j.start_stage, (j.xmax::text = '0'),
   case when j.xmax::text = '0' then null else j.payload::text end,
-  j.tenant, j.correlation_id, j.priority, j.pipeline
+  j.tenant, j.correlation_id, j.priority, j.pipeline, j.progress::text
 )SQL";
 
 inline const char* const sql_states = R"SQL(
@@ -66,7 +66,7 @@ inline const char* const sql_update = R"SQL(
 with w as (
   select * from jsonb_to_recordset($1::jsonb) as r(job_id text, epoch bigint,
     state text, stage_index int, attempt int, next_ms bigint,
-    last_error text, result text, wait boolean))
+    last_error text, result text, wait boolean, progress text))
 update jobs j set
   state = w.state, stage_index = w.stage_index, attempt = w.attempt,
   next_attempt_at = case when w.next_ms > 0
@@ -75,6 +75,8 @@ update jobs j set
   last_error = coalesce(nullif(w.last_error, ''), j.last_error),
   result = case when coalesce(w.result, '') <> '' then w.result::jsonb
     else j.result end,
+  progress = case when coalesce(w.progress, '') <> '' then w.progress::jsonb
+    else j.progress end,
   finished_at = case when w.state in ('succeeded', 'dead_lettered',
     'cancelled') then now() end,
   lease_until = case when w.wait or w.state in ('succeeded',

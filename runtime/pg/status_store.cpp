@@ -13,7 +13,8 @@ using json = nlohmann::json;
 constexpr const char* sql_status = R"SQL(
 select j.job_id, j.pipeline, j.tenant, j.state, j.stage_index, j.attempt,
   j.life, j.result::text, coalesce(j.last_error, ''), j.correlation_id,
-  j.progress::text,
+  case when (j.progress->>'stage_index')::int = j.stage_index
+    then j.progress::text end,
   (extract(epoch from j.created_at) * 1000)::bigint,
   (extract(epoch from j.started_at) * 1000)::bigint,
   (extract(epoch from j.finished_at) * 1000)::bigint,

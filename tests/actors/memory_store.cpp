@@ -58,6 +58,7 @@ store_actor spawn_memory_store(caf::actor_system& sys,
           for (auto& kv : row.checkpoints)
             snap.checkpoints.push_back(kv.second);
           snap.attempts = row.attempts;
+          snap.progress = row.progress;
           return snap;
         },
         [db](job_write& w) -> caf::result<ok_atom> {
@@ -92,6 +93,8 @@ store_actor spawn_memory_store(caf::actor_system& sys,
             row.last_error = w.last_error;
           if (!w.result.empty())
             row.result = w.result;
+          if (!w.progress.empty())
+            row.progress = w.progress;
           for (auto& cp : w.checkpoints)
             row.checkpoints[cp.stage_index] = cp;
           for (auto& a : w.attempts)

@@ -31,6 +31,7 @@ struct job_row {
   std::int32_t gen = 0;
   std::string last_error;
   std::string result;
+  std::string progress;
   std::map<std::int32_t, checkpoint> checkpoints;
   std::vector<attempt_record> attempts;
   std::vector<job_event> events;
