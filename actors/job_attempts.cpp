@@ -292,8 +292,10 @@ void run_stage(self_ptr self) {
   st.running = self->spawn(stage_actor, caf::actor_cast<caf::actor>(self),
                            st.seq, kind, std::move(req));
   self->monitor(st.running);
-  if (!queued)
+  if (!queued) {
     arm_timeout(self);
+    start_heartbeat(self);
+  }
 }
 
 void finish_cancelled(self_ptr self) {

@@ -25,7 +25,7 @@ select job_id, pipeline, tenant, correlation_id, priority, state,
   (extract(epoch from finished_at) * 1000)::bigint,
   (extract(epoch from next_attempt_at) * 1000)::bigint,
   (extract(epoch from updated_at) * 1000)::bigint,
-  (extract(epoch from run_at) * 1000)::bigint, gen
+  (extract(epoch from run_at) * 1000)::bigint, gen, progress::text
 from jobs where job_id = $1
 )SQL",
       job_id);
@@ -56,7 +56,8 @@ from jobs where job_id = $1
               {"next_attempt_at_ms", ms_or(r[19])},
               {"updated_at_ms", ms_or(r[20])},
               {"run_at_ms", ms_or(r[21])},
-              {"gen", r[22].as<int>()}};
+              {"gen", r[22].as<int>()},
+              {"progress", value_of(r[23], max, cut)}};
 }
 
 /// Every stage that has a checkpoint or an attempt, by index.

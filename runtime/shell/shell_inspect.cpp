@@ -125,6 +125,26 @@ shell_session::cmd_jobs(const std::map<std::string, std::string>& flags) {
 
 namespace {
 
+/// A report's progress and message: ` 40% chunk 4 of 10`.
+std::string progress_summary(const json& p) {
+  std::string out;
+  if (p.contains("progress") && p["progress"].is_number())
+    out += " " +
+           std::to_string(
+               static_cast<int>(p["progress"].get<double>() * 100 + 0.5)) +
+           "%";
+  if (p.contains("message") && p["message"].is_string())
+    out += " " + p["message"].get<std::string>();
+  return out;
+}
+
+/// A stage's last report: `stage 2 (chunk) attempt 1: 40% chunk 4 of 10`.
+std::string progress_text(const json& p) {
+  return "stage " + std::to_string(p.value("stage_index", 0)) + " (" +
+         p.value("stage", "") + ") attempt " +
+         std::to_string(p.value("attempt", 0)) + ":" + progress_summary(p);
+}
+
 /// The job's row: state, times, holder, error, payload and result.
 void print_job_row(std::ostream& out, const json& j, const std::string& id,
                    bool full, const text_style& style, std::int64_t now) {
@@ -151,6 +171,8 @@ void print_job_row(std::ostream& out, const json& j, const std::string& id,
   out << "\n";
   if (!str_of(j, "last_error").empty())
     out << "last error: " << str_of(j, "last_error") << "\n";
+  if (j.contains("progress") && j["progress"].is_object())
+    out << "progress: " << progress_text(j["progress"]) << "\n";
   out << "payload: " << show_value(j["payload"], full ? 100000 : 200) << "\n";
   if (!j["result"].is_null())
     out << "result:  " << show_value(j["result"], full ? 100000 : 200) << "\n";
@@ -375,6 +397,8 @@ shell_session::cmd_watch(const std::map<std::string, std::string>& flags) {
       line += "  next in " + format_duration_ms(int_of(ev, "next_retry_ms"));
     if (!str_of(ev, "error").empty())
       line += "  " + ellipsize(str_of(ev, "error"), 80);
+    if (ev.contains("progress") && ev["progress"].is_object())
+      line += " " + ellipsize(progress_summary(ev["progress"]), 80);
     print_live(line + "\n");
   }
   sub->close();

@@ -28,6 +28,10 @@ public:
     if (queues_attempts())
       self->delayed_send(self, std::chrono::milliseconds{queue_ms()},
                          started_atom::value);
+    if (auto r = params_.find("reports"); r != params_.end())
+      for (auto& x : *r)
+        self->delayed_send(self, std::chrono::milliseconds{x[0].get<int>()},
+                           progress_atom::value, x[1].get<std::string>());
     if (params_.value("hang", false))
       return;
     stage_outcome out;

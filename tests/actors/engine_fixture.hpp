@@ -49,9 +49,19 @@ struct probe_log {
 /// `hang` (bool: never answers), `queue_ms` (int: the attempt waits this long
 /// for a slot before its work begins, like an exec stage waiting for a
 /// thread; `duration_ms` counts from start() all the same), `output`
-/// (string: the output on success).
+/// (string: the output on success), `reports` ([[ms, "report"], ...]:
+/// progress reports sent that long after start()).
 stage_kind_factory make_probe_factory(std::shared_ptr<probe_log> log,
                                       std::function<std::int64_t()> now);
+
+/// A pipeline "p" of the one stage `sc`.
+inline pipeline_config one_stage(stage_config sc, int max_in_flight = 10) {
+  pipeline_config pc;
+  pc.name = "p";
+  pc.max_in_flight = max_in_flight;
+  pc.stages.push_back(std::move(sc));
+  return pc;
+}
 
 class engine_test : public ::testing::Test {
 public:

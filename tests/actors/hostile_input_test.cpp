@@ -11,14 +11,6 @@ using namespace troupe::test;
 
 namespace {
 
-pipeline_config one_stage(stage_config sc, int max_in_flight = 10) {
-  pipeline_config pc;
-  pc.name = "p";
-  pc.max_in_flight = max_in_flight;
-  pc.stages.push_back(std::move(sc));
-  return pc;
-}
-
 /// Delivers message `seq` of job `id` as delivery `delivery`.
 void deliver(const caf::actor& sup, const std::string& id, std::uint64_t seq,
              std::uint64_t delivery, const std::string& pipeline = "p") {

@@ -13,13 +13,6 @@ using namespace troupe::test;
 
 namespace {
 
-pipeline_config one_stage(stage_config sc) {
-  pipeline_config pc;
-  pc.name = "p";
-  pc.stages.push_back(std::move(sc));
-  return pc;
-}
-
 job_spec spec_of(const std::string& id) {
   job_spec spec;
   spec.job_id = id;

@@ -62,7 +62,22 @@ stages = [ { name = "nap", kind = "sleep", duration = "1500ms" } ]
 
 [pipelines.broken]
 stages = [ { name = "boom", kind = "fault", fail_first = 5, permanent = true } ]
+
+[pipelines.report]
+stages = [ { name = "steps", kind = "exec", command = ["sh", "-c",
+  "cat >/dev/null; for i in 1 2 3 4 5 6 7 8 9; do echo \"{\\\"progress\\\":0.$i,\\\"message\\\":\\\"step $i\\\"}\" >&3; sleep 0.1; done; echo '{\"progress\":1,\"message\":\"done\"}' >&3; echo '{\"n\":10}'"] } ]
+
+[pipelines.resume]
+stages = [ { name = "long", kind = "exec", heartbeat_timeout = "1s", timeout = "60s",
+  retry = { max_attempts = 2, initial = "100ms" }, command = ["sh", "-c",
+  "in=$(cat); case \"$in\" in *heartbeat_details*) echo '{\"resumed\":true}';; *) echo '{\"details\":{\"offset\":42}}' >&3; exec sleep 30;; esac"] } ]
+
+[pipelines.term]
+stages = [ { name = "stubborn", kind = "exec", timeout = "1s", cancel_grace = "10s",
+  retry = { max_attempts = 1 }, env = { OUT = "@DIR@" }, command = ["sh", "-c",
+  "trap 'echo got-term > $OUT/term.log; exit 0' TERM; cat >/dev/null; while true; do sleep 0.1; done"] } ]
 )");
+    cfg.replace(cfg.find("@DIR@"), 5, dir_);
     // Results over 2 KiB are left out of events.
     cfg.replace(cfg.find("[nats]"), 0, "event_result_max_bytes = 2048\n\n");
     write_file(dir_ + "/node.toml", cfg);
@@ -380,4 +395,72 @@ TEST_F(results_test, ManyWaitsAtOnceAllEnd) {
     ASSERT_TRUE((*ends)[i].done) << (*ends)[i].job_id;
     EXPECT_EQ((*ends)[i].job["result"]["payload"]["i"], i);
   }
+}
+
+TEST_F(results_test, AnExecStageReportsProgressOnDescriptorThree) {
+  auto pub = publisher();
+  ASSERT_TRUE(pub);
+  std::mutex mtx;
+  std::vector<json> progress;
+  auto sub =
+      nats_subscription::open(*pub, "troupe.events.report.>", [&](nats_msg m) {
+        auto e = json::parse(m.data());
+        std::lock_guard<std::mutex> g{mtx};
+        if (e["type"] == "stage.progress")
+          progress.push_back(e);
+      });
+  ASSERT_TRUE(sub);
+  auto id = submit(*pub, "troupe.api.v1.submit",
+                   {{"pipeline", "report"}, {"payload", 1}});
+  auto r = ask(*pub, "troupe.api.v1.wait", {{"job_id", id}}, 40s);
+  ASSERT_TRUE(r.value("ok", false)) << r;
+  EXPECT_EQ(r["job"]["result"], json({{"n", 10}}));
+  // The last report (100 %) is stored and shown by status.
+  EXPECT_EQ(r["job"]["progress"]["progress"], 1);
+  EXPECT_EQ(r["job"]["progress"]["message"], "done");
+  auto stored =
+      json::parse(row("select progress::text from jobs where job_id = $1", id));
+  EXPECT_EQ(stored["message"], "done");
+  ASSERT_TRUE(eventually(
+      [&] {
+        std::lock_guard<std::mutex> g{mtx};
+        return !progress.empty() &&
+               progress.back()["progress"]["progress"] == 1;
+      },
+      10s));
+  std::lock_guard<std::mutex> g{mtx};
+  // Ten reports over about a second, published at most once a second (and
+  // the final one at once): a few events, not ten.
+  EXPECT_LE(progress.size(), 4u);
+  EXPECT_EQ(progress.front()["stage"], "steps");
+}
+
+TEST_F(results_test, ASilentExecStageFailsAtItsHeartbeatTimeoutAndResumes) {
+  auto pub = publisher();
+  ASSERT_TRUE(pub);
+  auto id = submit(*pub, "troupe.api.v1.submit",
+                   {{"pipeline", "resume"}, {"payload", 1}});
+  auto r = ask(*pub, "troupe.api.v1.wait", {{"job_id", id}}, 40s);
+  ASSERT_TRUE(r.value("ok", false)) << r;
+  EXPECT_EQ(r["job"]["state"], "succeeded");
+  // The second attempt saw the first one's heartbeat details.
+  EXPECT_EQ(r["job"]["result"], json({{"resumed", true}}));
+  EXPECT_EQ(row("select error_code from job_attempts where job_id = $1 "
+                "and attempt = 1",
+                id),
+            "heartbeat_timeout");
+}
+
+TEST_F(results_test, AStageOutOfTimeGetsSigtermBeforeSigkill) {
+  auto pub = publisher();
+  ASSERT_TRUE(pub);
+  auto id = submit(*pub, "troupe.api.v1.submit",
+                   {{"pipeline", "term"}, {"payload", 1}});
+  auto r = ask(*pub, "troupe.api.v1.wait", {{"job_id", id}}, 40s);
+  ASSERT_TRUE(r.value("ok", false)) << r;
+  EXPECT_EQ(r["job"]["state"], "dead_lettered");
+  EXPECT_EQ(r["job"]["error"]["code"], "timeout");
+  // The program's TERM trap ran (a SIGKILL would have left no file).
+  EXPECT_TRUE(eventually(
+      [&] { return read_file(dir_ + "/term.log") == "got-term\n"; }, 10s));
 }

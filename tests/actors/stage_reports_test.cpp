@@ -1,0 +1,114 @@
+// What a running attempt reports (docs/stages.md), under CAF's
+// deterministic coordinator: progress published and stored at a bounded
+// rate, a heartbeat timeout that catches a silent attempt long before its
+// timeout, details handed to the next attempt across a parked retry, and
+// malformed reports refused without harm.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "engine_fixture.hpp"
+
+using namespace troupe;
+using namespace troupe::test;
+using json = nlohmann::json;
+
+namespace {
+
+std::vector<job_event> of_type(const std::vector<job_event>& all,
+                               const std::string& type) {
+  std::vector<job_event> out;
+  for (auto& e : all)
+    if (e.type == type)
+      out.push_back(e);
+  return out;
+}
+
+json report(double progress, const std::string& message) {
+  return json{{"progress", progress}, {"message", message}};
+}
+
+} // namespace
+
+TEST_F(engine_test, ProgressIsPublishedAtABoundedRateAndTheLatestIsStored) {
+  json reports = json::array();
+  for (int i = 1; i <= 10; ++i) // every 150 ms, 10 % to 100 %
+    reports.push_back(
+        {i * 150, report(i / 10.0, "chunk " + std::to_string(i)).dump()});
+  auto sup = start_pipeline(
+      one_stage(probe("work", {{"duration_ms", 3000}, {"reports", reports}})));
+  submit(sup, "j1");
+  run_to_quiescence();
+  auto progress = of_type(*events, "stage.progress");
+  // The first report goes at once, then at most one per second; 100 % goes
+  // at once whatever the interval.
+  ASSERT_GE(progress.size(), 2u);
+  ASSERT_LE(progress.size(), 3u);
+  EXPECT_EQ(json::parse(progress.front().progress)["message"], "chunk 1");
+  EXPECT_EQ(json::parse(progress.back().progress), report(1.0, "chunk 10"));
+  EXPECT_EQ(progress.back().stage, "work");
+  auto stored = json::parse(db->jobs.at("j1").progress);
+  EXPECT_EQ(stored["progress"], 1.0);
+  EXPECT_EQ(stored["stage_index"], 0);
+  EXPECT_EQ(stored["attempt"], 1);
+  EXPECT_EQ(db->jobs.at("j1").state, job_state::succeeded);
+}
+
+TEST_F(engine_test, ASilentAttemptFailsAtItsHeartbeatTimeoutNotItsTimeout) {
+  auto sc = probe(
+      "long",
+      {{"hang", true},
+       {"reports", {{500, R"({"heartbeat":true,"details":{"offset":7}})"}}}},
+      2);
+  sc.timeout = duration_ms{600000};
+  sc.heartbeat_timeout = duration_ms{2000};
+  sc.retry.initial = duration_ms{3000}; // parked: the retry claims again
+  auto sup = start_pipeline(one_stage(sc));
+  submit(sup, "j2");
+  run_to_quiescence();
+  auto& row = db->jobs.at("j2");
+  ASSERT_EQ(row.attempts.size(), 2u);
+  EXPECT_EQ(row.attempts[0].error_code, "heartbeat_timeout");
+  // Silent from 500 ms on: failed at 2.5 s, not at the 10-minute timeout.
+  EXPECT_EQ(row.attempts[0].duration_ms, 2500);
+  EXPECT_EQ(row.state, job_state::dead_lettered);
+  // The retry, started by a new actor after the parked wait, got the
+  // details of the last report from the store.
+  ASSERT_EQ(probes->calls.size(), 2u);
+  auto input = json::parse(probes->calls[1].input);
+  EXPECT_EQ(input["heartbeat_details"], json({{"offset", 7}}));
+  EXPECT_FALSE(
+      json::parse(probes->calls[0].input).contains("heartbeat_details"));
+}
+
+TEST_F(engine_test, ReportsKeepAnAttemptAlivePastItsHeartbeatTimeout) {
+  json reports = json::array();
+  for (int t = 500; t <= 4000; t += 500)
+    reports.push_back({t, R"({"heartbeat":true})"});
+  auto sc = probe("steady", {{"duration_ms", 4200}, {"reports", reports}}, 1);
+  sc.heartbeat_timeout = duration_ms{1000};
+  auto sup = start_pipeline(one_stage(sc));
+  submit(sup, "j3");
+  run_to_quiescence();
+  EXPECT_EQ(db->jobs.at("j3").state, job_state::succeeded);
+  // Bare heartbeats are not progress: nothing published or stored.
+  EXPECT_TRUE(of_type(*events, "stage.progress").empty());
+  EXPECT_TRUE(db->jobs.at("j3").progress.empty());
+}
+
+TEST_F(engine_test, AMalformedReportIsRefusedOnceAndChangesNothing) {
+  json reports = json::array({{100, "not json"},
+                              {200, R"({"progress":7})"},
+                              {300, R"({"progres":0.5})"},
+                              {400, R"({"details":{"k":"a\u0000b"}})"},
+                              {500, std::string(300, '[')}});
+  auto sup = start_pipeline(
+      one_stage(probe("w", {{"duration_ms", 1000}, {"reports", reports}}, 1)));
+  submit(sup, "j4");
+  run_to_quiescence();
+  auto progress = of_type(*events, "stage.progress");
+  ASSERT_EQ(progress.size(), 1u);
+  EXPECT_EQ(progress[0].error_code, "invalid_report");
+  EXPECT_TRUE(db->jobs.at("j4").progress.empty());
+  EXPECT_EQ(db->jobs.at("j4").state, job_state::succeeded);
+}
