@@ -105,6 +105,9 @@ struct stage_reports {
   clock_type::time_point last_sent;
   /// The attempt whose flush timer is armed (-1: none).
   std::int64_t armed_seq = -1;
+  /// The attempt whose 100 % report went out at once (only the first one
+  /// skips the interval).
+  std::int64_t final_seq = -1;
   /// Reports refused as malformed (logged once per job).
   std::int32_t refused = 0;
   /// The `details` of the last report that had some, for the stage and

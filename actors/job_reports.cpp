@@ -130,7 +130,10 @@ void on_report(self_ptr self, std::int64_t seq, const std::string& text) {
     return; // a bare heartbeat
   r.unsent = doc->dump();
   auto interval = st.deps->progress_interval;
-  if (is_final(*doc) || now - r.last_sent >= interval) {
+  bool first_final = is_final(*doc) && r.final_seq != seq;
+  if (first_final)
+    r.final_seq = seq;
+  if (first_final || now - r.last_sent >= interval) {
     flush_reports(self, seq);
   } else if (r.armed_seq != seq) {
     r.armed_seq = seq;

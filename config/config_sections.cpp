@@ -21,9 +21,13 @@ void read_node(reader& r, const toml::table& t, troupe_config& cfg) {
                 "metrics", "startup_timeout", "scheduler", "speculate",
                 "exec_inherit_env", "store_retry_after",
                 "event_result_max_bytes", "progress_interval"});
+  // Events are NATS messages (1 MiB by default): half of that at most.
   r.read(t, "node", "event_result_max_bytes", cfg.node.event_result_max_bytes,
-         std::int64_t{0}, std::int64_t{64} << 20);
+         std::int64_t{0}, std::int64_t{512} << 10);
   r.read_duration(t, "node", "progress_interval", cfg.node.progress_interval);
+  if (cfg.node.progress_interval < duration_ms{100})
+    r.problem(t.get("progress_interval"), "node.progress_interval",
+              "must be at least 100ms (each report is a store write)");
   r.read_duration(t, "node", "store_retry_after", cfg.node.store_retry_after);
   if (auto* n = t.get("exec_inherit_env");
       n && check_env_patterns(r, n, "node.exec_inherit_env"))

@@ -113,6 +113,8 @@ namespace {
 
 /// How long one wait request waits at most (the API allows 5 minutes).
 constexpr std::int64_t wait_slice_ms = 60000;
+/// Wait requests in flight at once.
+constexpr std::size_t wait_window = 256;
 
 job_end end_of(const std::string& id, const std::string& reply) {
   job_end e;
@@ -141,6 +143,40 @@ bool ask_again(const job_end& e) {
 
 } // namespace
 
+namespace {
+
+/// Asks once about the jobs `pending[from..to)`, all requests at once:
+/// each may wait its whole slice without holding up another. Fills `out`;
+/// the jobs to ask about again go to `again`.
+caf::error wait_batch(nats_client& nats, const subjects& subj,
+                      const std::vector<std::string>& job_ids,
+                      const std::vector<std::size_t>& pending, std::size_t from,
+                      std::size_t to, const std::string& tenant,
+                      std::int64_t slice, std::vector<job_end>& out,
+                      std::vector<std::size_t>& again) {
+  std::vector<std::string> bodies;
+  for (auto k = from; k < to; ++k) {
+    nlohmann::json req{{"job_id", job_ids[pending[k]]}, {"timeout_ms", slice}};
+    if (!tenant.empty())
+      req["tenant"] = tenant;
+    bodies.push_back(req.dump());
+  }
+  auto replies =
+      request_many(nats, subj.api("wait"), bodies, static_cast<int>(to - from),
+                   std::chrono::milliseconds{slice + 30000});
+  if (!replies)
+    return replies.error();
+  for (auto k = from; k < to; ++k) {
+    auto i = pending[k];
+    out[i] = end_of(job_ids[i], (*replies)[k - from]);
+    if (ask_again(out[i]) && slice > 0)
+      again.push_back(i);
+  }
+  return caf::none;
+}
+
+} // namespace
+
 caf::expected<std::vector<job_end>>
 wait_for_jobs(nats_client& nats, const subjects& subj,
               const std::vector<std::string>& job_ids,
@@ -152,34 +188,21 @@ wait_for_jobs(nats_client& nats, const subjects& subj,
   std::vector<std::size_t> pending(job_ids.size());
   for (std::size_t i = 0; i < pending.size(); ++i)
     pending[i] = i;
-  std::size_t ended = 0;
   while (!pending.empty()) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                    deadline - clock::now())
-                    .count();
-    auto slice = std::clamp<std::int64_t>(left, 0, wait_slice_ms);
-    std::vector<std::string> bodies;
-    for (auto i : pending) {
-      nlohmann::json req{{"job_id", job_ids[i]}, {"timeout_ms", slice}};
-      if (!tenant.empty())
-        req["tenant"] = tenant;
-      bodies.push_back(req.dump());
-    }
-    auto replies = request_many(nats, subj.api("wait"), bodies, 256,
-                                std::chrono::milliseconds{slice + 30000});
-    if (!replies)
-      return replies.error();
     std::vector<std::size_t> again;
-    for (std::size_t k = 0; k < pending.size(); ++k) {
-      auto i = pending[k];
-      out[i] = end_of(job_ids[i], (*replies)[k]);
-      if (ask_again(out[i]) && clock::now() < deadline)
-        again.push_back(i);
-      else
-        ++ended;
+    for (std::size_t from = 0; from < pending.size(); from += wait_window) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      deadline - clock::now())
+                      .count();
+      auto slice = std::clamp<std::int64_t>(left, 0, wait_slice_ms);
+      auto to = std::min(pending.size(), from + wait_window);
+      if (auto err = wait_batch(nats, subj, job_ids, pending, from, to, tenant,
+                                slice, out, again))
+        return err;
+      if (progress)
+        progress(job_ids.size() - (pending.size() - to) - again.size(),
+                 job_ids.size());
     }
-    if (progress)
-      progress(ended, job_ids.size());
     pending.swap(again);
     if (!pending.empty())
       std::this_thread::sleep_for(std::chrono::milliseconds{200});

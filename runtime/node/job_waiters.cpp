@@ -52,6 +52,7 @@ void job_waiters::stop() {
     stopping_ = true;
     left.swap(jobs_);
     count_ = 0;
+    per_tenant_.clear();
   }
   sig_->cv.notify_all();
   if (thread_.joinable())
@@ -72,12 +73,17 @@ bool job_waiters::add(const std::string& job_id, const std::string& pipeline,
   bool first = false;
   {
     std::lock_guard<std::mutex> guard{sig_->mtx};
-    if (stopping_ || count_ >= max_)
+    // One tenant may hold a quarter of the node's waits: a flood of waits
+    // for made-up ids cannot lock the others out.
+    auto& mine = per_tenant_[w.tenant];
+    if (stopping_ || count_ >= max_ ||
+        mine >= std::max<std::size_t>(1, max_ / 4))
       return false;
     auto& j = jobs_[job_id];
     first = j.waiters.empty();
     j.waiters.push_back(std::move(w));
     ++count_;
+    ++mine;
   }
   if (first)
     subscribe(job_id, pipeline);
@@ -145,7 +151,10 @@ void job_waiters::run() {
 }
 
 void job_waiters::check(const std::set<std::string>& ids) {
-  std::vector<std::string> ended;
+  // Ended jobs and their tenants: only waiters of that tenant learn of the
+  // end now; another tenant's waiter is answered `not_found` at its
+  // deadline, exactly like a waiter for a job that does not exist.
+  std::map<std::string, std::string> ended;
   std::vector<std::string> batch;
   for (auto it = ids.begin(); it != ids.end();) {
     batch.clear();
@@ -154,34 +163,28 @@ void job_waiters::check(const std::set<std::string>& ids) {
     auto states = store_->states(batch);
     if (!states)
       continue; // deadlines still answer; the next poll asks again
-    for (auto& [id, state] : *states)
-      if (terminal_state(state))
-        ended.push_back(id);
+    for (auto& [id, st] : *states)
+      if (terminal_state(st.first))
+        ended.emplace(id, st.second);
   }
   std::vector<std::pair<std::string, std::vector<waiter>>> due;
   std::vector<nats_subscription> closed;
   {
     std::lock_guard<std::mutex> guard{sig_->mtx};
-    for (auto& id : ended) {
-      auto it = jobs_.find(id);
-      if (it == jobs_.end())
-        continue;
-      count_ -= it->second.waiters.size();
-      due.emplace_back(id, std::move(it->second.waiters));
-      closed.push_back(std::move(it->second.events));
-      jobs_.erase(it);
-    }
     auto now = clock::now();
     for (auto it = jobs_.begin(); it != jobs_.end();) {
+      auto e = ended.find(it->first);
       auto& ws = it->second.waiters;
       auto split = std::partition(ws.begin(), ws.end(), [&](const waiter& w) {
-        return w.deadline > now;
+        bool ends_now = e != ended.end() && e->second == w.tenant;
+        return !ends_now && w.deadline > now;
       });
       if (split != ws.end()) {
+        for (auto w = split; w != ws.end(); ++w)
+          release(w->tenant);
         due.emplace_back(
             it->first, std::vector<waiter>(std::make_move_iterator(split),
                                            std::make_move_iterator(ws.end())));
-        count_ -= static_cast<std::size_t>(ws.end() - split);
         ws.erase(split, ws.end());
       }
       if (ws.empty()) {
@@ -195,6 +198,13 @@ void job_waiters::check(const std::set<std::string>& ids) {
   closed.clear(); // unsubscribes, outside the lock the handlers take
   for (auto& [id, ws] : due)
     answer(id, std::move(ws));
+}
+
+void job_waiters::release(const std::string& tenant) {
+  --count_;
+  auto t = per_tenant_.find(tenant);
+  if (t != per_tenant_.end() && --t->second == 0)
+    per_tenant_.erase(t);
 }
 
 void job_waiters::answer(const std::string& job_id, std::vector<waiter> ws) {

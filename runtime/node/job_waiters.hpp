@@ -49,7 +49,8 @@ public:
   void stop();
 
   /// Waits for `job_id` (of `pipeline`, "" if it has no row yet); false if
-  /// this node already holds `max_waiters`.
+  /// this node already holds `max_waiters`, or its tenant a quarter of
+  /// them.
   bool add(const std::string& job_id, const std::string& pipeline, waiter w);
 
   std::size_t size() const;
@@ -65,6 +66,8 @@ private:
   /// Answers the waiters of the jobs in `ids` that ended, and those whose
   /// deadline passed.
   void check(const std::set<std::string>& ids);
+  /// One waiter of `tenant` left (guarded by sig_->mtx).
+  void release(const std::string& tenant);
   /// Answers `ws` from the job's row (`"done"` if it is terminal).
   void answer(const std::string& job_id, std::vector<waiter> ws);
 
@@ -87,6 +90,8 @@ private:
   /// Guarded by sig_->mtx.
   std::map<std::string, watched> jobs_;
   std::size_t count_ = 0;
+  /// Waiters per tenant (at most a quarter of max_ each).
+  std::map<std::string, std::size_t> per_tenant_;
   bool stopping_ = false;
   std::thread thread_;
 };

@@ -71,6 +71,13 @@ decode_status_request(std::string_view body, bool wait,
   out.job_id = id->get<std::string>();
   if (out.job_id.size() > max_job_id)
     return bad_request("field 'job_id' is longer than 512 bytes");
+  // An id is also a subject token of the job's events: no wildcard, space
+  // or control character.
+  for (unsigned char c : out.job_id)
+    if (c <= ' ' || c == 0x7f || c == '*' || c == '>')
+      return bad_request("field 'job_id' holds a character the API does not "
+                         "look up "
+                         "(space, control, '*' or '>')");
   if (auto t = j->find("tenant"); t != j->end()) {
     if (!t->is_string() || t->get<std::string>().size() > 256)
       return bad_request("field 'tenant' must be a string of at most 256 "
@@ -159,16 +166,18 @@ void status_api::impl::handle(const std::string& subject,
 void status_api::impl::on_wait(const status_request& req,
                                const std::optional<job_status>& st,
                                const std::string& reply) {
+  // Another tenant's job waits like a job that does not exist (until the
+  // deadline, then not_found): the reply's timing says nothing either.
   bool visible = st && st->tenant == req.tenant;
-  if ((st && !visible) || (visible && terminal_state(st->state)) ||
-      req.timeout.count() == 0) {
+  if ((visible && terminal_state(st->state)) || req.timeout.count() == 0) {
     bool done = visible && terminal_state(st->state);
     respond(reply, encode_status_reply(st, req.job_id, req.tenant, done));
     return;
   }
   job_waiters::waiter w{reply, req.tenant,
                         job_waiters::clock::now() + req.timeout};
-  if (!waiters->add(req.job_id, st ? st->doc.value("pipeline", "") : "",
+  if (!waiters->add(req.job_id,
+                    visible ? st->doc.value("pipeline", "") : std::string{},
                     std::move(w)))
     respond(reply,
             encode_api_error("unavailable", "this node holds its most waits (" +

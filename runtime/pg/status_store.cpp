@@ -10,6 +10,11 @@ namespace {
 
 using json = nlohmann::json;
 
+/// Largest result or progress a status reply carries whole (bytes): a
+/// reply must fit in a NATS message (1 MiB by default); a larger value
+/// comes as a preview (the admin `job --full` has it whole).
+constexpr std::size_t max_reply_value = 512 * 1024;
+
 constexpr const char* sql_status = R"SQL(
 select j.job_id, j.pipeline, j.tenant, j.state, j.stage_index, j.attempt,
   j.life, j.result::text, coalesce(j.last_error, ''), j.correlation_id,
@@ -34,7 +39,7 @@ where j.job_id = $1
 )SQL";
 
 constexpr const char* sql_states = R"SQL(
-select job_id, state from jobs
+select job_id, state, tenant from jobs
 where job_id = any(array(select jsonb_array_elements_text($1::jsonb)))
 )SQL";
 
@@ -70,11 +75,12 @@ job_status status_of(const pqxx::row& r) {
        {{"total", r[17].as<std::int64_t>()},
         {"failed", r[18].as<std::int64_t>()},
         {"stage_attempt", r[5].as<int>()}}},
-      {"result",
-       out.state == "succeeded" ? value_of(r[7], 0, &cut) : json(nullptr)},
+      {"result", out.state == "succeeded"
+                     ? value_of(r[7], max_reply_value, &cut)
+                     : json(nullptr)},
       {"error", error_of(out.state, r[8].c_str())},
       {"correlation_id", r[9].c_str()},
-      {"progress", value_of(r[10], 0, &cut)},
+      {"progress", value_of(r[10], max_reply_value, &cut)},
       {"created_at_ms", nullable_ms(r[11])},
       {"started_at_ms", nullable_ms(r[12])},
       {"finished_at_ms", nullable_ms(r[13])},
@@ -107,7 +113,7 @@ status_store::status(const std::string& job_id) {
   });
 }
 
-caf::expected<std::map<std::string, std::string>>
+caf::expected<std::map<std::string, std::pair<std::string, std::string>>>
 status_store::states(const std::vector<std::string>& job_ids) {
   json_array_writer ids;
   for (const auto& id : job_ids)
@@ -115,10 +121,11 @@ status_store::states(const std::vector<std::string>& job_ids) {
   auto text = ids.done();
   std::lock_guard<std::mutex> guard{mtx_};
   return conn_->run("reading job states", [&](pqxx::connection& c) {
-    std::map<std::string, std::string> out;
+    std::map<std::string, std::pair<std::string, std::string>> out;
     pqxx::nontransaction t{c};
     for (const auto& row : t.exec_prepared("states", text))
-      out.emplace(row[0].c_str(), row[1].c_str());
+      out.emplace(row[0].c_str(), std::pair{std::string{row[1].c_str()},
+                                            std::string{row[2].c_str()}});
     return out;
   });
 }

@@ -43,8 +43,8 @@ public:
   /// (PostgreSQL unreachable), internal.
   caf::expected<std::optional<job_status>> status(const std::string& job_id);
 
-  /// The state of each of `job_ids` that has a row.
-  caf::expected<std::map<std::string, std::string>>
+  /// The state and tenant of each of `job_ids` that has a row.
+  caf::expected<std::map<std::string, std::pair<std::string, std::string>>>
   states(const std::vector<std::string>& job_ids);
 
 private:

@@ -256,7 +256,9 @@ TEST_F(results_test, ATenantSeesItsOwnJobsAndNoOneElsesSeeTheirs) {
       ask(*pub, "troupe.api.v1.status", {{"job_id", id}})["error"]["code"],
       "not_found");
   EXPECT_EQ(ask(*pub, "troupe.api.v1.wait",
-                {{"job_id", id}, {"tenant", "globex"}})["error"]["code"],
+                {{"job_id", id},
+                 {"tenant", "globex"},
+                 {"timeout_ms", 300}})["error"]["code"],
             "not_found");
   // A trusted publisher that names the tenant sees it.
   EXPECT_TRUE(
