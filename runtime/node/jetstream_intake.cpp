@@ -45,6 +45,21 @@ struct jetstream_intake::shared_state {
     return static_cast<int>(std::max<std::int64_t>(own, 0));
   }
 
+  /// Takes up to `want` slots of the node's budget in one step before a
+  /// fetch: two intakes fetching at once must not both spend the same
+  /// free slots (each fetched message then holds one of them).
+  int reserve_node_slots(int want) {
+    auto cur = node_held->load();
+    for (;;) {
+      auto n = node_max > 0 ? std::min<std::int64_t>(want, node_max - cur)
+                            : std::int64_t{want};
+      if (n <= 0)
+        return 0;
+      if (node_held->compare_exchange_weak(cur, cur + n))
+        return static_cast<int>(n);
+    }
+  }
+
   std::mutex mtx;
   std::condition_variable cv;
   std::unordered_map<std::uint64_t, nats_msg> held;
@@ -265,10 +280,17 @@ void jetstream_intake::fetch_loop() {
         return;
       if (st.paused || st.credit() <= 0)
         continue;
-      credit = st.credit();
+      credit = st.reserve_node_slots(std::min(st.credit(), 256));
+      if (credit <= 0)
+        continue;
     }
-    auto fetched = st.consumer.fetch(std::min(credit, 256), 500);
+    auto fetched = st.consumer.fetch(credit, 500);
+    // Slots reserved and not taken by a held message go back at the end.
+    auto unused = [&st, credit](std::size_t taken) {
+      *st.node_held -= credit - static_cast<std::int64_t>(taken);
+    };
     if (!fetched) {
+      unused(0);
       auto now = std::chrono::steady_clock::now();
       if (now - last_error_log > std::chrono::seconds{10}) {
         spdlog::warn("intake {}: {}", st.pipeline, describe(fetched.error()));
@@ -277,8 +299,10 @@ void jetstream_intake::fetch_loop() {
       std::this_thread::sleep_for(std::chrono::milliseconds{250});
       continue;
     }
-    if (fetched->empty())
+    if (fetched->empty()) {
+      unused(0);
       continue;
+    }
     bool paused_now;
     {
       std::lock_guard<std::mutex> guard{st.mtx};
@@ -310,11 +334,11 @@ void jetstream_intake::fetch_loop() {
         st.held.emplace(delivery, std::move(m));
       }
       ++st.counters->in_flight;
-      ++*st.node_held;
       ++st.counters->fetched;
       caf::anon_send(st.supervisor, submit_atom::value, std::move(spec),
                      delivery);
     }
+    unused(batch.size());
   }
 }
 

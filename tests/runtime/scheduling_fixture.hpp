@@ -98,6 +98,9 @@ stages = [
   { name = "s1", kind = "sleep", duration = "8s" },
   { name = "s2", kind = "sleep", duration = "500ms" },
 ]
+
+[pipelines.long]
+stages = [ { name = "l1", kind = "sleep", duration = "15s" } ]
 )";
   }
 
@@ -148,6 +151,19 @@ stages = [
     if (s != NATS_OK)
       return -1;
     auto n = static_cast<std::int64_t>(ci->NumAckPending);
+    jsConsumerInfo_Destroy(ci);
+    return n;
+  }
+
+  /// Deliveries made by a pipeline's consumer, redeliveries included.
+  std::int64_t deliveries(nats_client& nats, const std::string& pipeline) {
+    jsConsumerInfo* ci = nullptr;
+    auto s =
+        js_GetConsumerInfo(&ci, nats.js(), "TROUPE_JOBS",
+                           ("troupe_" + pipeline).c_str(), nullptr, nullptr);
+    if (s != NATS_OK)
+      return -1;
+    auto n = static_cast<std::int64_t>(ci->Delivered.Consumer);
     jsConsumerInfo_Destroy(ci);
     return n;
   }

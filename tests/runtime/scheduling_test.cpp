@@ -329,6 +329,47 @@ TEST_F(scheduling_test, ANatsOutageLongerThanAckWaitThenARestartOfEveryNode) {
             0);
 }
 
+// Hole 3 of issue 14 through real servers: the node stalls for longer than
+// ack_wait (a VM pause, a stopped process) while it runs jobs, JetStream
+// redelivers their messages to it when it wakes, and it must not ack them
+// as duplicates: on a work-queue stream that deletes the only message of
+// an unfinished job. (A whole-server outage does not show it: the node's
+// in-progress acks reach the restarted server before its redelivery.)
+TEST_F(scheduling_test, AMessageRedeliveredToItsHolderStaysUntilItsJobEnds) {
+  auto node = start_node("redeliver", "fast-ack.toml");
+  auto nats = client();
+  for (int i = 0; i < 10; ++i)
+    ASSERT_TRUE(nats->js_publish("troupe.jobs.long", R"({"payload":{}})",
+                                 "redo-" + std::to_string(i)));
+  ASSERT_TRUE(eventually([&] {
+    return count("select count(*) from jobs where job_id like 'redo-%' "
+                 "and state = 'running'") == 10;
+  }));
+  node->signal(SIGSTOP);
+  std::this_thread::sleep_for(4500ms); // ack_wait is 3 s
+  node->signal(SIGCONT);
+  ASSERT_TRUE(
+      eventually([&] { return deliveries(*nats, "long") > 10; }, 20s, 100ms))
+      << node->output();
+  std::this_thread::sleep_for(1s); // time for a wrong ack to land
+  // Still mid-stage (15 s): every job's message is still on the stream.
+  EXPECT_EQ(count("select count(*) from jobs where job_id like 'redo-%' "
+                  "and state = 'running'"),
+            10);
+  EXPECT_EQ(unacked(*nats, "long"), 10);
+  ASSERT_TRUE(eventually(
+      [&] {
+        return count("select count(*) from jobs where job_id like 'redo-%' "
+                     "and state = 'succeeded'") == 10;
+      },
+      60s, 200ms));
+  EXPECT_TRUE(eventually([&] { return unacked(*nats, "long") == 0; }));
+  EXPECT_EQ(count("select count(*) from job_attempts where job_id like "
+                  "'redo-%'"),
+            10);
+  EXPECT_TRUE(node->running());
+}
+
 TEST_F(scheduling_test, AJobTheSchedulerPublishedCanBeReplayed) {
   auto node = start_node("replay-1");
   exec("select troupe.enqueue('doomed', '{}', 'sql-doomed')");

@@ -1,6 +1,7 @@
 // A tenant's max_in_flight holds across the cluster: three nodes, jobs of
 // one tenant through the API and straight onto the stream, and the attempt
-// history in PostgreSQL says how many ran at once.
+// history in PostgreSQL says how many ran at once. Also the node's own
+// budget (node.max_in_flight) across its pipelines.
 #include <csignal>
 #include <memory>
 
@@ -46,21 +47,6 @@ max_in_flight = 3
 max_in_flight = 100
 stages = [ { name = "nap", kind = "sleep", duration = "600ms" } ]
 )";
-}
-
-/// The most attempts of `like` that ran at one instant.
-std::int64_t peak(const std::string& pg_url, const std::string& like) {
-  return count_rows(pg_url, R"SQL(
-select coalesce(max(c), 0) from (
-  select (select count(*) from job_attempts b
-          where b.job_id like ')SQL" +
-                                like + R"SQL(' and
-            b.started_at <= a.started_at
-            and b.started_at + b.duration_ms * interval '1 millisecond'
-                > a.started_at) as c
-  from job_attempts a where a.job_id like ')SQL" +
-                                like + R"SQL(') x
-)SQL");
 }
 
 } // namespace
@@ -114,7 +100,7 @@ TEST(TenantsCluster, ATenantsLimitHoldsAcrossNodesWhateverWayItsJobsCame) {
                           "'acme-%' and state = 'succeeded'") == 30;
       },
       120s, 100ms));
-  auto most = peak(servers.pg_url(), "acme-%");
+  auto most = most_attempts_at_once(servers.pg_url(), "acme-%");
   auto on_nodes = count_rows(servers.pg_url(),
                              "select count(distinct node) from job_attempts "
                              "where job_id like 'acme-%'");
@@ -127,4 +113,43 @@ TEST(TenantsCluster, ATenantsLimitHoldsAcrossNodesWhateverWayItsJobsCame) {
     n->signal(SIGTERM);
   for (auto& n : nodes)
     EXPECT_EQ(n->wait(30s), 0) << n->output();
+}
+
+// node.max_in_flight is one budget for all of a node's pipelines: two
+// pipelines that would each take 10 jobs share 3 slots.
+TEST(NodeLimits, TheNodesMaxInFlightHoldsAcrossItsPipelines) {
+  test_servers servers;
+  write_file(servers.dir() + "/node.toml",
+             "[node]\nhttp = \"127.0.0.1:0\"\nmax_in_flight = 3\n"
+             "[nats]\nurl = \"" +
+                 servers.nats_url() + "\"\n[postgres]\nurl = \"" +
+                 servers.pg_url() +
+                 "\"\n"
+                 "[pipelines.left]\nmax_in_flight = 10\nstages = [ { name = "
+                 "\"nap\", kind = \"sleep\", duration = \"300ms\" } ]\n"
+                 "[pipelines.right]\nmax_in_flight = 10\nstages = [ { name = "
+                 "\"nap\", kind = \"sleep\", duration = \"300ms\" } ]\n");
+  child_process node{{TROUPE_BINARY, "node", "--config",
+                      servers.dir() + "/node.toml", "--node-id", "budget"},
+                     servers.dir() + "/node-budget.log"};
+  ASSERT_TRUE(node.wait_for_output(": ready", 60s)) << node.output();
+  auto nats = connect_client(servers.nats_url());
+  ASSERT_TRUE(nats);
+  for (int i = 0; i < 10; ++i)
+    for (std::string p : {"left", "right"})
+      ASSERT_TRUE(nats->js_publish("troupe.jobs." + p, R"({"payload":{}})",
+                                   "budget-" + p + "-" + std::to_string(i)));
+  ASSERT_TRUE(eventually(
+      [&] {
+        return count_rows(servers.pg_url(),
+                          "select count(*) from jobs where job_id like "
+                          "'budget-%' and state = 'succeeded'") == 20;
+      },
+      60s, 100ms));
+  auto most = most_attempts_at_once(servers.pg_url(), "budget-%");
+  std::cout << "[ info ] node budget 3: at most " << most << " at once\n";
+  EXPECT_LE(most, 3);
+  EXPECT_GE(most, 2) << "the budget should still let jobs run in parallel";
+  node.signal(SIGTERM);
+  EXPECT_EQ(node.wait(30s), 0) << node.output();
 }

@@ -24,6 +24,23 @@ inline std::int64_t count_rows(const std::string& pg_url,
   return n.exec1(sql)[0].as<std::int64_t>();
 }
 
+/// The most attempts of jobs whose id is `like` that ran at one instant,
+/// from the attempt history.
+inline std::int64_t most_attempts_at_once(const std::string& pg_url,
+                                          const std::string& like) {
+  return count_rows(pg_url, R"SQL(
+select coalesce(max(c), 0) from (
+  select (select count(*) from job_attempts b
+          where b.job_id like ')SQL" +
+                                like + R"SQL(' and
+            b.started_at <= a.started_at
+            and b.started_at + b.duration_ms * interval '1 millisecond'
+                > a.started_at) as c
+  from job_attempts a where a.job_id like ')SQL" +
+                                like + R"SQL(') x
+)SQL");
+}
+
 /// A plain NATS client of `url` (fails the test if it cannot connect).
 inline std::shared_ptr<nats_client> connect_client(const std::string& url) {
   nats_connect_options o;
