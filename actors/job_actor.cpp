@@ -97,6 +97,9 @@ job_brief brief(self_ptr self) {
   case job_phase::committing:
     b.state = "committing"; // between a checkpoint and the next stage
     break;
+  case job_phase::handing_to_store:
+    b.state = "waiting"; // a callback stage's wait commits
+    break;
   case job_phase::finishing:
   case job_phase::done:
     b.state = "finishing";
@@ -113,7 +116,9 @@ void on_outcome(self_ptr self, std::int64_t seq, stage_outcome& out) {
   self->demonitor(st.running);
   st.running = nullptr;
   st.attempt_ended = self->clock().now();
-  if (out.ok && json_has_nul(out.output))
+  if (!out.await_token.empty())
+    wait_for_callback(self, out);
+  else if (out.ok && json_has_nul(out.output))
     // PostgreSQL cannot store U+0000: a checkpoint with it would fail
     // every write. The stage's output is wrong, not the store.
     on_failure(self, "invalid_output",

@@ -155,6 +155,9 @@ struct job_actor_state {
   /// When the current retry wait began (wall clock), for `tree`; 0 when the
   /// supervisor has not been told that the job waits.
   std::int64_t waiting_since_ms = 0;
+  /// The store's callback record from the claim (JSON text), until the
+  /// next attempt takes it (job_callback.cpp).
+  std::string callback;
   ordered_writer writer;
   stage_reports reports;
   speculation_buffer speculation;
@@ -254,5 +257,14 @@ void on_failure(self_ptr self, std::string code, std::string message,
                 bool retryable);
 /// Cancels the job: stops what runs and commits `cancelled`.
 void finish_cancelled(self_ptr self);
+
+// job_callback.cpp
+/// The current attempt (a callback stage) waits for an outside system:
+/// commits `waiting` with its token and deadline, sends the callback
+/// request, and leaves the job to the store.
+void wait_for_callback(self_ptr self, stage_outcome& out);
+/// Gives the store's callback record to the first attempt after a claim;
+/// an attempt that was waiting counts its time from when its wait began.
+void resume_callback(self_ptr self, stage_request& req);
 
 } // namespace troupe::job_detail

@@ -160,6 +160,7 @@ stage_request make_request(self_ptr self, const stage_config& sc) {
   req.attempt = st.attempt;
   req.idempotency_key = st.spec.job_id + ":" + sc.name;
   req.input = build_input(self, sc);
+  req.life = st.life;
   return req;
 }
 
@@ -284,6 +285,7 @@ void run_stage(self_ptr self) {
     commit(self, std::move(w), {});
   }
   auto req = make_request(self, sc);
+  resume_callback(self, req);
   // A queued attempt begins when its kind says so (started_atom).
   bool queued = kind->queues_attempts();
   enter_phase(self, queued ? job_phase::waiting_for_slot : job_phase::running);
@@ -292,7 +294,7 @@ void run_stage(self_ptr self) {
   st.running = self->spawn(stage_actor, caf::actor_cast<caf::actor>(self),
                            st.seq, kind, std::move(req));
   self->monitor(st.running);
-  if (!queued) {
+  if (!queued && !kind->waits_in_store()) {
     arm_timeout(self);
     start_heartbeat(self);
   }

@@ -48,6 +48,7 @@ void on_claimed(self_ptr self, job_snapshot& snap) {
   }
   load_snapshot(self, snap);
   restore_details(self, snap.progress);
+  st.callback = std::move(snap.callback);
   if (st.cancel_requested) {
     finish_cancelled(self);
     return;
@@ -127,8 +128,10 @@ void report_waiting_in_store(self_ptr self) {
   }
   job_result res;
   res.outcome = job_outcome::waiting_in_store;
-  res.state =
-      self->state.scheduling ? job_state::scheduled : job_state::retrying;
+  res.state = self->state.scheduling ? job_state::scheduled
+              : self->state.phase == job_phase::handing_to_store
+                  ? job_state::waiting
+                  : job_state::retrying;
   report(self, std::move(res));
 }
 

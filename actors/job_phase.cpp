@@ -22,6 +22,8 @@ std::string_view to_string(job_phase x) noexcept {
     return "committing";
   case job_phase::backing_off:
     return "backing_off";
+  case job_phase::handing_to_store:
+    return "handing_to_store";
   case job_phase::finishing:
     return "finishing";
   case job_phase::done:
@@ -53,6 +55,10 @@ bool may_enter(job_phase from, job_phase to) noexcept {
   case p::committing:
   case p::backing_off:
     return attempt_alive(to) || to == p::finishing || to == p::claiming;
+  case p::handing_to_store:
+    // A cancel (its write follows the wait's) ends it early; `claiming`
+    // when the wait's write was to create the job and it existed.
+    return to == p::finishing || to == p::claiming;
   case p::finishing:
     return to == p::finishing || to == p::claiming;
   case p::done:

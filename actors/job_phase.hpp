@@ -25,6 +25,9 @@ enum class job_phase : std::uint8_t {
   committing,
   /// Waiting for the retry delay of a failed attempt (committed `retrying`).
   backing_off,
+  /// A callback stage's wait commits (`waiting`); then the store holds the
+  /// job and the actor quits.
+  handing_to_store,
   /// A terminal write is under way: nothing else may happen.
   finishing,
   /// The result is reported; the actor quits.

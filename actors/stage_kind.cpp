@@ -1,6 +1,7 @@
 #include "actors/stage_kind.hpp"
 
 #include "actors/builtin_stages.hpp"
+#include "actors/callback_stage.hpp"
 #include "messages/errc.hpp"
 
 namespace troupe {
@@ -53,6 +54,11 @@ stage_registry builtin_stage_registry() {
             {"permanent", t::boolean},
             {"duration", t::duration},
             {"poison_key", t::string}}});
+  reg.add("callback", make_callback_stage,
+          {"callback",
+           {{"subject", t::string, false,
+             "where the callback request goes; default "
+             "<prefix>.callbacks.<pipeline>.<stage>"}}});
   return reg;
 }
 

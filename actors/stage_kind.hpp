@@ -34,6 +34,11 @@ struct stage_request {
   /// heartbeat details of the stage's previous attempt
   /// (`heartbeat_details`, when it reported some).
   std::string input;
+  /// The job's life (1 + replays).
+  std::int32_t life = 1;
+  /// The job's callback record from the store (JSON text), given to the
+  /// first attempt after a claim; empty otherwise (actors/callback_stage).
+  std::string callback;
 };
 
 /// One kind of stage work (noop, sleep, exec, a C++ kind, ...).
@@ -57,6 +62,12 @@ public:
   /// begins, and the attempt's timeout and duration count from then. False:
   /// the attempt begins with start().
   virtual bool queues_attempts() const { return false; }
+
+  /// True if an attempt hands its wait to the store (a callback stage):
+  /// the stage's `timeout` is then that wait's deadline, kept by the
+  /// store, and no timer runs here (a timer would keep the job actor in
+  /// memory for the whole wait).
+  virtual bool waits_in_store() const { return false; }
 };
 
 /// Builds a stage kind from a stage's configuration, or says what is wrong.

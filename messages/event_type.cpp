@@ -24,6 +24,8 @@ std::string_view to_string(event_type x) noexcept {
     return "job.replayed";
   case event_type::stage_progress:
     return "stage.progress";
+  case event_type::job_waiting:
+    return "job.waiting";
   }
   return "job.started";
 }
@@ -34,7 +36,8 @@ bool from_string(std::string_view text, event_type& out) noexcept {
       event_type::stage_succeeded,   event_type::stage_failed,
       event_type::job_retrying,      event_type::job_succeeded,
       event_type::job_dead_lettered, event_type::job_cancelled,
-      event_type::job_replayed,      event_type::stage_progress};
+      event_type::job_replayed,      event_type::stage_progress,
+      event_type::job_waiting};
   for (auto x : all) {
     if (text == to_string(x)) {
       out = x;

@@ -27,6 +27,8 @@ enum class event_type : std::uint8_t {
   job_replayed,
   /// A running stage reported progress or a heartbeat (rate-limited).
   stage_progress,
+  /// A callback stage waits in the store for an outside system.
+  job_waiting,
 };
 
 /// Wire name of an event type ("job.dead_lettered").

@@ -18,6 +18,8 @@ std::string to_string(job_state x) {
     return "cancelled";
   case job_state::scheduled:
     return "scheduled";
+  case job_state::waiting:
+    return "waiting";
   }
   return "queued";
 }
@@ -26,7 +28,7 @@ bool from_string(std::string_view text, job_state& out) noexcept {
   static constexpr job_state all[] = {
       job_state::queued,    job_state::running,       job_state::retrying,
       job_state::succeeded, job_state::dead_lettered, job_state::cancelled,
-      job_state::scheduled};
+      job_state::scheduled, job_state::waiting};
   for (auto x : all) {
     if (text == to_string(x)) {
       out = x;

@@ -27,6 +27,9 @@ enum class job_state : std::uint8_t {
   /// Waiting in the store for its time (`run_at`): a delayed job, or a job
   /// enqueued by SQL. The scheduler publishes it when it is due.
   scheduled,
+  /// A callback stage waits in the store for an outside system to complete
+  /// it (troupe.api.v1.complete) or for its deadline (`run_at`).
+  waiting,
 };
 
 /// Wire name of a state ("dead_lettered").
@@ -163,6 +166,13 @@ struct job_event {
   /// What a stage reported (stage.progress): a JSON object with
   /// `progress` (0..1) and/or `message`, else empty.
   std::string progress;
+  /// Wall-clock deadline of a callback stage's wait (job.waiting), else -1.
+  std::int64_t deadline_ms = -1;
+  /// Where the node sends the callback request, and the request itself
+  /// (job.waiting). Never encoded into the event: the request carries the
+  /// completion token, which only the callback's subscribers may see.
+  std::string notify_subject;
+  std::string notify_body;
 };
 
 template <class Inspector>
@@ -170,7 +180,8 @@ typename Inspector::result_type inspect(Inspector& f, job_event& x) {
   return f(caf::meta::type_name("job_event"), x.type, x.job_id, x.pipeline,
            x.stage, x.stage_index, x.attempt, x.node, x.time_ms, x.error_code,
            x.error, x.next_retry_ms, x.correlation_id, x.tenant, x.duration_ms,
-           x.latency_ms, x.result, x.result_bytes, x.progress);
+           x.latency_ms, x.result, x.result_bytes, x.progress, x.deadline_ms,
+           x.notify_subject, x.notify_body);
 }
 
 /// Everything the store knows about a job when a node takes it.
@@ -191,13 +202,17 @@ struct job_snapshot {
   /// text; empty if nothing): its `details` go to the next attempt of
   /// that stage in that life.
   std::string progress;
+  /// The job's callback record (jobs.callback, JSON text; empty if none):
+  /// the wait of a callback stage, and its completion once an outside
+  /// system sent one (actors/callback_stage.hpp).
+  std::string callback;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, job_snapshot& x) {
   return f(caf::meta::type_name("job_snapshot"), x.spec, x.state, x.epoch,
            x.life, x.start_stage, x.checkpoints, x.attempts, x.created,
-           x.progress);
+           x.progress, x.callback);
 }
 
 /// One atomic change of a job, committed by the store (possibly grouped with
@@ -236,6 +251,11 @@ struct job_write {
   /// The running stage's latest report (JSON text) to store as the job's
   /// progress; empty leaves it as it is.
   std::string progress;
+  /// A `waiting` write's callback wait: the token (stored only as its
+  /// SHA-256), stage, life, attempt and deadline (next_attempt_at_ms) make
+  /// the job's callback record.
+  std::string callback_token;
+  std::int64_t callback_since_ms = 0;
 };
 
 template <class Inspector>
@@ -243,7 +263,8 @@ typename Inspector::result_type inspect(Inspector& f, job_write& x) {
   return f(caf::meta::type_name("job_write"), x.job_id, x.pipeline, x.epoch,
            x.state, x.stage_index, x.attempt, x.next_attempt_at_ms,
            x.last_error, x.checkpoints, x.attempts, x.result, x.events,
-           x.create, x.spec, x.started_at_ms, x.wait_in_store, x.progress);
+           x.create, x.spec, x.started_at_ms, x.wait_in_store, x.progress,
+           x.callback_token, x.callback_since_ms);
 }
 
 /// What a stage attempt produced.
@@ -255,12 +276,20 @@ struct stage_outcome {
   std::string error_message;
   /// False for failures that must never be retried (bad input).
   bool retryable = true;
+  /// Not an end but a wait (a callback stage): the attempt waits in the
+  /// store under this token until an outside system completes it or
+  /// `await_ms` pass; `await_subject` ("": the pipeline's default) gets
+  /// `output` (the callback request) once the wait is committed.
+  std::string await_token;
+  std::int64_t await_ms = 0;
+  std::string await_subject;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, stage_outcome& x) {
   return f(caf::meta::type_name("stage_outcome"), x.ok, x.output, x.error_code,
-           x.error_message, x.retryable);
+           x.error_message, x.retryable, x.await_token, x.await_ms,
+           x.await_subject);
 }
 
 /// Convenience constructors.

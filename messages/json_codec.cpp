@@ -191,6 +191,8 @@ std::string encode_event(const job_event& ev) {
     w.num("attempt", ev.attempt);
   if (!ev.correlation_id.empty())
     w.str("correlation_id", ev.correlation_id);
+  if (ev.deadline_ms >= 0)
+    w.num("deadline_ms", ev.deadline_ms);
   if (ev.duration_ms >= 0)
     w.num("duration_ms", ev.duration_ms);
   if (!ev.error.empty() || !ev.error_code.empty()) {
@@ -239,11 +241,11 @@ caf::expected<job_event> decode_event(std::string_view text) {
   auto j = json::parse(text.begin(), text.end(), nullptr, false);
   if (j.is_discarded() || !j.is_object())
     return invalid("event is not a JSON object");
-  if (auto err = reject_float_integers(j,
-                                       {"time_ms", "stage_index", "attempt",
-                                        "next_retry_ms", "duration_ms",
-                                        "latency_ms", "result_bytes"},
-                                       "event"))
+  if (auto err = reject_float_integers(
+          j,
+          {"time_ms", "stage_index", "attempt", "next_retry_ms", "duration_ms",
+           "latency_ms", "result_bytes", "deadline_ms"},
+          "event"))
     return err;
   job_event ev;
   try {
@@ -267,6 +269,7 @@ caf::expected<job_event> decode_event(std::string_view text) {
     if (auto r = j.find("result"); r != j.end())
       ev.result = r->dump();
     ev.result_bytes = j.value("result_bytes", std::int64_t{-1});
+    ev.deadline_ms = j.value("deadline_ms", std::int64_t{-1});
     if (auto p = j.find("progress"); p != j.end())
       ev.progress = p->dump();
   } catch (const json::exception& e) {

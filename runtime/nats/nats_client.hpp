@@ -235,6 +235,11 @@ struct subjects {
     return prefix + ".dlq." + pipeline;
   }
   std::string heartbeat() const { return prefix + ".cluster.heartbeat"; }
+  /// Where a callback stage's requests go unless it names a subject.
+  std::string callbacks(const std::string& pipeline,
+                        const std::string& stage) const {
+    return prefix + ".callbacks." + pipeline + "." + stage;
+  }
   std::string consumer(const std::string& pipeline) const {
     return "troupe_" + pipeline;
   }

@@ -25,6 +25,9 @@ void log_event(const job_event& ev) {
     level = spdlog::level::debug;
     msg =
         "stage failed, retrying in " + std::to_string(ev.next_retry_ms) + " ms";
+  } else if (type == event_type::job_waiting) {
+    level = spdlog::level::info;
+    msg = "callback stage waits until " + std::to_string(ev.deadline_ms);
   } else if (type == event_type::job_cancelled) {
     level = spdlog::level::info;
     msg = "job cancelled";
@@ -61,6 +64,13 @@ caf::actor spawn_event_publisher(caf::actor_system& sys,
     nats->publish(subj.events(ev.pipeline, ev.job_id), body);
     if (type_of(ev) == event_type::job_dead_lettered)
       nats->publish(subj.dlq(ev.pipeline), body);
+    if (type_of(ev) == event_type::job_waiting && !ev.notify_body.empty())
+      // The callback request (with its token) goes only to the callback's
+      // subject, never into the event.
+      nats->publish(ev.notify_subject.empty()
+                        ? subj.callbacks(ev.pipeline, ev.stage)
+                        : ev.notify_subject,
+                    ev.notify_body);
     if (metrics)
       metrics->on_event(ev);
     log_event(ev);

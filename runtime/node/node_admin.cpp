@@ -369,7 +369,7 @@ json retry_job(const ctx_ptr& ctx, const json& req) {
   auto from = resolve_stage(ctx, id, pipeline, req);
   if ((state == "retrying" || state == "scheduled") && !from)
     return retry_now(ctx, id, pipeline);
-  if (state == "running" || state == "retrying")
+  if (state == "running" || state == "retrying" || state == "waiting")
     throw admin_failure("conflict", "job '" + id + "' is " + state +
                                         "; cancel it first — try: cancel " +
                                         id);

@@ -9,7 +9,9 @@
 #include "messages/json_guard.hpp"
 #include "runtime/common/blocking_pool.hpp"
 #include "runtime/nats/nats_subscription.hpp"
+#include "runtime/node/callback_api.hpp"
 #include "runtime/node/job_waiters.hpp"
+#include "runtime/pg/callback_store.hpp"
 
 namespace troupe {
 
@@ -26,6 +28,10 @@ constexpr std::size_t max_waiters = 10000;
 
 caf::error bad_request(std::string message) {
   return make_error(errc::invalid_payload, std::move(message));
+}
+
+bool ends_with(std::string_view s, std::string_view tail) {
+  return s.size() > tail.size() && s.substr(s.size() - tail.size()) == tail;
 }
 
 bool terminal_state(const std::string& s) {
@@ -121,6 +127,7 @@ struct status_api::impl {
   std::shared_ptr<nats_client> nats;
   nats_config ncfg;
   std::shared_ptr<status_store> store;
+  std::unique_ptr<callback_store> callbacks;
   std::shared_ptr<blocking_pool> workers;
   std::unique_ptr<job_waiters> waiters;
   std::vector<nats_subscription> subs;
@@ -139,8 +146,13 @@ struct status_api::impl {
 void status_api::impl::handle(const std::string& subject,
                               const std::string& body,
                               const std::string& reply) {
-  bool wait =
-      subject.size() > 5 && subject.substr(subject.size() - 5) == ".wait";
+  if (ends_with(subject, ".complete")) {
+    respond(reply,
+            answer_complete(*callbacks, body,
+                            subject_tenant(subject, ncfg.prefix, "complete")));
+    return;
+  }
+  bool wait = ends_with(subject, ".wait");
   auto tenant = subject_tenant(subject, ncfg.prefix, wait ? "wait" : "status");
   auto req = decode_status_request(body, wait, tenant);
   if (!req) {
@@ -191,7 +203,8 @@ status_api::status_api(std::shared_ptr<nats_client> nats, nats_config ncfg,
     : impl_(std::make_shared<impl>()) {
   impl_->nats = std::move(nats);
   impl_->ncfg = std::move(ncfg);
-  impl_->store = std::make_shared<status_store>(std::move(pg_url));
+  impl_->store = std::make_shared<status_store>(pg_url);
+  impl_->callbacks = std::make_unique<callback_store>(std::move(pg_url));
   impl_->workers = std::move(workers);
   impl_->waiters = std::make_unique<job_waiters>(
       impl_->nats, impl_->ncfg.prefix, impl_->store, max_waiters);
@@ -239,7 +252,8 @@ caf::error status_api::start() {
   so.queue = "troupe_api";
   return nats_subscription::open_each(
       *impl_->nats,
-      {p + "status", p + "wait", p + "tenant.*.status", p + "tenant.*.wait"},
+      {p + "status", p + "wait", p + "complete", p + "tenant.*.status",
+       p + "tenant.*.wait", p + "tenant.*.complete"},
       [weak = std::weak_ptr<impl>(impl_)](nats_msg m) { on_request(weak, m); },
       so, impl_->subs);
 }

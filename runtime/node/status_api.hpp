@@ -4,7 +4,9 @@
 //   `<prefix>.api.v1.status`  the job's state, stage, progress, attempts,
 //                             result and error, read from PostgreSQL;
 //   `<prefix>.api.v1.wait`    the same, once the job ends or `timeout_ms`
-//                             passes (`"done": false`).
+//                             passes (`"done": false`);
+//   `<prefix>.api.v1.complete` an outside system completes a callback
+//                             stage (runtime/node/callback_api.hpp).
 // Both also under `<prefix>.api.v1.tenant.<tenant>.`, where the tenant comes
 // from the subject: NATS permissions on that subject bind a tenant to a
 // user. A job is visible only to its own tenant (the body's `tenant`, or

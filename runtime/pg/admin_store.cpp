@@ -28,7 +28,8 @@ json admin_store::list_jobs(const job_filter& f) {
       throw admin_failure("invalid_request",
                           "unknown state '" + f.state +
                               "' (scheduled, queued, running, retrying, "
-                              "succeeded, dead_lettered, cancelled)");
+                              "waiting, succeeded, dead_lettered, "
+                              "cancelled)");
   }
   int limit = std::max(1, std::min(f.limit, 1000));
   return with_connection("listing jobs", [&](pqxx::connection& c) {

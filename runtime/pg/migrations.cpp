@@ -203,6 +203,17 @@ create index tenant_slots_node on tenant_slots (node) where node is not null;
 -- The next attempt of that stage receives "details".
 alter table jobs add column progress jsonb;
 )SQL"},
+    {8, "callback stages: the waiting state and the callback record", R"SQL(
+alter table jobs drop constraint jobs_state_check;
+alter table jobs add constraint jobs_state_check check (state in
+  ('scheduled', 'queued', 'running', 'retrying', 'waiting', 'succeeded',
+   'dead_lettered', 'cancelled'));
+-- A callback stage's wait: {"hash" (SHA-256 of the token, hex),
+-- "stage_index", "life", "attempt", "since_ms", "deadline_ms"}, plus
+-- "completion" and "completed_ms" once an outside system completed it
+-- (docs/stages.md). The token itself is never stored.
+alter table jobs add column callback jsonb;
+)SQL"},
 };
 
 caf::error db_error(const std::exception& e, const char* what) {

@@ -142,6 +142,8 @@ void read_claimed(const pqxx::row& row, const store_request& req,
   snap.spec.pipeline = row[9].as<std::string>();
   if (!row[10].is_null())
     snap.progress = row[10].c_str();
+  if (!row[11].is_null())
+    snap.callback = row[11].c_str();
   snap.state = job_state::running;
 }
 
@@ -233,7 +235,9 @@ void create_record(json_array_writer& creates, const job_write& x) {
       .str("last_error", x.last_error)
       .str("result", x.result)
       .num("started_ms", x.started_at_ms)
-      .boolean("wait", x.wait_in_store);
+      .boolean("wait", x.wait_in_store)
+      .str("callback", x.callback_token)
+      .num("since_ms", x.callback_since_ms);
   o.close();
 }
 
@@ -248,7 +252,9 @@ void update_record(json_array_writer& updates, const job_write& x) {
       .str("last_error", x.last_error)
       .str("result", x.result)
       .boolean("wait", x.wait_in_store)
-      .str("progress", x.progress);
+      .str("progress", x.progress)
+      .str("callback", x.callback_token)
+      .num("since_ms", x.callback_since_ms);
   o.close();
 }
 

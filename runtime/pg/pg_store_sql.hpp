@@ -37,7 +37,8 @@ on conflict (job_id) do update set
     and (excluded.gen >= j.gen or (excluded.life > 1 and j.life = excluded.life))
 returning j.job_id, j.epoch, j.life, j.start_stage, (j.xmax::text = '0'),
   case when j.xmax::text = '0' then null else j.payload::text end,
-  j.tenant, j.correlation_id, j.priority, j.pipeline, j.progress::text
+  j.tenant, j.correlation_id, j.priority, j.pipeline, j.progress::text,
+  j.callback::text
 )SQL";
 
 inline const char* const sql_states = R"SQL(
@@ -66,7 +67,8 @@ inline const char* const sql_update = R"SQL(
 with w as (
   select * from jsonb_to_recordset($1::jsonb) as r(job_id text, epoch bigint,
     state text, stage_index int, attempt int, next_ms bigint,
-    last_error text, result text, wait boolean, progress text))
+    last_error text, result text, wait boolean, progress text,
+    callback text, since_ms bigint))
 update jobs j set
   state = w.state, stage_index = w.stage_index, attempt = w.attempt,
   next_attempt_at = case when w.next_ms > 0
@@ -77,6 +79,11 @@ update jobs j set
     else j.result end,
   progress = case when coalesce(w.progress, '') <> '' then w.progress::jsonb
     else j.progress end,
+  callback = case when w.state = 'waiting' then jsonb_build_object(
+      'hash', encode(sha256(convert_to(w.callback, 'UTF8')), 'hex'),
+      'stage_index', w.stage_index, 'life', j.life, 'attempt', w.attempt,
+      'since_ms', w.since_ms, 'deadline_ms', w.next_ms)
+    else j.callback end,
   finished_at = case when w.state in ('succeeded', 'dead_lettered',
     'cancelled') then now() end,
   lease_until = case when w.wait or w.state in ('succeeded',
@@ -97,10 +104,12 @@ with w as (
   select * from jsonb_to_recordset($1::jsonb) as r(job_id text, pipeline text,
     tenant text, correlation_id text, priority int, payload text, state text,
     stage_index int, attempt int, next_ms bigint, last_error text,
-    result text, started_ms bigint, wait boolean))
+    result text, started_ms bigint, wait boolean, callback text,
+    since_ms bigint))
 insert into jobs as j (job_id, pipeline, tenant, correlation_id, priority,
   state, stage_index, attempt, epoch, payload, result, last_error,
-  started_at, finished_at, next_attempt_at, run_at, lease_owner, lease_until)
+  started_at, finished_at, next_attempt_at, run_at, lease_owner, lease_until,
+  callback)
 select job_id, pipeline, coalesce(tenant, ''), coalesce(correlation_id, ''),
   coalesce(priority, 0), state, stage_index, attempt, 1, payload::jsonb,
   case when coalesce(result, '') <> '' then result::jsonb end,
@@ -113,7 +122,11 @@ select job_id, pipeline, coalesce(tenant, ''), coalesce(correlation_id, ''),
   case when wait or state in ('succeeded', 'dead_lettered', 'cancelled')
     then null else $2 end,
   case when wait or state in ('succeeded', 'dead_lettered', 'cancelled')
-    then null else now() + $3::bigint * interval '1 millisecond' end
+    then null else now() + $3::bigint * interval '1 millisecond' end,
+  case when state = 'waiting' then jsonb_build_object(
+      'hash', encode(sha256(convert_to(callback, 'UTF8')), 'hex'),
+      'stage_index', stage_index, 'life', 1, 'attempt', attempt,
+      'since_ms', since_ms, 'deadline_ms', next_ms) end
 from w
 on conflict (job_id) do nothing
 returning job_id

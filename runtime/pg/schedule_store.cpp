@@ -74,6 +74,8 @@ std::string wake_of(const std::string& state) {
     return "scheduled";
   if (state == "retrying")
     return "retry";
+  if (state == "waiting")
+    return "callback";
   return "rescue";
 }
 

@@ -30,7 +30,8 @@ struct due_job {
   /// The publication's generation: the claim takes the job only from it.
   std::int32_t gen = 0;
   /// Why it is published: "scheduled" (its first run), "retry" (a wait in
-  /// the store ended) or "rescue" (its node stopped renewing its lease).
+  /// the store ended), "callback" (a callback stage was completed or its
+  /// deadline passed) or "rescue" (its node stopped renewing its lease).
   std::string wake;
   /// How late it is published (ms after its run_at).
   std::int64_t lag_ms = 0;

@@ -22,8 +22,9 @@ using namespace shell_detail;
 
 namespace {
 
-const char* const job_states[] = {"queued",    "running",       "retrying",
-                                  "succeeded", "dead_lettered", "cancelled"};
+const char* const job_states[] = {"scheduled",     "queued",   "running",
+                                  "retrying",      "waiting",  "succeeded",
+                                  "dead_lettered", "cancelled"};
 
 /// Live figures per pipeline, summed over the nodes' `stats` replies: in
 /// flight, capacity, counters, which nodes run it and where it is paused.

@@ -56,8 +56,8 @@ char** complete(const char* text, int start, int) {
     else if (kind == "command")
       candidates = current->command_names();
     else if (kind == "state")
-      candidates = {"queued",    "running",       "retrying",
-                    "succeeded", "dead_lettered", "cancelled"};
+      candidates = {"scheduled", "queued",    "running",       "retrying",
+                    "waiting",   "succeeded", "dead_lettered", "cancelled"};
   }
   return rl_completion_matches(text, next_candidate);
 }

@@ -54,6 +54,34 @@ struct probe_log {
 stage_kind_factory make_probe_factory(std::shared_ptr<probe_log> log,
                                       std::function<std::int64_t()> now);
 
+/// A delivery of job `id` to pipeline "p" with payload {"n":1}.
+inline job_spec spec_of(const std::string& id) {
+  job_spec spec;
+  spec.job_id = id;
+  spec.pipeline = "p";
+  spec.payload = R"({"n":1})";
+  return spec;
+}
+
+/// The result reported for `delivery`, or null.
+inline const job_result* result_of(const std::vector<finished_delivery>& all,
+                                   std::uint64_t delivery) {
+  for (auto& f : all)
+    if (f.delivery == delivery)
+      return &f.result;
+  return nullptr;
+}
+
+/// The events of one type, in order.
+inline std::vector<job_event> of_type(const std::vector<job_event>& all,
+                                      const std::string& type) {
+  std::vector<job_event> out;
+  for (auto& e : all)
+    if (e.type == type)
+      out.push_back(e);
+  return out;
+}
+
 /// A pipeline "p" of the one stage `sc`.
 inline pipeline_config one_stage(stage_config sc, int max_in_flight = 10) {
   pipeline_config pc;

@@ -22,14 +22,6 @@ void deliver(const caf::actor& sup, const std::string& id, std::uint64_t seq,
   caf::anon_send(sup, submit_atom::value, spec, delivery);
 }
 
-const finished_delivery* result_of(const std::vector<finished_delivery>& all,
-                                   std::uint64_t delivery) {
-  for (auto& f : all)
-    if (f.delivery == delivery)
-      return &f;
-  return nullptr;
-}
-
 } // namespace
 
 // Hole 3: JetStream redelivers the message of a job still running here (an
@@ -43,12 +35,12 @@ TEST_F(engine_test, TheSameMessageRedeliveredWhileRunningIsNotAcked) {
   run_messages();
   auto* dup = result_of(*finished, 2);
   ASSERT_NE(dup, nullptr);
-  EXPECT_EQ(dup->result.same_as, 1u);
-  EXPECT_EQ(dup->result.outcome, job_outcome::same_message);
+  EXPECT_EQ(dup->same_as, 1u);
+  EXPECT_EQ(dup->outcome, job_outcome::same_message);
   run_to_quiescence();
   auto* done = result_of(*finished, 1);
   ASSERT_NE(done, nullptr);
-  EXPECT_EQ(done->result.state, job_state::succeeded);
+  EXPECT_EQ(done->state, job_state::succeeded);
   EXPECT_EQ(probes->count("j1", "a"), 1);
 }
 
@@ -60,8 +52,8 @@ TEST_F(engine_test, AnotherMessageOfARunningJobIsADuplicate) {
   run_messages();
   auto* dup = result_of(*finished, 2);
   ASSERT_NE(dup, nullptr);
-  EXPECT_EQ(dup->result.outcome, job_outcome::already_terminal);
-  EXPECT_EQ(dup->result.same_as, 0u);
+  EXPECT_EQ(dup->outcome, job_outcome::already_terminal);
+  EXPECT_EQ(dup->same_as, 0u);
   run_to_quiescence();
   EXPECT_EQ(probes->count("j1", "a"), 1);
 }
@@ -75,7 +67,7 @@ TEST_F(engine_test, ARedeliveryOfAJobWaitingForASlotIsCaught) {
   run_messages();
   auto* dup = result_of(*finished, 3);
   ASSERT_NE(dup, nullptr);
-  EXPECT_EQ(dup->result.same_as, 2u);
+  EXPECT_EQ(dup->same_as, 2u);
   run_to_quiescence();
   EXPECT_EQ(probes->count("j2", "a"), 1); // ran once, not twice
 }
@@ -91,7 +83,7 @@ TEST_F(engine_test, TheSameMessageRedeliveredWhileParkedIsNotAcked) {
   run_messages();
   auto* dup = result_of(*finished, 2);
   ASSERT_NE(dup, nullptr);
-  EXPECT_EQ(dup->result.same_as, 1u);
+  EXPECT_EQ(dup->same_as, 1u);
   run_to_quiescence();
   EXPECT_EQ(db->jobs.at("j1").state, job_state::succeeded);
 }

@@ -9,10 +9,15 @@ using namespace troupe;
 
 namespace {
 
-constexpr job_phase all_phases[] = {
-    job_phase::starting,  job_phase::claiming,   job_phase::waiting_for_slot,
-    job_phase::running,   job_phase::committing, job_phase::backing_off,
-    job_phase::finishing, job_phase::done};
+constexpr job_phase all_phases[] = {job_phase::starting,
+                                    job_phase::claiming,
+                                    job_phase::waiting_for_slot,
+                                    job_phase::running,
+                                    job_phase::committing,
+                                    job_phase::backing_off,
+                                    job_phase::handing_to_store,
+                                    job_phase::finishing,
+                                    job_phase::done};
 
 using move = std::pair<job_phase, job_phase>;
 
@@ -50,7 +55,11 @@ TEST(JobPhase, SpeculationCancelsAndTheUnexpectedAreAllowed) {
       {p::finishing, p::claiming},           // ... found by the terminal write
       {p::finishing, p::finishing},          // a refused write dead-letters
       {p::claiming, p::done},                // terminal, conflict, store down
-      {p::backing_off, p::done}};            // parked
+      {p::backing_off, p::done},             // parked
+      {p::running, p::handing_to_store},     // a callback stage waits
+      {p::handing_to_store, p::finishing},   // cancelled meanwhile
+      {p::handing_to_store, p::claiming},    // the created job existed
+      {p::handing_to_store, p::done}};       // the store holds it
   for (auto [from, to] : moves)
     EXPECT_TRUE(may_enter(from, to))
         << to_string(from) << " -> " << to_string(to);
@@ -84,7 +93,10 @@ TEST(JobPhase, ImpossibleMovesAreRefused) {
       {p::finishing, p::running}, // a terminal write is final
       {p::finishing, p::waiting_for_slot},
       {p::finishing, p::committing},
-      {p::finishing, p::backing_off}};
+      {p::finishing, p::backing_off},
+      {p::handing_to_store, p::running}, // only the store resumes it
+      {p::handing_to_store, p::backing_off},
+      {p::claiming, p::handing_to_store}};
   for (auto [from, to] : moves)
     EXPECT_FALSE(may_enter(from, to))
         << to_string(from) << " -> " << to_string(to);

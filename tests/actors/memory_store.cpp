@@ -23,6 +23,19 @@ std::int32_t memory_db::publish_due(const std::string& job_id) {
   return ++row.gen;
 }
 
+bool memory_db::complete(const std::string& job_id, const std::string& token,
+                         const std::string& completion) {
+  auto i = jobs.find(job_id);
+  if (i == jobs.end() || i->second.state != job_state::waiting ||
+      token.empty() || i->second.callback_token != token ||
+      i->second.callback.find("\"completion\"") != std::string::npos)
+    return false;
+  auto& rec = i->second.callback;
+  rec.pop_back();
+  rec += ",\"completion\":" + completion + "}";
+  return true;
+}
+
 store_actor spawn_memory_store(caf::actor_system& sys,
                                std::shared_ptr<memory_db> db) {
   return sys.spawn([db](store_actor::pointer) -> store_actor::behavior_type {
@@ -59,6 +72,7 @@ store_actor spawn_memory_store(caf::actor_system& sys,
             snap.checkpoints.push_back(kv.second);
           snap.attempts = row.attempts;
           snap.progress = row.progress;
+          snap.callback = row.callback;
           return snap;
         },
         [db](job_write& w) -> caf::result<ok_atom> {
@@ -95,6 +109,16 @@ store_actor spawn_memory_store(caf::actor_system& sys,
             row.result = w.result;
           if (!w.progress.empty())
             row.progress = w.progress;
+          if (w.state == job_state::waiting) {
+            row.callback_token = w.callback_token;
+            row.callback =
+                "{\"stage_index\":" + std::to_string(w.stage_index) +
+                ",\"life\":" + std::to_string(row.life) +
+                ",\"attempt\":" + std::to_string(w.attempt) +
+                ",\"since_ms\":" + std::to_string(w.callback_since_ms) +
+                ",\"deadline_ms\":" + std::to_string(w.next_attempt_at_ms) +
+                "}";
+          }
           for (auto& cp : w.checkpoints)
             row.checkpoints[cp.stage_index] = cp;
           for (auto& a : w.attempts)

@@ -32,6 +32,10 @@ struct job_row {
   std::string last_error;
   std::string result;
   std::string progress;
+  /// The callback record (job_snapshot::callback) and its token, kept
+  /// whole here (PostgreSQL keeps only its hash).
+  std::string callback;
+  std::string callback_token;
   std::map<std::int32_t, checkpoint> checkpoints;
   std::vector<attempt_record> attempts;
   std::vector<job_event> events;
@@ -59,6 +63,11 @@ struct memory_db {
   /// Does what the scheduler does when a waiting job is due: queued, no
   /// longer waiting, published as the next generation (returned).
   std::int32_t publish_due(const std::string& job_id);
+
+  /// Does what troupe.api.v1.complete does: records `completion` (JSON
+  /// object text) on a waiting job whose token matches. False if refused.
+  bool complete(const std::string& job_id, const std::string& token,
+                const std::string& completion);
 };
 
 /// Spawns a store actor over `db`.

@@ -15,15 +15,6 @@ using json = nlohmann::json;
 
 namespace {
 
-std::vector<job_event> of_type(const std::vector<job_event>& all,
-                               const std::string& type) {
-  std::vector<job_event> out;
-  for (auto& e : all)
-    if (e.type == type)
-      out.push_back(e);
-  return out;
-}
-
 json report(double progress, const std::string& message) {
   return json{{"progress", progress}, {"message", message}};
 }

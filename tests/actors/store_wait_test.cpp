@@ -11,26 +11,6 @@
 using namespace troupe;
 using namespace troupe::test;
 
-namespace {
-
-job_spec spec_of(const std::string& id) {
-  job_spec spec;
-  spec.job_id = id;
-  spec.pipeline = "p";
-  spec.payload = R"({"n":1})";
-  return spec;
-}
-
-const job_result* result_of(const std::vector<finished_delivery>& all,
-                            std::uint64_t delivery) {
-  for (auto& f : all)
-    if (f.delivery == delivery)
-      return &f.result;
-  return nullptr;
-}
-
-} // namespace
-
 TEST_F(engine_test, ADeliveryDueLaterIsHandedToTheStoreAndAcked) {
   auto sup = start_pipeline(one_stage(probe("a")));
   auto spec = spec_of("later");

@@ -11,7 +11,8 @@ constexpr event_type all_types[] = {
     event_type::stage_succeeded,   event_type::stage_failed,
     event_type::job_retrying,      event_type::job_succeeded,
     event_type::job_dead_lettered, event_type::job_cancelled,
-    event_type::job_replayed,      event_type::stage_progress};
+    event_type::job_replayed,      event_type::stage_progress,
+    event_type::job_waiting};
 
 } // namespace
 
@@ -34,6 +35,7 @@ TEST(EventType, WireNamesStayAsDocumented) {
   EXPECT_EQ(to_string(event_type::job_cancelled), "job.cancelled");
   EXPECT_EQ(to_string(event_type::job_replayed), "job.replayed");
   EXPECT_EQ(to_string(event_type::stage_progress), "stage.progress");
+  EXPECT_EQ(to_string(event_type::job_waiting), "job.waiting");
 }
 
 TEST(EventType, UnknownNamesAreRefused) {

@@ -100,12 +100,7 @@ stages = [ { name = "stubborn", kind = "exec", timeout = "1s", cancel_grace = "1
   static std::shared_ptr<nats_client> as(const std::string& user,
                                          const std::string& pw,
                                          const std::string& inbox = "_INBOX") {
-    nats_connect_options o;
-    o.urls = servers_->nats_url();
-    o.auth.user = user;
-    o.auth.password = pw;
-    o.inbox_prefix = inbox;
-    auto c = nats_client::connect(o);
+    auto c = servers_->connect_as(user, pw, inbox);
     EXPECT_TRUE(c) << describe(c.error());
     return c ? *c : nullptr;
   }

@@ -90,12 +90,13 @@ std::string role_servers::nats_url() const {
 }
 
 caf::expected<std::shared_ptr<nats_client>>
-role_servers::connect_as(const std::string& user,
-                         const std::string& password) const {
+role_servers::connect_as(const std::string& user, const std::string& password,
+                         const std::string& inbox) const {
   nats_connect_options o;
   o.urls = nats_url();
   o.auth.user = user;
   o.auth.password = password;
+  o.inbox_prefix = inbox;
   return nats_client::connect(o);
 }
 

@@ -47,9 +47,10 @@ public:
   std::string pg_url() const { return pg_.url(); }
   local_postgres& pg() { return pg_; }
 
-  /// Connects to NATS as `user`.
+  /// Connects to NATS as `user`, with replies under `inbox`.
   caf::expected<std::shared_ptr<nats_client>>
-  connect_as(const std::string& user, const std::string& password) const;
+  connect_as(const std::string& user, const std::string& password,
+             const std::string& inbox = "_INBOX") const;
 
   /// A node configuration (TOML) logging in as `node`, with `rest`
   /// (pipelines and other sections) appended.

@@ -216,8 +216,8 @@ TEST(StageParams, TheCatalogueHasEveryKindThisBinaryRuns) {
   std::vector<std::string> kinds;
   for (auto& k : stage_catalog())
     kinds.push_back(k.kind);
-  EXPECT_EQ(kinds,
-            (std::vector<std::string>{"fault", "noop", "sleep", "exec"}));
+  EXPECT_EQ(kinds, (std::vector<std::string>{"callback", "fault", "noop",
+                                             "sleep", "exec"}));
 }
 
 TEST(StageParams, TheShippedConfigurationsPassWithEveryKindChecked) {
