@@ -101,6 +101,9 @@ struct stage_reports {
   clock_type::time_point last_beat;
   /// The latest report not yet published and stored ("" if none).
   std::string unsent;
+  /// The latest report published while the job ran before its claim
+  /// (speculation), to store once the job is written ("" if none).
+  std::string unstored;
   /// When a report last went out.
   clock_type::time_point last_sent;
   /// The attempt whose flush timer is armed (-1: none).

@@ -162,9 +162,11 @@ void flush_reports(self_ptr self, std::int64_t seq) {
     publish.push_back(std::move(ev));
   }
   if (st.speculation.holds_events()) {
-    // Nothing is written yet: the event waits with the others.
+    // Nothing is written yet: the event waits with the others, and the
+    // report goes with the write that creates the job.
     for (auto& e : publish)
       publish_now(self, std::move(e));
+    r.unstored = std::move(r.unsent);
     r.unsent.clear();
     return;
   }

@@ -40,6 +40,14 @@ stage_registry::make(const stage_config& cfg) const {
   return i->second(cfg);
 }
 
+std::shared_ptr<const std::atomic<bool>>
+cancellation_flag(caf::event_based_actor* self) {
+  auto flag = std::make_shared<std::atomic<bool>>(false);
+  // The stage actor terminates when its attempt ends, whichever way.
+  self->attach_functor([flag] { flag->store(true); });
+  return flag;
+}
+
 stage_registry builtin_stage_registry() {
   stage_registry reg;
   using t = param_type;

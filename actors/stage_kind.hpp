@@ -4,6 +4,7 @@
 // per configured stage (so it can validate its parameters up front) and then
 // started once per attempt inside a fresh stage actor.
 
+#include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
@@ -69,6 +70,14 @@ public:
   /// memory for the whole wait).
   virtual bool waits_in_store() const { return false; }
 };
+
+/// A flag that turns true once the attempt running in `self` is over for
+/// any reason: abandoned (cancel, timeout, heartbeat timeout, the node
+/// stopping) or after its outcome. For work a kind hands to another thread,
+/// which cannot see its stage actor go: check it between steps and stop.
+/// Made on first use; call it from start(), on the actor's thread.
+std::shared_ptr<const std::atomic<bool>>
+cancellation_flag(caf::event_based_actor* self);
 
 /// Builds a stage kind from a stage's configuration, or says what is wrong.
 using stage_kind_factory =

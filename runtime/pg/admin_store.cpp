@@ -42,7 +42,11 @@ select job_id, pipeline, tenant, state, stage_index, attempt, life,
   (extract(epoch from updated_at) * 1000)::bigint,
   (extract(epoch from finished_at) * 1000)::bigint,
   (extract(epoch from next_attempt_at) * 1000)::bigint,
-  correlation_id, (extract(epoch from run_at) * 1000)::bigint
+  correlation_id, (extract(epoch from run_at) * 1000)::bigint,
+  case when state = 'running'
+    and (progress->>'stage_index')::int = stage_index
+    and jsonb_typeof(progress->'progress') = 'number'
+    then (progress->>'progress')::float8 end
 from jobs
 where ($1 = '' or pipeline = $1) and ($2 = '' or state = $2)
   and ($3 = '' or tenant = $3)
@@ -60,20 +64,23 @@ limit $6
         out["next"] = out["jobs"].back()["job_id"];
         break;
       }
-      out["jobs"].push_back({{"job_id", r[0].c_str()},
-                             {"pipeline", r[1].c_str()},
-                             {"tenant", r[2].c_str()},
-                             {"state", r[3].c_str()},
-                             {"stage_index", r[4].as<int>()},
-                             {"attempt", r[5].as<int>()},
-                             {"life", r[6].as<int>()},
-                             {"last_error", r[7].c_str()},
-                             {"created_at_ms", ms_or(r[8])},
-                             {"updated_at_ms", ms_or(r[9])},
-                             {"finished_at_ms", ms_or(r[10])},
-                             {"next_attempt_at_ms", ms_or(r[11])},
-                             {"correlation_id", r[12].c_str()},
-                             {"run_at_ms", ms_or(r[13])}});
+      out["jobs"].push_back(
+          {{"job_id", r[0].c_str()},
+           {"pipeline", r[1].c_str()},
+           {"tenant", r[2].c_str()},
+           {"state", r[3].c_str()},
+           {"stage_index", r[4].as<int>()},
+           {"attempt", r[5].as<int>()},
+           {"life", r[6].as<int>()},
+           {"last_error", r[7].c_str()},
+           {"created_at_ms", ms_or(r[8])},
+           {"updated_at_ms", ms_or(r[9])},
+           {"finished_at_ms", ms_or(r[10])},
+           {"next_attempt_at_ms", ms_or(r[11])},
+           {"correlation_id", r[12].c_str()},
+           {"run_at_ms", ms_or(r[13])},
+           {"progress",
+            r[14].is_null() ? json(nullptr) : json(r[14].as<double>())}});
     }
     return out;
   });

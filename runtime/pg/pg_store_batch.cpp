@@ -237,7 +237,8 @@ void create_record(json_array_writer& creates, const job_write& x) {
       .num("started_ms", x.started_at_ms)
       .boolean("wait", x.wait_in_store)
       .str("callback", x.callback_token)
-      .num("since_ms", x.callback_since_ms);
+      .num("since_ms", x.callback_since_ms)
+      .str("progress", x.progress);
   o.close();
 }
 

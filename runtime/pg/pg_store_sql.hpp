@@ -105,11 +105,11 @@ with w as (
     tenant text, correlation_id text, priority int, payload text, state text,
     stage_index int, attempt int, next_ms bigint, last_error text,
     result text, started_ms bigint, wait boolean, callback text,
-    since_ms bigint))
+    since_ms bigint, progress text))
 insert into jobs as j (job_id, pipeline, tenant, correlation_id, priority,
   state, stage_index, attempt, epoch, payload, result, last_error,
   started_at, finished_at, next_attempt_at, run_at, lease_owner, lease_until,
-  callback)
+  callback, progress)
 select job_id, pipeline, coalesce(tenant, ''), coalesce(correlation_id, ''),
   coalesce(priority, 0), state, stage_index, attempt, 1, payload::jsonb,
   case when coalesce(result, '') <> '' then result::jsonb end,
@@ -126,7 +126,8 @@ select job_id, pipeline, coalesce(tenant, ''), coalesce(correlation_id, ''),
   case when state = 'waiting' then jsonb_build_object(
       'hash', encode(sha256(convert_to(callback, 'UTF8')), 'hex'),
       'stage_index', stage_index, 'life', 1, 'attempt', attempt,
-      'since_ms', since_ms, 'deadline_ms', next_ms) end
+      'since_ms', since_ms, 'deadline_ms', next_ms) end,
+  case when coalesce(progress, '') <> '' then progress::jsonb end
 from w
 on conflict (job_id) do nothing
 returning job_id

@@ -99,14 +99,22 @@ shell_session::cmd_jobs(const std::map<std::string, std::string>& flags) {
   auto r = request_any("read", "jobs", body, s_.timeout);
   if (!r.value("ok", false))
     return from_reply_error("jobs", r);
+  // A running job's last reported progress: ` 40%`.
+  auto percent_of = [](const json& j) -> std::string {
+    auto p = j.find("progress");
+    if (p == j.end() || !p->is_number())
+      return "";
+    return " " +
+           std::to_string(static_cast<int>(p->get<double>() * 100 + 0.5)) + "%";
+  };
   auto& res = r["result"];
   auto now = wall_now_ms();
   text_table t{{"JOB", "PIPELINE", "STATE", "STAGE", "ATTEMPT", "LIFE",
                 "CREATED", "UPDATED", "LAST ERROR"}};
   for (auto& j : res["jobs"])
     t.add({str_of(j, "job_id"), str_of(j, "pipeline"),
-           paint_state(str_of(j, "state"), s_.style), num(j, "stage_index"),
-           num(j, "attempt"), num(j, "life"),
+           paint_state(str_of(j, "state"), s_.style) + percent_of(j),
+           num(j, "stage_index"), num(j, "attempt"), num(j, "life"),
            format_ago(int_of(j, "created_at_ms"), now),
            format_ago(int_of(j, "updated_at_ms"), now),
            ellipsize(str_of(j, "last_error"), 60)});

@@ -25,6 +25,8 @@ public:
         {req.job_id, req.stage, req.attempt, now_(), req.input});
     auto log = log_;
     self->attach_functor([log] { ++log->cleanups; });
+    if (params_.value("watch_cancel", false))
+      log->flags.push_back(cancellation_flag(self));
     if (queues_attempts())
       self->delayed_send(self, std::chrono::milliseconds{queue_ms()},
                          started_atom::value);

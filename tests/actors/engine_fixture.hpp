@@ -34,6 +34,8 @@ struct probe_log {
   std::vector<probe_call> calls;
   /// Attempts whose stage actor went away (cleanup ran), by job id.
   int cleanups = 0;
+  /// Cancellation flags of attempts whose probe has `watch_cancel`.
+  std::vector<std::shared_ptr<const std::atomic<bool>>> flags;
   int count(const std::string& job_id, const std::string& stage) const {
     int n = 0;
     for (auto& c : calls)
@@ -50,7 +52,8 @@ struct probe_log {
 /// for a slot before its work begins, like an exec stage waiting for a
 /// thread; `duration_ms` counts from start() all the same), `output`
 /// (string: the output on success), `reports` ([[ms, "report"], ...]:
-/// progress reports sent that long after start()).
+/// progress reports sent that long after start()), `watch_cancel` (bool:
+/// keeps the attempt's cancellation_flag in the log).
 stage_kind_factory make_probe_factory(std::shared_ptr<probe_log> log,
                                       std::function<std::int64_t()> now);
 

@@ -2,7 +2,8 @@
 // deterministic coordinator: progress published and stored at a bounded
 // rate, a heartbeat timeout that catches a silent attempt long before its
 // timeout, details handed to the next attempt across a parked retry, and
-// malformed reports refused without harm.
+// malformed reports refused without harm; and the cancellation flag a
+// C++ stage's worker thread can watch.
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -102,4 +103,38 @@ TEST_F(engine_test, AMalformedReportIsRefusedOnceAndChangesNothing) {
   EXPECT_EQ(progress[0].error_code, "invalid_report");
   EXPECT_TRUE(db->jobs.at("j4").progress.empty());
   EXPECT_EQ(db->jobs.at("j4").state, job_state::succeeded);
+}
+
+TEST_F(engine_test, AStageSeesItsCancellationFlagOnCancelAndOnTimeout) {
+  auto sc = probe("work", {{"hang", true}, {"watch_cancel", true}}, 1);
+  sc.timeout = std::chrono::seconds{5};
+  auto sup = start_pipeline(one_stage(sc));
+  submit(sup, "timed", 1);
+  submit(sup, "cancelled", 2);
+  run_messages();
+  ASSERT_EQ(probes->flags.size(), 2u);
+  EXPECT_FALSE(*probes->flags[0]);
+  EXPECT_FALSE(*probes->flags[1]);
+  caf::anon_send(sup, cancel_atom::value, std::string{"cancelled"});
+  run_messages();
+  EXPECT_FALSE(*probes->flags[0]) << "the other attempt still runs";
+  EXPECT_TRUE(*probes->flags[1]);
+  run_to_quiescence(); // the timeout fires
+  EXPECT_TRUE(*probes->flags[0]);
+  EXPECT_EQ(db->jobs.at("timed").state, job_state::dead_lettered);
+  EXPECT_EQ(db->jobs.at("cancelled").state, job_state::cancelled);
+}
+
+TEST_F(engine_test, ProgressReportedBeforeTheClaimIsStoredWhenTheJobIsWritten) {
+  speculate = std::chrono::milliseconds{100};
+  fresh = true;
+  json reports = json::array({json::array({10, report(0.4, "x").dump()})});
+  auto sup = start_pipeline(
+      one_stage(probe("work", {{"duration_ms", 3000}, {"reports", reports}})));
+  submit(sup, "early");
+  run_to_quiescence();
+  ASSERT_EQ(db->jobs.at("early").state, job_state::succeeded);
+  EXPECT_EQ(db->creates, 1) << "the job ran before its claim";
+  ASSERT_FALSE(db->jobs.at("early").progress.empty());
+  EXPECT_EQ(json::parse(db->jobs.at("early").progress)["progress"], 0.4);
 }

@@ -72,6 +72,10 @@ stages = [ { name = "long", kind = "exec", heartbeat_timeout = "1s", timeout = "
   retry = { max_attempts = 2, initial = "100ms" }, command = ["sh", "-c",
   "in=$(cat); case \"$in\" in *heartbeat_details*) echo '{\"resumed\":true}';; *) echo '{\"details\":{\"offset\":42}}' >&3; exec sleep 30;; esac"] } ]
 
+[pipelines.halfway]
+stages = [ { name = "chunks", kind = "exec", timeout = "60s", command = ["sh", "-c",
+  "cat >/dev/null; echo '{\"progress\":0.4,\"message\":\"chunk 4\"}' >&3; exec sleep 60"] } ]
+
 [pipelines.term]
 stages = [ { name = "stubborn", kind = "exec", timeout = "1s", cancel_grace = "10s",
   retry = { max_attempts = 1 }, env = { OUT = "@DIR@" }, command = ["sh", "-c",
@@ -430,6 +434,30 @@ TEST_F(results_test, AnExecStageReportsProgressOnDescriptorThree) {
   // the final one at once): a few events, not ten.
   EXPECT_LE(progress.size(), 4u);
   EXPECT_EQ(progress.front()["stage"], "steps");
+}
+
+TEST_F(results_test, TheJobsListShowsARunningJobsProgress) {
+  auto pub = publisher();
+  auto viewer = as("viewer", role_servers::viewer_pw);
+  auto admin = as("admin", role_servers::admin_pw);
+  ASSERT_TRUE(pub && viewer && admin);
+  auto id = submit(*pub, "troupe.api.v1.submit",
+                   {{"pipeline", "halfway"}, {"payload", 1}});
+  json listed;
+  EXPECT_TRUE(eventually([&] {
+    auto r = ask(*viewer, "troupe.admin.any.read.jobs",
+                 {{"pipeline", "halfway"}}, 5s);
+    for (auto& j : r["result"]["jobs"])
+      if (j["job_id"] == id && j["progress"].is_number())
+        listed = j;
+    return listed.is_object();
+  })) << "no progress in the jobs list: "
+      << ask(*viewer, "troupe.admin.any.read.jobs", {{"pipeline", "halfway"}},
+             5s);
+  EXPECT_EQ(listed["state"], "running");
+  EXPECT_DOUBLE_EQ(listed["progress"].get<double>(), 0.4);
+  auto c = ask(*admin, "troupe.admin.any.control.cancel", {{"job_id", id}});
+  EXPECT_TRUE(c.value("ok", false)) << c;
 }
 
 TEST_F(results_test, ASilentExecStageFailsAtItsHeartbeatTimeoutAndResumes) {
