@@ -186,6 +186,10 @@ void finish_with(self_ptr self, job_write w, std::vector<job_event> publish,
 
 // job_writes.cpp
 std::int64_t now_ms(self_ptr self);
+/// Span ids (messages/trace_context.hpp) of the job in its life, and of
+/// its current attempt: derived, so every node names them alike.
+std::string job_span_id(self_ptr self);
+std::string attempt_span_id(self_ptr self);
 /// An event of the job's current stage and attempt.
 job_event make_event(self_ptr self, event_type type);
 /// The job.succeeded event, carrying `result` if it is small enough

@@ -3,6 +3,7 @@
 #include "actors/atoms.hpp"
 #include "actors/stage_actor.hpp"
 #include "messages/json_text.hpp"
+#include "messages/trace_context.hpp"
 
 // Stages and their attempts: running one, what its outcome leads to (the
 // next stage, a retry, a dead letter) and cancelling what runs.
@@ -161,6 +162,11 @@ stage_request make_request(self_ptr self, const stage_config& sc) {
   req.idempotency_key = st.spec.job_id + ":" + sc.name;
   req.input = build_input(self, sc);
   req.life = st.life;
+  if (!st.spec.traceparent.empty()) {
+    req.traceparent =
+        child_traceparent(st.spec.traceparent, attempt_span_id(self));
+    req.tracestate = st.spec.tracestate;
+  }
   return req;
 }
 

@@ -3,6 +3,7 @@
 #include "actors/atoms.hpp"
 #include "messages/errc.hpp"
 #include "messages/json_text.hpp"
+#include "messages/trace_context.hpp"
 
 // Ordered writes and events of a job actor: every transition is one job_write,
 // committed strictly in order; events go out only after their commit.
@@ -11,6 +12,18 @@ namespace troupe::job_detail {
 
 std::int64_t now_ms(self_ptr self) {
   return self->state.deps->now_ms();
+}
+
+std::string job_span_id(self_ptr self) {
+  auto& st = self->state;
+  return derived_span_id(st.spec.job_id + '\x1f' + std::to_string(st.life));
+}
+
+std::string attempt_span_id(self_ptr self) {
+  auto& st = self->state;
+  return derived_span_id(st.spec.job_id + '\x1f' + std::to_string(st.life) +
+                         '\x1f' + std::to_string(st.stage) + '\x1f' +
+                         std::to_string(st.attempt));
 }
 
 job_event make_event(self_ptr self, event_type type) {
@@ -27,6 +40,10 @@ job_event make_event(self_ptr self, event_type type) {
     ev.stage_index = st.stage;
     ev.stage = st.pipe->config.stages[st.stage].name;
     ev.attempt = st.attempt;
+  }
+  if (!st.spec.traceparent.empty()) {
+    ev.trace_id = trace_id_of(st.spec.traceparent);
+    ev.span_id = is_job_level(type) ? job_span_id(self) : attempt_span_id(self);
   }
   if (ends_attempt(type))
     ev.duration_ms = std::chrono::duration_cast<std::chrono::milliseconds>(

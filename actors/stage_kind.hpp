@@ -40,6 +40,11 @@ struct stage_request {
   /// The job's callback record from the store (JSON text), given to the
   /// first attempt after a claim; empty otherwise (actors/callback_stage).
   std::string callback;
+  /// W3C trace context for work done by this attempt: the job's trace, with
+  /// the attempt's span as parent (messages/trace_context.hpp); empty when
+  /// the job has none. `exec` passes them as TRACEPARENT and TRACESTATE.
+  std::string traceparent;
+  std::string tracestate;
 };
 
 /// One kind of stage work (noop, sleep, exec, a C++ kind, ...).

@@ -6,6 +6,7 @@
 
 #include "messages/errc.hpp"
 #include "messages/json_text.hpp"
+#include "messages/trace_context.hpp"
 
 namespace troupe {
 
@@ -138,6 +139,20 @@ caf::error read_time(const delivery_fields& d, const submission& sub,
   return caf::none;
 }
 
+/// The body's trace context, else valid headers: tracing libraries set the
+/// headers, so an invalid one is ignored (as W3C asks), not refused.
+void read_trace_context(const delivery_fields& d, submission& sub,
+                        job_spec& spec) {
+  if (!sub.traceparent.empty()) {
+    spec.traceparent = std::move(sub.traceparent);
+    spec.tracestate = std::move(sub.tracestate);
+  } else if (valid_traceparent(d.traceparent)) {
+    spec.traceparent = d.traceparent;
+    if (valid_tracestate(d.tracestate))
+      spec.tracestate = d.tracestate;
+  }
+}
+
 } // namespace
 
 job_spec decode_delivery(const delivery_fields& d, const std::string& pipeline,
@@ -167,6 +182,7 @@ job_spec decode_delivery(const delivery_fields& d, const std::string& pipeline,
   spec.tenant = std::move(sub->tenant);
   spec.correlation_id = std::move(sub->correlation_id);
   spec.priority = sub->priority;
+  read_trace_context(d, *sub, spec);
   if (auto err = read_time(d, *sub, spec)) {
     reject(spec, err, d, id_ok && spec.replay_life == 0);
     return spec;

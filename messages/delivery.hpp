@@ -29,6 +29,9 @@ struct delivery_fields {
   /// publication): when a directly published job may start.
   std::string run_at;
   std::string delay;
+  /// `traceparent` and `tracestate` headers (W3C; the body's fields win).
+  std::string traceparent;
+  std::string tracestate;
   /// From the JetStream metadata (zero when it is missing).
   std::uint64_t stream_seq = 0;
   std::int64_t published_ms = 0;

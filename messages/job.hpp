@@ -82,6 +82,10 @@ struct job_spec {
   /// by a client). A claim takes the job only from the newest publication,
   /// so a stale message of a job the store has republished changes nothing.
   std::int32_t gen = 0;
+  /// W3C trace context the job was submitted with (messages/trace_context;
+  /// empty: none). The store's copy wins on a claim.
+  std::string traceparent;
+  std::string tracestate;
 };
 
 template <class Inspector>
@@ -89,7 +93,7 @@ typename Inspector::result_type inspect(Inspector& f, job_spec& x) {
   return f(caf::meta::type_name("job_spec"), x.job_id, x.pipeline, x.tenant,
            x.correlation_id, x.payload, x.priority, x.invalid_reason,
            x.invalid_code, x.submitted_at_ms, x.fresh, x.resumed, x.stream_seq,
-           x.replay_life, x.run_at_ms, x.gen);
+           x.replay_life, x.run_at_ms, x.gen, x.traceparent, x.tracestate);
 }
 
 /// The record of one stage attempt, successful or not.
@@ -168,6 +172,11 @@ struct job_event {
   std::string progress;
   /// Wall-clock deadline of a callback stage's wait (job.waiting), else -1.
   std::int64_t deadline_ms = -1;
+  /// The job's trace (from its traceparent) and the span the event belongs
+  /// to (the attempt's for stage events, the job's otherwise); empty when
+  /// the job has no trace context.
+  std::string trace_id;
+  std::string span_id;
   /// Where the node sends the callback request, and the request itself
   /// (job.waiting). Never encoded into the event: the request carries the
   /// completion token, which only the callback's subscribers may see.
@@ -181,7 +190,7 @@ typename Inspector::result_type inspect(Inspector& f, job_event& x) {
            x.stage, x.stage_index, x.attempt, x.node, x.time_ms, x.error_code,
            x.error, x.next_retry_ms, x.correlation_id, x.tenant, x.duration_ms,
            x.latency_ms, x.result, x.result_bytes, x.progress, x.deadline_ms,
-           x.notify_subject, x.notify_body);
+           x.trace_id, x.span_id, x.notify_subject, x.notify_body);
 }
 
 /// Everything the store knows about a job when a node takes it.

@@ -1,6 +1,7 @@
 #include "messages/json_codec.hpp"
 #include "messages/json_guard.hpp"
 #include "messages/json_text.hpp"
+#include "messages/trace_context.hpp"
 
 #include <initializer_list>
 
@@ -77,6 +78,26 @@ caf::expected<std::string> normalize_json(std::string_view text,
   return j->dump();
 }
 
+namespace {
+
+/// The W3C trace context fields of a submission (docs/wire-format.md).
+caf::error read_trace(const json& j, submission& s) {
+  if (auto err = read_string(j, "traceparent", s.traceparent, 64))
+    return err;
+  if (!s.traceparent.empty() && !valid_traceparent(s.traceparent))
+    return invalid("field 'traceparent' is not a W3C traceparent "
+                   "(00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>)");
+  if (auto err = read_string(j, "tracestate", s.tracestate, 512))
+    return err;
+  if (!valid_tracestate(s.tracestate))
+    return invalid("field 'tracestate' must be printable ASCII");
+  if (s.traceparent.empty() && !s.tracestate.empty())
+    return invalid("field 'tracestate' needs a 'traceparent'");
+  return caf::none;
+}
+
+} // namespace
+
 caf::expected<submission> decode_submission(std::string_view body,
                                             const input_limits& limits) {
   // Size first: never parse something we would reject anyway.
@@ -111,8 +132,9 @@ caf::expected<submission> decode_submission(std::string_view body,
                    "PostgreSQL cannot store it");
   for (const auto& [k, v] : j.items()) {
     static constexpr const char* known[] = {
-        "payload",  "tenant",    "correlation_id", "priority",
-        "delay_ms", "run_at_ms", "pipeline",       "key"};
+        "payload",     "tenant",    "correlation_id", "priority",
+        "delay_ms",    "run_at_ms", "pipeline",       "key",
+        "traceparent", "tracestate"};
     bool ok = false;
     for (auto name : known)
       ok = ok || k == name;
@@ -144,6 +166,8 @@ caf::expected<submission> decode_submission(std::string_view body,
   if (auto err = read_int(j, "run_at_ms", s.run_at_ms, 0,
                           std::int64_t{32503680000000}))
     return err;
+  if (auto err = read_trace(j, s))
+    return err;
   return s;
 }
 
@@ -164,6 +188,10 @@ std::string encode_submission(const submission& s) {
     j["delay_ms"] = s.delay_ms;
   if (s.run_at_ms != 0)
     j["run_at_ms"] = s.run_at_ms;
+  if (!s.traceparent.empty())
+    j["traceparent"] = s.traceparent;
+  if (!s.tracestate.empty())
+    j["tracestate"] = s.tracestate;
   return j.dump();
 }
 
@@ -219,9 +247,13 @@ std::string encode_event(const job_event& ev) {
     w.str("stage", ev.stage);
     w.num("stage_index", ev.stage_index);
   }
+  if (!ev.span_id.empty())
+    w.str("span_id", ev.span_id);
   if (!ev.tenant.empty())
     w.str("tenant", ev.tenant);
   w.num("time_ms", ev.time_ms);
+  if (!ev.trace_id.empty())
+    w.str("trace_id", ev.trace_id);
   w.str("type", ev.type);
   w.close();
   return out;
@@ -270,6 +302,8 @@ caf::expected<job_event> decode_event(std::string_view text) {
       ev.result = r->dump();
     ev.result_bytes = j.value("result_bytes", std::int64_t{-1});
     ev.deadline_ms = j.value("deadline_ms", std::int64_t{-1});
+    ev.trace_id = j.value("trace_id", "");
+    ev.span_id = j.value("span_id", "");
     if (auto p = j.find("progress"); p != j.end())
       ev.progress = p->dump();
   } catch (const json::exception& e) {

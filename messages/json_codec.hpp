@@ -38,10 +38,14 @@ struct submission {
   std::int64_t delay_ms = 0;
   /// Start no sooner than this time (ms since the epoch; 0: now).
   std::int64_t run_at_ms = 0;
+  /// W3C trace context of the submitting service (messages/trace_context).
+  std::string traceparent;
+  std::string tracestate;
 };
 
 /// Decodes `{"payload": ..., "tenant"?, "correlation_id"?, "priority"?,
-/// "delay_ms"?, "run_at_ms"?, "pipeline"?, "key"?}`.
+/// "delay_ms"?, "run_at_ms"?, "pipeline"?, "key"?, "traceparent"?,
+/// "tracestate"?}`.
 caf::expected<submission> decode_submission(std::string_view body,
                                             const input_limits& limits = {});
 

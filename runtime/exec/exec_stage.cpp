@@ -1,5 +1,7 @@
 #include "runtime/exec/exec_stage.hpp"
 
+#include <algorithm>
+
 #include <csignal>
 #include <mutex>
 
@@ -77,7 +79,7 @@ public:
     self->attach_functor([ctl] { ctl->cancel(); });
     auto handle = caf::actor_cast<caf::actor>(self);
     auto meter = std::make_shared<attempt_meter>(stats_);
-    auto run = [ctl, handle, meter, params = params_, input = req.input] {
+    auto run = [ctl, handle, meter, params = traced(req), input = req.input] {
       meter->dequeued();
       if (ctl->cancelled())
         return; // abandoned while queued: never start it
@@ -102,6 +104,25 @@ public:
   }
 
 private:
+  /// The stage's parameters, with TRACEPARENT and TRACESTATE set for a
+  /// traced job (a copy then; the shared ones otherwise).
+  std::shared_ptr<const exec_params> traced(const stage_request& req) const {
+    if (req.traceparent.empty())
+      return params_;
+    auto p = std::make_shared<exec_params>(*params_);
+    auto& env = p->env;
+    env.erase(std::remove_if(env.begin(), env.end(),
+                             [](const auto& kv) {
+                               return kv.first == "TRACEPARENT" ||
+                                      kv.first == "TRACESTATE";
+                             }),
+              env.end());
+    env.emplace_back("TRACEPARENT", req.traceparent);
+    if (!req.tracestate.empty())
+      env.emplace_back("TRACESTATE", req.tracestate);
+    return p;
+  }
+
   std::shared_ptr<const exec_params> params_;
   std::shared_ptr<pool_limiter> slots_;
   std::shared_ptr<exec_stats> stats_;

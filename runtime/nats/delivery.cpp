@@ -32,6 +32,8 @@ delivery_fields read_delivery(natsMsg* m) {
   d.wake = header(m, "Troupe-Wake");
   d.run_at = header(m, "Troupe-Run-At");
   d.delay = header(m, "Troupe-Delay");
+  d.traceparent = header(m, "traceparent");
+  d.tracestate = header(m, "tracestate");
   jsMsgMetaData* meta = nullptr;
   if (natsMsg_GetMetaData(&meta, m) == NATS_OK) {
     d.stream_seq = meta->Sequence.Stream;

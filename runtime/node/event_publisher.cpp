@@ -44,6 +44,10 @@ void log_event(const job_event& ev) {
                {"correlation_id", ev.correlation_id},
                {"tenant", ev.tenant},
                {"event", ev.type}};
+  if (!ev.trace_id.empty()) {
+    f.emplace_back("trace_id", ev.trace_id);
+    f.emplace_back("span_id", ev.span_id);
+  }
   if (!ev.error_code.empty())
     f.emplace_back("error_code", ev.error_code);
   if (!ev.error.empty())

@@ -214,6 +214,11 @@ alter table jobs add constraint jobs_state_check check (state in
 -- (docs/stages.md). The token itself is never stored.
 alter table jobs add column callback jsonb;
 )SQL"},
+    {9, "W3C trace context of a job", R"SQL(
+-- As submitted (body fields or headers); '' when none (docs/wire-format.md).
+alter table jobs add column traceparent text not null default '';
+alter table jobs add column tracestate text not null default '';
+)SQL"},
 };
 
 caf::error db_error(const std::exception& e, const char* what) {

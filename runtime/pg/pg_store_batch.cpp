@@ -116,7 +116,9 @@ std::string claim_records(const std::vector<store_request>& reqs,
         .num("priority", s.priority)
         .str("payload", s.payload.empty() ? "null" : s.payload)
         .num("life", s.replay_life)
-        .num("gen", s.gen);
+        .num("gen", s.gen)
+        .str("traceparent", s.traceparent)
+        .str("tracestate", s.tracestate);
     o.close();
     index[s.job_id] = i;
   }
@@ -144,6 +146,8 @@ void read_claimed(const pqxx::row& row, const store_request& req,
     snap.progress = row[10].c_str();
   if (!row[11].is_null())
     snap.callback = row[11].c_str();
+  snap.spec.traceparent = row[12].c_str();
+  snap.spec.tracestate = row[13].c_str();
   snap.state = job_state::running;
 }
 
@@ -238,7 +242,9 @@ void create_record(json_array_writer& creates, const job_write& x) {
       .boolean("wait", x.wait_in_store)
       .str("callback", x.callback_token)
       .num("since_ms", x.callback_since_ms)
-      .str("progress", x.progress);
+      .str("progress", x.progress)
+      .str("traceparent", s.traceparent)
+      .str("tracestate", s.tracestate);
   o.close();
 }
 

@@ -18,13 +18,15 @@ inline const char* const sql_claim = R"SQL(
 with x as (
   select * from jsonb_to_recordset($1::jsonb) as r(job_id text, pipeline text,
     tenant text, correlation_id text, priority int, payload text, life int,
-    gen int))
+    gen int, traceparent text, tracestate text))
 insert into jobs as j (job_id, pipeline, tenant, correlation_id, priority,
-  state, payload, epoch, lease_owner, lease_until, started_at, life, gen)
+  state, payload, epoch, lease_owner, lease_until, started_at, life, gen,
+  traceparent, tracestate)
 select job_id, pipeline, coalesce(tenant, ''), coalesce(correlation_id, ''),
   coalesce(priority, 0), 'running', payload::jsonb, 1, $2,
   now() + $3::bigint * interval '1 millisecond', now(),
-  greatest(coalesce(life, 0), 1), coalesce(gen, 0)
+  greatest(coalesce(life, 0), 1), coalesce(gen, 0),
+  coalesce(traceparent, ''), coalesce(tracestate, '')
 from x
 on conflict (job_id) do update set
   epoch = j.epoch + 1, state = 'running', lease_owner = excluded.lease_owner,
@@ -38,7 +40,7 @@ on conflict (job_id) do update set
 returning j.job_id, j.epoch, j.life, j.start_stage, (j.xmax::text = '0'),
   case when j.xmax::text = '0' then null else j.payload::text end,
   j.tenant, j.correlation_id, j.priority, j.pipeline, j.progress::text,
-  j.callback::text
+  j.callback::text, j.traceparent, j.tracestate
 )SQL";
 
 inline const char* const sql_states = R"SQL(
@@ -105,11 +107,11 @@ with w as (
     tenant text, correlation_id text, priority int, payload text, state text,
     stage_index int, attempt int, next_ms bigint, last_error text,
     result text, started_ms bigint, wait boolean, callback text,
-    since_ms bigint, progress text))
+    since_ms bigint, progress text, traceparent text, tracestate text))
 insert into jobs as j (job_id, pipeline, tenant, correlation_id, priority,
   state, stage_index, attempt, epoch, payload, result, last_error,
   started_at, finished_at, next_attempt_at, run_at, lease_owner, lease_until,
-  callback, progress)
+  callback, progress, traceparent, tracestate)
 select job_id, pipeline, coalesce(tenant, ''), coalesce(correlation_id, ''),
   coalesce(priority, 0), state, stage_index, attempt, 1, payload::jsonb,
   case when coalesce(result, '') <> '' then result::jsonb end,
@@ -127,7 +129,8 @@ select job_id, pipeline, coalesce(tenant, ''), coalesce(correlation_id, ''),
       'hash', encode(sha256(convert_to(callback, 'UTF8')), 'hex'),
       'stage_index', stage_index, 'life', 1, 'attempt', attempt,
       'since_ms', since_ms, 'deadline_ms', next_ms) end,
-  case when coalesce(progress, '') <> '' then progress::jsonb end
+  case when coalesce(progress, '') <> '' then progress::jsonb end,
+  coalesce(traceparent, ''), coalesce(tracestate, '')
 from w
 on conflict (job_id) do nothing
 returning job_id

@@ -21,8 +21,8 @@ public:
 
   void start(caf::event_based_actor* self,
              const stage_request& req) const override {
-    log_->calls.push_back(
-        {req.job_id, req.stage, req.attempt, now_(), req.input});
+    log_->calls.push_back({req.job_id, req.stage, req.attempt, now_(),
+                           req.input, req.traceparent});
     auto log = log_;
     self->attach_functor([log] { ++log->cleanups; });
     if (params_.value("watch_cancel", false))

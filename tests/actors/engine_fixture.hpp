@@ -27,6 +27,7 @@ struct probe_call {
   std::int32_t attempt;
   std::int64_t at_ms;
   std::string input;
+  std::string traceparent = {};
 };
 
 /// Shared log of the probe stage kind.

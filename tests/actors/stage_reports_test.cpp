@@ -4,6 +4,8 @@
 // timeout, details handed to the next attempt across a parked retry, and
 // malformed reports refused without harm; and the cancellation flag a
 // C++ stage's worker thread can watch.
+#include <set>
+
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -137,4 +139,29 @@ TEST_F(engine_test, ProgressReportedBeforeTheClaimIsStoredWhenTheJobIsWritten) {
   EXPECT_EQ(db->creates, 1) << "the job ran before its claim";
   ASSERT_FALSE(db->jobs.at("early").progress.empty());
   EXPECT_EQ(json::parse(db->jobs.at("early").progress)["progress"], 0.4);
+}
+
+TEST_F(engine_test, ATracedJobsEventsAndAttemptsCarryItsTrace) {
+  const std::string tp =
+      "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  auto sup = start_pipeline(one_stage(probe("work", {{"fail_first", 1}})));
+  auto spec = spec_of("traced");
+  spec.traceparent = tp;
+  caf::anon_send(sup, submit_atom::value, spec, std::uint64_t{1});
+  run_to_quiescence();
+  ASSERT_EQ(db->jobs.at("traced").state, job_state::succeeded);
+  ASSERT_EQ(probes->calls.size(), 2u);
+  std::set<std::string> job_spans, attempt_spans;
+  for (auto& ev : *events) {
+    EXPECT_EQ(ev.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736") << ev.type;
+    (ev.type.rfind("job.", 0) == 0 ? job_spans : attempt_spans)
+        .insert(ev.span_id);
+  }
+  EXPECT_EQ(job_spans.size(), 1u) << "one span for the job";
+  EXPECT_EQ(attempt_spans.size(), 2u) << "one span per attempt";
+  // Each attempt passes the trace on with its own span as the parent.
+  for (auto& call : probes->calls) {
+    EXPECT_EQ(call.traceparent.substr(0, 36), tp.substr(0, 36));
+    EXPECT_EQ(attempt_spans.count(call.traceparent.substr(36, 16)), 1u);
+  }
 }

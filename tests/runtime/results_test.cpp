@@ -3,19 +3,15 @@
 // its job.succeeded event. Real servers with the example's roles; every
 // client is a separate NATS connection with the least rights that let it
 // do its part (publisher, a tenant-bound user, a stranger tenant).
-#include <csignal>
 #include <memory>
+#include <mutex>
 #include <sstream>
 #include <thread>
 
-#define PQXX_HAVE_OPTIONAL
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
-#include <pqxx/pqxx>
 
-#include "child_process.hpp"
-#include "messages/errc.hpp"
-#include "role_servers.hpp"
+#include "results_fixture.hpp"
 #include "runtime/client/api_requests.hpp"
 #include "runtime/nats/nats_subscription.hpp"
 #include "tests/support/eventually.hpp"
@@ -24,132 +20,6 @@ using namespace troupe;
 using namespace troupe::test;
 using namespace std::chrono_literals;
 using json = nlohmann::json;
-
-namespace {
-
-class results_test : public ::testing::Test {
-public:
-  void SetUp() override {
-    if (!set_up_) {
-      set_up_ = true;
-      setup();
-      setup_failed_ = HasFatalFailure();
-    }
-    ASSERT_FALSE(setup_failed_) << "the suite's set-up failed";
-  }
-
-  static void setup() {
-    servers_ = new role_servers();
-    // A stranger bound to tenant "globex", like the example's acme.
-    auto err =
-        servers_->start({{"globex", "globex-Pw-1",
-                          R"({ publish = ["troupe.api.v1.tenant.globex.>"],
-               subscribe = ["_INBOX.globex.>"] })"}});
-    ASSERT_TRUE(err.empty()) << err;
-    dir_ = servers_->dir();
-    // `echo` returns its whole stage input: the result depends on the
-    // job's id and payload, so it cannot be confused with another job's.
-    auto cfg = servers_->node_config("res-node", R"(
-[pipelines.echo]
-stages = [ { name = "back", kind = "exec", command = ["cat"] } ]
-
-[pipelines.big]
-stages = [ { name = "pad", kind = "exec", command = ["sh", "-c",
-  "cat >/dev/null; printf '{\"pad\":\"'; head -c 5000 /dev/zero | tr '\\0' x; printf '\"}'"] } ]
-
-[pipelines.slow]
-stages = [ { name = "nap", kind = "sleep", duration = "1500ms" } ]
-
-[pipelines.broken]
-stages = [ { name = "boom", kind = "fault", fail_first = 5, permanent = true } ]
-
-[pipelines.report]
-stages = [ { name = "steps", kind = "exec", command = ["sh", "-c",
-  "cat >/dev/null; for i in 1 2 3 4 5 6 7 8 9; do echo \"{\\\"progress\\\":0.$i,\\\"message\\\":\\\"step $i\\\"}\" >&3; sleep 0.1; done; echo '{\"progress\":1,\"message\":\"done\"}' >&3; echo '{\"n\":10}'"] } ]
-
-[pipelines.resume]
-stages = [ { name = "long", kind = "exec", heartbeat_timeout = "1s", timeout = "60s",
-  retry = { max_attempts = 2, initial = "100ms" }, command = ["sh", "-c",
-  "in=$(cat); case \"$in\" in *heartbeat_details*) echo '{\"resumed\":true}';; *) echo '{\"details\":{\"offset\":42}}' >&3; exec sleep 30;; esac"] } ]
-
-[pipelines.halfway]
-stages = [ { name = "chunks", kind = "exec", timeout = "60s", command = ["sh", "-c",
-  "cat >/dev/null; echo '{\"progress\":0.4,\"message\":\"chunk 4\"}' >&3; exec sleep 60"] } ]
-
-[pipelines.term]
-stages = [ { name = "stubborn", kind = "exec", timeout = "1s", cancel_grace = "10s",
-  retry = { max_attempts = 1 }, env = { OUT = "@DIR@" }, command = ["sh", "-c",
-  "trap 'echo got-term > $OUT/term.log; exit 0' TERM; cat >/dev/null; while true; do sleep 0.1; done"] } ]
-)");
-    cfg.replace(cfg.find("@DIR@"), 5, dir_);
-    // Results over 2 KiB are left out of events.
-    cfg.replace(cfg.find("[nats]"), 0, "event_result_max_bytes = 2048\n\n");
-    write_file(dir_ + "/node.toml", cfg);
-    node_ = new child_process(
-        {TROUPE_BINARY, "node", "--config", dir_ + "/node.toml"},
-        dir_ + "/node.log");
-    ASSERT_TRUE(node_->wait_for_output(": ready", 60s)) << node_->output();
-  }
-
-  static void TearDownTestSuite() {
-    if (node_) {
-      node_->signal(SIGTERM);
-      node_->wait(30s);
-      delete node_;
-    }
-    delete servers_;
-  }
-
-  /// A client as `user`, with replies under `inbox`.
-  static std::shared_ptr<nats_client> as(const std::string& user,
-                                         const std::string& pw,
-                                         const std::string& inbox = "_INBOX") {
-    auto c = servers_->connect_as(user, pw, inbox);
-    EXPECT_TRUE(c) << describe(c.error());
-    return c ? *c : nullptr;
-  }
-
-  static std::shared_ptr<nats_client> publisher() {
-    return as("publisher", role_servers::publisher_pw);
-  }
-  static std::shared_ptr<nats_client> acme() {
-    return as("acme", role_servers::acme_pw, "_INBOX.acme");
-  }
-  static std::shared_ptr<nats_client> globex() {
-    return as("globex", "globex-Pw-1", "_INBOX.globex");
-  }
-
-  /// One request; the reply as JSON (null on no reply).
-  static json ask(nats_client& c, const std::string& subject, const json& body,
-                  std::chrono::milliseconds wait = 20s) {
-    auto r = c.request(subject, body.dump(), wait.count());
-    if (!r)
-      return nullptr;
-    return json::parse(*r, nullptr, false);
-  }
-
-  static std::string submit(nats_client& c, const std::string& subject,
-                            const json& body) {
-    auto r = ask(c, subject, body);
-    EXPECT_TRUE(r.is_object() && r.value("ok", false)) << r.dump();
-    return r.is_object() ? r.value("job_id", "") : "";
-  }
-
-  static std::string row(const std::string& sql, const std::string& id) {
-    pqxx::connection c{servers_->pg_url()};
-    pqxx::nontransaction n{c};
-    auto r = n.exec_params(sql, id);
-    return r.empty() || r[0][0].is_null() ? "" : r[0][0].c_str();
-  }
-
-  static inline bool set_up_ = false;
-  static inline bool setup_failed_ = false;
-  static inline std::string dir_;
-  static inline role_servers* servers_ = nullptr;
-  static inline child_process* node_ = nullptr;
-};
-
-} // namespace
 
 TEST_F(results_test, APublisherSubmitsWaitsAndGetsTheExactResult) {
   auto pub = publisher();
@@ -396,96 +266,4 @@ TEST_F(results_test, ManyWaitsAtOnceAllEnd) {
     ASSERT_TRUE((*ends)[i].done) << (*ends)[i].job_id;
     EXPECT_EQ((*ends)[i].job["result"]["payload"]["i"], i);
   }
-}
-
-TEST_F(results_test, AnExecStageReportsProgressOnDescriptorThree) {
-  auto pub = publisher();
-  ASSERT_TRUE(pub);
-  std::mutex mtx;
-  std::vector<json> progress;
-  auto sub =
-      nats_subscription::open(*pub, "troupe.events.report.>", [&](nats_msg m) {
-        auto e = json::parse(m.data());
-        std::lock_guard<std::mutex> g{mtx};
-        if (e["type"] == "stage.progress")
-          progress.push_back(e);
-      });
-  ASSERT_TRUE(sub);
-  auto id = submit(*pub, "troupe.api.v1.submit",
-                   {{"pipeline", "report"}, {"payload", 1}});
-  auto r = ask(*pub, "troupe.api.v1.wait", {{"job_id", id}}, 40s);
-  ASSERT_TRUE(r.value("ok", false)) << r;
-  EXPECT_EQ(r["job"]["result"], json({{"n", 10}}));
-  // The last report (100 %) is stored and shown by status.
-  EXPECT_EQ(r["job"]["progress"]["progress"], 1);
-  EXPECT_EQ(r["job"]["progress"]["message"], "done");
-  auto stored =
-      json::parse(row("select progress::text from jobs where job_id = $1", id));
-  EXPECT_EQ(stored["message"], "done");
-  ASSERT_TRUE(eventually(
-      [&] {
-        std::lock_guard<std::mutex> g{mtx};
-        return !progress.empty() &&
-               progress.back()["progress"]["progress"] == 1;
-      },
-      10s));
-  std::lock_guard<std::mutex> g{mtx};
-  // Ten reports over about a second, published at most once a second (and
-  // the final one at once): a few events, not ten.
-  EXPECT_LE(progress.size(), 4u);
-  EXPECT_EQ(progress.front()["stage"], "steps");
-}
-
-TEST_F(results_test, TheJobsListShowsARunningJobsProgress) {
-  auto pub = publisher();
-  auto viewer = as("viewer", role_servers::viewer_pw);
-  auto admin = as("admin", role_servers::admin_pw);
-  ASSERT_TRUE(pub && viewer && admin);
-  auto id = submit(*pub, "troupe.api.v1.submit",
-                   {{"pipeline", "halfway"}, {"payload", 1}});
-  json listed;
-  EXPECT_TRUE(eventually([&] {
-    auto r = ask(*viewer, "troupe.admin.any.read.jobs",
-                 {{"pipeline", "halfway"}}, 5s);
-    for (auto& j : r["result"]["jobs"])
-      if (j["job_id"] == id && j["progress"].is_number())
-        listed = j;
-    return listed.is_object();
-  })) << "no progress in the jobs list: "
-      << ask(*viewer, "troupe.admin.any.read.jobs", {{"pipeline", "halfway"}},
-             5s);
-  EXPECT_EQ(listed["state"], "running");
-  EXPECT_DOUBLE_EQ(listed["progress"].get<double>(), 0.4);
-  auto c = ask(*admin, "troupe.admin.any.control.cancel", {{"job_id", id}});
-  EXPECT_TRUE(c.value("ok", false)) << c;
-}
-
-TEST_F(results_test, ASilentExecStageFailsAtItsHeartbeatTimeoutAndResumes) {
-  auto pub = publisher();
-  ASSERT_TRUE(pub);
-  auto id = submit(*pub, "troupe.api.v1.submit",
-                   {{"pipeline", "resume"}, {"payload", 1}});
-  auto r = ask(*pub, "troupe.api.v1.wait", {{"job_id", id}}, 40s);
-  ASSERT_TRUE(r.value("ok", false)) << r;
-  EXPECT_EQ(r["job"]["state"], "succeeded");
-  // The second attempt saw the first one's heartbeat details.
-  EXPECT_EQ(r["job"]["result"], json({{"resumed", true}}));
-  EXPECT_EQ(row("select error_code from job_attempts where job_id = $1 "
-                "and attempt = 1",
-                id),
-            "heartbeat_timeout");
-}
-
-TEST_F(results_test, AStageOutOfTimeGetsSigtermBeforeSigkill) {
-  auto pub = publisher();
-  ASSERT_TRUE(pub);
-  auto id = submit(*pub, "troupe.api.v1.submit",
-                   {{"pipeline", "term"}, {"payload", 1}});
-  auto r = ask(*pub, "troupe.api.v1.wait", {{"job_id", id}}, 40s);
-  ASSERT_TRUE(r.value("ok", false)) << r;
-  EXPECT_EQ(r["job"]["state"], "dead_lettered");
-  EXPECT_EQ(r["job"]["error"]["code"], "timeout");
-  // The program's TERM trap ran (a SIGKILL would have left no file).
-  EXPECT_TRUE(eventually(
-      [&] { return read_file(dir_ + "/term.log") == "got-term\n"; }, 10s));
 }
