@@ -43,7 +43,10 @@ job_event make_event(self_ptr self, event_type type) {
   }
   if (!st.spec.traceparent.empty()) {
     ev.trace_id = trace_id_of(st.spec.traceparent);
-    ev.span_id = is_job_level(type) ? job_span_id(self) : attempt_span_id(self);
+    bool job_level = is_job_level(type);
+    ev.span_id = job_level ? job_span_id(self) : attempt_span_id(self);
+    ev.parent_span_id =
+        job_level ? st.spec.traceparent.substr(36, 16) : job_span_id(self);
   }
   if (ends_attempt(type))
     ev.duration_ms = std::chrono::duration_cast<std::chrono::milliseconds>(

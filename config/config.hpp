@@ -124,6 +124,9 @@ struct node_config {
   /// most once per this interval per job (the latest wins; a final 100 %
   /// always goes out).
   duration_ms progress_interval{1000};
+  /// Where spans of traced jobs go as OTLP/HTTP JSON (`http://host:port`;
+  /// /v1/traces is added); empty: not exported.
+  std::string otlp_endpoint;
 };
 
 struct nats_config {

@@ -1,6 +1,7 @@
 #include "config/config_sections.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -13,6 +14,23 @@ namespace troupe::config_detail {
 
 namespace {
 
+/// `http://host:port` with an optional path, nothing else.
+bool valid_http_endpoint(const std::string& url) {
+  const std::string scheme = "http://";
+  if (url.compare(0, scheme.size(), scheme) != 0)
+    return false;
+  auto rest = url.substr(scheme.size());
+  rest = rest.substr(0, rest.find('/'));
+  auto colon = rest.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == rest.size())
+    return false;
+  for (auto i = colon + 1; i < rest.size(); ++i)
+    if (!std::isdigit(static_cast<unsigned char>(rest[i])))
+      return false;
+  auto port = std::stol(rest.substr(colon + 1, 6));
+  return port > 0 && port < 65536;
+}
+
 /// [node]: this process (id, HTTP, logging, scheduler, limits, timings).
 void read_node(reader& r, const toml::table& t, troupe_config& cfg) {
   r.check_keys(t, "node",
@@ -20,7 +38,14 @@ void read_node(reader& r, const toml::table& t, troupe_config& cfg) {
                 "scheduler_threads", "blocking_threads", "drain_grace",
                 "metrics", "startup_timeout", "scheduler", "speculate",
                 "exec_inherit_env", "store_retry_after",
-                "event_result_max_bytes", "progress_interval"});
+                "event_result_max_bytes", "progress_interval",
+                "otlp_endpoint"});
+  r.read(t, "node", "otlp_endpoint", cfg.node.otlp_endpoint);
+  if (!cfg.node.otlp_endpoint.empty() &&
+      !valid_http_endpoint(cfg.node.otlp_endpoint))
+    r.problem(t.get("otlp_endpoint"), "node.otlp_endpoint",
+              "must be http://HOST:PORT (an OTLP/HTTP collector; https is "
+              "not supported: run a collector next to the node)");
   // Events are NATS messages (1 MiB by default): half of that at most.
   r.read(t, "node", "event_result_max_bytes", cfg.node.event_result_max_bytes,
          std::int64_t{0}, std::int64_t{512} << 10);

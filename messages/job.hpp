@@ -177,6 +177,9 @@ struct job_event {
   /// the job has no trace context.
   std::string trace_id;
   std::string span_id;
+  /// The span `span_id` hangs under: the job's span for stage events, the
+  /// submitter's span (its traceparent's parent id) for job events.
+  std::string parent_span_id;
   /// Where the node sends the callback request, and the request itself
   /// (job.waiting). Never encoded into the event: the request carries the
   /// completion token, which only the callback's subscribers may see.
@@ -190,7 +193,8 @@ typename Inspector::result_type inspect(Inspector& f, job_event& x) {
            x.stage, x.stage_index, x.attempt, x.node, x.time_ms, x.error_code,
            x.error, x.next_retry_ms, x.correlation_id, x.tenant, x.duration_ms,
            x.latency_ms, x.result, x.result_bytes, x.progress, x.deadline_ms,
-           x.trace_id, x.span_id, x.notify_subject, x.notify_body);
+           x.trace_id, x.span_id, x.parent_span_id, x.notify_subject,
+           x.notify_body);
 }
 
 /// Everything the store knows about a job when a node takes it.

@@ -234,6 +234,8 @@ std::string encode_event(const job_event& ev) {
   if (ev.next_retry_ms >= 0)
     w.num("next_retry_ms", ev.next_retry_ms);
   w.str("node", ev.node);
+  if (!ev.parent_span_id.empty())
+    w.str("parent_span_id", ev.parent_span_id);
   w.str("pipeline", ev.pipeline);
   if (!ev.progress.empty())
     w.raw("progress", ev.progress);
@@ -304,6 +306,7 @@ caf::expected<job_event> decode_event(std::string_view text) {
     ev.deadline_ms = j.value("deadline_ms", std::int64_t{-1});
     ev.trace_id = j.value("trace_id", "");
     ev.span_id = j.value("span_id", "");
+    ev.parent_span_id = j.value("parent_span_id", "");
     if (auto p = j.find("progress"); p != j.end())
       ev.progress = p->dump();
   } catch (const json::exception& e) {

@@ -60,8 +60,9 @@ void log_event(const job_event& ev) {
 caf::actor spawn_event_publisher(caf::actor_system& sys,
                                  std::shared_ptr<nats_client> nats,
                                  subjects subj,
-                                 std::shared_ptr<job_metrics> metrics) {
-  auto publish = [nats, subj, metrics](const job_event& ev) {
+                                 std::shared_ptr<job_metrics> metrics,
+                                 std::shared_ptr<span_exporter> spans) {
+  auto publish = [nats, subj, metrics, spans](const job_event& ev) {
     auto body = encode_event(ev);
     // Publishing is a buffered write into nats.c: it never blocks on the
     // network, so it is fine on a scheduler thread.
@@ -77,6 +78,8 @@ caf::actor spawn_event_publisher(caf::actor_system& sys,
                     ev.notify_body);
     if (metrics)
       metrics->on_event(ev);
+    if (spans)
+      spans->on_event(ev);
     log_event(ev);
   };
   return sys.spawn([publish](caf::event_based_actor*) -> caf::behavior {

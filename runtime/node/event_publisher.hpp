@@ -6,8 +6,9 @@
 // attempt history; NATS carries the live view (nats.c buffers while
 // reconnecting).
 //
-// Also the one place where job metrics are counted and job lines logged
-// (with job_id, pipeline, stage, attempt, node, correlation_id fields).
+// Also the one place where job metrics are counted, job lines logged
+// (with job_id, pipeline, stage, attempt, node, correlation_id fields) and
+// the spans of traced jobs handed to the OTLP exporter.
 //
 // Accepts: job_event, or std::vector<job_event> (published in order)
 
@@ -18,6 +19,7 @@
 
 #include "runtime/nats/nats_client.hpp"
 #include "runtime/observe/metrics.hpp"
+#include "runtime/observe/span_exporter.hpp"
 
 namespace troupe {
 
@@ -25,6 +27,7 @@ namespace troupe {
 caf::actor spawn_event_publisher(caf::actor_system& sys,
                                  std::shared_ptr<nats_client> nats,
                                  subjects subj,
-                                 std::shared_ptr<job_metrics> metrics = {});
+                                 std::shared_ptr<job_metrics> metrics = {},
+                                 std::shared_ptr<span_exporter> spans = {});
 
 } // namespace troupe

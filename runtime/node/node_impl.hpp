@@ -36,6 +36,7 @@
 #include "runtime/node/unrouted_sweeper.hpp"
 #include "runtime/observe/http_endpoint.hpp"
 #include "runtime/observe/metrics.hpp"
+#include "runtime/observe/span_exporter.hpp"
 #include "runtime/pg/pg_store.hpp"
 #include "runtime/pg/retention.hpp"
 
@@ -61,6 +62,8 @@ struct node::impl {
   std::shared_ptr<pg_store_stats> store_stats;
   caf::actor events;
   std::shared_ptr<job_metrics> jmetrics;
+  /// Spans of traced jobs to a collector (node.otlp_endpoint), or null.
+  std::shared_ptr<span_exporter> spans;
   std::shared_ptr<job_deps> jdeps;
   std::shared_ptr<tenant_gate> gate;
   node_pipelines pipelines;

@@ -186,8 +186,10 @@ void node::impl::spawn_core() {
         stage_names[name].push_back(sc.name);
     jmetrics = std::make_shared<job_metrics>(std::move(stage_names));
   }
-  events =
-      spawn_event_publisher(*sys, nats, subjects{cfg.nats.prefix}, jmetrics);
+  if (!cfg.node.otlp_endpoint.empty())
+    spans = std::make_shared<span_exporter>(cfg.node.otlp_endpoint, id());
+  events = spawn_event_publisher(*sys, nats, subjects{cfg.nats.prefix},
+                                 jmetrics, spans);
   caf::anon_send(guard, guard_watch_atom::value, std::string{"store"},
                  caf::actor_cast<caf::actor>(store));
   caf::anon_send(guard, guard_watch_atom::value, std::string{"event publisher"},
@@ -198,6 +200,8 @@ void node::impl::spawn_core() {
       caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
     // Exec attempts on the pool send to actors: no task may outlive them.
     pool->stop();
+    if (spans)
+      spans->stop(); // the last spans go out (2 s at most)
     sys.reset();
   });
 }

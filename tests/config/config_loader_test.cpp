@@ -363,3 +363,25 @@ TEST(ConfigLoader, NonAsciiOutsideStringsIsAProblemNotACrash) {
     EXPECT_FALSE(r.problems.empty()) << text;
   }
 }
+
+TEST(ConfigLoader, AnOtlpEndpointMustBeAPlainHttpHostAndPort) {
+  auto ok = parse(R"(
+[node]
+id = "n1"
+otlp_endpoint = "http://127.0.0.1:4318"
+)");
+  for (auto& p : ok.problems)
+    ADD_FAILURE() << p.to_string();
+  ASSERT_TRUE(ok.ok());
+  EXPECT_EQ(ok.config->node.otlp_endpoint, "http://127.0.0.1:4318");
+  for (auto bad :
+       {"https://collector:4318", "http://collector", "http://:4318",
+        "http://collector:99999", "collector:4318", "http://collector:43x8"}) {
+    auto r = parse(std::string{"[node]\nid = \"n1\"\notlp_endpoint = \""} +
+                   bad + "\"\n");
+    ASSERT_EQ(r.problems.size(), 1u) << bad;
+    EXPECT_NE(r.problems[0].to_string().find("node.otlp_endpoint: must be"),
+              std::string::npos)
+        << r.problems[0].to_string();
+  }
+}

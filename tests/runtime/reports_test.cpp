@@ -129,6 +129,23 @@ TEST_F(results_test, ATraceStartedByThePublisherRunsThroughTheJob) {
     EXPECT_EQ(j.value("trace_id", ""), trace) << line;
   }
   EXPECT_GE(lines, 3);
+  // The collector got the job's span, under the publisher's span, and the
+  // attempt's, under the job's (posted within about a second).
+  json job_span, stage_span;
+  EXPECT_TRUE(eventually([&] {
+    for (auto& sp : collector_->spans())
+      if (sp["traceId"] == trace)
+        (sp["name"] == "job trace" ? job_span : stage_span) = sp;
+    return job_span.is_object() && stage_span.is_object();
+  })) << collector_->spans().size()
+      << " spans";
+  EXPECT_EQ(job_span["parentSpanId"], "00f067aa0ba902b7");
+  EXPECT_EQ(stage_span["parentSpanId"], job_span["spanId"]);
+  EXPECT_EQ(stage_span["spanId"], seen.substr(36, 16));
+  EXPECT_EQ(stage_span["name"], "stage show");
+  EXPECT_EQ(job_span["status"]["code"], 1);
+  EXPECT_LE(std::stoull(job_span["startTimeUnixNano"].get<std::string>()),
+            std::stoull(stage_span["startTimeUnixNano"].get<std::string>()));
   // A malformed traceparent is refused with a clear error.
   auto bad = ask(*pub, "troupe.api.v1.submit",
                  {{"pipeline", "trace"}, {"payload", 1}, {"traceparent", "x"}});

@@ -6,10 +6,14 @@
 
 #include <csignal>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
+#include <vector>
 
 #define PQXX_HAVE_OPTIONAL
 #include <gtest/gtest.h>
+#include <httplib.h>
 #include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
 
@@ -21,6 +25,42 @@ namespace troupe::test {
 
 using json = nlohmann::json;
 using namespace std::chrono_literals;
+
+/// Accepts OTLP/HTTP JSON posts on /v1/traces and keeps their spans.
+class otlp_receiver {
+public:
+  otlp_receiver() {
+    server_.Post("/v1/traces",
+                 [this](const httplib::Request& req, httplib::Response& res) {
+                   auto j = json::parse(req.body, nullptr, false);
+                   std::lock_guard<std::mutex> g{mtx_};
+                   if (j.is_object())
+                     for (auto& rs : j["resourceSpans"])
+                       for (auto& ss : rs["scopeSpans"])
+                         for (auto& sp : ss["spans"])
+                           spans_.push_back(sp);
+                   res.set_content("{}", "application/json");
+                 });
+    port_ = server_.bind_to_any_port("127.0.0.1");
+    thread_ = std::thread{[this] { server_.listen_after_bind(); }};
+  }
+  ~otlp_receiver() {
+    server_.stop();
+    thread_.join();
+  }
+  int port() const { return port_; }
+  std::vector<json> spans() {
+    std::lock_guard<std::mutex> g{mtx_};
+    return spans_;
+  }
+
+private:
+  httplib::Server server_;
+  int port_ = 0;
+  std::thread thread_;
+  std::mutex mtx_;
+  std::vector<json> spans_;
+};
 
 class results_test : public ::testing::Test {
 public:
@@ -86,6 +126,11 @@ stages = [ { name = "stubborn", kind = "exec", timeout = "1s", cancel_grace = "1
     // JSON logs with every event: the trace test reads them.
     cfg.replace(cfg.find("[nats]"), 0,
                 "log_level = \"debug\"\nlog_format = \"json\"\n\n");
+    // A small OTLP/HTTP receiver stands in for a collector.
+    collector_ = new otlp_receiver();
+    cfg.replace(cfg.find("[nats]"), 0,
+                "otlp_endpoint = \"http://127.0.0.1:" +
+                    std::to_string(collector_->port()) + "\"\n\n");
     write_file(dir_ + "/node.toml", cfg);
     node_ = new child_process(
         {TROUPE_BINARY, "node", "--config", dir_ + "/node.toml"},
@@ -98,8 +143,11 @@ stages = [ { name = "stubborn", kind = "exec", timeout = "1s", cancel_grace = "1
       node_->signal(SIGTERM);
       node_->wait(30s);
       delete node_;
+      node_ = nullptr;
     }
     delete servers_;
+    delete collector_;
+    collector_ = nullptr;
   }
 
   /// A client as `user`, with replies under `inbox`.
@@ -149,6 +197,7 @@ stages = [ { name = "stubborn", kind = "exec", timeout = "1s", cancel_grace = "1
   static inline std::string dir_;
   static inline role_servers* servers_ = nullptr;
   static inline child_process* node_ = nullptr;
+  static inline otlp_receiver* collector_ = nullptr;
 };
 
 } // namespace troupe::test
