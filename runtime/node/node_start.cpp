@@ -179,13 +179,8 @@ void node::impl::spawn_core() {
   so.stats = store_stats = std::make_shared<pg_store_stats>();
   store = spawn_pg_store(*sys, so);
   // Job metrics come from the events this node publishes (see metrics.hpp).
-  if (cfg.node.metrics) {
-    std::map<std::string, std::vector<std::string>> stage_names;
-    for (auto& [name, pc] : cfg.pipelines)
-      for (auto& sc : pc.stages)
-        stage_names[name].push_back(sc.name);
-    jmetrics = std::make_shared<job_metrics>(std::move(stage_names));
-  }
+  if (cfg.node.metrics)
+    jmetrics = std::make_shared<job_metrics>(stage_names_of(cfg));
   if (!cfg.node.otlp_endpoint.empty())
     spans = std::make_shared<span_exporter>(cfg.node.otlp_endpoint, id());
   events = spawn_event_publisher(*sys, nats, subjects{cfg.nats.prefix},

@@ -58,6 +58,15 @@ std::vector<double> size_buckets() {
   return {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096};
 }
 
+std::map<std::string, std::vector<std::string>>
+stage_names_of(const troupe_config& cfg) {
+  std::map<std::string, std::vector<std::string>> out;
+  for (auto& [name, pc] : cfg.pipelines)
+    for (auto& sc : pc.stages)
+      out[name].push_back(sc.name);
+  return out;
+}
+
 job_metrics::job_metrics(std::map<std::string, std::vector<std::string>> stages)
     : stages_(std::move(stages)) {}
 

@@ -18,6 +18,7 @@
 #include <tuple>
 #include <vector>
 
+#include "config/config.hpp"
 #include "messages/job.hpp"
 
 namespace troupe {
@@ -52,6 +53,10 @@ std::vector<double> latency_buckets();
 
 /// Counts of things, 1 .. 4096.
 std::vector<double> size_buckets();
+
+/// The stage names of every configured pipeline, by pipeline.
+std::map<std::string, std::vector<std::string>>
+stage_names_of(const troupe_config& cfg);
 
 /// Job and stage metrics derived from lifecycle events.
 class job_metrics {
