@@ -229,10 +229,7 @@ caf::behavior job_actor(self_ptr self, job_spec spec,
         // Still running: write the job (running, with what completed) so
         // that it is visible and leased like any other.
         end_speculation(self);
-        auto w = make_write(self, job_state::running);
-        w.progress = std::move(self->state.reports.unstored);
-        self->state.reports.unstored.clear();
-        commit(self, std::move(w), {});
+        commit(self, make_write(self, job_state::running), {});
       },
       [self](tree_atom) { return brief(self); },
       [self](now_atom) {

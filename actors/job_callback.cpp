@@ -41,11 +41,18 @@ void resume_callback(self_ptr self, stage_request& req) {
   req.callback = std::move(st.callback);
   st.callback.clear();
   auto rec = nlohmann::json::parse(req.callback, nullptr, false);
-  if (!rec.is_object() || rec.value("stage_index", -1) != st.stage ||
-      rec.value("life", 0) != st.life || rec.value("attempt", 0) != st.attempt)
+  // From the store: read without trusting its types (value() would throw).
+  auto num = [&](const char* key) -> std::int64_t {
+    auto i = rec.is_object() ? rec.find(key) : rec.end();
+    return rec.is_object() && i != rec.end() && i->is_number_integer()
+               ? i->get<std::int64_t>()
+               : -1;
+  };
+  if (num("stage_index") != st.stage || num("life") != st.life ||
+      num("attempt") != st.attempt)
     return;
   // The attempt began when its wait did: its duration is the wait.
-  auto since = rec.value("since_ms", std::int64_t{0});
+  auto since = num("since_ms");
   auto now = now_ms(self);
   if (since > 0 && since <= now) {
     st.attempt_started_ms = since;

@@ -161,9 +161,9 @@ void flush_reports(self_ptr self, std::int64_t seq) {
     ev.progress = shown.dump();
     publish.push_back(std::move(ev));
   }
-  if (st.speculation.holds_events()) {
+  if (st.speculation.holding()) {
     // Nothing is written yet: the event waits with the others, and the
-    // report goes with the write that creates the job.
+    // report goes with the write that creates the job (make_create).
     for (auto& e : publish)
       publish_now(self, std::move(e));
     r.unstored = std::move(r.unsent);

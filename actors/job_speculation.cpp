@@ -36,6 +36,11 @@ void make_create(self_ptr self, job_write& w, std::vector<job_event>& publish) {
   std::vector<checkpoint>{}.swap(held.checkpoints);
   std::vector<attempt_record>{}.swap(held.attempts);
   std::vector<job_event>{}.swap(held.events);
+  // The latest report made before the job existed goes with its creation.
+  auto& unstored = self->state.reports.unstored;
+  if (w.progress.empty())
+    w.progress = std::move(unstored);
+  unstored.clear();
 }
 
 /// Undecodable input named an id that exists: it is recorded under an id

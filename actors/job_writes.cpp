@@ -41,7 +41,7 @@ job_event make_event(self_ptr self, event_type type) {
     ev.stage = st.pipe->config.stages[st.stage].name;
     ev.attempt = st.attempt;
   }
-  if (!st.spec.traceparent.empty()) {
+  if (valid_traceparent(st.spec.traceparent)) {
     ev.trace_id = trace_id_of(st.spec.traceparent);
     bool job_level = is_job_level(type);
     ev.span_id = job_level ? job_span_id(self) : attempt_span_id(self);

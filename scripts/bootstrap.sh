@@ -5,7 +5,7 @@ set -euo pipefail
 
 PACKAGES=(
   build-essential cmake ninja-build pkg-config clang-format
-  libcaf-dev libpqxx-dev libnats-dev nats-server
+  libcaf-dev libpqxx-dev libnats-dev nats-server libssl-dev
   libspdlog-dev postgresql-15 postgresql-client-15
   libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev libtomlplusplus-dev libcli11-dev libcpp-httplib-dev

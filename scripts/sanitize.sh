@@ -7,7 +7,7 @@
 #   scripts/sanitize.sh asan-unit  ASan+UBSan in build-asan-unit; the unit
 #                                tests of messages, config and actors (CI)
 #   scripts/sanitize.sh tsan     TSan in build-tsan; the unit tests of
-#                                messages, config and actors
+#                                messages, config, actors and runtime
 #   scripts/sanitize.sh MODE ARGS...   extra ctest arguments, e.g. -R Submission
 #
 # Every instrumented process, including the `troupe` children that the
@@ -46,10 +46,13 @@ asan-unit)
 tsan)
   BUILD_DIR=${BUILD_DIR:-build-tsan}
   OPTION=-DTROUPE_TSAN=ON
-  # Only the unit tests of the lower layers are built (not runtime/), so
-  # the runtime unit tests show up as <name>_NOT_BUILT placeholders, which
-  # carry no label: -L unit runs exactly messages, config and actors.
-  TARGETS=(messages_test config_test actors_test)
+  # The unit tests of every layer (the threaded code lives in runtime/:
+  # the blocking pool, the exec attempts, the reaper, the API's decoders),
+  # and the binary that the CLI tests run. Integration tests are not built;
+  # their <name>_NOT_BUILT placeholders carry no label, so -L unit skips
+  # them.
+  TARGETS=(troupe messages_test config_test actors_test node_guard_test
+           runtime_test exec_engine_test child_reaper_test)
   CTEST_SELECT=(-L unit)
   ;;
 *)

@@ -55,6 +55,23 @@ void log_event(const job_event& ev) {
   log_with(level, msg, f);
 }
 
+/// The callback request (with its token) goes only to the callback's
+/// subject, never into the event. Best effort, like events: a request that
+/// cannot go out is logged, and the attempt ends at its deadline.
+void send_callback_request(nats_client& nats, const subjects& subj,
+                           const job_event& ev) {
+  auto subject = ev.notify_subject.empty()
+                     ? subj.callbacks(ev.pipeline, ev.stage)
+                     : ev.notify_subject;
+  if (auto err = nats.publish(subject, ev.notify_body))
+    log_with(spdlog::level::warn,
+             "could not send the callback request: " + describe(err),
+             {{"job_id", ev.job_id},
+              {"pipeline", ev.pipeline},
+              {"stage", ev.stage},
+              {"subject", subject}});
+}
+
 } // namespace
 
 caf::actor spawn_event_publisher(caf::actor_system& sys,
@@ -70,12 +87,7 @@ caf::actor spawn_event_publisher(caf::actor_system& sys,
     if (type_of(ev) == event_type::job_dead_lettered)
       nats->publish(subj.dlq(ev.pipeline), body);
     if (type_of(ev) == event_type::job_waiting && !ev.notify_body.empty())
-      // The callback request (with its token) goes only to the callback's
-      // subject, never into the event.
-      nats->publish(ev.notify_subject.empty()
-                        ? subj.callbacks(ev.pipeline, ev.stage)
-                        : ev.notify_subject,
-                    ev.notify_body);
+      send_callback_request(*nats, subj, ev);
     if (metrics)
       metrics->on_event(ev);
     if (spans)

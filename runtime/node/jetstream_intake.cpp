@@ -45,14 +45,15 @@ struct jetstream_intake::shared_state {
     return static_cast<int>(std::max<std::int64_t>(own, 0));
   }
 
-  /// Takes up to `want` slots of the node's budget in one step before a
-  /// fetch: two intakes fetching at once must not both spend the same
-  /// free slots (each fetched message then holds one of them).
-  int reserve_node_slots(int want) {
+  /// Takes up to `want` slots of the node's budget in one step: two
+  /// intakes that fetched at once must not both spend the same free slots
+  /// (each admitted message then holds one of them until it is released).
+  int reserve_node_slots(std::size_t wanted) {
+    auto want = static_cast<std::int64_t>(wanted);
     auto cur = node_held->load();
     for (;;) {
-      auto n = node_max > 0 ? std::min<std::int64_t>(want, node_max - cur)
-                            : std::int64_t{want};
+      auto n =
+          node_max > 0 ? std::min<std::int64_t>(want, node_max - cur) : want;
       if (n <= 0)
         return 0;
       if (node_held->compare_exchange_weak(cur, cur + n))
@@ -235,6 +236,46 @@ void jetstream_intake::stop() {
 
 namespace {
 
+/// The fetched messages that may run now, with their specs. Those fetched
+/// while the intake was paused go back untouched; so do those beyond the
+/// node's budget (node.max_in_flight): two intakes that fetched at once
+/// may have counted the same free slots, and only one gets them. Slots are
+/// taken after the fetch, not before it, so that an idle pipeline's long
+/// poll holds none.
+std::vector<std::pair<nats_msg, job_spec>>
+admit(const state_ptr& sp, std::vector<nats_msg>& fetched) {
+  auto& st = *sp;
+  bool paused_now;
+  {
+    std::lock_guard<std::mutex> guard{st.mtx};
+    paused_now = st.paused;
+  }
+  auto granted = paused_now ? 0 : st.reserve_node_slots(fetched.size());
+  std::vector<std::pair<nats_msg, job_spec>> batch;
+  batch.reserve(static_cast<std::size_t>(granted));
+  for (auto& m : fetched) {
+    if (paused_now) {
+      // Paused (pipeline paused, drain, or degraded) while the fetch was
+      // under way: hand it back untouched rather than start it. No delay:
+      // paused intakes issue no pull requests, so it waits in the stream
+      // until an intake fetches again.
+      m.nak();
+      continue;
+    }
+    if (static_cast<int>(batch.size()) >= granted) {
+      m.nak(200); // over the node's budget: back in a moment
+      ++st.counters->naked;
+      continue;
+    }
+    // A job due later (job_spec::run_at_ms) goes through a slot briefly:
+    // its actor hands it to the store as `scheduled`, and the message is
+    // acked. The scheduler publishes it again when it is due.
+    auto spec = to_spec(sp, m);
+    batch.emplace_back(std::move(m), std::move(spec));
+  }
+  return batch;
+}
+
 /// Fresh deliveries whose job exists already (a tombstone, an id submitted
 /// again after the duplicate window) must not run before the store has
 /// decided: they claim first. One query per fetched batch.
@@ -280,17 +321,10 @@ void jetstream_intake::fetch_loop() {
         return;
       if (st.paused || st.credit() <= 0)
         continue;
-      credit = st.reserve_node_slots(std::min(st.credit(), 256));
-      if (credit <= 0)
-        continue;
+      credit = std::min(st.credit(), 256);
     }
     auto fetched = st.consumer.fetch(credit, 500);
-    // Slots reserved and not taken by a held message go back at the end.
-    auto unused = [&st, credit](std::size_t taken) {
-      *st.node_held -= credit - static_cast<std::int64_t>(taken);
-    };
     if (!fetched) {
-      unused(0);
       auto now = std::chrono::steady_clock::now();
       if (now - last_error_log > std::chrono::seconds{10}) {
         spdlog::warn("intake {}: {}", st.pipeline, describe(fetched.error()));
@@ -299,32 +333,9 @@ void jetstream_intake::fetch_loop() {
       std::this_thread::sleep_for(std::chrono::milliseconds{250});
       continue;
     }
-    if (fetched->empty()) {
-      unused(0);
+    if (fetched->empty())
       continue;
-    }
-    bool paused_now;
-    {
-      std::lock_guard<std::mutex> guard{st.mtx};
-      paused_now = st.paused;
-    }
-    std::vector<std::pair<nats_msg, job_spec>> batch;
-    batch.reserve(fetched->size());
-    for (auto& m : *fetched) {
-      if (paused_now) {
-        // Paused (pipeline paused, drain, or degraded) while the fetch was
-        // under way: hand it back untouched rather than start it. No delay:
-        // paused intakes issue no pull requests, so it waits in the stream
-        // until an intake fetches again.
-        m.nak();
-        continue;
-      }
-      // A job due later (job_spec::run_at_ms) goes through a slot briefly:
-      // its actor hands it to the store as `scheduled`, and the message is
-      // acked. The scheduler publishes it again when it is due.
-      auto spec = to_spec(state_, m);
-      batch.emplace_back(std::move(m), std::move(spec));
-    }
+    auto batch = admit(state_, *fetched);
     mark_known_jobs(st, batch);
     for (auto& [m, spec] : batch) {
       std::uint64_t delivery;
@@ -338,7 +349,6 @@ void jetstream_intake::fetch_loop() {
       caf::anon_send(st.supervisor, submit_atom::value, std::move(spec),
                      delivery);
     }
-    unused(batch.size());
   }
 }
 

@@ -1,5 +1,6 @@
 #include "runtime/observe/span_exporter.hpp"
 
+#include <algorithm>
 #include <chrono>
 
 #include <httplib.h>
@@ -109,10 +110,8 @@ void span_exporter::stop(int wait_ms) {
     if (stopping_ && !thread_.joinable())
       return;
     stopping_ = true;
-    if (wait_ms <= 0) {
-      dropped_ += queue_.size();
-      queue_.clear();
-    }
+    stop_by_ = std::chrono::steady_clock::now() +
+               std::chrono::milliseconds{std::max(wait_ms, 0)};
   }
   cv_.notify_one();
   if (thread_.joinable())
@@ -138,6 +137,12 @@ void span_exporter::run() {
       cv_.wait_for(lock, std::chrono::seconds{1},
                    [this] { return stopping_ || queue_.size() >= batch_size; });
       last = stopping_;
+      if (stopping_ && std::chrono::steady_clock::now() >= stop_by_) {
+        // Shutdown waits for a collector only so long.
+        dropped_ += queue_.size();
+        queue_.clear();
+        return;
+      }
       auto n = std::min(queue_.size(), batch_size);
       batch.assign(std::make_move_iterator(queue_.begin()),
                    std::make_move_iterator(queue_.begin() + n));
@@ -166,8 +171,10 @@ bool span_exporter::post(std::vector<json>& batch) {
              {"scopeSpans", json::array({{{"scope", {{"name", "troupe"}}},
                                           {"spans", std::move(batch)}}})}}})}};
   httplib::Client cli{host_, port_};
-  cli.set_connection_timeout(2);
-  cli.set_read_timeout(5);
+  // Short: a collector that hangs must not hold spans (or a shutdown) long.
+  cli.set_connection_timeout(1);
+  cli.set_read_timeout(2);
+  cli.set_write_timeout(2);
   auto res = cli.Post("/v1/traces", body.dump(), "application/json");
   if (res && res->status >= 200 && res->status < 300)
     return true;

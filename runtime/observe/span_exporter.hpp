@@ -9,6 +9,7 @@
 // thread; the queue is bounded and a collector that is down loses spans,
 // never slows jobs (docs/operations.md).
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
@@ -57,6 +58,8 @@ private:
   std::condition_variable cv_;
   std::vector<nlohmann::json> queue_;
   bool stopping_ = false;
+  /// Once stopping: spans still queued after this are dropped.
+  std::chrono::steady_clock::time_point stop_by_;
   std::uint64_t exported_ = 0;
   std::uint64_t dropped_ = 0;
   std::thread thread_;

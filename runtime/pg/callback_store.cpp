@@ -1,17 +1,16 @@
 #include "runtime/pg/callback_store.hpp"
 #include "runtime/pg/lazy_connection.hpp"
+#include "runtime/pg/token_hash.hpp"
 
 namespace troupe {
 
 namespace {
 
-// The row, locked: is it this token's wait, and is that wait still open?
-// Only the hash of a token is stored; the comparison is made here.
+// The row, locked: is it this token's wait (by its hash: the token never
+// reaches PostgreSQL), and was it completed already?
 constexpr const char* sql_find = R"SQL(
-select state, tenant,
-  coalesce(callback->>'hash' = encode(sha256(convert_to($2, 'UTF8')), 'hex'),
-    false),
-  coalesce(callback ? 'completion', false)
+select state, tenant, coalesce(callback->>'hash' = $2, false),
+  coalesce(callback ? 'completed_ms', false)
 from jobs where job_id = $1
 for update
 )SQL";
@@ -44,7 +43,7 @@ callback_store::complete(const std::string& job_id, const std::string& token,
   std::lock_guard<std::mutex> guard{mtx_};
   return conn_->run("completing a callback", [&](pqxx::connection& c) {
     pqxx::work w{c};
-    auto rows = w.exec_prepared("find", job_id, token);
+    auto rows = w.exec_prepared("find", job_id, token_hash(token));
     if (rows.empty() || !rows[0][2].as<bool>() ||
         (tenant && *tenant != rows[0][1].c_str()))
       return completion_result::not_found;

@@ -3,6 +3,7 @@
 #include "runtime/pg/pg_store_batch.hpp"
 #include "runtime/pg/pg_store_copy.hpp"
 #include "runtime/pg/pg_store_sql.hpp"
+#include "runtime/pg/token_hash.hpp"
 
 #include <set>
 #include <unordered_map>
@@ -223,6 +224,12 @@ void run_claims(pqxx::work& w, const std::vector<store_request>& reqs,
 
 // -- writes -------------------------------------------------------------------
 
+/// What the store keeps of a waiting write's token: its hash.
+std::string callback_hash(const job_write& x) {
+  return x.callback_token.empty() ? std::string{}
+                                  : token_hash(x.callback_token);
+}
+
 void create_record(json_array_writer& creates, const job_write& x) {
   const auto& s = x.spec;
   auto o = creates.object();
@@ -240,7 +247,7 @@ void create_record(json_array_writer& creates, const job_write& x) {
       .str("result", x.result)
       .num("started_ms", x.started_at_ms)
       .boolean("wait", x.wait_in_store)
-      .str("callback", x.callback_token)
+      .str("callback", callback_hash(x))
       .num("since_ms", x.callback_since_ms)
       .str("progress", x.progress)
       .str("traceparent", s.traceparent)
@@ -260,7 +267,7 @@ void update_record(json_array_writer& updates, const job_write& x) {
       .str("result", x.result)
       .boolean("wait", x.wait_in_store)
       .str("progress", x.progress)
-      .str("callback", x.callback_token)
+      .str("callback", callback_hash(x))
       .num("since_ms", x.callback_since_ms);
   o.close();
 }

@@ -82,9 +82,14 @@ update jobs j set
   progress = case when coalesce(w.progress, '') <> '' then w.progress::jsonb
     else j.progress end,
   callback = case when w.state = 'waiting' then jsonb_build_object(
-      'hash', encode(sha256(convert_to(w.callback, 'UTF8')), 'hex'),
-      'stage_index', w.stage_index, 'life', j.life, 'attempt', w.attempt,
-      'since_ms', w.since_ms, 'deadline_ms', w.next_ms)
+      'hash', w.callback, 'stage_index', w.stage_index, 'life', j.life,
+      'attempt', w.attempt, 'since_ms', w.since_ms, 'deadline_ms', w.next_ms)
+    -- A completion is read by the claim after it; once the job has moved
+    -- past that stage (or ended) its output is in the checkpoint: drop it.
+    when j.callback ? 'completion' and (w.state in ('succeeded',
+      'dead_lettered', 'cancelled')
+      or w.stage_index <> (j.callback->>'stage_index')::int)
+    then j.callback - 'completion'
     else j.callback end,
   finished_at = case when w.state in ('succeeded', 'dead_lettered',
     'cancelled') then now() end,
@@ -126,9 +131,8 @@ select job_id, pipeline, coalesce(tenant, ''), coalesce(correlation_id, ''),
   case when wait or state in ('succeeded', 'dead_lettered', 'cancelled')
     then null else now() + $3::bigint * interval '1 millisecond' end,
   case when state = 'waiting' then jsonb_build_object(
-      'hash', encode(sha256(convert_to(callback, 'UTF8')), 'hex'),
-      'stage_index', stage_index, 'life', 1, 'attempt', attempt,
-      'since_ms', since_ms, 'deadline_ms', next_ms) end,
+      'hash', callback, 'stage_index', stage_index, 'life', 1,
+      'attempt', attempt, 'since_ms', since_ms, 'deadline_ms', next_ms) end,
   case when coalesce(progress, '') <> '' then progress::jsonb end,
   coalesce(traceparent, ''), coalesce(tracestate, '')
 from w

@@ -197,6 +197,15 @@ TEST_F(callback_test, AWaitOutlivesARestartAndTheOutsideOutputFlowsOn) {
                 "stage = 'approve' and ok",
                 id),
             "1");
+  // The output lives in the checkpoint now, not twice; a late retry of the
+  // completion still reads as a duplicate.
+  EXPECT_EQ(row("select (callback ? 'completion')::text from jobs where "
+                "job_id = $1",
+                id),
+            "false");
+  auto late =
+      ask(*pub, "troupe.api.v1.complete", {{"token", token}, {"output", 1}});
+  EXPECT_TRUE(late.value("duplicate", false)) << late;
 }
 
 TEST_F(callback_test, AWaitPastItsDeadlineRetriesUnderANewToken) {

@@ -101,6 +101,11 @@ stages = [
   { name = "two", kind = "sleep", duration = "250ms" },
 ]
 
+# Lasts longer than any drain request takes to arrive, even under ASan.
+[pipelines.lasting]
+max_in_flight = 100
+stages = [ { name = "long", kind = "sleep", duration = "4s" } ]
+
 [pipelines.parked]
 max_in_flight = 2000
 stages = [
