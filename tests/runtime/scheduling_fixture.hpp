@@ -144,26 +144,29 @@ stages = [ { name = "l1", kind = "sleep", duration = "15s" } ]
 
   /// Messages of a pipeline's consumer delivered and not yet acked.
   std::int64_t unacked(nats_client& nats, const std::string& pipeline) {
-    jsConsumerInfo* ci = nullptr;
-    auto s =
-        js_GetConsumerInfo(&ci, nats.js(), "TROUPE_JOBS",
-                           ("troupe_" + pipeline).c_str(), nullptr, nullptr);
-    if (s != NATS_OK)
-      return -1;
-    auto n = static_cast<std::int64_t>(ci->NumAckPending);
-    jsConsumerInfo_Destroy(ci);
-    return n;
+    return consumer_number(nats, pipeline, [](const jsConsumerInfo& ci) {
+      return static_cast<std::int64_t>(ci.NumAckPending);
+    });
   }
 
   /// Deliveries made by a pipeline's consumer, redeliveries included.
   std::int64_t deliveries(nats_client& nats, const std::string& pipeline) {
+    return consumer_number(nats, pipeline, [](const jsConsumerInfo& ci) {
+      return static_cast<std::int64_t>(ci.Delivered.Consumer);
+    });
+  }
+
+  /// One figure of a pipeline's consumer (-1 if it cannot be read).
+  template <class F>
+  std::int64_t consumer_number(nats_client& nats, const std::string& pipeline,
+                               F figure) {
     jsConsumerInfo* ci = nullptr;
     auto s =
         js_GetConsumerInfo(&ci, nats.js(), "TROUPE_JOBS",
                            ("troupe_" + pipeline).c_str(), nullptr, nullptr);
     if (s != NATS_OK)
       return -1;
-    auto n = static_cast<std::int64_t>(ci->Delivered.Consumer);
+    auto n = figure(*ci);
     jsConsumerInfo_Destroy(ci);
     return n;
   }
