@@ -15,6 +15,8 @@ PACKAGES=(
   clang libclang-rt-14-dev llvm
   # Rebuilds (release, ASan, fuzz) reuse objects across checkouts.
   ccache
+  # scripts/chaos.sh: a clock jump on one node (LD_PRELOAD of libfaketime).
+  faketime libfaketime
 )
 
 missing=()

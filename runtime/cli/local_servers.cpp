@@ -87,12 +87,21 @@ caf::error local_nats::start(const std::string& dir, int port) {
 caf::error local_nats::start_clustered(const std::string& dir, int port,
                                        const std::string& name,
                                        int cluster_port,
-                                       const std::string& routes) {
+                                       const std::string& routes,
+                                       std::vector<std::string> extra) {
   dir_ = absolute(dir) + "/nats-" + name;
   port_ = port;
-  return launch({"-n", name, "--cluster_name", "troupe", "--cluster",
-                 "nats://127.0.0.1:" + std::to_string(cluster_port), "--routes",
-                 routes});
+  std::vector<std::string> args{
+      "-n",
+      name,
+      "--cluster_name",
+      "troupe",
+      "--cluster",
+      "nats://127.0.0.1:" + std::to_string(cluster_port),
+      "--routes",
+      routes};
+  args.insert(args.end(), extra.begin(), extra.end());
+  return launch(std::move(args));
 }
 
 caf::error local_nats::launch(std::vector<std::string> extra_args) {

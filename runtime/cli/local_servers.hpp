@@ -26,10 +26,13 @@ public:
 
   /// Starts one server of a JetStream cluster named `troupe`: server name
   /// `name`, routes between the servers on `cluster_port`s, data in
-  /// dir/nats-<name>. `routes` lists every server's cluster URL.
+  /// dir/nats-<name>. `routes` lists every server's cluster URL; `extra`
+  /// adds arguments (the chaos harness passes `--no_advertise`, so that
+  /// clients stay behind its proxies).
   caf::error start_clustered(const std::string& dir, int port,
                              const std::string& name, int cluster_port,
-                             const std::string& routes);
+                             const std::string& routes,
+                             std::vector<std::string> extra = {});
 
   /// Stops the server (SIGTERM, then SIGKILL after 10 s). Idempotent.
   void stop();

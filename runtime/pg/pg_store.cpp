@@ -101,7 +101,18 @@ private:
   bool next(batch& b) {
     std::unique_lock<std::mutex> lock{sh_->mtx};
     ++sh_->idle;
-    sh_->cv.wait(lock, [&] { return sh_->stopping || !sh_->queue.empty(); });
+    auto ready = [&] { return sh_->stopping || !sh_->queue.empty(); };
+    // A writer that lost its connection keeps trying to get it back while
+    // idle: a node whose store is unhealthy stops fetching, so no batch
+    // would come to find PostgreSQL back (chaos seed 1).
+    while (!conn_ && !stats_.healthy &&
+           !sh_->cv.wait_for(lock, backoff_, ready)) {
+      lock.unlock();
+      if (!connect())
+        backoff_ = std::min(backoff_ * 2, std::chrono::milliseconds{5000});
+      lock.lock();
+    }
+    sh_->cv.wait(lock, ready);
     --sh_->idle;
     if (sh_->stopping && sh_->queue.empty())
       return false;
@@ -152,6 +163,7 @@ private:
       run_batch(w, b.requests, results, opts_);
       w.commit();
       ++stats_.transactions;
+      stats_.healthy = true; // another writer may have seen it fail
     } catch (const pqxx::broken_connection& e) {
       conn_.reset();
       stats_.healthy = false;

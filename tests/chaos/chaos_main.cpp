@@ -1,0 +1,78 @@
+// troupe_chaos: one seed of the chaos suite (docs/reliability.md).
+//
+//   troupe_chaos --seed 7 [--jobs 1500] [--seconds 60] [--settle 240]
+//                [--dir DIR] [--keep]
+//
+// Prints the run's narration, then one verdict line:
+//   chaos seed=7 PASS jobs=1500 faults=19 (...) effects=... reruns=... 212.4s
+// and, when it fails, every violation and the command that replays the seed.
+// Exit code: 0 pass, 1 violations, 2 the cluster could not start.
+
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <string>
+
+#include "chaos_run.hpp"
+
+using namespace troupe::chaos;
+
+namespace {
+
+bool parse(int argc, char** argv, run_options& o) {
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto value = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
+    if (a == "--seed")
+      o.seed = std::strtoull(value().c_str(), nullptr, 10);
+    else if (a == "--jobs")
+      o.jobs = std::atoi(value().c_str());
+    else if (a == "--seconds")
+      o.load_seconds = std::atoi(value().c_str());
+    else if (a == "--settle")
+      o.settle_seconds = std::atoi(value().c_str());
+    else if (a == "--dir")
+      o.dir = value();
+    else if (a == "--keep")
+      o.keep = true;
+    else {
+      std::cerr << "troupe_chaos: unknown argument '" << a << "'\n";
+      return false;
+    }
+  }
+  return o.jobs > 0 && o.load_seconds >= 10 && o.settle_seconds > 0;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  run_options o;
+  if (!parse(argc, argv, o)) {
+    std::cerr << "usage: troupe_chaos --seed N [--jobs N] [--seconds S>=10] "
+                 "[--settle S] [--dir DIR] [--keep]\n";
+    return 2;
+  }
+  auto r = run_chaos(o, std::cout);
+  if (!r.setup_error.empty()) {
+    std::cout << "chaos seed=" << o.seed << " SETUP-FAILED " << r.setup_error
+              << "\n  logs: " << r.dir << "\n";
+    return 2;
+  }
+  std::string states;
+  for (auto& [s, n] : r.v.states)
+    states += " " + s + "=" + std::to_string(n);
+  std::cout << "chaos seed=" << o.seed << (r.v.ok() ? " PASS" : " FAIL")
+            << " jobs=" << r.jobs << states << " faults=" << r.faults << " ("
+            << r.fault_kinds << ") effects=" << r.v.effects
+            << " reruns=" << r.v.reruns << " " << static_cast<int>(r.seconds)
+            << "s\n";
+  for (auto& v : r.v.violations)
+    std::cout << "  violation: " << v << "\n";
+  if (!r.v.ok())
+    std::cout << "  logs: " << r.dir << "\n  replay: scripts/chaos.sh --seed "
+              << o.seed << " --jobs " << o.jobs << " --seconds "
+              << o.load_seconds << "\n";
+  else if (!o.keep)
+    std::filesystem::remove_all(r.dir);
+  return r.v.ok() ? 0 : 1;
+}

@@ -1,0 +1,37 @@
+#pragma once
+
+// One chaos run: a cluster, a workload and a fault schedule from one seed,
+// then the verdict. scripts/chaos.sh runs many seeds; CTest runs one short
+// seed (label `chaos`).
+
+#include <cstdint>
+#include <iosfwd>
+#include <string>
+
+#include "verdict.hpp"
+
+namespace troupe::chaos {
+
+struct run_options {
+  std::uint64_t seed = 1;
+  int jobs = 1500;
+  int load_seconds = 60;    ///< faults and submissions happen in this span
+  int settle_seconds = 240; ///< bound on the rest, once the load ends
+  std::string dir;          ///< "" = a fresh one under /tmp
+  bool keep = false;        ///< keep the directory even when the run passes
+};
+
+struct run_result {
+  verdict v;
+  std::string dir;
+  int faults = 0;
+  std::string fault_kinds; ///< "kill_one×3 pg_outage×1 ..."
+  std::size_t jobs = 0;
+  double seconds = 0;
+  std::string setup_error; ///< the cluster could not start
+};
+
+/// Runs one seed, narrating to `log`.
+run_result run_chaos(const run_options& opts, std::ostream& log);
+
+} // namespace troupe::chaos

@@ -1,0 +1,187 @@
+#include "verdict.hpp"
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+
+#define PQXX_HAVE_OPTIONAL
+#include <pqxx/pqxx>
+
+#include "workload.hpp"
+
+namespace troupe::chaos {
+
+namespace {
+
+// Faults reach a stage's re-run only after failure detection, the lease
+// and ack_wait (2 s + 2 s + 5 s here): a re-run this long after a fault
+// ended is still that fault's doing.
+constexpr std::int64_t window_tail_ms = 20000;
+
+bool terminal(const std::string& state) {
+  return state == "succeeded" || state == "dead_lettered" ||
+         state == "cancelled";
+}
+
+std::string expected_state(const std::string& id, const verdict_input& in) {
+  if (in.cancelled.count(id))
+    return "cancelled";
+  return pipeline_of(id) == "poison" ? "dead_lettered" : "succeeded";
+}
+
+void judge_rows(const verdict_input& in, pqxx::nontransaction& tx, verdict& v) {
+  std::map<std::string, std::string> rows;
+  for (auto r : tx.exec("select job_id, state from jobs"))
+    rows[r[0].c_str()] = r[1].c_str();
+  for (auto& id : in.accepted)
+    if (!rows.count(id))
+      v.violations.push_back("accepted job " + id + " has no row");
+  for (auto& [id, state] : rows) {
+    ++v.states[state];
+    if (!in.planned.count(id)) {
+      v.violations.push_back("row for a job never submitted: " + id);
+      continue;
+    }
+    auto want = expected_state(id, in);
+    auto cancel_raced = in.cancel_asked.count(id) && state == "cancelled";
+    if (state != want && !cancel_raced)
+      v.violations.push_back(id + " ended " + state + ", expected " + want);
+  }
+}
+
+void judge_attempts(pqxx::nontransaction& tx, verdict& v) {
+  for (auto r : tx.exec("select job_id, life, stage_index, count(*) from "
+                        "job_attempts where ok group by 1, 2, 3 having "
+                        "count(*) > 1 limit 20"))
+    v.violations.push_back(std::string{"stage "} + r[2].c_str() + " of " +
+                           r[0].c_str() + " (life " + r[1].c_str() +
+                           ") succeeded " + r[3].c_str() + " times");
+}
+
+struct effect {
+  std::int64_t at_ms = 0;
+  int node = -1;
+};
+
+std::map<std::string, std::vector<effect>> read_effects(const std::string& f) {
+  std::map<std::string, std::vector<effect>> out;
+  std::ifstream in{f};
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream s{line};
+    std::string key, attempt, node;
+    effect e;
+    s >> key >> attempt >> node >> e.at_ms;
+    e.node = node.size() > 1 ? std::atoi(node.c_str() + 1) - 1 : -1;
+    out[key].push_back(e);
+  }
+  return out;
+}
+
+/// A fault that explains a re-run at `at` of a stage that ran on `node`.
+bool explained(const verdict_input& in, int node, std::int64_t at) {
+  return std::any_of(in.faults.begin(), in.faults.end(), [&](auto& f) {
+    return (f.cluster || f.node == node) && f.from_ms <= at &&
+           at <= f.to_ms + window_tail_ms;
+  });
+}
+
+void judge_effects(const verdict_input& in, verdict& v) {
+  for (auto& [key, list] : read_effects(in.effects_file)) {
+    v.effects += static_cast<int>(list.size());
+    std::sort(list.begin(), list.end(),
+              [](auto& a, auto& b) { return a.at_ms < b.at_ms; });
+    for (std::size_t k = 1; k < list.size(); ++k) {
+      ++v.reruns;
+      if (!explained(in, list[k - 1].node, list[k].at_ms))
+        v.violations.push_back("side effect " + key + " ran again at " +
+                               std::to_string(list[k].at_ms) +
+                               " ms with no fault to explain it");
+    }
+  }
+}
+
+void judge_exits(const verdict_input& in, verdict& v) {
+  for (auto& e : in.exits)
+    if (!e.expected)
+      v.violations.push_back("node " + e.node + " exited with " +
+                             (e.code > 128
+                                  ? "signal " + std::to_string(e.code - 128)
+                                  : "code " + std::to_string(e.code)) +
+                             (e.why.empty() ? "" : " (" + e.why + ")"));
+}
+
+} // namespace
+
+std::int64_t unfinished(const std::string& pg_url) {
+  pqxx::connection c{pg_url};
+  pqxx::nontransaction tx{c};
+  return tx
+      .exec1("select count(*) from jobs where state not in ('succeeded', "
+             "'dead_lettered', 'cancelled')")[0]
+      .as<std::int64_t>();
+}
+
+std::int64_t finished(const std::string& pg_url) {
+  pqxx::connection c{pg_url};
+  pqxx::nontransaction tx{c};
+  return tx
+      .exec1("select count(*) from jobs where state in ('succeeded', "
+             "'dead_lettered', 'cancelled')")[0]
+      .as<std::int64_t>();
+}
+
+std::int64_t dead_letters(const std::string& pg_url,
+                          const std::string& pipeline) {
+  pqxx::connection c{pg_url};
+  pqxx::nontransaction tx{c};
+  return tx
+      .exec1("select count(*) from jobs where state = 'dead_lettered' and "
+             "pipeline = " +
+             tx.quote(pipeline))[0]
+      .as<std::int64_t>();
+}
+
+std::int64_t stream_leftovers(nats_client& nats,
+                              const std::vector<std::string>& pipelines) {
+  jsStreamInfo* si = nullptr;
+  if (js_GetStreamInfo(&si, nats.js(), "TROUPE_JOBS", nullptr, nullptr) !=
+      NATS_OK)
+    return -1;
+  auto left = static_cast<std::int64_t>(si->State.Msgs);
+  jsStreamInfo_Destroy(si);
+  for (auto& p : pipelines) {
+    jsConsumerInfo* ci = nullptr;
+    if (js_GetConsumerInfo(&ci, nats.js(), "TROUPE_JOBS",
+                           ("troupe_" + p).c_str(), nullptr,
+                           nullptr) != NATS_OK)
+      continue; // a pipeline no job reached may have no consumer yet
+    left += static_cast<std::int64_t>(ci->NumAckPending + ci->NumPending);
+    jsConsumerInfo_Destroy(ci);
+  }
+  return left;
+}
+
+verdict judge(const verdict_input& in, nats_client& nats) {
+  verdict v;
+  {
+    pqxx::connection c{in.pg_url};
+    pqxx::nontransaction tx{c};
+    judge_rows(in, tx, v);
+    judge_attempts(tx, v);
+  }
+  for (auto& [state, n] : v.states)
+    if (!terminal(state))
+      v.violations.push_back(std::to_string(n) + " jobs still " + state);
+  judge_effects(in, v);
+  judge_exits(in, v);
+  auto left = stream_leftovers(nats, pipeline_names());
+  if (left != 0)
+    v.violations.push_back(
+        left < 0 ? std::string{"JetStream could not be asked about the stream"}
+                 : std::to_string(left) +
+                       " messages left in the stream or its consumers");
+  return v;
+}
+
+} // namespace troupe::chaos

@@ -1,0 +1,67 @@
+#pragma once
+
+// The verdict of a chaos run, read from the systems of record: PostgreSQL
+// (one row per accepted job, in the state it must end in; no stage of a
+// life succeeded twice), the side-effect log the stages wrote (a re-run
+// only inside a fault's window), JetStream (the stream and consumers empty)
+// and the harness's record of how every node process ended. Events are
+// never consulted.
+
+#include <cstdint>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "chaos_cluster.hpp"
+#include "runtime/nats/nats_client.hpp"
+
+namespace troupe::chaos {
+
+/// A fault as it happened, in wall-clock milliseconds.
+struct fault_window {
+  std::string what;
+  std::int64_t from_ms = 0;
+  std::int64_t to_ms = 0;
+  int node = -1;        ///< the node it hit, -1 for none in particular
+  bool cluster = false; ///< hits every node (PostgreSQL, NATS, any node)
+};
+
+struct verdict_input {
+  std::string pg_url;
+  std::set<std::string> planned;  ///< every id the harness submitted
+  std::set<std::string> accepted; ///< ids whose submission was confirmed
+  std::set<std::string> cancel_asked;
+  std::set<std::string> cancelled; ///< cancels the cluster confirmed
+  std::vector<fault_window> faults;
+  std::vector<node_exit> exits;
+  std::string effects_file;
+};
+
+struct verdict {
+  std::vector<std::string> violations;
+  std::map<std::string, int> states; ///< rows per terminal state
+  int effects = 0;
+  int reruns = 0; ///< side effects beyond the first, each inside a window
+  bool ok() const { return violations.empty(); }
+};
+
+/// Rows of chaos jobs not yet in a terminal state.
+std::int64_t unfinished(const std::string& pg_url);
+
+/// Rows of chaos jobs in a terminal state.
+std::int64_t finished(const std::string& pg_url);
+
+/// Dead-lettered jobs of `pipeline`.
+std::int64_t dead_letters(const std::string& pg_url,
+                          const std::string& pipeline);
+
+/// Messages left in the stream plus deliveries pending or unacked on every
+/// consumer; -1 when JetStream cannot be asked.
+std::int64_t stream_leftovers(nats_client& nats,
+                              const std::vector<std::string>& pipelines);
+
+/// Judges the run.
+verdict judge(const verdict_input& in, nats_client& nats);
+
+} // namespace troupe::chaos
