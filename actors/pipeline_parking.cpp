@@ -43,6 +43,7 @@ void park(self_ptr self, const job_result& res) {
   p.life = res.life;
   p.since_ms = st.deps.job->now_ms();
   p.stream_seq = e.spec.stream_seq;
+  p.gen = e.spec.gen;
   st.running.erase(i);
   auto due = self->clock().now() + std::chrono::milliseconds{res.park_ms};
   st.wake_ups.push_back({due, p.seq, std::pmr::string{res.job_id, &st.pool}});
@@ -69,6 +70,7 @@ void wake(self_ptr self, decltype(supervisor_state::parked)::iterator i,
   e.spec.payload.clear();
   e.spec.resumed = true;
   e.spec.stream_seq = p.stream_seq;
+  e.spec.gen = p.gen;
   e.delivery = i->second.delivery;
   e.restarts = i->second.restarts;
   e.gated = i->second.gated;

@@ -4,6 +4,7 @@
 #include <optional>
 
 #include "actors/atoms.hpp"
+#include "actors/delivery_verdict.hpp"
 #include "actors/pipeline_supervisor_internal.hpp"
 #include "messages/errc.hpp"
 
@@ -27,19 +28,25 @@ void start_job(self_ptr self, job_entry entry) {
   st.running[id] = std::move(entry);
 }
 
-/// The delivery and stream sequence under which `job_id` is held here
-/// (running, parked or queued), if it is.
-std::optional<std::pair<std::uint64_t, std::uint64_t>>
-held_delivery(self_ptr self, const std::string& job_id) {
+/// How `job_id` is held here (running, parked or queued), if it is.
+struct held_job {
+  std::uint64_t delivery = 0;
+  std::uint64_t stream_seq = 0;
+  std::int32_t gen = 0; ///< the store's publication it was claimed from
+};
+
+std::optional<held_job> held_delivery(self_ptr self,
+                                      const std::string& job_id) {
   auto& st = self->state;
   if (auto i = st.running.find(job_id); i != st.running.end())
-    return std::make_pair(i->second.delivery, i->second.spec.stream_seq);
+    return held_job{i->second.delivery, i->second.spec.stream_seq,
+                    i->second.spec.gen};
   if (auto p = st.parked.find(std::pmr::string{job_id, &st.pool});
       p != st.parked.end())
-    return std::make_pair(p->second.delivery, p->second.stream_seq);
+    return held_job{p->second.delivery, p->second.stream_seq, p->second.gen};
   for (auto& q : st.queued)
     if (q.spec.job_id == job_id)
-      return std::make_pair(q.delivery, q.spec.stream_seq);
+      return held_job{q.delivery, q.spec.stream_seq, q.spec.gen};
   return std::nullopt;
 }
 
@@ -219,11 +226,20 @@ void on_submit(self_ptr self, job_spec& spec, std::uint64_t delivery) {
     // the broker thinks it is lost, e.g. after an outage longer than
     // ack_wait) must not be: acking it deletes the job's only message
     // while the job is unfinished. It replaces the held delivery.
+    //
+    // A message of a later generation is the store's own publication
+    // (a rescue, a due retry): the store took the job from the run held
+    // here, which is fenced and will end in a fenced commit. Acking it
+    // would lose the job (chaos seed 2: a zombie woke up holding it), so
+    // it comes back once the stale run is gone.
     job_result res;
     res.job_id = e.spec.job_id;
-    if (e.spec.stream_seq != 0 && e.spec.stream_seq == held->second) {
+    if (e.spec.stream_seq != 0 && e.spec.stream_seq == held->stream_seq) {
       res.outcome = job_outcome::same_message;
-      res.same_as = held->first;
+      res.same_as = held->delivery;
+    } else if (e.spec.gen > held->gen) {
+      res.outcome = job_outcome::requeued;
+      res.requeue_ms = abandoned_nak_delay_ms;
     } else {
       res.outcome = job_outcome::already_terminal;
     }

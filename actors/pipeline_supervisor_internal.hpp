@@ -57,6 +57,7 @@ struct parked_job {
   std::int32_t life = 1;
   std::int64_t since_ms = 0;
   std::uint64_t stream_seq = 0;
+  std::int32_t gen = 0;
 };
 
 /// When a parked job is due; a min-heap of these drives one timer.

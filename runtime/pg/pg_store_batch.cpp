@@ -5,6 +5,8 @@
 #include "runtime/pg/pg_store_sql.hpp"
 #include "runtime/pg/token_hash.hpp"
 
+#include <algorithm>
+#include <chrono>
 #include <set>
 #include <unordered_map>
 
@@ -230,6 +232,18 @@ std::string callback_hash(const job_write& x) {
                                   : token_hash(x.callback_token);
 }
 
+/// How long from now a write's next attempt (or run) is due, by this
+/// node's clock. PostgreSQL adds it to its own now(): a node whose wall
+/// clock jumped cannot push a wait hours away (chaos seed 2).
+std::int64_t wait_ms(const job_write& x) {
+  if (x.next_attempt_at_ms <= 0)
+    return 0;
+  auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                 std::chrono::system_clock::now().time_since_epoch())
+                 .count();
+  return std::max<std::int64_t>(0, x.next_attempt_at_ms - now);
+}
+
 void create_record(json_array_writer& creates, const job_write& x) {
   const auto& s = x.spec;
   auto o = creates.object();
@@ -243,6 +257,7 @@ void create_record(json_array_writer& creates, const job_write& x) {
       .num("stage_index", x.stage_index)
       .num("attempt", x.attempt)
       .num("next_ms", x.next_attempt_at_ms)
+      .num("wait_ms", wait_ms(x))
       .str("last_error", x.last_error)
       .str("result", x.result)
       .num("started_ms", x.started_at_ms)
@@ -263,6 +278,7 @@ void update_record(json_array_writer& updates, const job_write& x) {
       .num("stage_index", x.stage_index)
       .num("attempt", x.attempt)
       .num("next_ms", x.next_attempt_at_ms)
+      .num("wait_ms", wait_ms(x))
       .str("last_error", x.last_error)
       .str("result", x.result)
       .boolean("wait", x.wait_in_store)

@@ -69,13 +69,14 @@ inline const char* const sql_update = R"SQL(
 with w as (
   select * from jsonb_to_recordset($1::jsonb) as r(job_id text, epoch bigint,
     state text, stage_index int, attempt int, next_ms bigint,
-    last_error text, result text, wait boolean, progress text,
-    callback text, since_ms bigint))
+    wait_ms bigint, last_error text, result text, wait boolean,
+    progress text, callback text, since_ms bigint))
 update jobs j set
   state = w.state, stage_index = w.stage_index, attempt = w.attempt,
   next_attempt_at = case when w.next_ms > 0
-    then to_timestamp(w.next_ms / 1000.0) end,
-  run_at = case when w.wait then to_timestamp(w.next_ms / 1000.0) end,
+    then now() + w.wait_ms * interval '1 millisecond' end,
+  run_at = case when w.wait
+    then now() + w.wait_ms * interval '1 millisecond' end,
   last_error = coalesce(nullif(w.last_error, ''), j.last_error),
   result = case when coalesce(w.result, '') <> '' then w.result::jsonb
     else j.result end,
@@ -110,7 +111,8 @@ inline const char* const sql_create = R"SQL(
 with w as (
   select * from jsonb_to_recordset($1::jsonb) as r(job_id text, pipeline text,
     tenant text, correlation_id text, priority int, payload text, state text,
-    stage_index int, attempt int, next_ms bigint, last_error text,
+    stage_index int, attempt int, next_ms bigint, wait_ms bigint,
+    last_error text,
     result text, started_ms bigint, wait boolean, callback text,
     since_ms bigint, progress text, traceparent text, tracestate text))
 insert into jobs as j (job_id, pipeline, tenant, correlation_id, priority,
@@ -124,8 +126,9 @@ select job_id, pipeline, coalesce(tenant, ''), coalesce(correlation_id, ''),
   case when started_ms > 0 then to_timestamp(started_ms / 1000.0) end,
   case when state in ('succeeded', 'dead_lettered', 'cancelled')
     then now() end,
-  case when next_ms > 0 and not wait then to_timestamp(next_ms / 1000.0) end,
-  case when wait then to_timestamp(next_ms / 1000.0) end,
+  case when next_ms > 0 and not wait
+    then now() + wait_ms * interval '1 millisecond' end,
+  case when wait then now() + wait_ms * interval '1 millisecond' end,
   case when wait or state in ('succeeded', 'dead_lettered', 'cancelled')
     then null else $2 end,
   case when wait or state in ('succeeded', 'dead_lettered', 'cancelled')

@@ -13,12 +13,14 @@ namespace {
 
 /// Delivers message `seq` of job `id` as delivery `delivery`.
 void deliver(const caf::actor& sup, const std::string& id, std::uint64_t seq,
-             std::uint64_t delivery, const std::string& pipeline = "p") {
+             std::uint64_t delivery, const std::string& pipeline = "p",
+             std::int32_t gen = 0) {
   job_spec spec;
   spec.job_id = id;
   spec.pipeline = pipeline;
   spec.payload = R"({"n":1})";
   spec.stream_seq = seq;
+  spec.gen = gen;
   caf::anon_send(sup, submit_atom::value, spec, delivery);
 }
 
@@ -54,6 +56,30 @@ TEST_F(engine_test, AnotherMessageOfARunningJobIsADuplicate) {
   ASSERT_NE(dup, nullptr);
   EXPECT_EQ(dup->outcome, job_outcome::already_terminal);
   EXPECT_EQ(dup->same_as, 0u);
+  run_to_quiescence();
+  EXPECT_EQ(probes->count("j1", "a"), 1);
+}
+
+// Chaos seed 2: a node woke from SIGSTOP still running a job the store had
+// rescued and published again (generation 1). Acking that message as a
+// duplicate of the stale run lost the job: the stale run's commit is
+// fenced, and no message was left. It goes back to the broker instead.
+TEST_F(engine_test, ALaterGenerationOfAJobHeldHereIsNotAckedAsADuplicate) {
+  auto sup = start_pipeline(one_stage(probe("a", {{"duration_ms", 1000}})));
+  deliver(sup, "j1", 7, 1);
+  run_messages();
+  deliver(sup, "j1", 9, 2, "p", 1);
+  run_messages();
+  auto* newer = result_of(*finished, 2);
+  ASSERT_NE(newer, nullptr);
+  EXPECT_EQ(newer->outcome, job_outcome::requeued);
+  EXPECT_GT(newer->requeue_ms, 0);
+  // An older generation is what it always was: a duplicate.
+  deliver(sup, "j1", 5, 3, "p", 0);
+  run_messages();
+  auto* older = result_of(*finished, 3);
+  ASSERT_NE(older, nullptr);
+  EXPECT_EQ(older->outcome, job_outcome::already_terminal);
   run_to_quiescence();
   EXPECT_EQ(probes->count("j1", "a"), 1);
 }
