@@ -27,6 +27,7 @@ struct jetstream_intake::shared_state {
   std::shared_ptr<nats_client> nats;
   nats_config ncfg;
   std::string pipeline;
+  std::string subject; ///< the pipeline's subject, its consumer's filter
   int max_in_flight = 100;
   input_limits limits;
   caf::actor supervisor;
@@ -182,6 +183,7 @@ caf::error jetstream_intake::start(caf::actor supervisor) {
   subjects subj{state_->ncfg.prefix};
   auto durable = subj.consumer(state_->pipeline);
   auto filter = subj.jobs(state_->pipeline);
+  state_->subject = filter;
   auto consumer = js_pull_consumer::bind(*state_->nats, state_->ncfg.stream,
                                          filter, durable, true);
   if (!consumer)
@@ -236,6 +238,24 @@ void jetstream_intake::stop() {
 
 namespace {
 
+/// A message of another pipeline's subject, delivered by this pipeline's
+/// consumer: the broker's mistake, never this pipeline's job. Seen from
+/// nats-server 2.9.10 after a replica restarted from SIGKILL and reset its
+/// stream state (docs/reliability.md, chaos seed 4): run here, it would
+/// have run this pipeline's stages on another pipeline's job; acked as a
+/// conflict, it lost the job. It goes back to the stream instead.
+bool misdelivered(jetstream_intake::shared_state& st, nats_msg& m) {
+  const char* subject = natsMsg_GetSubject(m.raw());
+  if (subject == nullptr || subject == st.subject)
+    return false;
+  spdlog::warn("intake {}: consumer delivered a message of '{}'; handed "
+               "back to the stream",
+               st.pipeline, subject);
+  m.nak(5000);
+  ++st.counters->naked;
+  return true;
+}
+
 /// The fetched messages that may run now, with their specs. Those fetched
 /// while the intake was paused go back untouched; so do those beyond the
 /// node's budget (node.max_in_flight): two intakes that fetched at once
@@ -262,6 +282,8 @@ admit(const state_ptr& sp, std::vector<nats_msg>& fetched) {
       m.nak();
       continue;
     }
+    if (misdelivered(st, m))
+      continue;
     if (static_cast<int>(batch.size()) >= granted) {
       m.nak(200); // over the node's budget: back in a moment
       ++st.counters->naked;
@@ -273,6 +295,8 @@ admit(const state_ptr& sp, std::vector<nats_msg>& fetched) {
     auto spec = to_spec(sp, m);
     batch.emplace_back(std::move(m), std::move(spec));
   }
+  if (static_cast<int>(batch.size()) < granted)
+    *st.node_held -= granted - static_cast<std::int64_t>(batch.size());
   return batch;
 }
 

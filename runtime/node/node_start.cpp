@@ -54,24 +54,6 @@ std::int64_t wall_ms() {
       .count();
 }
 
-/// A JetStream call at start-up, retried like a dependency that is not up
-/// yet (a JetStream cluster still electing its leader answers with errors
-/// for a few seconds).
-template <class F>
-caf::error with_jetstream_retries(const troupe_config& cfg,
-                                  const std::string& secrets, const char* what,
-                                  F f) {
-  auto ok = with_startup_retries(
-      what, std::max(cfg.node.startup_timeout, duration_ms{30000}), secrets,
-      [&]() -> caf::expected<bool> {
-        if (auto err = f())
-          return err;
-        return true;
-      },
-      true);
-  return ok ? caf::error{} : ok.error();
-}
-
 /// Sends `msg` to `who` and waits (at most 2 s) until it has ended.
 template <class Message>
 void await_exit(caf::actor_system& sys, const caf::actor& who, Message msg) {
@@ -246,7 +228,11 @@ caf::error node::impl::start_pipelines() {
       gate->add_listener(p.supervisor);
     caf::anon_send(guard, guard_watch_atom::value, "pipeline " + name,
                    p.supervisor);
-    auto err = p.intake->start(p.supervisor);
+    // A JetStream cluster that lost a server answers "stream not found" or
+    // "temporarily unavailable" for a while (chaos seed 4): retried.
+    auto err =
+        with_jetstream_retries(cfg, secrets, "JetStream pull subscription",
+                               [&] { return p.intake->start(p.supervisor); });
     pipelines.push_back(std::move(p));
     if (err)
       return err;

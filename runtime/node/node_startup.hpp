@@ -42,6 +42,24 @@ auto with_startup_retries(const char* what, duration_ms total,
   }
 }
 
+/// A JetStream call at start-up, retried like a dependency that is not up
+/// yet (a JetStream cluster still electing its leader answers with errors
+/// for a few seconds).
+template <class F>
+caf::error with_jetstream_retries(const troupe_config& cfg,
+                                  const std::string& secrets, const char* what,
+                                  F f) {
+  auto ok = with_startup_retries(
+      what, std::max(cfg.node.startup_timeout, duration_ms{30000}), secrets,
+      [&]() -> caf::expected<bool> {
+        if (auto err = f())
+          return err;
+        return true;
+      },
+      true);
+  return ok ? caf::error{} : ok.error();
+}
+
 /// The CAF settings of a node: quiet CAF logging, threads and policy.
 caf::actor_system_config& actor_config(caf::actor_system_config& cfg,
                                        const node_config& node);

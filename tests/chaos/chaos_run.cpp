@@ -6,6 +6,7 @@
 #include <csignal>
 #include <filesystem>
 #include <map>
+#include <mutex>
 #include <ostream>
 #include <random>
 #include <thread>
@@ -83,6 +84,7 @@ private:
   bool fixed_ = false;
   steady::time_point start_;
   std::atomic<bool> stop_client_{false};
+  std::mutex log_mtx_; ///< the client thread narrates too
   std::thread client_;
 };
 
@@ -123,6 +125,7 @@ void runner::draw() {
 }
 
 void runner::note(const std::string& what) {
+  std::lock_guard<std::mutex> guard{log_mtx_};
   log_ << "  [" << now_ms() / 1000.0 << " s] " << what << "\n" << std::flush;
 }
 
@@ -256,7 +259,8 @@ void runner::client_loop() {
       auto& id = cancels_[next_cancel_++].job_id;
       if (driver_->was_accepted(id)) {
         cancel_asked_.insert(id);
-        driver_->cancel(id);
+        auto reply = driver_->cancel(id);
+        note("cancel " + id + ": " + reply);
       }
     }
     std::this_thread::sleep_for(50ms);

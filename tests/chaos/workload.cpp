@@ -23,6 +23,9 @@ attempt=$(printf '%s' "$in" | sed -n 's/.*"attempt":\([0-9]*\).*/\1/p')
 // Records its side effect under the idempotency key, then, when the harness
 // armed it, kills its own node before the node can commit the checkpoint.
 constexpr const char* effect_sh = R"SH(
+# A node killed while it wrote the input leaves the program an empty or
+# cut stdin: like any real stage, it refuses input it cannot read.
+[ -n "$key" ] && [ -n "$attempt" ] || { echo "unreadable input" >&2; exit 65; }
 printf '%s %s %s %s\n' "$key" "$attempt" "$CHAOS_NODE" "$(date +%s%3N)" >> "$CHAOS_DIR/effects"
 if mv "$CHAOS_DIR/kill-after-effect" "$CHAOS_DIR/killed-by-$$" 2>/dev/null; then
   kill -9 "$PPID"
@@ -169,16 +172,22 @@ int client_driver::submit_due(const std::vector<planned_job>& jobs,
   return static_cast<int>(batch.size());
 }
 
-void client_driver::cancel(const std::string& job_id) {
+std::string client_driver::cancel(const std::string& job_id) {
   auto body = nlohmann::json{{"job_id", job_id}, {"pipeline", "slow"}}.dump();
   auto r = nats_->request(prefix_ + ".admin.any.control.cancel", body, 3000);
   if (!r)
-    return;
+    return "no reply";
   auto j = nlohmann::json::parse(*r, nullptr, false);
-  if (j.is_object() && j.value("ok", false)) {
+  if (!j.is_object())
+    return "unreadable reply";
+  // The reply says the state the job ended in: a cancel that raced the
+  // job's end is answered with that end, not refused.
+  if (j.value("ok", false) && j["result"].is_object() &&
+      j["result"].value("state", "") == "cancelled") {
     std::lock_guard<std::mutex> guard{mtx_};
     cancelled_.insert(job_id);
   }
+  return j.dump();
 }
 
 std::set<std::string> client_driver::accepted() const {

@@ -53,8 +53,9 @@ public:
   /// Submits every due job not accepted yet; returns how many it sent.
   int submit_due(const std::vector<planned_job>& jobs, int now_ms);
 
-  /// Cancels `job_id` (a `slow` job); a refused or lost cancel is noted.
-  void cancel(const std::string& job_id);
+  /// Cancels `job_id` (a `slow` job); returns the reply, for the log. A
+  /// cancel the reply confirms (state `cancelled`) is noted.
+  std::string cancel(const std::string& job_id);
 
   /// Replays every dead-lettered job of `pipeline`; how many it replayed.
   int replay_all(const std::string& pipeline);
