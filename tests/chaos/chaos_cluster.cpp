@@ -178,6 +178,11 @@ void chaos_cluster::kill_nats(int i) {
   nats_[i].stop();
 }
 
+void chaos_cluster::pause_nats(int i, bool paused) {
+  if (nats_[i].pid() > 0)
+    ::kill(nats_[i].pid(), paused ? SIGSTOP : SIGCONT);
+}
+
 void chaos_cluster::stop_nats(int i) {
   nats_[i].stop();
 }

@@ -64,8 +64,9 @@ public:
   const std::vector<node_exit>& exits() const { return exits_; }
 
   // -- servers --
-  void kill_nats(int i); ///< SIGKILL, no goodbye
-  void stop_nats(int i); ///< SIGTERM (lame duck)
+  void kill_nats(int i);               ///< SIGKILL, no goodbye
+  void pause_nats(int i, bool paused); ///< SIGSTOP / SIGCONT
+  void stop_nats(int i);               ///< SIGTERM (lame duck)
   std::string start_nats(int i);
   void kill_pg(); ///< immediate shutdown (SIGQUIT to the postmaster)
   void stop_pg(); ///< fast shutdown

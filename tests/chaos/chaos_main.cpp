@@ -1,7 +1,7 @@
 // troupe_chaos: one seed of the chaos suite (docs/reliability.md).
 //
 //   troupe_chaos --seed 7 [--jobs 1500] [--seconds 60] [--settle 240]
-//                [--dir DIR] [--keep]
+//                [--dir DIR] [--keep] [--nats-crash]
 //
 // Prints the run's narration, then one verdict line:
 //   chaos seed=7 PASS jobs=1500 faults=19 (...) effects=... reruns=... 212.4s
@@ -35,6 +35,8 @@ bool parse(int argc, char** argv, run_options& o) {
       o.dir = value();
     else if (a == "--keep")
       o.keep = true;
+    else if (a == "--nats-crash")
+      o.nats_crash = true;
     else {
       std::cerr << "troupe_chaos: unknown argument '" << a << "'\n";
       return false;
@@ -49,7 +51,7 @@ int main(int argc, char** argv) {
   run_options o;
   if (!parse(argc, argv, o)) {
     std::cerr << "usage: troupe_chaos --seed N [--jobs N] [--seconds S>=10] "
-                 "[--settle S] [--dir DIR] [--keep]\n";
+                 "[--settle S] [--dir DIR] [--keep] [--nats-crash]\n";
     return 2;
   }
   auto r = run_chaos(o, std::cout);
@@ -71,7 +73,8 @@ int main(int argc, char** argv) {
   if (!r.v.ok())
     std::cout << "  logs: " << r.dir << "\n  replay: scripts/chaos.sh --seed "
               << o.seed << " --jobs " << o.jobs << " --seconds "
-              << o.load_seconds << "\n";
+              << o.load_seconds << (o.nats_crash ? " --nats-crash" : "")
+              << "\n";
   else if (!o.keep)
     std::filesystem::remove_all(r.dir);
   return r.v.ok() ? 0 : 1;

@@ -106,7 +106,8 @@ std::string runner::setup() {
 
 void runner::draw() {
   auto run_ms = opts_.load_seconds * 1000;
-  plan_ = draw_plan(opts_.seed, run_ms, cluster_->clock_jumps());
+  plan_ =
+      draw_plan(opts_.seed, run_ms, cluster_->clock_jumps(), opts_.nats_crash);
   jobs_ = draw_jobs(opts_.seed, opts_.jobs, run_ms);
   for (std::size_t i = 0; i < plan_.size(); ++i) {
     actions_.push_back({plan_[i].at_ms, i, true});
@@ -151,6 +152,9 @@ void runner::begin_fault(const fault& f) {
     c.stop_nats(f.a);
     break;
   case fault_kind::nats_loss:
+    c.pause_nats(f.a, true);
+    break;
+  case fault_kind::nats_crash:
     c.kill_nats(f.a);
     break;
   case fault_kind::leader_move:
@@ -194,8 +198,11 @@ void runner::end_fault(const fault& f) {
     for (int i = 0; i < node_count; ++i)
       c.allow_kill(i, false);
     break;
-  case fault_kind::nats_restart:
   case fault_kind::nats_loss:
+    c.pause_nats(f.a, false);
+    break;
+  case fault_kind::nats_restart:
+  case fault_kind::nats_crash:
     err = c.start_nats(f.a);
     break;
   case fault_kind::pg_restart:
@@ -221,9 +228,10 @@ void runner::apply(const action& a) {
   auto& f = plan_[a.fault];
   note(std::string{a.begin ? "begin " : "end   "} + describe(f));
   if (a.begin) {
-    auto cluster = f.kind == fault_kind::kill_after_effect ||
-                   (f.a < 0 || f.kind == fault_kind::nats_restart ||
-                    f.kind == fault_kind::nats_loss);
+    auto cluster =
+        f.kind == fault_kind::kill_after_effect ||
+        (f.a < 0 || f.kind == fault_kind::nats_restart ||
+         f.kind == fault_kind::nats_loss || f.kind == fault_kind::nats_crash);
     auto node = f.kind == fault_kind::clock_jump ? node_count - 1 : f.a;
     auto& w = windows_[a.fault];
     w.push_back({describe(f), wall_ms(), 0, cluster ? -1 : node, cluster});

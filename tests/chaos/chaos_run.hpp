@@ -19,6 +19,9 @@ struct run_options {
   int settle_seconds = 240; ///< bound on the rest, once the load ends
   std::string dir;          ///< "" = a fresh one under /tmp
   bool keep = false;        ///< keep the directory even when the run passes
+  /// Also SIGKILL nats-servers: nats-server 2.9.10 can then reset a
+  /// replica's stream state and misdeliver (docs/reliability.md).
+  bool nats_crash = false;
 };
 
 struct run_result {

@@ -13,7 +13,7 @@ constexpr std::array<const char*, fault_kinds> names{
     "kill_one",     "kill_two",  "zombie",      "kill_after_effect",
     "nats_restart", "nats_loss", "leader_move", "pg_restart",
     "pg_outage",    "cut_pg",    "cut_nats",    "cut_both",
-    "clock_jump"};
+    "clock_jump",   "nats_crash"};
 
 /// Draws from [lo, hi].
 int uniform(std::mt19937_64& rng, int lo, int hi) {
@@ -56,6 +56,7 @@ int hold_for(std::mt19937_64& rng, fault_kind k) {
   case fault_kind::nats_restart:
     return uniform(rng, 300, 2000);
   case fault_kind::nats_loss:
+  case fault_kind::nats_crash:
     return uniform(rng, 5000, 10000);
   case fault_kind::pg_restart:
     return uniform(rng, 0, 1000);
@@ -91,9 +92,9 @@ bool place(std::mt19937_64& rng, fault& f, busy_until& busy) {
         busy.node[i] = end;
     return true;
   }
-  auto nats = f.kind == fault_kind::nats_restart ||
-              f.kind == fault_kind::nats_loss ||
-              f.kind == fault_kind::leader_move;
+  auto nats =
+      f.kind == fault_kind::nats_restart || f.kind == fault_kind::nats_loss ||
+      f.kind == fault_kind::nats_crash || f.kind == fault_kind::leader_move;
   auto pg = f.kind == fault_kind::pg_restart || f.kind == fault_kind::pg_outage;
   auto& until = nats ? busy.nats : busy.pg;
   if ((nats || pg) && until > f.at_ms)
@@ -115,8 +116,9 @@ const char* name_of(fault_kind k) {
 
 std::string describe(const fault& f) {
   std::string out = name_of(f.kind);
-  auto nats =
-      f.kind == fault_kind::nats_restart || f.kind == fault_kind::nats_loss;
+  auto nats = f.kind == fault_kind::nats_restart ||
+              f.kind == fault_kind::nats_loss ||
+              f.kind == fault_kind::nats_crash;
   if (f.a >= 0)
     out += (nats ? " s" : " n") + std::to_string(f.a + 1);
   if (f.b >= 0)
@@ -136,14 +138,18 @@ bool hits_node(const fault& f, int node) {
   return is_node_fault(f.kind) && (f.a == node || f.b == node);
 }
 
-std::vector<fault> draw_plan(std::uint64_t seed, int run_ms, bool clock_jumps) {
+std::vector<fault> draw_plan(std::uint64_t seed, int run_ms, bool clock_jumps,
+                             bool nats_crash) {
   std::mt19937_64 rng{seed};
   busy_until busy;
   std::vector<fault> plan;
   for (int at = 2000; at < run_ms - 2000; at += uniform(rng, 1000, 4000)) {
     for (int tries = 0; tries < 8; ++tries) {
       fault f;
-      f.kind = static_cast<fault_kind>(uniform(rng, 0, fault_kinds - 1));
+      // nats_crash is drawn last of all kinds, so that seeds without it
+      // keep the schedules they had before it existed.
+      f.kind = static_cast<fault_kind>(
+          uniform(rng, 0, fault_kinds - (nats_crash ? 1 : 2)));
       if (f.kind == fault_kind::clock_jump && !clock_jumps)
         continue;
       f.at_ms = at;

@@ -16,7 +16,7 @@ enum class fault_kind {
   zombie,            ///< SIGSTOP a node past the failure timeout, SIGCONT
   kill_after_effect, ///< the next side-effect stage kills its own node
   nats_restart,      ///< SIGTERM one nats-server, start it again
-  nats_loss,         ///< SIGKILL one nats-server for several seconds
+  nats_loss,         ///< one nats-server gone silent (SIGSTOP) for seconds
   leader_move,       ///< the stream's leader steps down
   pg_restart,        ///< PostgreSQL immediate shutdown, start again
   pg_outage,         ///< PostgreSQL down for 10 s
@@ -24,9 +24,10 @@ enum class fault_kind {
   cut_nats,          ///< a node cut from NATS, not from PostgreSQL
   cut_both,          ///< a node cut from both
   clock_jump,        ///< n3's wall clock jumps forward or back by minutes
+  nats_crash,        ///< SIGKILL one nats-server (only with --nats-crash)
 };
 
-constexpr int fault_kinds = 13;
+constexpr int fault_kinds = 14;
 
 struct fault {
   fault_kind kind = fault_kind::kill_one;
@@ -46,6 +47,7 @@ std::string describe(const fault& f);
 bool hits_node(const fault& f, int node);
 
 /// The faults of a run of `run_ms` milliseconds of load.
-std::vector<fault> draw_plan(std::uint64_t seed, int run_ms, bool clock_jumps);
+std::vector<fault> draw_plan(std::uint64_t seed, int run_ms, bool clock_jumps,
+                             bool nats_crash);
 
 } // namespace troupe::chaos
