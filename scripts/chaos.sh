@@ -15,6 +15,8 @@
 #   --seconds S  load and faults per seed (60)
 #   --nats-crash  also SIGKILL nats-servers (nats-server 2.9.10 may then
 #                 reset a replica and misdeliver: docs/reliability.md)
+#   --gentle-nats only restart nats-servers (SIGTERM) and move leaders: no
+#                 silenced server, under which 2.9.10 can strand messages
 #   CHAOS_OUT=dir  where per-seed logs go (/tmp/troupe-chaos-results)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +29,7 @@ while [ $# -gt 0 ]; do
     --jobs) jobs=$2; shift 2 ;;
     --seconds) seconds=$2; shift 2 ;;
     --nats-crash) extra+=(--nats-crash); shift ;;
+    --gentle-nats) extra+=(--gentle-nats); shift ;;
     *) echo "chaos.sh: unknown argument '$1' (see the header of $0)" >&2; exit 2 ;;
   esac
 done

@@ -2,13 +2,15 @@
 # The README's test command: installs what is missing, builds with warnings as
 # errors, checks formatting and structure (layers, rooms, file and function
 # sizes: scripts/structure.py), runs every unit and integration test (the
-# integration tests start their own nats-server and PostgreSQL on loopback),
-# then the unit tests of messages, config and actors built with ASan+UBSan,
-# and each libFuzzer target for a short while.
+# integration tests start their own nats-server and PostgreSQL on loopback,
+# and one short seed of the chaos suite is CTest label `chaos`), then the unit
+# tests of messages, config and actors built with ASan+UBSan, and each
+# libFuzzer target for a short while.
 #
 # Longer runs live in scripts/ (docs/reliability.md): the whole suite under
 # ASan+UBSan (scripts/sanitize.sh asan, ~25 min cold build here), TSan
-# (scripts/sanitize.sh tsan), longer fuzzing (scripts/fuzz.sh 300).
+# (scripts/sanitize.sh tsan), longer fuzzing (scripts/fuzz.sh 300), many
+# chaos seeds (scripts/chaos.sh --seeds 100).
 #
 #   FUZZ_SECONDS=N  seconds per fuzz target (default 15; 0 skips fuzzing)
 #   SANITIZE=0      skip the ASan+UBSan unit run

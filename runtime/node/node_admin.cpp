@@ -151,6 +151,15 @@ void republish(const ctx_ptr& ctx, const replay_ticket& t) {
   auto r = ctx->nats->js_publish_job(
       ctx->prefix + ".jobs." + t.pipeline, encode_submission(s),
       t.job_id + "#" + std::to_string(t.life), t.job_id);
+  // The new life is in the store already: if its message cannot go out
+  // now, the schedulers publish it (chaos seed 1: 16 replays left queued
+  // with no message while a nats-server was silent).
+  if (!r && ctx->store->hand_to_scheduler(t.job_id, t.life)) {
+    spdlog::warn("replay of '{}' (life {}) not published ({}); the "
+                 "scheduler publishes it",
+                 t.job_id, t.life, describe(r.error()));
+    return;
+  }
   if (!r)
     throw admin_failure("unavailable",
                         "job '" + t.job_id + "' is queued for life " +

@@ -270,6 +270,21 @@ bool admin_store::run_now(const std::string& job_id) {
   });
 }
 
+bool admin_store::hand_to_scheduler(const std::string& job_id,
+                                    std::int32_t life) {
+  return with_connection(
+      "handing a job to the scheduler", [&](pqxx::connection& c) {
+        pqxx::work w{c};
+        auto r = w.exec_params("update jobs set run_at = now(), updated_at = "
+                               "now() where job_id = $1 and life = $2 and "
+                               "state = 'queued' and run_at is null",
+                               job_id, life);
+        w.exec("select pg_notify('troupe_due', '')");
+        w.commit();
+        return r.affected_rows() > 0;
+      });
+}
+
 json admin_store::cancel(const std::string& job_id, const std::string& pipeline,
                          const std::string& by) {
   return with_connection("cancelling job", [&](pqxx::connection& c) {

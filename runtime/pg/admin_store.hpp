@@ -98,6 +98,11 @@ public:
   /// due now, and wakes the schedulers. False if it does not wait there.
   bool run_now(const std::string& job_id);
 
+  /// Hands a new life whose message could not be published to the
+  /// schedulers (due now, published by them). False if the job is no
+  /// longer queued in that life.
+  bool hand_to_scheduler(const std::string& job_id, std::int32_t life);
+
   /// Records a pipeline as paused or not (cluster-wide; nodes poll it).
   void set_paused(const std::string& pipeline, bool paused,
                   const std::string& by);

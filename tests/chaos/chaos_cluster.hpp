@@ -48,6 +48,7 @@ public:
   // -- nodes --
   std::string node_id(int i) const { return "n" + std::to_string(i + 1); }
   bool node_running(int i);
+  int node_pid(int i) const { return nodes_[i] ? nodes_[i]->pid() : -1; }
   /// SIGKILLs (or another signal) node i; the exit is expected.
   void signal_node(int i, int sig, const std::string& why);
   /// Starts node i again if it is not running.

@@ -1,7 +1,8 @@
 // troupe_chaos: one seed of the chaos suite (docs/reliability.md).
 //
 //   troupe_chaos --seed 7 [--jobs 1500] [--seconds 60] [--settle 240]
-//                [--dir DIR] [--keep] [--nats-crash]
+//                [--dir DIR] [--keep] [--nats-crash|--gentle-nats]
+//   troupe_chaos --soak SECONDS [--rate JOBS_PER_S] [--samples FILE.tsv]
 //
 // Prints the run's narration, then one verdict line:
 //   chaos seed=7 PASS jobs=1500 faults=19 (...) effects=... reruns=... 212.4s
@@ -36,7 +37,15 @@ bool parse(int argc, char** argv, run_options& o) {
     else if (a == "--keep")
       o.keep = true;
     else if (a == "--nats-crash")
-      o.nats_crash = true;
+      o.nats_faults = 2;
+    else if (a == "--gentle-nats")
+      o.nats_faults = 0;
+    else if (a == "--soak")
+      o.soak_seconds = std::atoi(value().c_str());
+    else if (a == "--rate")
+      o.rate = std::atoi(value().c_str());
+    else if (a == "--samples")
+      o.samples = value();
     else {
       std::cerr << "troupe_chaos: unknown argument '" << a << "'\n";
       return false;
@@ -50,8 +59,10 @@ bool parse(int argc, char** argv, run_options& o) {
 int main(int argc, char** argv) {
   run_options o;
   if (!parse(argc, argv, o)) {
-    std::cerr << "usage: troupe_chaos --seed N [--jobs N] [--seconds S>=10] "
-                 "[--settle S] [--dir DIR] [--keep] [--nats-crash]\n";
+    std::cerr
+        << "usage: troupe_chaos --seed N [--jobs N] [--seconds S>=10] "
+           "[--settle S] [--dir DIR] [--keep] [--nats-crash|--gentle-nats]\n"
+           "       troupe_chaos --soak S [--rate N] [--samples F]\n";
     return 2;
   }
   auto r = run_chaos(o, std::cout);
@@ -73,7 +84,10 @@ int main(int argc, char** argv) {
   if (!r.v.ok())
     std::cout << "  logs: " << r.dir << "\n  replay: scripts/chaos.sh --seed "
               << o.seed << " --jobs " << o.jobs << " --seconds "
-              << o.load_seconds << (o.nats_crash ? " --nats-crash" : "")
+              << o.load_seconds
+              << (o.nats_faults == 2   ? " --nats-crash"
+                  : o.nats_faults == 0 ? " --gentle-nats"
+                                       : "")
               << "\n";
   else if (!o.keep)
     std::filesystem::remove_all(r.dir);

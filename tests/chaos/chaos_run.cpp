@@ -15,6 +15,7 @@
 
 #include "fault_plan.hpp"
 #include "messages/errc.hpp"
+#include "soak_sampler.hpp"
 #include "tests/runtime/child_process.hpp"
 #include "workload.hpp"
 
@@ -86,6 +87,7 @@ private:
   std::atomic<bool> stop_client_{false};
   std::mutex log_mtx_; ///< the client thread narrates too
   std::thread client_;
+  std::unique_ptr<soak_sampler> sampler_;
 };
 
 std::string runner::setup() {
@@ -106,9 +108,14 @@ std::string runner::setup() {
 
 void runner::draw() {
   auto run_ms = opts_.load_seconds * 1000;
-  plan_ =
-      draw_plan(opts_.seed, run_ms, cluster_->clock_jumps(), opts_.nats_crash);
-  jobs_ = draw_jobs(opts_.seed, opts_.jobs, run_ms);
+  if (opts_.soak_seconds > 0) {
+    plan_ = draw_soak_plan(opts_.seed, run_ms);
+    jobs_ = soak_jobs(opts_.seed, opts_.jobs, run_ms);
+  } else {
+    plan_ = draw_plan(opts_.seed, run_ms, cluster_->clock_jumps(),
+                      opts_.nats_faults);
+    jobs_ = draw_jobs(opts_.seed, opts_.jobs, run_ms);
+  }
   for (std::size_t i = 0; i < plan_.size(); ++i) {
     actions_.push_back({plan_[i].at_ms, i, true});
     actions_.push_back({plan_[i].at_ms + plan_[i].hold_ms, i, false});
@@ -277,6 +284,18 @@ void runner::client_loop() {
 
 void runner::load_phase() {
   start_ = steady::now();
+  if (!opts_.samples.empty()) {
+    sampler_ = std::make_unique<soak_sampler>(
+        opts_.samples, cluster_->pg_url(),
+        [this] {
+          std::vector<int> pids;
+          for (int i = 0; i < node_count; ++i)
+            pids.push_back(cluster_->node_pid(i));
+          return pids;
+        },
+        std::chrono::seconds{5});
+    sampler_->start();
+  }
   client_ = std::thread{[this] { client_loop(); }};
   while (now_ms() < opts_.load_seconds * 1000 ||
          next_action_ < actions_.size()) {
@@ -333,6 +352,8 @@ run_result runner::run() {
   settle_phase();
   stop_client_ = true;
   client_.join();
+  if (sampler_)
+    sampler_->stop();
   drain_stream();
   cluster_->stop_nodes(60s);
   verdict_input in;
@@ -363,6 +384,10 @@ run_result runner::run() {
 
 run_result run_chaos(const run_options& opts, std::ostream& log) {
   auto o = opts;
+  if (o.soak_seconds > 0) {
+    o.load_seconds = o.soak_seconds;
+    o.jobs = o.rate * o.soak_seconds;
+  }
   if (o.dir.empty()) {
     auto tmpl = "/tmp/troupe-chaos-" + std::to_string(o.seed) + "-XXXXXX";
     std::vector<char> buf(tmpl.begin(), tmpl.end());

@@ -19,9 +19,15 @@ struct run_options {
   int settle_seconds = 240; ///< bound on the rest, once the load ends
   std::string dir;          ///< "" = a fresh one under /tmp
   bool keep = false;        ///< keep the directory even when the run passes
-  /// Also SIGKILL nats-servers: nats-server 2.9.10 can then reset a
-  /// replica's stream state and misdeliver (docs/reliability.md).
-  bool nats_crash = false;
+  /// NATS faults: 0 restarts and leader moves only (--gentle-nats), 1 also
+  /// a silenced server, 2 also SIGKILL (--nats-crash). nats-server 2.9.10
+  /// can strand messages under 1 and 2 (docs/reliability.md).
+  int nats_faults = 1;
+  /// Soak instead of a seed: `rate` jobs/s of a 3-stage pipeline for this
+  /// many seconds, one fault a minute, samples written to `samples`.
+  int soak_seconds = 0;
+  int rate = 500;
+  std::string samples;
 };
 
 struct run_result {

@@ -139,7 +139,7 @@ bool hits_node(const fault& f, int node) {
 }
 
 std::vector<fault> draw_plan(std::uint64_t seed, int run_ms, bool clock_jumps,
-                             bool nats_crash) {
+                             int nats) {
   std::mt19937_64 rng{seed};
   busy_until busy;
   std::vector<fault> plan;
@@ -149,8 +149,9 @@ std::vector<fault> draw_plan(std::uint64_t seed, int run_ms, bool clock_jumps,
       // nats_crash is drawn last of all kinds, so that seeds without it
       // keep the schedules they had before it existed.
       f.kind = static_cast<fault_kind>(
-          uniform(rng, 0, fault_kinds - (nats_crash ? 1 : 2)));
-      if (f.kind == fault_kind::clock_jump && !clock_jumps)
+          uniform(rng, 0, fault_kinds - (nats >= 2 ? 1 : 2)));
+      if ((f.kind == fault_kind::clock_jump && !clock_jumps) ||
+          (f.kind == fault_kind::nats_loss && nats < 1))
         continue;
       f.at_ms = at;
       f.hold_ms = hold_for(rng, f.kind);
@@ -159,6 +160,25 @@ std::vector<fault> draw_plan(std::uint64_t seed, int run_ms, bool clock_jumps,
         break;
       }
     }
+  }
+  return plan;
+}
+
+std::vector<fault> draw_soak_plan(std::uint64_t seed, int run_ms) {
+  static constexpr fault_kind kinds[] = {
+      fault_kind::kill_one,   fault_kind::kill_two,     fault_kind::zombie,
+      fault_kind::nats_loss,  fault_kind::nats_restart, fault_kind::leader_move,
+      fault_kind::pg_restart, fault_kind::pg_outage,    fault_kind::cut_both};
+  std::mt19937_64 rng{seed};
+  busy_until busy;
+  std::vector<fault> plan;
+  for (int at = 30000; at < run_ms - 30000; at += 60000) {
+    fault f;
+    f.kind = kinds[uniform(rng, 0, std::size(kinds) - 1)];
+    f.at_ms = at;
+    f.hold_ms = hold_for(rng, f.kind);
+    if (place(rng, f, busy))
+      plan.push_back(f);
   }
   return plan;
 }

@@ -47,7 +47,14 @@ std::string describe(const fault& f);
 bool hits_node(const fault& f, int node);
 
 /// The faults of a run of `run_ms` milliseconds of load.
+/// `nats`: 0 = only restarts (SIGTERM) and leader moves, 1 = also a
+/// silenced server (SIGSTOP), 2 = also SIGKILL (see docs/reliability.md for
+/// what nats-server 2.9.10 does with the last two).
 std::vector<fault> draw_plan(std::uint64_t seed, int run_ms, bool clock_jumps,
-                             bool nats_crash);
+                             int nats);
+
+/// A soak's faults: one a minute, of the kinds that hit a node, NATS or
+/// PostgreSQL without an exec stage's help.
+std::vector<fault> draw_soak_plan(std::uint64_t seed, int run_ms);
 
 } // namespace troupe::chaos

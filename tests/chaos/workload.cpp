@@ -57,9 +57,9 @@ struct weighted {
   int weight;
 };
 
-constexpr weighted mix[] = {{"fx", 40},    {"flaky", 10},  {"park", 5},
-                            {"slow", 15},  {"crash", 8},   {"hang", 5},
-                            {"poison", 7}, {"fixable", 10}};
+constexpr weighted mix[] = {{"fx", 40},    {"flaky", 10},   {"park", 5},
+                            {"slow", 15},  {"crash", 8},    {"hang", 5},
+                            {"poison", 7}, {"fixable", 10}, {"soak", 0}};
 
 std::string exec_stage(const std::string& dir, const std::string& name,
                        const std::string& script, const std::string& extra) {
@@ -95,7 +95,15 @@ stages = [
          exec_stage(dir, "h", "hang.sh",
                     quick + ", timeout = \"1s\", cancel_grace = \"1s\"") +
          "]\n[pipelines.fixable]\nstages = [\n" +
-         exec_stage(dir, "f", "fixable.sh", "") + "]\n";
+         exec_stage(dir, "f", "fixable.sh", "") + "]\n" +
+         R"([pipelines.soak]
+max_in_flight = 200
+stages = [
+  { name = "one", kind = "noop" },
+  { name = "two", kind = "noop" },
+  { name = "three", kind = "noop" },
+]
+)";
 }
 
 void write_stage_scripts(const std::string& dir) {
@@ -132,6 +140,16 @@ std::vector<planned_job> draw_jobs(std::uint64_t seed, int count, int run_ms) {
     out.push_back({p + "-" + std::to_string(seed) + "-" + std::to_string(n), p,
                    static_cast<int>(static_cast<long>(run_ms) * n / count)});
   }
+  return out;
+}
+
+std::vector<planned_job> soak_jobs(std::uint64_t seed, int count, int run_ms) {
+  std::vector<planned_job> out;
+  out.reserve(static_cast<std::size_t>(count));
+  for (int n = 0; n < count; ++n)
+    out.push_back({"soak-" + std::to_string(seed) + "-" + std::to_string(n),
+                   "soak",
+                   static_cast<int>(static_cast<long>(run_ms) * n / count)});
   return out;
 }
 

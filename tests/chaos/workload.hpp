@@ -42,6 +42,9 @@ struct planned_job {
 /// `count` jobs spread over `run_ms`, drawn from `seed`.
 std::vector<planned_job> draw_jobs(std::uint64_t seed, int count, int run_ms);
 
+/// A soak's jobs: `count` jobs of pipeline `soak` spread over `run_ms`.
+std::vector<planned_job> soak_jobs(std::uint64_t seed, int count, int run_ms);
+
 /// Submits and steers, as an outside client with its own connection to the
 /// servers (not through the nodes' proxies). A submission that fails or
 /// gets no reply is sent again with the same key until it is accepted.

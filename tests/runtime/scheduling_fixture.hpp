@@ -105,12 +105,13 @@ stages = [ { name = "l1", kind = "sleep", duration = "15s" } ]
   }
 
   std::unique_ptr<child_process>
-  start_node(const std::string& id, const std::string& config = "node.toml") {
+  start_node(const std::string& id, const std::string& config = "node.toml",
+             std::vector<std::string> env = {}) {
     auto node = std::make_unique<child_process>(
         std::vector<std::string>{TROUPE_BINARY, "node", "--config",
                                  servers_->dir() + "/" + config, "--node-id",
                                  id},
-        servers_->dir() + "/node-" + id + ".log");
+        servers_->dir() + "/node-" + id + ".log", std::move(env));
     EXPECT_TRUE(node->wait_for_output("ready", 60s)) << node->output();
     return node;
   }

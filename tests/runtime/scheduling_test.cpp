@@ -3,9 +3,12 @@
 // transactional; long retry waits outlive every node; a killed node's jobs
 // are rescued when its leases expire, long before ack_wait.
 #include <csignal>
+#include <ctime>
+#include <iomanip>
 #include <memory>
 #include <sstream>
 #include <thread>
+#include <unistd.h>
 
 #define PQXX_HAVE_OPTIONAL
 #include <cstring>
@@ -387,4 +390,39 @@ TEST_F(scheduling_test, AJobTheSchedulerPublishedCanBeReplayed) {
     return count("select count(*) from job_attempts where job_id = "
                  "'sql-doomed' and life = 2") == 1;
   }));
+}
+
+// Chaos seed 2: a node whose wall clock had jumped +382 s wrote a 12 s
+// backoff as an absolute time by its clock, and the job waited 6.5 minutes.
+// A wait is now PostgreSQL's now() plus the delay.
+TEST_F(scheduling_test, AWaitIsCountedOnPostgresClockNotTheNodes) {
+  const char* faketime =
+      "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1";
+  if (access(faketime, R_OK) != 0)
+    GTEST_SKIP() << "libfaketime is not installed (scripts/bootstrap.sh)";
+  auto node = start_node("skewed", "node.toml",
+                         {std::string{"LD_PRELOAD="} + faketime,
+                          "FAKETIME=+3600", "DONT_FAKE_MONOTONIC=1"});
+  // The node's clock is an hour ahead (its log says so), else this test
+  // proves nothing.
+  std::tm tm{};
+  std::istringstream first_line{node->output()};
+  first_line >> std::get_time(&tm, "%Y-%m-%d %H:%M:%S");
+  ASSERT_FALSE(first_line.fail()) << node->output();
+  auto skew = timegm(&tm) - std::time(nullptr);
+  ASSERT_GT(skew, 3000) << "libfaketime did not move the node's clock";
+  auto nats = client();
+  ASSERT_TRUE(nats->js_publish("troupe.jobs.backoff-long", R"({"payload":{}})",
+                               "skewed-wait"));
+  ASSERT_TRUE(eventually([&] {
+    return count("select count(*) from jobs where job_id = 'skewed-wait' "
+                 "and state = 'retrying' and run_at is not null") == 1;
+  })) << node->output();
+  // 60 s from now by PostgreSQL's clock, not an hour more.
+  auto due_in = count("select extract(epoch from run_at - now())::bigint "
+                      "from jobs where job_id = 'skewed-wait'");
+  EXPECT_GT(due_in, 30);
+  EXPECT_LE(due_in, 61);
+  node->signal(SIGTERM);
+  EXPECT_EQ(node->wait(30s), 0) << node->output();
 }
