@@ -165,10 +165,11 @@ std::vector<fault> draw_plan(std::uint64_t seed, int run_ms, bool clock_jumps,
 }
 
 std::vector<fault> draw_soak_plan(std::uint64_t seed, int run_ms) {
+  // The gentle NATS level (restarts, leader moves): docs/reliability.md.
   static constexpr fault_kind kinds[] = {
-      fault_kind::kill_one,   fault_kind::kill_two,     fault_kind::zombie,
-      fault_kind::nats_loss,  fault_kind::nats_restart, fault_kind::leader_move,
-      fault_kind::pg_restart, fault_kind::pg_outage,    fault_kind::cut_both};
+      fault_kind::kill_one,     fault_kind::kill_two,    fault_kind::zombie,
+      fault_kind::nats_restart, fault_kind::leader_move, fault_kind::pg_restart,
+      fault_kind::pg_outage,    fault_kind::cut_both};
   std::mt19937_64 rng{seed};
   busy_until busy;
   std::vector<fault> plan;

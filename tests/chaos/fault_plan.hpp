@@ -53,8 +53,8 @@ bool hits_node(const fault& f, int node);
 std::vector<fault> draw_plan(std::uint64_t seed, int run_ms, bool clock_jumps,
                              int nats);
 
-/// A soak's faults: one a minute, of the kinds that hit a node, NATS or
-/// PostgreSQL without an exec stage's help.
+/// A soak's faults: one a minute, of the kinds that hit a node, NATS (the
+/// gentle level) or PostgreSQL without an exec stage's help.
 std::vector<fault> draw_soak_plan(std::uint64_t seed, int run_ms);
 
 } // namespace troupe::chaos

@@ -7,6 +7,7 @@
 #define PQXX_HAVE_OPTIONAL
 #include <pqxx/pqxx>
 
+#include "tests/support/db_probe.hpp"
 #include "workload.hpp"
 
 namespace troupe::chaos {
@@ -114,41 +115,36 @@ void judge_exits(const verdict_input& in, verdict& v) {
 } // namespace
 
 std::int64_t unfinished(const std::string& pg_url) {
-  pqxx::connection c{pg_url};
-  pqxx::nontransaction tx{c};
-  return tx
-      .exec1("select count(*) from jobs where state not in ('succeeded', "
-             "'dead_lettered', 'cancelled')")[0]
-      .as<std::int64_t>();
+  return test::count_rows(pg_url, "select count(*) from jobs where state not "
+                                  "in ('succeeded', 'dead_lettered', "
+                                  "'cancelled')");
 }
 
 std::int64_t finished(const std::string& pg_url) {
-  pqxx::connection c{pg_url};
-  pqxx::nontransaction tx{c};
-  return tx
-      .exec1("select count(*) from jobs where state in ('succeeded', "
-             "'dead_lettered', 'cancelled')")[0]
-      .as<std::int64_t>();
+  return test::count_rows(pg_url, "select count(*) from jobs where state in "
+                                  "('succeeded', 'dead_lettered', "
+                                  "'cancelled')");
 }
 
 std::int64_t dead_letters(const std::string& pg_url,
                           const std::string& pipeline) {
-  pqxx::connection c{pg_url};
-  pqxx::nontransaction tx{c};
-  return tx
-      .exec1("select count(*) from jobs where state = 'dead_lettered' and "
-             "pipeline = " +
-             tx.quote(pipeline))[0]
-      .as<std::int64_t>();
+  // Pipeline names come from this harness (letters only): no quoting needed.
+  return test::count_rows(pg_url, "select count(*) from jobs where state = "
+                                  "'dead_lettered' and pipeline = '" +
+                                      pipeline + "'");
 }
 
 std::int64_t stream_leftovers(nats_client& nats,
-                              const std::vector<std::string>& pipelines) {
+                              const std::vector<std::string>& pipelines,
+                              std::string* detail) {
   jsStreamInfo* si = nullptr;
   if (js_GetStreamInfo(&si, nats.js(), "TROUPE_JOBS", nullptr, nullptr) !=
       NATS_OK)
     return -1;
   auto left = static_cast<std::int64_t>(si->State.Msgs);
+  if (detail)
+    *detail = "stream holds " + std::to_string(si->State.Msgs) +
+              " (first seq " + std::to_string(si->State.FirstSeq) + ")";
   jsStreamInfo_Destroy(si);
   for (auto& p : pipelines) {
     jsConsumerInfo* ci = nullptr;
@@ -156,7 +152,12 @@ std::int64_t stream_leftovers(nats_client& nats,
                            ("troupe_" + p).c_str(), nullptr,
                            nullptr) != NATS_OK)
       continue; // a pipeline no job reached may have no consumer yet
-    left += static_cast<std::int64_t>(ci->NumAckPending + ci->NumPending);
+    auto held = ci->NumAckPending + ci->NumPending;
+    left += static_cast<std::int64_t>(held);
+    if (detail && held > 0)
+      *detail += "; " + p + ": " + std::to_string(ci->NumPending) +
+                 " pending, " + std::to_string(ci->NumAckPending) +
+                 " unacked, ack floor " + std::to_string(ci->AckFloor.Stream);
     jsConsumerInfo_Destroy(ci);
   }
   return left;
@@ -175,12 +176,14 @@ verdict judge(const verdict_input& in, nats_client& nats) {
       v.violations.push_back(std::to_string(n) + " jobs still " + state);
   judge_effects(in, v);
   judge_exits(in, v);
-  auto left = stream_leftovers(nats, pipeline_names());
+  std::string detail;
+  auto left = stream_leftovers(nats, pipeline_names(), &detail);
   if (left != 0)
     v.violations.push_back(
         left < 0 ? std::string{"JetStream could not be asked about the stream"}
                  : std::to_string(left) +
-                       " messages left in the stream or its consumers");
+                       " messages left in the stream or its consumers (" +
+                       detail + ")");
   return v;
 }
 

@@ -57,9 +57,10 @@ std::int64_t dead_letters(const std::string& pg_url,
                           const std::string& pipeline);
 
 /// Messages left in the stream plus deliveries pending or unacked on every
-/// consumer; -1 when JetStream cannot be asked.
+/// consumer; -1 when JetStream cannot be asked. `detail` says which.
 std::int64_t stream_leftovers(nats_client& nats,
-                              const std::vector<std::string>& pipelines);
+                              const std::vector<std::string>& pipelines,
+                              std::string* detail = nullptr);
 
 /// Judges the run.
 verdict judge(const verdict_input& in, nats_client& nats);
