@@ -17,6 +17,7 @@
 #                 reset a replica and misdeliver: docs/reliability.md)
 #   --gentle-nats only restart nats-servers (SIGTERM) and move leaders: no
 #                 silenced server, under which 2.9.10 can strand messages
+#   --lenient-stream  messages left in the stream are noted, not failed
 #   CHAOS_OUT=dir  where per-seed logs go (/tmp/troupe-chaos-results)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,6 +31,7 @@ while [ $# -gt 0 ]; do
     --seconds) seconds=$2; shift 2 ;;
     --nats-crash) extra+=(--nats-crash); shift ;;
     --gentle-nats) extra+=(--gentle-nats); shift ;;
+    --lenient-stream) extra+=(--lenient-stream); shift ;;
     *) echo "chaos.sh: unknown argument '$1' (see the header of $0)" >&2; exit 2 ;;
   esac
 done

@@ -31,7 +31,7 @@ set terminal pngcairo size 1200,900 font ",10"
 set output "$out/soak.png"
 set multiplot layout 3,1 title "troupe soak: $minutes min, $rate jobs/s, one fault a minute (seed $seed)"
 set datafile separator "\t"
-set key outside right
+set key outside right noenhanced
 set xlabel "seconds"
 set ylabel "RSS (MiB)"
 plot for [i=2:4] "$samples" using 1:(column(i)/1024) with lines title columnheader(i)
@@ -41,7 +41,7 @@ set ylabel "jobs/s, ms"
 set y2label "unfinished"
 set y2tics
 plot "$samples" using 1:11 with lines title "done/s", \
-     "" using 1:12 with lines title "p50 ms (claim to end)", \
+     "" using 1:12 with lines title "p50 ms (start to end)", \
      "" using 1:13 with lines title "p99 ms", \
      "" using 1:14 axes x1y2 with lines title "unfinished"
 unset multiplot

@@ -2,6 +2,7 @@
 //
 //   troupe_chaos --seed 7 [--jobs 1500] [--seconds 60] [--settle 240]
 //                [--dir DIR] [--keep] [--nats-crash|--gentle-nats]
+//                [--lenient-stream]
 //   troupe_chaos --soak SECONDS [--rate JOBS_PER_S] [--samples FILE.tsv]
 //
 // Prints the run's narration, then one verdict line:
@@ -40,6 +41,8 @@ bool parse(int argc, char** argv, run_options& o) {
       o.nats_faults = 2;
     else if (a == "--gentle-nats")
       o.nats_faults = 0;
+    else if (a == "--lenient-stream")
+      o.strict_stream = false;
     else if (a == "--soak")
       o.soak_seconds = std::atoi(value().c_str());
     else if (a == "--rate")
@@ -81,6 +84,8 @@ int main(int argc, char** argv) {
             << "s\n";
   for (auto& v : r.v.violations)
     std::cout << "  violation: " << v << "\n";
+  for (auto& n : r.v.notes)
+    std::cout << "  note: " << n << "\n";
   if (!r.v.ok())
     std::cout << "  logs: " << r.dir << "\n  replay: scripts/chaos.sh --seed "
               << o.seed << " --jobs " << o.jobs << " --seconds "
@@ -88,7 +93,7 @@ int main(int argc, char** argv) {
               << (o.nats_faults == 2   ? " --nats-crash"
                   : o.nats_faults == 0 ? " --gentle-nats"
                                        : "")
-              << "\n";
+              << (o.strict_stream ? "" : " --lenient-stream") << "\n";
   else if (!o.keep)
     std::filesystem::remove_all(r.dir);
   return r.v.ok() ? 0 : 1;

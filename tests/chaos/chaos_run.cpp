@@ -367,6 +367,7 @@ run_result runner::run() {
     in.faults.insert(in.faults.end(), ws.begin(), ws.end());
   in.exits = cluster_->exits();
   in.effects_file = opts_.dir + "/effects";
+  in.strict_stream = opts_.strict_stream;
   r.v = judge(in, *nats_);
   std::map<std::string, int> kinds;
   for (auto& f : plan_)

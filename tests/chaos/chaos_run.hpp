@@ -23,6 +23,7 @@ struct run_options {
   /// a silenced server, 2 also SIGKILL (--nats-crash). nats-server 2.9.10
   /// can strand messages under 1 and 2 (docs/reliability.md).
   int nats_faults = 1;
+  bool strict_stream = true; ///< --lenient-stream: leftovers only noted
   /// Soak instead of a seed: `rate` jobs/s of a 3-stage pipeline for this
   /// many seconds, one fault a minute, samples written to `samples`.
   int soak_seconds = 0;

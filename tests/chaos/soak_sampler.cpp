@@ -31,14 +31,16 @@ int count_fds(int pid) {
   return n;
 }
 
-// Pace and latency over the last interval, from the system of record.
+// Pace and latency over the last interval, from the system of record: a
+// job's time from its first stage's start to its terminal commit (a row
+// may be written only at the end, so created_at says nothing).
 const char* const sql_window = R"SQL(
 select count(*),
   coalesce(percentile_cont(0.5) within group (order by ms), 0),
   coalesce(percentile_cont(0.99) within group (order by ms), 0),
   (select count(*) from jobs where state not in
     ('succeeded', 'dead_lettered', 'cancelled'))
-from (select extract(epoch from finished_at - created_at) * 1000 as ms
+from (select extract(epoch from finished_at - started_at) * 1000 as ms
       from jobs where finished_at > now() - $1::bigint * interval '1 second') w
 )SQL";
 
@@ -86,12 +88,20 @@ std::string soak_sampler::sample_line(double t) {
     nodes.push_back(sample_process(pid));
   std::ostringstream line;
   line << t;
+  // A node between a kill and its restart has no figures: NaN, so that a
+  // plot shows a gap, not a drop to zero.
+  auto put = [&](long v, bool alive) {
+    if (alive)
+      line << '\t' << v;
+    else
+      line << "\tNaN";
+  };
   for (auto& n : nodes)
-    line << '\t' << n.rss_kb;
+    put(n.rss_kb, n.threads > 0);
   for (auto& n : nodes)
-    line << '\t' << n.fds;
+    put(n.fds, n.threads > 0);
   for (auto& n : nodes)
-    line << '\t' << n.threads;
+    put(n.threads, n.threads > 0);
   try {
     pqxx::connection c{pg_url_};
     pqxx::nontransaction tx{c};

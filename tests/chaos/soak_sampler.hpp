@@ -3,8 +3,9 @@
 // What a soak run watches over time, one line every few seconds into a
 // tab-separated file: each node's resident memory, open descriptors and
 // threads (from /proc), and the cluster's pace and latency (from
-// PostgreSQL: jobs finished in the last interval, p50/p99 from claim to
-// terminal state, jobs not finished yet). scripts/soak.sh draws it.
+// PostgreSQL: jobs finished in the last interval, p50/p99 from the first
+// stage's start to the terminal commit, jobs not finished yet). scripts/soak.sh
+// draws it.
 
 #include <atomic>
 #include <chrono>
