@@ -158,6 +158,9 @@ struct nats_config {
   /// How often a node dead-letters messages published for pipelines that no
   /// node runs (0 disables).
   duration_ms unrouted_sweep{10000};
+  /// How often messages the broker stopped tracking are looked for
+  /// (runtime/node/stranded_sweeper.hpp); 0 disables.
+  duration_ms stranded_sweep{60000};
   /// Authentication (see docs/security.md). The password and token are read
   /// from files (or TROUPE_NATS_PASSWORD / TROUPE_NATS_TOKEN), never from
   /// this file or a command line.

@@ -98,13 +98,29 @@ void read_node(reader& r, const toml::table& t, troupe_config& cfg) {
 
 /// [nats]: servers, subjects and stream, credentials, TLS.
 void read_nats(reader& r, const toml::table& t, troupe_config& cfg) {
-  r.check_keys(t, "nats", {"url",       "prefix",           "stream",
-                           "ack_wait",  "duplicate_window", "max_payload",
-                           "replicas",  "unrouted_sweep",   "send_asap",
-                           "max_depth", "max_key_length",   "inbox_prefix",
-                           "user",      "password_file",    "token_file",
-                           "creds",     "tls_ca",           "tls_cert",
-                           "tls_key",   "password",         "token"});
+  r.check_keys(t, "nats",
+               {"url",
+                "prefix",
+                "stream",
+                "ack_wait",
+                "duplicate_window",
+                "max_payload",
+                "replicas",
+                "unrouted_sweep",
+                "stranded_sweep",
+                "send_asap",
+                "max_depth",
+                "max_key_length",
+                "inbox_prefix",
+                "user",
+                "password_file",
+                "token_file",
+                "creds",
+                "tls_ca",
+                "tls_cert",
+                "tls_key",
+                "password",
+                "token"});
   for (auto [key, out] :
        {std::pair<const char*, std::string*>{"user", &cfg.nats.user},
         {"password_file", &cfg.nats.password_file},
@@ -146,6 +162,7 @@ void read_nats(reader& r, const toml::table& t, troupe_config& cfg) {
                   cfg.nats.inbox_prefix + "\")");
   r.read(t, "nats", "send_asap", cfg.nats.send_asap);
   r.read_duration(t, "nats", "unrouted_sweep", cfg.nats.unrouted_sweep);
+  r.read_duration(t, "nats", "stranded_sweep", cfg.nats.stranded_sweep);
   if (t.get("url"))
     check_nats_url(r, t.get("url"), "nats.url", cfg.nats.url);
   if (!is_subject_token(cfg.nats.prefix))

@@ -108,7 +108,7 @@ caf::expected<std::uint64_t> nats_client::js_publish_headers(
     const std::string& subject, const std::string& data,
     const std::string& msg_id,
     const std::vector<std::pair<std::string, std::string>>& headers,
-    std::int64_t timeout_ms) {
+    std::int64_t timeout_ms, bool* duplicate) {
   natsMsg* msg = nullptr;
   auto s = natsMsg_Create(&msg, subject.c_str(), nullptr, data.data(),
                           static_cast<int>(data.size()));
@@ -133,6 +133,8 @@ caf::expected<std::uint64_t> nats_client::js_publish_headers(
     return nats_error(s, "JetStream publish to " + subject);
   }
   auto seq = ack->Sequence;
+  if (duplicate)
+    *duplicate = ack->Duplicate;
   jsPubAck_Destroy(ack);
   return seq;
 }

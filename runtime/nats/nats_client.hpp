@@ -150,7 +150,7 @@ public:
       const std::string& subject, const std::string& data,
       const std::string& msg_id,
       const std::vector<std::pair<std::string, std::string>>& headers,
-      std::int64_t timeout_ms = 5000);
+      std::int64_t timeout_ms = 5000, bool* duplicate = nullptr);
 
   /// Publishes every message of `msgs` to JetStream at once and waits (at
   /// most `timeout_ms`) for the stream's acks: which of them were stored.

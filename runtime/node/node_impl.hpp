@@ -32,6 +32,7 @@
 #include "runtime/node/node_governor.hpp"
 #include "runtime/node/node_pipelines.hpp"
 #include "runtime/node/status_api.hpp"
+#include "runtime/node/stranded_sweeper.hpp"
 #include "runtime/node/submit_api.hpp"
 #include "runtime/node/unrouted_sweeper.hpp"
 #include "runtime/observe/http_endpoint.hpp"
@@ -71,6 +72,7 @@ struct node::impl {
   caf::actor membership_log;
   caf::actor member_actor; // cluster_member
   std::unique_ptr<unrouted_sweeper> sweeper;
+  std::unique_ptr<stranded_sweeper> stranded;
   std::shared_ptr<blocking_pool> api_pool;
   std::unique_ptr<submit_api> api;
   std::shared_ptr<blocking_pool> status_pool;

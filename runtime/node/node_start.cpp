@@ -34,6 +34,7 @@
 #include "runtime/node/node_http.hpp"
 #include "runtime/node/node_local_verbs.hpp"
 #include "runtime/node/node_startup.hpp"
+#include "runtime/node/stranded_sweeper.hpp"
 #include "runtime/node/submit_api.hpp"
 #include "runtime/node/unrouted_sweeper.hpp"
 #include "runtime/observe/http_endpoint.hpp"
@@ -306,7 +307,7 @@ caf::error node::impl::start_membership() {
   return hb_bus->start(member_actor);
 }
 
-// The edges that take new work: the unrouted sweeper and the submit API.
+// The edges that take new work: the sweepers and the submit API.
 // Bounded queues: beyond them a request is answered `unavailable` at once.
 caf::error node::impl::start_edges() {
   sweeper =
@@ -316,6 +317,11 @@ caf::error node::impl::start_edges() {
   std::set<std::string> names;
   for (auto& p : pipelines)
     names.insert(p.name);
+  stranded = std::make_unique<stranded_sweeper>(
+      nats, cfg.nats, cfg.postgres.url,
+      std::vector<std::string>{names.begin(), names.end()}, limits);
+  stranded->start();
+  on_stop("stranded sweeper", [this] { stranded.reset(); });
   api_pool = std::make_shared<blocking_pool>(4, 4096);
   api = std::make_unique<submit_api>(nats, cfg.nats, names, limits, api_pool);
   api->set_tenants(cfg.tenants);

@@ -83,6 +83,8 @@ exec_inherit_env = ["CHAOS_*"]
 url = ")" + nats + R"("
 replicas = 3
 ack_wait = "5s"
+duplicate_window = "10s"
+stranded_sweep = "5s"
 [postgres]
 url = "postgresql://postgres@127.0.0.1:)" +
                              std::to_string(proxies_[i][nats_count]->port()) +

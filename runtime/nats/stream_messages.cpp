@@ -1,0 +1,99 @@
+#include "runtime/nats/stream_messages.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include "messages/errc.hpp"
+
+namespace troupe {
+
+namespace {
+
+caf::error js_failure(natsStatus s, const std::string& what) {
+  return make_error(errc::unavailable, what + ": " + natsStatus_GetText(s));
+}
+
+/// Copies what JetStream stored of message `m` (from js_GetMsg).
+stored_message copy_message(natsMsg* m, std::uint64_t seq) {
+  stored_message out;
+  out.seq = seq;
+  out.published_ms = natsMsg_GetTime(m) / 1000000;
+  out.subject = natsMsg_GetSubject(m);
+  out.data.assign(natsMsg_GetData(m),
+                  static_cast<std::size_t>(natsMsg_GetDataLength(m)));
+  const char** keys = nullptr;
+  int nkeys = 0;
+  if (natsMsgHeader_Keys(m, &keys, &nkeys) != NATS_OK)
+    return out;
+  for (int k = 0; k < nkeys; ++k) {
+    const char** values = nullptr;
+    int nvalues = 0;
+    if (natsMsgHeader_Values(m, keys[k], &values, &nvalues) == NATS_OK) {
+      for (int v = 0; v < nvalues; ++v)
+        out.headers.emplace_back(keys[k], values[v]);
+      free(static_cast<void*>(values));
+    }
+  }
+  free(static_cast<void*>(keys));
+  return out;
+}
+
+} // namespace
+
+std::string stored_message::header(const std::string& name) const {
+  for (auto& [k, v] : headers)
+    if (k == name)
+      return v;
+  return {};
+}
+
+caf::expected<consumer_position>
+consumer_position_of(nats_client& nats, const std::string& stream,
+                     const std::string& durable) {
+  jsConsumerInfo* ci = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  auto s = js_GetConsumerInfo(&ci, nats.js(), stream.c_str(), durable.c_str(),
+                              nullptr, &jerr);
+  if (s != NATS_OK)
+    return js_failure(s, "consumer info " + durable);
+  consumer_position p{ci->AckFloor.Stream, ci->Delivered.Stream};
+  jsConsumerInfo_Destroy(ci);
+  return p;
+}
+
+caf::expected<std::optional<stored_message>>
+next_stored(nats_client& nats, const std::string& stream,
+            std::uint64_t from_seq, const std::string& subject) {
+  // nats.c 3.4 gets by sequence only; the server finds the next one on a
+  // subject ($JS.API.STREAM.MSG.GET with next_by_subj, nats-server 2.9).
+  auto reply = nats.request(
+      "$JS.API.STREAM.MSG.GET." + stream,
+      nlohmann::json{{"seq", from_seq}, {"next_by_subj", subject}}.dump(),
+      5000);
+  if (!reply)
+    return reply.error();
+  auto j = nlohmann::json::parse(*reply, nullptr, false);
+  if (!j.is_object())
+    return make_error(errc::unavailable, "unreadable stream message reply");
+  if (j.contains("error")) // 10037: no message found
+    return std::optional<stored_message>{};
+  auto seq = j["message"].value("seq", std::uint64_t{0});
+  natsMsg* m = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  auto s = js_GetMsg(&m, nats.js(), stream.c_str(), seq, nullptr, &jerr);
+  if (s != NATS_OK) // deleted meanwhile: the caller goes on after it
+    return std::optional<stored_message>{stored_message{seq, 0, {}, {}, {}}};
+  auto out = copy_message(m, seq);
+  natsMsg_Destroy(m);
+  return std::optional<stored_message>{std::move(out)};
+}
+
+caf::error delete_stored(nats_client& nats, const std::string& stream,
+                         std::uint64_t seq) {
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  auto s = js_DeleteMsg(nats.js(), stream.c_str(), seq, nullptr, &jerr);
+  if (s != NATS_OK)
+    return js_failure(s, "delete message " + std::to_string(seq));
+  return caf::none;
+}
+
+} // namespace troupe

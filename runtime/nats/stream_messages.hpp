@@ -1,0 +1,52 @@
+#pragma once
+
+// Reading a JetStream stream's stored messages and a consumer's position
+// directly, for the sweeper that finds messages the broker stopped
+// tracking (runtime/node/stranded_sweeper.hpp).
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <caf/expected.hpp>
+
+#include "runtime/nats/nats_client.hpp"
+
+namespace troupe {
+
+/// A message as the stream stores it.
+struct stored_message {
+  std::uint64_t seq = 0;
+  std::int64_t published_ms = 0;
+  std::string subject;
+  std::string data;
+  std::vector<std::pair<std::string, std::string>> headers;
+
+  /// The first value of header `name`, "" if absent.
+  std::string header(const std::string& name) const;
+};
+
+/// Where a consumer stands: every message up to `ack_floor` (a stream
+/// sequence) is acknowledged; `delivered` is the last one it handed out.
+struct consumer_position {
+  std::uint64_t ack_floor = 0;
+  std::uint64_t delivered = 0;
+};
+
+caf::expected<consumer_position>
+consumer_position_of(nats_client& nats, const std::string& stream,
+                     const std::string& durable);
+
+/// The first stored message on `subject` at or after `from_seq`; nullopt
+/// when there is none.
+caf::expected<std::optional<stored_message>>
+next_stored(nats_client& nats, const std::string& stream,
+            std::uint64_t from_seq, const std::string& subject);
+
+/// Deletes one stored message.
+caf::error delete_stored(nats_client& nats, const std::string& stream,
+                         std::uint64_t seq);
+
+} // namespace troupe

@@ -1,0 +1,144 @@
+#include "runtime/node/stranded_sweeper.hpp"
+
+#include <algorithm>
+
+#include <spdlog/spdlog.h>
+
+#include "messages/errc.hpp"
+#include "runtime/nats/delivery.hpp"
+
+namespace troupe {
+
+namespace {
+
+delivery_fields fields_of(const stored_message& m) {
+  delivery_fields d;
+  d.body = m.data;
+  d.msg_id = m.header("Nats-Msg-Id");
+  d.replay_of = m.header("Troupe-Job-Id");
+  d.gen = m.header("Troupe-Gen");
+  d.wake = m.header("Troupe-Wake");
+  d.run_at = m.header("Troupe-Run-At");
+  d.delay = m.header("Troupe-Delay");
+  d.stream_seq = m.seq;
+  d.published_ms = m.published_ms;
+  return d;
+}
+
+} // namespace
+
+stranded_sweeper::stranded_sweeper(std::shared_ptr<nats_client> nats,
+                                   nats_config ncfg, std::string pg_url,
+                                   std::vector<std::string> pipelines,
+                                   input_limits limits)
+    : nats_(std::move(nats)), ncfg_(std::move(ncfg)), store_(std::move(pg_url)),
+      pipelines_(std::move(pipelines)), limits_(limits),
+      // Older than the duplicate window, or publishing it again under its
+      // own id would be dropped; and past ack_wait, or it may just be a
+      // delivery being acked right now.
+      min_age_(ncfg_.duplicate_window + ncfg_.ack_wait +
+               std::chrono::milliseconds{5000}) {}
+
+stranded_sweeper::~stranded_sweeper() {
+  stop();
+}
+
+void stranded_sweeper::start() {
+  if (ncfg_.stranded_sweep.count() <= 0)
+    return;
+  thread_ = std::thread{[this] { loop(); }};
+}
+
+void stranded_sweeper::stop() {
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable())
+    thread_.join();
+}
+
+void stranded_sweeper::loop() {
+  std::unique_lock<std::mutex> lock{mtx_};
+  while (!cv_.wait_for(lock, ncfg_.stranded_sweep, [&] { return stopping_; })) {
+    lock.unlock();
+    auto r = sweep_once();
+    if (r.stranded > 0)
+      spdlog::warn("sweeper: {} message(s) the broker stopped tracking: {} "
+                   "published again, {} deleted (their jobs had ended or "
+                   "wait in the store)",
+                   r.stranded, r.redriven, r.removed);
+    lock.lock();
+  }
+}
+
+stranded_sweeper::result stranded_sweeper::sweep_once() {
+  result r;
+  auto locked = store_.try_lock();
+  if (!locked || !*locked)
+    return r;
+  for (auto& p : pipelines_)
+    sweep_pipeline(p, r);
+  store_.unlock();
+  return r;
+}
+
+void stranded_sweeper::sweep_pipeline(const std::string& pipeline, result& r) {
+  subjects subj{ncfg_.prefix};
+  auto pos =
+      consumer_position_of(*nats_, ncfg_.stream, subj.consumer(pipeline));
+  if (!pos)
+    return;
+  // In a work-queue stream an acknowledged message is deleted: one still
+  // there at or below the ack floor is one the consumer lost.
+  std::uint64_t seq = 1;
+  while (seq <= pos->ack_floor) {
+    auto m = next_stored(*nats_, ncfg_.stream, seq, subj.jobs(pipeline));
+    if (!m || !*m || (*m)->seq > pos->ack_floor)
+      return;
+    seq = (*m)->seq + 1;
+    if (!(*m)->subject.empty())
+      settle(**m, pipeline, r);
+  }
+}
+
+void stranded_sweeper::settle(const stored_message& m,
+                              const std::string& pipeline, result& r) {
+  auto age = std::chrono::milliseconds{now_ms() - m.published_ms};
+  if (age < min_age_)
+    return;
+  auto spec =
+      decode_delivery(fields_of(m), pipeline, limits_, now_ms(), nullptr);
+  auto standing = store_.standing_of(spec.job_id);
+  if (!standing || *standing == job_standing::held)
+    return;
+  ++r.stranded;
+  if (*standing == job_standing::terminal ||
+      *standing == job_standing::in_store) {
+    if (!delete_stored(*nats_, ncfg_.stream, m.seq))
+      ++r.removed;
+    return;
+  }
+  if (redrive(m, spec.job_id) && !delete_stored(*nats_, ncfg_.stream, m.seq))
+    ++r.redriven;
+}
+
+/// Publishes the message again as it was; a message without an id of its
+/// own gets the id its job was named by (`js-<seq>-<ms>`), so that the job
+/// keeps its name.
+bool stranded_sweeper::redrive(const stored_message& m,
+                               const std::string& job_id) {
+  auto id = m.header("Nats-Msg-Id");
+  if (id.empty())
+    id = job_id;
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::copy_if(m.headers.begin(), m.headers.end(), std::back_inserter(headers),
+               [](auto& h) { return h.first != "Nats-Msg-Id"; });
+  bool duplicate = false;
+  auto seq = nats_->js_publish_headers(m.subject, m.data, id, headers, 5000,
+                                       &duplicate);
+  return seq && !duplicate;
+}
+
+} // namespace troupe

@@ -1,0 +1,75 @@
+#pragma once
+
+// Messages the broker stopped tracking. nats-server 2.9.10 was seen (chaos
+// suite, docs/reliability.md) to keep messages in the work-queue stream
+// below every consumer's ack floor, pending on no consumer: nothing would
+// ever deliver them again, and a job whose message it was is lost (no row)
+// or stuck (queued, replayed). PostgreSQL decides what each one is worth:
+// - the job ended, or waits in the store: the message is garbage, deleted;
+// - a node holds the job under a live lease: left alone;
+// - no row, or queued, or its lease lapsed: published again, the same
+//   headers and body under the same message id (it is older than the
+//   duplicate window, so the stream takes it), then the stranded copy is
+//   deleted.
+// One node at a time sweeps (a PostgreSQL advisory lock); every node tries
+// every `nats.stranded_sweep`.
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "config/config.hpp"
+#include "messages/delivery.hpp"
+#include "runtime/nats/nats_client.hpp"
+#include "runtime/nats/stream_messages.hpp"
+#include "runtime/pg/stranded_store.hpp"
+
+namespace troupe {
+
+class stranded_sweeper {
+public:
+  struct result {
+    int stranded = 0; ///< found below a consumer's ack floor
+    int redriven = 0; ///< published again
+    int removed = 0;  ///< deleted as garbage
+  };
+
+  stranded_sweeper(std::shared_ptr<nats_client> nats, nats_config ncfg,
+                   std::string pg_url, std::vector<std::string> pipelines,
+                   input_limits limits);
+  ~stranded_sweeper();
+
+  stranded_sweeper(const stranded_sweeper&) = delete;
+  stranded_sweeper& operator=(const stranded_sweeper&) = delete;
+
+  /// Sweeps every `nats.stranded_sweep` (no-op when it is 0).
+  void start();
+  void stop();
+
+  /// One sweep in the calling thread (skipped when another node sweeps).
+  result sweep_once();
+
+private:
+  void loop();
+  void sweep_pipeline(const std::string& pipeline, result& r);
+  void settle(const stored_message& m, const std::string& pipeline, result& r);
+  bool redrive(const stored_message& m, const std::string& job_id);
+
+  std::shared_ptr<nats_client> nats_;
+  nats_config ncfg_;
+  stranded_store store_;
+  std::vector<std::string> pipelines_;
+  input_limits limits_;
+  std::chrono::milliseconds min_age_;
+  std::mutex mtx_;
+  std::condition_variable cv_;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+} // namespace troupe

@@ -1,0 +1,114 @@
+// The stranded-message sweeper against a real nats-server and PostgreSQL.
+// A message the broker stopped tracking looks the way the chaos suite saw
+// nats-server 2.9.10 leave them: in the stream, at or below the consumer's
+// ack floor, pending nowhere (here: acked in a stream that keeps acked
+// messages).
+#include <thread>
+
+#define PQXX_HAVE_OPTIONAL
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <pqxx/pqxx>
+
+#include "messages/errc.hpp"
+#include "runtime/nats/stream_messages.hpp"
+#include "runtime/node/stranded_sweeper.hpp"
+#include "runtime/pg/migrations.hpp"
+#include "tests/support/db_probe.hpp"
+#include "tests/support/test_servers.hpp"
+
+using namespace troupe;
+using namespace troupe::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+nats_config small_windows(const std::string& url) {
+  nats_config c;
+  c.url = url;
+  c.ack_wait = duration_ms{1000};
+  c.duplicate_window = duration_ms{1000};
+  c.stranded_sweep = duration_ms{0}; // swept by hand below
+  return c;
+}
+
+/// Sends a JetStream API request; fails the test on an error reply.
+void js_api(nats_client& nats, const std::string& subject,
+            const nlohmann::json& body) {
+  auto r = nats.request(subject, body.dump(), 5000);
+  ASSERT_TRUE(r) << describe(r.error());
+  ASSERT_EQ(nlohmann::json::parse(*r).count("error"), 0u) << *r;
+}
+
+/// The stream with limits retention (a work-queue stream deletes what is
+/// acked, so it cannot hold a message below the ack floor on purpose), and
+/// a consumer for `pipeline`.
+void stream_that_keeps_acked(nats_client& nats, const std::string& pipeline) {
+  js_api(nats, "$JS.API.STREAM.CREATE.TROUPE_JOBS",
+         {{"name", "TROUPE_JOBS"},
+          {"subjects", {"troupe.jobs.>"}},
+          {"retention", "limits"},
+          {"storage", "file"},
+          {"duplicate_window", 1000000000}});
+  js_api(nats, "$JS.API.CONSUMER.DURABLE.CREATE.TROUPE_JOBS.troupe_" + pipeline,
+         {{"stream_name", "TROUPE_JOBS"},
+          {"config",
+           {{"durable_name", "troupe_" + pipeline},
+            {"ack_policy", "explicit"},
+            {"filter_subject", "troupe.jobs." + pipeline},
+            {"max_deliver", -1}}}});
+}
+
+/// Takes the next message of `pipeline`'s consumer and acks it.
+void take_and_ack(nats_client& nats, const std::string& pipeline) {
+  natsMsg* m = nullptr;
+  auto next =
+      std::string{"$JS.API.CONSUMER.MSG.NEXT.TROUPE_JOBS.troupe_"} + pipeline;
+  ASSERT_EQ(natsConnection_RequestString(&m, nats.conn(), next.c_str(),
+                                         R"({"batch":1})", 5000),
+            NATS_OK);
+  ASSERT_EQ(natsConnection_PublishString(nats.conn(), natsMsg_GetReply(m), ""),
+            NATS_OK);
+  natsMsg_Destroy(m);
+  ASSERT_EQ(natsConnection_FlushTimeout(nats.conn(), 2000), NATS_OK);
+}
+
+} // namespace
+
+TEST(StrandedSweeper, RedrivesALostJobAndDeletesAFinishedOnesMessage) {
+  test_servers servers;
+  ASSERT_TRUE(apply_migrations(servers.pg_url()));
+  auto cfg = small_windows(servers.nats_url());
+  auto nats = connect_client(servers.nats_url());
+  ASSERT_TRUE(nats);
+  stream_that_keeps_acked(*nats, "p");
+  auto lost = nats->js_publish("troupe.jobs.p", R"({"payload":1})", "lost-1");
+  auto done = nats->js_publish("troupe.jobs.p", R"({"payload":2})", "done-1");
+  ASSERT_TRUE(lost && done);
+  // Both acked, both still stored: below the ack floor, pending nowhere.
+  take_and_ack(*nats, "p");
+  take_and_ack(*nats, "p");
+  count_rows(servers.pg_url(),
+             "with x as (insert into jobs (job_id, pipeline, state) values "
+             "('done-1', 'p', 'succeeded') returning 1) select count(*) "
+             "from x");
+  // Older than duplicate window + ack_wait + 5 s: only then is a message
+  // taken for lost.
+  std::this_thread::sleep_for(7500ms);
+  stranded_sweeper sweeper{nats, cfg, servers.pg_url(), {"p"}, {}};
+  auto r = sweeper.sweep_once();
+  EXPECT_EQ(r.stranded, 2);
+  EXPECT_EQ(r.redriven, 1);
+  EXPECT_EQ(r.removed, 1);
+  // The lost job's message is back above the floor, under its own id; the
+  // finished job's is gone.
+  auto again = next_stored(*nats, "TROUPE_JOBS", *done + 1, "troupe.jobs.p");
+  ASSERT_TRUE(again && *again);
+  EXPECT_EQ((*again)->header("Nats-Msg-Id"), "lost-1");
+  EXPECT_EQ((*again)->data, R"({"payload":1})");
+  auto old = next_stored(*nats, "TROUPE_JOBS", 1, "troupe.jobs.p");
+  ASSERT_TRUE(old && *old);
+  EXPECT_EQ((*old)->seq, (*again)->seq) << "a stranded copy was left";
+  // A second sweep finds nothing: the redriven message is the consumer's.
+  EXPECT_EQ(sweeper.sweep_once().stranded, 0);
+}
