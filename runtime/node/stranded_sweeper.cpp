@@ -90,12 +90,16 @@ void stranded_sweeper::sweep_pipeline(const std::string& pipeline, result& r) {
       consumer_position_of(*nats_, ncfg_.stream, subj.consumer(pipeline));
   if (!pos)
     return;
-  // In a work-queue stream an acknowledged message is deleted: one still
-  // there at or below the ack floor is one the consumer lost.
+  // In a work-queue stream an acknowledged message is deleted. One still
+  // there that the consumer handed out long ago is either pending (then a
+  // node holds its job under a live lease, or the broker redelivers it
+  // after ack_wait) or lost: the broker's bookkeeping was seen to drop
+  // pending deliveries (chaos seed 1: 28 messages above the ack floor,
+  // none pending). The store tells which.
   std::uint64_t seq = 1;
-  while (seq <= pos->ack_floor) {
+  while (seq <= pos->delivered) {
     auto m = next_stored(*nats_, ncfg_.stream, seq, subj.jobs(pipeline));
-    if (!m || !*m || (*m)->seq > pos->ack_floor)
+    if (!m || !*m || (*m)->seq > pos->delivered)
       return;
     seq = (*m)->seq + 1;
     if (!(*m)->subject.empty())

@@ -2,9 +2,12 @@
 
 // Messages the broker stopped tracking. nats-server 2.9.10 was seen (chaos
 // suite, docs/reliability.md) to keep messages in the work-queue stream
-// below every consumer's ack floor, pending on no consumer: nothing would
-// ever deliver them again, and a job whose message it was is lost (no row)
-// or stuck (queued, replayed). PostgreSQL decides what each one is worth:
+// that its consumer had handed out but no longer had pending (below the
+// ack floor, or above it with nothing pending): nothing would ever deliver
+// them again, and a job whose message it was is lost (no row) or stuck
+// (queued, replayed). A message handed out longer ago than the duplicate
+// window + ack_wait + 5 s is looked at; PostgreSQL decides what it is
+// worth:
 // - the job ended, or waits in the store: the message is garbage, deleted;
 // - a node holds the job under a live lease: left alone;
 // - no row, or queued, or its lease lapsed: published again, the same
@@ -34,7 +37,7 @@ namespace troupe {
 class stranded_sweeper {
 public:
   struct result {
-    int stranded = 0; ///< found below a consumer's ack floor
+    int stranded = 0; ///< handed out long ago, its job not held
     int redriven = 0; ///< published again
     int removed = 0;  ///< deleted as garbage
   };
