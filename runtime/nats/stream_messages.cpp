@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "messages/errc.hpp"
+#include "runtime/nats/delivery.hpp"
 
 namespace troupe {
 
@@ -20,6 +21,11 @@ stored_message copy_message(natsMsg* m, std::uint64_t seq) {
   out.subject = natsMsg_GetSubject(m);
   out.data.assign(natsMsg_GetData(m),
                   static_cast<std::size_t>(natsMsg_GetDataLength(m)));
+  out.fields = read_delivery(m);
+  // A stored message has no delivery metadata: its place in the stream is
+  // what names a job published without an id (`js-<seq>-<ms>`).
+  out.fields.stream_seq = seq;
+  out.fields.published_ms = out.published_ms;
   const char** keys = nullptr;
   int nkeys = 0;
   if (natsMsgHeader_Keys(m, &keys, &nkeys) != NATS_OK)
@@ -80,8 +86,11 @@ next_stored(nats_client& nats, const std::string& stream,
   natsMsg* m = nullptr;
   jsErrCode jerr = static_cast<jsErrCode>(0);
   auto s = js_GetMsg(&m, nats.js(), stream.c_str(), seq, nullptr, &jerr);
-  if (s != NATS_OK) // deleted meanwhile: the caller goes on after it
-    return std::optional<stored_message>{stored_message{seq, 0, {}, {}, {}}};
+  if (s != NATS_OK) { // deleted meanwhile: the caller goes on after it
+    stored_message gone;
+    gone.seq = seq;
+    return std::optional<stored_message>{std::move(gone)};
+  }
   auto out = copy_message(m, seq);
   natsMsg_Destroy(m);
   return std::optional<stored_message>{std::move(out)};

@@ -12,6 +12,7 @@
 
 #include <caf/expected.hpp>
 
+#include "messages/delivery.hpp"
 #include "runtime/nats/nats_client.hpp"
 
 namespace troupe {
@@ -23,6 +24,8 @@ struct stored_message {
   std::string subject;
   std::string data;
   std::vector<std::pair<std::string, std::string>> headers;
+  /// What decides its job, read as an intake reads a delivery.
+  delivery_fields fields;
 
   /// The first value of header `name`, "" if absent.
   std::string header(const std::string& name) const;

@@ -5,27 +5,9 @@
 #include <spdlog/spdlog.h>
 
 #include "messages/errc.hpp"
-#include "runtime/nats/delivery.hpp"
+#include "runtime/nats/delivery.hpp" // now_ms
 
 namespace troupe {
-
-namespace {
-
-delivery_fields fields_of(const stored_message& m) {
-  delivery_fields d;
-  d.body = m.data;
-  d.msg_id = m.header("Nats-Msg-Id");
-  d.replay_of = m.header("Troupe-Job-Id");
-  d.gen = m.header("Troupe-Gen");
-  d.wake = m.header("Troupe-Wake");
-  d.run_at = m.header("Troupe-Run-At");
-  d.delay = m.header("Troupe-Delay");
-  d.stream_seq = m.seq;
-  d.published_ms = m.published_ms;
-  return d;
-}
-
-} // namespace
 
 stranded_sweeper::stranded_sweeper(std::shared_ptr<nats_client> nats,
                                    nats_config ncfg, std::string pg_url,
@@ -112,8 +94,7 @@ void stranded_sweeper::settle(const stored_message& m,
   auto age = std::chrono::milliseconds{now_ms() - m.published_ms};
   if (age < min_age_)
     return;
-  auto spec =
-      decode_delivery(fields_of(m), pipeline, limits_, now_ms(), nullptr);
+  auto spec = decode_delivery(m.fields, pipeline, limits_, now_ms(), nullptr);
   auto standing = store_.standing_of(spec.job_id);
   if (!standing || *standing == job_standing::held)
     return;
@@ -133,7 +114,7 @@ void stranded_sweeper::settle(const stored_message& m,
 /// keeps its name.
 bool stranded_sweeper::redrive(const stored_message& m,
                                const std::string& job_id) {
-  auto id = m.header("Nats-Msg-Id");
+  auto id = m.fields.msg_id;
   if (id.empty())
     id = job_id;
   std::vector<std::pair<std::string, std::string>> headers;

@@ -84,10 +84,14 @@ TEST(StrandedSweeper, RedrivesALostJobAndDeletesAFinishedOnesMessage) {
   stream_that_keeps_acked(*nats, "p");
   auto lost = nats->js_publish("troupe.jobs.p", R"({"payload":1})", "lost-1");
   auto done = nats->js_publish("troupe.jobs.p", R"({"payload":2})", "done-1");
-  ASSERT_TRUE(lost && done);
-  // Both acked, both still stored: below the ack floor, pending nowhere.
-  take_and_ack(*nats, "p");
-  take_and_ack(*nats, "p");
+  // Junk with a NUL byte and a broken body: the sweeper reads it as an
+  // intake would (it becomes a dead letter when it is delivered again).
+  auto junk =
+      nats->js_publish("troupe.jobs.p", std::string{"{\"pay\0", 6}, "junk-1");
+  ASSERT_TRUE(lost && done && junk);
+  // All acked, all still stored: below the ack floor, pending nowhere.
+  for (int i = 0; i < 3; ++i)
+    take_and_ack(*nats, "p");
   count_rows(servers.pg_url(),
              "with x as (insert into jobs (job_id, pipeline, state) values "
              "('done-1', 'p', 'succeeded') returning 1) select count(*) "
@@ -97,12 +101,12 @@ TEST(StrandedSweeper, RedrivesALostJobAndDeletesAFinishedOnesMessage) {
   std::this_thread::sleep_for(7500ms);
   stranded_sweeper sweeper{nats, cfg, servers.pg_url(), {"p"}, {}};
   auto r = sweeper.sweep_once();
-  EXPECT_EQ(r.stranded, 2);
-  EXPECT_EQ(r.redriven, 1);
+  EXPECT_EQ(r.stranded, 3);
+  EXPECT_EQ(r.redriven, 2);
   EXPECT_EQ(r.removed, 1);
   // The lost job's message is back above the floor, under its own id; the
   // finished job's is gone.
-  auto again = next_stored(*nats, "TROUPE_JOBS", *done + 1, "troupe.jobs.p");
+  auto again = next_stored(*nats, "TROUPE_JOBS", *junk + 1, "troupe.jobs.p");
   ASSERT_TRUE(again && *again);
   EXPECT_EQ((*again)->header("Nats-Msg-Id"), "lost-1");
   EXPECT_EQ((*again)->data, R"({"payload":1})");
