@@ -19,6 +19,9 @@
 #                 silenced server, under which 2.9.10 can strand messages
 #   --lenient-stream  messages left in the stream are noted, not failed
 #   CHAOS_OUT=dir  where per-seed logs go (/tmp/troupe-chaos-results)
+#   TROUPE_CHAOS_NODE=path  the node binary under test (default: this
+#                 build's), e.g. build-asan/troupe after
+#                 `scripts/sanitize.sh asan-node`, to name a crash's cause
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seeds=10 from=1 jobs=1500 seconds=60 extra=()

@@ -6,6 +6,8 @@
 #                                the whole CTest suite, integration included
 #   scripts/sanitize.sh asan-unit  ASan+UBSan in build-asan-unit; the unit
 #                                tests of messages, config and actors (CI)
+#   scripts/sanitize.sh asan-node  builds only the node (build-asan/troupe),
+#                                for the chaos suite: TROUPE_CHAOS_NODE
 #   scripts/sanitize.sh tsan     TSan in build-tsan; the unit tests of
 #                                messages, config, actors and runtime
 #   scripts/sanitize.sh MODE ARGS...   extra ctest arguments, e.g. -R Submission
@@ -35,6 +37,12 @@ asan)
   TARGETS=(all)
   CTEST_SELECT=()
   ;;
+asan-node)
+  BUILD_DIR=${BUILD_DIR:-build-asan}
+  OPTION=-DTROUPE_SANITIZE=ON
+  TARGETS=(troupe)
+  BUILD_ONLY=1
+  ;;
 asan-unit)
   # CI's share: ASan+UBSan over the unit tests of the lower layers, which
   # build in minutes (the whole suite's cold build takes ~25 min here).
@@ -56,7 +64,7 @@ tsan)
   CTEST_SELECT=(-L unit)
   ;;
 *)
-  echo "usage: scripts/sanitize.sh [asan|asan-unit|tsan] [ctest args...]" >&2
+  echo "usage: scripts/sanitize.sh [asan|asan-node|asan-unit|tsan] [ctest args...]" >&2
   exit 2
   ;;
 esac
@@ -91,6 +99,10 @@ rm -rf "$REPORTS"
 mkdir -p "$REPORTS"
 cmake --build "$BUILD_DIR" -j "${JOBS:-$(nproc)}" --target "${TARGETS[@]}"
 built=$SECONDS
+if [ -n "${BUILD_ONLY:-}" ]; then
+  echo "sanitize($MODE): built $BUILD_DIR/troupe in $((built - start))s" >&2
+  exit 0
+fi
 
 set +e
 (cd "$BUILD_DIR" && ctest --output-on-failure --timeout 1200 \

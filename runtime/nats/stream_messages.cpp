@@ -96,6 +96,33 @@ next_stored(nats_client& nats, const std::string& stream,
   return std::optional<stored_message>{std::move(out)};
 }
 
+caf::expected<std::optional<stored_message>>
+stored_at(nats_client& nats, const std::string& stream, std::uint64_t seq) {
+  natsMsg* m = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  auto s = js_GetMsg(&m, nats.js(), stream.c_str(), seq, nullptr, &jerr);
+  if (s != NATS_OK) {
+    if (jerr == JSNoMessageFoundErr)
+      return std::optional<stored_message>{};
+    return js_failure(s, "message " + std::to_string(seq));
+  }
+  auto out = copy_message(m, seq);
+  natsMsg_Destroy(m);
+  return std::optional<stored_message>{std::move(out)};
+}
+
+caf::expected<std::uint64_t> last_sequence(nats_client& nats,
+                                           const std::string& stream) {
+  jsStreamInfo* si = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  auto s = js_GetStreamInfo(&si, nats.js(), stream.c_str(), nullptr, &jerr);
+  if (s != NATS_OK)
+    return js_failure(s, "stream info " + stream);
+  auto last = si->State.LastSeq;
+  jsStreamInfo_Destroy(si);
+  return last;
+}
+
 caf::error delete_stored(nats_client& nats, const std::string& stream,
                          std::uint64_t seq) {
   jsErrCode jerr = static_cast<jsErrCode>(0);

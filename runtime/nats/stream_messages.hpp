@@ -48,6 +48,15 @@ caf::expected<std::optional<stored_message>>
 next_stored(nats_client& nats, const std::string& stream,
             std::uint64_t from_seq, const std::string& subject);
 
+/// The stored message at `seq`; nullopt when the stream has none there
+/// (deleted, acknowledged, or lost).
+caf::expected<std::optional<stored_message>>
+stored_at(nats_client& nats, const std::string& stream, std::uint64_t seq);
+
+/// The stream's last sequence.
+caf::expected<std::uint64_t> last_sequence(nats_client& nats,
+                                           const std::string& stream);
+
 /// Deletes one stored message.
 caf::error delete_stored(nats_client& nats, const std::string& stream,
                          std::uint64_t seq);

@@ -44,6 +44,7 @@
 #include "runtime/pg/migrations.hpp"
 #include "runtime/pg/pg_store.hpp"
 #include "runtime/pg/retention.hpp"
+#include "runtime/pg/submission_log.hpp"
 
 namespace troupe {
 
@@ -320,10 +321,17 @@ caf::error node::impl::start_edges() {
   stranded = std::make_unique<stranded_sweeper>(
       nats, cfg.nats, cfg.postgres.url,
       std::vector<std::string>{names.begin(), names.end()}, limits);
-  stranded->start();
-  on_stop("stranded sweeper", [this] { stranded.reset(); });
   api_pool = std::make_shared<blocking_pool>(4, 4096);
   api = std::make_unique<submit_api>(nats, cfg.nats, names, limits, api_pool);
+  // The log is read and trimmed by the stranded sweeper: without a sweeper
+  // nobody would, so nothing is written.
+  if (cfg.nats.stranded_sweep.count() > 0) {
+    auto log = std::make_shared<submission_log>(cfg.postgres.url, 4);
+    api->set_submission_log(log);
+    stranded->set_submission_log(log);
+  }
+  stranded->start();
+  on_stop("stranded sweeper", [this] { stranded.reset(); });
   api->set_tenants(cfg.tenants);
   api->set_presence(std::make_shared<job_presence>(cfg.postgres.url));
   if (jmetrics)

@@ -25,6 +25,10 @@ stranded_sweeper::~stranded_sweeper() {
   stop();
 }
 
+void stranded_sweeper::set_submission_log(std::shared_ptr<submission_log> log) {
+  log_ = std::move(log);
+}
+
 void stranded_sweeper::start() {
   if (ncfg_.stranded_sweep.count() <= 0)
     return;
@@ -46,6 +50,10 @@ void stranded_sweeper::loop() {
   while (!cv_.wait_for(lock, ncfg_.stranded_sweep, [&] { return stopping_; })) {
     lock.unlock();
     auto r = sweep_once();
+    if (r.lost > 0)
+      spdlog::warn("sweeper: {} accepted submission(s) whose message the "
+                   "broker lost: published again",
+                   r.lost);
     if (r.stranded > 0)
       spdlog::warn("sweeper: {} message(s) the broker stopped tracking: {} "
                    "published again, {} deleted (their jobs had ended or "
@@ -62,6 +70,7 @@ stranded_sweeper::result stranded_sweeper::sweep_once() {
     return r;
   for (auto& p : pipelines_)
     sweep_pipeline(p, r);
+  sweep_submissions(r);
   store_.unlock();
   return r;
 }
@@ -123,7 +132,64 @@ bool stranded_sweeper::redrive(const stored_message& m,
   bool duplicate = false;
   auto seq = nats_->js_publish_headers(m.subject, m.data, id, headers, 5000,
                                        &duplicate);
-  return seq && !duplicate;
+  if (!seq || duplicate)
+    return false;
+  if (log_) // a logged submission's message is this one now
+    (void)log_->republished(job_id, *seq);
+  return true;
+}
+
+} // namespace troupe
+
+namespace troupe {
+
+void stranded_sweeper::sweep_submissions(result& r) {
+  if (!log_)
+    return;
+  if (auto n = log_->forget_claimed(10000))
+    r.forgotten = *n;
+  auto unclaimed = log_->unclaimed(min_age_.count(), 500);
+  auto last = last_sequence(*nats_, ncfg_.stream);
+  if (!unclaimed || !last)
+    return;
+  std::map<std::string, std::uint64_t> delivered;
+  for (const auto& s : *unclaimed) {
+    if (!message_passed(s, *last, delivered) || still_stored(s))
+      continue;
+    bool duplicate = false;
+    auto seq = nats_->js_publish_headers(s.subject, s.body, s.job_id, {}, 5000,
+                                         &duplicate);
+    if (seq && !duplicate && !log_->republished(s.job_id, *seq))
+      ++r.lost;
+  }
+}
+
+/// Whether the message should have been taken by now: its consumer handed
+/// out that sequence or later, or the stream does not reach it (a replica
+/// that lost messages took over and numbers new ones from its own end). A
+/// message still waiting in a backlog is not looked for.
+bool stranded_sweeper::message_passed(
+    const logged_submission& s, std::uint64_t last_seq,
+    std::map<std::string, std::uint64_t>& delivered) {
+  if (s.stream_seq > last_seq)
+    return true;
+  auto known = delivered.find(s.pipeline);
+  if (known == delivered.end()) {
+    auto pos = consumer_position_of(
+        *nats_, ncfg_.stream, subjects{ncfg_.prefix}.consumer(s.pipeline));
+    known = delivered.emplace(s.pipeline, pos ? pos->delivered : 0).first;
+  }
+  return s.stream_seq <= known->second;
+}
+
+/// Whether the stream still holds the submission's message (the one at its
+/// sequence, under its job id: a sequence can be another message's after a
+/// replica lost some). If it cannot be told, it counts as held.
+bool stranded_sweeper::still_stored(const logged_submission& s) {
+  auto m = stored_at(*nats_, ncfg_.stream, s.stream_seq);
+  if (!m)
+    return true;
+  return *m && (*m)->header("Nats-Msg-Id") == s.job_id;
 }
 
 } // namespace troupe

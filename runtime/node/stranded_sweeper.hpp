@@ -14,12 +14,18 @@
 //   headers and body under the same message id (it is older than the
 //   duplicate window, so the stream takes it), then the stranded copy is
 //   deleted.
+// The sweeper also reads the submit API's log (runtime/pg/submission_log.hpp):
+// a submission older than that whose job has no row, and whose message the
+// consumer has passed (or the stream no longer reaches), is looked for in
+// the stream; gone, it is published again under its job id. Submissions
+// whose job has a row are forgotten.
 // One node at a time sweeps (a PostgreSQL advisory lock); every node tries
 // every `nats.stranded_sweep`.
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -31,6 +37,7 @@
 #include "runtime/nats/nats_client.hpp"
 #include "runtime/nats/stream_messages.hpp"
 #include "runtime/pg/stranded_store.hpp"
+#include "runtime/pg/submission_log.hpp"
 
 namespace troupe {
 
@@ -40,6 +47,8 @@ public:
     int stranded = 0; ///< handed out long ago, its job not held
     int redriven = 0; ///< published again
     int removed = 0;  ///< deleted as garbage
+    int lost = 0;     ///< submissions whose message was gone, published again
+    std::int64_t forgotten = 0; ///< logged submissions whose job has a row
   };
 
   stranded_sweeper(std::shared_ptr<nats_client> nats, nats_config ncfg,
@@ -49,6 +58,9 @@ public:
 
   stranded_sweeper(const stranded_sweeper&) = delete;
   stranded_sweeper& operator=(const stranded_sweeper&) = delete;
+
+  /// The submit API's log to read and trim; set before start().
+  void set_submission_log(std::shared_ptr<submission_log> log);
 
   /// Sweeps every `nats.stranded_sweep` (no-op when it is 0).
   void start();
@@ -62,10 +74,15 @@ private:
   void sweep_pipeline(const std::string& pipeline, result& r);
   void settle(const stored_message& m, const std::string& pipeline, result& r);
   bool redrive(const stored_message& m, const std::string& job_id);
+  void sweep_submissions(result& r);
+  bool message_passed(const logged_submission& s, std::uint64_t last_seq,
+                      std::map<std::string, std::uint64_t>& delivered);
+  bool still_stored(const logged_submission& s);
 
   std::shared_ptr<nats_client> nats_;
   nats_config ncfg_;
   stranded_store store_;
+  std::shared_ptr<submission_log> log_;
   std::vector<std::string> pipelines_;
   input_limits limits_;
   std::chrono::milliseconds min_age_;

@@ -1,5 +1,6 @@
 #include "runtime/node/submit_api.hpp"
 #include "runtime/pg/job_presence.hpp"
+#include "runtime/pg/submission_log.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -30,6 +31,8 @@ struct submit_api::impl {
   std::atomic<std::int64_t> misdirected{0};
   std::function<void(const std::string&)> on_accepted;
   std::shared_ptr<job_presence> presence;
+  std::shared_ptr<submission_log> log;
+  std::atomic<std::int64_t> unlogged{0};
   tenants_config tenants;
   /// Token buckets per tenant: tokens and when they were last topped up.
   struct bucket {
@@ -163,6 +166,21 @@ bool answered_as_existing(submit_api::impl& im, const routed_submission& r,
   return true;
 }
 
+/// Writes the accepted submission to the log (a retry of a logged one
+/// changes nothing). A failure loses no job, the stream has it: only the
+/// net under a broker that loses it is missing, so it is counted, and the
+/// reply is still ok.
+void log_accepted(submit_api::impl& im, const routed_submission& r,
+                  std::uint64_t seq) {
+  if (!im.log)
+    return;
+  auto err = im.log->record({r.job_id, r.pipeline, r.subject, r.body, seq});
+  if (err && im.unlogged++ % 1000 == 0)
+    spdlog::warn("submit api: an accepted job was not logged ({} so far; "
+                 "the stream holds it): {}",
+                 im.unlogged.load(), describe(err));
+}
+
 void handle(const std::shared_ptr<submit_api::impl>& im,
             const std::string& subject, std::string body, std::string reply) {
   subjects subj{im->ncfg.prefix};
@@ -230,6 +248,7 @@ void handle(const std::shared_ptr<submit_api::impl>& im,
                                                    describe(seq.error())));
     return;
   }
+  log_accepted(*im, *routed, *seq);
   if (duplicate) {
     respond(*im->nats, reply, encode_submit_duplicate(routed->job_id));
     return;
@@ -301,6 +320,14 @@ std::map<std::string, std::int64_t> submit_api::rate_limited() const {
 
 void submit_api::set_presence(std::shared_ptr<job_presence> presence) {
   impl_->presence = std::move(presence);
+}
+
+void submit_api::set_submission_log(std::shared_ptr<submission_log> log) {
+  impl_->log = std::move(log);
+}
+
+std::int64_t submit_api::unlogged() const {
+  return impl_->unlogged.load();
 }
 
 void submit_api::on_accepted(std::function<void(const std::string&)> fn) {

@@ -26,6 +26,7 @@ namespace troupe {
 
 class blocking_pool;
 class job_presence;
+class submission_log;
 
 /// Result of validating and routing one submission, before publishing.
 struct routed_submission {
@@ -66,6 +67,15 @@ public:
   /// first submission (JetStream's duplicate window is only minutes). Set
   /// before start(); without it only the window de-duplicates.
   void set_presence(std::shared_ptr<job_presence> presence);
+
+  /// Where accepted submissions are written, so that the stranded sweeper
+  /// can publish again one whose message the broker lost
+  /// (runtime/pg/submission_log.hpp). Set before start(); without it the
+  /// stream is a submission's only copy until a node claims it.
+  void set_submission_log(std::shared_ptr<submission_log> log);
+
+  /// Accepted submissions the log could not write (PostgreSQL away).
+  std::int64_t unlogged() const;
 
   /// Called (on a worker thread) for every accepted submission; set
   /// before start().

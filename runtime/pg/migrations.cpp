@@ -219,6 +219,21 @@ alter table jobs add column callback jsonb;
 alter table jobs add column traceparent text not null default '';
 alter table jobs add column tracestate text not null default '';
 )SQL"},
+    {10, "the submit API's log of accepted submissions", R"SQL(
+-- What the stream accepted through the submit API, until a node claims the
+-- job (runtime/pg/submission_log.hpp): the stranded sweeper publishes a
+-- submission again when the broker lost its message, and deletes the
+-- record once the job has a row.
+create table submissions (
+  job_id      text primary key,
+  pipeline    text not null,
+  subject     text not null,
+  body        text not null,
+  stream_seq  bigint not null,
+  accepted_at timestamptz not null default now()
+);
+create index submissions_accepted on submissions (accepted_at);
+)SQL"},
 };
 
 caf::error db_error(const std::exception& e, const char* what) {

@@ -1,6 +1,7 @@
 #include "chaos_cluster.hpp"
 
 #include <csignal>
+#include <cstdlib>
 #include <fstream>
 #include <thread>
 
@@ -130,6 +131,17 @@ void chaos_cluster::signal_node(int i, int sig, const std::string& why) {
   nodes_[i]->signal(sig);
 }
 
+namespace {
+
+/// The node under test: this build's, or another build's
+/// (TROUPE_CHAOS_NODE, e.g. build-asan/troupe to name a crash's cause).
+std::string node_binary() {
+  const char* other = std::getenv("TROUPE_CHAOS_NODE");
+  return other && *other ? other : TROUPE_BINARY;
+}
+
+} // namespace
+
 void chaos_cluster::restart_node(int i) {
   if (nodes_[i]) {
     // A node the harness just killed may not have died yet.
@@ -141,7 +153,7 @@ void chaos_cluster::restart_node(int i) {
   }
   auto config = write_node_config(i);
   nodes_[i] = std::make_unique<test::child_process>(
-      std::vector<std::string>{TROUPE_BINARY, "node", "--config", config,
+      std::vector<std::string>{node_binary(), "node", "--config", config,
                                "--node-id", node_id(i)},
       dir_ + "/" + node_id(i) + ".log", node_env(i));
 }

@@ -97,6 +97,11 @@ TEST_F(durable_path_test, TheSameKeySubmittedThreeTimesIsOneJobRunOnce) {
     ASSERT_TRUE(r.ok);
     EXPECT_EQ(r.job_id, "order-42");
   }
+  // Accepted: logged once, with its message's place in the stream, so
+  // that a message the broker loses is published again (stranded sweeper).
+  EXPECT_EQ(count("select count(*) from submissions where job_id = "
+                  "'order-42' and pipeline = 'three' and stream_seq > 0"),
+            1);
   tracker.submitted("order-42");
   ASSERT_TRUE(tracker.wait_all(60s, {}));
   std::this_thread::sleep_for(1s); // let any duplicate delivery show up

@@ -14,6 +14,7 @@
 #include "runtime/nats/stream_messages.hpp"
 #include "runtime/node/stranded_sweeper.hpp"
 #include "runtime/pg/migrations.hpp"
+#include "runtime/pg/submission_log.hpp"
 #include "tests/support/db_probe.hpp"
 #include "tests/support/test_servers.hpp"
 
@@ -73,15 +74,24 @@ void take_and_ack(nats_client& nats, const std::string& pipeline) {
   ASSERT_EQ(natsConnection_FlushTimeout(nats.conn(), 2000), NATS_OK);
 }
 
+/// A fresh PostgreSQL and nats-server, and the stream for pipeline `p`.
+class StrandedSweeper : public ::testing::Test {
+protected:
+  void SetUp() override {
+    ASSERT_TRUE(apply_migrations(servers.pg_url()));
+    nats = connect_client(servers.nats_url());
+    ASSERT_TRUE(nats);
+    stream_that_keeps_acked(*nats, "p");
+  }
+
+  test_servers servers;
+  nats_config cfg = small_windows(servers.nats_url());
+  std::shared_ptr<nats_client> nats;
+};
+
 } // namespace
 
-TEST(StrandedSweeper, RedrivesALostJobAndDeletesAFinishedOnesMessage) {
-  test_servers servers;
-  ASSERT_TRUE(apply_migrations(servers.pg_url()));
-  auto cfg = small_windows(servers.nats_url());
-  auto nats = connect_client(servers.nats_url());
-  ASSERT_TRUE(nats);
-  stream_that_keeps_acked(*nats, "p");
+TEST_F(StrandedSweeper, RedrivesALostJobAndDeletesAFinishedOnesMessage) {
   auto lost = nats->js_publish("troupe.jobs.p", R"({"payload":1})", "lost-1");
   auto done = nats->js_publish("troupe.jobs.p", R"({"payload":2})", "done-1");
   // Junk with a NUL byte and a broken body: the sweeper reads it as an
@@ -115,4 +125,48 @@ TEST(StrandedSweeper, RedrivesALostJobAndDeletesAFinishedOnesMessage) {
   EXPECT_EQ((*old)->seq, (*again)->seq) << "a stranded copy was left";
   // A second sweep finds nothing: the redriven message is the consumer's.
   EXPECT_EQ(sweeper.sweep_once().stranded, 0);
+}
+
+// The submit API's log: a submission whose message the broker lost (here:
+// deleted behind the consumer's back after it was handed out) is published
+// again under its job id; one whose job has a row is forgotten; one still
+// waiting in the stream is left alone.
+TEST_F(StrandedSweeper, PublishesAgainAnAcceptedSubmissionTheBrokerLost) {
+  auto log = std::make_shared<submission_log>(servers.pg_url(), 1);
+  std::vector<std::uint64_t> seqs;
+  for (std::string id : {"lost-2", "claimed-2", "waiting-2"}) {
+    auto body = R"({"payload":")" + id + R"("})";
+    auto seq = nats->js_publish("troupe.jobs.p", body, id);
+    ASSERT_TRUE(seq);
+    seqs.push_back(*seq);
+    ASSERT_FALSE(log->record({id, "p", "troupe.jobs.p", body, *seq}));
+  }
+  // Handed out: the first two. The first is lost; the second was claimed
+  // and has ended; the third waits in the stream.
+  take_and_ack(*nats, "p");
+  take_and_ack(*nats, "p");
+  ASSERT_FALSE(delete_stored(*nats, "TROUPE_JOBS", seqs[0]));
+  count_rows(servers.pg_url(),
+             "with x as (insert into jobs (job_id, pipeline, state) values "
+             "('claimed-2', 'p', 'succeeded') returning 1) select count(*) "
+             "from x");
+  std::this_thread::sleep_for(7500ms); // older than min_age, as above
+  stranded_sweeper sweeper{nats, cfg, servers.pg_url(), {"p"}, {}};
+  sweeper.set_submission_log(log);
+  auto r = sweeper.sweep_once();
+  EXPECT_EQ(r.lost, 1);
+  EXPECT_EQ(r.forgotten, 1);
+  EXPECT_EQ(r.removed, 1); // claimed-2's acked copy, kept by `limits`
+  auto again = next_stored(*nats, "TROUPE_JOBS", seqs[2] + 1, "troupe.jobs.p");
+  ASSERT_TRUE(again && *again);
+  EXPECT_EQ((*again)->header("Nats-Msg-Id"), "lost-2");
+  EXPECT_EQ((*again)->data, R"({"payload":"lost-2"})");
+  EXPECT_EQ(count_rows(servers.pg_url(),
+                       "select stream_seq from submissions where job_id = "
+                       "'lost-2'"),
+            static_cast<std::int64_t>((*again)->seq));
+  EXPECT_EQ(count_rows(servers.pg_url(), "select count(*) from submissions"),
+            2); // lost-2 (republished) and waiting-2
+  // The waiting one was never looked for, and nothing is published twice.
+  EXPECT_EQ(sweeper.sweep_once().lost, 0);
 }

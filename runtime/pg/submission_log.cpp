@@ -1,0 +1,150 @@
+#include "runtime/pg/submission_log.hpp"
+
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+
+#include "runtime/pg/lazy_connection.hpp"
+
+namespace troupe {
+
+namespace {
+
+const char* const sql_record = R"SQL(
+insert into submissions (job_id, pipeline, subject, body, stream_seq)
+values ($1, $2, $3, $4, $5)
+on conflict (job_id) do nothing
+)SQL";
+
+const char* const sql_unclaimed = R"SQL(
+select s.job_id, s.pipeline, s.subject, s.body, s.stream_seq
+from submissions s
+where s.accepted_at < now() - $1::bigint * interval '1 millisecond'
+  and not exists (select 1 from jobs j where j.job_id = s.job_id)
+order by s.accepted_at
+limit $2
+)SQL";
+
+const char* const sql_republished = R"SQL(
+update submissions set stream_seq = $2, accepted_at = now()
+where job_id = $1
+)SQL";
+
+const char* const sql_forget = R"SQL(
+delete from submissions where job_id in (
+  select s.job_id from submissions s
+  where exists (select 1 from jobs j where j.job_id = s.job_id)
+  limit $1)
+)SQL";
+
+/// The log is a safety net that is read minutes later: its commits do not
+/// wait for the WAL flush (PostgreSQL writes it within ~3 x wal_writer_delay),
+/// so that a submission's round trip does not pay for an fsync.
+void prepare(pqxx::connection& c) {
+  pqxx::nontransaction{c}.exec("set synchronous_commit = off");
+  c.prepare("record", sql_record);
+}
+
+} // namespace
+
+struct submission_log::impl {
+  impl(std::string url, std::size_t n)
+      : sweep(url, [](pqxx::connection& c) {
+          c.prepare("unclaimed", sql_unclaimed);
+          c.prepare("republished", sql_republished);
+          c.prepare("forget", sql_forget);
+        }) {
+    for (std::size_t i = 0; i < std::max<std::size_t>(n, 1); ++i)
+      free.push_back(std::make_unique<lazy_connection>(url, prepare));
+  }
+
+  std::unique_ptr<lazy_connection> take() {
+    std::unique_lock<std::mutex> lock{mtx};
+    cv.wait(lock, [&] { return !free.empty(); });
+    auto c = std::move(free.back());
+    free.pop_back();
+    return c;
+  }
+
+  void give_back(std::unique_ptr<lazy_connection> c) {
+    {
+      std::lock_guard<std::mutex> guard{mtx};
+      free.push_back(std::move(c));
+    }
+    cv.notify_one();
+  }
+
+  bool down() {
+    std::lock_guard<std::mutex> guard{mtx};
+    return std::chrono::steady_clock::now() < down_until;
+  }
+
+  void went_down() {
+    std::lock_guard<std::mutex> guard{mtx};
+    down_until = std::chrono::steady_clock::now() + std::chrono::seconds{2};
+  }
+
+  std::mutex mtx;
+  std::condition_variable cv;
+  std::vector<std::unique_ptr<lazy_connection>> free;
+  /// After a failure, writes are skipped for a while: a submission must not
+  /// wait for a connect timeout while PostgreSQL is down.
+  std::chrono::steady_clock::time_point down_until{};
+  lazy_connection sweep;
+};
+
+submission_log::submission_log(std::string pg_url, std::size_t connections)
+    : impl_(std::make_unique<impl>(std::move(pg_url), connections)) {}
+
+submission_log::~submission_log() = default;
+
+caf::error submission_log::record(const logged_submission& s) {
+  if (impl_->down())
+    return make_error(errc::unavailable, "submission log: PostgreSQL is down");
+  auto conn = impl_->take();
+  auto r = conn->run("logging a submission", [&](pqxx::connection& c) {
+    pqxx::nontransaction n{c};
+    n.exec_prepared("record", s.job_id, s.pipeline, s.subject, s.body,
+                    static_cast<std::int64_t>(s.stream_seq));
+    return true;
+  });
+  impl_->give_back(std::move(conn));
+  if (!r) {
+    impl_->went_down();
+    return r.error();
+  }
+  return caf::none;
+}
+
+caf::expected<std::vector<logged_submission>>
+submission_log::unclaimed(std::int64_t min_age_ms, int limit) {
+  return impl_->sweep.run("reading unclaimed submissions", [&](auto& c) {
+    pqxx::nontransaction n{c};
+    std::vector<logged_submission> out;
+    for (const auto& row : n.exec_prepared("unclaimed", min_age_ms, limit))
+      out.push_back({row[0].as<std::string>(), row[1].as<std::string>(),
+                     row[2].as<std::string>(), row[3].as<std::string>(),
+                     row[4].as<std::uint64_t>()});
+    return out;
+  });
+}
+
+caf::error submission_log::republished(const std::string& job_id,
+                                       std::uint64_t seq) {
+  auto r = impl_->sweep.run("noting a republished submission", [&](auto& c) {
+    pqxx::nontransaction n{c};
+    n.exec_prepared("republished", job_id, static_cast<std::int64_t>(seq));
+    return true;
+  });
+  return r ? caf::none : r.error();
+}
+
+caf::expected<std::int64_t> submission_log::forget_claimed(int limit) {
+  return impl_->sweep.run("forgetting claimed submissions", [&](auto& c) {
+    pqxx::nontransaction n{c};
+    return static_cast<std::int64_t>(
+        n.exec_prepared("forget", limit).affected_rows());
+  });
+}
+
+} // namespace troupe

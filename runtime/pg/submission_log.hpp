@@ -1,0 +1,63 @@
+#pragma once
+
+// The submit API's record of what the stream accepted. The stream is the
+// only other copy of a job submitted through the API until a node claims
+// it, and nats-server 2.9.10 was seen to lose acknowledged messages in its
+// replication (chaos suite, docs/reliability.md). Each accepted submission
+// is written here with its body and its message's stream sequence; the
+// stranded sweeper (runtime/node/stranded_sweeper.hpp) publishes again the
+// submissions whose job has no row and whose message is gone, and forgets
+// those whose job has one.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <caf/error.hpp>
+#include <caf/expected.hpp>
+
+namespace troupe {
+
+/// One accepted submission, as published.
+struct logged_submission {
+  std::string job_id;
+  std::string pipeline;
+  std::string subject;
+  std::string body;
+  std::uint64_t stream_seq = 0;
+};
+
+class submission_log {
+public:
+  /// At most `connections` writes at once (the submit API's workers).
+  submission_log(std::string pg_url, std::size_t connections);
+  ~submission_log();
+
+  submission_log(const submission_log&) = delete;
+  submission_log& operator=(const submission_log&) = delete;
+
+  /// Writes `s`; a job already logged keeps its first record (a client's
+  /// retry under the same key is the same message). Thread-safe.
+  caf::error record(const logged_submission& s);
+
+  // -- for the stranded sweeper (one node at a time, under its lock)
+
+  /// Submissions older than `min_age_ms` whose job has no row yet, oldest
+  /// first.
+  caf::expected<std::vector<logged_submission>>
+  unclaimed(std::int64_t min_age_ms, int limit);
+
+  /// The submission was published again as message `seq`.
+  caf::error republished(const std::string& job_id, std::uint64_t seq);
+
+  /// Forgets submissions whose job has a row (a node claimed it, or an
+  /// operator cancelled it): the store has the job now. Returns how many.
+  caf::expected<std::int64_t> forget_claimed(int limit);
+
+private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+} // namespace troupe
