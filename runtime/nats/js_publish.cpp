@@ -15,7 +15,7 @@ namespace {
 /// The acks of one batch, filled in by the ack handler (a nats.c thread).
 struct batch_state {
   std::mutex mtx;
-  std::vector<bool> ok;
+  std::vector<std::uint64_t> seq; ///< 0 until its ack came
 };
 
 /// Where the ack handler finds a message's batch, by message id. It lives
@@ -36,7 +36,8 @@ ack_registry& registry() {
 
 void on_ack(jsCtx*, natsMsg* msg, jsPubAck* pa, jsPubAckErr*, void*) {
   const char* id = nullptr;
-  if (pa && natsMsgHeader_Get(msg, "Nats-Msg-Id", &id) == NATS_OK && id) {
+  if (pa && pa->Sequence > 0 &&
+      natsMsgHeader_Get(msg, "Nats-Msg-Id", &id) == NATS_OK && id) {
     std::shared_ptr<batch_state> batch;
     std::size_t index = 0;
     {
@@ -47,7 +48,7 @@ void on_ack(jsCtx*, natsMsg* msg, jsPubAck* pa, jsPubAckErr*, void*) {
     }
     if (batch) {
       std::lock_guard<std::mutex> guard{batch->mtx};
-      batch->ok[index] = true;
+      batch->seq[index] = pa->Sequence;
     }
   }
   natsMsg_Destroy(msg);
@@ -139,18 +140,18 @@ caf::expected<std::uint64_t> nats_client::js_publish_headers(
   return seq;
 }
 
-std::vector<bool>
+std::vector<std::uint64_t>
 nats_client::js_publish_batch(const std::vector<js_outgoing>& msgs,
                               std::int64_t timeout_ms) {
   std::lock_guard<std::mutex> one_batch{batch_mtx_};
   auto batch = std::make_shared<batch_state>();
-  batch->ok.assign(msgs.size(), false);
+  batch->seq.assign(msgs.size(), 0);
   if (!batch_js_) {
     jsOptions jo;
     jsOptions_Init(&jo);
     jo.PublishAsync.AckHandler = on_ack;
     if (natsConnection_JetStream(&batch_js_, conn_, &jo) != NATS_OK)
-      return batch->ok;
+      return batch->seq;
   }
   {
     registration reg{msgs, batch};
@@ -172,7 +173,7 @@ nats_client::js_publish_batch(const std::vector<js_outgoing>& msgs,
     }
   }
   std::lock_guard<std::mutex> guard{batch->mtx};
-  return batch->ok;
+  return batch->seq;
 }
 
 } // namespace troupe

@@ -153,11 +153,13 @@ public:
       std::int64_t timeout_ms = 5000, bool* duplicate = nullptr);
 
   /// Publishes every message of `msgs` to JetStream at once and waits (at
-  /// most `timeout_ms`) for the stream's acks: which of them were stored.
-  /// A message whose ack did not come may still be stored; publishing it
-  /// again with the same id is then dropped by the duplicate window.
-  std::vector<bool> js_publish_batch(const std::vector<js_outgoing>& msgs,
-                                     std::int64_t timeout_ms = 5000);
+  /// most `timeout_ms`) for the stream's acks: the stream sequence of each
+  /// one stored, 0 for one not acknowledged. A message whose ack did not
+  /// come may still be stored; publishing it again with the same id is
+  /// then dropped by the duplicate window.
+  std::vector<std::uint64_t>
+  js_publish_batch(const std::vector<js_outgoing>& msgs,
+                   std::int64_t timeout_ms = 5000);
 
   /// Request/reply on core NATS.
   /// Publishes `data` on `subject` asking for replies on `reply`.

@@ -176,7 +176,8 @@ bool job_scheduler::publish_pass() {
 
 /// Publishes the jobs as one batch; the stream's ack of each is what makes
 /// it safe to mark its row `queued`.
-std::vector<bool> job_scheduler::publish(const std::vector<due_job>& due) {
+std::vector<std::uint64_t>
+job_scheduler::publish(const std::vector<due_job>& due) {
   std::vector<js_outgoing> out;
   out.reserve(due.size());
   for (const auto& d : due) {
@@ -196,7 +197,7 @@ std::vector<bool> job_scheduler::publish(const std::vector<due_job>& due) {
   // of them wait.
   auto wait = std::clamp<std::int64_t>(opts_.lease.count() / 4, 500, 5000);
   auto sent = nats_->js_publish_batch(out, wait);
-  auto failed = std::count(sent.begin(), sent.end(), false);
+  auto failed = std::count(sent.begin(), sent.end(), std::uint64_t{0});
   if (failed > 0) {
     stats_->publish_failures += failed;
     spdlog::warn("scheduler: {} of {} due job(s) not published (they stay "

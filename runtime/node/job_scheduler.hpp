@@ -102,7 +102,7 @@ private:
   void keep_schedules();
   /// One pass over the due jobs; whether more may be due at once.
   bool publish_pass();
-  std::vector<bool> publish(const std::vector<due_job>& due);
+  std::vector<std::uint64_t> publish(const std::vector<due_job>& due);
   void sleep_until_due();
 
   std::shared_ptr<nats_client> nats_;

@@ -160,12 +160,15 @@ void republish(const ctx_ptr& ctx, const replay_ticket& t) {
                  t.job_id, t.life, describe(r.error()));
     return;
   }
-  if (!r)
-    throw admin_failure("unavailable",
-                        "job '" + t.job_id + "' is queued for life " +
-                            std::to_string(t.life) +
-                            " but could not be published (" +
-                            describe(r.error()) + "); run the command again");
+  if (r) {
+    ctx->store->published_as(t.job_id, t.life, *r);
+    return;
+  }
+  throw admin_failure("unavailable",
+                      "job '" + t.job_id + "' is queued for life " +
+                          std::to_string(t.life) +
+                          " but could not be published (" +
+                          describe(r.error()) + "); run the command again");
 }
 
 std::optional<std::int32_t> resolve_stage(const ctx_ptr& ctx,

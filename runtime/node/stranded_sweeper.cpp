@@ -50,10 +50,11 @@ void stranded_sweeper::loop() {
   while (!cv_.wait_for(lock, ncfg_.stranded_sweep, [&] { return stopping_; })) {
     lock.unlock();
     auto r = sweep_once();
-    if (r.lost > 0)
-      spdlog::warn("sweeper: {} accepted submission(s) whose message the "
-                   "broker lost: published again",
-                   r.lost);
+    if (r.lost > 0 || r.requeued > 0)
+      spdlog::warn("sweeper: the broker lost the messages of {} accepted "
+                   "submission(s), published again, and of {} queued "
+                   "job(s), handed to the scheduler",
+                   r.lost, r.requeued);
     if (r.stranded > 0)
       spdlog::warn("sweeper: {} message(s) the broker stopped tracking: {} "
                    "published again, {} deleted (their jobs had ended or "
@@ -70,7 +71,7 @@ stranded_sweeper::result stranded_sweeper::sweep_once() {
     return r;
   for (auto& p : pipelines_)
     sweep_pipeline(p, r);
-  sweep_submissions(r);
+  sweep_lost(r);
   store_.unlock();
   return r;
 }
@@ -134,8 +135,10 @@ bool stranded_sweeper::redrive(const stored_message& m,
                                        &duplicate);
   if (!seq || duplicate)
     return false;
-  if (log_) // a logged submission's message is this one now
+  // The job's record of where its message is: this one now.
+  if (log_)
     (void)log_->republished(job_id, *seq);
+  (void)store_.moved(job_id, m.seq, *seq);
   return true;
 }
 
@@ -143,18 +146,27 @@ bool stranded_sweeper::redrive(const stored_message& m,
 
 namespace troupe {
 
-void stranded_sweeper::sweep_submissions(result& r) {
+void stranded_sweeper::sweep_lost(result& r) {
+  auto last = last_sequence(*nats_, ncfg_.stream);
+  if (!last)
+    return;
+  positions delivered;
+  sweep_submissions(*last, delivered, r);
+  sweep_queued(*last, delivered, r);
+}
+
+void stranded_sweeper::sweep_submissions(std::uint64_t last_seq,
+                                         positions& delivered, result& r) {
   if (!log_)
     return;
   if (auto n = log_->forget_claimed(10000))
     r.forgotten = *n;
   auto unclaimed = log_->unclaimed(min_age_.count(), 500);
-  auto last = last_sequence(*nats_, ncfg_.stream);
-  if (!unclaimed || !last)
+  if (!unclaimed)
     return;
-  std::map<std::string, std::uint64_t> delivered;
   for (const auto& s : *unclaimed) {
-    if (!message_passed(s, *last, delivered) || still_stored(s))
+    if (!message_passed(s.pipeline, s.stream_seq, last_seq, delivered) ||
+        still_stored(s.stream_seq, s.job_id))
       continue;
     bool duplicate = false;
     auto seq = nats_->js_publish_headers(s.subject, s.body, s.job_id, {}, 5000,
@@ -164,32 +176,50 @@ void stranded_sweeper::sweep_submissions(result& r) {
   }
 }
 
+void stranded_sweeper::sweep_queued(std::uint64_t last_seq,
+                                    positions& delivered, result& r) {
+  auto queued = store_.long_queued(min_age_.count(), 500);
+  if (!queued)
+    return;
+  for (const auto& q : *queued) {
+    if (!message_passed(q.pipeline, q.stream_seq, last_seq, delivered) ||
+        still_stored(q.stream_seq, q.job_id))
+      continue;
+    if (auto moved = store_.requeue(q); moved && *moved)
+      ++r.requeued;
+  }
+}
+
 /// Whether the message should have been taken by now: its consumer handed
 /// out that sequence or later, or the stream does not reach it (a replica
 /// that lost messages took over and numbers new ones from its own end). A
 /// message still waiting in a backlog is not looked for.
-bool stranded_sweeper::message_passed(
-    const logged_submission& s, std::uint64_t last_seq,
-    std::map<std::string, std::uint64_t>& delivered) {
-  if (s.stream_seq > last_seq)
+bool stranded_sweeper::message_passed(const std::string& pipeline,
+                                      std::uint64_t seq, std::uint64_t last_seq,
+                                      positions& delivered) {
+  if (seq > last_seq)
     return true;
-  auto known = delivered.find(s.pipeline);
+  auto known = delivered.find(pipeline);
   if (known == delivered.end()) {
-    auto pos = consumer_position_of(
-        *nats_, ncfg_.stream, subjects{ncfg_.prefix}.consumer(s.pipeline));
-    known = delivered.emplace(s.pipeline, pos ? pos->delivered : 0).first;
+    auto pos = consumer_position_of(*nats_, ncfg_.stream,
+                                    subjects{ncfg_.prefix}.consumer(pipeline));
+    known = delivered.emplace(pipeline, pos ? pos->delivered : 0).first;
   }
-  return s.stream_seq <= known->second;
+  return seq <= known->second;
 }
 
-/// Whether the stream still holds the submission's message (the one at its
-/// sequence, under its job id: a sequence can be another message's after a
-/// replica lost some). If it cannot be told, it counts as held.
-bool stranded_sweeper::still_stored(const logged_submission& s) {
-  auto m = stored_at(*nats_, ncfg_.stream, s.stream_seq);
+/// Whether the stream still holds the job's message at `seq` (a sequence
+/// can be another message's after a replica lost some). If it cannot be
+/// told, it counts as held.
+bool stranded_sweeper::still_stored(std::uint64_t seq,
+                                    const std::string& job_id) {
+  auto m = stored_at(*nats_, ncfg_.stream, seq);
   if (!m)
     return true;
-  return *m && (*m)->header("Nats-Msg-Id") == s.job_id;
+  if (!*m)
+    return false;
+  const auto& f = (*m)->fields;
+  return (f.replay_of.empty() ? f.msg_id : f.replay_of) == job_id;
 }
 
 } // namespace troupe

@@ -18,7 +18,9 @@
 // a submission older than that whose job has no row, and whose message the
 // consumer has passed (or the stream no longer reaches), is looked for in
 // the stream; gone, it is published again under its job id. Submissions
-// whose job has a row are forgotten.
+// whose job has a row are forgotten. A job the scheduler or a replay queued
+// (its row names its message's sequence) whose message is gone goes back to
+// the scheduler, which publishes it as a new generation.
 // One node at a time sweeps (a PostgreSQL advisory lock); every node tries
 // every `nats.stranded_sweep`.
 
@@ -48,6 +50,7 @@ public:
     int redriven = 0; ///< published again
     int removed = 0;  ///< deleted as garbage
     int lost = 0;     ///< submissions whose message was gone, published again
+    int requeued = 0; ///< queued jobs whose message was gone, to the scheduler
     std::int64_t forgotten = 0; ///< logged submissions whose job has a row
   };
 
@@ -74,10 +77,15 @@ private:
   void sweep_pipeline(const std::string& pipeline, result& r);
   void settle(const stored_message& m, const std::string& pipeline, result& r);
   bool redrive(const stored_message& m, const std::string& job_id);
-  void sweep_submissions(result& r);
-  bool message_passed(const logged_submission& s, std::uint64_t last_seq,
-                      std::map<std::string, std::uint64_t>& delivered);
-  bool still_stored(const logged_submission& s);
+  /// Consumers' delivered sequences, per pipeline, read once a sweep.
+  using positions = std::map<std::string, std::uint64_t>;
+  void sweep_lost(result& r);
+  void sweep_submissions(std::uint64_t last_seq, positions& delivered,
+                         result& r);
+  void sweep_queued(std::uint64_t last_seq, positions& delivered, result& r);
+  bool message_passed(const std::string& pipeline, std::uint64_t seq,
+                      std::uint64_t last_seq, positions& delivered);
+  bool still_stored(std::uint64_t seq, const std::string& job_id);
 
   std::shared_ptr<nats_client> nats_;
   nats_config ncfg_;

@@ -285,6 +285,21 @@ bool admin_store::hand_to_scheduler(const std::string& job_id,
       });
 }
 
+void admin_store::published_as(const std::string& job_id, std::int32_t life,
+                               std::uint64_t stream_seq) {
+  try {
+    with_connection("noting a message's place", [&](pqxx::connection& c) {
+      pqxx::nontransaction n{c};
+      n.exec_params("update jobs set stream_seq = $3 where job_id = $1 and "
+                    "life = $2 and state = 'queued' and run_at is null",
+                    job_id, life, static_cast<std::int64_t>(stream_seq));
+      return true;
+    });
+  } catch (const std::exception&) {
+    // Best effort: without it the sweeper cannot look for this message.
+  }
+}
+
 json admin_store::cancel(const std::string& job_id, const std::string& pipeline,
                          const std::string& by) {
   return with_connection("cancelling job", [&](pqxx::connection& c) {

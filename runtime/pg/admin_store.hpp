@@ -103,6 +103,11 @@ public:
   /// longer queued in that life.
   bool hand_to_scheduler(const std::string& job_id, std::int32_t life);
 
+  /// Notes where a new life's message is in the stream (the stranded
+  /// sweeper looks for it there). Best effort.
+  void published_as(const std::string& job_id, std::int32_t life,
+                    std::uint64_t stream_seq);
+
   /// Records a pipeline as paused or not (cluster-wide; nodes poll it).
   void set_paused(const std::string& pipeline, bool paused,
                   const std::string& by);

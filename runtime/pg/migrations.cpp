@@ -233,6 +233,11 @@ create table submissions (
   accepted_at timestamptz not null default now()
 );
 create index submissions_accepted on submissions (accepted_at);
+-- Where a queued job's message is (written by the scheduler and by replays
+-- when the stream acks it): the sweeper looks for it there, and hands a
+-- job whose message the broker lost back to the scheduler.
+alter table jobs add column stream_seq bigint;
+create index jobs_queued_since on jobs (updated_at) where state = 'queued';
 )SQL"},
 };
 

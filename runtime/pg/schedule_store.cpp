@@ -23,9 +23,11 @@ for update skip locked
 
 // Published: in the stream now, claimable only from this generation.
 const char* const sql_published = R"SQL(
-update jobs set run_at = null, gen = gen + 1, state = 'queued',
-  lease_owner = null, lease_until = null, updated_at = now()
-where job_id = any(array(select jsonb_array_elements_text($1::jsonb)))
+update jobs j set run_at = null, gen = gen + 1, state = 'queued',
+  lease_owner = null, lease_until = null, updated_at = now(),
+  stream_seq = x.seq
+from jsonb_to_recordset($1::jsonb) as x(job_id text, seq bigint)
+where j.job_id = x.job_id
 )SQL";
 
 // Not published (NATS down, or no stream takes the subject): due again in
@@ -147,16 +149,19 @@ schedule_store::publish_due(std::size_t limit, const due_publisher& publish) {
     // The rows stay locked while they are published: a crash here rolls
     // back, and the next pass publishes them again.
     auto sent = publish(due);
-    sent.resize(due.size(), false);
+    sent.resize(due.size(), 0);
     json_array_writer ids, failed;
     for (std::size_t i = 0; i < due.size(); ++i) {
-      if (!sent[i]) {
+      if (sent[i] == 0) {
         ++out.failed;
         failed.str(due[i].job_id);
         continue;
       }
       ++out.published;
-      ids.str(due[i].job_id);
+      ids.object()
+          .str("job_id", due[i].job_id)
+          .num("seq", static_cast<std::int64_t>(sent[i]))
+          .close();
       out.lags_ms.push_back(due[i].lag_ms);
     }
     if (out.published > 0)

@@ -45,9 +45,10 @@ struct due_summary {
   std::vector<std::int64_t> lags_ms;
 };
 
-/// Publishes a batch; returns which of them were published.
+/// Publishes a batch; returns the stream sequence of each one published, 0
+/// for one that was not.
 using due_publisher =
-    std::function<std::vector<bool>(const std::vector<due_job>&)>;
+    std::function<std::vector<std::uint64_t>(const std::vector<due_job>&)>;
 
 class schedule_store {
 public:

@@ -19,6 +19,19 @@ select case
 from jobs where job_id = $1
 )SQL";
 
+const char* const sql_long_queued = R"SQL(
+select job_id, pipeline, stream_seq from jobs
+where state = 'queued' and run_at is null and stream_seq is not null
+  and updated_at < now() - $1::bigint * interval '1 millisecond'
+order by updated_at
+limit $2
+)SQL";
+
+const char* const sql_requeue = R"SQL(
+update jobs set run_at = now(), updated_at = now()
+where job_id = $1 and state = 'queued' and run_at is null and stream_seq = $2
+)SQL";
+
 job_standing standing_from(const std::string& s) {
   if (s == "terminal")
     return job_standing::terminal;
@@ -64,6 +77,43 @@ stranded_store::standing_of(const std::string& job_id) {
     auto r = n.exec_params(sql_standing, job_id);
     return r.empty() ? job_standing::absent
                      : standing_from(r[0][0].as<std::string>());
+  });
+}
+
+caf::expected<std::vector<stranded_store::queued_job>>
+stranded_store::long_queued(std::int64_t min_age_ms, int limit) {
+  return impl_->conn.run("reading long-queued jobs", [&](pqxx::connection& c) {
+    pqxx::nontransaction n{c};
+    std::vector<queued_job> out;
+    for (const auto& row : n.exec_params(sql_long_queued, min_age_ms, limit))
+      out.push_back({row[0].as<std::string>(), row[1].as<std::string>(),
+                     row[2].as<std::uint64_t>()});
+    return out;
+  });
+}
+
+caf::error stranded_store::moved(const std::string& job_id,
+                                 std::uint64_t from_seq, std::uint64_t seq) {
+  auto r = impl_->conn.run("noting a message's place", [&](auto& c) {
+    pqxx::nontransaction n{c};
+    n.exec_params("update jobs set stream_seq = $3 where job_id = $1 and "
+                  "stream_seq = $2 and state = 'queued'",
+                  job_id, static_cast<std::int64_t>(from_seq),
+                  static_cast<std::int64_t>(seq));
+    return true;
+  });
+  return r ? caf::none : r.error();
+}
+
+caf::expected<bool> stranded_store::requeue(const queued_job& j) {
+  return impl_->conn.run("requeueing a job", [&](pqxx::connection& c) {
+    pqxx::work w{c};
+    auto r = w.exec_params(sql_requeue, j.job_id,
+                           static_cast<std::int64_t>(j.stream_seq));
+    if (r.affected_rows() > 0)
+      w.exec("select pg_notify('troupe_due', '')");
+    w.commit();
+    return r.affected_rows() > 0;
   });
 }
 

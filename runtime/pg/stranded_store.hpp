@@ -4,8 +4,10 @@
 // tracking (runtime/node/stranded_sweeper.hpp), and the lock that lets one
 // node at a time sweep.
 
+#include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <caf/expected.hpp>
 
@@ -34,6 +36,26 @@ public:
   void unlock();
 
   caf::expected<job_standing> standing_of(const std::string& job_id);
+
+  /// A job queued by the scheduler or a replay, and where its message is.
+  struct queued_job {
+    std::string job_id;
+    std::string pipeline;
+    std::uint64_t stream_seq = 0;
+  };
+
+  /// Jobs queued longer ago than `min_age_ms` (oldest first): their message
+  /// should have been taken by now.
+  caf::expected<std::vector<queued_job>> long_queued(std::int64_t min_age_ms,
+                                                     int limit);
+
+  /// Hands a queued job whose message is gone to the schedulers (due now;
+  /// they publish it as a new generation). False if it moved meanwhile.
+  caf::expected<bool> requeue(const queued_job& j);
+
+  /// A queued job's message was published again as `seq`.
+  caf::error moved(const std::string& job_id, std::uint64_t from_seq,
+                   std::uint64_t seq);
 
 private:
   struct impl;

@@ -380,6 +380,11 @@ TEST_F(scheduling_test, AJobTheSchedulerPublishedCanBeReplayed) {
     return count("select count(*) from jobs where job_id = 'sql-doomed' and "
                  "state = 'dead_lettered' and gen = 1") == 1;
   }));
+  // The scheduler noted where its message went (the stranded sweeper looks
+  // for a queued job's message there).
+  EXPECT_EQ(count("select count(*) from jobs where job_id = 'sql-doomed' and "
+                  "stream_seq > 0"),
+            1);
   // A replay's message names its life, not a generation: it is not stale.
   auto nats = client();
   auto r = nats->request("troupe.admin.any.control.replay",

@@ -170,3 +170,54 @@ TEST_F(StrandedSweeper, PublishesAgainAnAcceptedSubmissionTheBrokerLost) {
   // The waiting one was never looked for, and nothing is published twice.
   EXPECT_EQ(sweeper.sweep_once().lost, 0);
 }
+
+// A job the scheduler or a replay queued names its message's sequence.
+// Gone (deleted after it was handed out), or another job's message there
+// (a replica that lost messages numbers new ones from its own end): the
+// job goes back to the scheduler. Stranded (still stored, handed out long
+// ago): published again, and the row follows its message.
+TEST_F(StrandedSweeper, HandsAQueuedJobWhoseMessageIsGoneToTheScheduler) {
+  std::vector<std::uint64_t> seqs;
+  for (std::string id : {"gone-3", "stranded-3", "running-3"}) {
+    // As the scheduler publishes generation 1 of a job.
+    auto seq = nats->js_publish_headers(
+        "troupe.jobs.p", R"({"payload":1})", id + "#g1",
+        {{"Troupe-Job-Id", id}, {"Troupe-Gen", "1"}, {"Troupe-Wake", "retry"}});
+    ASSERT_TRUE(seq);
+    seqs.push_back(*seq);
+  }
+  for (int i = 0; i < 3; ++i)
+    take_and_ack(*nats, "p");
+  ASSERT_FALSE(delete_stored(*nats, "TROUPE_JOBS", seqs[0]));
+  auto queued = [&](const std::string& id, std::uint64_t seq) {
+    return "('" + id + "', 'p', 'queued', 1, " + std::to_string(seq) + ")";
+  };
+  // moved-3 says its message is where running-3's is.
+  count_rows(servers.pg_url(),
+             "with x as (insert into jobs (job_id, pipeline, state, gen, "
+             "stream_seq) values " +
+                 queued("gone-3", seqs[0]) + ", " +
+                 queued("stranded-3", seqs[1]) + ", " +
+                 queued("moved-3", seqs[2]) +
+                 " returning 1) select count(*) from x");
+  // A node runs running-3 under a live lease: its message is left alone.
+  count_rows(servers.pg_url(),
+             "with x as (insert into jobs (job_id, pipeline, state, "
+             "lease_owner, lease_until) values ('running-3', 'p', 'running', "
+             "'n1', now() + interval '1 hour') returning 1) select count(*) "
+             "from x");
+  std::this_thread::sleep_for(7500ms); // older than min_age, as above
+  stranded_sweeper sweeper{nats, cfg, servers.pg_url(), {"p"}, {}};
+  auto r = sweeper.sweep_once();
+  EXPECT_EQ(r.redriven, 1);
+  EXPECT_EQ(r.requeued, 2);
+  EXPECT_EQ(count_rows(servers.pg_url(),
+                       "select count(*) from jobs where run_at is not null "
+                       "and job_id in ('gone-3', 'moved-3')"),
+            2);
+  EXPECT_EQ(count_rows(servers.pg_url(),
+                       "select count(*) from jobs where job_id = 'stranded-3' "
+                       "and run_at is null and stream_seq > " +
+                           std::to_string(seqs[2])),
+            1);
+}
