@@ -71,6 +71,8 @@ stranded_sweeper::result stranded_sweeper::sweep_once() {
     return r;
   for (auto& p : pipelines_)
     sweep_pipeline(p, r);
+  sighted_ = std::move(seen_now_);
+  seen_now_.clear();
   sweep_lost(r);
   store_.unlock();
   return r;
@@ -102,7 +104,7 @@ void stranded_sweeper::sweep_pipeline(const std::string& pipeline, result& r) {
 void stranded_sweeper::settle(const stored_message& m,
                               const std::string& pipeline, result& r) {
   auto age = std::chrono::milliseconds{now_ms() - m.published_ms};
-  if (age < min_age_)
+  if (!seen_long_enough(m.seq) || age < min_age_)
     return;
   auto spec = decode_delivery(m.fields, pipeline, limits_, now_ms(), nullptr);
   auto standing = store_.standing_of(spec.job_id);
@@ -117,6 +119,16 @@ void stranded_sweeper::settle(const stored_message& m,
   }
   if (redrive(m, spec.job_id) && !delete_stored(*nats_, ncfg_.stream, m.seq))
     ++r.redriven;
+}
+
+/// Notes that `seq` is behind its consumer in this sweep; true once it has
+/// been in every sweep for min_age.
+bool stranded_sweeper::seen_long_enough(std::uint64_t seq) {
+  auto now = std::chrono::steady_clock::now();
+  auto first = sighted_.find(seq);
+  auto since = first == sighted_.end() ? now : first->second;
+  seen_now_[seq] = since;
+  return now - since >= min_age_;
 }
 
 /// Publishes the message again as it was; a message without an id of its

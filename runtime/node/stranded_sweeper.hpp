@@ -5,9 +5,11 @@
 // that its consumer had handed out but no longer had pending (below the
 // ack floor, or above it with nothing pending): nothing would ever deliver
 // them again, and a job whose message it was is lost (no row) or stuck
-// (queued, replayed). A message handed out longer ago than the duplicate
-// window + ack_wait + 5 s is looked at; PostgreSQL decides what it is
-// worth:
+// (queued, replayed). A message this sweeper has seen behind its consumer's
+// delivered sequence, in every sweep for at least the duplicate window +
+// ack_wait + 5 s (its age since publication says nothing: in a backlog a
+// message is handed out long after it was published, and a node may be
+// about to claim it), is looked at; PostgreSQL decides what it is worth:
 // - the job ended, or waits in the store: the message is garbage, deleted;
 // - a node holds the job under a live lease: left alone;
 // - no row, or queued, or its lease lapsed: published again, the same
@@ -76,6 +78,7 @@ private:
   void loop();
   void sweep_pipeline(const std::string& pipeline, result& r);
   void settle(const stored_message& m, const std::string& pipeline, result& r);
+  bool seen_long_enough(std::uint64_t seq);
   bool redrive(const stored_message& m, const std::string& job_id);
   /// Consumers' delivered sequences, per pipeline, read once a sweep.
   using positions = std::map<std::string, std::uint64_t>;
@@ -94,6 +97,10 @@ private:
   std::vector<std::string> pipelines_;
   input_limits limits_;
   std::chrono::milliseconds min_age_;
+  /// Messages seen behind their consumer, by stream sequence: when this
+  /// sweeper first saw each (forgotten once a sweep no longer sees it).
+  std::map<std::uint64_t, std::chrono::steady_clock::time_point> sighted_;
+  std::map<std::uint64_t, std::chrono::steady_clock::time_point> seen_now_;
   std::mutex mtx_;
   std::condition_variable cv_;
   bool stopping_ = false;
