@@ -61,7 +61,8 @@ consumer_position_of(nats_client& nats, const std::string& stream,
                               nullptr, &jerr);
   if (s != NATS_OK)
     return js_failure(s, "consumer info " + durable);
-  consumer_position p{ci->AckFloor.Stream, ci->Delivered.Stream};
+  consumer_position p{ci->AckFloor.Stream, ci->Delivered.Stream, ci->NumPending,
+                      static_cast<std::uint64_t>(ci->NumAckPending)};
   jsConsumerInfo_Destroy(ci);
   return p;
 }
@@ -121,6 +122,38 @@ caf::expected<std::uint64_t> last_sequence(nats_client& nats,
   auto last = si->State.LastSeq;
   jsStreamInfo_Destroy(si);
   return last;
+}
+
+caf::expected<std::map<std::string, std::uint64_t>>
+stored_per_subject(nats_client& nats, const std::string& stream,
+                   const std::string& filter) {
+  auto reply =
+      nats.request("$JS.API.STREAM.INFO." + stream,
+                   nlohmann::json{{"subjects_filter", filter}}.dump(), 5000);
+  if (!reply)
+    return reply.error();
+  auto j = nlohmann::json::parse(*reply, nullptr, false);
+  if (!j.is_object() || j.contains("error") || !j.contains("state"))
+    return make_error(errc::unavailable, "unreadable stream info reply");
+  std::map<std::string, std::uint64_t> out;
+  auto subjects = j["state"].value("subjects", nlohmann::json::object());
+  for (auto& [subject, n] : subjects.items())
+    if (n.is_number_unsigned())
+      out[subject] = n.get<std::uint64_t>();
+  return out;
+}
+
+caf::error step_down_consumer(nats_client& nats, const std::string& stream,
+                              const std::string& durable) {
+  auto reply = nats.request(
+      "$JS.API.CONSUMER.LEADER.STEPDOWN." + stream + "." + durable, "", 5000);
+  if (!reply)
+    return reply.error();
+  auto j = nlohmann::json::parse(*reply, nullptr, false);
+  if (!j.is_object() || !j.value("success", false))
+    return make_error(errc::unavailable,
+                      "consumer step-down refused: " + reply->substr(0, 200));
+  return caf::none;
 }
 
 caf::error delete_stored(nats_client& nats, const std::string& stream,

@@ -5,6 +5,7 @@
 // tracking (runtime/node/stranded_sweeper.hpp).
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <utility>
@@ -36,6 +37,9 @@ struct stored_message {
 struct consumer_position {
   std::uint64_t ack_floor = 0;
   std::uint64_t delivered = 0;
+  /// Messages it has still to hand out, and handed out but not acked.
+  std::uint64_t pending = 0;
+  std::uint64_t ack_pending = 0;
 };
 
 caf::expected<consumer_position>
@@ -56,6 +60,16 @@ stored_at(nats_client& nats, const std::string& stream, std::uint64_t seq);
 /// The stream's last sequence.
 caf::expected<std::uint64_t> last_sequence(nats_client& nats,
                                            const std::string& stream);
+
+/// How many messages the stream holds per subject under `filter`.
+caf::expected<std::map<std::string, std::uint64_t>>
+stored_per_subject(nats_client& nats, const std::string& stream,
+                   const std::string& filter);
+
+/// Asks the broker to move a consumer's leadership to another replica (its
+/// state is loaded afresh there).
+caf::error step_down_consumer(nats_client& nats, const std::string& stream,
+                              const std::string& durable);
 
 /// Deletes one stored message.
 caf::error delete_stored(nats_client& nats, const std::string& stream,

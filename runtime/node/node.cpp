@@ -164,6 +164,13 @@ node::~node() {
 int run_node(const troupe_config& cfg, const node_run_options& opts) {
   node n{cfg};
   if (auto err = n.start()) {
+    // Asked to stop while it waited for a dependency: a requested stop,
+    // not a failure (a supervisor that sent SIGTERM expects 0).
+    if (shutdown_requested()) {
+      spdlog::info("stopped before it started (it was waiting: {})",
+                   message_of(err));
+      return 0;
+    }
     // An unreachable dependency's message names it ("NATS at ..."); other
     // errors keep their code ("invalid_config: ...").
     spdlog::critical("cannot start: {}", code_of(err) == errc::unavailable

@@ -50,6 +50,10 @@ void stranded_sweeper::loop() {
   while (!cv_.wait_for(lock, ncfg_.stranded_sweep, [&] { return stopping_; })) {
     lock.unlock();
     auto r = sweep_once();
+    if (r.stuck_consumers > 0)
+      spdlog::warn("sweeper: {} consumer(s) stopped handing out messages the "
+                   "stream holds; their leadership was moved",
+                   r.stuck_consumers);
     if (r.lost > 0 || r.requeued > 0)
       spdlog::warn("sweeper: the broker lost the messages of {} accepted "
                    "submission(s), published again, and of {} queued "
@@ -74,6 +78,7 @@ stranded_sweeper::result stranded_sweeper::sweep_once() {
   sighted_ = std::move(seen_now_);
   seen_now_.clear();
   sweep_lost(r);
+  watch_consumers(r);
   store_.unlock();
   return r;
 }
@@ -232,6 +237,50 @@ bool stranded_sweeper::still_stored(std::uint64_t seq,
     return false;
   const auto& f = (*m)->fields;
   return (f.replay_of.empty() ? f.msg_id : f.replay_of) == job_id;
+}
+
+void stranded_sweeper::watch_consumers(result& r) {
+  subjects subj{ncfg_.prefix};
+  auto filter = ncfg_.prefix + ".jobs.>";
+  auto before = stored_per_subject(*nats_, ncfg_.stream, filter);
+  std::map<std::string, consumer_position> positions;
+  for (const auto& p : pipelines_)
+    if (auto pos = consumer_position_of(*nats_, ncfg_.stream, subj.consumer(p)))
+      positions[p] = *pos;
+  auto after = stored_per_subject(*nats_, ncfg_.stream, filter);
+  if (!before || !after)
+    return;
+  for (const auto& [p, pos] : positions) {
+    // The fewer of two counts around the consumers' reading: publications
+    // and acks meanwhile must not look like a stuck consumer.
+    auto subject = subj.jobs(p);
+    auto stored = std::min((*before)[subject], (*after)[subject]);
+    if (!stuck_long_enough(p, stored > pos.pending + pos.ack_pending))
+      continue;
+    ++r.stuck_consumers;
+    if (auto err = step_down_consumer(*nats_, ncfg_.stream, subj.consumer(p)))
+      spdlog::warn("sweeper: consumer {} accounts for {} of the {} messages "
+                   "stored for it; moving its leader failed: {}",
+                   subj.consumer(p), pos.pending + pos.ack_pending, stored,
+                   describe(err));
+  }
+}
+
+/// True when `pipeline`'s consumer has been unaccounted in every sweep for
+/// min_age (then the clock starts again, so that it is moved at most once
+/// per min_age).
+bool stranded_sweeper::stuck_long_enough(const std::string& pipeline,
+                                         bool unaccounted) {
+  auto now = std::chrono::steady_clock::now();
+  if (!unaccounted) {
+    stuck_since_.erase(pipeline);
+    return false;
+  }
+  auto since = stuck_since_.emplace(pipeline, now).first;
+  if (now - since->second < min_age_)
+    return false;
+  since->second = now;
+  return true;
 }
 
 } // namespace troupe

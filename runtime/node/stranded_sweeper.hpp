@@ -22,7 +22,12 @@
 // the stream; gone, it is published again under its job id. Submissions
 // whose job has a row are forgotten. A job the scheduler or a replay queued
 // (its row names its message's sequence) whose message is gone goes back to
-// the scheduler, which publishes it as a new generation.
+// the scheduler, which publishes it as a new generation. A consumer that
+// accounts for fewer messages (to hand out, or handed out and unacked) than
+// the stream holds on its subject, in every sweep for min_age, has its
+// leadership moved to another replica: 2.9.10 was seen (chaos seed 1) to
+// stop handing out hundreds of stored messages, with "0 pending", until
+// its servers restarted.
 // One node at a time sweeps (a PostgreSQL advisory lock); every node tries
 // every `nats.stranded_sweep`.
 
@@ -53,6 +58,7 @@ public:
     int removed = 0;  ///< deleted as garbage
     int lost = 0;     ///< submissions whose message was gone, published again
     int requeued = 0; ///< queued jobs whose message was gone, to the scheduler
+    int stuck_consumers = 0;    ///< consumers found stuck (leader moved)
     std::int64_t forgotten = 0; ///< logged submissions whose job has a row
   };
 
@@ -83,6 +89,8 @@ private:
   /// Consumers' delivered sequences, per pipeline, read once a sweep.
   using positions = std::map<std::string, std::uint64_t>;
   void sweep_lost(result& r);
+  void watch_consumers(result& r);
+  bool stuck_long_enough(const std::string& pipeline, bool unaccounted);
   void sweep_submissions(std::uint64_t last_seq, positions& delivered,
                          result& r);
   void sweep_queued(std::uint64_t last_seq, positions& delivered, result& r);
@@ -101,6 +109,9 @@ private:
   /// sweeper first saw each (forgotten once a sweep no longer sees it).
   std::map<std::uint64_t, std::chrono::steady_clock::time_point> sighted_;
   std::map<std::uint64_t, std::chrono::steady_clock::time_point> seen_now_;
+  /// Pipelines whose consumer accounts for fewer messages than the stream
+  /// holds on its subject, since when.
+  std::map<std::string, std::chrono::steady_clock::time_point> stuck_since_;
   std::mutex mtx_;
   std::condition_variable cv_;
   bool stopping_ = false;

@@ -461,3 +461,27 @@ TEST_F(observability_test,
   EXPECT_EQ(out.find(pg_secret), std::string::npos) << out;
   EXPECT_EQ(out.find(": ready"), std::string::npos) << out;
 }
+
+// Chaos seed 3: a node restarted while JetStream had no quorum was still
+// waiting for it when the harness stopped the cluster, and exited 2 as if
+// it had failed. Asked to stop during start-up, a node stops: exit 0.
+TEST_F(observability_test, AStopRequestedDuringStartUpIsACleanStop) {
+  auto port = free_port();
+  auto cfg = config("obs-stopearly", "\n");
+  auto at = cfg.find(std::to_string(servers_->pg_port()));
+  ASSERT_NE(at, std::string::npos);
+  cfg.replace(at, std::to_string(servers_->pg_port()).size(),
+              std::to_string(port));
+  cfg.replace(cfg.find("drain_grace"), 0, "startup_timeout = \"60s\"\n");
+  write_file(dir_ + "/stopearly.toml", cfg);
+  child_process node{
+      {TROUPE_BINARY, "node", "--config", dir_ + "/stopearly.toml"},
+      dir_ + "/stopearly.log"};
+  ASSERT_TRUE(eventually(
+      [&] { return node.output().find("not ready yet") != std::string::npos; },
+      30s));
+  node.signal(SIGTERM);
+  EXPECT_EQ(node.wait(30s), 0) << node.output();
+  EXPECT_NE(node.output().find("stopped before it started"), std::string::npos)
+      << node.output();
+}
