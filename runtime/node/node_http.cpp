@@ -13,6 +13,7 @@
 #include "runtime/exec/exec_stage.hpp"
 #include "runtime/nats/nats_client.hpp"
 #include "runtime/node/jetstream_intake.hpp"
+#include "runtime/node/stranded_sweeper.hpp"
 #include "runtime/observe/metrics.hpp"
 #include "runtime/pg/admin_store.hpp"
 #include "runtime/pg/migrations.hpp"
@@ -222,6 +223,31 @@ void render_scheduler(prometheus_text& p, const scheduler_stats& st) {
            static_cast<double>(st.oldest_due_ms) / 1000.0);
 }
 
+void render_repairs(prometheus_text& p, const node_http_sources& src) {
+  if (src.sweeper) {
+    const auto& st = *src.sweeper;
+    p.family("troupe_sweeper_repairs_total", "counter",
+             "What the broker lost or stopped tracking, repaired by this "
+             "node's sweeps (docs/reliability.md).");
+    auto sample = [&](const char* what, std::int64_t n) {
+      p.sample("troupe_sweeper_repairs_total", {{"repair", what}},
+               static_cast<double>(n));
+    };
+    sample("stranded_republished", st.redriven);
+    sample("stranded_deleted", st.removed);
+    sample("lost_submission_republished", st.lost);
+    sample("lost_queued_requeued", st.requeued);
+    sample("stuck_consumer_moved", st.stuck_consumers);
+  }
+  if (src.unlogged) {
+    p.family("troupe_submissions_unlogged_total", "counter",
+             "Accepted submissions the submit API could not log in "
+             "PostgreSQL (the stream still has them).");
+    p.sample("troupe_submissions_unlogged_total", {},
+             static_cast<double>(src.unlogged()));
+  }
+}
+
 void render_dependencies(prometheus_text& p, const node_http_sources& src) {
   p.family("troupe_dependency_up", "gauge",
            "1 if the dependency is reachable.");
@@ -273,6 +299,7 @@ std::string metrics(const node_http_sources& src) {
   if (src.scheduler)
     render_scheduler(p, *src.scheduler);
   render_dependencies(p, src);
+  render_repairs(p, src);
   render_waiting(p, stats);
   render_cluster(p, src);
   p.family("troupe_retention_pruned_total", "counter",

@@ -21,6 +21,7 @@
 namespace troupe {
 
 struct scheduler_stats;
+struct sweeper_stats;
 
 struct exec_stats;
 class job_metrics;
@@ -54,6 +55,9 @@ struct node_http_sources {
   std::function<std::vector<std::string>()> dead_actors;
   /// The node's scheduler (due jobs, leases, rescue).
   std::shared_ptr<scheduler_stats> scheduler;
+  /// The stranded sweeper's repairs, and submissions the API could not log.
+  std::shared_ptr<sweeper_stats> sweeper;
+  std::function<std::int64_t()> unlogged;
 };
 
 /// Builds the /readyz and /metrics handlers of a node.

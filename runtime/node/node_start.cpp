@@ -443,7 +443,9 @@ caf::error node::impl::start_http() {
       [this] { return collect_pipeline_stats(*sys, pipelines); },
       exec_counts,
       [this] { return dead_actors(); },
-      scheduler->stats()};
+      scheduler->stats(),
+      stranded->stats(),
+      [this] { return api->unlogged(); }};
   http = std::make_unique<http_endpoint>();
   auto port = http->start(cfg.node.http, make_node_http_handlers(hs));
   if (!port)

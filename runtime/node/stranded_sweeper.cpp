@@ -80,6 +80,11 @@ stranded_sweeper::result stranded_sweeper::sweep_once() {
   sweep_lost(r);
   watch_consumers(r);
   store_.unlock();
+  stats_->redriven += r.redriven;
+  stats_->removed += r.removed;
+  stats_->lost += r.lost;
+  stats_->requeued += r.requeued;
+  stats_->stuck_consumers += r.stuck_consumers;
   return r;
 }
 

@@ -50,6 +50,15 @@
 
 namespace troupe {
 
+/// What the sweeps of this node did, since start (for /metrics).
+struct sweeper_stats {
+  std::atomic<std::int64_t> redriven{0};
+  std::atomic<std::int64_t> removed{0};
+  std::atomic<std::int64_t> lost{0};
+  std::atomic<std::int64_t> requeued{0};
+  std::atomic<std::int64_t> stuck_consumers{0};
+};
+
 class stranded_sweeper {
 public:
   struct result {
@@ -80,6 +89,8 @@ public:
   /// One sweep in the calling thread (skipped when another node sweeps).
   result sweep_once();
 
+  std::shared_ptr<sweeper_stats> stats() const { return stats_; }
+
 private:
   void loop();
   void sweep_pipeline(const std::string& pipeline, result& r);
@@ -102,6 +113,7 @@ private:
   nats_config ncfg_;
   stranded_store store_;
   std::shared_ptr<submission_log> log_;
+  std::shared_ptr<sweeper_stats> stats_ = std::make_shared<sweeper_stats>();
   std::vector<std::string> pipelines_;
   input_limits limits_;
   std::chrono::milliseconds min_age_;

@@ -61,11 +61,16 @@ std::int64_t finished(const std::string& pg_url);
 std::int64_t dead_letters(const std::string& pg_url,
                           const std::string& pipeline);
 
-/// Messages left in the stream plus deliveries pending or unacked on every
-/// consumer; -1 when JetStream cannot be asked. `detail` says which.
+/// Messages left in the stream; -1 when JetStream cannot be asked.
+/// `detail` says where, with each consumer's pending and unacked counts;
+/// `phantoms` gets how many deliveries the consumers still count beyond
+/// the messages the stream holds (2.9.10's bookkeeping after a replica
+/// reset: an unacked entry for a message already gone; nothing can be
+/// delivered from it).
 std::int64_t stream_leftovers(nats_client& nats,
                               const std::vector<std::string>& pipelines,
-                              std::string* detail = nullptr);
+                              std::string* detail = nullptr,
+                              std::int64_t* phantoms = nullptr);
 
 /// Judges the run.
 verdict judge(const verdict_input& in, nats_client& nats);

@@ -184,6 +184,14 @@ TEST_F(durable_path_test, HttpServesHealthReadinessAndValidMetrics) {
   std::sscanf(parsed.output.c_str(), "%d %d", &families, &done);
   EXPECT_GE(families, 8) << parsed.output;
   EXPECT_GE(done, 5) << parsed.output;
+  // The sweeper's repairs and the API's unlogged submissions: present, and
+  // zero on a healthy broker and store.
+  for (auto line : {"troupe_sweeper_repairs_total{repair=\"lost_submission_"
+                    "republished\"} 0",
+                    "troupe_sweeper_repairs_total{repair=\"stuck_consumer_"
+                    "moved\"} 0",
+                    "troupe_submissions_unlogged_total 0"})
+    EXPECT_NE(metrics->body.find(line), std::string::npos) << line;
   node->signal(SIGTERM);
   EXPECT_EQ(node->wait(30s), 0);
 }
