@@ -75,6 +75,10 @@ stranded_sweeper::result stranded_sweeper::sweep_once() {
     return r;
   for (auto& p : pipelines_)
     sweep_pipeline(p, r);
+  // A walk that broke off (a consumer leader moving) forgets no sighting:
+  // only a sweep that walked every pipeline through prunes them.
+  if (walked_.size() < pipelines_.size())
+    seen_now_.insert(sighted_.begin(), sighted_.end());
   sighted_ = std::move(seen_now_);
   seen_now_.clear();
   sweep_lost(r);
@@ -90,6 +94,7 @@ stranded_sweeper::result stranded_sweeper::sweep_once() {
 
 void stranded_sweeper::sweep_pipeline(const std::string& pipeline, result& r) {
   subjects subj{ncfg_.prefix};
+  walked_.erase(pipeline);
   auto pos =
       consumer_position_of(*nats_, ncfg_.stream, subj.consumer(pipeline));
   if (!pos)
@@ -100,15 +105,19 @@ void stranded_sweeper::sweep_pipeline(const std::string& pipeline, result& r) {
   // after ack_wait) or lost: the broker's bookkeeping was seen to drop
   // pending deliveries (chaos seed 1: 28 messages above the ack floor,
   // none pending). The store tells which.
-  std::uint64_t seq = 1;
+  std::uint64_t seq = 1, walked = 0;
   while (seq <= pos->delivered) {
     auto m = next_stored(*nats_, ncfg_.stream, seq, subj.jobs(pipeline));
-    if (!m || !*m || (*m)->seq > pos->delivered)
-      return;
+    if (!m)
+      return; // not walked to the end: the count below would lie
+    if (!*m || (*m)->seq > pos->delivered)
+      break;
     seq = (*m)->seq + 1;
+    ++walked;
     if (!(*m)->subject.empty())
       settle(**m, pipeline, r);
   }
+  walked_[pipeline] = walked;
 }
 
 void stranded_sweeper::settle(const stored_message& m,
@@ -256,18 +265,25 @@ void stranded_sweeper::watch_consumers(result& r) {
   if (!before || !after)
     return;
   for (const auto& [p, pos] : positions) {
-    // The fewer of two counts around the consumers' reading: publications
-    // and acks meanwhile must not look like a stuck consumer.
+    // Messages beyond what the walk found up to the delivered sequence
+    // must all be still to hand out. The fewer of two counts around the
+    // consumers' reading: publications and acks meanwhile must not look
+    // like a stuck consumer. (Messages behind the delivered sequence are
+    // the walk's: stranded ones are published again or deleted there.)
+    auto walked = walked_.find(p);
+    if (walked == walked_.end())
+      continue;
     auto subject = subj.jobs(p);
     auto stored = std::min((*before)[subject], (*after)[subject]);
-    if (!stuck_long_enough(p, stored > pos.pending + pos.ack_pending))
+    auto ahead = stored > walked->second ? stored - walked->second : 0;
+    if (!stuck_long_enough(p, ahead > pos.pending))
       continue;
     ++r.stuck_consumers;
     if (auto err = step_down_consumer(*nats_, ncfg_.stream, subj.consumer(p)))
-      spdlog::warn("sweeper: consumer {} accounts for {} of the {} messages "
-                   "stored for it; moving its leader failed: {}",
-                   subj.consumer(p), pos.pending + pos.ack_pending, stored,
-                   describe(err));
+      spdlog::warn("sweeper: consumer {} counts {} to hand out of the {} "
+                   "ahead of its delivered sequence; moving its leader "
+                   "failed: {}",
+                   subj.consumer(p), pos.pending, ahead, describe(err));
   }
 }
 

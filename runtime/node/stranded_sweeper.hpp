@@ -23,9 +23,9 @@
 // whose job has a row are forgotten. A job the scheduler or a replay queued
 // (its row names its message's sequence) whose message is gone goes back to
 // the scheduler, which publishes it as a new generation. A consumer that
-// accounts for fewer messages (to hand out, or handed out and unacked) than
-// the stream holds on its subject, in every sweep for min_age, has its
-// leadership moved to another replica: 2.9.10 was seen (chaos seed 1) to
+// counts fewer messages still to hand out than the stream holds on its
+// subject beyond its delivered sequence, in every sweep for min_age, has
+// its leadership moved to another replica: 2.9.10 was seen (chaos seed 1) to
 // stop handing out hundreds of stored messages, with "0 pending", until
 // its servers restarted.
 // One node at a time sweeps (a PostgreSQL advisory lock); every node tries
@@ -121,9 +121,12 @@ private:
   /// sweeper first saw each (forgotten once a sweep no longer sees it).
   std::map<std::uint64_t, std::chrono::steady_clock::time_point> sighted_;
   std::map<std::uint64_t, std::chrono::steady_clock::time_point> seen_now_;
-  /// Pipelines whose consumer accounts for fewer messages than the stream
+  /// Pipelines whose consumer counts fewer messages to hand out than the stream
   /// holds on its subject, since when.
   std::map<std::string, std::chrono::steady_clock::time_point> stuck_since_;
+  /// Stored messages of each pipeline up to its consumer's delivered
+  /// sequence, counted by this sweep's walk (absent: not walked through).
+  std::map<std::string, std::uint64_t> walked_;
   std::mutex mtx_;
   std::condition_variable cv_;
   bool stopping_ = false;

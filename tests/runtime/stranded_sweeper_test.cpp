@@ -232,26 +232,29 @@ TEST_F(StrandedSweeper, HandsAQueuedJobWhoseMessageIsGoneToTheScheduler) {
             1);
 }
 
-// A consumer that accounts for fewer messages than the stream holds on its
-// subject, sweep after sweep for min_age, is stuck (chaos seed 1: 650
-// messages stored, "0 pending", nothing handed out until the servers
-// restarted): its leadership is moved. Here: acked messages that `limits`
-// keeps, of a job a node holds under a live lease (so the stranded path
-// leaves them alone).
-TEST_F(StrandedSweeper, FindsAConsumerThatNoLongerAccountsForStoredMessages) {
+// A stuck consumer counts fewer messages still to hand out than the
+// stream holds beyond its delivered sequence (chaos seed 1: 650 stored,
+// "0 pending", nothing handed out until the servers restarted); its
+// leadership is then moved. A healthy server cannot be made to do that,
+// so this test holds the other side (chaos seed 6: the first version of
+// the check moved the leaders of six healthy consumers every few seconds,
+// counting messages behind the delivered sequence): messages behind it
+// (here acked ones that `limits` keeps, of a job a node holds under a live
+// lease, so the stranded path leaves them alone) and a pending one ahead
+// are not a stuck consumer.
+TEST_F(StrandedSweeper, MessagesBehindTheConsumerAreNotAStuckConsumer) {
   ASSERT_TRUE(nats->js_publish("troupe.jobs.p", R"({"payload":1})", "held-4"));
   take_and_ack(*nats, "p");
+  ASSERT_TRUE(nats->js_publish("troupe.jobs.p", R"({"payload":2})", "next-4"));
   count_rows(servers.pg_url(),
              "with x as (insert into jobs (job_id, pipeline, state, "
              "lease_owner, lease_until) values ('held-4', 'p', 'running', "
              "'n1', now() + interval '1 hour') returning 1) select count(*) "
              "from x");
   stranded_sweeper sweeper{nats, cfg, servers.pg_url(), {"p"}, {}};
-  EXPECT_EQ(sweeper.sweep_once().stuck_consumers, 0); // seen only
+  EXPECT_EQ(sweeper.sweep_once().stuck_consumers, 0);
   std::this_thread::sleep_for(7500ms);
   auto r = sweeper.sweep_once();
   EXPECT_EQ(r.stranded, 0);
-  EXPECT_EQ(r.stuck_consumers, 1);
-  // Moved at most once per min_age.
-  EXPECT_EQ(sweeper.sweep_once().stuck_consumers, 0);
+  EXPECT_EQ(r.stuck_consumers, 0);
 }
