@@ -67,7 +67,7 @@ TEST(ConfigLoader, TheExampleFileIsValid) {
   ASSERT_EQ(ingest.stages.size(), 3u);
   EXPECT_EQ(ingest.stages[0].timeout, milliseconds{30000});
   EXPECT_EQ(ingest.stages[0].params.at("command")[0],
-            "examples/ingest/fetch.sh");
+            "examples/shell/fetch.sh");
   EXPECT_EQ(ingest.stages[0].retry.non_retryable,
             std::vector<std::string>{"bad_input"});
   EXPECT_EQ(ingest.stages[1].retry.max_attempts, 1);
