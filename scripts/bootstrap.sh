@@ -17,7 +17,17 @@ PACKAGES=(
   ccache
   # scripts/chaos.sh: a clock jump on one node (LD_PRELOAD of libfaketime).
   faketime libfaketime
+  # examples/ingest: PDF text (pdftotext), the store stage's PostgreSQL
+  # driver; examples/stages/troupe_stage.sh: jq.
+  poppler-utils python3-psycopg2 jq
+  # examples/publishers: the Go publisher (nats.go from Debian).
+  golang-go golang-github-nats-io-go-nats-dev
 )
+# examples/publishers/js: Node.js and npm (Debian's, unless a node is
+# already installed).
+if ! command -v node > /dev/null || ! command -v npm > /dev/null; then
+  PACKAGES+=(nodejs npm)
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -54,7 +54,7 @@ def main(argv=None):
     import psycopg2
     with psycopg2.connect(a.pg) as conn, conn.cursor() as cur:
         how, rows = search(cur, a.text, a.limit)
-    print(f'\nsearch "{a.text}" ({how}): {len(rows)} results')
+    print(f"\nsearch: {a.text}  ({how}, {len(rows)} results)")
     for title, source, n, snippet, score in rows:
         print(f"  {score:.3f}  {os.path.basename(source)} (chunk {n}) {title[:60]}")
         print(f"         {' '.join(snippet.split())[:160]}")

@@ -65,7 +65,7 @@ class Board:
 
     def show(self, force=False):
         now = time.monotonic()
-        if not force and now - self.last < (0.2 if self.tty else 2.0):
+        if (not force or not self.tty) and now - self.last < (0.2 if self.tty else 2.0):
             return
         self.last = now
         line = "  ".join(f"{s} {n}" for s, n in self.stages.items())
@@ -138,7 +138,8 @@ def summary(jobs, board, started):
     print(f"  documents stored   {len(new)}")
     print(f"  chunks stored      {sum(j['result']['chunks'] for j in new)}")
     print(f"  duplicates         {len(dups)}"
-          + "".join(f"\n    {jobs[j['job_id']]} = {j['result']['duplicate_of']}"
+          + "".join(f"\n    {jobs[j['job_id']]}: same bytes as "
+                    f"{jobs.get(j['result']['duplicate_of'], j['result']['duplicate_of'])}"
                     for j in dups))
     print(f"  dead letters       {len(dead)}")
     for j in dead:

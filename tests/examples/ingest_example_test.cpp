@@ -159,7 +159,7 @@ TEST_F(IngestExample, FiftyFilesThroughTwoNodesOneKilledMidRun) {
                    servers.pg_url(), "\"quick troupe of zebras\""},
                   servers.dir() + "/query.log"};
   ASSERT_EQ(q.wait(30s), 0) << q.output();
-  EXPECT_NE(q.output().find("1 results"), std::string::npos) << q.output();
+  EXPECT_NE(q.output().find("full text, 1 results"), std::string::npos) << q.output();
   EXPECT_NE(q.output().find(e["phrase_in"].get<std::string>()),
             std::string::npos)
       << q.output();
