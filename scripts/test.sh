@@ -20,6 +20,9 @@ scripts/bootstrap.sh
 scripts/format.sh --check
 python3 scripts/structure.py
 scripts/build.sh
+# The JavaScript publisher's client (npm `nats`, pinned by its lockfile),
+# for tests/examples; everything else comes from Debian's archive.
+(cd examples/publishers/js && npm ci --no-audit --no-fund --loglevel=error)
 (cd "${BUILD_DIR:-build}" &&
   ctest --output-on-failure --timeout 600 -j "${TEST_JOBS:-2}")
 if [ "${SANITIZE:-1}" != 0 ]; then

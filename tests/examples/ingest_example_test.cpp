@@ -39,9 +39,8 @@ protected:
 
   std::vector<std::string> env() const {
     return {"TROUPE_NATS_URL=" + servers.nats_url(),
-            "TROUPE_PG_URL=" + servers.pg_url(),
-            "TROUPE_HTTP_ADDR=127.0.0.1:0", "INGEST_PG_URL=" + servers.pg_url(),
-            "INGEST_ROOT=" + corpus};
+            "TROUPE_PG_URL=" + servers.pg_url(), "TROUPE_HTTP_ADDR=127.0.0.1:0",
+            "INGEST_PG_URL=" + servers.pg_url(), "INGEST_ROOT=" + corpus};
   }
 
   /// A node of the example's own configuration, run from the source tree
@@ -50,9 +49,11 @@ protected:
     auto e = env();
     e.push_back("TROUPE_NODE_ID=" + id);
     return std::make_unique<child_process>(
-        std::vector<std::string>{"/bin/sh", "-c",
-                                 "cd '" + src + "' && exec '" TROUPE_BINARY
-                                 "' node --config examples/ingest/ingest.toml"},
+        std::vector<std::string>{
+            "/bin/sh", "-c",
+            "cd '" + src +
+                "' && exec '" TROUPE_BINARY
+                "' node --config examples/ingest/ingest.toml"},
         servers.dir() + "/" + id + ".log", e);
   }
 
@@ -77,9 +78,10 @@ TEST_F(IngestExample, FiftyFilesThroughTwoNodesOneKilledMidRun) {
   ASSERT_TRUE(n1->wait_for_output("ready;", 60s)) << n1->output();
   ASSERT_TRUE(n2->wait_for_output("ready;", 60s)) << n2->output();
 
-  child_process run{{python, src + "/examples/ingest/run.py", corpus,
-                     "--timeout", "240"},
-                    servers.dir() + "/run.log", env()};
+  child_process run{
+      {python, src + "/examples/ingest/run.py", corpus, "--timeout", "240"},
+      servers.dir() + "/run.log",
+      env()};
   // Kill n1 once some documents are in and others are still on their way.
   ASSERT_TRUE(eventually(
       [&] {
@@ -103,6 +105,9 @@ TEST_F(IngestExample, FiftyFilesThroughTwoNodesOneKilledMidRun) {
   for (const auto& row : docs) {
     auto name = row[0].as<std::string>();
     name = name.substr(name.rfind('/') + 1);
+    // Which of two files with the same bytes is stored first is a race.
+    if (e["duplicates"].contains(name))
+      name = e["duplicates"][name].get<std::string>();
     ASSERT_TRUE(e["words"].contains(name)) << name;
     auto words = e["words"][name].get<std::int64_t>();
     EXPECT_EQ(row[1].as<std::int64_t>(), words) << name;
@@ -116,12 +121,13 @@ TEST_F(IngestExample, FiftyFilesThroughTwoNodesOneKilledMidRun) {
 
   // The copy is one document with two sources; its job says so.
   EXPECT_EQ(sql("select count(*) from ingest.documents where"
-                " array_length(sources, 1) = 2 and source like '%/doc-001.md'"
-                " and sources[2] like '%/copy-of-doc-001.md'"),
+                " array_length(sources, 1) = 2 and"
+                " array_to_string(sources, ' ') like '%/doc-001.md%' and"
+                " array_to_string(sources, ' ') like '%/copy-of-doc-001.md%'"),
             1);
-  EXPECT_EQ(sql("select count(*) from jobs where correlation_id ="
-                " 'copy-of-doc-001.md' and state = 'succeeded' and"
-                " (result->>'duplicate')::boolean"),
+  EXPECT_EQ(sql("select count(*) from jobs where correlation_id in"
+                " ('doc-001.md', 'copy-of-doc-001.md') and"
+                " state = 'succeeded' and (result->>'duplicate')::boolean"),
             1);
 
   // Every other job succeeded; the corrupt PDF is the one dead letter,
@@ -159,7 +165,8 @@ TEST_F(IngestExample, FiftyFilesThroughTwoNodesOneKilledMidRun) {
                    servers.pg_url(), "\"quick troupe of zebras\""},
                   servers.dir() + "/query.log"};
   ASSERT_EQ(q.wait(30s), 0) << q.output();
-  EXPECT_NE(q.output().find("full text, 1 results"), std::string::npos) << q.output();
+  EXPECT_NE(q.output().find("full text, 1 results"), std::string::npos)
+      << q.output();
   EXPECT_NE(q.output().find(e["phrase_in"].get<std::string>()),
             std::string::npos)
       << q.output();
