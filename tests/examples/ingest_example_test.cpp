@@ -173,3 +173,37 @@ TEST_F(IngestExample, FiftyFilesThroughTwoNodesOneKilledMidRun) {
   n2->signal(SIGTERM);
   EXPECT_EQ(n2->wait(60s), 0) << n2->output();
 }
+
+// URLs served by a local HTTP server, a missing one, and a path outside
+// INGEST_ROOT (a payload must not read the node's files).
+TEST_F(IngestExample, UrlsFromALocalHttpServerAMissingOneAndAFileOutside) {
+  child_process gen{
+      {python, src + "/examples/ingest/corpus.py", corpus, "--count", "6"},
+      servers.dir() + "/corpus.log"};
+  ASSERT_EQ(gen.wait(30s), 0) << gen.output();
+  int port = free_port();
+  child_process web{{python, "-m", "http.server", "--bind", "127.0.0.1",
+                     "--directory", corpus, std::to_string(port)},
+                    servers.dir() + "/web.log"};
+  auto n1 = node("n1");
+  ASSERT_TRUE(n1->wait_for_output("ready;", 60s)) << n1->output();
+  auto base = "http://127.0.0.1:" + std::to_string(port) + "/";
+  child_process run{{python, src + "/examples/ingest/run.py",
+                     base + "doc-002.html", base + "doc-003.pdf",
+                     base + "missing.md", "/etc/passwd"},
+                    servers.dir() + "/run.log",
+                    env()};
+  ASSERT_EQ(run.wait(120s), 0) << run.output();
+  EXPECT_EQ(sql("select count(*) from ingest.documents where source like"
+                " 'http://%' and type in ('html', 'pdf')"),
+            2);
+  EXPECT_EQ(sql("select count(*) from dead_letters where stage = 'fetch' and"
+                " last_error like '%missing.md: HTTP 404%'"),
+            1);
+  EXPECT_EQ(sql("select count(*) from dead_letters where stage = 'fetch' and"
+                " last_error like '%/etc/passwd'' is outside INGEST_ROOT%'"),
+            1);
+  web.signal(SIGTERM);
+  n1->signal(SIGTERM);
+  EXPECT_EQ(n1->wait(60s), 0) << n1->output();
+}

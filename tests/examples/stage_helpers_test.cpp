@@ -41,15 +41,17 @@ TEST(StageHelpers, RetryResumeProgressAndFailureFromPythonAndSh) {
   write_file(servers.dir() + "/node.toml", config());
   std::vector<std::string> env = {"TROUPE_NATS_URL=" + servers.nats_url(),
                                   "TROUPE_PG_URL=" + servers.pg_url()};
-  child_process node{{TROUPE_BINARY, "node", "--config",
-                      servers.dir() + "/node.toml"},
-                     servers.dir() + "/node.log", env};
+  child_process node{
+      {TROUPE_BINARY, "node", "--config", servers.dir() + "/node.toml"},
+      servers.dir() + "/node.log",
+      env};
   ASSERT_TRUE(node.wait_for_output("ready;", 60s)) << node.output();
   auto publish = [&](const std::string& key, const std::string& payload) {
     child_process p{{"/usr/bin/python3",
                      src + "/examples/publishers/python/publish.py", "helpers",
                      key, payload},
-                    servers.dir() + "/" + key + ".log", env};
+                    servers.dir() + "/" + key + ".log",
+                    env};
     int rc = p.wait(60s);
     return std::make_pair(rc, p.output());
   };
