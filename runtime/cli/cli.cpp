@@ -44,6 +44,9 @@ CLI::App* add_dev_command(CLI::App& app, dev_options& dev) {
                   "submit N demo jobs once the node is up");
   cmd->add_flag("--exit", dev.exit_after_demo,
                 "stop everything after the demo jobs finished");
+  cmd->add_flag("--servers-only", dev.servers_only,
+                "start nats-server and PostgreSQL (migrated) but no node: run "
+                "your own `troupe node`s against them (docs/quickstart.md)");
   add_log_flags(cmd, dev.log);
   return cmd;
 }

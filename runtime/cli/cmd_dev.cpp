@@ -11,6 +11,7 @@
 #include "runtime/common/shutdown.hpp"
 #include "runtime/node/node.hpp"
 #include "runtime/observe/logging.hpp"
+#include "runtime/pg/migrations.hpp"
 
 namespace troupe {
 
@@ -32,6 +33,23 @@ stages = [
   { name = "store", kind = "noop" },
 ]
 )";
+
+/// `--servers-only`: migrates, then holds the servers until Ctrl-C or
+/// SIGTERM while the operator's own nodes use them.
+int hold_servers(const troupe_config& cfg) {
+  auto v = apply_migrations(cfg.postgres.url);
+  if (!v) {
+    std::fprintf(stderr, "troupe dev: %s\n", describe(v.error()).c_str());
+    return 1;
+  }
+  std::printf("troupe dev: servers only (schema at version %d); run nodes "
+              "with\n  TROUPE_NATS_URL=%s TROUPE_PG_URL=%s\n",
+              *v, cfg.nats.url.c_str(), cfg.postgres.url.c_str());
+  std::fflush(stdout);
+  while (!wait_for_shutdown(std::chrono::milliseconds{500})) {
+  }
+  return 0;
+}
 
 } // namespace
 
@@ -69,15 +87,18 @@ int cmd_dev(const dev_options& opts) {
   std::printf("troupe dev: up\n"
               "  nats      %s (JetStream, data in %s/nats)\n"
               "  postgres  %s (data in %s/pg)\n"
-              "  pipelines",
+              "  %s",
               cfg.nats.url.c_str(), opts.dir.c_str(), cfg.postgres.url.c_str(),
-              opts.dir.c_str());
-  for (auto& [name, p] : cfg.pipelines)
-    std::printf(" %s", name.c_str());
+              opts.dir.c_str(), opts.servers_only ? "no node" : "pipelines");
+  if (!opts.servers_only)
+    for (auto& [name, p] : cfg.pipelines)
+      std::printf(" %s", name.c_str());
   std::printf("\n  stop with Ctrl-C\n");
   std::fflush(stdout);
   int rc = 0;
-  if (!shutdown_requested()) {
+  if (opts.servers_only) {
+    rc = hold_servers(cfg);
+  } else if (!shutdown_requested()) {
     node_run_options nro;
     nro.demo_jobs = opts.demo_jobs;
     nro.exit_after_demo = opts.exit_after_demo;

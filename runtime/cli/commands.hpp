@@ -34,6 +34,8 @@ struct dev_options {
   int demo_jobs = 0;
   /// Stop after the demo jobs finished (instead of running until Ctrl-C).
   bool exit_after_demo = false;
+  /// Start the servers only (a cluster of `troupe node`s is started by hand).
+  bool servers_only = false;
   log_options log;
 };
 
