@@ -184,6 +184,32 @@ void stranded_sweeper::sweep_lost(result& r) {
   positions delivered;
   sweep_submissions(*last, delivered, r);
   sweep_queued(*last, delivered, r);
+  // Forget jobs no longer missing (found, claimed, or acted on).
+  missing_ = std::move(missing_now_);
+  missing_now_.clear();
+}
+
+/// Whether the job's message should have been taken by now and the stream
+/// does not hold it, in every sweep for min_age. One look is not enough:
+/// while a silenced server's streams change leaders, a read can miss a
+/// message the new leader is about to catch up on (chaos seed 14: 16
+/// submissions republished while nodes still ran them from their first
+/// delivery, and 3 side effects ran twice).
+bool stranded_sweeper::missing_long_enough(const std::string& job_id,
+                                           const std::string& pipeline,
+                                           std::uint64_t seq,
+                                           std::uint64_t last_seq,
+                                           positions& delivered) {
+  if (!message_passed(pipeline, seq, last_seq, delivered) ||
+      still_stored(seq, job_id))
+    return false;
+  auto now = std::chrono::steady_clock::now();
+  auto first = missing_.find(job_id);
+  auto since = first == missing_.end() ? now : first->second;
+  if (now - since >= min_age_)
+    return true; // acted on now: forgotten, so a republished one starts over
+  missing_now_[job_id] = since;
+  return false;
 }
 
 void stranded_sweeper::sweep_submissions(std::uint64_t last_seq,
@@ -196,8 +222,8 @@ void stranded_sweeper::sweep_submissions(std::uint64_t last_seq,
   if (!unclaimed)
     return;
   for (const auto& s : *unclaimed) {
-    if (!message_passed(s.pipeline, s.stream_seq, last_seq, delivered) ||
-        still_stored(s.stream_seq, s.job_id))
+    if (!missing_long_enough(s.job_id, s.pipeline, s.stream_seq, last_seq,
+                             delivered))
       continue;
     bool duplicate = false;
     auto seq = nats_->js_publish_headers(s.subject, s.body, s.job_id, {}, 5000,
@@ -213,8 +239,8 @@ void stranded_sweeper::sweep_queued(std::uint64_t last_seq,
   if (!queued)
     return;
   for (const auto& q : *queued) {
-    if (!message_passed(q.pipeline, q.stream_seq, last_seq, delivered) ||
-        still_stored(q.stream_seq, q.job_id))
+    if (!missing_long_enough(q.job_id, q.pipeline, q.stream_seq, last_seq,
+                             delivered))
       continue;
     if (auto moved = store_.requeue(q); moved && *moved)
       ++r.requeued;

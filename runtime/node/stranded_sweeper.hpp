@@ -108,6 +108,9 @@ private:
   bool message_passed(const std::string& pipeline, std::uint64_t seq,
                       std::uint64_t last_seq, positions& delivered);
   bool still_stored(std::uint64_t seq, const std::string& job_id);
+  bool missing_long_enough(const std::string& job_id,
+                           const std::string& pipeline, std::uint64_t seq,
+                           std::uint64_t last_seq, positions& delivered);
 
   std::shared_ptr<nats_client> nats_;
   nats_config ncfg_;
@@ -121,6 +124,10 @@ private:
   /// sweeper first saw each (forgotten once a sweep no longer sees it).
   std::map<std::uint64_t, std::chrono::steady_clock::time_point> sighted_;
   std::map<std::uint64_t, std::chrono::steady_clock::time_point> seen_now_;
+  /// Jobs whose message should have been taken and is not in the stream,
+  /// by job id: since when (forgotten once a sweep finds it or acts).
+  std::map<std::string, std::chrono::steady_clock::time_point> missing_;
+  std::map<std::string, std::chrono::steady_clock::time_point> missing_now_;
   /// Pipelines whose consumer counts fewer messages to hand out than the stream
   /// holds on its subject, since when.
   std::map<std::string, std::chrono::steady_clock::time_point> stuck_since_;

@@ -158,7 +158,10 @@ TEST_F(StrandedSweeper, PublishesAgainAnAcceptedSubmissionTheBrokerLost) {
              "from x");
   stranded_sweeper sweeper{nats, cfg, servers.pg_url(), {"p"}, {}};
   sweeper.set_submission_log(log);
-  auto first = sweeper.sweep_once(); // too young: only seen
+  // Old enough to be looked for: the first sweep only sees lost-2 missing
+  // (one look is not enough, chaos seed 14), the next acts.
+  std::this_thread::sleep_for(7500ms);
+  auto first = sweeper.sweep_once();
   EXPECT_EQ(first.stranded + first.lost, 0);
   std::this_thread::sleep_for(7500ms); // older than min_age, as above
   auto r = sweeper.sweep_once();
@@ -215,7 +218,9 @@ TEST_F(StrandedSweeper, HandsAQueuedJobWhoseMessageIsGoneToTheScheduler) {
              "'n1', now() + interval '1 hour') returning 1) select count(*) "
              "from x");
   stranded_sweeper sweeper{nats, cfg, servers.pg_url(), {"p"}, {}};
-  auto first = sweeper.sweep_once(); // too young: only seen
+  // Old enough: the first sweep only sees the messages gone or stranded.
+  std::this_thread::sleep_for(7500ms);
+  auto first = sweeper.sweep_once();
   EXPECT_EQ(first.stranded + first.requeued, 0);
   std::this_thread::sleep_for(7500ms); // older than min_age, as above
   auto r = sweeper.sweep_once();

@@ -4,7 +4,7 @@ whole in the next. n words make 1 chunk if n <= 200, else
 1 + ceil((n - 200) / 160)."""
 
 from common import CHUNK_OVERLAP, CHUNK_WORDS, troupe_stage
-from troupe_stage import Fail
+from troupe_stage import Fail, progress
 
 
 def windows(words, size, overlap):
@@ -23,6 +23,7 @@ def work(job):
     words = job.previous("clean")["text"].split()
     chunks = [{"n": n, "start_word": start, "text": " ".join(w)}
               for n, (start, w) in enumerate(windows(words, CHUNK_WORDS, CHUNK_OVERLAP))]
+    progress(1.0, f"{len(chunks)} chunks of {len(words)} words")
     return {"chunks": chunks, "words": len(words)}
 
 

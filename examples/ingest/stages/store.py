@@ -8,7 +8,7 @@ succeeds as it did the first time."""
 import os
 
 from common import HERE, troupe_stage
-from troupe_stage import Fail, Retry
+from troupe_stage import Fail, Retry, progress
 
 try:
     import psycopg2
@@ -68,6 +68,7 @@ def first_owner(cur, fetched):
 def work(job):
     fetched, extracted = job.previous("fetch"), job.previous("extract")
     chunks, vectors = job.previous("chunk"), job.previous("embed")
+    progress(0.1, f"storing {len(chunks['chunks'])} chunks")
     conn = connect()
     try:
         with conn, conn.cursor() as cur:
