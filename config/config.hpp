@@ -71,6 +71,10 @@ struct pipeline_config {
   /// Overrides node.speculate for this pipeline (0 turns it off, e.g. for
   /// stages that must never run twice after a crash); unset: the node's.
   std::optional<duration_ms> speculate;
+  /// A high-priority band: submissions with priority > 0 (and messages on
+  /// `<prefix>.jobs.<name>.high`) have a consumer of their own that the
+  /// intake drains first (docs/wire-format.md, "Priorities").
+  bool priorities = false;
 };
 
 struct node_config {

@@ -285,7 +285,9 @@ void read_pipeline(reader& r, const std::string& name, const toml::node& n,
                         path);
   if (!t)
     return;
-  r.check_keys(*t, path, {"max_in_flight", "stages", "retention", "speculate"});
+  r.check_keys(
+      *t, path,
+      {"max_in_flight", "stages", "retention", "speculate", "priorities"});
   pipeline_config pc;
   pc.name = name;
   if (t->get("speculate")) {
@@ -302,6 +304,7 @@ void read_pipeline(reader& r, const std::string& name, const toml::node& n,
     pc.retention = keep;
   }
   r.read(*t, path, "max_in_flight", pc.max_in_flight, 1, 1000000);
+  r.read(*t, path, "priorities", pc.priorities);
   auto* st = t->get("stages");
   if (!st) {
     r.problem(&n, path, "missing key 'stages' (a pipeline needs stages)");

@@ -354,10 +354,11 @@ caf::error nats_client::ensure_stream(const nats_config& cfg) {
 
 caf::error nats_client::ensure_consumer(const nats_config& cfg,
                                         const std::string& pipeline,
-                                        std::int64_t max_ack_pending) {
+                                        std::int64_t max_ack_pending,
+                                        bool high) {
   subjects subj{cfg.prefix};
-  auto durable = subj.consumer(pipeline);
-  auto filter = subj.jobs(pipeline);
+  auto durable = high ? subj.consumer_high(pipeline) : subj.consumer(pipeline);
+  auto filter = high ? subj.jobs_high(pipeline) : subj.jobs(pipeline);
   jsConsumerConfig cc;
   jsConsumerConfig_Init(&cc);
   cc.Durable = durable.c_str();

@@ -192,10 +192,11 @@ public:
   /// Creates or updates the jobs stream.
   caf::error ensure_stream(const nats_config& cfg);
 
-  /// Creates or updates the durable pull consumer of one pipeline.
+  /// Creates or updates the durable pull consumer of one pipeline (of its
+  /// high-priority band with `high`).
   caf::error ensure_consumer(const nats_config& cfg,
                              const std::string& pipeline,
-                             std::int64_t max_ack_pending);
+                             std::int64_t max_ack_pending, bool high = false);
 
   /// Number of messages of a pipeline's consumer not yet delivered.
   caf::expected<std::int64_t> consumer_pending(const nats_config& cfg,
@@ -244,6 +245,13 @@ struct subjects {
   }
   std::string consumer(const std::string& pipeline) const {
     return "troupe_" + pipeline;
+  }
+  /// A pipeline's high-priority band (`[pipelines.<name>] priorities`).
+  std::string jobs_high(const std::string& pipeline) const {
+    return jobs(pipeline) + ".high";
+  }
+  std::string consumer_high(const std::string& pipeline) const {
+    return consumer(pipeline) + "_high";
   }
 };
 

@@ -196,15 +196,17 @@ js_pull_consumer::bind(nats_client& nats, const std::string& stream,
   return out;
 }
 
-caf::expected<std::vector<nats_msg>>
-js_pull_consumer::fetch(int batch, std::int64_t timeout_ms) {
+namespace {
+
+/// The messages of a fetch's list, owned by the result.
+caf::expected<std::vector<nats_msg>> take_list(natsMsgList& list,
+                                               natsStatus s) {
   std::vector<nats_msg> out;
-  natsMsgList list{nullptr, 0};
-  jsErrCode jerr = static_cast<jsErrCode>(0);
-  auto s = natsSubscription_Fetch(&list, sub_, batch, timeout_ms, &jerr);
   // Whatever the status, messages in the list were delivered to us: they
   // are taken, never dropped (a dropped one would wait for AckWait).
-  if (s != NATS_OK && s != NATS_TIMEOUT && list.Count == 0) {
+  // NATS_NOT_FOUND is a no-wait request's "nothing more".
+  if (s != NATS_OK && s != NATS_TIMEOUT && s != NATS_NOT_FOUND &&
+      list.Count == 0) {
     natsMsgList_Destroy(&list);
     return nats_error(s, "fetch");
   }
@@ -215,6 +217,28 @@ js_pull_consumer::fetch(int batch, std::int64_t timeout_ms) {
   }
   natsMsgList_Destroy(&list);
   return out;
+}
+
+} // namespace
+
+caf::expected<std::vector<nats_msg>>
+js_pull_consumer::fetch(int batch, std::int64_t timeout_ms) {
+  natsMsgList list{nullptr, 0};
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  auto s = natsSubscription_Fetch(&list, sub_, batch, timeout_ms, &jerr);
+  return take_list(list, s);
+}
+
+caf::expected<std::vector<nats_msg>> js_pull_consumer::fetch_now(int batch) {
+  natsMsgList list{nullptr, 0};
+  jsFetchRequest req;
+  jsFetchRequest_Init(&req);
+  req.Batch = batch;
+  req.NoWait = true;
+  // The bound on waiting for the server's answer, not for messages.
+  req.Expires = 200LL * 1000000;
+  auto s = natsSubscription_FetchRequest(&list, sub_, &req);
+  return take_list(list, s);
 }
 
 void js_pull_consumer::close() {

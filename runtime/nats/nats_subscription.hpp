@@ -138,6 +138,10 @@ public:
   caf::expected<std::vector<nats_msg>> fetch(int batch,
                                              std::int64_t timeout_ms);
 
+  /// Up to `batch` messages the consumer holds now, without waiting for
+  /// more (a no-wait pull request).
+  caf::expected<std::vector<nats_msg>> fetch_now(int batch);
+
   /// Unsubscribes (the durable consumer stays on the server). Idempotent.
   void close();
 

@@ -28,6 +28,10 @@ struct jetstream_intake::shared_state {
   nats_config ncfg;
   std::string pipeline;
   std::string subject; ///< the pipeline's subject, its consumer's filter
+  /// The high-priority band (`priorities`): drained before `consumer`.
+  bool has_high = false;
+  std::string high_subject;
+  js_pull_consumer high;
   int max_in_flight = 100;
   input_limits limits;
   caf::actor supervisor;
@@ -189,6 +193,15 @@ caf::error jetstream_intake::start(caf::actor supervisor) {
   if (!consumer)
     return consumer.error();
   state_->consumer = std::move(*consumer);
+  if (state_->has_high) {
+    state_->high_subject = subj.jobs_high(state_->pipeline);
+    auto high = js_pull_consumer::bind(
+        *state_->nats, state_->ncfg.stream, state_->high_subject,
+        subj.consumer_high(state_->pipeline), true);
+    if (!high)
+      return high.error();
+    state_->high = std::move(*high);
+  }
   state_->supervisor = std::move(supervisor);
   thread_ = std::thread{[this] { fetch_loop(); }};
   return caf::none;
@@ -234,6 +247,7 @@ void jetstream_intake::stop() {
     ++state_->counters->naked;
   }
   state_->consumer.close();
+  state_->high.close();
 }
 
 namespace {
@@ -246,7 +260,8 @@ namespace {
 /// conflict, it lost the job. It goes back to the stream instead.
 bool misdelivered(jetstream_intake::shared_state& st, nats_msg& m) {
   const char* subject = natsMsg_GetSubject(m.raw());
-  if (subject == nullptr || subject == st.subject)
+  if (subject == nullptr || subject == st.subject ||
+      (st.has_high && subject == st.high_subject))
     return false;
   spdlog::warn("intake {}: consumer delivered a message of '{}'; handed "
                "back to the stream",
@@ -325,9 +340,31 @@ void jetstream_intake::share_node_budget(
   state_->node_max = max;
 }
 
+void jetstream_intake::add_high_band() {
+  state_->has_high = true;
+}
+
 void jetstream_intake::set_presence(std::shared_ptr<job_presence> presence) {
   state_->presence = std::move(presence);
 }
+
+namespace {
+
+/// Up to `credit` messages: the high band's first (what it holds now),
+/// then the normal band's. With a high band the normal fetch waits 100 ms,
+/// not 500, so that a high job arriving at an idle pipeline waits at most
+/// that long.
+caf::expected<std::vector<nats_msg>>
+fetch_bands(jetstream_intake::shared_state& st, int credit) {
+  if (!st.has_high)
+    return st.consumer.fetch(credit, 500);
+  auto high = st.high.fetch_now(credit);
+  if (!high || !high->empty())
+    return high;
+  return st.consumer.fetch(credit, 100);
+}
+
+} // namespace
 
 void jetstream_intake::fetch_loop() {
   auto& st = *state_;
@@ -347,7 +384,7 @@ void jetstream_intake::fetch_loop() {
         continue;
       credit = std::min(st.credit(), 256);
     }
-    auto fetched = st.consumer.fetch(credit, 500);
+    auto fetched = fetch_bands(st, credit);
     if (!fetched) {
       auto now = std::chrono::steady_clock::now();
       if (now - last_error_log > std::chrono::seconds{10}) {

@@ -59,6 +59,10 @@ public:
   /// before start().
   void set_presence(std::shared_ptr<job_presence> presence);
 
+  /// Also fetches the pipeline's high-priority band, first (`priorities`).
+  /// Call before start().
+  void add_high_band();
+
   /// Binds the consumer and starts fetching into `supervisor`.
   caf::error start(caf::actor supervisor);
 

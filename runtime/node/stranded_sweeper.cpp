@@ -14,12 +14,34 @@ stranded_sweeper::stranded_sweeper(std::shared_ptr<nats_client> nats,
                                    std::vector<std::string> pipelines,
                                    input_limits limits)
     : nats_(std::move(nats)), ncfg_(std::move(ncfg)), store_(std::move(pg_url)),
-      pipelines_(std::move(pipelines)), limits_(limits),
+      limits_(limits),
       // Older than the duplicate window, or publishing it again under its
       // own id would be dropped; and past ack_wait, or it may just be a
       // delivery being acked right now.
       min_age_(ncfg_.duplicate_window + ncfg_.ack_wait +
-               std::chrono::milliseconds{5000}) {}
+               std::chrono::milliseconds{5000}) {
+  subjects subj{ncfg_.prefix};
+  for (auto& p : pipelines)
+    lanes_.push_back({p, subj.jobs(p), subj.consumer(p)});
+}
+
+void stranded_sweeper::add_high_band(const std::string& pipeline) {
+  subjects subj{ncfg_.prefix};
+  lanes_.push_back(
+      {pipeline, subj.jobs_high(pipeline), subj.consumer_high(pipeline)});
+}
+
+/// The lane of a message on `subject` (a logged submission's), else the
+/// pipeline's own (also of a pipeline another node runs).
+stranded_sweeper::lane
+stranded_sweeper::lane_of(const std::string& pipeline,
+                          const std::string& subject) const {
+  for (const auto& l : lanes_)
+    if (l.subject == subject)
+      return l;
+  subjects subj{ncfg_.prefix};
+  return {pipeline, subj.jobs(pipeline), subj.consumer(pipeline)};
+}
 
 stranded_sweeper::~stranded_sweeper() {
   stop();
@@ -73,11 +95,11 @@ stranded_sweeper::result stranded_sweeper::sweep_once() {
   auto locked = store_.try_lock();
   if (!locked || !*locked)
     return r;
-  for (auto& p : pipelines_)
-    sweep_pipeline(p, r);
+  for (const auto& l : lanes_)
+    sweep_pipeline(l, r);
   // A walk that broke off (a consumer leader moving) forgets no sighting:
-  // only a sweep that walked every pipeline through prunes them.
-  if (walked_.size() < pipelines_.size())
+  // only a sweep that walked every lane through prunes them.
+  if (walked_.size() < lanes_.size())
     seen_now_.insert(sighted_.begin(), sighted_.end());
   sighted_ = std::move(seen_now_);
   seen_now_.clear();
@@ -92,11 +114,9 @@ stranded_sweeper::result stranded_sweeper::sweep_once() {
   return r;
 }
 
-void stranded_sweeper::sweep_pipeline(const std::string& pipeline, result& r) {
-  subjects subj{ncfg_.prefix};
-  walked_.erase(pipeline);
-  auto pos =
-      consumer_position_of(*nats_, ncfg_.stream, subj.consumer(pipeline));
+void stranded_sweeper::sweep_pipeline(const lane& l, result& r) {
+  walked_.erase(l.consumer);
+  auto pos = consumer_position_of(*nats_, ncfg_.stream, l.consumer);
   if (!pos)
     return;
   // In a work-queue stream an acknowledged message is deleted. One still
@@ -107,7 +127,7 @@ void stranded_sweeper::sweep_pipeline(const std::string& pipeline, result& r) {
   // none pending). The store tells which.
   std::uint64_t seq = 1, walked = 0;
   while (seq <= pos->delivered) {
-    auto m = next_stored(*nats_, ncfg_.stream, seq, subj.jobs(pipeline));
+    auto m = next_stored(*nats_, ncfg_.stream, seq, l.subject);
     if (!m)
       return; // not walked to the end: the count below would lie
     if (!*m || (*m)->seq > pos->delivered)
@@ -115,9 +135,9 @@ void stranded_sweeper::sweep_pipeline(const std::string& pipeline, result& r) {
     seq = (*m)->seq + 1;
     ++walked;
     if (!(*m)->subject.empty())
-      settle(**m, pipeline, r);
+      settle(**m, l.pipeline, r);
   }
-  walked_[pipeline] = walked;
+  walked_[l.consumer] = walked;
 }
 
 void stranded_sweeper::settle(const stored_message& m,
@@ -196,12 +216,10 @@ void stranded_sweeper::sweep_lost(result& r) {
 /// submissions republished while nodes still ran them from their first
 /// delivery, and 3 side effects ran twice).
 bool stranded_sweeper::missing_long_enough(const std::string& job_id,
-                                           const std::string& pipeline,
-                                           std::uint64_t seq,
+                                           const lane& l, std::uint64_t seq,
                                            std::uint64_t last_seq,
                                            positions& delivered) {
-  if (!message_passed(pipeline, seq, last_seq, delivered) ||
-      still_stored(seq, job_id))
+  if (!message_passed(l, seq, last_seq, delivered) || still_stored(seq, job_id))
     return false;
   auto now = std::chrono::steady_clock::now();
   auto first = missing_.find(job_id);
@@ -222,8 +240,8 @@ void stranded_sweeper::sweep_submissions(std::uint64_t last_seq,
   if (!unclaimed)
     return;
   for (const auto& s : *unclaimed) {
-    if (!missing_long_enough(s.job_id, s.pipeline, s.stream_seq, last_seq,
-                             delivered))
+    if (!missing_long_enough(s.job_id, lane_of(s.pipeline, s.subject),
+                             s.stream_seq, last_seq, delivered))
       continue;
     bool duplicate = false;
     auto seq = nats_->js_publish_headers(s.subject, s.body, s.job_id, {}, 5000,
@@ -239,8 +257,8 @@ void stranded_sweeper::sweep_queued(std::uint64_t last_seq,
   if (!queued)
     return;
   for (const auto& q : *queued) {
-    if (!missing_long_enough(q.job_id, q.pipeline, q.stream_seq, last_seq,
-                             delivered))
+    if (!missing_long_enough(q.job_id, lane_of(q.pipeline, ""), q.stream_seq,
+                             last_seq, delivered))
       continue;
     if (auto moved = store_.requeue(q); moved && *moved)
       ++r.requeued;
@@ -251,16 +269,15 @@ void stranded_sweeper::sweep_queued(std::uint64_t last_seq,
 /// out that sequence or later, or the stream does not reach it (a replica
 /// that lost messages took over and numbers new ones from its own end). A
 /// message still waiting in a backlog is not looked for.
-bool stranded_sweeper::message_passed(const std::string& pipeline,
-                                      std::uint64_t seq, std::uint64_t last_seq,
+bool stranded_sweeper::message_passed(const lane& l, std::uint64_t seq,
+                                      std::uint64_t last_seq,
                                       positions& delivered) {
   if (seq > last_seq)
     return true;
-  auto known = delivered.find(pipeline);
+  auto known = delivered.find(l.consumer);
   if (known == delivered.end()) {
-    auto pos = consumer_position_of(*nats_, ncfg_.stream,
-                                    subjects{ncfg_.prefix}.consumer(pipeline));
-    known = delivered.emplace(pipeline, pos ? pos->delivered : 0).first;
+    auto pos = consumer_position_of(*nats_, ncfg_.stream, l.consumer);
+    known = delivered.emplace(l.consumer, pos ? pos->delivered : 0).first;
   }
   return seq <= known->second;
 }
@@ -280,50 +297,48 @@ bool stranded_sweeper::still_stored(std::uint64_t seq,
 }
 
 void stranded_sweeper::watch_consumers(result& r) {
-  subjects subj{ncfg_.prefix};
   auto filter = ncfg_.prefix + ".jobs.>";
   auto before = stored_per_subject(*nats_, ncfg_.stream, filter);
-  std::map<std::string, consumer_position> positions;
-  for (const auto& p : pipelines_)
-    if (auto pos = consumer_position_of(*nats_, ncfg_.stream, subj.consumer(p)))
-      positions[p] = *pos;
+  std::vector<std::pair<const lane*, consumer_position>> positions;
+  for (const auto& l : lanes_)
+    if (auto pos = consumer_position_of(*nats_, ncfg_.stream, l.consumer))
+      positions.emplace_back(&l, *pos);
   auto after = stored_per_subject(*nats_, ncfg_.stream, filter);
   if (!before || !after)
     return;
-  for (const auto& [p, pos] : positions) {
+  for (const auto& [l, pos] : positions) {
     // Messages beyond what the walk found up to the delivered sequence
     // must all be still to hand out. The fewer of two counts around the
     // consumers' reading: publications and acks meanwhile must not look
     // like a stuck consumer. (Messages behind the delivered sequence are
     // the walk's: stranded ones are published again or deleted there.)
-    auto walked = walked_.find(p);
+    auto walked = walked_.find(l->consumer);
     if (walked == walked_.end())
       continue;
-    auto subject = subj.jobs(p);
-    auto stored = std::min((*before)[subject], (*after)[subject]);
+    auto stored = std::min((*before)[l->subject], (*after)[l->subject]);
     auto ahead = stored > walked->second ? stored - walked->second : 0;
-    if (!stuck_long_enough(p, ahead > pos.pending))
+    if (!stuck_long_enough(l->consumer, ahead > pos.pending))
       continue;
     ++r.stuck_consumers;
-    if (auto err = step_down_consumer(*nats_, ncfg_.stream, subj.consumer(p)))
+    if (auto err = step_down_consumer(*nats_, ncfg_.stream, l->consumer))
       spdlog::warn("sweeper: consumer {} counts {} to hand out of the {} "
                    "ahead of its delivered sequence; moving its leader "
                    "failed: {}",
-                   subj.consumer(p), pos.pending, ahead, describe(err));
+                   l->consumer, pos.pending, ahead, describe(err));
   }
 }
 
 /// True when `pipeline`'s consumer has been unaccounted in every sweep for
 /// min_age (then the clock starts again, so that it is moved at most once
 /// per min_age).
-bool stranded_sweeper::stuck_long_enough(const std::string& pipeline,
+bool stranded_sweeper::stuck_long_enough(const std::string& consumer,
                                          bool unaccounted) {
   auto now = std::chrono::steady_clock::now();
   if (!unaccounted) {
-    stuck_since_.erase(pipeline);
+    stuck_since_.erase(consumer);
     return false;
   }
-  auto since = stuck_since_.emplace(pipeline, now).first;
+  auto since = stuck_since_.emplace(consumer, now).first;
   if (now - since->second < min_age_)
     return false;
   since->second = now;

@@ -82,6 +82,10 @@ public:
   /// The submit API's log to read and trim; set before start().
   void set_submission_log(std::shared_ptr<submission_log> log);
 
+  /// Also sweeps the high-priority band of `pipeline` (its own subject and
+  /// consumer); call before start().
+  void add_high_band(const std::string& pipeline);
+
   /// Sweeps every `nats.stranded_sweep` (no-op when it is 0).
   void start();
   void stop();
@@ -92,32 +96,41 @@ public:
   std::shared_ptr<sweeper_stats> stats() const { return stats_; }
 
 private:
+  /// A subject and the consumer that hands it out: a pipeline, or its
+  /// high-priority band.
+  struct lane {
+    std::string pipeline;
+    std::string subject;
+    std::string consumer;
+  };
+  lane lane_of(const std::string& pipeline, const std::string& subject) const;
+
   void loop();
-  void sweep_pipeline(const std::string& pipeline, result& r);
+  void sweep_pipeline(const lane& l, result& r);
   void settle(const stored_message& m, const std::string& pipeline, result& r);
   bool seen_long_enough(std::uint64_t seq);
   bool redrive(const stored_message& m, const std::string& job_id);
-  /// Consumers' delivered sequences, per pipeline, read once a sweep.
+  /// Consumers' delivered sequences, per consumer, read once a sweep.
   using positions = std::map<std::string, std::uint64_t>;
   void sweep_lost(result& r);
   void watch_consumers(result& r);
-  bool stuck_long_enough(const std::string& pipeline, bool unaccounted);
+  bool stuck_long_enough(const std::string& consumer, bool unaccounted);
   void sweep_submissions(std::uint64_t last_seq, positions& delivered,
                          result& r);
   void sweep_queued(std::uint64_t last_seq, positions& delivered, result& r);
-  bool message_passed(const std::string& pipeline, std::uint64_t seq,
-                      std::uint64_t last_seq, positions& delivered);
+  bool message_passed(const lane& l, std::uint64_t seq, std::uint64_t last_seq,
+                      positions& delivered);
   bool still_stored(std::uint64_t seq, const std::string& job_id);
-  bool missing_long_enough(const std::string& job_id,
-                           const std::string& pipeline, std::uint64_t seq,
-                           std::uint64_t last_seq, positions& delivered);
+  bool missing_long_enough(const std::string& job_id, const lane& l,
+                           std::uint64_t seq, std::uint64_t last_seq,
+                           positions& delivered);
 
   std::shared_ptr<nats_client> nats_;
   nats_config ncfg_;
   stranded_store store_;
   std::shared_ptr<submission_log> log_;
   std::shared_ptr<sweeper_stats> stats_ = std::make_shared<sweeper_stats>();
-  std::vector<std::string> pipelines_;
+  std::vector<lane> lanes_;
   input_limits limits_;
   std::chrono::milliseconds min_age_;
   /// Messages seen behind their consumer, by stream sequence: when this

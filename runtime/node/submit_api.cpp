@@ -23,6 +23,7 @@ struct submit_api::impl {
   std::shared_ptr<nats_client> nats;
   nats_config ncfg;
   std::set<std::string> pipelines;
+  std::set<std::string> banded; ///< pipelines with a high-priority band
   input_limits limits;
   std::shared_ptr<blocking_pool> workers;
   std::vector<nats_subscription> subs;
@@ -97,7 +98,8 @@ std::string generate_job_id() {
 caf::expected<routed_submission>
 route_submission(std::string_view body, const std::set<std::string>& pipelines,
                  const subjects& subj, const input_limits& limits,
-                 const std::optional<std::string>& bound_tenant) {
+                 const std::optional<std::string>& bound_tenant,
+                 const std::set<std::string>& banded) {
   auto sub = decode_submission(body, limits);
   if (!sub)
     return sub.error();
@@ -127,7 +129,9 @@ route_submission(std::string_view body, const std::set<std::string>& pipelines,
   routed_submission out;
   out.pipeline = sub->pipeline;
   out.tenant = sub->tenant;
-  out.subject = subj.jobs(sub->pipeline);
+  out.subject = sub->priority > 0 && banded.count(sub->pipeline)
+                    ? subj.jobs_high(sub->pipeline)
+                    : subj.jobs(sub->pipeline);
   out.job_id = sub->key.empty() ? generate_job_id() : sub->key;
   out.keyed = !sub->key.empty();
   sub->pipeline.clear();
@@ -184,9 +188,9 @@ void log_accepted(submit_api::impl& im, const routed_submission& r,
 void handle(const std::shared_ptr<submit_api::impl>& im,
             const std::string& subject, std::string body, std::string reply) {
   subjects subj{im->ncfg.prefix};
-  auto routed =
-      route_submission(body, im->pipelines, subj, im->limits,
-                       subject_tenant(subject, im->ncfg.prefix, "submit"));
+  auto routed = route_submission(
+      body, im->pipelines, subj, im->limits,
+      subject_tenant(subject, im->ncfg.prefix, "submit"), im->banded);
   if (!routed) {
     ++im->rejected;
     auto code = to_string(code_of(routed.error()));
@@ -307,6 +311,10 @@ submit_api::submit_api(std::shared_ptr<nats_client> nats, nats_config ncfg,
 
 submit_api::~submit_api() {
   stop();
+}
+
+void submit_api::set_priority_bands(std::set<std::string> pipelines) {
+  impl_->banded = std::move(pipelines);
 }
 
 void submit_api::set_tenants(tenants_config cfg) {

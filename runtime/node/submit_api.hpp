@@ -44,10 +44,13 @@ struct routed_submission {
 /// `bound_tenant` is the tenant of a tenant-bound subject
 /// (`<prefix>.api.v1.tenant.<t>.submit`): the job is that tenant's, and a
 /// body naming another is refused.
+/// A submission with `priority` > 0 to a pipeline of `banded` goes to its
+/// high-priority band (`<prefix>.jobs.<pipeline>.high`).
 caf::expected<routed_submission>
 route_submission(std::string_view body, const std::set<std::string>& pipelines,
                  const subjects& subj, const input_limits& limits,
-                 const std::optional<std::string>& bound_tenant = {});
+                 const std::optional<std::string>& bound_tenant = {},
+                 const std::set<std::string>& banded = {});
 
 /// Generates a new, unique, roughly time-ordered job id.
 std::string generate_job_id();
@@ -85,6 +88,10 @@ public:
   /// `unknown_tenant`, submissions over a tenant's `rate` get
   /// `rate_limited` with `retry_after_ms`. Set before start().
   void set_tenants(tenants_config cfg);
+
+  /// Pipelines with a high-priority band (`priorities`): a submission with
+  /// priority > 0 goes there. Call before start().
+  void set_priority_bands(std::set<std::string> pipelines);
 
   /// Submissions refused for their rate, per tenant, since start.
   std::map<std::string, std::int64_t> rate_limited() const;

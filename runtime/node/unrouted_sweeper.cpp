@@ -75,6 +75,18 @@ namespace {
 
 using sweeper_impl = unrouted_sweeper::impl;
 
+/// Whether a consumer takes `<prefix>.jobs.<token>`: a pipeline's, or the
+/// high-priority band's of a pipeline that has one (`<pipeline>.high`).
+bool routed(const sweeper_impl& im, const subjects& subj,
+            const std::string& token) {
+  if (is_subject_token(token))
+    return im.nats->consumer_exists(im.ncfg.stream, subj.consumer(token));
+  auto dot = token.find('.');
+  auto pipeline = token.substr(0, dot);
+  return token.substr(dot + 1) == "high" && is_subject_token(pipeline) &&
+         im.nats->consumer_exists(im.ncfg.stream, subj.consumer_high(pipeline));
+}
+
 /// Subjects under `<prefix>.jobs.` holding messages that no pipeline's
 /// consumer will ever take.
 std::vector<std::string> unrouted_subjects(const sweeper_impl& im) {
@@ -88,8 +100,7 @@ std::vector<std::string> unrouted_subjects(const sweeper_impl& im) {
     if (subject.rfind(jobs_prefix, 0) != 0)
       continue;
     auto token = subject.substr(jobs_prefix.size());
-    if (is_subject_token(token) &&
-        im.nats->consumer_exists(im.ncfg.stream, subj.consumer(token)))
+    if (routed(im, subj, token))
       continue;
     unrouted.push_back(subject);
   }

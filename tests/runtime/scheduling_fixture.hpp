@@ -101,6 +101,11 @@ stages = [
 
 [pipelines.long]
 stages = [ { name = "l1", kind = "sleep", duration = "15s" } ]
+
+[pipelines.ranked]
+priorities = true
+max_in_flight = 50
+stages = [ { name = "work", kind = "sleep", duration = "10ms" } ]
 )";
   }
 

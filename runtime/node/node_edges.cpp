@@ -1,0 +1,92 @@
+// Start-up of a node, continued: the edges that take new work (the
+// sweepers and the submit API) and the scheduler (node_start.cpp has the
+// order).
+#include "runtime/node/node_impl.hpp"
+
+#include <set>
+
+#include <spdlog/spdlog.h>
+
+#include "messages/errc.hpp"
+#include "runtime/common/blocking_pool.hpp"
+#include "runtime/node/stranded_sweeper.hpp"
+#include "runtime/node/submit_api.hpp"
+#include "runtime/node/unrouted_sweeper.hpp"
+#include "runtime/pg/job_presence.hpp"
+#include "runtime/pg/submission_log.hpp"
+
+namespace troupe {
+
+// The edges that take new work: the sweepers and the submit API.
+// Bounded queues: beyond them a request is answered `unavailable` at once.
+caf::error node::impl::start_edges() {
+  sweeper =
+      std::make_unique<unrouted_sweeper>(*sys, nats, cfg.nats, jdeps, limits);
+  sweeper->start();
+  on_stop("sweeper", [this] { sweeper.reset(); });
+  std::set<std::string> names;
+  for (auto& p : pipelines)
+    names.insert(p.name);
+  stranded = std::make_unique<stranded_sweeper>(
+      nats, cfg.nats, cfg.postgres.url,
+      std::vector<std::string>{names.begin(), names.end()}, limits);
+  api_pool = std::make_shared<blocking_pool>(4, 4096);
+  api = std::make_unique<submit_api>(nats, cfg.nats, names, limits, api_pool);
+  std::set<std::string> banded;
+  for (auto& p : pipelines)
+    if (p.def->config.priorities)
+      banded.insert(p.name);
+  for (auto& p : banded)
+    stranded->add_high_band(p);
+  api->set_priority_bands(banded);
+  // The log is read and trimmed by the stranded sweeper: without a sweeper
+  // nobody would, so nothing is written.
+  if (cfg.nats.stranded_sweep.count() > 0) {
+    auto log = std::make_shared<submission_log>(cfg.postgres.url, 4);
+    api->set_submission_log(log);
+    stranded->set_submission_log(log);
+  }
+  stranded->start();
+  on_stop("stranded sweeper", [this] { stranded.reset(); });
+  api->set_tenants(cfg.tenants);
+  api->set_presence(std::make_shared<job_presence>(cfg.postgres.url));
+  if (jmetrics)
+    api->on_accepted(
+        [m = jmetrics](const std::string& p) { m->on_submitted(p); });
+  on_stop("submit API", [this] {
+    api->stop();
+    api_pool->stop();
+    api.reset();
+  });
+  if (auto err = api->start())
+    return err;
+  status_pool = std::make_shared<blocking_pool>(2, 4096);
+  status = std::make_unique<status_api>(nats, cfg.nats, cfg.postgres.url,
+                                        status_pool);
+  on_stop("status API", [this] { status.reset(); }); // its dtor stops it
+  return status->start();
+}
+
+// A running job's lease follows the failure detector: a node that stops
+// renewing (dead, or cut off from PostgreSQL) loses its jobs to a live node
+// within about `failure_timeout`, not `ack_wait`.
+duration_ms node::impl::job_lease() const {
+  return std::max<duration_ms>(cfg.cluster.failure_timeout, duration_ms{1000});
+}
+
+// Time in the store: due jobs, leases and rescue (job_scheduler.hpp).
+caf::error node::impl::start_scheduler() {
+  job_scheduler_options so;
+  so.pg_url = cfg.postgres.url;
+  so.node_id = id();
+  so.prefix = cfg.nats.prefix;
+  so.lease = job_lease();
+  so.schedules = cfg.schedules;
+  so.gate = gate;
+  scheduler = std::make_unique<job_scheduler>(nats, so);
+  scheduler->start();
+  on_stop("scheduler", [this] { scheduler.reset(); });
+  return {};
+}
+
+} // namespace troupe

@@ -1,0 +1,84 @@
+// Priorities order work: a pipeline with `priorities = true` has a high
+// band (its own subject and consumer) that every intake drains first.
+#include <csignal>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "scheduling_fixture.hpp"
+#include "tests/support/eventually.hpp"
+
+using namespace troupe;
+using namespace troupe::test;
+
+namespace {
+
+/// Publishes `n` jobs straight onto a subject (core NATS: the stream
+/// stores them), as a service in any language may.
+void publish_plain(nats_client& nats, const std::string& subject, int n,
+                   const std::string& id_prefix) {
+  for (int i = 0; i < n; ++i) {
+    auto body = R"({"payload":{"i":)" + std::to_string(i) + "}}";
+    ASSERT_TRUE(nats.js_publish(subject, body, id_prefix + std::to_string(i)));
+  }
+}
+
+} // namespace
+
+// The issue's case: a backlog of 5,000 low jobs, then 100 high ones
+// (half through the API with a priority, half published on the high
+// subject): every high job finishes before the median low job.
+TEST_F(scheduling_test, HighPriorityJobsOvertakeABacklog) {
+  auto nats = client();
+  ASSERT_TRUE(nats);
+  const int low = full() ? 5000 : 3000;
+  auto node = start_node("n1");
+  auto pause = [&](const char* verb) {
+    auto reply = nats->request(std::string{"troupe.admin.any.control."} + verb,
+                               R"({"pipeline":"ranked"})", 5000);
+    ASSERT_TRUE(reply) << describe(reply.error());
+    ASSERT_NE(reply->find("\"ok\":true"), std::string::npos) << *reply;
+  };
+  // The backlog waits in the stream while the pipeline is paused.
+  pause("pause");
+  publish_plain(*nats, "troupe.jobs.ranked", low, "lo-");
+  pause("unpause");
+  // Let it start moving before the high jobs arrive.
+  ASSERT_TRUE(eventually(
+      [&] {
+        return count("select count(*) from jobs where pipeline = 'ranked' "
+                     "and state = 'succeeded'") > 100;
+      },
+      60s));
+  for (int i = 0; i < 50; ++i) {
+    nlohmann::json req{{"pipeline", "ranked"},
+                       {"payload", {{"i", i}}},
+                       {"key", "hi-api-" + std::to_string(i)},
+                       {"priority", 5}};
+    auto reply = nats->request("troupe.api.v1.submit", req.dump(), 5000);
+    ASSERT_TRUE(reply) << describe(reply.error());
+    ASSERT_NE(reply->find("\"ok\":true"), std::string::npos) << *reply;
+  }
+  publish_plain(*nats, "troupe.jobs.ranked.high", 50, "hi-direct-");
+  ASSERT_TRUE(eventually(
+      [&] {
+        return count("select count(*) from jobs where pipeline = 'ranked' "
+                     "and state = 'succeeded'") == low + 100;
+      },
+      120s, 200ms));
+  EXPECT_EQ(count("select count(*) from jobs where job_id like 'hi-%' and "
+                  "state = 'succeeded'"),
+            100);
+  // The last high job ended before the median low job.
+  EXPECT_EQ(count("select ((select max(finished_at) from jobs where job_id "
+                  "like 'hi-%') < (select percentile_disc(0.5) within group "
+                  "(order by finished_at) from jobs where job_id like "
+                  "'lo-%'))::int"),
+            1)
+      << count("select count(*) from jobs where job_id like 'lo-%' and "
+               "finished_at > (select max(finished_at) from jobs where "
+               "job_id like 'hi-%')")
+      << " low jobs ended after the last high one, of " << low;
+  node->signal(SIGTERM);
+  EXPECT_EQ(node->wait(30s), 0);
+}
