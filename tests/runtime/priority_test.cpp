@@ -1,6 +1,7 @@
 // Priorities order work: a pipeline with `priorities = true` has a high
 // band (its own subject and consumer) that every intake drains first.
 #include <csignal>
+#include <iostream>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -70,6 +71,11 @@ TEST_F(scheduling_test, HighPriorityJobsOvertakeABacklog) {
                   "state = 'succeeded'"),
             100);
   // The last high job ended before the median low job.
+  std::cout << "the last high job ended after "
+            << count("select count(*) from jobs where job_id like 'lo-%' and "
+                     "finished_at < (select max(finished_at) from jobs where "
+                     "job_id like 'hi-%')")
+            << " of " << low << " low jobs\n";
   EXPECT_EQ(count("select ((select max(finished_at) from jobs where job_id "
                   "like 'hi-%') < (select percentile_disc(0.5) within group "
                   "(order by finished_at) from jobs where job_id like "
