@@ -174,6 +174,22 @@ bool job_scheduler::publish_pass() {
   return summary->published + summary->failed == opts_.batch;
 }
 
+/// A job with a priority above 0 goes to its pipeline's high band when the
+/// pipeline has one (docs/wire-format.md, "Priorities").
+std::string job_scheduler::subject_for(const due_job& d) {
+  subjects subj{opts_.prefix};
+  if (d.priority <= 0)
+    return subj.jobs(d.pipeline);
+  auto now = std::chrono::steady_clock::now();
+  auto& band = bands_[d.pipeline];
+  if (now - band.checked > std::chrono::seconds{30}) {
+    band.exists =
+        nats_->consumer_exists(opts_.stream, subj.consumer_high(d.pipeline));
+    band.checked = now;
+  }
+  return band.exists ? subj.jobs_high(d.pipeline) : subj.jobs(d.pipeline);
+}
+
 /// Publishes the jobs as one batch; the stream's ack of each is what makes
 /// it safe to mark its row `queued`.
 std::vector<std::uint64_t>
@@ -186,7 +202,7 @@ job_scheduler::publish(const std::vector<due_job>& due) {
     body.correlation_id = d.correlation_id;
     body.priority = d.priority;
     auto gen = std::to_string(d.gen);
-    out.push_back({opts_.prefix + ".jobs." + d.pipeline,
+    out.push_back({subject_for(d),
                    encode_submission(body),
                    d.job_id + "#g" + gen,
                    {{"Troupe-Job-Id", d.job_id},

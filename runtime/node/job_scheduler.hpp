@@ -57,6 +57,9 @@ struct job_scheduler_options {
   std::string node_id;
   /// Subject prefix (`<prefix>.jobs.<pipeline>`).
   std::string prefix = "troupe";
+  /// The jobs stream (whose consumers tell which pipelines have a high
+  /// band).
+  std::string stream = "TROUPE_JOBS";
   /// Lease of a running job; renewed every lease / 4.
   duration_ms lease{5000};
   /// Longest sleep without looking at the store (a NOTIFY can be lost
@@ -103,6 +106,7 @@ private:
   /// One pass over the due jobs; whether more may be due at once.
   bool publish_pass();
   std::vector<std::uint64_t> publish(const std::vector<due_job>& due);
+  std::string subject_for(const due_job& d);
   void sleep_until_due();
 
   std::shared_ptr<nats_client> nats_;
@@ -120,6 +124,13 @@ private:
   std::thread thread_;
   std::thread lease_thread_;
   std::chrono::steady_clock::time_point quiet_until_{};
+  /// Pipelines with a high band (its consumer exists), looked up at most
+  /// every 30 s: any node may run the pipeline, not only this one.
+  struct band_check {
+    bool exists = false;
+    std::chrono::steady_clock::time_point checked{};
+  };
+  std::map<std::string, band_check> bands_;
 };
 
 } // namespace troupe

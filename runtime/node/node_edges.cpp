@@ -80,6 +80,7 @@ caf::error node::impl::start_scheduler() {
   so.pg_url = cfg.postgres.url;
   so.node_id = id();
   so.prefix = cfg.nats.prefix;
+  so.stream = cfg.nats.stream;
   so.lease = job_lease();
   so.schedules = cfg.schedules;
   so.gate = gate;

@@ -61,29 +61,41 @@ TEST_F(scheduling_test, HighPriorityJobsOvertakeABacklog) {
     ASSERT_NE(reply->find("\"ok\":true"), std::string::npos) << *reply;
   }
   publish_plain(*nats, "troupe.jobs.ranked.high", 50, "hi-direct-");
+  // A delayed high job waits in the store; the scheduler publishes it to
+  // the band too.
+  auto delayed = nats->request(
+      "troupe.api.v1.submit",
+      R"({"pipeline":"ranked","payload":{},"key":"hi-delayed","priority":5,)"
+      R"("delay_ms":300})",
+      5000);
+  ASSERT_TRUE(delayed && delayed->find("\"ok\":true") != std::string::npos);
   ASSERT_TRUE(eventually(
       [&] {
         return count("select count(*) from jobs where pipeline = 'ranked' "
-                     "and state = 'succeeded'") == low + 100;
+                     "and state = 'succeeded'") == low + 101;
       },
       120s, 200ms));
   EXPECT_EQ(count("select count(*) from jobs where job_id like 'hi-%' and "
                   "state = 'succeeded'"),
-            100);
+            101);
+  // 100 handed out once each, and the delayed one twice: its submission
+  // (acked as scheduled), then the scheduler's publication.
+  EXPECT_EQ(deliveries(*nats, "ranked_high"), 102);
   // The last high job ended before the median low job.
   std::cout << "the last high job ended after "
             << count("select count(*) from jobs where job_id like 'lo-%' and "
                      "finished_at < (select max(finished_at) from jobs where "
-                     "job_id like 'hi-%')")
+                     "job_id like 'hi-%' and job_id <> 'hi-delayed')")
             << " of " << low << " low jobs\n";
   EXPECT_EQ(count("select ((select max(finished_at) from jobs where job_id "
-                  "like 'hi-%') < (select percentile_disc(0.5) within group "
+                  "like 'hi-%' and job_id <> 'hi-delayed') < (select "
+                  "percentile_disc(0.5) within group "
                   "(order by finished_at) from jobs where job_id like "
                   "'lo-%'))::int"),
             1)
       << count("select count(*) from jobs where job_id like 'lo-%' and "
                "finished_at > (select max(finished_at) from jobs where "
-               "job_id like 'hi-%')")
+               "job_id like 'hi-%' and job_id <> 'hi-delayed')")
       << " low jobs ended after the last high one, of " << low;
   node->signal(SIGTERM);
   EXPECT_EQ(node->wait(30s), 0);
