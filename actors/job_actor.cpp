@@ -125,6 +125,8 @@ void on_outcome(self_ptr self, std::int64_t seq, stage_outcome& out) {
                "stage output contains a NUL character (\\u0000), "
                "which cannot be stored",
                false);
+  else if (spawns(self, out))
+    spawn_children(self, out.output);
   else if (out.ok)
     on_success(self, std::move(out.output));
   else

@@ -32,6 +32,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <set>
 #include <string>
 
 #include <caf/actor.hpp>
@@ -83,6 +84,8 @@ struct job_deps {
   /// most once per this interval; the latest wins, a final 100 % goes out
   /// at once.
   duration_ms progress_interval{1000};
+  /// Pipelines a spawned child may name (this node's; empty: any name).
+  std::set<std::string> pipelines;
 };
 
 /// Spawns a job actor for `spec` that reports its job_result to `parent`.

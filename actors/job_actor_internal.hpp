@@ -161,6 +161,9 @@ struct job_actor_state {
   /// The store's callback record from the claim (JSON text), until the
   /// next attempt takes it (job_callback.cpp).
   std::string callback;
+  /// The store's record of the job's wait for its children, with their
+  /// results (JSON text), until the claim's resume takes it.
+  std::string children;
   ordered_writer writer;
   stage_reports reports;
   speculation_buffer speculation;
@@ -264,6 +267,20 @@ void on_failure(self_ptr self, std::string code, std::string message,
                 bool retryable);
 /// Cancels the job: stops what runs and commits `cancelled`.
 void finish_cancelled(self_ptr self);
+/// The record of the attempt that just ended.
+attempt_record finished_attempt(self_ptr self, bool ok);
+
+// job_children.cpp
+/// True if the current attempt's output asks for child jobs (a stage with
+/// `spawn = true` whose output has a `spawn` key).
+bool spawns(self_ptr self, const stage_outcome& out);
+/// Creates the children the output asks for and parks the job in the
+/// store until all are terminal (or fails the attempt if the list is bad).
+void spawn_children(self_ptr self, const std::string& output);
+/// After a claim: if the job waited for the current stage's children,
+/// completes that stage from their results (or waits again if some are
+/// not terminal) and returns true.
+bool resume_children(self_ptr self, const job_snapshot& snap);
 
 // job_callback.cpp
 /// The current attempt (a callback stage) waits for an outside system:

@@ -50,7 +50,8 @@ std::string build_input(self_ptr self, const stage_config& sc) {
   return in;
 }
 
-/// The record of the attempt that just ended.
+} // namespace
+
 attempt_record finished_attempt(self_ptr self, bool ok) {
   auto& st = self->state;
   attempt_record rec;
@@ -66,6 +67,8 @@ attempt_record finished_attempt(self_ptr self, bool ok) {
   rec.ok = ok;
   return rec;
 }
+
+namespace {
 
 /// A long retry wait's `retrying` state is committed: park (report
 /// job_result::park_ms and quit) unless something still needs this actor.

@@ -49,6 +49,7 @@ void on_claimed(self_ptr self, job_snapshot& snap) {
   load_snapshot(self, snap);
   restore_details(self, snap.progress);
   st.callback = std::move(snap.callback);
+  st.children = std::move(snap.children);
   if (st.cancel_requested) {
     finish_cancelled(self);
     return;
@@ -76,6 +77,8 @@ void on_claimed(self_ptr self, job_snapshot& snap) {
       last_error = a.error_code + ": " + a.error_message;
     }
   st.attempt = failed;
+  if (resume_children(self, snap))
+    return;
   const auto& policy = st.pipe->config.stages[st.stage].retry;
   if (failed >= policy.max_attempts) {
     auto w = make_write(self, job_state::dead_lettered);

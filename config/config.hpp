@@ -55,6 +55,17 @@ struct stage_config {
   /// Kind-specific parameters (every key of the stage table that is not one
   /// of the generic keys above), converted from TOML to JSON.
   nlohmann::json params = nlohmann::json::object();
+  /// The stage may spawn child jobs (its output's `spawn` array); the job
+  /// then waits in the store until every child is terminal and the stage's
+  /// output becomes their results (docs/workflows.md). Off, an output's
+  /// `spawn` key is plain data.
+  bool spawn = false;
+  /// What a child that did not succeed does to the parent: "fail"
+  /// dead-letters the parent (once every child is terminal), "continue"
+  /// gives the stage the results with the failures listed.
+  std::string on_child_failure = "fail";
+  /// Most children one attempt may spawn.
+  std::int32_t max_children = 10000;
   /// Line of the stage's definition in the config file (0 if unknown).
   int line = 0;
 };

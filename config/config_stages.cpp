@@ -70,7 +70,8 @@ namespace {
 /// Keys every stage takes, whatever its kind.
 bool is_generic_stage_key(const std::string& key) {
   return key == "name" || key == "kind" || key == "timeout" ||
-         key == "heartbeat_timeout" || key == "retry";
+         key == "heartbeat_timeout" || key == "retry" || key == "spawn" ||
+         key == "on_child_failure" || key == "max_children";
 }
 
 void read_retry(reader& r, const toml::node& n, const std::string& path,
@@ -241,6 +242,23 @@ void check_kind_params(reader& r, const toml::table& t, const std::string& path,
   }
 }
 
+/// Child jobs (docs/workflows.md): spawn, on_child_failure, max_children.
+void read_spawn(reader& r, const toml::table& t, const std::string& path,
+                stage_config& sc) {
+  r.read(t, path, "spawn", sc.spawn);
+  r.read(t, path, "max_children", sc.max_children, 1, 100000);
+  if (auto* p = t.get("on_child_failure")) {
+    auto s = p->value<std::string>();
+    if (s && (*s == "fail" || *s == "continue"))
+      sc.on_child_failure = *s;
+    else
+      r.problem(p, reader::join(path, "on_child_failure"),
+                "must be \"fail\" or \"continue\"");
+  }
+  if (!sc.spawn && (t.get("on_child_failure") || t.get("max_children")))
+    r.problem(&t, path, "on_child_failure and max_children need spawn = true");
+}
+
 const stage_kind_schema* find_kind(const config_context& ctx,
                                    const std::string& kind) {
   for (auto& k : ctx.stage_kinds)
@@ -289,6 +307,7 @@ void read_stage(reader& r, const toml::node& n, const std::string& path,
   r.read_duration(*t, path, "heartbeat_timeout", sc.heartbeat_timeout);
   if (auto* rt = t->get("retry"))
     read_retry(r, *rt, reader::join(path, "retry"), sc.retry);
+  read_spawn(r, *t, path, sc);
   for (auto&& [k, v] : *t) {
     std::string key{k.str()};
     if (!is_generic_stage_key(key))

@@ -26,6 +26,8 @@ std::string_view to_string(event_type x) noexcept {
     return "stage.progress";
   case event_type::job_waiting:
     return "job.waiting";
+  case event_type::job_spawned:
+    return "job.spawned";
   }
   return "job.started";
 }
@@ -37,7 +39,7 @@ bool from_string(std::string_view text, event_type& out) noexcept {
       event_type::job_retrying,      event_type::job_succeeded,
       event_type::job_dead_lettered, event_type::job_cancelled,
       event_type::job_replayed,      event_type::stage_progress,
-      event_type::job_waiting};
+      event_type::job_waiting,       event_type::job_spawned};
   for (auto x : all) {
     if (text == to_string(x)) {
       out = x;

@@ -29,6 +29,8 @@ enum class event_type : std::uint8_t {
   stage_progress,
   /// A callback stage waits in the store for an outside system.
   job_waiting,
+  /// A stage spawned child jobs; the job waits in the store for them.
+  job_spawned,
 };
 
 /// Wire name of an event type ("job.dead_lettered").

@@ -86,6 +86,10 @@ struct job_spec {
   /// empty: none). The store's copy wins on a claim.
   std::string traceparent;
   std::string tracestate;
+  /// The job that spawned this one (a child job, docs/workflows.md), from
+  /// the store; empty for a job a client submitted. Its terminal write
+  /// lets the parent resume once every sibling is terminal.
+  std::string parent_id;
 };
 
 template <class Inspector>
@@ -93,7 +97,24 @@ typename Inspector::result_type inspect(Inspector& f, job_spec& x) {
   return f(caf::meta::type_name("job_spec"), x.job_id, x.pipeline, x.tenant,
            x.correlation_id, x.payload, x.priority, x.invalid_reason,
            x.invalid_code, x.submitted_at_ms, x.fresh, x.resumed, x.stream_seq,
-           x.replay_life, x.run_at_ms, x.gen, x.traceparent, x.tracestate);
+           x.replay_life, x.run_at_ms, x.gen, x.traceparent, x.tracestate,
+           x.parent_id);
+}
+
+/// A child job a stage asked for (its output's `spawn`): created in the
+/// store with the write that parks its parent (docs/workflows.md).
+struct spawn_child {
+  std::string job_id;
+  std::string pipeline;
+  /// JSON text.
+  std::string payload = "null";
+  std::int32_t priority = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, spawn_child& x) {
+  return f(caf::meta::type_name("spawn_child"), x.job_id, x.pipeline, x.payload,
+           x.priority);
 }
 
 /// The record of one stage attempt, successful or not.
@@ -172,6 +193,8 @@ struct job_event {
   std::string progress;
   /// Wall-clock deadline of a callback stage's wait (job.waiting), else -1.
   std::int64_t deadline_ms = -1;
+  /// Child jobs a stage spawned (job.spawned), else -1.
+  std::int64_t children = -1;
   /// The job's trace (from its traceparent) and the span the event belongs
   /// to (the attempt's for stage events, the job's otherwise); empty when
   /// the job has no trace context.
@@ -194,7 +217,7 @@ typename Inspector::result_type inspect(Inspector& f, job_event& x) {
            x.error, x.next_retry_ms, x.correlation_id, x.tenant, x.duration_ms,
            x.latency_ms, x.result, x.result_bytes, x.progress, x.deadline_ms,
            x.trace_id, x.span_id, x.parent_span_id, x.notify_subject,
-           x.notify_body);
+           x.notify_body, x.children);
 }
 
 /// Everything the store knows about a job when a node takes it.
@@ -219,13 +242,18 @@ struct job_snapshot {
   /// the wait of a callback stage, and its completion once an outside
   /// system sent one (actors/callback_stage.hpp).
   std::string callback;
+  /// The job's wait for its children (jobs.children, JSON text; empty if
+  /// none): {"stage_index", "life", "policy", "total", "since_ms"} plus
+  /// "results", each child's {"job_id", "pipeline", "state", "result",
+  /// "error"} in spawn order, read by the claim.
+  std::string children;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, job_snapshot& x) {
   return f(caf::meta::type_name("job_snapshot"), x.spec, x.state, x.epoch,
            x.life, x.start_stage, x.checkpoints, x.attempts, x.created,
-           x.progress, x.callback);
+           x.progress, x.callback, x.children);
 }
 
 /// One atomic change of a job, committed by the store (possibly grouped with
@@ -269,6 +297,14 @@ struct job_write {
   /// the job's callback record.
   std::string callback_token;
   std::int64_t callback_since_ms = 0;
+  /// The job's parent (job_spec::parent_id): a terminal write lets the
+  /// store resume it once all its children are terminal.
+  std::string parent_id;
+  /// A `waiting` write's children: created `scheduled` with this write,
+  /// and the job waits in the store until all are terminal. `children`
+  /// is the wait's record (JSON text, see job_snapshot::children).
+  std::vector<spawn_child> spawn;
+  std::string children;
 };
 
 template <class Inspector>
@@ -277,7 +313,8 @@ typename Inspector::result_type inspect(Inspector& f, job_write& x) {
            x.state, x.stage_index, x.attempt, x.next_attempt_at_ms,
            x.last_error, x.checkpoints, x.attempts, x.result, x.events,
            x.create, x.spec, x.started_at_ms, x.wait_in_store, x.progress,
-           x.callback_token, x.callback_since_ms);
+           x.callback_token, x.callback_since_ms, x.parent_id, x.spawn,
+           x.children);
 }
 
 /// What a stage attempt produced.

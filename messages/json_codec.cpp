@@ -217,6 +217,8 @@ std::string encode_event(const job_event& ev) {
   json_object_writer w{out};
   if (ev.attempt > 0)
     w.num("attempt", ev.attempt);
+  if (ev.children >= 0)
+    w.num("children", ev.children);
   if (!ev.correlation_id.empty())
     w.str("correlation_id", ev.correlation_id);
   if (ev.deadline_ms >= 0)
@@ -278,7 +280,7 @@ caf::expected<job_event> decode_event(std::string_view text) {
   if (auto err = reject_float_integers(
           j,
           {"time_ms", "stage_index", "attempt", "next_retry_ms", "duration_ms",
-           "latency_ms", "result_bytes", "deadline_ms"},
+           "latency_ms", "result_bytes", "deadline_ms", "children"},
           "event"))
     return err;
   job_event ev;
@@ -304,6 +306,7 @@ caf::expected<job_event> decode_event(std::string_view text) {
       ev.result = r->dump();
     ev.result_bytes = j.value("result_bytes", std::int64_t{-1});
     ev.deadline_ms = j.value("deadline_ms", std::int64_t{-1});
+    ev.children = j.value("children", std::int64_t{-1});
     ev.trace_id = j.value("trace_id", "");
     ev.span_id = j.value("span_id", "");
     ev.parent_span_id = j.value("parent_span_id", "");

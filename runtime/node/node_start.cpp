@@ -203,6 +203,8 @@ caf::error node::impl::start_pipelines() {
   jdeps->event_result_max =
       static_cast<std::size_t>(cfg.node.event_result_max_bytes);
   jdeps->progress_interval = cfg.node.progress_interval;
+  for (const auto& [name, def] : defs)
+    jdeps->pipelines.insert(name);
   jdeps->seed = static_cast<std::uint64_t>(wall_ms()) ^
                 (static_cast<std::uint64_t>(getpid()) << 32);
   // Per-tenant concurrency, shared by every pipeline of this node.

@@ -16,6 +16,34 @@ namespace troupe {
 
 using json = nlohmann::json;
 
+namespace {
+
+// Cancelling a parent cancels every descendant that has not ended
+// (docs/workflows.md); each gets a job.cancelled in the event log. The
+// epoch bump fences out a run still going on.
+const char* const sql_cancel_descendants = R"SQL(
+with recursive d(job_id) as (
+  select job_id from jobs where parent_id = $1::text
+  union
+  select c.job_id from jobs c join d on c.parent_id = d.job_id),
+x as (
+  update jobs set state = 'cancelled', epoch = epoch + 1,
+    finished_at = now(), next_attempt_at = null, run_at = null,
+    lease_owner = null, lease_until = null,
+    last_error = 'cancelled with its parent ' || $1::text, updated_at = now()
+  where job_id in (select job_id from d)
+    and state not in ('succeeded', 'dead_lettered', 'cancelled')
+  returning job_id, pipeline)
+insert into job_events (job_id, type, time, node, body)
+select job_id, 'job.cancelled', now(), $2::text, jsonb_build_object(
+  'type', 'job.cancelled', 'job_id', job_id, 'pipeline', pipeline,
+  'node', $2::text, 'error', 'cancelled with its parent ' || $1::text,
+  'time_ms', (extract(epoch from now()) * 1000)::bigint)
+from x
+)SQL";
+
+} // namespace
+
 admin_store::admin_store(std::string pg_url)
     : url_(with_connect_timeout(std::move(pg_url))) {}
 
@@ -304,6 +332,9 @@ json admin_store::cancel(const std::string& job_id, const std::string& pipeline,
                          const std::string& by) {
   return with_connection("cancelling job", [&](pqxx::connection& c) {
     pqxx::work w{c};
+    // Children first (a batch that ends a child locks the child, then its
+    // parent: the same order, so the two never deadlock).
+    w.exec_params(sql_cancel_descendants, job_id, by);
     auto r = w.exec_params(
         "select state, pipeline from jobs where job_id = $1 for update",
         job_id);
@@ -351,6 +382,10 @@ json admin_store::cancel(const std::string& job_id, const std::string& pipeline,
     w.exec_params("insert into job_events (job_id, type, time, node, body) "
                   "values ($1, 'job.cancelled', now(), $2, $3::jsonb)",
                   job_id, by, body.dump());
+    // A cancelled child may be its parent's last open one.
+    w.exec_params("select troupe.resume_parents(array(select parent_id from "
+                  "jobs where job_id = $1 and parent_id is not null))",
+                  job_id);
     w.commit();
     return json{{"job_id", job_id},
                 {"pipeline", pipe},

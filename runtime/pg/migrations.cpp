@@ -239,6 +239,56 @@ create index submissions_accepted on submissions (accepted_at);
 alter table jobs add column stream_seq bigint;
 create index jobs_queued_since on jobs (updated_at) where state = 'queued';
 )SQL"},
+    {11, "child jobs: parents wait in the store for their children", R"SQL(
+-- A child job names its parent, the parent's stage that spawned it and its
+-- place in that spawn (docs/workflows.md).
+alter table jobs add column parent_id text;
+alter table jobs add column parent_stage int;
+alter table jobs add column child_index int;
+-- A parent's wait for its children: {"stage_index", "life", "policy",
+-- "total", "since_ms"}; cleared once the parent moves past that stage.
+alter table jobs add column children jsonb;
+create index jobs_children on jobs (parent_id, parent_stage, child_index)
+  where parent_id is not null;
+create index jobs_open_children on jobs (parent_id, parent_stage)
+  where parent_id is not null
+    and state not in ('succeeded', 'dead_lettered', 'cancelled');
+
+-- Makes due every parent in `parents` that waits for children none of
+-- which is still open: the join, decided in the transaction that records
+-- a child's terminal state. Parents are locked in id order first, so two
+-- transactions that end a parent's last two children never both miss the
+-- other's child (the count runs after the lock, with a fresh snapshot) and
+-- never deadlock on two parents.
+create function troupe.resume_parents(parents text[])
+  returns int language plpgsql set search_path from current as $fn$
+declare
+  p record;
+  n int := 0;
+begin
+  for p in
+    select job_id, (children->>'stage_index')::int as stage from jobs
+    where job_id = any(parents) and state = 'waiting'
+      and children is not null and run_at is null
+    order by job_id
+    for update
+  loop
+    if not exists (
+        select 1 from jobs c where c.parent_id = p.job_id
+          and c.parent_stage = p.stage
+          and c.state not in ('succeeded', 'dead_lettered', 'cancelled')) then
+      update jobs set run_at = now(), updated_at = now()
+        where job_id = p.job_id;
+      n := n + 1;
+    end if;
+  end loop;
+  if n > 0 then
+    perform pg_notify('troupe_due', '');
+  end if;
+  return n;
+end
+$fn$;
+)SQL"},
 };
 
 caf::error db_error(const std::exception& e, const char* what) {

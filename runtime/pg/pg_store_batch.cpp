@@ -94,6 +94,8 @@ void prepare_store_statements(pqxx::connection& c) {
   c.prepare("insert_attempts", sql_insert_attempts);
   c.prepare("insert_events", sql_insert_events);
   c.prepare("dead_letters", sql_dead_letters);
+  c.prepare("insert_spawned", sql_insert_spawned);
+  c.prepare("resume_parents", sql_resume_parents);
 }
 
 namespace {
@@ -151,6 +153,10 @@ void read_claimed(const pqxx::row& row, const store_request& req,
     snap.callback = row[11].c_str();
   snap.spec.traceparent = row[12].c_str();
   snap.spec.tracestate = row[13].c_str();
+  if (!row[14].is_null())
+    snap.spec.parent_id = row[14].c_str();
+  if (!row[15].is_null())
+    snap.children = row[15].c_str();
   snap.state = job_state::running;
 }
 
@@ -266,7 +272,8 @@ void create_record(json_array_writer& creates, const job_write& x) {
       .num("since_ms", x.callback_since_ms)
       .str("progress", x.progress)
       .str("traceparent", s.traceparent)
-      .str("tracestate", s.tracestate);
+      .str("tracestate", s.tracestate)
+      .str("children", x.children);
   o.close();
 }
 
@@ -284,7 +291,8 @@ void update_record(json_array_writer& updates, const job_write& x) {
       .boolean("wait", x.wait_in_store)
       .str("progress", x.progress)
       .str("callback", callback_hash(x))
-      .num("since_ms", x.callback_since_ms);
+      .num("since_ms", x.callback_since_ms)
+      .str("children", x.children);
   o.close();
 }
 
@@ -380,6 +388,48 @@ void report_refused(const std::string& id, const job_write& x,
                          : "job " + id + " is owned by a newer run";
 }
 
+/// Child jobs (docs/workflows.md): creates the children of landed spawn
+/// writes, then resumes the parents whose children are now all terminal
+/// (those that spawned only children that ended already, and the parents
+/// of children whose terminal write landed), in this transaction.
+void join_families(pqxx::work& w, const std::vector<store_request>& reqs,
+                   const index_map& index,
+                   const std::set<std::string>& applied) {
+  json_array_writer spawned;
+  std::set<std::string> parents;
+  for (const auto& [id, i] : index) {
+    const auto& x = reqs[i].write;
+    if (!applied.count(id))
+      continue;
+    for (std::size_t k = 0; k < x.spawn.size(); ++k) {
+      const auto& c = x.spawn[k];
+      auto o = spawned.object();
+      o.str("job_id", c.job_id)
+          .str("pipeline", c.pipeline)
+          .str("payload", c.payload)
+          .num("priority", c.priority)
+          .str("parent_id", id)
+          .num("parent_stage", x.stage_index)
+          .num("child_index", static_cast<std::int64_t>(k));
+      o.close();
+    }
+    if (!x.spawn.empty())
+      parents.insert(id);
+    if (!x.parent_id.empty() && is_terminal(x.state))
+      parents.insert(x.parent_id);
+  }
+  if (!spawned.empty()) {
+    w.exec_prepared("insert_spawned", spawned.done());
+    w.exec("select pg_notify('troupe_due', '')");
+  }
+  if (parents.empty())
+    return;
+  json ids = json::array();
+  for (const auto& p : parents)
+    ids.push_back(p);
+  w.exec_prepared("resume_parents", ids.dump());
+}
+
 void run_writes(pqxx::work& w, const std::vector<store_request>& reqs,
                 std::vector<store_result>& out, const pg_store_options& opts) {
   index_map index;
@@ -402,6 +452,7 @@ void run_writes(pqxx::work& w, const std::vector<store_request>& reqs,
   if (!created.empty())
     copy_children(w, created);
   children.insert(w);
+  join_families(w, reqs, index, applied);
 }
 
 } // namespace

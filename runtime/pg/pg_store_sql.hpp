@@ -35,16 +35,25 @@ on conflict (job_id) do update set
   where j.state not in ('succeeded', 'dead_lettered', 'cancelled')
     and j.pipeline = excluded.pipeline
     and (excluded.life = 1 or j.life = excluded.life)
-    and j.run_at is null
+    and j.run_at is null and j.state <> 'waiting'
     and (excluded.gen >= j.gen or (excluded.life > 1 and j.life = excluded.life))
 returning j.job_id, j.epoch, j.life, j.start_stage, (j.xmax::text = '0'),
   case when j.xmax::text = '0' then null else j.payload::text end,
   j.tenant, j.correlation_id, j.priority, j.pipeline, j.progress::text,
-  j.callback::text, j.traceparent, j.tracestate
+  j.callback::text, j.traceparent, j.tracestate, j.parent_id,
+  -- A parent resumed from its wait reads every child's outcome, in order.
+  case when j.children is not null then (j.children || jsonb_build_object(
+    'results', (select coalesce(jsonb_agg(jsonb_build_object(
+        'job_id', c.job_id, 'pipeline', c.pipeline, 'state', c.state,
+        'result', c.result, 'error', c.last_error) order by c.child_index),
+        '[]'::jsonb)
+      from jobs c where c.parent_id = j.job_id
+        and c.parent_stage = (j.children->>'stage_index')::int)))::text end
 )SQL";
 
 inline const char* const sql_states = R"SQL(
-select job_id, state, epoch, life, pipeline, run_at is not null, gen
+select job_id, state, epoch, life, pipeline,
+  run_at is not null or state = 'waiting', gen
 from jobs where job_id = any(array(select jsonb_array_elements_text($1::jsonb)))
 )SQL";
 
@@ -70,7 +79,7 @@ with w as (
   select * from jsonb_to_recordset($1::jsonb) as r(job_id text, epoch bigint,
     state text, stage_index int, attempt int, next_ms bigint,
     wait_ms bigint, last_error text, result text, wait boolean,
-    progress text, callback text, since_ms bigint))
+    progress text, callback text, since_ms bigint, children text))
 update jobs j set
   state = w.state, stage_index = w.stage_index, attempt = w.attempt,
   next_attempt_at = case when w.next_ms > 0
@@ -92,10 +101,16 @@ update jobs j set
       or w.stage_index <> (j.callback->>'stage_index')::int)
     then j.callback - 'completion'
     else j.callback end,
+  -- A wait for children is kept until the job moves past its stage.
+  children = case when coalesce(w.children, '') <> '' then w.children::jsonb
+    when j.children is not null and (w.state in ('succeeded',
+      'dead_lettered', 'cancelled')
+      or w.stage_index <> (j.children->>'stage_index')::int) then null
+    else j.children end,
   finished_at = case when w.state in ('succeeded', 'dead_lettered',
     'cancelled') then now() end,
   lease_until = case when w.wait or w.state in ('succeeded',
-    'dead_lettered', 'cancelled') then null
+    'dead_lettered', 'cancelled', 'waiting') then null
     else now() + $2::bigint * interval '1 millisecond' end,
   updated_at = now()
 from w
@@ -114,11 +129,12 @@ with w as (
     stage_index int, attempt int, next_ms bigint, wait_ms bigint,
     last_error text,
     result text, started_ms bigint, wait boolean, callback text,
-    since_ms bigint, progress text, traceparent text, tracestate text))
+    since_ms bigint, progress text, traceparent text, tracestate text,
+    children text))
 insert into jobs as j (job_id, pipeline, tenant, correlation_id, priority,
   state, stage_index, attempt, epoch, payload, result, last_error,
   started_at, finished_at, next_attempt_at, run_at, lease_owner, lease_until,
-  callback, progress, traceparent, tracestate)
+  callback, progress, traceparent, tracestate, children)
 select job_id, pipeline, coalesce(tenant, ''), coalesce(correlation_id, ''),
   coalesce(priority, 0), state, stage_index, attempt, 1, payload::jsonb,
   case when coalesce(result, '') <> '' then result::jsonb end,
@@ -129,15 +145,17 @@ select job_id, pipeline, coalesce(tenant, ''), coalesce(correlation_id, ''),
   case when next_ms > 0 and not wait
     then now() + wait_ms * interval '1 millisecond' end,
   case when wait then now() + wait_ms * interval '1 millisecond' end,
-  case when wait or state in ('succeeded', 'dead_lettered', 'cancelled')
-    then null else $2 end,
-  case when wait or state in ('succeeded', 'dead_lettered', 'cancelled')
-    then null else now() + $3::bigint * interval '1 millisecond' end,
+  case when wait or state in ('succeeded', 'dead_lettered', 'cancelled',
+    'waiting') then null else $2 end,
+  case when wait or state in ('succeeded', 'dead_lettered', 'cancelled',
+    'waiting') then null
+    else now() + $3::bigint * interval '1 millisecond' end,
   case when state = 'waiting' then jsonb_build_object(
       'hash', callback, 'stage_index', stage_index, 'life', 1,
       'attempt', attempt, 'since_ms', since_ms, 'deadline_ms', next_ms) end,
   case when coalesce(progress, '') <> '' then progress::jsonb end,
-  coalesce(traceparent, ''), coalesce(tracestate, '')
+  coalesce(traceparent, ''), coalesce(tracestate, ''),
+  case when coalesce(children, '') <> '' then children::jsonb end
 from w
 on conflict (job_id) do nothing
 returning job_id
@@ -199,6 +217,29 @@ where j.job_id = any(array(select jsonb_array_elements_text($1::jsonb)))
 on conflict (job_id) do update set failed_stage = excluded.failed_stage,
   stage = excluded.stage, last_error = excluded.last_error,
   attempts = excluded.attempts, dead_at = excluded.dead_at
+)SQL";
+
+// Children a stage spawned (job_write::spawn): `scheduled` and due now, so
+// that the schedulers publish them; they take their parent's tenant,
+// correlation id and trace. The same child again is left alone.
+inline const char* const sql_insert_spawned = R"SQL(
+insert into jobs (job_id, pipeline, tenant, correlation_id, priority, state,
+  payload, run_at, epoch, parent_id, parent_stage, child_index, traceparent,
+  tracestate)
+select x.job_id, x.pipeline, p.tenant, p.correlation_id,
+  coalesce(x.priority, 0), 'scheduled', x.payload::jsonb, now(), 0,
+  x.parent_id, x.parent_stage, x.child_index, p.traceparent, p.tracestate
+from jsonb_to_recordset($1::jsonb) as x(job_id text, pipeline text,
+  payload text, priority int, parent_id text, parent_stage int,
+  child_index int)
+join jobs p on p.job_id = x.parent_id
+on conflict (job_id) do nothing
+)SQL";
+
+// The join: parents (JSON array of ids) whose children are all terminal
+// become due (the migration's troupe.resume_parents).
+inline const char* const sql_resume_parents = R"SQL(
+select troupe.resume_parents(array(select jsonb_array_elements_text($1::jsonb)))
 )SQL";
 
 } // namespace troupe::pg_sql

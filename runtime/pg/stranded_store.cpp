@@ -12,7 +12,7 @@ constexpr long long sweep_lock_key = 0x7472737472616e64LL;
 const char* const sql_standing = R"SQL(
 select case
   when state in ('succeeded', 'dead_lettered', 'cancelled') then 'terminal'
-  when run_at is not null then 'in_store'
+  when run_at is not null or state = 'waiting' then 'in_store'
   when state in ('running', 'retrying', 'waiting')
     and lease_until > now() then 'held'
   else 'orphaned' end
