@@ -12,6 +12,21 @@ namespace {
 
 using json = nlohmann::json;
 
+/// A parent's children (docs/workflows.md): the wait's record if it waits,
+/// and how many children are in each state; null for a job without any.
+json family_of(const pqxx::field& wait, const pqxx::field& states) {
+  if (wait.is_null() && states.is_null())
+    return nullptr;
+  json out{{"waiting", wait.is_null() ? json{} : json::parse(wait.c_str())},
+           {"states",
+            states.is_null() ? json::object() : json::parse(states.c_str())}};
+  std::int64_t total = 0;
+  for (auto& [state, n] : out["states"].items())
+    total += n.get<std::int64_t>();
+  out["total"] = total;
+  return out;
+}
+
 json job_row(pqxx::read_transaction& t, const std::string& job_id,
              std::size_t max, bool* cut) {
   auto jr = t.exec_params(
@@ -25,7 +40,10 @@ select job_id, pipeline, tenant, correlation_id, priority, state,
   (extract(epoch from finished_at) * 1000)::bigint,
   (extract(epoch from next_attempt_at) * 1000)::bigint,
   (extract(epoch from updated_at) * 1000)::bigint,
-  (extract(epoch from run_at) * 1000)::bigint, gen, progress::text
+  (extract(epoch from run_at) * 1000)::bigint, gen, progress::text,
+  parent_id, children::text,
+  (select jsonb_object_agg(state, n)::text from (select c.state, count(*) n
+    from jobs c where c.parent_id = jobs.job_id group by c.state) s)
 from jobs where job_id = $1
 )SQL",
       job_id);
@@ -57,7 +75,10 @@ from jobs where job_id = $1
               {"updated_at_ms", ms_or(r[20])},
               {"run_at_ms", ms_or(r[21])},
               {"gen", r[22].as<int>()},
-              {"progress", value_of(r[23], max, cut)}};
+              {"progress", value_of(r[23], max, cut)},
+              {"parent_id",
+               r[24].is_null() ? json{} : json(std::string{r[24].c_str()})},
+              {"children", family_of(r[25], r[26])}};
 }
 
 /// Every stage that has a checkpoint or an attempt, by index.

@@ -28,7 +28,10 @@ select j.job_id, j.pipeline, j.tenant, j.state, j.stage_index, j.attempt,
   (extract(epoch from j.updated_at) * 1000)::bigint,
   a.total, a.failed,
   coalesce(a.stage, (select c.stage from stage_checkpoints c
-    where c.job_id = j.job_id and c.stage_index = j.stage_index), '')
+    where c.job_id = j.job_id and c.stage_index = j.stage_index), ''),
+  j.parent_id,
+  (select jsonb_object_agg(state, n)::text from (select k.state, count(*) n
+    from jobs k where k.parent_id = j.job_id group by k.state) s)
 from jobs j
 left join lateral (
   select count(*) as total, count(*) filter (where not ok) as failed,
@@ -88,6 +91,12 @@ job_status status_of(const pqxx::row& r) {
       {"next_attempt_at_ms", nullable_ms(r[15])},
       {"updated_at_ms", nullable_ms(r[16])},
   };
+  // Child jobs (docs/workflows.md): a child names its parent; a parent
+  // counts its children by state.
+  if (!r[20].is_null())
+    out.doc["parent_id"] = r[20].c_str();
+  if (!r[21].is_null())
+    out.doc["children"] = json::parse(r[21].c_str());
   return out;
 }
 

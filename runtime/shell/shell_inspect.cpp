@@ -153,6 +153,22 @@ std::string progress_text(const json& p) {
          std::to_string(p.value("attempt", 0)) + ":" + progress_summary(p);
 }
 
+/// A child's parent, and a parent's children by state (docs/workflows.md).
+void print_family(std::ostream& out, const json& j) {
+  if (!str_of(j, "parent_id").empty())
+    out << "parent: " << str_of(j, "parent_id") << "\n";
+  auto c = j.find("children");
+  if (c == j.end() || !c->is_object())
+    return;
+  out << "children: " << num(*c, "total");
+  for (auto& [state, n] : (*c)["states"].items())
+    out << "  " << state << " " << n.dump();
+  if ((*c)["waiting"].is_object())
+    out << "  (waits for them at stage #" << num((*c)["waiting"], "stage_index")
+        << ")";
+  out << "\n";
+}
+
 /// The job's row: state, times, holder, error, payload and result.
 void print_job_row(std::ostream& out, const json& j, const std::string& id,
                    bool full, const text_style& style, std::int64_t now) {
@@ -179,6 +195,7 @@ void print_job_row(std::ostream& out, const json& j, const std::string& id,
   out << "\n";
   if (!str_of(j, "last_error").empty())
     out << "last error: " << str_of(j, "last_error") << "\n";
+  print_family(out, j);
   if (j.contains("progress") && j["progress"].is_object())
     out << "progress: " << progress_text(j["progress"]) << "\n";
   out << "payload: " << show_value(j["payload"], full ? 100000 : 200) << "\n";

@@ -4,8 +4,11 @@
 // binary the way an operator or a publisher would.
 
 #include <chrono>
+#include <memory>
 #include <string>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include <sys/types.h>
 
@@ -50,5 +53,24 @@ std::string read_file(const std::string& path);
 
 /// Writes a file.
 void write_file(const std::string& path, const std::string& text);
+
+#ifdef TROUPE_BINARY
+/// Starts `troupe node --config <config>` (with `--node-id <id>` unless
+/// empty), logging to `log`, and waits until it says it is ready.
+inline std::unique_ptr<child_process>
+start_troupe_node(const std::string& config, const std::string& log,
+                  const std::string& id = {},
+                  std::vector<std::string> env = {}) {
+  std::vector<std::string> argv{TROUPE_BINARY, "node", "--config", config};
+  if (!id.empty()) {
+    argv.push_back("--node-id");
+    argv.push_back(id);
+  }
+  auto node = std::make_unique<child_process>(argv, log, std::move(env));
+  EXPECT_TRUE(node->wait_for_output("ready", std::chrono::seconds{60}))
+      << node->output();
+  return node;
+}
+#endif
 
 } // namespace troupe::test

@@ -127,12 +127,8 @@ stages = [
   }
 
   std::unique_ptr<child_process> start_node(const std::string& tag) {
-    auto node = std::make_unique<child_process>(
-        std::vector<std::string>{TROUPE_BINARY, "node", "--config",
-                                 dir_ + "/node.toml"},
-        dir_ + "/node-" + tag + ".log");
-    EXPECT_TRUE(node->wait_for_output("ready", 60s)) << node->output();
-    return node;
+    return start_troupe_node(dir_ + "/node.toml",
+                             dir_ + "/node-" + tag + ".log");
   }
 
   std::shared_ptr<nats_client> client() {

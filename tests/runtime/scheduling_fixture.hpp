@@ -112,13 +112,9 @@ stages = [ { name = "work", kind = "sleep", duration = "10ms" } ]
   std::unique_ptr<child_process>
   start_node(const std::string& id, const std::string& config = "node.toml",
              std::vector<std::string> env = {}) {
-    auto node = std::make_unique<child_process>(
-        std::vector<std::string>{TROUPE_BINARY, "node", "--config",
-                                 servers_->dir() + "/" + config, "--node-id",
-                                 id},
-        servers_->dir() + "/node-" + id + ".log", std::move(env));
-    EXPECT_TRUE(node->wait_for_output("ready", 60s)) << node->output();
-    return node;
+    return start_troupe_node(servers_->dir() + "/" + config,
+                             servers_->dir() + "/node-" + id + ".log", id,
+                             std::move(env));
   }
 
   std::shared_ptr<nats_client> client() {

@@ -122,13 +122,8 @@ stages = [ { name = "nap", kind = "sleep", duration = "30s" } ]
   }
 
   std::unique_ptr<child_process> start_node(const std::string& id) {
-    auto node = std::make_unique<child_process>(
-        std::vector<std::string>{TROUPE_BINARY, "node", "--config",
-                                 servers_->dir() + "/node.toml", "--node-id",
-                                 id},
-        servers_->dir() + "/node-" + id + ".log");
-    EXPECT_TRUE(node->wait_for_output("ready", 60s)) << node->output();
-    return node;
+    return start_troupe_node(servers_->dir() + "/node.toml",
+                             servers_->dir() + "/node-" + id + ".log", id);
   }
 
   std::shared_ptr<nats_client> client() {
@@ -248,6 +243,20 @@ TEST_F(workflow_test, ADeadChildFailsAStrictParentAndIsListedByALenientOne) {
   EXPECT_EQ(out["succeeded"], 2);
   EXPECT_EQ(out["children"][1]["state"], "dead_lettered");
   EXPECT_EQ(out["children"][2]["result"]["i"], 2);
+  // The status API, as a client asks: a parent counts its children by
+  // state, a child names its parent.
+  auto nats = client();
+  auto st =
+      nats->request("troupe.api.v1.status", R"({"job_id":"lenient-1"})", 5000);
+  ASSERT_TRUE(st) << describe(st.error());
+  auto doc = json::parse(*st);
+  EXPECT_EQ(doc["job"]["children"],
+            json::parse(R"({"dead_lettered":1,"succeeded":2})"))
+      << *st;
+  st = nats->request("troupe.api.v1.status",
+                     R"({"job_id":"lenient-1/split/0"})", 5000);
+  ASSERT_TRUE(st) << describe(st.error());
+  EXPECT_EQ(json::parse(*st)["job"]["parent_id"], "lenient-1") << *st;
   // Mend the child, replay it, then replay the parent: the workflow
   // completes and no child that succeeded runs again.
   std::remove((servers_->dir() + "/broken-1").c_str());
