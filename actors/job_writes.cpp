@@ -99,6 +99,7 @@ job_write make_write(self_ptr self, job_state state) {
   w.stage_index = st.stage;
   w.attempt = st.attempt;
   w.parent_id = st.spec.parent_id;
+  w.batch_id = st.spec.batch_id;
   return w;
 }
 

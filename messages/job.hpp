@@ -90,6 +90,9 @@ struct job_spec {
   /// the store; empty for a job a client submitted. Its terminal write
   /// lets the parent resume once every sibling is terminal.
   std::string parent_id;
+  /// The batch the job belongs to (docs/workflows.md), from the store;
+  /// its terminal write may complete the batch.
+  std::string batch_id;
 };
 
 template <class Inspector>
@@ -98,7 +101,7 @@ typename Inspector::result_type inspect(Inspector& f, job_spec& x) {
            x.correlation_id, x.payload, x.priority, x.invalid_reason,
            x.invalid_code, x.submitted_at_ms, x.fresh, x.resumed, x.stream_seq,
            x.replay_life, x.run_at_ms, x.gen, x.traceparent, x.tracestate,
-           x.parent_id);
+           x.parent_id, x.batch_id);
 }
 
 /// A child job a stage asked for (its output's `spawn`): created in the
@@ -300,6 +303,8 @@ struct job_write {
   /// The job's parent (job_spec::parent_id): a terminal write lets the
   /// store resume it once all its children are terminal.
   std::string parent_id;
+  /// The job's batch (job_spec::batch_id): a terminal write may complete it.
+  std::string batch_id;
   /// A `waiting` write's children: created `scheduled` with this write,
   /// and the job waits in the store until all are terminal. `children`
   /// is the wait's record (JSON text, see job_snapshot::children).
@@ -313,8 +318,8 @@ typename Inspector::result_type inspect(Inspector& f, job_write& x) {
            x.state, x.stage_index, x.attempt, x.next_attempt_at_ms,
            x.last_error, x.checkpoints, x.attempts, x.result, x.events,
            x.create, x.spec, x.started_at_ms, x.wait_in_store, x.progress,
-           x.callback_token, x.callback_since_ms, x.parent_id, x.spawn,
-           x.children);
+           x.callback_token, x.callback_since_ms, x.parent_id, x.batch_id,
+           x.spawn, x.children);
 }
 
 /// What a stage attempt produced.

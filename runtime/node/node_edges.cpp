@@ -12,6 +12,7 @@
 #include "runtime/node/stranded_sweeper.hpp"
 #include "runtime/node/submit_api.hpp"
 #include "runtime/node/unrouted_sweeper.hpp"
+#include "runtime/pg/batch_store.hpp"
 #include "runtime/pg/job_presence.hpp"
 #include "runtime/pg/submission_log.hpp"
 
@@ -49,6 +50,7 @@ caf::error node::impl::start_edges() {
   stranded->start();
   on_stop("stranded sweeper", [this] { stranded.reset(); });
   api->set_tenants(cfg.tenants);
+  api->set_batch_store(std::make_shared<batch_store>(cfg.postgres.url), id());
   api->set_presence(std::make_shared<job_presence>(cfg.postgres.url));
   if (jmetrics)
     api->on_accepted(

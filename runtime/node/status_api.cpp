@@ -9,6 +9,7 @@
 #include "messages/json_guard.hpp"
 #include "runtime/common/blocking_pool.hpp"
 #include "runtime/nats/nats_subscription.hpp"
+#include "runtime/node/batch_api.hpp"
 #include "runtime/node/callback_api.hpp"
 #include "runtime/node/job_waiters.hpp"
 #include "runtime/pg/callback_store.hpp"
@@ -128,6 +129,7 @@ struct status_api::impl {
   nats_config ncfg;
   std::shared_ptr<status_store> store;
   std::unique_ptr<callback_store> callbacks;
+  std::unique_ptr<batch_store> batches;
   std::shared_ptr<blocking_pool> workers;
   std::unique_ptr<job_waiters> waiters;
   std::vector<nats_subscription> subs;
@@ -146,6 +148,12 @@ struct status_api::impl {
 void status_api::impl::handle(const std::string& subject,
                               const std::string& body,
                               const std::string& reply) {
+  if (ends_with(subject, ".batch_status")) {
+    respond(reply, answer_batch_status(
+                       *batches, body,
+                       subject_tenant(subject, ncfg.prefix, "batch_status")));
+    return;
+  }
   if (ends_with(subject, ".complete")) {
     respond(reply,
             answer_complete(*callbacks, body,
@@ -204,6 +212,7 @@ status_api::status_api(std::shared_ptr<nats_client> nats, nats_config ncfg,
   impl_->nats = std::move(nats);
   impl_->ncfg = std::move(ncfg);
   impl_->store = std::make_shared<status_store>(pg_url);
+  impl_->batches = std::make_unique<batch_store>(pg_url);
   impl_->callbacks = std::make_unique<callback_store>(std::move(pg_url));
   impl_->workers = std::move(workers);
   impl_->waiters = std::make_unique<job_waiters>(
@@ -252,8 +261,9 @@ caf::error status_api::start() {
   so.queue = "troupe_api";
   return nats_subscription::open_each(
       *impl_->nats,
-      {p + "status", p + "wait", p + "complete", p + "tenant.*.status",
-       p + "tenant.*.wait", p + "tenant.*.complete"},
+      {p + "status", p + "wait", p + "complete", p + "batch_status",
+       p + "tenant.*.status", p + "tenant.*.wait", p + "tenant.*.complete",
+       p + "tenant.*.batch_status"},
       [weak = std::weak_ptr<impl>(impl_)](nats_msg m) { on_request(weak, m); },
       so, impl_->subs);
 }

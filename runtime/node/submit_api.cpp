@@ -1,4 +1,5 @@
 #include "runtime/node/submit_api.hpp"
+#include "runtime/node/batch_api.hpp"
 #include "runtime/pg/job_presence.hpp"
 #include "runtime/pg/submission_log.hpp"
 
@@ -33,6 +34,8 @@ struct submit_api::impl {
   std::function<void(const std::string&)> on_accepted;
   std::shared_ptr<job_presence> presence;
   std::shared_ptr<submission_log> log;
+  std::shared_ptr<batch_store> batches;
+  std::string node_id;
   std::atomic<std::int64_t> unlogged{0};
   tenants_config tenants;
   /// Token buckets per tenant: tokens and when they were last topped up.
@@ -185,6 +188,31 @@ void log_accepted(submit_api::impl& im, const routed_submission& r,
                  im.unlogged.load(), describe(err));
 }
 
+/// A batch request (docs/workflows.md): validated like its jobs' own
+/// submissions, and created in the store in one transaction.
+void handle_batch(const std::shared_ptr<submit_api::impl>& im,
+                  const std::string& subject, const std::string& body,
+                  const std::string& reply) {
+  batch_context ctx;
+  ctx.pipelines = im->pipelines;
+  ctx.limits = im->limits;
+  ctx.prefix = im->ncfg.prefix;
+  ctx.node_id = im->node_id;
+  ctx.known_tenant = [im](const std::string& t) {
+    return im->tenants.known(t);
+  };
+  ctx.admit = [im](const std::string& t) { return im->admit(t); };
+  respond(*im->nats, reply,
+          answer_batch(*im->batches, body, ctx,
+                       subject_tenant(subject, im->ncfg.prefix, "batch")));
+}
+
+bool is_batch_request(const submit_api::impl& im, std::string_view subject) {
+  static constexpr std::string_view verb = ".batch";
+  return im.batches && subject.size() > verb.size() &&
+         subject.substr(subject.size() - verb.size()) == verb;
+}
+
 void handle(const std::shared_ptr<submit_api::impl>& im,
             const std::string& subject, std::string body, std::string reply) {
   subjects subj{im->ncfg.prefix};
@@ -284,7 +312,10 @@ void on_request(const std::weak_ptr<submit_api::impl>& weak,
   }
   auto posted = im->workers->post([im, subject = std::string{msg.subject()},
                                    body = std::move(body), reply]() mutable {
-    handle(im, subject, std::move(body), std::move(reply));
+    if (is_batch_request(*im, subject))
+      handle_batch(im, subject, body, reply);
+    else
+      handle(im, subject, std::move(body), std::move(reply));
   });
   if (!posted)
     respond(*im->nats, reply,
@@ -330,6 +361,12 @@ void submit_api::set_presence(std::shared_ptr<job_presence> presence) {
   impl_->presence = std::move(presence);
 }
 
+void submit_api::set_batch_store(std::shared_ptr<batch_store> store,
+                                 std::string node_id) {
+  impl_->batches = std::move(store);
+  impl_->node_id = std::move(node_id);
+}
+
 void submit_api::set_submission_log(std::shared_ptr<submission_log> log) {
   impl_->log = std::move(log);
 }
@@ -345,10 +382,14 @@ void submit_api::on_accepted(std::function<void(const std::string&)> fn) {
 caf::error submit_api::start() {
   subscribe_options so;
   so.queue = "troupe_api";
+  std::vector<std::string> subs{subjects{impl_->ncfg.prefix}.submit(),
+                                impl_->ncfg.prefix + ".api.v1.tenant.*.submit"};
+  if (impl_->batches) {
+    subs.push_back(impl_->ncfg.prefix + ".api.v1.batch");
+    subs.push_back(impl_->ncfg.prefix + ".api.v1.tenant.*.batch");
+  }
   return nats_subscription::open_each(
-      *impl_->nats,
-      {subjects{impl_->ncfg.prefix}.submit(),
-       impl_->ncfg.prefix + ".api.v1.tenant.*.submit"},
+      *impl_->nats, subs,
       [weak = std::weak_ptr<impl>(impl_)](nats_msg m) { on_request(weak, m); },
       so, impl_->subs);
 }

@@ -24,6 +24,7 @@
 
 namespace troupe {
 
+class batch_store;
 class blocking_pool;
 class job_presence;
 class submission_log;
@@ -76,6 +77,11 @@ public:
   /// (runtime/pg/submission_log.hpp). Set before start(); without it the
   /// stream is a submission's only copy until a node claims it.
   void set_submission_log(std::shared_ptr<submission_log> log);
+
+  /// Serves batches (`<prefix>.api.v1.batch`, docs/workflows.md) from
+  /// `store`, created by node `node_id`. Set before start(); without it
+  /// batch requests get no answer from this node.
+  void set_batch_store(std::shared_ptr<batch_store> store, std::string node_id);
 
   /// Accepted submissions the log could not write (PostgreSQL away).
   std::int64_t unlogged() const;

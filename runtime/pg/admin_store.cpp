@@ -384,7 +384,9 @@ json admin_store::cancel(const std::string& job_id, const std::string& pipeline,
                   job_id, by, body.dump());
     // A cancelled child may be its parent's last open one.
     w.exec_params("select troupe.resume_parents(array(select parent_id from "
-                  "jobs where job_id = $1 and parent_id is not null))",
+                  "jobs where job_id = $1 and parent_id is not null)), "
+                  "troupe.settle_batches(array(select batch_id from jobs "
+                  "where job_id = $1 and batch_id is not null))",
                   job_id);
     w.commit();
     return json{{"job_id", job_id},

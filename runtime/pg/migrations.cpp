@@ -289,6 +289,74 @@ begin
 end
 $fn$;
 )SQL"},
+    {12, "batches: jobs submitted together, callbacks when all have ended",
+     R"SQL(
+-- A batch (docs/workflows.md): its jobs carry its id; when the last one
+-- ends, the transaction that records it completes the batch and creates
+-- its callback jobs (on_complete always, on_success if every job
+-- succeeded): {"pipeline", "payload"}.
+create table batches (
+  batch_id      text primary key,
+  tenant        text not null default '',
+  total         int not null,
+  on_complete   jsonb,
+  on_success    jsonb,
+  succeeded     int,
+  failed        int,
+  created_at    timestamptz not null default now(),
+  completed_at  timestamptz,
+  node          text not null default ''
+);
+alter table jobs add column batch_id text;
+create index jobs_batch on jobs (batch_id) where batch_id is not null;
+create index jobs_open_batch on jobs (batch_id)
+  where batch_id is not null
+    and state not in ('succeeded', 'dead_lettered', 'cancelled');
+
+-- Completes every batch in `ids` none of whose jobs is still open, once
+-- (completed_at), and creates its callbacks, due now. Locks the batches in
+-- id order first, as troupe.resume_parents does for parents.
+create function troupe.settle_batches(ids text[])
+  returns int language plpgsql set search_path from current as $fn$
+declare
+  b record;
+  ok int;
+  bad int;
+  n int := 0;
+begin
+  for b in
+    select * from batches
+    where batch_id = any(ids) and completed_at is null
+    order by batch_id
+    for update
+  loop
+    continue when exists (
+      select 1 from jobs where batch_id = b.batch_id
+        and state not in ('succeeded', 'dead_lettered', 'cancelled'));
+    select count(*) filter (where state = 'succeeded'),
+           count(*) filter (where state <> 'succeeded')
+      into ok, bad from jobs where batch_id = b.batch_id;
+    update batches set completed_at = now(), succeeded = ok, failed = bad
+      where batch_id = b.batch_id;
+    insert into jobs (job_id, pipeline, tenant, state, payload, run_at, epoch)
+    select b.batch_id || '/' || cb.name, cb.spec->>'pipeline', b.tenant,
+      'scheduled', jsonb_build_object('batch_id', b.batch_id,
+        'total', b.total, 'succeeded', ok, 'failed', bad,
+        'payload', cb.spec->'payload'), now(), 0
+    from (values ('on_complete', b.on_complete),
+                 ('on_success', case when bad = 0 then b.on_success end))
+      as cb(name, spec)
+    where cb.spec is not null
+    on conflict (job_id) do nothing;
+    n := n + 1;
+  end loop;
+  if n > 0 then
+    perform pg_notify('troupe_due', '');
+  end if;
+  return n;
+end
+$fn$;
+)SQL"},
 };
 
 caf::error db_error(const std::exception& e, const char* what) {

@@ -96,6 +96,7 @@ void prepare_store_statements(pqxx::connection& c) {
   c.prepare("dead_letters", sql_dead_letters);
   c.prepare("insert_spawned", sql_insert_spawned);
   c.prepare("resume_parents", sql_resume_parents);
+  c.prepare("settle_batches", sql_settle_batches);
 }
 
 namespace {
@@ -156,7 +157,9 @@ void read_claimed(const pqxx::row& row, const store_request& req,
   if (!row[14].is_null())
     snap.spec.parent_id = row[14].c_str();
   if (!row[15].is_null())
-    snap.children = row[15].c_str();
+    snap.spec.batch_id = row[15].c_str();
+  if (!row[16].is_null())
+    snap.children = row[16].c_str();
   snap.state = job_state::running;
 }
 
@@ -396,7 +399,7 @@ void join_families(pqxx::work& w, const std::vector<store_request>& reqs,
                    const index_map& index,
                    const std::set<std::string>& applied) {
   json_array_writer spawned;
-  std::set<std::string> parents;
+  std::set<std::string> parents, batches;
   for (const auto& [id, i] : index) {
     const auto& x = reqs[i].write;
     if (!applied.count(id))
@@ -417,17 +420,17 @@ void join_families(pqxx::work& w, const std::vector<store_request>& reqs,
       parents.insert(id);
     if (!x.parent_id.empty() && is_terminal(x.state))
       parents.insert(x.parent_id);
+    if (!x.batch_id.empty() && is_terminal(x.state))
+      batches.insert(x.batch_id);
   }
   if (!spawned.empty()) {
     w.exec_prepared("insert_spawned", spawned.done());
     w.exec("select pg_notify('troupe_due', '')");
   }
-  if (parents.empty())
-    return;
-  json ids = json::array();
-  for (const auto& p : parents)
-    ids.push_back(p);
-  w.exec_prepared("resume_parents", ids.dump());
+  if (!parents.empty())
+    w.exec_prepared("resume_parents", json(parents).dump());
+  if (!batches.empty())
+    w.exec_prepared("settle_batches", json(batches).dump());
 }
 
 void run_writes(pqxx::work& w, const std::vector<store_request>& reqs,

@@ -40,7 +40,7 @@ on conflict (job_id) do update set
 returning j.job_id, j.epoch, j.life, j.start_stage, (j.xmax::text = '0'),
   case when j.xmax::text = '0' then null else j.payload::text end,
   j.tenant, j.correlation_id, j.priority, j.pipeline, j.progress::text,
-  j.callback::text, j.traceparent, j.tracestate, j.parent_id,
+  j.callback::text, j.traceparent, j.tracestate, j.parent_id, j.batch_id,
   -- A parent resumed from its wait reads every child's outcome, in order.
   case when j.children is not null then (j.children || jsonb_build_object(
     'results', (select coalesce(jsonb_agg(jsonb_build_object(
@@ -240,6 +240,12 @@ on conflict (job_id) do nothing
 // become due (the migration's troupe.resume_parents).
 inline const char* const sql_resume_parents = R"SQL(
 select troupe.resume_parents(array(select jsonb_array_elements_text($1::jsonb)))
+)SQL";
+
+// Batches (JSON array of ids) whose jobs have all ended complete, and their
+// callbacks are created (the migration's troupe.settle_batches).
+inline const char* const sql_settle_batches = R"SQL(
+select troupe.settle_batches(array(select jsonb_array_elements_text($1::jsonb)))
 )SQL";
 
 } // namespace troupe::pg_sql
