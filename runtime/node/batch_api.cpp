@@ -211,7 +211,7 @@ std::string answer_batch_status(batch_store& store, std::string_view text,
   if (!tenant)
     return error_reply(tenant.error());
   auto id = (*body)["batch_id"].get<std::string>();
-  auto st = store.status(id, *tenant);
+  auto st = store.status(id, &*tenant);
   if (!st)
     return encode_api_error("unavailable",
                             "cannot read the batch: " + describe(st.error()));

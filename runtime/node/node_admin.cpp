@@ -246,6 +246,15 @@ void add_read_verbs(admin_bridge& bridge, const ctx_ptr& ctx) {
     bool full = req.is_object() && req.value("full", false);
     return ctx->store->get_job(need_string(req, "job_id"), full);
   });
+  bridge.add_read("batch", [ctx](const json& req) {
+    auto id = need_string(req, "batch_id");
+    auto st = ctx->batches->status(id, nullptr);
+    if (!st || !*st)
+      throw admin_failure(st ? "unknown_batch" : "unavailable",
+                          st ? "unknown batch '" + id + "'"
+                             : describe(st.error()));
+    return std::move(**st);
+  });
   bridge.add_read("dlq", [ctx](const json& req) {
     int limit = opt_count(req, "limit", 100, 1, 100000);
     return ctx->store->list_dead_letters(opt_string(req, "pipeline"), limit);

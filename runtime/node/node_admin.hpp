@@ -25,6 +25,7 @@
 #include "runtime/nats/nats_client.hpp"
 #include "runtime/node/admin_bridge.hpp"
 #include "runtime/pg/admin_store.hpp"
+#include "runtime/pg/batch_store.hpp"
 #include "runtime/pg/retention.hpp"
 
 namespace troupe {
@@ -70,6 +71,7 @@ struct node_admin_context {
   std::map<std::string, caf::actor> supervisors;
   std::map<std::string, std::shared_ptr<const pipeline_def>> pipelines;
   std::shared_ptr<admin_store> store;
+  std::shared_ptr<batch_store> batches;
   std::shared_ptr<pipeline_controls> controls;
   std::shared_ptr<retention_pruner> pruner;
   /// Nodes currently up in this node's view (to stop gathering early).

@@ -344,6 +344,7 @@ caf::error node::impl::start_admin() {
     actx->supervisors[p.name] = p.supervisor;
   actx->pipelines = defs;
   actx->store = std::make_shared<admin_store>(cfg.postgres.url);
+  actx->batches = std::make_shared<batch_store>(cfg.postgres.url);
   actx->controls = controls;
   actx->pruner = pruner;
   actx->alive_nodes = [this] {

@@ -44,8 +44,9 @@ select b.total, b.succeeded, b.failed,
   coalesce((select jsonb_object_agg(split_part(job_id, '/', -1),
       jsonb_build_object('job_id', job_id, 'state', state))
     from jobs where job_id in (b.batch_id || '/on_complete',
-                               b.batch_id || '/on_success')), '{}')::text
-from batches b where b.batch_id = $1 and b.tenant = $2
+                               b.batch_id || '/on_success')), '{}')::text,
+  b.tenant
+from batches b where b.batch_id = $1 and ($2::text is null or b.tenant = $2)
 )SQL";
 
 std::string job_records(const batch_spec& spec) {
@@ -119,11 +120,13 @@ caf::expected<batch_created> batch_store::create(const batch_spec& spec) {
 }
 
 caf::expected<std::optional<json>>
-batch_store::status(const std::string& batch_id, const std::string& tenant) {
+batch_store::status(const std::string& batch_id, const std::string* tenant) {
   std::lock_guard<std::mutex> guard{mtx_};
   return conn_->run("reading a batch", [&](pqxx::connection& c) {
     pqxx::read_transaction t{c};
-    auto rows = t.exec_prepared("batch_status", batch_id, tenant);
+    auto rows = t.exec_prepared("batch_status", batch_id,
+                                tenant ? std::optional<std::string>{*tenant}
+                                       : std::nullopt);
     if (rows.empty())
       return std::optional<json>{};
     const auto& r = rows[0];
@@ -134,7 +137,8 @@ batch_store::status(const std::string& batch_id, const std::string& tenant) {
                                     {"created_at_ms", nullable_int(r[3])},
                                     {"completed_at_ms", nullable_int(r[4])},
                                     {"states", json::parse(r[5].c_str())},
-                                    {"callbacks", json::parse(r[6].c_str())}}};
+                                    {"callbacks", json::parse(r[6].c_str())},
+                                    {"tenant", r[7].c_str()}}};
   });
 }
 

@@ -64,11 +64,12 @@ public:
   /// unavailable, internal.
   caf::expected<batch_created> create(const batch_spec& spec);
 
-  /// The batch's progress, or nothing if no batch of `tenant` has this id:
+  /// The batch's progress, or nothing if no batch of `tenant` (nullptr:
+  /// any) has this id:
   /// {"batch_id", "total", "states": {state: n}, "completed_at_ms",
   /// "succeeded", "failed", "callbacks": {name: {"job_id", "state"}}}.
   caf::expected<std::optional<nlohmann::json>>
-  status(const std::string& batch_id, const std::string& tenant);
+  status(const std::string& batch_id, const std::string* tenant);
 
 private:
   std::mutex mtx_;

@@ -274,6 +274,28 @@ shell_outcome shell_session::cmd_job(const std::string& id, bool full) {
   return success("job", std::move(res), out.str());
 }
 
+shell_outcome shell_session::cmd_batch(const std::string& id) {
+  auto r = request_any("read", "batch", json{{"batch_id", id}}, s_.timeout);
+  if (!r.value("ok", false))
+    return from_reply_error("batch", r);
+  auto b = r["result"];
+  std::ostringstream out;
+  out << paint_header("batch " + id, s_.style) << "  " << num(b, "total")
+      << " jobs";
+  for (auto& [state, n] : b["states"].items())
+    out << "  " << state << " " << n.dump();
+  out << "\n"
+      << (b["completed_at_ms"].is_null()
+              ? std::string{"not complete"}
+              : "complete " +
+                    format_ago(int_of(b, "completed_at_ms"), wall_now_ms()))
+      << "\n";
+  for (auto& [name, cb] : b["callbacks"].items())
+    out << name << ": " << str_of(cb, "job_id") << "  "
+        << paint_state(str_of(cb, "state"), s_.style) << "\n";
+  return success("batch", std::move(b), out.str());
+}
+
 shell_outcome
 shell_session::cmd_dlq(const std::map<std::string, std::string>& flags) {
   json body = json::object();

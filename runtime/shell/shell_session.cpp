@@ -193,6 +193,8 @@ shell_session::dispatch(const command& c,
     return cmd_jobs(flags);
   if (n == "job")
     return cmd_job(arg, flags.count("--full") > 0);
+  if (n == "batch")
+    return cmd_batch(arg);
   if (n == "tree") {
     int limit = 200;
     if (!flag("--limit").empty())

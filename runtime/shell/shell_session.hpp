@@ -80,6 +80,7 @@ private:
   shell_outcome cmd_pipelines(bool totals_only);
   shell_outcome cmd_jobs(const std::map<std::string, std::string>& flags);
   shell_outcome cmd_job(const std::string& id, bool full);
+  shell_outcome cmd_batch(const std::string& id);
   shell_outcome cmd_tree(const std::string& node, int limit);
   shell_outcome cmd_watch(const std::map<std::string, std::string>& flags);
   shell_outcome cmd_dlq(const std::map<std::string, std::string>& flags);

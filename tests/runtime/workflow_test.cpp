@@ -173,6 +173,15 @@ stages = [ { name = "note", kind = "noop" } ]
     return r ? json::parse(*r) : json{};
   }
 
+  /// What `troupe shell -c CMDS` prints.
+  static std::string shell_output(const std::string& cmds) {
+    child_process sh{
+        {TROUPE_BINARY, "shell", "--nats", servers_->nats_url(), "-c", cmds},
+        servers_->dir() + "/shell.log"};
+    EXPECT_EQ(sh.wait(60s), 0) << sh.output();
+    return sh.output();
+  }
+
   static inline test_servers* servers_ = nullptr;
 };
 
@@ -225,6 +234,10 @@ TEST_F(workflow_test, AThousandChildrenAcrossThreeNodesOneKilledJoinOnce) {
   EXPECT_EQ(count("select count(*) from jobs where job_id = 'thousand' and "
                   "children is not null"),
             0);
+  auto shown = shell_output("job thousand; job thousand/split/7");
+  EXPECT_NE(shown.find("children: 1000  succeeded 1000"), std::string::npos)
+      << shown;
+  EXPECT_NE(shown.find("parent: thousand"), std::string::npos) << shown;
   EXPECT_TRUE(n1->running());
   EXPECT_TRUE(n3->running());
 }
@@ -382,6 +395,14 @@ TEST_F(workflow_test, ABatchOf500CallsItsCallbacksOnceAfterItsLastJob) {
   EXPECT_EQ(st["states"], json::parse(R"({"succeeded":500})")) << *r;
   EXPECT_EQ(st["callbacks"]["on_success"]["state"], "succeeded") << *r;
   EXPECT_FALSE(st["completed_at_ms"].is_null()) << *r;
+  // And as an operator reads it in the shell.
+  auto out = shell_output("batch nightly");
+  EXPECT_NE(out.find("batch nightly  500 jobs  succeeded 500\ncomplete "),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("on_success: nightly/on_success  succeeded"),
+            std::string::npos)
+      << out;
   EXPECT_TRUE(n1->running());
   EXPECT_TRUE(n2->running());
 }
