@@ -18,7 +18,9 @@ namespace {
 constexpr long long prune_lock = 7243101;
 
 // Jobs of pipeline $1 (or, with $1 = '', of every pipeline not in the JSON
-// array $4) finished longer ago than $2 ms; at most $3 per statement.
+// array $4) finished longer ago than $2 ms; at most $3 per statement. A
+// child whose parent still runs or waits, and a job of a batch not yet
+// complete, are kept: the join reads them (docs/workflows.md).
 const char* sql_prune = R"SQL(
 with victims as (
   select job_id from jobs
@@ -26,6 +28,11 @@ with victims as (
     and finished_at < now() - $2::bigint * interval '1 millisecond'
     and (($1 <> '' and pipeline = $1) or
          ($1 = '' and pipeline not in (select jsonb_array_elements_text($4::jsonb))))
+    and not (parent_id is not null and exists (select 1 from jobs p
+               where p.job_id = jobs.parent_id and p.state not in
+               ('succeeded', 'dead_lettered', 'cancelled')))
+    and not (batch_id is not null and exists (select 1 from batches b
+               where b.batch_id = jobs.batch_id and b.completed_at is null))
   order by finished_at
   limit $3
   for update skip locked),
@@ -41,6 +48,11 @@ where state in ('succeeded', 'cancelled')
   and finished_at < now() - $2::bigint * interval '1 millisecond'
   and (($1 <> '' and pipeline = $1) or
        ($1 = '' and pipeline not in (select jsonb_array_elements_text($3::jsonb))))
+  and not (parent_id is not null and exists (select 1 from jobs p
+             where p.job_id = jobs.parent_id and p.state not in
+             ('succeeded', 'dead_lettered', 'cancelled')))
+  and not (batch_id is not null and exists (select 1 from batches b
+             where b.batch_id = jobs.batch_id and b.completed_at is null))
 )SQL";
 
 } // namespace

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <memory>
 #include <string>
+#include <thread>
 
 #define PQXX_HAVE_OPTIONAL
 #include <gtest/gtest.h>
@@ -118,6 +119,16 @@ command = ["echo",
 
 [pipelines.held]
 stages = [ { name = "nap", kind = "sleep", duration = "30s" } ]
+
+[[pipelines.keeps.stages]]
+name = "split"
+kind = "exec"
+spawn = true
+command = ["echo", "{\"spawn\": [{\"pipeline\": \"brief\"}, {\"pipeline\": \"brief\"}, {\"pipeline\": \"held\"}]}"]
+
+[pipelines.brief]
+retention = "1s"
+stages = [ { name = "only", kind = "noop" } ]
 
 [pipelines.item]
 max_in_flight = 100
@@ -314,6 +325,26 @@ TEST_F(workflow_test, CancellingAWaitingParentCancelsItsChildren) {
                   "'waiter/%' and type = 'job.cancelled'"),
             4);
   EXPECT_TRUE(ended("waiter", "cancelled", 5s));
+  EXPECT_TRUE(node->running());
+}
+
+TEST_F(workflow_test, RetentionKeepsTheChildrenOfAParentThatWaits) {
+  auto node = start_node("wf-keep");
+  ASSERT_TRUE(
+      client()->js_publish("troupe.jobs.keeps", R"({"payload":{}})", "keeper"));
+  ASSERT_TRUE(eventually([&] {
+    return count("select count(*) from jobs where parent_id = 'keeper' and "
+                 "state = 'succeeded'") == 2;
+  }));
+  std::this_thread::sleep_for(1500ms); // older than `brief`'s retention
+  ASSERT_TRUE(admin("prune", json::object()).value("ok", false));
+  EXPECT_EQ(count("select count(*) from jobs where parent_id = 'keeper'"), 3);
+  // Once the parent has ended, its finished children go like any job.
+  ASSERT_TRUE(admin("cancel", {{"job_id", "keeper"}}).value("ok", false));
+  ASSERT_TRUE(admin("prune", json::object()).value("ok", false));
+  EXPECT_EQ(count("select count(*) from jobs where parent_id = 'keeper' and "
+                  "pipeline = 'brief'"),
+            0);
   EXPECT_TRUE(node->running());
 }
 
