@@ -473,9 +473,33 @@ TEST_F(workflow_test,
   EXPECT_EQ(count("select count(*) from batches where batch_id like 'bad-%'"),
             0);
   EXPECT_EQ(count("select count(*) from jobs where batch_id like 'bad-%'"), 0);
-  r = nats->request("troupe.api.v1.batch", R"({"jobs": []})", 10000);
+  // The careless client's worst: empty, deep, NUL, binary, not JSON, a
+  // batch id with '#', another tenant's batch asked for by id.
+  std::string deep(200000, '[');
+  std::string nul = R"({"jobs":[{"pipeline":"item","payload":"a)";
+  nul += std::string(1, '\0') + R"("}]})";
+  for (const auto& [body, code] :
+       std::vector<std::pair<std::string, std::string>>{
+           {R"({"jobs": []})", "invalid_payload"},
+           {R"({"jobs": [{"pipeline": "item"}], "extra": 1})",
+            "invalid_payload"},
+           {R"({"batch_id": "a#1", "jobs": [{"pipeline": "item"}]})",
+            "invalid_payload"},
+           {deep, "nesting_too_deep"},
+           {nul, "invalid_payload"},
+           {std::string("\xff\xfe\x00\x01", 4), "invalid_payload"},
+           {"not json", "invalid_payload"}}) {
+    r = nats->request("troupe.api.v1.batch", body, 10000);
+    ASSERT_TRUE(r) << describe(r.error());
+    EXPECT_EQ(json::parse(*r)["error"]["code"], code) << *r;
+  }
+  r = nats->request("troupe.api.v1.tenant.acme.batch_status",
+                    R"({"batch_id":"mixed"})", 5000);
   ASSERT_TRUE(r);
-  EXPECT_EQ(json::parse(*r)["error"]["code"], "invalid_payload") << *r;
+  EXPECT_EQ(json::parse(*r)["error"]["code"], "not_found") << *r;
+  EXPECT_EQ(count("select count(*) from batches"),
+            count("select count(*) from batches where batch_id in "
+                  "('mixed', 'nightly')"));
   EXPECT_TRUE(node->running());
 }
 
