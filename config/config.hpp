@@ -227,9 +227,14 @@ struct tenant_limits {
   /// Jobs of the tenant running at once in the whole cluster (others
   /// wait): slots leased from the store (runtime/pg/tenant_slots.hpp).
   int max_in_flight = 0;
-  /// Submissions per second through the API on one node (token bucket,
-  /// bursts up to one second's worth).
+  /// New jobs per second across the cluster, every way in (a token bucket
+  /// in PostgreSQL: runtime/pg/tenant_rates.hpp). API submissions over it
+  /// are refused with a retry delay; direct publishes over it wait in the
+  /// store until their turn.
   double rate_per_s = 0;
+  /// The bucket's size: one second's worth (at least 1) for "/s", "/m"
+  /// and "/h"; the whole quota for a daily one ("1000/d").
+  double rate_burst = 0;
   /// As written ("20/s"), for display.
   std::string rate;
 };

@@ -231,13 +231,18 @@ void read_tenants(reader& r, const toml::table& t, troupe_config& cfg) {
       double per = unit == "/s"   ? 1
                    : unit == "/m" ? 60
                    : unit == "/h" ? 3600
+                   : unit == "/d" ? 86400
                                   : 0;
-      if (end == lim.rate.c_str() || n <= 0 || per == 0)
+      if (end == lim.rate.c_str() || n <= 0 || per == 0) {
         r.problem(tt->get("rate"), path + ".rate",
-                  "must look like \"20/s\", \"600/m\" or \"1000/h\" (got \"" +
+                  "must look like \"20/s\", \"600/m\", \"1000/h\" or "
+                  "\"5000/d\" (got \"" +
                       lim.rate + "\")");
-      else
+      } else {
         lim.rate_per_s = n / per;
+        // A daily quota may be spent at once; a rate bursts one second.
+        lim.rate_burst = per == 86400 ? n : std::max(1.0, lim.rate_per_s);
+      }
     }
     if (name == "default")
       cfg.tenants.defaults = lim;

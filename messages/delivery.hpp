@@ -29,6 +29,9 @@ struct delivery_fields {
   /// publication): when a directly published job may start.
   std::string run_at;
   std::string delay;
+  /// `Troupe-Rate: admitted`: the submit API took the job's token from its
+  /// tenant's rate already (the intake does not take another).
+  bool rate_admitted = false;
   /// `traceparent` and `tracestate` headers (W3C; the body's fields win).
   std::string traceparent;
   std::string tracestate;

@@ -32,6 +32,7 @@ delivery_fields read_delivery(natsMsg* m) {
   d.wake = header(m, "Troupe-Wake");
   d.run_at = header(m, "Troupe-Run-At");
   d.delay = header(m, "Troupe-Delay");
+  d.rate_admitted = header(m, "Troupe-Rate") == "admitted";
   d.traceparent = header(m, "traceparent");
   d.tracestate = header(m, "tracestate");
   jsMsgMetaData* meta = nullptr;

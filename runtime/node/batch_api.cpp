@@ -167,16 +167,18 @@ std::string answer_batch(batch_store& store, std::string_view body,
                             "unknown tenant '" + spec->tenant +
                                 "' (unknown tenants are not allowed)");
   // Every job of the batch counts against its tenant's rate.
-  for (std::size_t i = 0; ctx.admit && i < spec->jobs.size(); ++i)
-    if (auto wait = ctx.admit(spec->tenant); wait > 0)
-      return json{{"ok", false},
-                  {"error",
-                   {{"code", "rate_limited"},
-                    {"message", "tenant '" + spec->tenant +
-                                    "' is over its rate; retry in " +
-                                    std::to_string(wait) + " ms"},
-                    {"retry_after_ms", wait}}}}
-          .dump();
+  if (auto wait = ctx.admit ? ctx.admit(spec->tenant,
+                                        static_cast<int>(spec->jobs.size()))
+                            : 0;
+      wait > 0)
+    return json{{"ok", false},
+                {"error",
+                 {{"code", "rate_limited"},
+                  {"message", "tenant '" + spec->tenant +
+                                  "' is over its rate; retry in " +
+                                  std::to_string(wait) + " ms"},
+                  {"retry_after_ms", wait}}}}
+        .dump();
   auto made = store.create(*spec);
   if (!made)
     return encode_api_error("unavailable", "batch not accepted, retry: " +

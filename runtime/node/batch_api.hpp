@@ -30,9 +30,9 @@ struct batch_context {
   std::string node_id;
   /// Whether a tenant may submit (tenants_config::known).
   std::function<bool(const std::string&)> known_tenant;
-  /// 0 if one more job of the tenant is admitted by its rate, else the
-  /// milliseconds until one would be.
-  std::function<std::int64_t(const std::string&)> admit;
+  /// 0 if `n` more jobs of the tenant are admitted by its rate, else the
+  /// milliseconds until they would be.
+  std::function<std::int64_t(const std::string&, int)> admit;
 };
 
 /// Decodes and validates `{"batch_id"?, "tenant"?, "jobs": [...],

@@ -2,10 +2,12 @@
 #include "runtime/nats/delivery.hpp"
 #include "runtime/nats/nats_subscription.hpp"
 #include "runtime/pg/job_presence.hpp"
+#include "runtime/pg/tenant_rates.hpp"
 
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <unordered_map>
@@ -37,6 +39,9 @@ struct jetstream_intake::shared_state {
   caf::actor supervisor;
   js_pull_consumer consumer;
   std::shared_ptr<job_presence> presence;
+  /// Tenants' rates across the cluster (null: not counted here).
+  std::shared_ptr<tenant_rates> rates;
+  tenants_config tenants;
   /// Jobs held by all of the node's intakes, and their cap (0: none).
   std::shared_ptr<std::atomic<std::int64_t>> node_held =
       std::make_shared<std::atomic<std::int64_t>>(0);
@@ -98,11 +103,16 @@ namespace {
 using state_ptr = std::shared_ptr<jetstream_intake::shared_state>;
 
 /// Turns a delivered message into a job spec (runtime/nats/delivery.hpp).
-job_spec to_spec(const state_ptr& st, const nats_msg& m) {
+/// `rated` says whether the job must take a token from its tenant's rate:
+/// a client's first delivery that the submit API did not admit already.
+job_spec to_spec(const state_ptr& st, const nats_msg& m, bool& rated) {
   auto d = read_delivery(m.raw());
   auto spec = decode_delivery(d, st->pipeline, st->limits, now_ms(), nullptr);
   if (!spec.invalid_reason.empty())
     ++st->counters->invalid;
+  rated = st->rates && spec.invalid_reason.empty() && d.num_delivered == 1 &&
+          spec.gen == 0 && spec.replay_life == 0 && !d.rate_admitted &&
+          st->tenants.of(spec.tenant).rate_per_s > 0;
   return spec;
 }
 
@@ -278,7 +288,8 @@ bool misdelivered(jetstream_intake::shared_state& st, nats_msg& m) {
 /// taken after the fetch, not before it, so that an idle pipeline's long
 /// poll holds none.
 std::vector<std::pair<nats_msg, job_spec>>
-admit(const state_ptr& sp, std::vector<nats_msg>& fetched) {
+admit(const state_ptr& sp, std::vector<nats_msg>& fetched,
+      std::vector<std::size_t>& rated_jobs) {
   auto& st = *sp;
   bool paused_now;
   {
@@ -307,12 +318,46 @@ admit(const state_ptr& sp, std::vector<nats_msg>& fetched) {
     // A job due later (job_spec::run_at_ms) goes through a slot briefly:
     // its actor hands it to the store as `scheduled`, and the message is
     // acked. The scheduler publishes it again when it is due.
-    auto spec = to_spec(sp, m);
+    bool rated = false;
+    auto spec = to_spec(sp, m, rated);
+    if (rated)
+      rated_jobs.push_back(batch.size());
     batch.emplace_back(std::move(m), std::move(spec));
   }
   if (static_cast<int>(batch.size()) < granted)
     *st.node_held -= granted - static_cast<std::int64_t>(batch.size());
   return batch;
+}
+
+/// Direct publishes of tenants with a `rate` take their tokens from the
+/// cluster's bucket, a tenant's jobs of the batch at once; a job over the
+/// rate waits in the store until its token is paid for (its actor hands it
+/// to the store as `scheduled`). Nothing is refused: a publisher that
+/// cannot be told to retry must not lose its job. With the store away the
+/// jobs run (counted nowhere) rather than wait for it.
+void take_rates(jetstream_intake::shared_state& st,
+                std::vector<std::pair<nats_msg, job_spec>>& batch,
+                const std::vector<std::size_t>& rated) {
+  std::map<std::string, std::vector<std::size_t>> by_tenant;
+  for (auto i : rated)
+    by_tenant[batch[i].second.tenant].push_back(i);
+  auto now = now_ms();
+  for (auto& [tenant, jobs] : by_tenant) {
+    const auto& lim = st.tenants.of(tenant);
+    auto t = st.rates->take(tenant, lim, static_cast<int>(jobs.size()), true);
+    if (!t) {
+      spdlog::warn("intake {}: tenant '{}' runs over its rate unchecked: {}",
+                   st.pipeline, tenant, describe(t.error()));
+      continue;
+    }
+    auto waits =
+        reserved_waits(t->held, static_cast<int>(jobs.size()), lim.rate_per_s);
+    for (std::size_t k = 0; k < jobs.size(); ++k)
+      if (waits[k] > 0) {
+        auto& spec = batch[jobs[k]].second;
+        spec.run_at_ms = std::max(spec.run_at_ms, now + waits[k]);
+      }
+  }
 }
 
 /// Fresh deliveries whose job exists already (a tombstone, an id submitted
@@ -342,6 +387,12 @@ void jetstream_intake::share_node_budget(
 
 void jetstream_intake::add_high_band() {
   state_->has_high = true;
+}
+
+void jetstream_intake::set_tenant_rates(std::shared_ptr<tenant_rates> rates,
+                                        tenants_config tenants) {
+  state_->rates = std::move(rates);
+  state_->tenants = std::move(tenants);
 }
 
 void jetstream_intake::set_presence(std::shared_ptr<job_presence> presence) {
@@ -396,7 +447,10 @@ void jetstream_intake::fetch_loop() {
     }
     if (fetched->empty())
       continue;
-    auto batch = admit(state_, *fetched);
+    std::vector<std::size_t> rated;
+    auto batch = admit(state_, *fetched, rated);
+    if (!rated.empty())
+      take_rates(st, batch, rated);
     mark_known_jobs(st, batch);
     for (auto& [m, spec] : batch) {
       std::uint64_t delivery;

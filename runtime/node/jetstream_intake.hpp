@@ -25,6 +25,7 @@
 namespace troupe {
 
 class job_presence;
+class tenant_rates;
 
 /// Counters of one intake, readable from any thread.
 struct intake_counters {
@@ -58,6 +59,12 @@ public:
   /// exist already (those claim first). Without it, none speculates. Call
   /// before start().
   void set_presence(std::shared_ptr<job_presence> presence);
+
+  /// Counts direct publishes of tenants with a `rate` in `rates` (the
+  /// cluster's buckets); a job over its tenant's rate waits in the store.
+  /// Call before start().
+  void set_tenant_rates(std::shared_ptr<tenant_rates> rates,
+                        tenants_config tenants);
 
   /// Also fetches the pipeline's high-priority band, first (`priorities`).
   /// Call before start().

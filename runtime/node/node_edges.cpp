@@ -15,6 +15,7 @@
 #include "runtime/pg/batch_store.hpp"
 #include "runtime/pg/job_presence.hpp"
 #include "runtime/pg/submission_log.hpp"
+#include "runtime/pg/tenant_rates.hpp"
 
 namespace troupe {
 
@@ -50,6 +51,7 @@ caf::error node::impl::start_edges() {
   stranded->start();
   on_stop("stranded sweeper", [this] { stranded.reset(); });
   api->set_tenants(cfg.tenants);
+  api->set_tenant_rates(std::make_shared<tenant_rates>(cfg.postgres.url));
   api->set_batch_store(std::make_shared<batch_store>(cfg.postgres.url), id());
   api->set_presence(std::make_shared<job_presence>(cfg.postgres.url));
   if (jmetrics)

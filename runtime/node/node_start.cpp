@@ -45,6 +45,7 @@
 #include "runtime/pg/pg_store.hpp"
 #include "runtime/pg/retention.hpp"
 #include "runtime/pg/submission_log.hpp"
+#include "runtime/pg/tenant_rates.hpp"
 
 namespace troupe {
 
@@ -217,6 +218,13 @@ caf::error node::impl::start_pipelines() {
   // job_presence.hpp), and node.max_in_flight as one budget: both shared by
   // every pipeline's intake.
   auto presence = std::make_shared<job_presence>(cfg.postgres.url);
+  // Tenants' rates, counted across the cluster on every way in (one
+  // connection shared by the node's intakes).
+  bool rated = cfg.tenants.defaults.rate_per_s > 0;
+  for (auto& [name, lim] : cfg.tenants.named)
+    rated = rated || lim.rate_per_s > 0;
+  auto rates =
+      rated ? std::make_shared<tenant_rates>(cfg.postgres.url) : nullptr;
   auto node_held = std::make_shared<std::atomic<std::int64_t>>(0);
   on_stop("pipelines", [this] {
     for (auto& p : pipelines)
@@ -230,6 +238,8 @@ caf::error node::impl::start_pipelines() {
         *sys, nats, cfg.nats, name, def->config.max_in_flight, limits);
     p.intake->share_node_budget(node_held, cfg.node.max_in_flight);
     p.intake->set_presence(presence);
+    if (rates)
+      p.intake->set_tenant_rates(rates, cfg.tenants);
     if (def->config.priorities)
       p.intake->add_high_band();
     supervisor_deps sd;

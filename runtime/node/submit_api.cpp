@@ -2,6 +2,7 @@
 #include "runtime/node/batch_api.hpp"
 #include "runtime/pg/job_presence.hpp"
 #include "runtime/pg/submission_log.hpp"
+#include "runtime/pg/tenant_rates.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -48,16 +49,38 @@ struct submit_api::impl {
   std::map<std::string, bucket> buckets;
   std::map<std::string, std::int64_t> limited;
 
-  /// 0 if admitted, else milliseconds until a submission would be.
-  std::int64_t admit(const std::string& tenant) {
+  std::shared_ptr<tenant_rates> rates;
+
+  /// 0 if `n` more jobs of `tenant` are admitted by its rate (taken from
+  /// the cluster's bucket in PostgreSQL; from this node's own while the
+  /// store is away), else milliseconds until they would be.
+  std::int64_t admit(const std::string& tenant, int n = 1) {
     const auto& lim = tenants.of(tenant);
     if (lim.rate_per_s <= 0)
       return 0;
+    if (rates) {
+      if (auto t = rates->take(tenant, lim, n, false)) {
+        if (t->taken > 0)
+          return 0;
+        std::lock_guard<std::mutex> guard{tenant_mtx};
+        ++limited[tenant];
+        return std::max<std::int64_t>(
+            1, wait_for_tokens(t->held, n, lim.rate_per_s));
+      }
+    }
+    for (int i = 0; i < n; ++i)
+      if (auto wait = admit_locally(tenant, lim))
+        return wait;
+    return 0;
+  }
+
+  /// This node's own bucket (bursts up to rate_burst).
+  std::int64_t admit_locally(const std::string& tenant,
+                             const tenant_limits& lim) {
     auto now = std::chrono::steady_clock::now();
     std::lock_guard<std::mutex> guard{tenant_mtx};
     auto& b = buckets[tenant];
-    // Bursts up to one second's worth (at least one submission).
-    double capacity = std::max(1.0, lim.rate_per_s);
+    double capacity = std::max(1.0, lim.rate_burst);
     if (b.fresh) {
       b.tokens = capacity;
       b.fresh = false;
@@ -201,7 +224,7 @@ void handle_batch(const std::shared_ptr<submit_api::impl>& im,
   ctx.known_tenant = [im](const std::string& t) {
     return im->tenants.known(t);
   };
-  ctx.admit = [im](const std::string& t) { return im->admit(t); };
+  ctx.admit = [im](const std::string& t, int n) { return im->admit(t, n); };
   respond(*im->nats, reply,
           answer_batch(*im->batches, body, ctx,
                        subject_tenant(subject, im->ncfg.prefix, "batch")));
@@ -257,8 +280,13 @@ void handle(const std::shared_ptr<submit_api::impl>& im,
     return;
   }
   bool duplicate = false;
-  auto seq = im->nats->js_publish(routed->subject, routed->body, routed->job_id,
-                                  5000, &duplicate);
+  // A job admitted by its tenant's rate here says so: the intake does not
+  // take a second token for it (docs/configuration.md, [tenants]).
+  std::vector<std::pair<std::string, std::string>> headers;
+  if (im->tenants.of(routed->tenant).rate_per_s > 0)
+    headers.emplace_back("Troupe-Rate", "admitted");
+  auto seq = im->nats->js_publish_headers(
+      routed->subject, routed->body, routed->job_id, headers, 5000, &duplicate);
   if (seq && duplicate) {
     // The stream already holds this key (duplicate window): the same
     // submission again is fine, the key of another pipeline's job is not.
@@ -359,6 +387,10 @@ std::map<std::string, std::int64_t> submit_api::rate_limited() const {
 
 void submit_api::set_presence(std::shared_ptr<job_presence> presence) {
   impl_->presence = std::move(presence);
+}
+
+void submit_api::set_tenant_rates(std::shared_ptr<tenant_rates> rates) {
+  impl_->rates = std::move(rates);
 }
 
 void submit_api::set_batch_store(std::shared_ptr<batch_store> store,

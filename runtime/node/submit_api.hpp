@@ -25,6 +25,7 @@
 namespace troupe {
 
 class batch_store;
+class tenant_rates;
 class blocking_pool;
 class job_presence;
 class submission_log;
@@ -77,6 +78,10 @@ public:
   /// (runtime/pg/submission_log.hpp). Set before start(); without it the
   /// stream is a submission's only copy until a node claims it.
   void set_submission_log(std::shared_ptr<submission_log> log);
+
+  /// Where tenants' rates are counted across the cluster (set before
+  /// start(); without it each node counts its own submissions).
+  void set_tenant_rates(std::shared_ptr<tenant_rates> rates);
 
   /// Serves batches (`<prefix>.api.v1.batch`, docs/workflows.md) from
   /// `store`, created by node `node_id`. Set before start(); without it

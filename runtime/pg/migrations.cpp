@@ -357,6 +357,41 @@ begin
 end
 $fn$;
 )SQL"},
+    {13, "tenant rates across the cluster", R"SQL(
+-- One token bucket per tenant with a `rate` (runtime/pg/tenant_rates.hpp):
+-- every node takes from it, whichever way a job came in.
+create table tenant_rates (
+  tenant      text primary key,
+  tokens      double precision not null,
+  at          timestamptz not null,
+  last_taken  int not null default 0
+);
+
+-- Refills `tenant`'s bucket (`rate` per second, at most `burst`) and takes
+-- `n` tokens if it holds them, or always when `reserve` (the bucket goes
+-- into debt: the caller waits until it is paid). Returns the tokens held
+-- before the take and how many were taken. One statement on the row, so
+-- that concurrent takers on every node serialise on its lock.
+create function troupe.take_rate(t text, rate double precision,
+    burst double precision, n int, reserve boolean,
+    out held double precision, out taken int)
+  language plpgsql set search_path from current as $fn$
+begin
+  insert into tenant_rates (tenant, tokens, at) values (t, burst, clock_timestamp())
+    on conflict (tenant) do nothing;
+  update tenant_rates set
+    tokens = least(burst, tokens + rate *
+        extract(epoch from clock_timestamp() - at)) -
+      case when reserve or least(burst, tokens + rate *
+          extract(epoch from clock_timestamp() - at)) >= n then n else 0 end,
+    last_taken = case when reserve or least(burst, tokens + rate *
+          extract(epoch from clock_timestamp() - at)) >= n then n else 0 end,
+    at = clock_timestamp()
+  where tenant = t
+  returning tokens + last_taken, last_taken into held, taken;
+end
+$fn$;
+)SQL"},
 };
 
 caf::error db_error(const std::exception& e, const char* what) {

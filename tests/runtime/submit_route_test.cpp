@@ -4,6 +4,7 @@
 
 #include "messages/errc.hpp"
 #include "runtime/node/submit_api.hpp"
+#include "runtime/pg/tenant_rates.hpp"
 
 using namespace troupe;
 
@@ -39,4 +40,17 @@ TEST(SubmitRoute, APipelineWithoutBandsTakesEveryPriorityOnItsSubject) {
             "troupe.jobs.plain");
   EXPECT_EQ(subject_of(R"({"pipeline":"ranked","payload":1,"priority":9})", {}),
             "troupe.jobs.ranked");
+}
+
+TEST(TenantRates, ReservedJobsWaitUntilTheBucketHasPaidForEach) {
+  // 1.5 tokens held at 2/s: the first job runs now, the second waits for
+  // the half token (250 ms), the third for one more (750 ms).
+  auto waits = troupe::reserved_waits(1.5, 3, 2.0);
+  ASSERT_EQ(waits.size(), 3u);
+  EXPECT_EQ(waits[0], 0);
+  EXPECT_EQ(waits[1], 250);
+  EXPECT_EQ(waits[2], 750);
+  // A bucket in debt (-2 tokens) at 1/s: 3 s for the next job.
+  EXPECT_EQ(troupe::wait_for_tokens(-2.0, 1, 1.0), 3000);
+  EXPECT_EQ(troupe::wait_for_tokens(5.0, 1, 1.0), 0);
 }

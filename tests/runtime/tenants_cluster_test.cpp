@@ -153,3 +153,73 @@ TEST(NodeLimits, TheNodesMaxInFlightHoldsAcrossItsPipelines) {
   node.signal(SIGTERM);
   EXPECT_EQ(node.wait(30s), 0) << node.output();
 }
+
+// A tenant's rate is one bucket in PostgreSQL for the whole cluster, taken
+// from on every way in. A daily quota makes it exact whatever the timing:
+// 3 per day across two nodes is 3, not 3 per node.
+TEST(TenantsCluster, ADailyQuotaHoldsAcrossNodesAndADirectPublishWaitsItsTurn) {
+  test_servers servers;
+  auto toml = tenant_cluster_toml(servers) + R"(
+[tenants.daily]
+rate = "3/d"
+[tenants.drip]
+rate = "2/d"
+)";
+  write_file(servers.dir() + "/node.toml", toml);
+  std::vector<std::unique_ptr<child_process>> nodes;
+  for (auto id : {"q-a", "q-b"})
+    nodes.push_back(start_troupe_node(servers.dir() + "/node.toml",
+                                      servers.dir() + "/node-" + id + ".log",
+                                      id));
+  auto nats = connect_client(servers.nats_url());
+  ASSERT_TRUE(nats);
+  int ok = 0, limited = 0;
+  for (int i = 0; i < 10; ++i) {
+    auto r = nats->request(
+        "troupe.api.v1.submit",
+        json{{"pipeline", "work"}, {"tenant", "daily"}, {"payload", i}}.dump(),
+        5000);
+    ASSERT_TRUE(r);
+    auto j = json::parse(*r);
+    if (j.value("ok", false)) {
+      ++ok;
+      continue;
+    }
+    ++limited;
+    EXPECT_EQ(j["error"]["code"], "rate_limited") << *r;
+    // The next token of a 3/d quota is hours away, and the reply says so.
+    EXPECT_GT(j["error"]["retry_after_ms"].get<std::int64_t>(), 3600000) << *r;
+  }
+  EXPECT_EQ(ok, 3);
+  EXPECT_EQ(limited, 7);
+  // A batch is counted whole: no token left, nothing created.
+  auto b = nats->request("troupe.api.v1.batch",
+                         json{{"tenant", "daily"},
+                              {"jobs",
+                               {{{"pipeline", "work"}, {"payload", 1}},
+                                {{"pipeline", "work"}, {"payload", 2}}}}}
+                             .dump(),
+                         5000);
+  ASSERT_TRUE(b);
+  EXPECT_EQ(json::parse(*b)["error"]["code"], "rate_limited") << *b;
+  // Straight onto the stream, nothing can be refused: the jobs over the
+  // quota wait in the store for their turn, hours from now.
+  for (int i = 0; i < 5; ++i)
+    ASSERT_TRUE(nats->js_publish(
+        "troupe.jobs.work", json{{"tenant", "drip"}, {"payload", i}}.dump(),
+        "drip-" + std::to_string(i)));
+  ASSERT_TRUE(eventually([&] {
+    return count_rows(servers.pg_url(),
+                      "select count(*) from jobs where tenant = 'drip' and "
+                      "state = 'succeeded'") == 2 &&
+           count_rows(servers.pg_url(),
+                      "select count(*) from jobs where tenant = 'drip' and "
+                      "state = 'scheduled' and run_at > now() + interval "
+                      "'10 hours'") == 3;
+  }));
+  EXPECT_EQ(count_rows(servers.pg_url(),
+                       "select count(*) from jobs where tenant = 'daily'"),
+            3);
+  for (auto& n : nodes)
+    EXPECT_TRUE(n->running());
+}
