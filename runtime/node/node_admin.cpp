@@ -186,6 +186,8 @@ void add_read_verbs(admin_bridge& bridge, const ctx_ptr& ctx) {
     f.state = opt_string(req, "state");
     f.tenant = opt_string(req, "tenant");
     f.after = opt_string(req, "after");
+    f.parent = opt_string(req, "parent");
+    f.batch = opt_string(req, "batch");
     if (req.is_object()) {
       f.since_ms = opt_int(req, "since_ms", 0);
       f.limit = opt_count(req, "limit", 50, 1, 100000);

@@ -448,7 +448,11 @@ caf::error node::start() {
     return err;
   }
   // Only now is everything up (intake, API, admin subjects, HTTP): scripts
-  // and tests wait for this line.
+  // and tests wait for this line. The subscriptions' SUBs are buffered by
+  // nats.c: a round trip makes sure the server has them, or a request sent
+  // on seeing the line could find no responder.
+  if (m.nats)
+    m.nats->flush(2000);
   spdlog::info("node {}: ready; NATS {}, PostgreSQL {}", m.id(),
                redact_url(m.cfg.nats.url), redact_url(m.cfg.postgres.url));
   return {};

@@ -236,6 +236,19 @@ bool is_batch_request(const submit_api::impl& im, std::string_view subject) {
          subject.substr(subject.size() - verb.size()) == verb;
 }
 
+/// Publishes an accepted submission. A job admitted by its tenant's rate
+/// here says so, and the intake takes no second token for it
+/// (docs/configuration.md, [tenants]).
+caf::expected<std::uint64_t> publish_routed(submit_api::impl& im,
+                                            const routed_submission& r,
+                                            bool& duplicate) {
+  std::vector<std::pair<std::string, std::string>> headers;
+  if (im.tenants.of(r.tenant).rate_per_s > 0)
+    headers.emplace_back("Troupe-Rate", "admitted");
+  return im.nats->js_publish_headers(r.subject, r.body, r.job_id, headers, 5000,
+                                     &duplicate);
+}
+
 void handle(const std::shared_ptr<submit_api::impl>& im,
             const std::string& subject, std::string body, std::string reply) {
   subjects subj{im->ncfg.prefix};
@@ -280,13 +293,7 @@ void handle(const std::shared_ptr<submit_api::impl>& im,
     return;
   }
   bool duplicate = false;
-  // A job admitted by its tenant's rate here says so: the intake does not
-  // take a second token for it (docs/configuration.md, [tenants]).
-  std::vector<std::pair<std::string, std::string>> headers;
-  if (im->tenants.of(routed->tenant).rate_per_s > 0)
-    headers.emplace_back("Troupe-Rate", "admitted");
-  auto seq = im->nats->js_publish_headers(
-      routed->subject, routed->body, routed->job_id, headers, 5000, &duplicate);
+  auto seq = publish_routed(*im, *routed, duplicate);
   if (seq && duplicate) {
     // The stream already holds this key (duplicate window): the same
     // submission again is fine, the key of another pipeline's job is not.

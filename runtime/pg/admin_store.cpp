@@ -11,38 +11,11 @@
 #include "runtime/common/admin_failure.hpp"
 #include "runtime/pg/admin_store_impl.hpp"
 #include "runtime/pg/admin_store_rows.hpp"
+#include "runtime/pg/admin_store_sql.hpp"
 
 namespace troupe {
 
 using json = nlohmann::json;
-
-namespace {
-
-// Cancelling a parent cancels every descendant that has not ended
-// (docs/workflows.md); each gets a job.cancelled in the event log. The
-// epoch bump fences out a run still going on.
-const char* const sql_cancel_descendants = R"SQL(
-with recursive d(job_id) as (
-  select job_id from jobs where parent_id = $1::text
-  union
-  select c.job_id from jobs c join d on c.parent_id = d.job_id),
-x as (
-  update jobs set state = 'cancelled', epoch = epoch + 1,
-    finished_at = now(), next_attempt_at = null, run_at = null,
-    lease_owner = null, lease_until = null,
-    last_error = 'cancelled with its parent ' || $1::text, updated_at = now()
-  where job_id in (select job_id from d)
-    and state not in ('succeeded', 'dead_lettered', 'cancelled')
-  returning job_id, pipeline)
-insert into job_events (job_id, type, time, node, body)
-select job_id, 'job.cancelled', now(), $2::text, jsonb_build_object(
-  'type', 'job.cancelled', 'job_id', job_id, 'pipeline', pipeline,
-  'node', $2::text, 'error', 'cancelled with its parent ' || $1::text,
-  'time_ms', (extract(epoch from now()) * 1000)::bigint)
-from x
-)SQL";
-
-} // namespace
 
 admin_store::admin_store(std::string pg_url)
     : url_(with_connect_timeout(std::move(pg_url))) {}
@@ -81,10 +54,12 @@ where ($1 = '' or pipeline = $1) and ($2 = '' or state = $2)
   and created_at >= to_timestamp($4::bigint / 1000.0)
   and ($5 = '' or (created_at, job_id) <
        (select created_at, job_id from jobs where job_id = $5))
+  and ($7 = '' or parent_id = $7) and ($8 = '' or batch_id = $8)
 order by created_at desc, job_id desc
 limit $6
 )SQL",
-        f.pipeline, f.state, f.tenant, f.since_ms, f.after, limit + 1);
+        f.pipeline, f.state, f.tenant, f.since_ms, f.after, limit + 1, f.parent,
+        f.batch);
     json out{{"jobs", json::array()}, {"next", nullptr}};
     for (std::size_t i = 0; i < rows.size(); ++i) {
       const auto& r = rows[i];
@@ -334,7 +309,7 @@ json admin_store::cancel(const std::string& job_id, const std::string& pipeline,
     pqxx::work w{c};
     // Children first (a batch that ends a child locks the child, then its
     // parent: the same order, so the two never deadlock).
-    w.exec_params(sql_cancel_descendants, job_id, by);
+    w.exec_params(admin_sql::sql_cancel_descendants, job_id, by);
     auto r = w.exec_params(
         "select state, pipeline from jobs where job_id = $1 for update",
         job_id);
@@ -382,12 +357,7 @@ json admin_store::cancel(const std::string& job_id, const std::string& pipeline,
     w.exec_params("insert into job_events (job_id, type, time, node, body) "
                   "values ($1, 'job.cancelled', now(), $2, $3::jsonb)",
                   job_id, by, body.dump());
-    // A cancelled child may be its parent's last open one.
-    w.exec_params("select troupe.resume_parents(array(select parent_id from "
-                  "jobs where job_id = $1 and parent_id is not null)), "
-                  "troupe.settle_batches(array(select batch_id from jobs "
-                  "where job_id = $1 and batch_id is not null))",
-                  job_id);
+    w.exec_params(admin_sql::sql_settle_family, job_id);
     w.commit();
     return json{{"job_id", job_id},
                 {"pipeline", pipe},

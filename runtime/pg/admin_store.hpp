@@ -32,6 +32,10 @@ struct job_filter {
   int limit = 50;
   /// Continue after this job id (the previous page's `next`).
   std::string after;
+  /// Only the children of this job, or the jobs of this batch
+  /// (docs/workflows.md).
+  std::string parent;
+  std::string batch;
 };
 
 /// What a replay/retry changed in the store, to republish the job.

@@ -33,9 +33,11 @@ const std::vector<shell_session::command>& commands() {
        ""},
       {"jobs",
        "jobs [--pipeline P] [--state S] [--tenant T] [--since 10m] [--limit N] "
-       "[--after ID]",
-       "list jobs, newest first; --after continues from a previous page",
-       {"--pipeline", "--state", "--tenant", "--since", "--limit", "--after"},
+       "[--after ID] [--parent ID] [--batch ID]",
+       "list jobs, newest first; --after continues from a previous page; "
+       "--parent lists a job's children, --batch a batch's jobs",
+       {"--pipeline", "--state", "--tenant", "--since", "--limit", "--after",
+        "--parent", "--batch"},
        {},
        0,
        0,

@@ -80,7 +80,8 @@ shell_session::cmd_jobs(const std::map<std::string, std::string>& flags) {
   json body = json::object();
   for (auto [flag, key] :
        {std::pair{"--pipeline", "pipeline"}, std::pair{"--state", "state"},
-        std::pair{"--tenant", "tenant"}, std::pair{"--after", "after"}})
+        std::pair{"--tenant", "tenant"}, std::pair{"--after", "after"},
+        std::pair{"--parent", "parent"}, std::pair{"--batch", "batch"}})
     if (flags.count(flag))
       body[key] = flags.at(flag);
   if (flags.count("--limit")) {

@@ -41,9 +41,9 @@ TEST_F(scheduling_test, HighPriorityJobsOvertakeABacklog) {
     ASSERT_NE(reply->find("\"ok\":true"), std::string::npos) << *reply;
   };
   // The backlog waits in the stream while the pipeline is paused.
-  pause("pause");
+  ASSERT_NO_FATAL_FAILURE(pause("pause"));
   publish_plain(*nats, "troupe.jobs.ranked", low, "lo-");
-  pause("unpause");
+  ASSERT_NO_FATAL_FAILURE(pause("unpause"));
   // Let it start moving before the high jobs arrive.
   ASSERT_TRUE(eventually(
       [&] {
