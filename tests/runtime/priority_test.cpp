@@ -26,6 +26,48 @@ void publish_plain(nats_client& nats, const std::string& subject, int n,
 
 } // namespace
 
+// "Unique for a period": a key names one job for as long as its row
+// exists, so a pipeline's retention is the period. Within it the same key
+// is a duplicate (long past JetStream's duplicate window, 1 s here); once
+// the finished job is pruned, the key runs a new job.
+TEST_F(scheduling_test, AKeyIsUniqueForItsPipelinesRetentionThenFreeAgain) {
+  auto nats = client();
+  ASSERT_TRUE(nats);
+  auto node = start_node("unique-1");
+  auto submit = [&] {
+    auto r = nats->request(
+        "troupe.api.v1.submit",
+        R"({"pipeline":"once","key":"daily-report","payload":{}})", 5000);
+    EXPECT_TRUE(r) << describe(r.error());
+    return r ? nlohmann::json::parse(*r) : nlohmann::json{};
+  };
+  ASSERT_TRUE(submit().value("ok", false));
+  ASSERT_TRUE(eventually([&] {
+    return count("select count(*) from jobs where job_id = 'daily-report' "
+                 "and state = 'succeeded'") == 1;
+  }));
+  std::this_thread::sleep_for(1200ms); // past the duplicate window
+  EXPECT_TRUE(submit().value("duplicate", false));
+  // Past the pipeline's retention (2 s after it finished), pruned: free.
+  ASSERT_TRUE(eventually([&] {
+    return count("select count(*) from jobs where job_id = 'daily-report' "
+                 "and finished_at < now() - interval '2 seconds'") == 1;
+  }));
+  auto pruned = nats->request("troupe.admin.any.control.prune", "{}", 10000);
+  ASSERT_TRUE(pruned && pruned->find("\"ok\":true") != std::string::npos);
+  EXPECT_EQ(count("select count(*) from jobs where job_id = 'daily-report'"),
+            0);
+  auto again = submit();
+  EXPECT_TRUE(again.value("ok", false)) << again.dump();
+  EXPECT_FALSE(again.value("duplicate", false)) << again.dump();
+  EXPECT_TRUE(eventually([&] {
+    return count("select count(*) from job_attempts where job_id = "
+                 "'daily-report'") == 1 &&
+           count("select count(*) from jobs where job_id = 'daily-report' "
+                 "and state = 'succeeded'") == 1;
+  }));
+}
+
 // The issue's case: a backlog of 5,000 low jobs, then 100 high ones
 // (half through the API with a priority, half published on the high
 // subject): every high job finishes before the median low job.

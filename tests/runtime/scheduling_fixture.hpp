@@ -71,6 +71,10 @@ duplicate_window = "1s"
 url = ")" + servers_->pg_url() +
            R"("
 
+[pipelines.once]
+retention = "2s"
+stages = [ { name = "only", kind = "noop" } ]
+
 [pipelines.quick]
 stages = [ { name = "only", kind = "noop" } ]
 
