@@ -41,8 +41,8 @@ public:
   }
 
   // `fanout` spawns payload.n children of `square`; `strict` and `lenient`
-  // spawn payload.n children of `maybe`, which fails (once, for good) while
-  // a file broken-<i> exists in the servers' directory.
+  // spawn payload.n children of `maybe`, which fails for good while a file
+  // broken-<i> exists in the servers' directory.
   static std::string config_text() {
     auto dir = servers_->dir();
     return R"([node]
@@ -96,10 +96,13 @@ on_child_failure = "continue"
 command = ["jq", "-c",
   "{spawn: [range(.payload.n) | {pipeline: \"maybe\", payload: {i: .}}]}"]
 
+# A broken child exits 1, which is permanent: dead-lettered at once. A
+# transient failure of the machine under load (a signal, a failed spawn)
+# is retried, so that only the broken child fails.
 [[pipelines.maybe.stages]]
 name = "try"
 kind = "exec"
-retry = { max_attempts = 1 }
+retry = { max_attempts = 5, initial = "100ms", max = "1s" }
 command = ["sh", "-c", '''i=$(jq -r .payload.i)
 if [ -e )" +
            dir + R"(/broken-$i ]; then echo broken >&2; exit 1; fi
