@@ -126,7 +126,7 @@ void on_outcome(self_ptr self, std::int64_t seq, stage_outcome& out) {
                "which cannot be stored",
                false);
   else if (spawns(self, out))
-    spawn_children(self, out.output);
+    spawn_children(self, std::move(out.output));
   else if (out.ok)
     on_success(self, std::move(out.output));
   else

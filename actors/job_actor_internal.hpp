@@ -271,12 +271,12 @@ void finish_cancelled(self_ptr self);
 attempt_record finished_attempt(self_ptr self, bool ok);
 
 // job_children.cpp
-/// True if the current attempt's output asks for child jobs (a stage with
-/// `spawn = true` whose output has a `spawn` key).
+/// True if the current attempt's output may ask for child jobs (a stage
+/// with `spawn = true` whose output mentions `"spawn"`).
 bool spawns(self_ptr self, const stage_outcome& out);
 /// Creates the children the output asks for and parks the job in the
 /// store until all are terminal (or fails the attempt if the list is bad).
-void spawn_children(self_ptr self, const std::string& output);
+void spawn_children(self_ptr self, std::string output);
 /// After a claim: if the job waited for the current stage's children,
 /// completes that stage from their results (or waits again if some are
 /// not terminal) and returns true.

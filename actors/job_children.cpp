@@ -180,16 +180,18 @@ void wait_again(self_ptr self, std::string record) {
 } // namespace
 
 bool spawns(self_ptr self, const stage_outcome& out) {
+  // A cheap test first: the output is parsed once, by spawn_children.
   auto& st = self->state;
-  if (!out.ok || !st.pipe->config.stages[st.stage].spawn ||
-      out.output.find("\"spawn\"") == std::string::npos)
-    return false;
-  auto j = json::parse(out.output, nullptr, false);
-  return j.is_object() && j.contains("spawn");
+  return out.ok && st.pipe->config.stages[st.stage].spawn &&
+         out.output.find("\"spawn\"") != std::string::npos;
 }
 
-void spawn_children(self_ptr self, const std::string& output) {
+void spawn_children(self_ptr self, std::string output) {
   auto j = json::parse(output, nullptr, false);
+  if (!j.is_object() || !j.contains("spawn")) {
+    on_success(self, std::move(output)); // "spawn" was only in a value
+    return;
+  }
   auto kids = read_spawn(self, j["spawn"]);
   if (!kids) {
     on_failure(self, "invalid_spawn", message_of(kids.error()), false);
