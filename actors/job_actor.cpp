@@ -35,6 +35,7 @@ void enter_phase(self_ptr self, job_phase next) {
 
 void stop_attempt(self_ptr self) {
   auto& st = self->state;
+  stop_branches(self);
   if (!st.running)
     return;
   self->demonitor(st.running);
@@ -79,6 +80,7 @@ job_brief brief(self_ptr self) {
   b.life = st.life;
   b.job_actor = self->id();
   b.stage_actor = st.running ? st.running.id() : 0;
+  b.branches = brief_branches(self);
   auto now = now_ms(self);
   switch (st.phase) {
   case job_phase::starting:
@@ -111,6 +113,10 @@ job_brief brief(self_ptr self) {
 /// The running attempt's stage actor reported.
 void on_outcome(self_ptr self, std::int64_t seq, stage_outcome& out) {
   auto& st = self->state;
+  if (st.pipe->graph.parallel) {
+    on_branch_outcome(self, seq, out);
+    return;
+  }
   if (seq != st.seq || !attempt_alive(st.phase))
     return; // a late outcome of an abandoned attempt
   self->demonitor(st.running);
@@ -137,6 +143,10 @@ void on_outcome(self_ptr self, std::int64_t seq, stage_outcome& out) {
 /// The running attempt exceeded its stage's timeout.
 void on_timeout(self_ptr self, std::int64_t seq) {
   auto& st = self->state;
+  if (st.pipe->graph.parallel) {
+    on_branch_timeout(self, seq);
+    return;
+  }
   if (seq != st.seq || st.phase != job_phase::running)
     return;
   stop_attempt(self);
@@ -165,7 +175,7 @@ void start(self_ptr self) {
   auto window = st.pipe->config.speculate.value_or(st.deps->speculate);
   if (st.spec.run_at_ms > now_ms(self) && st.spec.invalid_reason.empty()) {
     schedule_in_store(self);
-  } else if (st.spec.fresh && window.count() > 0 &&
+  } else if (st.spec.fresh && window.count() > 0 && !st.pipe->graph.parallel &&
              st.spec.invalid_reason.empty() &&
              !st.pipe->config.stages.empty()) {
     st.speculation.state = speculation_buffer::mode::holding;
@@ -194,6 +204,10 @@ caf::behavior job_actor(self_ptr self, job_spec spec,
   st.rng.seed(st.deps->seed ^ std::hash<std::string>{}(st.spec.job_id));
   self->set_down_handler([self](caf::down_msg& dm) {
     auto& st = self->state;
+    if (st.pipe->graph.parallel) {
+      on_branch_down(self, dm.source, describe_exit(dm.reason));
+      return;
+    }
     if (!st.running || dm.source != st.running.address())
       return;
     st.running = nullptr;
@@ -208,18 +222,25 @@ caf::behavior job_actor(self_ptr self, job_spec spec,
         on_outcome(self, seq, out);
       },
       [self](started_atom, std::int64_t seq) {
-        if (seq == self->state.seq &&
-            self->state.phase == job_phase::waiting_for_slot)
+        if (self->state.pipe->graph.parallel)
+          on_branch_started(self, seq);
+        else if (seq == self->state.seq &&
+                 self->state.phase == job_phase::waiting_for_slot)
           begin_attempt(self);
       },
       [self](retry_atom, std::int64_t seq) {
-        if (seq == self->state.seq &&
-            self->state.phase == job_phase::backing_off)
+        if (self->state.pipe->graph.parallel)
+          on_branch_retry(self, seq);
+        else if (seq == self->state.seq &&
+                 self->state.phase == job_phase::backing_off)
           run_stage(self);
       },
       [self](timeout_atom, std::int64_t seq) { on_timeout(self, seq); },
       [self](progress_atom, std::int64_t seq, std::string& report) {
-        on_report(self, seq, report);
+        // Parallel stages share the job's one progress record: their
+        // reports are not kept (docs/workflows.md).
+        if (!self->state.pipe->graph.parallel)
+          on_report(self, seq, report);
       },
       [self](beat_atom, std::int64_t seq) { check_heartbeat(self, seq); },
       [self](beat_atom, std::int64_t seq, bool) { flush_reports(self, seq); },
@@ -237,6 +258,8 @@ caf::behavior job_actor(self_ptr self, job_spec spec,
       [self](now_atom) {
         // Only a job that waits for a retry can skip its wait; the pending
         // timer is dropped by the sequence check once the attempt starts.
+        if (self->state.pipe->graph.parallel)
+          return retry_branches_now(self);
         bool waiting = self->state.phase == job_phase::backing_off;
         if (waiting)
           self->send(self, retry_atom::value, self->state.seq);

@@ -19,6 +19,7 @@
 #include "actors/job_phase.hpp"
 #include "messages/event_type.hpp"
 #include "messages/job.hpp"
+#include "messages/stats.hpp"
 
 namespace troupe::job_detail {
 
@@ -120,6 +121,33 @@ struct stage_reports {
   std::string details;
 };
 
+/// A stage of a graph pipeline (config/stage_graph.hpp) that runs beside
+/// others: its attempts, timers and stage actor (job_graph.cpp). A linear
+/// pipeline has none and uses the fields of job_actor_state instead.
+struct branch {
+  enum class mode : std::uint8_t {
+    waiting_for_slot,
+    running,
+    backing_off,
+    /// Its checkpoint commits; stages that need it start after.
+    committing,
+  };
+  std::int32_t stage = 0;
+  /// Attempts made at this stage in this life.
+  std::int32_t attempt = 0;
+  /// The current attempt's sequence number (job_actor_state::seq).
+  std::int64_t seq = 0;
+  mode now = mode::running;
+  caf::actor running;
+  clock_type::time_point started;
+  clock_type::time_point ended;
+  std::int64_t started_ms = 0;
+  /// When its retry wait began (wall clock), for `tree`.
+  std::int64_t waiting_since_ms = 0;
+  /// The output, until its checkpoint commits.
+  std::string output;
+};
+
 struct job_actor_state {
   job_spec spec;
   /// The id the job was delivered under, which its supervisor knows it by
@@ -164,6 +192,8 @@ struct job_actor_state {
   /// The store's record of the job's wait for its children, with their
   /// results (JSON text), until the claim's resume takes it.
   std::string children;
+  /// The stages running beside each other (graph pipelines only).
+  std::vector<branch> branches;
   ordered_writer writer;
   stage_reports reports;
   speculation_buffer speculation;
@@ -269,6 +299,36 @@ void on_failure(self_ptr self, std::string code, std::string message,
 void finish_cancelled(self_ptr self);
 /// The record of the attempt that just ended.
 attempt_record finished_attempt(self_ptr self, bool ok);
+/// The current attempt (its record `rec`, event `failed`) failed for good:
+/// commits `dead_lettered` and reports.
+void dead_letter_attempt(self_ptr self, attempt_record rec, job_event failed);
+/// The request for the current attempt of stage `sc`.
+stage_request make_request(self_ptr self, const stage_config& sc);
+/// Commits a long `retrying` wait (`w`) to the store, which publishes the
+/// job again when it is due; the delivery is acked and the actor quits.
+void wait_in_store(self_ptr self, job_write w, job_event failed,
+                   job_event retrying);
+
+// job_graph.cpp (pipelines whose stages run in parallel)
+/// After a claim: starts every stage whose inputs are ready (or finishes
+/// the job if all have run, or dead-letters it if a ready stage has no
+/// attempts left).
+void resume_graph(self_ptr self, const job_snapshot& snap);
+/// The outcome of the branch attempt `seq`.
+void on_branch_outcome(self_ptr self, std::int64_t seq, stage_outcome& out);
+/// The branch attempt `seq`'s work began (it waited for a slot).
+void on_branch_started(self_ptr self, std::int64_t seq);
+/// The branch attempt `seq`'s retry wait is over.
+void on_branch_retry(self_ptr self, std::int64_t seq);
+void on_branch_timeout(self_ptr self, std::int64_t seq);
+/// A branch's stage actor died (`why`) before it reported.
+void on_branch_down(self_ptr self, const caf::actor_addr& who, std::string why);
+/// Stops every branch's stage actor and forgets the branches.
+void stop_branches(self_ptr self);
+/// Skips every branch's retry wait; true if one was waiting.
+bool retry_branches_now(self_ptr self);
+/// What each branch is doing, for `tree`.
+std::vector<stage_brief> brief_branches(self_ptr self);
 
 // job_children.cpp
 /// True if the current attempt's output may ask for child jobs (a stage

@@ -36,7 +36,9 @@ std::string build_input(self_ptr self, const stage_config& sc) {
     in += ",\"heartbeat_details\":" + details;
   in += ",\"previous\":{";
   bool first = true;
-  for (std::int32_t i = 0; i < st.stage; ++i) {
+  // The outputs of every stage this one needs, directly or through others
+  // (in a plain list: every stage before it).
+  for (auto i : st.pipe->graph.ancestors[st.stage]) {
     if (st.outputs[i].empty())
       continue;
     if (!first)
@@ -93,9 +95,9 @@ void park_if_idle(self_ptr self, clock_type::time_point due) {
   report(self, std::move(res));
 }
 
-/// Commits a long `retrying` wait to the store, which publishes the job
-/// again when it is due; this delivery is acked and the actor quits. A
-/// cancel that arrives meanwhile finds the job in the store.
+} // namespace
+
+// A cancel that arrives meanwhile finds the job in the store.
 void wait_in_store(self_ptr self, job_write w, job_event failed,
                    job_event retrying) {
   auto& st = self->state;
@@ -111,6 +113,8 @@ void wait_in_store(self_ptr self, job_write w, job_event failed,
              report_waiting_in_store(self);
          });
 }
+
+namespace {
 
 /// Commits `retrying` (with the failed attempt) and waits `delay` for the
 /// next attempt, parks if the wait is long, or hands the job to the store
@@ -153,7 +157,8 @@ void arm_timeout(self_ptr self) {
     self->delayed_send(self, sc.timeout, timeout_atom::value, st.seq);
 }
 
-/// The request for the current attempt.
+} // namespace
+
 stage_request make_request(self_ptr self, const stage_config& sc) {
   auto& st = self->state;
   stage_request req;
@@ -172,8 +177,6 @@ stage_request make_request(self_ptr self, const stage_config& sc) {
   }
   return req;
 }
-
-} // namespace
 
 void on_failure(self_ptr self, std::string code, std::string message,
                 bool retryable) {
@@ -203,14 +206,18 @@ void on_failure(self_ptr self, std::string code, std::string message,
                 std::move(retrying));
     return;
   }
+  dead_letter_attempt(self, std::move(rec), std::move(failed));
+}
+
+void dead_letter_attempt(self_ptr self, attempt_record rec, job_event failed) {
   auto dead = make_event(self, event_type::job_dead_lettered);
-  dead.error_code = code;
-  dead.error = message;
+  dead.error_code = rec.error_code;
+  dead.error = rec.error_message;
   auto w = make_write(self, job_state::dead_lettered);
-  w.last_error = code + ": " + message;
+  w.last_error = rec.error_code + ": " + rec.error_message;
   w.attempts.push_back(std::move(rec));
   finish_with(self, std::move(w), {std::move(failed), std::move(dead)},
-              st.stage);
+              self->state.stage);
 }
 
 void on_success(self_ptr self, std::string output) {

@@ -67,6 +67,10 @@ void on_claimed(self_ptr self, job_snapshot& snap) {
     finish_with(self, std::move(w), {std::move(done)});
     return;
   }
+  if (st.pipe->graph.parallel) {
+    resume_graph(self, snap);
+    return;
+  }
   // Attempts of this stage in this life that already failed count: retries
   // are decided from the system of record, not from the broker or memory.
   std::int32_t failed = 0;

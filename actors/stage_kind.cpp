@@ -82,6 +82,12 @@ make_pipeline_def(const pipeline_config& cfg, const stage_registry& reg) {
                             "': " + describe(kind.error()));
     def->kinds.push_back(std::move(*kind));
   }
+  if (auto problems = check_stage_graph(cfg); !problems.empty())
+    return make_error(errc::invalid_payload,
+                      "pipeline '" + cfg.name + "', stage '" +
+                          cfg.stages[problems.front().stage].name +
+                          "': after: " + problems.front().message);
+  def->graph = make_stage_graph(cfg);
   return std::shared_ptr<const pipeline_def>{std::move(def)};
 }
 

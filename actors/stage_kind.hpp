@@ -15,6 +15,7 @@
 #include <caf/expected.hpp>
 
 #include "config/config.hpp"
+#include "config/stage_graph.hpp"
 #include "config/stage_params.hpp"
 #include "messages/job.hpp"
 
@@ -123,6 +124,8 @@ stage_registry builtin_stage_registry();
 struct pipeline_def {
   pipeline_config config;
   std::vector<std::shared_ptr<const stage_kind>> kinds;
+  /// Which stages need which (config/stage_graph.hpp).
+  stage_graph graph;
 };
 
 /// Builds every stage of a pipeline; the error names the failing stage.

@@ -66,6 +66,9 @@ struct stage_config {
   std::string on_child_failure = "fail";
   /// Most children one attempt may spawn.
   std::int32_t max_children = 10000;
+  /// The stages this one needs (their names; config/stage_graph.hpp). Unset:
+  /// the stage listed before it (none for the first); empty: none.
+  std::optional<std::vector<std::string>> after;
   /// Line of the stage's definition in the config file (0 if unknown).
   int line = 0;
 };

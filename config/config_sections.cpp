@@ -1,5 +1,7 @@
 #include "config/config_sections.hpp"
 
+#include "config/stage_graph.hpp"
+
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
@@ -281,6 +283,40 @@ const toml::table* named_table(reader& r, const std::string& section,
 
 namespace {
 
+/// The stages' `after` (config/stage_graph.hpp), once all are read. A stage
+/// that runs beside others cannot hand its job to the store (it would park
+/// its running siblings) and has no progress channel of its own yet.
+void check_graph(reader& r, const toml::array& arr, const std::string& path,
+                 const pipeline_config& pc) {
+  if (pc.stages.size() != arr.size())
+    return; // a stage was not a table: reported already
+  auto at = [&](std::int32_t i) {
+    auto* t = arr.get(i)->as_table();
+    auto* n = t && t->get("after") ? t->get("after") : arr.get(i);
+    return std::make_pair(n, path + ".stages[" + std::to_string(i) + "]");
+  };
+  for (auto& p : check_stage_graph(pc)) {
+    auto [n, where] = at(p.stage);
+    r.problem(n, where + ".after",
+              "stage \"" + pc.stages[p.stage].name + "\" " + p.message);
+  }
+  if (!make_stage_graph(pc).parallel)
+    return;
+  for (std::size_t i = 0; i < pc.stages.size(); ++i) {
+    const auto& sc = pc.stages[i];
+    auto [n, where] = at(static_cast<std::int32_t>(i));
+    if (sc.spawn || sc.kind == "callback")
+      r.problem(n, where,
+                "stage \"" + sc.name +
+                    "\": " + (sc.spawn ? "spawn = true" : "kind \"callback\"") +
+                    " cannot be used in a pipeline whose stages run in "
+                    "parallel (it waits in the store; use a child job)");
+    if (sc.heartbeat_timeout.count() > 0)
+      r.problem(n, where + ".heartbeat_timeout",
+                "not supported in a pipeline whose stages run in parallel");
+  }
+}
+
 void read_pipeline(reader& r, const std::string& name, const toml::node& n,
                    const config_context& ctx, troupe_config& cfg) {
   std::string path;
@@ -320,6 +356,7 @@ void read_pipeline(reader& r, const std::string& name, const toml::node& n,
     for (std::size_t i = 0; i < arr->size(); ++i)
       read_stage(r, *arr->get(i), path + ".stages[" + std::to_string(i) + "]",
                  ctx, pc, names);
+    check_graph(r, *arr, path, pc);
   } else {
     r.problem(st, path + ".stages", "must be an array of stage tables");
   }

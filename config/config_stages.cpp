@@ -71,7 +71,7 @@ namespace {
 bool is_generic_stage_key(const std::string& key) {
   return key == "name" || key == "kind" || key == "timeout" ||
          key == "heartbeat_timeout" || key == "retry" || key == "spawn" ||
-         key == "on_child_failure" || key == "max_children";
+         key == "on_child_failure" || key == "max_children" || key == "after";
 }
 
 void read_retry(reader& r, const toml::node& n, const std::string& path,
@@ -259,6 +259,26 @@ void read_spawn(reader& r, const toml::table& t, const std::string& path,
     r.problem(&t, path, "on_child_failure and max_children need spawn = true");
 }
 
+/// `after`: the names of the stages this one needs (config/stage_graph.hpp;
+/// the names themselves are checked once every stage is read).
+void read_after(reader& r, const toml::table& t, const std::string& path,
+                stage_config& sc) {
+  auto* n = t.get("after");
+  if (!n)
+    return;
+  auto* arr = n->as_array();
+  std::vector<std::string> names;
+  for (std::size_t i = 0; arr && i < arr->size(); ++i)
+    if (auto s = arr->get(i)->value<std::string>())
+      names.push_back(*s);
+  if (!arr || names.size() != arr->size()) {
+    r.problem(n, reader::join(path, "after"),
+              "must be an array of stage names, like [\"fetch\", \"parse\"]");
+    return;
+  }
+  sc.after = std::move(names);
+}
+
 const stage_kind_schema* find_kind(const config_context& ctx,
                                    const std::string& kind) {
   for (auto& k : ctx.stage_kinds)
@@ -308,6 +328,7 @@ void read_stage(reader& r, const toml::node& n, const std::string& path,
   if (auto* rt = t->get("retry"))
     read_retry(r, *rt, reader::join(path, "retry"), sc.retry);
   read_spawn(r, *t, path, sc);
+  read_after(r, *t, path, sc);
   for (auto&& [k, v] : *t) {
     std::string key{k.str()};
     if (!is_generic_stage_key(key))

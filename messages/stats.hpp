@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include <caf/meta/type_name.hpp>
 
@@ -40,6 +41,23 @@ typename Inspector::result_type inspect(Inspector& f, pipeline_stats& x) {
 namespace troupe {
 
 /// One job actor as the supervision tree shows it (`troupe shell` `tree`).
+/// One of the stages a job runs in parallel (a graph pipeline), for `tree`.
+struct stage_brief {
+  std::string stage;
+  std::int32_t stage_index = -1;
+  std::int32_t attempt = 0;
+  /// waiting_for_slot | running | retrying | committing
+  std::string state;
+  std::uint64_t stage_actor = 0;
+  std::int64_t for_ms = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, stage_brief& x) {
+  return f(caf::meta::type_name("stage_brief"), x.stage, x.stage_index,
+           x.attempt, x.state, x.stage_actor, x.for_ms);
+}
+
 struct job_brief {
   std::string job_id;
   std::string pipeline;
@@ -59,13 +77,15 @@ struct job_brief {
   std::int64_t for_ms = 0;
   /// Restarts of this job's actor on this node.
   std::int32_t restarts = 0;
+  /// The stages running in parallel (graph pipelines), else empty.
+  std::vector<stage_brief> branches;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, job_brief& x) {
   return f(caf::meta::type_name("job_brief"), x.job_id, x.pipeline, x.state,
            x.stage, x.stage_index, x.attempt, x.life, x.job_actor,
-           x.stage_actor, x.for_ms, x.restarts);
+           x.stage_actor, x.for_ms, x.restarts, x.branches);
 }
 
 } // namespace troupe

@@ -172,11 +172,42 @@ std::string await_terminal(const ctx_ptr& ctx, const std::string& job_id) {
 }
 
 json brief_json(const job_brief& b) {
-  return json{{"job_id", b.job_id},   {"state", b.state},
-              {"stage", b.stage},     {"stage_index", b.stage_index},
-              {"attempt", b.attempt}, {"life", b.life},
-              {"actor", b.job_actor}, {"stage_actor", b.stage_actor},
-              {"for_ms", b.for_ms},   {"restarts", b.restarts}};
+  auto out = json{{"job_id", b.job_id},   {"state", b.state},
+                  {"stage", b.stage},     {"stage_index", b.stage_index},
+                  {"attempt", b.attempt}, {"life", b.life},
+                  {"actor", b.job_actor}, {"stage_actor", b.stage_actor},
+                  {"for_ms", b.for_ms},   {"restarts", b.restarts}};
+  if (b.branches.empty())
+    return out;
+  auto branches = json::array();
+  for (const auto& x : b.branches)
+    branches.push_back(json{{"stage", x.stage},
+                            {"stage_index", x.stage_index},
+                            {"attempt", x.attempt},
+                            {"state", x.state},
+                            {"stage_actor", x.stage_actor},
+                            {"for_ms", x.for_ms}});
+  out["branches"] = std::move(branches);
+  return out;
+}
+
+/// A job of a pipeline whose stages run in parallel shows its graph: each
+/// stage with the stages it comes after (config/stage_graph.hpp).
+void add_graph(const ctx_ptr& ctx, json& job) {
+  auto it = ctx->pipelines.find(job["job"].value("pipeline", ""));
+  if (it == ctx->pipelines.end() || !it->second->graph.parallel)
+    return;
+  const auto& def = *it->second;
+  auto graph = json::array();
+  for (std::size_t i = 0; i < def.config.stages.size(); ++i) {
+    auto after = json::array();
+    for (auto n : def.graph.needs[i])
+      after.push_back(def.config.stages[n].name);
+    graph.push_back(json{{"index", i},
+                         {"name", def.config.stages[i].name},
+                         {"after", std::move(after)}});
+  }
+  job["graph"] = std::move(graph);
 }
 
 void add_read_verbs(admin_bridge& bridge, const ctx_ptr& ctx) {
@@ -196,7 +227,9 @@ void add_read_verbs(admin_bridge& bridge, const ctx_ptr& ctx) {
   });
   bridge.add_read("job", [ctx](const json& req) {
     bool full = req.is_object() && req.value("full", false);
-    return ctx->store->get_job(need_string(req, "job_id"), full);
+    auto out = ctx->store->get_job(need_string(req, "job_id"), full);
+    add_graph(ctx, out);
+    return out;
   });
   bridge.add_read("batch", [ctx](const json& req) {
     auto id = need_string(req, "batch_id");

@@ -132,7 +132,7 @@ shell_session::cmd_jobs(const std::map<std::string, std::string>& flags) {
                  text);
 }
 
-namespace {
+namespace shell_detail {
 
 /// A report's progress and message: ` 40% chunk 4 of 10`.
 std::string progress_summary(const json& p) {
@@ -147,133 +147,7 @@ std::string progress_summary(const json& p) {
   return out;
 }
 
-/// A stage's last report: `stage 2 (chunk) attempt 1: 40% chunk 4 of 10`.
-std::string progress_text(const json& p) {
-  return "stage " + std::to_string(p.value("stage_index", 0)) + " (" +
-         p.value("stage", "") + ") attempt " +
-         std::to_string(p.value("attempt", 0)) + ":" + progress_summary(p);
-}
-
-/// A child's parent, and a parent's children by state (docs/workflows.md).
-void print_family(std::ostream& out, const json& j) {
-  if (!str_of(j, "parent_id").empty())
-    out << "parent: " << str_of(j, "parent_id") << "\n";
-  auto c = j.find("children");
-  if (c == j.end() || !c->is_object())
-    return;
-  out << "children: " << num(*c, "total");
-  for (auto& [state, n] : (*c)["states"].items())
-    out << "  " << state << " " << n.dump();
-  if ((*c)["waiting"].is_object())
-    out << "  (waits for them at stage #" << num((*c)["waiting"], "stage_index")
-        << ")";
-  out << "\n";
-}
-
-/// The job's row: state, times, holder, error, payload and result.
-void print_job_row(std::ostream& out, const json& j, const std::string& id,
-                   bool full, const text_style& style, std::int64_t now) {
-  out << paint_header("job " + id, style) << "  "
-      << paint_state(str_of(j, "state"), style) << "  pipeline "
-      << str_of(j, "pipeline") << "  life " << num(j, "life") << "  epoch "
-      << num(j, "epoch") << "\n";
-  if (!str_of(j, "tenant").empty() || !str_of(j, "correlation_id").empty())
-    out << "tenant " << str_of(j, "tenant") << "  correlation "
-        << str_of(j, "correlation_id") << "\n";
-  out << "created " << format_ago(int_of(j, "created_at_ms"), now)
-      << ", started " << format_ago(int_of(j, "started_at_ms"), now)
-      << ", finished " << format_ago(int_of(j, "finished_at_ms"), now);
-  if (int_of(j, "next_attempt_at_ms") > 0)
-    out << ", next attempt "
-        << format_ago(int_of(j, "next_attempt_at_ms"), now);
-  if (int_of(j, "run_at_ms") > 0)
-    out << ", waits in the store until "
-        << format_ago(int_of(j, "run_at_ms"), now);
-  auto state = str_of(j, "state");
-  if (!str_of(j, "lease_owner").empty() &&
-      (state == "running" || state == "retrying"))
-    out << ", held by " << str_of(j, "lease_owner");
-  out << "\n";
-  if (!str_of(j, "last_error").empty())
-    out << "last error: " << str_of(j, "last_error") << "\n";
-  print_family(out, j);
-  if (j.contains("progress") && j["progress"].is_object())
-    out << "progress: " << progress_text(j["progress"]) << "\n";
-  out << "payload: " << show_value(j["payload"], full ? 100000 : 200) << "\n";
-  if (!j["result"].is_null())
-    out << "result:  " << show_value(j["result"], full ? 100000 : 200) << "\n";
-}
-
-/// Every attempt of every stage, the checkpoints and the dead letter.
-void print_job_stages(std::ostream& out, const json& res, const std::string& id,
-                      bool full, const text_style& style, std::int64_t now) {
-  text_table t{{"STAGE", "LIFE", "ATTEMPT", "NODE", "OUTCOME", "DURATION",
-                "STARTED", "ERROR"}};
-  for (auto& s : res["stages"]) {
-    auto stage = "#" + num(s, "index") + " " + str_of(s, "name");
-    for (auto& a : s["attempts"]) {
-      bool ok = a.value("ok", false);
-      std::string err;
-      if (a.contains("error"))
-        err = str_of(a["error"], "code") + ": " + str_of(a["error"], "message");
-      t.add({stage, num(a, "life"), num(a, "attempt"), str_of(a, "node"),
-             paint_state(ok ? "succeeded" : "failed", style),
-             format_duration_ms(int_of(a, "duration_ms")),
-             format_ago(int_of(a, "started_at_ms"), now),
-             ellipsize(err, full ? 100000 : 70)});
-    }
-  }
-  out << (t.empty() ? "no attempts yet\n" : t.str(style));
-  for (auto& s : res["stages"])
-    if (s["checkpoint"].is_object())
-      out << "checkpoint #" << num(s, "index") << " " << str_of(s, "name")
-          << ": " << show_value(s["checkpoint"]["output"], full ? 100000 : 120)
-          << "\n";
-  if (res["dead_letter"].is_object()) {
-    auto& d = res["dead_letter"];
-    out << "dead letter: stage " << str_of(d, "stage") << ", "
-        << format_ago(int_of(d, "dead_at_ms"), now) << ", replayed "
-        << num(d, "replay_count") << " time(s) — replay " << id << "\n";
-  }
-}
-
-/// The job's event log.
-void print_job_events(std::ostream& out, const json& res) {
-  out << "\nevents:\n";
-  for (auto& e : res["events"]) {
-    out << "  " << clock_time(int_of(e, "time_ms")) << "  "
-        << str_of(e, "type");
-    if (!str_of(e, "stage").empty() && int_of(e, "attempt") > 0)
-      out << "  " << str_of(e, "stage") << " #" << num(e, "attempt");
-    if (str_of(e, "type") == to_string(event_type::job_replayed))
-      out << "  life " << num(e, "life") << " from stage #"
-          << num(e, "stage_index");
-    if (!str_of(e, "node").empty())
-      out << "  on " << str_of(e, "node");
-    if (!str_of(e, "error").empty())
-      out << "  " << ellipsize(str_of(e, "error"), 80);
-    out << "\n";
-  }
-}
-
-} // namespace
-
-shell_outcome shell_session::cmd_job(const std::string& id, bool full) {
-  auto r = request_any("read", "job", json{{"job_id", id}, {"full", full}},
-                       s_.timeout);
-  if (!r.value("ok", false))
-    return from_reply_error("job", r);
-  auto res = r["result"];
-  auto now = wall_now_ms();
-  std::ostringstream out;
-  print_job_row(out, res["job"], id, full, s_.style, now);
-  out << "\n";
-  print_job_stages(out, res, id, full, s_.style, now);
-  print_job_events(out, res);
-  if (res.value("truncated", false))
-    out << "(large values truncated — show all: job " << id << " --full)\n";
-  return success("job", std::move(res), out.str());
-}
+} // namespace shell_detail
 
 shell_outcome shell_session::cmd_batch(const std::string& id) {
   auto r = request_any("read", "batch", json{{"batch_id", id}}, s_.timeout);
@@ -324,6 +198,34 @@ shell_session::cmd_dlq(const std::map<std::string, std::string>& flags) {
 
 // -- tree
 // ----------------------------------------------------------------------------
+
+namespace {
+
+/// The stage actors under a job in `tree`: one, or one per stage running
+/// in parallel (a graph pipeline's branches).
+std::string stage_lines(const json& job, const std::string& indent) {
+  std::string out;
+  auto branches = job.value("branches", json::array());
+  if (branches.empty()) {
+    if (int_of(job, "stage_actor") > 0)
+      out += indent + "└── stage " + str_of(job, "stage") + " attempt " +
+             num(job, "attempt") + " (stage actor #" + num(job, "stage_actor") +
+             ")\n";
+    return out;
+  }
+  for (std::size_t i = 0; i < branches.size(); ++i) {
+    const auto& b = branches[i];
+    out += indent + (i + 1 == branches.size() ? "└── " : "├── ") + "stage " +
+           str_of(b, "stage") + " attempt " + num(b, "attempt") + "  " +
+           str_of(b, "state");
+    if (int_of(b, "stage_actor") > 0)
+      out += " (stage actor #" + num(b, "stage_actor") + ")";
+    out += "\n";
+  }
+  return out;
+}
+
+} // namespace
 
 shell_outcome shell_session::cmd_tree(const std::string& node, int limit) {
   std::vector<json> replies;
@@ -381,11 +283,7 @@ shell_outcome shell_session::cmd_tree(const std::string& node, int limit) {
         bool last_j = k + 1 == jobs.size();
         out << indent << (last_j ? "└── " : "├── ") << "job " << shown(jobs[k])
             << "\n";
-        if (int_of(jobs[k], "stage_actor") > 0)
-          out << indent << (last_j ? "    " : "│   ") << "└── stage "
-              << str_of(jobs[k], "stage") << " attempt "
-              << num(jobs[k], "attempt") << " (stage actor #"
-              << num(jobs[k], "stage_actor") << ")\n";
+        out << stage_lines(jobs[k], indent + (last_j ? "    " : "│   "));
       }
     }
   }

@@ -35,6 +35,9 @@ std::string clock_time(std::int64_t ms);
 /// A JSON value on one line, cut to `n` characters.
 std::string show_value(const json& v, std::size_t n);
 
+/// A report's progress and message: ` 40% chunk 4 of 10`.
+std::string progress_summary(const json& p);
+
 /// The permission refusal among gathered replies, if any.
 const json* refusal(const std::vector<json>& replies);
 
