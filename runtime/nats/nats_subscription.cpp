@@ -22,6 +22,23 @@ void release(void* closure) {
   delete static_cast<nats_subscription::handler*>(closure);
 }
 
+/// Unsubscribes `sub` and frees it. nats.c 3.4.1's read loop looks a
+/// subscription up, lets go of the table's lock, then locks the
+/// subscription (fixed upstream in 3.6.0, nats-io/nats.c#638): freed in
+/// between by another thread, the read loop aborts in pthread_mutex_lock or
+/// writes into freed memory. Seen as "fatal signal 6" in
+/// natsConn_processMsg when a node stopped while heartbeats flowed, and
+/// likely behind the heap corruption of the chaos runs (docs/reliability.md).
+/// The read loop handles the socket's input in order, so once a PING sent
+/// after the unsubscribe has its PONG, no message it took for this
+/// subscription is still being handled, and freeing it is safe.
+void retire(natsConnection* nc, natsSubscription* sub) {
+  natsSubscription_Unsubscribe(sub); // an error if already closed: fine
+  if (nc && natsConnection_Status(nc) == NATS_CONN_STATUS_CONNECTED)
+    natsConnection_FlushTimeout(nc, 1000);
+  natsSubscription_Destroy(sub);
+}
+
 } // namespace
 
 std::string_view nats_msg::subject() const {
@@ -39,13 +56,15 @@ std::string_view nats_msg::data() const {
 }
 
 nats_subscription::nats_subscription(nats_subscription&& other) noexcept
-    : sub_(std::exchange(other.sub_, nullptr)) {}
+    : sub_(std::exchange(other.sub_, nullptr)),
+      conn_(std::exchange(other.conn_, nullptr)) {}
 
 nats_subscription&
 nats_subscription::operator=(nats_subscription&& other) noexcept {
   if (this != &other) {
     close();
     sub_ = std::exchange(other.sub_, nullptr);
+    conn_ = std::exchange(other.conn_, nullptr);
   }
   return *this;
 }
@@ -74,6 +93,7 @@ nats_subscription::open(nats_client& nats, const std::string& subject,
     natsSubscription_SetPendingLimits(sub, 10000000, 1024 * 1024 * 1024);
   nats_subscription out;
   out.sub_ = sub;
+  out.conn_ = nats.conn();
   return out;
 }
 
@@ -82,9 +102,7 @@ void nats_subscription::close(int drain_ms) {
     return;
   if (drain_ms > 0 && natsSubscription_Drain(sub_) == NATS_OK)
     natsSubscription_WaitForDrainCompletion(sub_, drain_ms);
-  else
-    natsSubscription_Unsubscribe(sub_);
-  natsSubscription_Destroy(sub_);
+  retire(conn_, sub_);
   sub_ = nullptr;
 }
 
@@ -105,13 +123,15 @@ void nats_msg::nak(std::int64_t delay_ms) const {
 
 nats_sync_subscription::nats_sync_subscription(
     nats_sync_subscription&& other) noexcept
-    : sub_(std::exchange(other.sub_, nullptr)) {}
+    : sub_(std::exchange(other.sub_, nullptr)),
+      conn_(std::exchange(other.conn_, nullptr)) {}
 
 nats_sync_subscription&
 nats_sync_subscription::operator=(nats_sync_subscription&& other) noexcept {
   if (this != &other) {
     close();
     sub_ = std::exchange(other.sub_, nullptr);
+    conn_ = std::exchange(other.conn_, nullptr);
   }
   return *this;
 }
@@ -137,6 +157,7 @@ nats_subscription::open_each(nats_client& nats,
 caf::expected<nats_sync_subscription>
 nats_sync_subscription::open(nats_client& nats, const std::string& subject) {
   nats_sync_subscription out;
+  out.conn_ = nats.conn();
   if (auto s =
           natsConnection_SubscribeSync(&out.sub_, nats.conn(), subject.c_str());
       s != NATS_OK)
@@ -154,8 +175,7 @@ std::optional<nats_msg> nats_sync_subscription::next(std::int64_t timeout_ms) {
 void nats_sync_subscription::close() {
   if (!sub_)
     return;
-  natsSubscription_Unsubscribe(sub_);
-  natsSubscription_Destroy(sub_);
+  retire(conn_, sub_);
   sub_ = nullptr;
 }
 
@@ -163,13 +183,15 @@ void nats_sync_subscription::close() {
 // ------------------------------------------------------------
 
 js_pull_consumer::js_pull_consumer(js_pull_consumer&& other) noexcept
-    : sub_(std::exchange(other.sub_, nullptr)) {}
+    : sub_(std::exchange(other.sub_, nullptr)),
+      conn_(std::exchange(other.conn_, nullptr)) {}
 
 js_pull_consumer&
 js_pull_consumer::operator=(js_pull_consumer&& other) noexcept {
   if (this != &other) {
     close();
     sub_ = std::exchange(other.sub_, nullptr);
+    conn_ = std::exchange(other.conn_, nullptr);
   }
   return *this;
 }
@@ -189,6 +211,7 @@ js_pull_consumer::bind(nats_client& nats, const std::string& stream,
     so.Consumer = durable.c_str();
   jsErrCode jerr = static_cast<jsErrCode>(0);
   js_pull_consumer out;
+  out.conn_ = nats.conn();
   if (auto s = js_PullSubscribe(&out.sub_, nats.js(), subject.c_str(),
                                 durable.c_str(), nullptr, &so, &jerr);
       s != NATS_OK)
@@ -247,8 +270,7 @@ caf::expected<std::vector<nats_msg>> js_pull_consumer::fetch_now(int batch) {
 void js_pull_consumer::close() {
   if (!sub_)
     return;
-  natsSubscription_Unsubscribe(sub_);
-  natsSubscription_Destroy(sub_);
+  retire(conn_, sub_);
   sub_ = nullptr;
 }
 

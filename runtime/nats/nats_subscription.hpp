@@ -91,6 +91,8 @@ public:
 
 private:
   natsSubscription* sub_ = nullptr;
+  /// Its connection, for the round trip before it is freed (retire()).
+  natsConnection* conn_ = nullptr;
 };
 
 /// A subscription read synchronously with next(): for short listens (start
@@ -115,6 +117,8 @@ public:
 
 private:
   natsSubscription* sub_ = nullptr;
+  /// Its connection, for the round trip before it is freed (retire()).
+  natsConnection* conn_ = nullptr;
 };
 
 /// A JetStream pull consumer bound to the durable consumer `durable` of
@@ -147,6 +151,8 @@ public:
 
 private:
   natsSubscription* sub_ = nullptr;
+  /// Its connection, for the round trip before it is freed (retire()).
+  natsConnection* conn_ = nullptr;
 };
 
 } // namespace troupe
