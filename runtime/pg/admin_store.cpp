@@ -221,7 +221,7 @@ replay_ticket admin_store::start_new_life(
 update jobs set life = $2, start_stage = $3, state = 'queued', attempt = 0,
   stage_index = $3, epoch = epoch + 1, result = null, finished_at = null,
   next_attempt_at = null, lease_owner = null, lease_until = null,
-  last_error = null, updated_at = now()
+  last_error = null, stream_seq = null, updated_at = now()
 where job_id = $1
 )SQL",
         job_id, t.life, from);

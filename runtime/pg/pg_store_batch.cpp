@@ -64,6 +64,18 @@ void report_not_taken(const pqxx::row& row, const store_request& req,
                                  std::to_string(gen) + ")");
     return;
   }
+  auto seq = static_cast<std::uint64_t>(row[7].as<std::int64_t>());
+  if (!is_terminal(state) && pipeline == spec.pipeline && gen == 0 &&
+      spec.gen == 0 && spec.replay_life <= 1 && seq != 0 &&
+      spec.stream_seq != 0 && seq != spec.stream_seq) {
+    // The same key published again past the duplicate window: the job
+    // that key names goes on where it runs; this message is dropped.
+    res.code = static_cast<std::uint8_t>(errc::superseded);
+    res.message = "job '" + spec.job_id + "' was created from message " +
+                  std::to_string(seq) + "; message " +
+                  std::to_string(spec.stream_seq) + " publishes its key again";
+    return;
+  }
   if (is_terminal(state) && pipeline == spec.pipeline) {
     res.snapshot.spec.job_id = spec.job_id;
     res.snapshot.state = state;
@@ -124,7 +136,8 @@ std::string claim_records(const std::vector<store_request>& reqs,
         .num("life", s.replay_life)
         .num("gen", s.gen)
         .str("traceparent", s.traceparent)
-        .str("tracestate", s.tracestate);
+        .str("tracestate", s.tracestate)
+        .num("seq", static_cast<std::int64_t>(s.stream_seq));
     o.close();
     index[s.job_id] = i;
   }
@@ -276,7 +289,8 @@ void create_record(json_array_writer& creates, const job_write& x) {
       .str("progress", x.progress)
       .str("traceparent", s.traceparent)
       .str("tracestate", s.tracestate)
-      .str("children", x.children);
+      .str("children", x.children)
+      .num("seq", static_cast<std::int64_t>(s.stream_seq));
   o.close();
 }
 

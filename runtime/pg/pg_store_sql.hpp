@@ -13,20 +13,23 @@ namespace troupe::pg_sql {
 // for its time (run_at set: only the scheduler publishes it) or that the
 // scheduler has published since this message (gen: a stale message of a
 // rescued job changes nothing; a replay, which names its life, is not
-// stale). A claim never changes gen.
+// stale). A claim never changes gen. A client's message (generation 0) of a
+// job created from another message (stream_seq) is a second publication of
+// the key, past JetStream's duplicate window: the job is not taken from
+// the run that holds it (a redelivery of the same message is).
 inline const char* const sql_claim = R"SQL(
 with x as (
   select * from jsonb_to_recordset($1::jsonb) as r(job_id text, pipeline text,
     tenant text, correlation_id text, priority int, payload text, life int,
-    gen int, traceparent text, tracestate text))
+    gen int, traceparent text, tracestate text, seq bigint))
 insert into jobs as j (job_id, pipeline, tenant, correlation_id, priority,
   state, payload, epoch, lease_owner, lease_until, started_at, life, gen,
-  traceparent, tracestate)
+  traceparent, tracestate, stream_seq)
 select job_id, pipeline, coalesce(tenant, ''), coalesce(correlation_id, ''),
   coalesce(priority, 0), 'running', payload::jsonb, 1, $2,
   now() + $3::bigint * interval '1 millisecond', now(),
   greatest(coalesce(life, 0), 1), coalesce(gen, 0),
-  coalesce(traceparent, ''), coalesce(tracestate, '')
+  coalesce(traceparent, ''), coalesce(tracestate, ''), nullif(seq, 0)
 from x
 on conflict (job_id) do update set
   epoch = j.epoch + 1, state = 'running', lease_owner = excluded.lease_owner,
@@ -37,6 +40,9 @@ on conflict (job_id) do update set
     and (excluded.life = 1 or j.life = excluded.life)
     and j.run_at is null and j.state <> 'waiting'
     and (excluded.gen >= j.gen or (excluded.life > 1 and j.life = excluded.life))
+    and not (excluded.gen = 0 and j.gen = 0 and excluded.life = 1
+      and excluded.stream_seq is not null and j.stream_seq is not null
+      and excluded.stream_seq <> j.stream_seq)
 returning j.job_id, j.epoch, j.life, j.start_stage, (j.xmax::text = '0'),
   case when j.xmax::text = '0' then null else j.payload::text end,
   j.tenant, j.correlation_id, j.priority, j.pipeline, j.progress::text,
@@ -53,7 +59,7 @@ returning j.job_id, j.epoch, j.life, j.start_stage, (j.xmax::text = '0'),
 
 inline const char* const sql_states = R"SQL(
 select job_id, state, epoch, life, pipeline,
-  run_at is not null or state = 'waiting', gen
+  run_at is not null or state = 'waiting', gen, coalesce(stream_seq, 0)
 from jobs where job_id = any(array(select jsonb_array_elements_text($1::jsonb)))
 )SQL";
 
@@ -130,11 +136,11 @@ with w as (
     last_error text,
     result text, started_ms bigint, wait boolean, callback text,
     since_ms bigint, progress text, traceparent text, tracestate text,
-    children text))
+    children text, seq bigint))
 insert into jobs as j (job_id, pipeline, tenant, correlation_id, priority,
   state, stage_index, attempt, epoch, payload, result, last_error,
   started_at, finished_at, next_attempt_at, run_at, lease_owner, lease_until,
-  callback, progress, traceparent, tracestate, children)
+  callback, progress, traceparent, tracestate, children, stream_seq)
 select job_id, pipeline, coalesce(tenant, ''), coalesce(correlation_id, ''),
   coalesce(priority, 0), state, stage_index, attempt, 1, payload::jsonb,
   case when coalesce(result, '') <> '' then result::jsonb end,
@@ -155,7 +161,10 @@ select job_id, pipeline, coalesce(tenant, ''), coalesce(correlation_id, ''),
       'attempt', attempt, 'since_ms', since_ms, 'deadline_ms', next_ms) end,
   case when coalesce(progress, '') <> '' then progress::jsonb end,
   coalesce(traceparent, ''), coalesce(tracestate, ''),
-  case when coalesce(children, '') <> '' then children::jsonb end
+  case when coalesce(children, '') <> '' then children::jsonb end,
+  -- The message a job was created from (not for one that waits in the
+  -- store: the scheduler's publication names its own).
+  case when not coalesce(wait, false) then nullif(seq, 0) end
 from w
 on conflict (job_id) do nothing
 returning job_id

@@ -68,6 +68,53 @@ TEST_F(scheduling_test, AKeyIsUniqueForItsPipelinesRetentionThenFreeAgain) {
   }));
 }
 
+// The same key published straight onto the stream again, past JetStream's
+// duplicate window, while its job runs on another node: that node's claim
+// must not take the job from the run that holds it (epoch 1, one attempt).
+// `solo` runs one job per node, so the second message goes to the second
+// node, whose claim is what is tested.
+TEST_F(scheduling_test, ADirectPublishOfARunningJobsKeyRunsNothingNew) {
+  auto nats = client();
+  ASSERT_TRUE(nats);
+  auto first = start_node("solo-a");
+  ASSERT_TRUE(
+      nats->js_publish("troupe.jobs.solo", R"({"payload":{}})", "solo-key"));
+  ASSERT_TRUE(eventually([&] {
+    return count("select count(*) from jobs where job_id = 'solo-key' and "
+                 "state = 'running' and lease_owner = 'solo-a'") == 1;
+  }));
+  auto second = start_node("solo-b");
+  std::this_thread::sleep_for(1200ms); // past the duplicate window (1 s)
+  ASSERT_TRUE(
+      nats->js_publish("troupe.jobs.solo", R"({"payload":{}})", "solo-key"));
+  ASSERT_TRUE(eventually(
+      [&] {
+        return count("select count(*) from jobs where job_id = 'solo-key' "
+                     "and state = 'succeeded'") == 1;
+      },
+      30s));
+  EXPECT_EQ(count("select count(*) from jobs where job_id = 'solo-key' and "
+                  "epoch = 1 and lease_owner = 'solo-a'"),
+            1);
+  EXPECT_EQ(count("select count(*) from job_attempts where job_id = "
+                  "'solo-key'"),
+            1);
+  // Both messages were acked: nothing is left in the stream.
+  EXPECT_TRUE(eventually(
+      [&] {
+        jsStreamInfo* si = nullptr;
+        jsErrCode jerr = static_cast<jsErrCode>(0);
+        if (js_GetStreamInfo(&si, nats->js(), "TROUPE_JOBS", nullptr, &jerr) !=
+            NATS_OK)
+          return false;
+        auto left = si->State.Msgs;
+        jsStreamInfo_Destroy(si);
+        return left == 0;
+      },
+      20s));
+  EXPECT_TRUE(second->running());
+}
+
 // The issue's case: a backlog of 5,000 low jobs, then 100 high ones
 // (half through the API with a priority, half published on the high
 // subject): every high job finishes before the median low job.

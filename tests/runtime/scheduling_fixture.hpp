@@ -106,6 +106,10 @@ stages = [
 [pipelines.long]
 stages = [ { name = "l1", kind = "sleep", duration = "15s" } ]
 
+[pipelines.solo]
+max_in_flight = 1
+stages = [ { name = "one", kind = "sleep", duration = "5s" } ]
+
 [pipelines.ranked]
 priorities = true
 max_in_flight = 50
