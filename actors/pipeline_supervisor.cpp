@@ -12,6 +12,10 @@ namespace troupe {
 
 namespace supervisor_detail {
 
+// The supervisor is a typed actor, and CAF 0.17 lets a typed actor send()
+// only to typed actors: messages to its job actors and to the intake (plain
+// caf::actor handles; neither replies) go out with anon_send.
+
 void start_job(self_ptr self, job_entry entry) {
   auto& st = self->state;
   entry.waiting = false;
@@ -22,7 +26,7 @@ void start_job(self_ptr self, job_entry entry) {
                                 st.deps.job, caf::actor_cast<caf::actor>(self));
   self->monitor(entry.actor);
   if (entry.cancel)
-    self->send(entry.actor, cancel_atom::value);
+    caf::anon_send(entry.actor, cancel_atom::value);
   st.by_actor[entry.actor.address()] = entry.spec.job_id;
   auto id = entry.spec.job_id;
   st.running[id] = std::move(entry);
@@ -96,7 +100,8 @@ void finish(self_ptr self, const std::string& job_id, job_result res) {
   else if (res.state == job_state::cancelled)
     ++st.stats.cancelled;
   if (st.deps.intake)
-    self->send(st.deps.intake, finished_atom::value, delivery, std::move(res));
+    caf::anon_send(st.deps.intake, finished_atom::value, delivery,
+                   std::move(res));
   if (gated)
     st.deps.gate->release(tenant); // wakes every supervisor, this one too
   fill_slots(self);
@@ -245,8 +250,8 @@ void on_submit(self_ptr self, job_spec& spec, std::uint64_t delivery) {
     }
     ++st.stats.skipped;
     if (st.deps.intake)
-      self->send(st.deps.intake, finished_atom::value, delivery,
-                 std::move(res));
+      caf::anon_send(st.deps.intake, finished_atom::value, delivery,
+                     std::move(res));
     return;
   }
   if (st.deps.gate && st.deps.gate->limited(e.spec.tenant)) {
@@ -263,8 +268,8 @@ void on_submit(self_ptr self, job_spec& spec, std::uint64_t delivery) {
       res.outcome = job_outcome::requeued;
       res.requeue_ms = 500;
       if (st.deps.intake)
-        self->send(st.deps.intake, finished_atom::value, e.delivery,
-                   std::move(res));
+        caf::anon_send(st.deps.intake, finished_atom::value, e.delivery,
+                       std::move(res));
       return;
     }
   }
@@ -276,7 +281,7 @@ caf::result<ok_atom> on_cancel(self_ptr self, const std::string& job_id) {
   auto& st = self->state;
   if (auto i = st.running.find(job_id); i != st.running.end()) {
     i->second.cancel = true;
-    self->send(i->second.actor, cancel_atom::value);
+    caf::anon_send(i->second.actor, cancel_atom::value);
     return ok_atom::value;
   }
   if (auto i = st.parked.find(std::pmr::string{job_id, &st.pool});
@@ -332,9 +337,9 @@ caf::result<bool> on_retry_now(self_ptr self, const std::string& job_id) {
 
 } // namespace
 
-caf::behavior pipeline_supervisor(self_ptr self,
-                                  std::shared_ptr<const pipeline_def> pipe,
-                                  supervisor_deps deps) {
+pipeline_supervisor_actor::behavior_type
+pipeline_supervisor(self_ptr self, std::shared_ptr<const pipeline_def> pipe,
+                    supervisor_deps deps) {
   self->state.pipe = std::move(pipe);
   self->state.deps = std::move(deps);
   self->state.stats.pipeline = self->state.pipe->config.name;
@@ -395,9 +400,10 @@ caf::behavior pipeline_supervisor(self_ptr self,
 
 } // namespace supervisor_detail
 
-caf::actor spawn_pipeline_supervisor(caf::actor_system& sys,
-                                     std::shared_ptr<const pipeline_def> pipe,
-                                     supervisor_deps deps) {
+pipeline_supervisor_actor
+spawn_pipeline_supervisor(caf::actor_system& sys,
+                          std::shared_ptr<const pipeline_def> pipe,
+                          supervisor_deps deps) {
   return sys.spawn(supervisor_detail::pipeline_supervisor, std::move(pipe),
                    std::move(deps));
 }

@@ -1,20 +1,10 @@
 #pragma once
 
-// Owns the job actors of one pipeline on one node.
+// Owns the job actors of one pipeline on one node. Its protocol is the
+// typed interface `pipeline_supervisor_actor` below, so the compiler checks
+// the implementation against it. Senders that hold a plain `caf::actor`
+// (job actors, the intake) reach the same handlers.
 //
-// Accepts:
-//   (submit_atom, job_spec, uint64 delivery)
-//       run a job (queued locally while max_in_flight jobs run)
-//   (cancel_atom, string job_id)   -> ok_atom | errc::unknown_job
-//   (stats_atom)                   -> pipeline_stats
-//   (get_atom, string job_id)      -> caf::actor of the running job actor
-//   (tree_atom, int32 limit)       -> vector<job_brief> (live tree, stats.hpp)
-//   (now_atom, string job_id)      -> bool: a job waiting for a retry runs now
-//   (credit_atom)                  -> int32 free slots (credit-based fetch)
-//   (fill_atom)                    a tenant slot freed (tenant_gate)
-//   (waiting_atom, string job_id, bool)  a job actor entered/left a retry wait
-//   job_result                     from its job actors
-//   (wake_atom, int64 tick)        self: parked jobs may be due
 // Sends (finished_atom, uint64 delivery, job_result) to the intake once per
 // submitted delivery; the intake acts on it as actors/delivery_verdict.hpp
 // decides (ack, nak, term or neither).
@@ -24,12 +14,17 @@
 #include <cstdint>
 #include <memory>
 
+#include <string>
+#include <vector>
+
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
+#include <caf/typed_actor.hpp>
 
 #include "actors/job_actor.hpp"
 #include "actors/stage_kind.hpp"
 #include "actors/tenant_gate.hpp"
+#include "messages/stats.hpp"
 
 namespace troupe {
 
@@ -45,9 +40,33 @@ struct supervisor_deps {
   std::shared_ptr<tenant_gate> gate;
 };
 
+using pipeline_supervisor_actor = caf::typed_actor<
+    // Run a job (queued locally while max_in_flight jobs run).
+    caf::reacts_to<submit_atom, job_spec, std::uint64_t>,
+    // Cancel a job held here; errc::unknown_job if it is not.
+    caf::replies_to<cancel_atom, std::string>::with<ok_atom>,
+    caf::replies_to<stats_atom>::with<pipeline_stats>,
+    // The running job actor of a job; errc::unknown_job if none.
+    caf::replies_to<get_atom, std::string>::with<caf::actor>,
+    // The live tree, at most `limit` jobs (stats.hpp).
+    caf::replies_to<tree_atom, std::int32_t>::with<std::vector<job_brief>>,
+    // A job waiting for a retry runs now: whether one was waiting.
+    caf::replies_to<now_atom, std::string>::with<bool>,
+    // Free slots, for the intake's credit-based fetch.
+    caf::replies_to<credit_atom>::with<std::int32_t>,
+    // A tenant slot freed (tenant_gate).
+    caf::reacts_to<fill_atom>,
+    // A job actor entered (true) or left a retry wait.
+    caf::reacts_to<waiting_atom, std::string, bool>,
+    // A job actor's outcome.
+    caf::reacts_to<job_result>,
+    // Self: parked jobs may be due (the tick of the earliest wake-up).
+    caf::reacts_to<wake_atom, std::int64_t>>;
+
 /// Spawns the supervisor of `pipe`.
-caf::actor spawn_pipeline_supervisor(caf::actor_system& sys,
-                                     std::shared_ptr<const pipeline_def> pipe,
-                                     supervisor_deps deps);
+pipeline_supervisor_actor
+spawn_pipeline_supervisor(caf::actor_system& sys,
+                          std::shared_ptr<const pipeline_def> pipe,
+                          supervisor_deps deps);
 
 } // namespace troupe

@@ -85,7 +85,7 @@ struct supervisor_state {
   static inline const char* name = "pipeline_supervisor";
 };
 
-using self_ptr = caf::stateful_actor<supervisor_state>*;
+using self_ptr = pipeline_supervisor_actor::stateful_pointer<supervisor_state>;
 
 /// Spawns the job actor of `entry` and holds it as running.
 void start_job(self_ptr self, job_entry entry);

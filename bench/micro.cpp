@@ -64,7 +64,8 @@ void BM_JobActorLifecycle(benchmark::State& state) {
   supervisor_deps sd;
   sd.job = deps;
   sd.intake = intake;
-  auto sup = spawn_pipeline_supervisor(sys, *def, sd);
+  auto sup =
+      caf::actor_cast<caf::actor>(spawn_pipeline_supervisor(sys, *def, sd));
   const int batch = static_cast<int>(state.range(0));
   std::uint64_t next = 0;
   for (auto _ : state) {

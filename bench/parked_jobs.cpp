@@ -92,7 +92,8 @@ int main(int argc, char** argv) {
   };
   supervisor_deps sd;
   sd.job = deps;
-  auto sup = spawn_pipeline_supervisor(sys, *def, sd);
+  auto sup =
+      caf::actor_cast<caf::actor>(spawn_pipeline_supervisor(sys, *def, sd));
   std::this_thread::sleep_for(std::chrono::milliseconds{200});
   auto before = rss_kib();
   auto heap_before = mallinfo2().uordblks;

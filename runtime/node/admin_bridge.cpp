@@ -1,61 +1,94 @@
 #include "runtime/node/admin_bridge.hpp"
-#include "messages/errc.hpp"
-#include "messages/json_guard.hpp"
 
 #include <atomic>
-#include <stdexcept>
+#include <chrono>
+#include <vector>
 
+#include <caf/all.hpp>
 #include <spdlog/spdlog.h>
 
-#include "runtime/common/blocking_pool.hpp"
+#include "messages/admin_json.hpp"
+#include "messages/errc.hpp"
 #include "runtime/nats/nats_subscription.hpp"
 
 namespace troupe {
+
+namespace {
+
+using namespace std::chrono_literals;
+
+/// A lost reply must not hold a request forever; verbs bound their own
+/// waits, and `replay --all` over many jobs may legitimately take minutes.
+constexpr auto call_deadline = 5min;
+/// Requests taken but not answered yet, beyond which the bridge sheds load.
+constexpr int max_in_flight = 512;
+/// How long stop() waits for the replies of requests already taken.
+constexpr auto stop_grace = 5s;
+
+} // namespace
 
 struct admin_bridge::impl {
   std::shared_ptr<nats_client> nats;
   std::string prefix;
   std::string node_id;
-  std::shared_ptr<blocking_pool> workers;
-  /// `any` verbs fan out to every node, this one included: they get their
-  /// own threads so they never wait on a request that needs the same pool.
-  std::shared_ptr<blocking_pool> any_workers;
+  caf::actor_system* sys = nullptr;
+  admin_actor admin;
   std::string inbox_prefix;
-  std::map<std::string, admin_verb> read;
-  std::map<std::string, admin_verb> control;
-  std::map<std::string, std::set<std::string>> control_fields;
-  /// Requests dropped for their reply subject (metrics, logs).
+  caf::actor relay;
+  /// Requests dropped for their reply subject (logs).
   std::atomic<std::int64_t> refused{0};
   std::vector<nats_subscription> subs;
+
+  void publish_error(const std::string& reply, const std::string& code,
+                     const std::string& message) const {
+    if (!reply.empty())
+      nats->publish(reply, admin_error(node_id, code, message).dump());
+  }
 };
 
 namespace {
 
-using json = nlohmann::json;
+struct relay_state {
+  int in_flight = 0;
+  bool leaving = false;
+  static inline const char* name = "admin relay";
+};
 
-/// Admin requests are small flat objects; anything deeper is not one.
-constexpr int admin_request_depth = 16;
-
-json error_reply(const std::string& node, const std::string& code,
-                 const std::string& message) {
-  return json{{"ok", false},
-              {"node", node},
-              {"error", {{"code", code}, {"message", message}}}};
+void settle(caf::stateful_actor<relay_state>* self) {
+  if (--self->state.in_flight == 0 && self->state.leaving)
+    self->quit();
 }
 
-/// Why `req` is not a well-formed body for a control verb taking `fields`
-/// (empty if it is).
-std::string unexpected_field(const json& req,
-                             const std::set<std::string>& fields) {
-  if (req.is_null())
-    return {};
-  if (!req.is_object())
-    return std::string{"request body must be a JSON object, got "} +
-           req.type_name();
-  for (const auto& [key, value] : req.items())
-    if (!fields.count(key))
-      return "unknown field '" + key.substr(0, 64) + "' in request body";
-  return {};
+/// Hands each request to the admin actor and publishes its answer. Runs
+/// detached (its own thread): publishing is I/O.
+caf::behavior relay(caf::stateful_actor<relay_state>* self,
+                    std::shared_ptr<admin_bridge::impl> im) {
+  return {
+      [self, im](admin_call& call, std::string& reply) {
+        if (self->state.in_flight >= max_in_flight) {
+          im->publish_error(reply, "unavailable",
+                            "node is busy or stopping; retry");
+          return;
+        }
+        ++self->state.in_flight;
+        self->request(im->admin, call_deadline, std::move(call))
+            .then(
+                [self, im, reply](std::string& text) {
+                  if (!reply.empty())
+                    im->nats->publish(reply, text);
+                  settle(self);
+                },
+                [self, im, reply](caf::error& err) {
+                  im->publish_error(reply, "unavailable", describe(err));
+                  settle(self);
+                });
+      },
+      [self](leave_atom) {
+        self->state.leaving = true;
+        if (self->state.in_flight == 0)
+          self->quit();
+      },
+  };
 }
 
 /// Whether a request may be acted on at all: it names an inbox to reply
@@ -69,128 +102,68 @@ bool acceptable_reply(const admin_bridge::impl& im, const std::string& subject,
   return subject.find(".control.") == std::string::npos;
 }
 
-void handle(const std::shared_ptr<admin_bridge::impl>& im,
-            const std::string& subject, const std::string& reply,
-            const std::string& body) {
-  // <prefix>.admin.<target>.<class>.<verb>
-  auto base = im->prefix + ".admin.";
-  json out;
-  auto rest = subject.substr(base.size());
+/// `<prefix>.admin.<target>.<class>.<verb>` as a call; false if the
+/// subject has fewer parts.
+bool to_call(const admin_bridge::impl& im, const std::string& subject,
+             admin_call& call) {
+  auto rest = subject.substr(im.prefix.size() + 7); // ".admin."
   auto d1 = rest.find('.');
   auto d2 = d1 == std::string::npos ? d1 : rest.find('.', d1 + 1);
-  if (d2 == std::string::npos) {
-    out = error_reply(im->node_id, "unknown_verb",
-                      "expected " + base + "<node|all>.<read|control>.<verb>");
-  } else {
-    auto cls = rest.substr(d1 + 1, d2 - d1 - 1);
-    auto verb = rest.substr(d2 + 1);
-    auto& table = cls == "control" ? im->control : im->read;
-    auto& other = cls == "control" ? im->read : im->control;
-    auto i = table.find(verb);
-    if (cls != "read" && cls != "control") {
-      out = error_reply(im->node_id, "unknown_verb",
-                        "class must be read or control, got '" + cls + "'");
-    } else if (i == table.end()) {
-      std::string known;
-      for (auto& kv : table)
-        known += (known.empty() ? "" : ", ") + kv.first;
-      out = error_reply(im->node_id, "unknown_verb",
-                        other.count(verb)
-                            ? "'" + verb + "' is a " +
-                                  (cls == "read" ? std::string{"control"}
-                                                 : std::string{"read"}) +
-                                  " verb"
-                            : "unknown " + cls + " verb '" + verb +
-                                  "' (known: " + known + ")");
-    } else {
-      auto req = body.empty() ? caf::expected<json>{json{}}
-                              : parse_untrusted_json(body, admin_request_depth,
-                                                     "request body");
-      std::string bad;
-      if (!req) {
-        out = error_reply(im->node_id, to_string(code_of(req.error())),
-                          message_of(req.error()));
-      } else if (cls == "control" &&
-                 !(bad = unexpected_field(*req, im->control_fields[verb]))
-                      .empty()) {
-        out = error_reply(im->node_id, "invalid_request", bad);
-      } else {
-        try {
-          out = json{
-              {"ok", true}, {"node", im->node_id}, {"result", i->second(*req)}};
-        } catch (const admin_failure& e) {
-          out = error_reply(im->node_id, e.code, e.what());
-        } catch (const std::exception& e) {
-          out = error_reply(im->node_id, "failed", e.what());
-        }
-      }
-    }
-  }
-  if (reply.empty())
-    return;
-  auto text = out.dump();
-  im->nats->publish(reply, text);
+  if (d2 == std::string::npos)
+    return false;
+  call.target = rest.substr(0, d1);
+  call.cls = rest.substr(d1 + 1, d2 - d1 - 1);
+  call.verb = rest.substr(d2 + 1);
+  return true;
 }
 
 void on_request(const std::weak_ptr<admin_bridge::impl>& weak,
                 const nats_msg& msg) {
+  auto im = weak.lock();
+  if (!im)
+    return;
   std::string subject{msg.subject()};
   std::string reply{msg.reply()};
-  std::string body{msg.data()};
-  if (auto im = weak.lock()) {
-    if (!acceptable_reply(*im, subject, reply)) {
-      if (im->refused++ % 1000 == 0)
-        spdlog::warn("admin: dropped a request on {} whose reply subject '{}' "
-                     "is not an inbox under '{}.' ({} so far)",
-                     subject, reply.substr(0, 128), im->inbox_prefix,
-                     im->refused.load());
-      return;
-    }
-    auto any = im->prefix + ".admin.any.";
-    auto& pool = subject.compare(0, any.size(), any) == 0 ? im->any_workers
-                                                          : im->workers;
-    auto posted = pool->post(
-        [im, subject, reply, body] { handle(im, subject, reply, body); });
-    if (!posted && !reply.empty()) {
-      // Shed load: a flood of admin requests must not grow without bound.
-      auto text = error_reply(im->node_id, "unavailable",
-                              "node is busy or stopping; retry")
-                      .dump();
-      im->nats->publish(reply, text);
-    }
+  if (!acceptable_reply(*im, subject, reply)) {
+    if (im->refused++ % 1000 == 0)
+      spdlog::warn("admin: dropped a request on {} whose reply subject '{}' "
+                   "is not an inbox under '{}.' ({} so far)",
+                   subject, reply.substr(0, 128), im->inbox_prefix,
+                   im->refused.load());
+    return;
   }
+  admin_call call;
+  if (!to_call(*im, subject, call)) {
+    im->publish_error(reply, "unknown_verb",
+                      "expected " + im->prefix +
+                          ".admin.<node|all|any>.<read|control>.<verb>");
+    return;
+  }
+  call.body = std::string{msg.data()};
+  caf::anon_send(im->relay, std::move(call), std::move(reply));
 }
 
 } // namespace
 
 admin_bridge::admin_bridge(std::shared_ptr<nats_client> nats,
                            std::string prefix, std::string node_id,
-                           std::shared_ptr<blocking_pool> workers,
+                           caf::actor_system& sys, admin_actor admin,
                            std::string inbox_prefix)
     : impl_(std::make_shared<impl>()) {
-  impl_->inbox_prefix = std::move(inbox_prefix);
   impl_->nats = std::move(nats);
   impl_->prefix = std::move(prefix);
   impl_->node_id = std::move(node_id);
-  impl_->workers = std::move(workers);
-  impl_->any_workers = std::make_shared<blocking_pool>(2, 256);
+  impl_->sys = &sys;
+  impl_->admin = std::move(admin);
+  impl_->inbox_prefix = std::move(inbox_prefix);
 }
 
 admin_bridge::~admin_bridge() {
   stop();
 }
 
-void admin_bridge::add_read(const std::string& name, admin_verb fn) {
-  impl_->read[name] = std::move(fn);
-}
-
-void admin_bridge::add_control(const std::string& name,
-                               std::set<std::string> fields, admin_verb fn) {
-  impl_->control[name] = std::move(fn);
-  impl_->control_fields[name] = std::move(fields);
-}
-
 caf::error admin_bridge::start() {
+  impl_->relay = impl_->sys->spawn<caf::detached>(relay, impl_);
   for (auto target : {impl_->node_id, std::string{"all"}, std::string{"any"}}) {
     auto subject = impl_->prefix + ".admin." + target + ".>";
     subscribe_options so;
@@ -211,7 +184,18 @@ caf::error admin_bridge::start() {
 
 void admin_bridge::stop() {
   impl_->subs.clear(); // unsubscribes
-  impl_->any_workers->stop();
+  if (!impl_->relay)
+    return;
+  caf::scoped_actor self{*impl_->sys};
+  self->monitor(impl_->relay);
+  self->send(impl_->relay, leave_atom::value);
+  self->receive([](const caf::down_msg&) {},
+                caf::after(stop_grace) >>
+                    [this] {
+                      caf::anon_send_exit(impl_->relay,
+                                          caf::exit_reason::user_shutdown);
+                    });
+  impl_->relay = nullptr;
 }
 
 } // namespace troupe

@@ -3,6 +3,7 @@
 #include "runtime/node/node_impl.hpp"
 
 #include <chrono>
+#include <cstdlib>
 
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
@@ -105,10 +106,37 @@ void node::impl::start_demo(const node_run_options& opts) {
   }};
 }
 
+// A test hook for the escalation path (tests/runtime/node_surface_test.cpp,
+// docs/operations.md): TROUPE_FAILPOINT_KILL=<name> kills that watched actor
+// ("store", "event publisher", "cluster member", "admin", "pipeline <p>")
+// once the node runs, as a crash of it would. Never set in production.
+void node::impl::arm_failpoint() {
+  const char* name = std::getenv("TROUPE_FAILPOINT_KILL");
+  if (!name || !*name)
+    return;
+  std::vector<std::pair<std::string, caf::actor>> watched{
+      {"store", caf::actor_cast<caf::actor>(store)},
+      {"event publisher", events},
+      {"cluster member", member_actor},
+      {"admin", caf::actor_cast<caf::actor>(admin_actor_ref)}};
+  for (auto& p : pipelines)
+    watched.emplace_back("pipeline " + p.name, p.supervisor);
+  for (auto& [what, who] : watched)
+    if (what == name) {
+      spdlog::warn("node {}: TROUPE_FAILPOINT_KILL: killing the {} actor", id(),
+                   what);
+      caf::anon_send_exit(who, caf::exit_reason::kill);
+      return;
+    }
+  spdlog::warn("node {}: TROUPE_FAILPOINT_KILL='{}' names no watched actor",
+               id(), name);
+}
+
 int node::run(const node_run_options& opts) {
   auto& m = *impl_;
   m.apply_fetching(); // cluster-wide pauses hold from the first moment
   m.start_demo(opts);
+  m.arm_failpoint();
   for (;;) {
     // Short ticks while stopping: the node exits as soon as it is empty.
     auto tick = m.governor.stopping() ? std::chrono::milliseconds{50}

@@ -8,11 +8,10 @@
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
 
-#include "actors/atoms.hpp"
 #include "config/config_loader.hpp"
+#include "messages/admin_failure.hpp"
 #include "messages/errc.hpp"
 #include "messages/json_codec.hpp"
-#include "messages/stats.hpp"
 #include "runtime/client/admin_client.hpp"
 
 namespace troupe {
@@ -26,38 +25,6 @@ using namespace std::chrono_literals;
 namespace {
 
 using ctx_ptr = std::shared_ptr<node_admin_context>;
-
-std::string need_string(const json& req, const char* key) {
-  if (!req.is_object() || !req.contains(key) || !req[key].is_string() ||
-      req[key].get<std::string>().empty())
-    throw admin_failure("invalid_request",
-                        std::string{"request needs \""} + key + "\"");
-  return req[key].get<std::string>();
-}
-
-/// An integer field of a request, or `fallback` when it is absent. A
-/// non-integer (1e300, "5") is refused: casting a huge double to an integer
-/// is undefined behaviour (found by UBSan in the decoders).
-std::int64_t opt_int(const json& req, const char* key, std::int64_t fallback) {
-  if (!req.is_object() || !req.contains(key) || req[key].is_null())
-    return fallback;
-  if (!req[key].is_number_integer())
-    throw admin_failure("invalid_request",
-                        std::string{"\""} + key + "\" must be an integer");
-  return req[key].get<std::int64_t>();
-}
-
-/// Like opt_int, clamped to [lo, hi] for use as an int.
-int opt_count(const json& req, const char* key, int fallback, int lo, int hi) {
-  return static_cast<int>(
-      std::clamp<std::int64_t>(opt_int(req, key, fallback), lo, hi));
-}
-
-std::string opt_string(const json& req, const char* key) {
-  if (req.is_object() && req.contains(key) && req[key].is_string())
-    return req[key].get<std::string>();
-  return {};
-}
 
 std::string admin_subject(const ctx_ptr& ctx, const std::string& rest) {
   return ctx->prefix + ".admin." + rest;
@@ -171,26 +138,6 @@ std::string await_terminal(const ctx_ptr& ctx, const std::string& job_id) {
   return state;
 }
 
-json brief_json(const job_brief& b) {
-  auto out = json{{"job_id", b.job_id},   {"state", b.state},
-                  {"stage", b.stage},     {"stage_index", b.stage_index},
-                  {"attempt", b.attempt}, {"life", b.life},
-                  {"actor", b.job_actor}, {"stage_actor", b.stage_actor},
-                  {"for_ms", b.for_ms},   {"restarts", b.restarts}};
-  if (b.branches.empty())
-    return out;
-  auto branches = json::array();
-  for (const auto& x : b.branches)
-    branches.push_back(json{{"stage", x.stage},
-                            {"stage_index", x.stage_index},
-                            {"attempt", x.attempt},
-                            {"state", x.state},
-                            {"stage_actor", x.stage_actor},
-                            {"for_ms", x.for_ms}});
-  out["branches"] = std::move(branches);
-  return out;
-}
-
 /// A job of a pipeline whose stages run in parallel shows its graph: each
 /// stage with the stages it comes after (config/stage_graph.hpp).
 void add_graph(const ctx_ptr& ctx, json& job) {
@@ -210,7 +157,7 @@ void add_graph(const ctx_ptr& ctx, json& job) {
   job["graph"] = std::move(graph);
 }
 
-void add_read_verbs(admin_bridge& bridge, const ctx_ptr& ctx) {
+void add_read_verbs(admin_verb_table& bridge, const ctx_ptr& ctx) {
   bridge.add_read("jobs", [ctx](const json& req) {
     job_filter f;
     f.pipeline = opt_string(req, "pipeline");
@@ -248,55 +195,11 @@ void add_read_verbs(admin_bridge& bridge, const ctx_ptr& ctx) {
                   [ctx](const json&) { return ctx->pruner->preview(); });
   bridge.add_read("counts",
                   [ctx](const json&) { return ctx->store->pipeline_counts(); });
-  bridge.add_read("tree", [ctx](const json& req) {
-    int limit = opt_count(req, "limit", 200, 1, 100000);
-    caf::scoped_actor self{*ctx->sys};
-    json pipes = json::array();
-    for (auto& [name, sup] : ctx->supervisors) {
-      json p{{"pipeline", name},
-             {"actor", sup.id()},
-             {"paused", ctx->intake_paused ? ctx->intake_paused(name) : false},
-             {"jobs", json::array()}};
-      self->request(sup, std::chrono::seconds{3}, tree_atom::value,
-                    static_cast<std::int32_t>(limit))
-          .receive(
-              [&](std::vector<job_brief>& briefs) {
-                for (auto& b : briefs)
-                  p["jobs"].push_back(brief_json(b));
-              },
-              [&](caf::error& err) { p["error"] = describe(err); });
-      pipes.push_back(std::move(p));
-    }
-    return json{{"node", ctx->node_id}, {"pipelines", std::move(pipes)}};
-  });
 }
 
-void add_local_verbs(admin_bridge& bridge, const ctx_ptr& ctx) {
-  // The per-node halves of the cluster-wide verbs (fanned out to `all`).
-  bridge.add_control("cancel_local", {"job_id"}, [ctx](const json& req) {
-    auto id = need_string(req, "job_id");
-    caf::scoped_actor self{*ctx->sys};
-    bool found = false;
-    for (auto& [name, sup] : ctx->supervisors)
-      self->request(sup, std::chrono::seconds{2}, cancel_atom::value, id)
-          .receive([&](ok_atom) { found = true; }, [](caf::error&) {});
-    return json{{"found", found}};
-  });
-  bridge.add_control("retry_local", {"job_id"}, [ctx](const json& req) {
-    auto id = need_string(req, "job_id");
-    caf::scoped_actor self{*ctx->sys};
-    bool found = false;
-    bool fired = false;
-    for (auto& [name, sup] : ctx->supervisors)
-      self->request(sup, std::chrono::seconds{2}, now_atom::value, id)
-          .receive(
-              [&](bool f) {
-                found = true;
-                fired = fired || f;
-              },
-              [](caf::error&) {});
-    return json{{"found", found}, {"fired", fired}};
-  });
+void add_local_verbs(admin_verb_table& bridge, const ctx_ptr& ctx) {
+  // The per-node halves of cancel and retry are the admin actor's own
+  // (actors/admin_actor.hpp); refreshing the pause set reads the store.
   bridge.add_control("refresh_controls", {}, [ctx](const json&) {
     if (!ctx->controls->refresh())
       throw admin_failure("unavailable", "PostgreSQL is unreachable");
@@ -431,7 +334,7 @@ json set_paused(const ctx_ptr& ctx, const json& req, bool pause) {
       {"pipeline", p}, {"paused", pause}, {"applied_by", std::move(applied)}};
 }
 
-void add_cluster_verbs(admin_bridge& bridge, const ctx_ptr& ctx) {
+void add_cluster_verbs(admin_verb_table& bridge, const ctx_ptr& ctx) {
   bridge.add_control("cancel", {"job_id", "pipeline"},
                      [ctx](const json& req) { return cancel_job(ctx, req); });
   bridge.add_control("retry", {"job_id", "from_stage"},
@@ -456,7 +359,7 @@ void add_cluster_verbs(admin_bridge& bridge, const ctx_ptr& ctx) {
 }
 
 /// Cron schedules: list, pause, resume, trigger (docs/scheduling.md).
-void add_schedule_verbs(admin_bridge& bridge, const ctx_ptr& ctx) {
+void add_schedule_verbs(admin_verb_table& bridge, const ctx_ptr& ctx) {
   bridge.add_read("schedules", [ctx](const json&) {
     return json{{"schedules", ctx->store->list_schedules()}};
   });
@@ -478,7 +381,7 @@ void add_schedule_verbs(admin_bridge& bridge, const ctx_ptr& ctx) {
 
 } // namespace
 
-void add_node_admin_verbs(admin_bridge& bridge, ctx_ptr ctx) {
+void add_node_admin_verbs(admin_verb_table& bridge, ctx_ptr ctx) {
   add_read_verbs(bridge, ctx);
   add_local_verbs(bridge, ctx);
   add_cluster_verbs(bridge, ctx);

@@ -1,11 +1,11 @@
 #pragma once
 
-// The admin verbs of a node beyond membership and drain: the store-backed
-// ones (answered by any one node, `<prefix>.admin.any...`), the live
-// supervision tree, and the cluster-wide steering verbs (cancel, retry,
-// replay, pause) which a node carries out for the whole cluster by fanning
-// out to every node over `<prefix>.admin.all...`. docs/wire-format.md lists
-// each verb's request and result.
+// The blocking admin verbs of a node, run by the admin actor on a worker
+// pool (actors/admin_actor.hpp): the store-backed ones (answered by any one
+// node, `<prefix>.admin.any...`) and the cluster-wide steering verbs
+// (cancel, retry, replay, pause) which a node carries out for the whole
+// cluster by fanning out to every node over `<prefix>.admin.all...`.
+// docs/wire-format.md lists each verb's request and result.
 
 #include <atomic>
 #include <condition_variable>
@@ -18,12 +18,9 @@
 #include <string>
 #include <thread>
 
-#include <caf/actor.hpp>
-#include <caf/actor_system.hpp>
-
+#include "actors/admin_verbs.hpp"
 #include "actors/stage_kind.hpp"
 #include "runtime/nats/nats_client.hpp"
-#include "runtime/node/admin_bridge.hpp"
 #include "runtime/pg/admin_store.hpp"
 #include "runtime/pg/batch_store.hpp"
 #include "runtime/pg/retention.hpp"
@@ -63,12 +60,9 @@ private:
 };
 
 struct node_admin_context {
-  caf::actor_system* sys = nullptr;
   std::string node_id;
   std::string prefix;
   std::shared_ptr<nats_client> nats;
-  /// Pipeline name -> its supervisor on this node.
-  std::map<std::string, caf::actor> supervisors;
   std::map<std::string, std::shared_ptr<const pipeline_def>> pipelines;
   std::shared_ptr<admin_store> store;
   std::shared_ptr<batch_store> batches;
@@ -76,15 +70,15 @@ struct node_admin_context {
   std::shared_ptr<retention_pruner> pruner;
   /// Nodes currently up in this node's view (to stop gathering early).
   std::function<std::size_t()> alive_nodes;
-  /// Whether this node's intake of a pipeline is paused right now.
-  std::function<bool(const std::string&)> intake_paused;
   /// Applies the pause set to the intakes now (set once the node runs).
   std::function<void()> apply_controls;
 };
 
-/// Registers jobs, job, dlq, counts, tree (read) and cancel, retry, replay,
-/// pause, unpause plus their per-node halves (control).
-void add_node_admin_verbs(admin_bridge& bridge,
+/// Registers the blocking verbs jobs, job, batch, dlq, retention, counts,
+/// schedules (read) and cancel, retry, replay, prune, purge, pause, unpause,
+/// schedule, refresh_controls (control). The live ones (tree, cancel_local,
+/// retry_local) are the admin actor's (actors/admin_actor.hpp).
+void add_node_admin_verbs(admin_verb_table& bridge,
                           std::shared_ptr<node_admin_context> ctx);
 
 } // namespace troupe

@@ -80,6 +80,9 @@ struct node::impl {
   std::unique_ptr<status_api> status;
   std::unique_ptr<job_scheduler> scheduler;
   std::shared_ptr<blocking_pool> admin_pool;
+  /// For `any` requests, which fan out to every node, this one included.
+  std::shared_ptr<blocking_pool> admin_any_pool;
+  admin_actor admin_actor_ref;
   std::unique_ptr<admin_bridge> admin;
   std::shared_ptr<pipeline_controls> controls;
   std::shared_ptr<retention_pruner> pruner;
@@ -120,6 +123,9 @@ struct node::impl {
   caf::error start_edges();
   caf::error start_scheduler();
   caf::error start_admin();
+  void arm_failpoint();
+  admin_actor_deps admin_deps();
+  std::shared_ptr<node_admin_context> admin_context();
   caf::error start_http();
 
   std::int64_t in_flight() const;

@@ -5,51 +5,16 @@
 #include <caf/all.hpp>
 #include <nlohmann/json.hpp>
 
+#include "actors/admin_verbs.hpp"
 #include "actors/atoms.hpp"
 #include "actors/tenant_gate.hpp"
 #include "messages/errc.hpp"
 #include "messages/heartbeat.hpp"
-#include "runtime/node/admin_bridge.hpp"
 #include "runtime/node/submit_api.hpp"
 
 namespace troupe {
 
 namespace {
-
-nlohmann::json member_json(const member& m) {
-  return {{"node_id", m.last.node_id},
-          {"host", m.last.host},
-          {"pid", m.last.pid},
-          {"version", m.last.version},
-          {"state", m.state},
-          {"health", m.last.health},
-          {"pipelines", m.last.pipelines},
-          {"in_flight", m.last.in_flight},
-          {"capacity", m.last.capacity},
-          {"started_at_ms", m.last.started_at_ms},
-          {"silent_ms", m.silent_ms}};
-}
-
-bool intake_paused(const node_pipelines& pipelines, const std::string& name) {
-  for (auto& p : pipelines)
-    if (p.name == name)
-      return p.intake->paused();
-  return false;
-}
-
-nlohmann::json stats_json(const pipeline_stats& s, bool paused) {
-  return {{"pipeline", s.pipeline},
-          {"paused", paused},
-          {"running", s.running},
-          {"queued", s.queued},
-          {"max_in_flight", s.max_in_flight},
-          {"succeeded", s.succeeded},
-          {"dead_lettered", s.dead_lettered},
-          {"cancelled", s.cancelled},
-          {"skipped", s.skipped},
-          {"abandoned", s.abandoned},
-          {"restarts", s.restarts}};
-}
 
 nlohmann::json tenants_json(const node_local_context& ctx) {
   nlohmann::json out{{"allow_unknown", ctx.tenants.allow_unknown},
@@ -96,19 +61,8 @@ std::vector<pipeline_stats> collect_pipeline_stats(caf::actor_system& sys,
 }
 
 // The context is copied into each verb: its references are the node's.
-void add_node_local_verbs(admin_bridge& bridge, const node_local_context& ctx) {
-  bridge.add_read("nodes", [ctx](const nlohmann::json&) {
-    nlohmann::json out = nlohmann::json::array();
-    for (auto& m : cluster_view(ctx.sys, ctx.member))
-      out.push_back(member_json(m));
-    return out;
-  });
-  bridge.add_read("stats", [ctx](const nlohmann::json&) {
-    nlohmann::json out = nlohmann::json::array();
-    for (auto& s : collect_pipeline_stats(ctx.sys, ctx.pipelines))
-      out.push_back(stats_json(s, intake_paused(ctx.pipelines, s.pipeline)));
-    return out;
-  });
+void add_node_local_verbs(admin_verb_table& bridge,
+                          const node_local_context& ctx) {
   bridge.add_read("tenants",
                   [ctx](const nlohmann::json&) { return tenants_json(ctx); });
   bridge.add_control("drain", {}, [ctx](const nlohmann::json&) {

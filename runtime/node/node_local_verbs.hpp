@@ -1,9 +1,9 @@
 #pragma once
 
-// The admin verbs about this node itself: `read.nodes` (its view of the
-// cluster), `read.stats` (its pipelines' counters), `read.tenants`, and
-// `control.drain` / `control.resume`. runtime/node/node_admin.hpp has the
-// store-backed and cluster-wide ones.
+// The blocking admin verbs about this node itself: `read.tenants`, and
+// `control.drain` / `control.resume`. `read.nodes` and `read.stats` are the
+// admin actor's own (actors/admin_actor.hpp); runtime/node/node_admin.hpp
+// has the store-backed and cluster-wide ones.
 
 #include <functional>
 #include <memory>
@@ -19,16 +19,13 @@
 
 namespace troupe {
 
-class admin_bridge;
+class admin_verb_table;
 class submit_api;
 class tenant_gate;
 
 /// What the verbs read and steer. The references are the node's own and
 /// outlive the bridge (the node stops it before tearing them down).
 struct node_local_context {
-  caf::actor_system& sys;
-  caf::actor member;
-  const node_pipelines& pipelines;
   const tenants_config& tenants;
   std::shared_ptr<tenant_gate> gate;
   const submit_api& api;
@@ -36,7 +33,8 @@ struct node_local_context {
   std::function<void()> resume;
 };
 
-void add_node_local_verbs(admin_bridge& bridge, const node_local_context& ctx);
+void add_node_local_verbs(admin_verb_table& bridge,
+                          const node_local_context& ctx);
 
 /// Counters of every pipeline supervisor, asked from a non-scheduler thread
 /// (admin workers, the HTTP server). Throws if one does not answer in 2 s.

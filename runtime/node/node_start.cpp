@@ -246,7 +246,8 @@ caf::error node::impl::start_pipelines() {
     sd.job = jdeps;
     sd.intake = p.intake->actor();
     sd.gate = gate;
-    p.supervisor = spawn_pipeline_supervisor(*sys, def, sd);
+    p.supervisor =
+        caf::actor_cast<caf::actor>(spawn_pipeline_supervisor(*sys, def, sd));
     if (gate)
       gate->add_listener(p.supervisor);
     caf::anon_send(guard, guard_watch_atom::value, "pipeline " + name,
@@ -329,15 +330,8 @@ caf::error node::impl::start_membership() {
   return hb_bus->start(member_actor);
 }
 
-// Admin verbs of this node (the shell builds on them).
+// The node's admin actor and its NATS bridge (the shell builds on them).
 caf::error node::impl::start_admin() {
-  admin_pool = std::make_shared<blocking_pool>(2, 256);
-  admin = std::make_unique<admin_bridge>(nats, cfg.nats.prefix, id(),
-                                         admin_pool, cfg.nats.inbox_prefix);
-  add_node_local_verbs(
-      *admin, node_local_context{*sys, member_actor, pipelines, cfg.tenants,
-                                 gate, *api, [this] { drain_requested = true; },
-                                 [this] { resume_requested = true; }});
   controls = std::make_shared<pipeline_controls>(
       std::make_shared<admin_store>(cfg.postgres.url),
       std::chrono::milliseconds{2000});
@@ -345,13 +339,63 @@ caf::error node::impl::start_admin() {
   controls->start();
   pruner = std::make_shared<retention_pruner>(cfg);
   pruner->start();
+  admin_pool = std::make_shared<blocking_pool>(2, 256);
+  admin_any_pool = std::make_shared<blocking_pool>(2, 256);
+  admin_actor_ref = spawn_admin_actor(*sys, admin_deps());
+  caf::anon_send(guard, guard_watch_atom::value, std::string{"admin"},
+                 caf::actor_cast<caf::actor>(admin_actor_ref));
+  admin =
+      std::make_unique<admin_bridge>(nats, cfg.nats.prefix, id(), *sys,
+                                     admin_actor_ref, cfg.nats.inbox_prefix);
+  on_stop("admin", [this] {
+    // Requests already taken are answered while what they touch exists.
+    admin->stop();
+    admin_any_pool->stop();
+    admin_pool->stop();
+    admin.reset();
+    // The node is stopping from here on: the admin actor's end is expected.
+    caf::anon_send(guard, guard_stand_down_atom::value);
+    caf::anon_send_exit(admin_actor_ref, caf::exit_reason::user_shutdown);
+    controls->stop();
+    pruner->stop();
+  });
+  return admin->start();
+}
+
+admin_actor_deps node::impl::admin_deps() {
+  auto verbs = std::make_shared<admin_verb_table>();
+  add_live_admin_verbs(*verbs);
+  add_node_local_verbs(*verbs,
+                       node_local_context{cfg.tenants, gate, *api,
+                                          [this] { drain_requested = true; },
+                                          [this] { resume_requested = true; }});
+  add_node_admin_verbs(*verbs, admin_context());
+  admin_actor_deps d;
+  d.node_id = id();
+  d.verbs = std::move(verbs);
+  d.workers = [pool = admin_pool](std::function<void()> fn) {
+    return pool->post(std::move(fn));
+  };
+  d.any_workers = [pool = admin_any_pool](std::function<void()> fn) {
+    return pool->post(std::move(fn));
+  };
+  for (auto& p : pipelines)
+    d.supervisors.emplace_back(p.name, p.supervisor);
+  d.member = member_actor;
+  d.intake_paused = [this](const std::string& name) {
+    for (auto& p : pipelines)
+      if (p.name == name)
+        return p.intake->paused();
+    return false;
+  };
+  return d;
+}
+
+std::shared_ptr<node_admin_context> node::impl::admin_context() {
   auto actx = std::make_shared<node_admin_context>();
-  actx->sys = sys.get();
   actx->node_id = id();
   actx->prefix = cfg.nats.prefix;
   actx->nats = nats;
-  for (auto& p : pipelines)
-    actx->supervisors[p.name] = p.supervisor;
   actx->pipelines = defs;
   actx->store = std::make_shared<admin_store>(cfg.postgres.url);
   actx->batches = std::make_shared<batch_store>(cfg.postgres.url);
@@ -366,23 +410,8 @@ caf::error node::impl::start_admin() {
     }
     return n;
   };
-  actx->intake_paused = [this](const std::string& name) {
-    for (auto& p : pipelines)
-      if (p.name == name)
-        return p.intake->paused();
-    return false;
-  };
   actx->apply_controls = [this] { apply_fetching(); };
-  add_node_admin_verbs(*admin, actx);
-  on_stop("admin", [this] {
-    admin->stop();
-    // Requests already queued run now, while what they touch still exists.
-    admin_pool->stop();
-    admin.reset();
-    controls->stop();
-    pruner->stop();
-  });
-  return admin->start();
+  return actx;
 }
 
 // HTTP: health, readiness, metrics.

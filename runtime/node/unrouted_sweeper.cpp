@@ -178,7 +178,8 @@ int unrouted_sweeper::sweep_once() {
   supervisor_deps sd;
   sd.job = im.deps;
   sd.intake = caf::actor_cast<caf::actor>(self);
-  auto sup = spawn_pipeline_supervisor(*im.sys, def, sd);
+  auto sup =
+      caf::actor_cast<caf::actor>(spawn_pipeline_supervisor(*im.sys, def, sd));
   int swept = 0;
   for (const auto& subject : unrouted)
     swept += sweep_subject(im, self, sup, subject);

@@ -7,8 +7,8 @@
 #include <chrono>
 #include <map>
 
+#include "messages/admin_failure.hpp"
 #include "messages/job.hpp"
-#include "runtime/common/admin_failure.hpp"
 #include "runtime/pg/admin_store_impl.hpp"
 #include "runtime/pg/admin_store_rows.hpp"
 #include "runtime/pg/admin_store_sql.hpp"

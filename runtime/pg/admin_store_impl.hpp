@@ -6,7 +6,7 @@
 #define PQXX_HAVE_OPTIONAL
 #include <pqxx/pqxx>
 
-#include "runtime/common/admin_failure.hpp"
+#include "messages/admin_failure.hpp"
 #include "runtime/pg/admin_store.hpp"
 
 namespace troupe {

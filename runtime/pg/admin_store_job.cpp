@@ -4,7 +4,7 @@
 
 #include <map>
 
-#include "runtime/common/admin_failure.hpp"
+#include "messages/admin_failure.hpp"
 
 namespace troupe {
 

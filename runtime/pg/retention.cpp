@@ -6,7 +6,7 @@
 #include <pqxx/pqxx>
 #include <spdlog/spdlog.h>
 
-#include "runtime/common/admin_failure.hpp"
+#include "messages/admin_failure.hpp"
 #include "runtime/pg/admin_store.hpp"
 
 namespace troupe {

@@ -153,7 +153,8 @@ caf::actor engine_test::start_pipeline(pipeline_config pc) {
   supervisor_deps sd;
   sd.job = deps;
   sd.intake = intake;
-  auto sup = spawn_pipeline_supervisor(sys, *def, sd);
+  auto sup =
+      caf::actor_cast<caf::actor>(spawn_pipeline_supervisor(sys, *def, sd));
   supervisors.push_back(sup);
   sched.run();
   return sup;

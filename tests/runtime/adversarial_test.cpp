@@ -18,6 +18,7 @@
 #include "messages/errc.hpp"
 #include "role_servers.hpp"
 #include "runtime/client/admin_client.hpp"
+#include "tests/support/eventually.hpp"
 
 using namespace troupe;
 using namespace troupe::test;
@@ -122,8 +123,9 @@ stages = [ { name = "emit", kind = "exec", command = ["/bin/sh", "-c", "printf '
   /// Polls `sql` (a count) until it equals `want` or 30 s pass.
   static std::int64_t await_count(const std::string& sql, std::int64_t want) {
     std::int64_t n = -1;
-    for (int i = 0; i < 300 && (n = count(sql)) != want; ++i)
-      std::this_thread::sleep_for(100ms);
+    test::eventually([&] { return (n = count(sql)) == want; },
+                     std::chrono::milliseconds{30000},
+                     std::chrono::milliseconds{100});
     return n;
   }
 
@@ -169,8 +171,9 @@ stages = [ { name = "emit", kind = "exec", command = ["/bin/sh", "-c", "printf '
 
   static std::int64_t await_drained(const std::string& pipeline) {
     std::int64_t n = -1;
-    for (int i = 0; i < 300 && (n = unfinished(pipeline)) != 0; ++i)
-      std::this_thread::sleep_for(100ms);
+    test::eventually([&] { return (n = unfinished(pipeline)) == 0; },
+                     std::chrono::milliseconds{30000},
+                     std::chrono::milliseconds{100});
     return n;
   }
 

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "runtime/exec/process.hpp"
+#include "tests/support/eventually.hpp"
 
 using namespace troupe;
 using namespace std::chrono_literals;
@@ -51,8 +52,9 @@ TEST(ChildReaper, ReapsAnExitedChildNobodyOwns) {
   if (pid == 0)
     _exit(0);
   ASSERT_GT(pid, 0);
-  for (int i = 0; i < 500 && state_of(pid) != 'Z'; ++i)
-    std::this_thread::sleep_for(10ms);
+  test::eventually([&] { return state_of(pid) == 'Z'; },
+                   std::chrono::milliseconds{5000},
+                   std::chrono::milliseconds{10});
   ASSERT_EQ(state_of(pid), 'Z');
   EXPECT_GE(reap_orphans(), 1u);
   EXPECT_EQ(state_of(pid), 0) << "the zombie is still there";

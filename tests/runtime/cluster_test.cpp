@@ -15,6 +15,7 @@
 #include "runtime/client/job_tracker.hpp"
 #include "runtime/exec/process.hpp"
 #include "runtime/nats/nats_client.hpp"
+#include "tests/support/eventually.hpp"
 #include "tests/support/test_servers.hpp"
 
 using namespace troupe;
@@ -105,11 +106,12 @@ stages = [
 
   // Kill n2 mid-run, once every node has done some work.
   auto url = pg.url();
-  auto deadline = std::chrono::steady_clock::now() + 120s;
-  while (count(url, "select count(*) from jobs where state = 'succeeded'") <
-             600 &&
-         std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(20ms);
+  test::eventually(
+      [&] {
+        return count(url, "select count(*) from jobs where state = "
+                          "'succeeded'") >= 600;
+      },
+      120s, 20ms);
   auto killed_at = std::chrono::system_clock::now();
   nodes[1]->signal(SIGKILL);
   ASSERT_EQ(nodes[1]->wait(10s), 128 + SIGKILL);
@@ -149,12 +151,14 @@ stages = [
 
   // The database decides: events are best effort (a node killed between a
   // commit and its publish loses that event), terminal rows are not.
-  deadline = std::chrono::steady_clock::now() + 300s;
-  while (count(url,
-               "select count(*) from jobs where job_id like 'c-%' and "
-               "state in ('succeeded', 'dead_lettered', 'cancelled')") < 3000 &&
-         std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(100ms);
+  test::eventually(
+      [&] {
+        return count(url,
+                     "select count(*) from jobs where job_id like 'c-%' and "
+                     "state in ('succeeded', 'dead_lettered', 'cancelled')") >=
+               3000;
+      },
+      300s, 100ms);
   // Every job reached exactly one terminal state, and it is success.
   EXPECT_EQ(count(url, "select count(*) from jobs where job_id like 'c-%'"),
             3000);
@@ -218,19 +222,23 @@ stages = [
         {"key", "d-" + std::to_string(i)},
         {"payload", i}}.dump());
   ASSERT_TRUE(submit_requests(**client, subj, more, 256, 120s));
-  deadline = std::chrono::steady_clock::now() + 60s;
-  while (count(url, "select count(*) from job_attempts where node = 'n3' and "
-                    "job_id like 'd-%'") < 50 &&
-         std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(10ms);
+  test::eventually(
+      [&] {
+        return count(url,
+                     "select count(*) from job_attempts where node = 'n3' and "
+                     "job_id like 'd-%'") >= 50;
+      },
+      60s, 10ms);
   auto drain = (*client)->request("troupe.admin.n3.control.drain", "", 5000);
   ASSERT_TRUE(drain) << describe(drain.error());
   EXPECT_EQ(nodes[2]->wait(60s), 0) << nodes[2]->output();
-  deadline = std::chrono::steady_clock::now() + 120s;
-  while (count(url, "select count(*) from jobs where job_id like 'd-%' and "
-                    "state = 'succeeded'") < 1000 &&
-         std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(100ms);
+  test::eventually(
+      [&] {
+        return count(url,
+                     "select count(*) from jobs where job_id like 'd-%' and "
+                     "state = 'succeeded'") >= 1000;
+      },
+      120s, 100ms);
   EXPECT_EQ(count(url, "select count(*) from jobs where job_id like 'd-%' "
                        "and state = 'succeeded'"),
             1000);

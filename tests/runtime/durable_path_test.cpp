@@ -15,6 +15,7 @@
 #include "runtime/nats/nats_client.hpp"
 #include "runtime/pg/migrations.hpp"
 #include "tests/runtime/durable_fixture.hpp"
+#include "tests/support/eventually.hpp"
 #include "tests/support/test_servers.hpp"
 #include <cstring>
 #include <gtest/gtest.h>
@@ -132,11 +133,12 @@ TEST_F(durable_path_test, AKilledNodeLosesNothingAndRunsNoCompletedStageTwice) {
     tracker.submitted(r.job_id);
   }
   // Kill it mid-pipeline: once some first stages completed.
-  auto deadline = std::chrono::steady_clock::now() + 60s;
-  while (count("select count(*) from stage_checkpoints where job_id like "
-               "'slow-%'") < 60 &&
-         std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(20ms);
+  test::eventually(
+      [&] {
+        return count("select count(*) from stage_checkpoints where job_id like "
+                     "'slow-%'") >= 60;
+      },
+      60s, 20ms);
   node->signal(SIGKILL);
   EXPECT_EQ(node->wait(10s), 128 + SIGKILL);
   auto done_before = count("select count(*) from jobs where job_id like "
@@ -145,11 +147,13 @@ TEST_F(durable_path_test, AKilledNodeLosesNothingAndRunsNoCompletedStageTwice) {
   auto node2 = start_node("kill-2");
   // The database decides: an event may be lost with the killed node (it
   // publishes after the commit), a terminal row may not.
-  deadline = std::chrono::steady_clock::now() + 180s;
-  while (count("select count(*) from jobs where job_id like 'slow-%' and "
-               "state in ('succeeded', 'dead_lettered', 'cancelled')") < 200 &&
-         std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(100ms);
+  test::eventually(
+      [&] {
+        return count("select count(*) from jobs where job_id like 'slow-%' and "
+                     "state in ('succeeded', 'dead_lettered', 'cancelled')") >=
+               200;
+      },
+      180s, 100ms);
   EXPECT_EQ(count("select count(*) from jobs where job_id like 'slow-%' and "
                   "state = 'succeeded'"),
             200);
@@ -255,9 +259,7 @@ TEST_F(durable_path_test, PostgresAndNatsOutagesDelayJobsButLoseNone) {
     return count("select count(*) from jobs where job_id like 'steady-%' "
                  "and state in ('succeeded', 'dead_lettered', 'cancelled')");
   };
-  auto deadline = std::chrono::steady_clock::now() + 60s;
-  while (terminal() < 50 && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(20ms);
+  test::eventually([&] { return terminal() >= 50; }, 60s, 20ms);
   // PostgreSQL goes away for a while: stages keep finishing, their commits
   // wait; nothing is dropped.
   auto before = terminal();
@@ -269,9 +271,7 @@ TEST_F(durable_path_test, PostgresAndNatsOutagesDelayJobsButLoseNone) {
   servers_->nats().stop();
   std::this_thread::sleep_for(2s);
   ASSERT_FALSE(servers_->nats().start(dir_, servers_->nats_port()));
-  deadline = std::chrono::steady_clock::now() + 180s;
-  while (terminal() < 300 && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(100ms);
+  test::eventually([&] { return terminal() >= 300; }, 180s, 100ms);
   std::cout << "[ info ] outages began with " << before
             << " of 300 jobs done\n";
   EXPECT_LT(before, 300) << "the outage came too late to test anything";

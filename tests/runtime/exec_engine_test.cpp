@@ -8,6 +8,7 @@
 #include "runtime/exec/exec_stage.hpp"
 #include "tests/actors/memory_store.hpp"
 #include "tests/runtime/exec_fixture.hpp"
+#include "tests/support/eventually.hpp"
 #include <caf/all.hpp>
 #include <csignal>
 #include <cstdlib>
@@ -115,8 +116,9 @@ TEST_F(exec_engine_test, AHungProcessIsKilledAtTheTimeoutWithNothingLeft) {
   ASSERT_EQ(atts.size(), 2u);
   EXPECT_EQ(atts[0].error_code, "timeout");
   // The kill is asynchronous: give the pool thread a moment to reap.
-  for (int i = 0; i < 100 && processes_with(marker) > 0; ++i)
-    std::this_thread::sleep_for(50ms);
+  test::eventually([&] { return processes_with(marker) == 0; },
+                   std::chrono::milliseconds{5000},
+                   std::chrono::milliseconds{50});
   EXPECT_EQ(processes_with(marker), 0) << "a child process survived";
 }
 
@@ -127,8 +129,9 @@ TEST_F(exec_engine_test, CancelKillsTheRunningProcess) {
   spec.job_id = "j1";
   spec.pipeline = "p";
   self->send(sup, submit_atom::value, spec, std::uint64_t{1});
-  for (int i = 0; i < 200 && processes_with(marker) == 0; ++i)
-    std::this_thread::sleep_for(20ms);
+  test::eventually([&] { return processes_with(marker) > 0; },
+                   std::chrono::milliseconds{4000},
+                   std::chrono::milliseconds{20});
   // The shell may briefly show twice (forking its child), hence >= 1.
   ASSERT_GE(processes_with(marker), 1);
   self->send(sup, cancel_atom::value, std::string{"j1"});
@@ -140,8 +143,9 @@ TEST_F(exec_engine_test, CancelKillsTheRunningProcess) {
                 caf::after(30s) >>
                     [] { ADD_FAILURE() << "job did not finish"; });
   EXPECT_EQ(r.state, job_state::cancelled);
-  for (int i = 0; i < 100 && processes_with(marker) > 0; ++i)
-    std::this_thread::sleep_for(50ms);
+  test::eventually([&] { return processes_with(marker) == 0; },
+                   std::chrono::milliseconds{5000},
+                   std::chrono::milliseconds{50});
   EXPECT_EQ(processes_with(marker), 0) << "the child survived the cancel";
 }
 
@@ -193,8 +197,9 @@ TEST_F(exec_engine_test, ABackgroundChildDoesNotHoldTheAttempt) {
   EXPECT_LT(seconds_since(t0), 10.0) << "the background child held it";
   ASSERT_EQ(r.state, job_state::succeeded) << r.error;
   EXPECT_EQ(json::parse(db->jobs.at("j1").result), json::parse(R"({"a":1})"));
-  for (int i = 0; i < 100 && processes_with(nap) > 0; ++i)
-    std::this_thread::sleep_for(50ms);
+  test::eventually([&] { return processes_with(nap) == 0; },
+                   std::chrono::milliseconds{5000},
+                   std::chrono::milliseconds{50});
   EXPECT_EQ(processes_with(nap), 0) << "the background child survived";
   kill_processes_with(nap);
 }
@@ -243,8 +248,9 @@ TEST_F(exec_engine_test, ACancelledStageWithASetsidChildFreesItsThread) {
   spec.job_id = "hung";
   spec.pipeline = "p";
   self->send(hung, submit_atom::value, spec, std::uint64_t{1});
-  for (int i = 0; i < 200 && processes_with(hang) == 0; ++i)
-    std::this_thread::sleep_for(20ms);
+  test::eventually([&] { return processes_with(hang) > 0; },
+                   std::chrono::milliseconds{4000},
+                   std::chrono::milliseconds{20});
   ASSERT_GE(processes_with(hang), 1);
   auto t0 = std::chrono::steady_clock::now();
   self->send(hung, cancel_atom::value, std::string{"hung"});

@@ -142,7 +142,8 @@ public:
     supervisor_deps sd;
     sd.job = deps;
     sd.intake = self;
-    auto sup = spawn_pipeline_supervisor(sys, *def, sd);
+    auto sup =
+        caf::actor_cast<caf::actor>(spawn_pipeline_supervisor(sys, *def, sd));
     sups.push_back(sup);
     return sup;
   }

@@ -9,6 +9,7 @@
 #include "runtime/exec/exec_stage.hpp"
 #include "tests/actors/memory_store.hpp"
 #include "tests/runtime/exec_fixture.hpp"
+#include "tests/support/eventually.hpp"
 #include <caf/all.hpp>
 #include <csignal>
 #include <cstdlib>
@@ -153,7 +154,8 @@ TEST_F(exec_engine_test, AnOrphanOfAStageIsAdoptedAndReapedByTheNode) {
   auto fields = stat.substr(stat.rfind(')') + 2);
   EXPECT_EQ(std::atoi(fields.substr(2).c_str()), getpid())
       << "not adopted: " << stat;
-  for (int i = 0; i < 200 && access(stat_path.c_str(), F_OK) == 0; ++i)
-    std::this_thread::sleep_for(50ms);
+  test::eventually([&] { return access(stat_path.c_str(), F_OK) != 0; },
+                   std::chrono::milliseconds{10000},
+                   std::chrono::milliseconds{50});
   EXPECT_NE(access(stat_path.c_str(), F_OK), 0) << "never reaped";
 }

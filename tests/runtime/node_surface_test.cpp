@@ -15,6 +15,7 @@
 #include "runtime/nats/nats_client.hpp"
 #include "runtime/pg/migrations.hpp"
 #include "tests/runtime/durable_fixture.hpp"
+#include "tests/support/eventually.hpp"
 #include "tests/support/test_servers.hpp"
 #include <cstring>
 #include <gtest/gtest.h>
@@ -60,11 +61,13 @@ TEST_F(durable_path_test, AdminRequestsInspectDrainAndResumeANode) {
   EXPECT_TRUE(node->wait_for_output("draining on admin request", 10s));
   EXPECT_TRUE(ask("troupe.admin.itest-node.control.resume").value("ok", false));
   EXPECT_TRUE(node->wait_for_output("drain cancelled", 10s)) << node->output();
-  auto deadline = std::chrono::steady_clock::now() + 60s;
-  while (count("select count(*) from jobs where job_id like 'drain-%' and "
-               "state = 'succeeded'") < 40 &&
-         std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(100ms);
+  test::eventually(
+      [&] {
+        return count(
+                   "select count(*) from jobs where job_id like 'drain-%' and "
+                   "state = 'succeeded'") >= 40;
+      },
+      60s, 100ms);
   EXPECT_EQ(count("select count(*) from jobs where job_id like 'drain-%' and "
                   "state = 'succeeded'"),
             40);
@@ -76,11 +79,13 @@ TEST_F(durable_path_test, AdminRequestsInspectDrainAndResumeANode) {
   for (int i = 0; i < 1000; ++i)
     parked.push_back(body("parked", "parked-" + std::to_string(i)));
   ASSERT_TRUE(submit_requests(*nats, subj, parked, 256, 60s));
-  deadline = std::chrono::steady_clock::now() + 60s;
-  while (count("select count(*) from jobs where job_id like 'parked-%' and "
-               "state = 'retrying'") < 1000 &&
-         std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(50ms);
+  test::eventually(
+      [&] {
+        return count(
+                   "select count(*) from jobs where job_id like 'parked-%' and "
+                   "state = 'retrying'") >= 1000;
+      },
+      60s, 50ms);
   EXPECT_EQ(count("select count(*) from jobs where job_id like 'parked-%' "
                   "and state = 'retrying'"),
             1000);
@@ -194,4 +199,19 @@ TEST_F(durable_path_test, HttpServesHealthReadinessAndValidMetrics) {
     EXPECT_NE(metrics->body.find(line), std::string::npos) << line;
   node->signal(SIGTERM);
   EXPECT_EQ(node->wait(30s), 0);
+}
+
+// The node guard end to end: one of the node's own actors dies (killed by
+// the TROUPE_FAILPOINT_KILL test hook, as a crash would), and the node says
+// which, drains and exits with status 3 so that its supervisor restarts it.
+TEST_F(durable_path_test, ANodeWhoseOwnActorDiesSaysWhichAndExitsWithStatus3) {
+  for (std::string who : {"store", "admin", "pipeline three"}) {
+    auto tag = who.substr(0, who.find(' '));
+    auto node = start_troupe_node(dir_ + "/node.toml",
+                                  dir_ + "/node-kill-" + tag + ".log", {},
+                                  {"TROUPE_FAILPOINT_KILL=" + who});
+    EXPECT_EQ(node->wait(60s), 3) << who << "\n" << node->output();
+    EXPECT_NE(node->output().find(who + " died"), std::string::npos)
+        << node->output();
+  }
 }

@@ -8,6 +8,7 @@
 #include "child_process.hpp"
 #include "messages/errc.hpp"
 #include "runtime/exec/process.hpp"
+#include "tests/support/eventually.hpp"
 #include "tests/support/test_servers.hpp"
 
 namespace troupe::test {
@@ -72,8 +73,9 @@ std::string role_servers::start(const std::vector<extra_user>& extra) {
   if (!pid)
     return "cannot start nats-server";
   nats_pid_ = *pid;
-  for (int i = 0; i < 100 && !port_open(nats_port_); ++i)
-    std::this_thread::sleep_for(50ms);
+  test::eventually([&] { return port_open(nats_port_); },
+                   std::chrono::milliseconds{5000},
+                   std::chrono::milliseconds{50});
   if (!port_open(nats_port_))
     return "nats-server did not start: " + read_file(dir_ + "/nats.log");
   for (auto [user, pw] : {std::pair{"node", node_pw},

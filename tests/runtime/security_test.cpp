@@ -21,6 +21,7 @@
 #include "runtime/client/admin_client.hpp"
 #include "runtime/exec/process.hpp"
 #include "runtime/nats/nats_client.hpp"
+#include "tests/support/eventually.hpp"
 #include "tests/support/test_servers.hpp"
 
 using namespace troupe;
@@ -220,8 +221,9 @@ TEST_F(security_test, TlsWithTheRightCaConnectsAndAWrongCaFailsFast) {
   auto pid =
       spawn_process({"nats-server", "-c", d + "/nats.conf"}, d + "/nats.log");
   ASSERT_TRUE(pid);
-  for (int i = 0; i < 100 && !port_open(port); ++i)
-    std::this_thread::sleep_for(50ms);
+  test::eventually([&] { return port_open(port); },
+                   std::chrono::milliseconds{5000},
+                   std::chrono::milliseconds{50});
   auto tls_url = "nats://127.0.0.1:" + std::to_string(port);
   nats_connect_options o;
   o.urls = tls_url;

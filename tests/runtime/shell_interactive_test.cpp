@@ -13,6 +13,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/runtime/shell_fixture.hpp"
+#include "tests/support/eventually.hpp"
 
 using namespace troupe;
 using namespace troupe::test;
@@ -123,8 +124,9 @@ TEST_F(shell_test, InteractiveModeEditsCompletesAndKeepsHistory) {
   EXPECT_NE(all.find("unknown command 'frobnicate'"), std::string::npos) << all;
   type("quit\r");
   int status = 0;
-  for (int i = 0; i < 100 && waitpid(pid, &status, WNOHANG) == 0; ++i)
-    std::this_thread::sleep_for(100ms);
+  test::eventually([&] { return waitpid(pid, &status, WNOHANG) != 0; },
+                   std::chrono::milliseconds{10000},
+                   std::chrono::milliseconds{100});
   if (waitpid(pid, &status, WNOHANG) == 0) {
     kill(pid, SIGKILL);
     waitpid(pid, &status, 0);

@@ -1,6 +1,6 @@
 #pragma once
 
-// The error an admin verb answers with (runtime/node/admin_bridge.hpp turns it
+// The error an admin verb answers with (actors/admin_actor.hpp turns it
 // into {"ok": false, "error": {"code", "message"}}).
 
 #include <stdexcept>
