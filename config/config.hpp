@@ -94,8 +94,12 @@ struct pipeline_config {
 struct node_config {
   /// Unique id of the node in the cluster; defaults to the host name.
   std::string id;
-  /// Address of the HTTP endpoint (/metrics, /healthz, /readyz).
+  /// Address of the HTTP endpoint (/metrics, /healthz, /readyz, /api/v1).
   std::string http = "127.0.0.1:9464";
+  /// Bearer tokens of the HTTP API, one `<role> <name> <token>` per line
+  /// (runtime/node/http_api.hpp). Empty: the API is open on a loopback
+  /// address and off on any other.
+  std::string api_tokens_file;
   /// Jobs running at once on this node, all pipelines together.
   int max_in_flight = 1000;
   /// trace, debug, info, warn, error, critical, off

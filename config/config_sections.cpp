@@ -40,9 +40,10 @@ void read_node(reader& r, const toml::table& t, troupe_config& cfg) {
                 "scheduler_threads", "blocking_threads", "drain_grace",
                 "metrics", "startup_timeout", "scheduler", "speculate",
                 "exec_inherit_env", "store_retry_after",
-                "event_result_max_bytes", "progress_interval",
-                "otlp_endpoint"});
+                "event_result_max_bytes", "progress_interval", "otlp_endpoint",
+                "api_tokens_file"});
   r.read(t, "node", "otlp_endpoint", cfg.node.otlp_endpoint);
+  r.read(t, "node", "api_tokens_file", cfg.node.api_tokens_file);
   if (!cfg.node.otlp_endpoint.empty() &&
       !valid_http_endpoint(cfg.node.otlp_endpoint))
     r.problem(t.get("otlp_endpoint"), "node.otlp_endpoint",

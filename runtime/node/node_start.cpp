@@ -29,6 +29,7 @@
 #include "runtime/node/admin_bridge.hpp"
 #include "runtime/node/event_publisher.hpp"
 #include "runtime/node/heartbeat_bus.hpp"
+#include "runtime/node/http_api.hpp"
 #include "runtime/node/node_admin.hpp"
 #include "runtime/node/node_governor.hpp"
 #include "runtime/node/node_http.hpp"
@@ -432,13 +433,21 @@ caf::error node::impl::start_http() {
       scheduler->stats(),
       stranded->stats(),
       [this] { return api->unlogged(); }};
+  auto access = load_api_access(cfg.node.api_tokens_file, cfg.node.http);
+  if (!access)
+    return access.error();
+  auto handlers = make_node_http_handlers(hs);
+  auto api = make_http_api(*sys, admin_actor_ref, std::move(*access), nats,
+                           cfg.nats.prefix);
+  handlers.api = std::move(api.api);
+  handlers.stopping = std::move(api.stopping);
   http = std::make_unique<http_endpoint>();
-  auto port = http->start(cfg.node.http, make_node_http_handlers(hs));
+  auto port = http->start(cfg.node.http, std::move(handlers));
   if (!port)
     return port.error();
   on_stop("HTTP", [this] { http.reset(); });
-  spdlog::info("node {}: http on {}:{} (/healthz /readyz /metrics)", id(),
-               cfg.node.http.substr(0, cfg.node.http.rfind(':')), *port);
+  spdlog::info("node {}: http on {}:{} (/healthz /readyz /metrics /api/v1)",
+               id(), cfg.node.http.substr(0, cfg.node.http.rfind(':')), *port);
   return {};
 }
 

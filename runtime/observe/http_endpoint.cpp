@@ -12,7 +12,35 @@ namespace troupe {
 struct http_endpoint::impl {
   httplib::Server server;
   std::thread thread;
+  std::function<void()> stopping;
 };
+
+namespace {
+
+/// Threads serving requests: a live feed holds one for as long as it is
+/// open, and probes must still be answered (runtime/node/http_api caps the
+/// feeds well below this).
+constexpr std::size_t http_threads = 32;
+
+void send(httplib::Response& res, api_response out) {
+  res.status = out.status;
+  res.set_header("Cache-Control", "no-store");
+  if (!out.stream) {
+    res.set_content(out.body, "application/json");
+    return;
+  }
+  res.set_chunked_content_provider(
+      "text/event-stream",
+      [stream = std::move(out.stream)](std::size_t, httplib::DataSink& sink) {
+        stream([&sink](const std::string& chunk) {
+          return sink.is_writable() && sink.write(chunk.data(), chunk.size());
+        });
+        sink.done();
+        return true;
+      });
+}
+
+} // namespace
 
 http_endpoint::http_endpoint() : impl_(std::make_unique<impl>()) {}
 
@@ -40,6 +68,24 @@ caf::expected<int> http_endpoint::start(const std::string& addr,
   srv.Get("/metrics", [h](const httplib::Request&, httplib::Response& res) {
     res.set_content(h.metrics(), "text/plain; version=0.0.4; charset=utf-8");
   });
+  if (h.api) {
+    auto serve = [h](const httplib::Request& req, httplib::Response& res) {
+      api_request in;
+      in.method = req.method;
+      in.path = req.path;
+      for (const auto& [k, v] : req.params)
+        in.query.emplace(k, v);
+      in.body = req.body;
+      in.authorization = req.get_header_value("Authorization");
+      in.remote_addr = req.remote_addr;
+      send(res, h.api(in));
+    };
+    srv.Get(R"(/api/v1/.*)", serve);
+    srv.Post(R"(/api/v1/.*)", serve);
+    srv.set_payload_max_length(api_max_body);
+  }
+  srv.new_task_queue = [] { return new httplib::ThreadPool(http_threads); };
+  impl_->stopping = h.stopping;
   int bound = port;
   if (port == 0)
     bound = srv.bind_to_any_port(host);
@@ -55,6 +101,8 @@ caf::expected<int> http_endpoint::start(const std::string& addr,
 
 void http_endpoint::stop() {
   if (impl_->thread.joinable()) {
+    if (impl_->stopping)
+      impl_->stopping();
     impl_->server.stop();
     impl_->thread.join();
   }

@@ -2,10 +2,12 @@
 
 // The node's HTTP endpoint (cpp-httplib, its own threads): GET /healthz
 // (process alive), GET /readyz (JSON per dependency; 503 unless ready),
-// GET /metrics (Prometheus text format). The content comes from callbacks
-// the node provides; this class only serves it.
+// GET /metrics (Prometheus text format), and GET/POST /api/v1/... (the JSON
+// API over the admin verbs, runtime/node/http_api.hpp). The content comes
+// from callbacks the node provides; this class only serves it.
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -14,11 +16,40 @@
 
 namespace troupe {
 
+/// One request to /api/v1/..., as the API sees it.
+struct api_request {
+  std::string method;
+  /// Decoded path, e.g. "/api/v1/jobs/order-42".
+  std::string path;
+  std::map<std::string, std::string> query;
+  std::string body;
+  /// The Authorization header, if any.
+  std::string authorization;
+  std::string remote_addr;
+};
+
+struct api_response {
+  int status = 200;
+  /// JSON.
+  std::string body;
+  /// Set for a stream (Server-Sent Events): called once on the request's
+  /// thread with a writer that returns false once the client is gone;
+  /// `body` is then unused.
+  std::function<void(const std::function<bool(const std::string&)>&)> stream;
+};
+
+/// Largest request body the API reads (a steering request is a few fields).
+constexpr std::size_t api_max_body = 64 * 1024;
+
 struct http_handlers {
   /// Returns the readiness document and whether the node is ready.
   std::function<std::pair<std::string, bool>()> ready;
   /// Returns the Prometheus text exposition.
   std::function<std::string()> metrics;
+  /// Answers /api/v1/...; unset: 404.
+  std::function<api_response(const api_request&)> api;
+  /// Called first when the endpoint stops (ends open streams).
+  std::function<void()> stopping;
 };
 
 class http_endpoint {

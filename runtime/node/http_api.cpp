@@ -1,0 +1,420 @@
+#include "runtime/node/http_api.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <fstream>
+#include <optional>
+#include <sstream>
+#include <variant>
+#include <vector>
+
+#include <caf/all.hpp>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "config/config_loader.hpp"
+#include "messages/errc.hpp"
+#include "messages/json_guard.hpp"
+#include "runtime/node/event_feed.hpp"
+
+namespace troupe {
+
+namespace {
+
+using json = nlohmann::json;
+
+/// What every request of one node's API shares.
+struct api_state {
+  caf::actor_system* sys = nullptr;
+  admin_actor admin;
+  api_access access;
+  std::shared_ptr<nats_client> nats;
+  std::string prefix;
+  std::atomic<int> feeds{0};
+  std::atomic<bool> stopping{false};
+};
+
+/// A request's route: the admin call it becomes and whether it steers.
+struct api_route {
+  admin_call call;
+  bool steers = false;
+};
+
+api_response reply(int status, const std::string& code,
+                   const std::string& message) {
+  api_response out;
+  out.status = status;
+  out.body = json{{"error", {{"code", code}, {"message", message}}}}.dump(
+      -1, ' ', false, json::error_handler_t::replace);
+  return out;
+}
+
+bool is_loopback(const std::string& http_addr) {
+  auto host = http_addr.substr(0, http_addr.rfind(':'));
+  return host.rfind("127.", 0) == 0 || host == "localhost" || host == "::1" ||
+         host == "[::1]";
+}
+
+/// Equal in time independent of where the strings differ.
+bool same_token(const std::string& a, const std::string& b) {
+  if (a.size() != b.size())
+    return false;
+  unsigned char diff = 0;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    diff |= static_cast<unsigned char>(a[i] ^ b[i]);
+  return diff == 0;
+}
+
+std::optional<api_caller> caller_of(const api_access& access,
+                                    const std::string& authorization) {
+  const std::string bearer = "Bearer ";
+  if (authorization.compare(0, bearer.size(), bearer) != 0)
+    return std::nullopt;
+  auto token = authorization.substr(bearer.size());
+  std::optional<api_caller> found;
+  for (const auto& [t, who] : access.tokens)
+    if (same_token(t, token))
+      found = who;
+  return found;
+}
+
+// -- routes ------------------------------------------------------------------
+
+std::vector<std::string> segments(const std::string& path) {
+  std::vector<std::string> out;
+  std::string cur;
+  for (char c : path.substr(std::string{"/api/v1/"}.size())) {
+    if (c == '/') {
+      out.push_back(cur);
+      cur.clear();
+    } else {
+      cur += c;
+    }
+  }
+  out.push_back(cur);
+  return out;
+}
+
+/// Joins segments [from, to): a job id may contain '/' (child jobs).
+std::string joined(const std::vector<std::string>& s, std::size_t from,
+                   std::size_t to) {
+  std::string out;
+  for (auto i = from; i < to; ++i)
+    out += (i == from ? "" : "/") + s[i];
+  return out;
+}
+
+/// The query's fields as a request body: integers where the verb expects
+/// them (a non-integer is refused by the verb), strings otherwise.
+json query_body(const api_request& req) {
+  json out = json::object();
+  for (const auto& [k, v] : req.query) {
+    bool integer = k == "limit" || k == "since_ms";
+    bool digits = !v.empty() && v.size() < 19 &&
+                  v.find_first_not_of("0123456789") == std::string::npos;
+    if (integer)
+      out[k] = digits ? json(std::stoll(v)) : json(v);
+    else if (k == "full")
+      out[k] = v == "true" || v == "1";
+    else
+      out[k] = v;
+  }
+  return out;
+}
+
+admin_call read_call(const std::string& verb, json body,
+                     const std::string& target = "local") {
+  return {target, "read", verb, body.dump()};
+}
+
+std::optional<api_route> get_route(const api_request& req) {
+  auto s = segments(req.path);
+  auto q = query_body(req);
+  if (s.size() == 1 && s[0] == "nodes")
+    return api_route{read_call("nodes", json::object())};
+  if (s.size() == 1 && s[0] == "stats")
+    return api_route{read_call("stats", json::object())};
+  if (s.size() == 1 && s[0] == "pipelines")
+    return api_route{read_call("counts", json::object(), "any")};
+  if (s.size() == 1 && s[0] == "schedules")
+    return api_route{read_call("schedules", json::object(), "any")};
+  if (s.size() == 1 && s[0] == "tree")
+    return api_route{read_call("tree", q)};
+  if (s.size() == 1 && s[0] == "jobs")
+    return api_route{read_call("jobs", q, "any")};
+  if (s.size() == 1 && s[0] == "dead-letters")
+    return api_route{read_call("dlq", q, "any")};
+  if (s.size() >= 2 && s[0] == "jobs") {
+    q["job_id"] = joined(s, 1, s.size());
+    return api_route{read_call("job", q, "any")};
+  }
+  return std::nullopt;
+}
+
+/// The body of a steering request: a JSON object with at most `fields`.
+caf::expected<json> steer_body(const api_request& req,
+                               std::initializer_list<const char*> fields) {
+  if (req.body.empty())
+    return json::object();
+  auto body = parse_untrusted_json(req.body, 16, "request body");
+  if (!body)
+    return body.error();
+  if (!body->is_object())
+    return make_error(errc::invalid_payload,
+                      "request body must be a JSON object");
+  for (const auto& [k, v] : body->items()) {
+    bool known = false;
+    for (auto f : fields)
+      known = known || k == f;
+    if (!known)
+      return make_error(errc::invalid_payload, "unknown field '" +
+                                                   k.substr(0, 64) +
+                                                   "' in request body");
+  }
+  return body;
+}
+
+admin_call control_call(const std::string& verb, const json& body) {
+  return {"any", "control", verb, body.dump()};
+}
+
+/// POST routes; nullopt: no such route.
+std::optional<caf::expected<api_route>> post_route(const api_request& req) {
+  auto s = segments(req.path);
+  auto steer = [](const std::string& verb,
+                  caf::expected<json> body) -> caf::expected<api_route> {
+    if (!body)
+      return body.error();
+    return api_route{control_call(verb, *body), true};
+  };
+  auto n = s.size();
+  if (n >= 3 && s[0] == "jobs") {
+    auto action = s[n - 1];
+    auto id = joined(s, 1, n - 1);
+    if (action == "cancel" || action == "retry" || action == "replay") {
+      auto body = action == "cancel" ? steer_body(req, {})
+                                     : steer_body(req, {"from_stage"});
+      if (body)
+        (*body)["job_id"] = id;
+      return steer(action, std::move(body));
+    }
+  }
+  if (n == 2 && s[0] == "dead-letters" && s[1] == "replay") {
+    auto body = steer_body(req, {"pipeline", "limit"});
+    if (body)
+      (*body)["all"] = true;
+    return steer("replay", std::move(body));
+  }
+  if (n == 3 && s[0] == "pipelines" && (s[2] == "pause" || s[2] == "unpause"))
+    return steer(s[2], json{{"pipeline", s[1]}});
+  if (n == 3 && s[0] == "schedules")
+    return steer("schedule", json{{"name", s[1]}, {"action", s[2]}});
+  return std::nullopt;
+}
+
+// -- answers -----------------------------------------------------------------
+
+int status_of(const std::string& code) {
+  static const std::map<std::string, int> by_code = {{"conflict", 409},
+                                                     {"unavailable", 503},
+                                                     {"failed", 500},
+                                                     {"forbidden", 403},
+                                                     {"unknown_verb", 404}};
+  if (auto i = by_code.find(code); i != by_code.end())
+    return i->second;
+  if (code.rfind("unknown", 0) == 0)
+    return 404; // unknown_job, unknown_batch, unknown_schedule
+  return 400;
+}
+
+/// The admin actor's reply as an HTTP answer: the result, or the error.
+api_response answer(const std::string& text) {
+  auto r = json::parse(text, nullptr, false);
+  if (r.is_discarded() || !r.is_object())
+    return reply(500, "failed", "unreadable reply from the admin actor");
+  if (r.value("ok", false)) {
+    api_response out;
+    out.body = r["result"].dump(-1, ' ', false, json::error_handler_t::replace);
+    return out;
+  }
+  auto code = r["error"].value("code", "failed");
+  return reply(status_of(code), code, r["error"].value("message", ""));
+}
+
+api_response ask(caf::actor_system& sys, const admin_actor& admin,
+                 const admin_call& call) {
+  api_response out;
+  caf::scoped_actor self{sys};
+  self->request(admin, std::chrono::seconds{60}, call)
+      .receive([&](std::string& text) { out = answer(text); },
+               [&](caf::error& err) {
+                 out = reply(503, "unavailable", describe(err));
+               });
+  return out;
+}
+
+// -- the live feed -----------------------------------------------------------
+
+/// Writes the feed's events until the client leaves or the node stops; a
+/// comment line every few seconds finds a client that left while idle.
+void pump(api_state& st, event_feed& feed,
+          const std::function<bool(const std::string&)>& write) {
+  using clock = std::chrono::steady_clock;
+  auto last_write = clock::now();
+  std::int64_t reported = 0;
+  bool open = write(": troupe events\n\n");
+  while (open && !st.stopping) {
+    auto events = feed.take(std::chrono::seconds{1});
+    for (const auto& e : events)
+      open = open && write(sse_frame(e));
+    if (auto lost = feed.dropped(); open && lost != reported) {
+      reported = lost;
+      open =
+          write("event: dropped\ndata: {\"dropped\":" + std::to_string(lost) +
+                "}\n\n");
+    }
+    if (!events.empty())
+      last_write = clock::now();
+    else if (open && clock::now() - last_write >= std::chrono::seconds{5}) {
+      open = write(": keep-alive\n\n");
+      last_write = clock::now();
+    }
+  }
+}
+
+api_response open_feed(api_state& st, const api_request& req) {
+  std::string pipeline = "*";
+  if (auto i = req.query.find("pipeline"); i != req.query.end()) {
+    if (!is_subject_token(i->second))
+      return reply(400, "invalid_request", "pipeline must be a pipeline name");
+    pipeline = i->second;
+  }
+  if (st.feeds.fetch_add(1) >= api_max_feeds) {
+    --st.feeds;
+    return reply(503, "unavailable",
+                 "too many live feeds on this node (at most " +
+                     std::to_string(api_max_feeds) + ")");
+  }
+  auto feed = event_feed::open(*st.nats,
+                               st.prefix + ".events." + pipeline + ".>", 1000);
+  if (!feed) {
+    --st.feeds;
+    return reply(503, "unavailable", describe(feed.error()));
+  }
+  api_response out;
+  out.stream = [&st, f = *feed](const auto& write) {
+    pump(st, *f, write);
+    f->close();
+    --st.feeds;
+  };
+  return out;
+}
+
+/// Who is asking, or the refusal.
+std::variant<api_caller, api_response> authenticate(const api_access& access,
+                                                    const api_request& req) {
+  if (access.open)
+    return api_caller{"loopback", true};
+  if (access.tokens.empty())
+    return reply(403, "forbidden",
+                 "the HTTP API is off on a non-loopback address without "
+                 "tokens: set node.api_tokens_file");
+  if (auto who = caller_of(access, req.authorization))
+    return *who;
+  return reply(401, "unauthorized",
+               "send Authorization: Bearer <token> (node.api_tokens_file)");
+}
+
+std::string printable(const std::string& s) {
+  std::string out;
+  for (char c : s.substr(0, 200))
+    out += (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) ? '?' : c;
+  return out;
+}
+
+api_response serve(api_state& st, const api_request& req) {
+  auto& sys = *st.sys;
+  const auto& admin = st.admin;
+  auto who = authenticate(st.access, req);
+  if (auto* no = std::get_if<api_response>(&who))
+    return *no;
+  const auto& caller = std::get<api_caller>(who);
+  if (req.method == "GET") {
+    if (req.path == "/api/v1/events")
+      return open_feed(st, req);
+    if (auto route = get_route(req))
+      return ask(sys, admin, route->call);
+    return reply(404, "not_found", "no such resource: " + printable(req.path));
+  }
+  auto route = post_route(req);
+  if (!route)
+    return reply(404, "not_found", "no such action: " + printable(req.path));
+  if (!*route)
+    return reply(400, "invalid_request", message_of(route->error()));
+  if (!caller.admin)
+    return reply(403, "forbidden",
+                 "token '" + caller.name +
+                     "' is a viewer; steering needs "
+                     "an admin token");
+  auto out = ask(sys, admin, (*route)->call);
+  spdlog::info("api: {} ({}) POST {} -> {}", caller.name, req.remote_addr,
+               printable(req.path), out.status);
+  return out;
+}
+
+} // namespace
+
+caf::expected<api_access> load_api_access(const std::string& tokens_file,
+                                          const std::string& http_addr) {
+  api_access out;
+  if (tokens_file.empty()) {
+    out.open = is_loopback(http_addr);
+    return out;
+  }
+  std::ifstream in{tokens_file};
+  if (!in)
+    return make_error(errc::invalid_payload,
+                      "node.api_tokens_file: cannot read '" + tokens_file +
+                          "'");
+  std::string line;
+  for (int n = 1; std::getline(in, line); ++n) {
+    std::istringstream words{line};
+    std::string role, name, token, extra;
+    if (!(words >> role) || role[0] == '#')
+      continue;
+    auto where = tokens_file + ":" + std::to_string(n) + ": ";
+    if (!(words >> name >> token) || (words >> extra))
+      return make_error(errc::invalid_payload,
+                        where + "expected '<viewer|admin> <name> <token>'");
+    if (role != "viewer" && role != "admin")
+      return make_error(errc::invalid_payload,
+                        where + "role must be viewer or admin, got '" +
+                            role.substr(0, 32) + "'");
+    if (token.size() < 16)
+      return make_error(errc::invalid_payload,
+                        where + "the token of '" + name +
+                            "' is shorter than 16 characters");
+    out.tokens[token] = api_caller{name, role == "admin"};
+  }
+  if (out.tokens.empty())
+    return make_error(errc::invalid_payload, "node.api_tokens_file: '" +
+                                                 tokens_file +
+                                                 "' has no token");
+  return out;
+}
+
+http_api_handlers make_http_api(caf::actor_system& sys, admin_actor admin,
+                                api_access access,
+                                std::shared_ptr<nats_client> nats,
+                                std::string prefix) {
+  auto st = std::make_shared<api_state>();
+  st->sys = &sys;
+  st->admin = std::move(admin);
+  st->access = std::move(access);
+  st->nats = std::move(nats);
+  st->prefix = std::move(prefix);
+  return {[st](const api_request& req) { return serve(*st, req); },
+          [st] { st->stopping = true; }};
+}
+
+} // namespace troupe

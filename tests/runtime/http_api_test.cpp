@@ -1,0 +1,221 @@
+// The node's JSON HTTP API (runtime/node/http_api.hpp) as an outside client
+// uses it: a real node on real servers, asked over HTTP with cpp-httplib,
+// verdicts from PostgreSQL where something changes.
+#include <atomic>
+#include <cstring>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+#include "tests/runtime/durable_fixture.hpp"
+#include "tests/support/eventually.hpp"
+
+#include "runtime/client/api_requests.hpp"
+#include "runtime/node/http_api.hpp"
+
+using namespace troupe;
+using namespace troupe::test;
+using namespace std::chrono_literals;
+using json = nlohmann::json;
+
+namespace {
+
+int http_port_of(const child_process& node) {
+  auto log = node.output();
+  const std::string mark = "http on 127.0.0.1:";
+  auto at = log.find(mark);
+  return at == std::string::npos ? 0
+                                 : std::atoi(log.c_str() + at + mark.size());
+}
+
+struct answer {
+  int status = 0;
+  json body;
+};
+
+answer call(httplib::Client& cli, const std::string& method,
+            const std::string& path, const std::string& body = {},
+            const std::string& token = {}) {
+  httplib::Headers h;
+  if (!token.empty())
+    h.emplace("Authorization", "Bearer " + token);
+  auto r = method == "GET"
+               ? cli.Get(path.c_str(), h)
+               : cli.Post(path.c_str(), h, body, "application/json");
+  if (!r)
+    return {};
+  return {r->status, json::parse(r->body, nullptr, false)};
+}
+
+std::string code_of(const answer& a) {
+  return a.body.is_object() && a.body.contains("error")
+             ? a.body["error"].value("code", "")
+             : "";
+}
+
+const std::string viewer_token = "viewer-token-0123456789";
+const std::string admin_token = "admin-token-0123456789ab";
+
+} // namespace
+
+TEST_F(durable_path_test, HttpApiAnswersLikeTheShellAndRefusesWhatIsWrong) {
+  auto node = start_node("http-api");
+  httplib::Client cli{"127.0.0.1", http_port_of(*node)};
+  auto nodes = call(cli, "GET", "/api/v1/nodes");
+  ASSERT_EQ(nodes.status, 200) << nodes.body.dump();
+  EXPECT_EQ(nodes.body[0]["node_id"], "itest-node");
+  // Three jobs through the API's NATS side, then read back over HTTP.
+  auto nats = client();
+  subjects subj{"troupe"};
+  std::vector<std::string> bodies;
+  for (int i = 0; i < 3; ++i)
+    bodies.push_back(body("three", "http-" + std::to_string(i)));
+  ASSERT_TRUE(submit_requests(*nats, subj, bodies, 3, 30s));
+  ASSERT_TRUE(eventually([] {
+    return count("select count(*) from jobs where job_id like 'http-%' and "
+                 "state = 'succeeded'") == 3;
+  }));
+  auto jobs = call(cli, "GET", "/api/v1/jobs?pipeline=three&limit=2");
+  ASSERT_EQ(jobs.status, 200) << jobs.body.dump();
+  EXPECT_EQ(jobs.body["jobs"].size(), 2u);
+  EXPECT_FALSE(jobs.body["next"].is_null()) << "a second page exists";
+  auto job = call(cli, "GET", "/api/v1/jobs/http-1");
+  ASSERT_EQ(job.status, 200) << job.body.dump();
+  EXPECT_EQ(job.body["job"]["state"], "succeeded");
+  // What is wrong gets a status and a code, and changes nothing.
+  EXPECT_EQ(code_of(call(cli, "GET", "/api/v1/jobs/nope")), "unknown_job");
+  EXPECT_EQ(call(cli, "GET", "/api/v1/jobs/nope").status, 404);
+  auto bad_limit = call(cli, "GET", "/api/v1/jobs?limit=lots");
+  EXPECT_EQ(bad_limit.status, 400) << bad_limit.body.dump();
+  EXPECT_EQ(call(cli, "GET", "/api/v1/nothing").status, 404);
+  EXPECT_EQ(call(cli, "POST", "/api/v1/jobs/http-1/explode").status, 404);
+  auto deep =
+      call(cli, "POST", "/api/v1/jobs/http-1/retry", std::string(20000, '['));
+  EXPECT_EQ(deep.status, 400) << deep.body.dump();
+  auto extra =
+      call(cli, "POST", "/api/v1/jobs/http-1/cancel", R"({"job_id":"x"})");
+  EXPECT_EQ(code_of(extra), "invalid_request") << "no field beyond the route";
+  auto huge = cli.Post("/api/v1/jobs/http-1/retry",
+                       std::string(100 * 1024, ' '), "application/json");
+  ASSERT_TRUE(huge);
+  EXPECT_EQ(huge->status, 413);
+  auto done = call(cli, "POST", "/api/v1/jobs/http-1/cancel");
+  EXPECT_EQ(done.status, 409) << done.body.dump();
+  EXPECT_EQ(count("select count(*) from jobs where job_id like 'http-%' and "
+                  "state = 'succeeded'"),
+            3);
+  // A retry (new life) from the API runs the job again.
+  auto retried =
+      call(cli, "POST", "/api/v1/jobs/http-2/retry", R"({"from_stage":"b"})");
+  ASSERT_EQ(retried.status, 200) << retried.body.dump();
+  EXPECT_EQ(retried.body["life"], 2);
+  EXPECT_TRUE(eventually([] {
+    return count("select count(*) from jobs where job_id = 'http-2' and "
+                 "life = 2 and state = 'succeeded'") == 1;
+  }));
+  EXPECT_EQ(call(cli, "GET", "/api/v1/nodes").status, 200) << "still up";
+}
+
+TEST_F(durable_path_test, HttpApiTokensLetViewersReadAndOnlyAdminsSteer) {
+  write_file(dir_ + "/api-tokens", "# role name token\nviewer ann " +
+                                       viewer_token + "\n\nadmin ops " +
+                                       admin_token + "\n");
+  auto text = config_text();
+  auto at = text.find("drain_grace");
+  text.insert(at, "api_tokens_file = \"" + dir_ + "/api-tokens\"\n");
+  write_file(dir_ + "/node-tokens.toml", text);
+  auto node = start_troupe_node(dir_ + "/node-tokens.toml",
+                                dir_ + "/node-http-tokens.log");
+  httplib::Client cli{"127.0.0.1", http_port_of(*node)};
+  EXPECT_EQ(call(cli, "GET", "/api/v1/pipelines").status, 401);
+  EXPECT_EQ(
+      call(cli, "GET", "/api/v1/pipelines", {}, "wrong-token-000000000").status,
+      401);
+  auto seen = call(cli, "GET", "/api/v1/pipelines", {}, viewer_token);
+  EXPECT_EQ(seen.status, 200) << seen.body.dump();
+  // A viewer's steering is refused by the server, and nothing changes.
+  auto pause_as = [&](const std::string& token) {
+    auto r = call(cli, "POST", "/api/v1/pipelines/three/pause", {}, token);
+    return std::make_pair(r.status,
+                          count("select count(*) from pipeline_controls "
+                                "where pipeline = 'three' and paused"));
+  };
+  EXPECT_EQ(pause_as(viewer_token), std::make_pair(403, std::int64_t{0}));
+  EXPECT_EQ(pause_as(admin_token), std::make_pair(200, std::int64_t{1}));
+  EXPECT_EQ(
+      call(cli, "POST", "/api/v1/pipelines/three/unpause", {}, admin_token)
+          .status,
+      200);
+  EXPECT_TRUE(node->wait_for_output("api: ops (", 10s))
+      << "steering is logged with who did it";
+  EXPECT_EQ(node->output().find(admin_token), std::string::npos)
+      << "no token is ever logged";
+}
+
+TEST_F(durable_path_test, AMalformedTokensFileStopsTheNodeNamingTheLine) {
+  write_file(dir_ + "/bad-tokens",
+             "admin ops " + admin_token + "\nroot eve " + viewer_token + "\n");
+  auto text = config_text();
+  text.insert(text.find("drain_grace"),
+              "api_tokens_file = \"" + dir_ + "/bad-tokens\"\n");
+  write_file(dir_ + "/node-bad-tokens.toml", text);
+  child_process node{
+      {TROUPE_BINARY, "node", "--config", dir_ + "/node-bad-tokens.toml"},
+      dir_ + "/node-bad-tokens.log"};
+  EXPECT_NE(node.wait(60s), 0);
+  EXPECT_NE(node.output().find("bad-tokens:2: role must be viewer or admin"),
+            std::string::npos)
+      << node.output();
+  EXPECT_EQ(node.output().find(viewer_token), std::string::npos);
+}
+
+TEST(HttpApiAccess, OpenOnlyOnLoopbackWithoutTokens) {
+  EXPECT_TRUE(load_api_access("", "127.0.0.1:9464")->open);
+  EXPECT_TRUE(load_api_access("", "localhost:9464")->open);
+  EXPECT_TRUE(load_api_access("", "[::1]:9464")->open);
+  EXPECT_FALSE(load_api_access("", "0.0.0.0:9464")->open);
+  EXPECT_FALSE(load_api_access("", "10.1.2.3:9464")->open);
+  auto missing = load_api_access("/nonexistent/tokens", "127.0.0.1:1");
+  ASSERT_FALSE(missing);
+  EXPECT_NE(describe(missing.error()).find("/nonexistent/tokens"),
+            std::string::npos);
+}
+
+TEST_F(durable_path_test, HttpApiLiveFeedStreamsEventsAsTheyHappen) {
+  auto node = start_node("http-feed");
+  int port = http_port_of(*node);
+  std::mutex mtx;
+  std::string seen;
+  std::atomic<bool> done{false};
+  std::thread reader{[&] {
+    httplib::Client cli{"127.0.0.1", port};
+    cli.set_read_timeout(30, 0);
+    cli.Get("/api/v1/events?pipeline=three",
+            [&](const char* data, std::size_t n) {
+              std::lock_guard<std::mutex> lock{mtx};
+              seen.append(data, n);
+              return !done.load();
+            });
+  }};
+  auto saw = [&](const std::string& text) {
+    std::lock_guard<std::mutex> lock{mtx};
+    return seen.find(text) != std::string::npos;
+  };
+  ASSERT_TRUE(eventually([&] { return saw(": troupe events"); }, 10s));
+  auto nats = client();
+  subjects subj{"troupe"};
+  ASSERT_TRUE(submit_requests(*nats, subj, {body("three", "feed-1")}, 1, 30s));
+  EXPECT_TRUE(eventually(
+      [&] { return saw(R"("type":"job.succeeded")") && saw("feed-1"); }, 30s));
+  EXPECT_TRUE(saw("data: {")) << "each event is one SSE data frame";
+  done = true;
+  reader.join(); // the next frame (a keep-alive within 5 s) ends it
+  httplib::Client cli{"127.0.0.1", port};
+  auto bad = cli.Get("/api/v1/events?pipeline=a.b");
+  ASSERT_TRUE(bad);
+  EXPECT_EQ(bad->status, 400);
+}
