@@ -19,6 +19,7 @@
 #                 silenced server, under which 2.9.10 can strand messages
 #   --lenient-stream  messages left in the stream are noted, not failed
 #   CHAOS_OUT=dir  where per-seed logs go (/tmp/troupe-chaos-results)
+#   TROUPE_CHAOS_FAKETIME=0  no node under libfaketime (no clock jumps)
 #   TROUPE_CHAOS_NODE=path  the node binary under test (default: this
 #                 build's), e.g. build-asan/troupe after
 #                 `scripts/sanitize.sh asan-node`, to name a crash's cause

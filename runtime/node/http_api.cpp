@@ -1,5 +1,6 @@
 #include "runtime/node/http_api.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <fstream>
@@ -15,6 +16,7 @@
 #include "config/config_loader.hpp"
 #include "messages/errc.hpp"
 #include "messages/json_guard.hpp"
+#include "runtime/client/admin_client.hpp"
 #include "runtime/node/event_feed.hpp"
 
 namespace troupe {
@@ -310,6 +312,32 @@ api_response open_feed(api_state& st, const api_request& req) {
   return out;
 }
 
+/// Every node's live tree: gathered over NATS like the shell's `tree`
+/// (`<prefix>.admin.all.read.tree`), ending early once every node this one
+/// sees up has answered.
+api_response cluster_tree(api_state& st, const api_request& req) {
+  auto nodes = ask(*st.sys, st.admin, read_call("nodes", json::object()));
+  std::size_t up = 0;
+  if (nodes.status == 200)
+    for (const auto& m : json::parse(nodes.body, nullptr, false))
+      up += m.is_object() && m.value("state", "") != "down";
+  json body = json::object();
+  if (auto q = query_body(req); q.contains("limit"))
+    body["limit"] = q["limit"];
+  auto replies = admin_gather(*st.nats, st.prefix + ".admin.all.read.tree",
+                              body.dump(), std::chrono::milliseconds{3000}, up);
+  auto out = json::array();
+  for (auto& r : replies)
+    if (r.value("ok", false))
+      out.push_back(std::move(r["result"]));
+  std::sort(out.begin(), out.end(), [](const json& a, const json& b) {
+    return a.value("node", "") < b.value("node", "");
+  });
+  api_response res;
+  res.body = out.dump(-1, ' ', false, json::error_handler_t::replace);
+  return res;
+}
+
 /// Who is asking, or the refusal.
 std::variant<api_caller, api_response> authenticate(const api_access& access,
                                                     const api_request& req) {
@@ -342,6 +370,8 @@ api_response serve(api_state& st, const api_request& req) {
   if (req.method == "GET") {
     if (req.path == "/api/v1/events")
       return open_feed(st, req);
+    if (req.path == "/api/v1/cluster/tree")
+      return cluster_tree(st, req);
     if (auto route = get_route(req))
       return ask(sys, admin, route->call);
     return reply(404, "not_found", "no such resource: " + printable(req.path));

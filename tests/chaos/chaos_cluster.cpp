@@ -33,7 +33,11 @@ chaos_cluster::chaos_cluster(std::string dir, std::string config_body)
     routes_ += (i ? "," : "") + loopback_url("nats", cports_[i]);
   }
   pg_port_ = test::free_port();
-  faketime_ = access(faketime_lib, R_OK) == 0;
+  // TROUPE_CHAOS_FAKETIME=0 runs every node on the real clock (no clock
+  // jumps), to tell libfaketime's effects from the node's own.
+  const char* ft = std::getenv("TROUPE_CHAOS_FAKETIME");
+  faketime_ =
+      access(faketime_lib, R_OK) == 0 && !(ft && std::string{ft} == "0");
 }
 
 chaos_cluster::~chaos_cluster() {

@@ -68,6 +68,11 @@ TEST_F(durable_path_test, HttpApiAnswersLikeTheShellAndRefusesWhatIsWrong) {
   auto nodes = call(cli, "GET", "/api/v1/nodes");
   ASSERT_EQ(nodes.status, 200) << nodes.body.dump();
   EXPECT_EQ(nodes.body[0]["node_id"], "itest-node");
+  auto trees = call(cli, "GET", "/api/v1/cluster/tree?limit=5");
+  ASSERT_EQ(trees.status, 200) << trees.body.dump();
+  ASSERT_EQ(trees.body.size(), 1u) << "one tree per node";
+  EXPECT_EQ(trees.body[0]["node"], "itest-node");
+  EXPECT_FALSE(trees.body[0]["pipelines"].empty());
   // Three jobs through the API's NATS side, then read back over HTTP.
   auto nats = client();
   subjects subj{"troupe"};
