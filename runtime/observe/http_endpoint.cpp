@@ -85,6 +85,10 @@ caf::expected<int> http_endpoint::start(const std::string& addr,
     srv.set_payload_max_length(api_max_body);
   }
   srv.new_task_queue = [] { return new httplib::ThreadPool(http_threads); };
+  // httplib writes a reply's headers and body separately: with Nagle on, a
+  // client that keeps its connection (a browser, a script's session) waited
+  // for its own delayed ACK, 40 ms per request.
+  srv.set_tcp_nodelay(true);
   impl_->stopping = h.stopping;
   int bound = port;
   if (port == 0)
