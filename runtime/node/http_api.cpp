@@ -124,9 +124,16 @@ json query_body(const api_request& req) {
   return out;
 }
 
+/// A request body as text. A path or query may carry invalid UTF-8
+/// (`/api/v1/jobs/a%FF`): it is replaced, so the verb answers "unknown"
+/// instead of the dump throwing.
+std::string body_text(const json& body) {
+  return body.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
 admin_call read_call(const std::string& verb, json body,
                      const std::string& target = "local") {
-  return {target, "read", verb, body.dump()};
+  return {target, "read", verb, body_text(body)};
 }
 
 std::optional<api_route> get_route(const api_request& req) {
@@ -177,7 +184,7 @@ caf::expected<json> steer_body(const api_request& req,
 }
 
 admin_call control_call(const std::string& verb, const json& body) {
-  return {"any", "control", verb, body.dump()};
+  return {"any", "control", verb, body_text(body)};
 }
 
 /// POST routes; nullopt: no such route.
@@ -324,8 +331,9 @@ api_response cluster_tree(api_state& st, const api_request& req) {
   json body = json::object();
   if (auto q = query_body(req); q.contains("limit"))
     body["limit"] = q["limit"];
-  auto replies = admin_gather(*st.nats, st.prefix + ".admin.all.read.tree",
-                              body.dump(), std::chrono::milliseconds{3000}, up);
+  auto replies =
+      admin_gather(*st.nats, st.prefix + ".admin.all.read.tree",
+                   body_text(body), std::chrono::milliseconds{3000}, up);
   auto out = json::array();
   for (auto& r : replies)
     if (r.value("ok", false))

@@ -97,6 +97,11 @@ TEST_F(durable_path_test, HttpApiAnswersLikeTheShellAndRefusesWhatIsWrong) {
   auto bad_limit = call(cli, "GET", "/api/v1/jobs?limit=lots");
   EXPECT_EQ(bad_limit.status, 400) << bad_limit.body.dump();
   EXPECT_EQ(call(cli, "GET", "/api/v1/nothing").status, 404);
+  // A NUL byte or invalid UTF-8 in the path is an unknown job, not a 500.
+  EXPECT_EQ(call(cli, "GET", "/api/v1/jobs/%00x").status, 404);
+  auto bad_utf8 = call(cli, "GET", "/api/v1/jobs/a%FF%FEb");
+  EXPECT_EQ(bad_utf8.status, 404) << bad_utf8.body.dump();
+  EXPECT_EQ(call(cli, "POST", "/api/v1/jobs/a%FF/cancel").status, 404);
   EXPECT_EQ(call(cli, "POST", "/api/v1/jobs/http-1/explode").status, 404);
   auto deep =
       call(cli, "POST", "/api/v1/jobs/http-1/retry", std::string(20000, '['));
