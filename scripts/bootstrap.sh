@@ -28,6 +28,11 @@ PACKAGES=(
 if ! command -v node > /dev/null || ! command -v npm > /dev/null; then
   PACKAGES+=(nodejs npm)
 fi
+# --tests (scripts/test.sh): the dashboard's browser tests run in Debian's
+# Chromium (tests/ui), which the node itself does not need.
+if [ "${1:-}" = "--tests" ]; then
+  PACKAGES+=(chromium)
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do

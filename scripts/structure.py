@@ -25,7 +25,8 @@ ROOMS = {
     "exec": {"observe", "common"},
     "client": {"nats", "common"},
     "shell": {"client", "nats", "common"},
-    "node": {"client", "pg", "exec", "nats", "observe", "common"},
+    "ui": set(),
+    "node": {"client", "pg", "exec", "nats", "observe", "ui", "common"},
     "cli": {"node", "shell", "client", "pg", "exec", "nats", "observe",
             "common"},
 }

@@ -16,13 +16,16 @@
 #   SANITIZE=0      skip the ASan+UBSan unit run
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/bootstrap.sh
+scripts/bootstrap.sh --tests
 scripts/format.sh --check
 python3 scripts/structure.py
 scripts/build.sh
 # The JavaScript publisher's client (npm `nats`, pinned by its lockfile),
 # for tests/examples; everything else comes from Debian's archive.
 (cd examples/publishers/js && npm ci --no-audit --no-fund --loglevel=error)
+# The dashboard's browser tests (tests/ui): playwright-core, pinned by its
+# lockfile, drives Debian's Chromium; it downloads no browser.
+(cd tests/ui && npm ci --no-audit --no-fund --loglevel=error)
 (cd "${BUILD_DIR:-build}" &&
   ctest --output-on-failure --timeout 600 -j "${TEST_JOBS:-2}")
 if [ "${SANITIZE:-1}" != 0 ]; then

@@ -361,6 +361,16 @@ std::variant<api_caller, api_response> authenticate(const api_access& access,
                "send Authorization: Bearer <token> (node.api_tokens_file)");
 }
 
+/// Who the caller is, so a page can say so (it never repeats the token).
+api_response session(const api_access& access, const api_caller& caller) {
+  api_response out;
+  out.body = json{{"name", caller.name},
+                  {"role", caller.admin ? "admin" : "viewer"},
+                  {"open", access.open}}
+                 .dump(-1, ' ', false, json::error_handler_t::replace);
+  return out;
+}
+
 std::string printable(const std::string& s) {
   std::string out;
   for (char c : s.substr(0, 200))
@@ -376,6 +386,8 @@ api_response serve(api_state& st, const api_request& req) {
     return *no;
   const auto& caller = std::get<api_caller>(who);
   if (req.method == "GET") {
+    if (req.path == "/api/v1/session")
+      return session(st.access, caller);
     if (req.path == "/api/v1/events")
       return open_feed(st, req);
     if (req.path == "/api/v1/cluster/tree")

@@ -166,6 +166,8 @@ void add_read_verbs(admin_verb_table& bridge, const ctx_ptr& ctx) {
     f.after = opt_string(req, "after");
     f.parent = opt_string(req, "parent");
     f.batch = opt_string(req, "batch");
+    f.error_code = opt_string(req, "error");
+    f.text = opt_string(req, "q");
     if (req.is_object()) {
       f.since_ms = opt_int(req, "since_ms", 0);
       f.limit = opt_count(req, "limit", 50, 1, 100000);

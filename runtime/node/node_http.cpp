@@ -19,6 +19,7 @@
 #include "runtime/pg/migrations.hpp"
 #include "runtime/pg/pg_store.hpp"
 #include "runtime/pg/retention.hpp"
+#include "runtime/ui/ui_assets.hpp"
 
 namespace troupe {
 
@@ -320,6 +321,11 @@ http_handlers make_node_http_handlers(const node_http_sources& src) {
   auto probe_db = std::make_shared<admin_store>(src.cfg.postgres.url);
   hh.ready = [src, probe_db] { return readiness(src, *probe_db); };
   hh.metrics = [src] { return metrics(src); };
+  hh.files = [](const std::string& path) -> std::optional<static_file> {
+    if (auto f = find_ui_file(path))
+      return static_file{f->bytes, f->content_type};
+    return std::nullopt;
+  };
   return hh;
 }
 

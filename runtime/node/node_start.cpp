@@ -446,7 +446,7 @@ caf::error node::impl::start_http() {
   if (!port)
     return port.error();
   on_stop("HTTP", [this] { http.reset(); });
-  spdlog::info("node {}: http on {}:{} (/healthz /readyz /metrics /api/v1)",
+  spdlog::info("node {}: http on {}:{} (/healthz /readyz /metrics /api/v1 /ui)",
                id(), cfg.node.http.substr(0, cfg.node.http.rfind(':')), *port);
   return {};
 }

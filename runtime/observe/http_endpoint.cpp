@@ -40,6 +40,34 @@ void send(httplib::Response& res, api_response out) {
       });
 }
 
+/// The dashboard's files. The policy lets a page load only this node's own
+/// scripts, styles and API (no inline script, no other origin, no
+/// framing), so an injected job id or error text cannot run as code.
+void serve_files(httplib::Server& srv, const http_handlers& h) {
+  if (!h.files)
+    return;
+  auto serve = [files = h.files](const httplib::Request& req,
+                                 httplib::Response& res) {
+    auto file = files(req.path);
+    if (!file) {
+      res.status = 404;
+      res.set_content("not found\n", "text/plain");
+      return;
+    }
+    res.set_header("Content-Security-Policy",
+                   "default-src 'none'; script-src 'self'; style-src 'self'; "
+                   "img-src 'self' data:; connect-src 'self'; "
+                   "base-uri 'none'; form-action 'none'; "
+                   "frame-ancestors 'none'");
+    res.set_header("X-Content-Type-Options", "nosniff");
+    res.set_header("Referrer-Policy", "no-referrer");
+    res.set_header("Cache-Control", "no-cache");
+    res.set_content(std::string{file->bytes}, file->content_type);
+  };
+  srv.Get("/ui", serve);
+  srv.Get(R"(/ui/.*)", serve);
+}
+
 } // namespace
 
 http_endpoint::http_endpoint() : impl_(std::make_unique<impl>()) {}
@@ -84,6 +112,7 @@ caf::expected<int> http_endpoint::start(const std::string& addr,
     srv.Post(R"(/api/v1/.*)", serve);
     srv.set_payload_max_length(api_max_body);
   }
+  serve_files(srv, h);
   srv.new_task_queue = [] { return new httplib::ThreadPool(http_threads); };
   // httplib writes a reply's headers and body separately: with Nagle on, a
   // client that keeps its connection (a browser, a script's session) waited

@@ -3,13 +3,16 @@
 // The node's HTTP endpoint (cpp-httplib, its own threads): GET /healthz
 // (process alive), GET /readyz (JSON per dependency; 503 unless ready),
 // GET /metrics (Prometheus text format), and GET/POST /api/v1/... (the JSON
-// API over the admin verbs, runtime/node/http_api.hpp). The content comes
+// API over the admin verbs, runtime/node/http_api.hpp) and GET /ui/...
+// (the dashboard's files, runtime/ui). The content comes
 // from callbacks the node provides; this class only serves it.
 
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 
 #include <caf/expected.hpp>
@@ -41,6 +44,12 @@ struct api_response {
 /// Largest request body the API reads (a steering request is a few fields).
 constexpr std::size_t api_max_body = 64 * 1024;
 
+/// A file served as it is (the dashboard's pages and scripts).
+struct static_file {
+  std::string_view bytes;
+  std::string content_type;
+};
+
 struct http_handlers {
   /// Returns the readiness document and whether the node is ready.
   std::function<std::pair<std::string, bool>()> ready;
@@ -48,6 +57,8 @@ struct http_handlers {
   std::function<std::string()> metrics;
   /// Answers /api/v1/...; unset: 404.
   std::function<api_response(const api_request&)> api;
+  /// Answers GET /ui and /ui/...; nullopt or unset: 404.
+  std::function<std::optional<static_file>(const std::string& path)> files;
   /// Called first when the endpoint stops (ends open streams).
   std::function<void()> stopping;
 };

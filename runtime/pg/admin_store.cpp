@@ -55,11 +55,13 @@ where ($1 = '' or pipeline = $1) and ($2 = '' or state = $2)
   and ($5 = '' or (created_at, job_id) <
        (select created_at, job_id from jobs where job_id = $5))
   and ($7 = '' or parent_id = $7) and ($8 = '' or batch_id = $8)
+  and ($9 = '' or split_part(coalesce(last_error, ''), ':', 1) = $9)
+  and ($10 = '' or strpos(job_id, $10) > 0 or strpos(correlation_id, $10) > 0)
 order by created_at desc, job_id desc
 limit $6
 )SQL",
         f.pipeline, f.state, f.tenant, f.since_ms, f.after, limit + 1, f.parent,
-        f.batch);
+        f.batch, f.error_code, f.text);
     json out{{"jobs", json::array()}, {"next", nullptr}};
     for (std::size_t i = 0; i < rows.size(); ++i) {
       const auto& r = rows[i];

@@ -36,6 +36,11 @@ struct job_filter {
   /// (docs/workflows.md).
   std::string parent;
   std::string batch;
+  /// Only jobs whose last error has this code (`timeout`, `exit_code`...).
+  std::string error_code;
+  /// Only jobs with this text in their id (the idempotency key) or their
+  /// correlation id.
+  std::string text;
 };
 
 /// What a replay/retry changed in the store, to republish the job.

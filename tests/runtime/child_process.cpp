@@ -1,6 +1,7 @@
 #include "child_process.hpp"
 
 #include <csignal>
+#include <cstdlib>
 #include <fcntl.h>
 #include <fstream>
 #include <sstream>
@@ -102,6 +103,14 @@ std::string read_file(const std::string& path) {
 void write_file(const std::string& path, const std::string& text) {
   std::ofstream out{path};
   out << text;
+}
+
+int http_port_of(const child_process& node) {
+  auto log = node.output();
+  const std::string mark = "http on 127.0.0.1:";
+  auto at = log.find(mark);
+  return at == std::string::npos ? 0
+                                 : std::atoi(log.c_str() + at + mark.size());
 }
 
 } // namespace troupe::test

@@ -48,6 +48,9 @@ private:
   std::string log_file_;
 };
 
+/// The HTTP port a troupe node logged (`http on 127.0.0.1:<port>`), or 0.
+int http_port_of(const child_process& node);
+
 /// Reads a whole file ("" if missing).
 std::string read_file(const std::string& path);
 

@@ -24,14 +24,6 @@ using json = nlohmann::json;
 
 namespace {
 
-int http_port_of(const child_process& node) {
-  auto log = node.output();
-  const std::string mark = "http on 127.0.0.1:";
-  auto at = log.find(mark);
-  return at == std::string::npos ? 0
-                                 : std::atoi(log.c_str() + at + mark.size());
-}
-
 struct answer {
   int status = 0;
   json body;

@@ -1,0 +1,206 @@
+// The dashboard (/ui) in Debian's Chromium, driven by playwright-core from
+// npm (no browser download: executablePath is the system's), against a real
+// 2-node cluster that tests/ui/dashboard_test.cpp starts. Each scenario is
+// one `node:test` test; SCENARIO picks which run (the C++ side then checks
+// PostgreSQL). Steering is judged by what the server answered, not by what
+// the page shows.
+//
+// Environment: UI_A, UI_B (node base URLs), ADMIN_TOKEN, VIEWER_TOKEN,
+// TROUPE (binary), TROUPE_NATS_URL, FLAG (the file whose presence lets
+// pipeline `flag` succeed), SHOTS (screenshot directory), CHROMIUM.
+
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { chromium } from 'playwright-core';
+
+const env = process.env;
+const A = env.UI_A;
+const scenario = env.SCENARIO || '';
+const browser = await chromium.launch({
+  executablePath: env.CHROMIUM || '/usr/bin/chromium',
+  args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'],
+});
+after(() => browser.close());
+
+async function open(tokenValue, viewport = { width: 1280, height: 800 }) {
+  const ctx = await browser.newContext({ viewport });
+  await ctx.addInitScript((t) => sessionStorage.setItem('troupe.token', t), tokenValue);
+  const page = await ctx.newPage();
+  page.errors = [];
+  page.on('pageerror', (e) => page.errors.push(e.message));
+  return page;
+}
+
+function submit(pipeline, key, { count = 1, payload = '{}' } = {}) {
+  execFileSync(env.TROUPE, ['submit', pipeline, '--key', key, '--count', String(count),
+    '--payload', payload, '--nats', env.TROUPE_NATS_URL], { stdio: 'pipe', timeout: 60000 });
+}
+
+async function api(path, token = env.ADMIN_TOKEN) {
+  const res = await fetch(`${A}/api/v1/${path}`, { headers: { Authorization: `Bearer ${token}` } });
+  return { status: res.status, body: await res.json() };
+}
+
+async function until(what, fn, ms = 30000) {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out: ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function shot(page, name) {
+  await page.screenshot({ path: `${env.SHOTS}/${name}.png` });
+}
+
+/// The first event of `type` for `jobId` on the node's live feed, with
+/// the time it arrived here.
+function awaitEvent(type, jobId) {
+  const ctrl = new AbortController();
+  const seen = (async () => {
+    const res = await fetch(`${A}/api/v1/events`, { headers: { Authorization: `Bearer ${env.ADMIN_TOKEN}` }, signal: ctrl.signal });
+    const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buf = '';
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error('feed ended');
+      buf += value;
+      for (const line of buf.split('\n')) {
+        if (!line.startsWith('data:')) continue;
+        const e = JSON.parse(line.slice(5));
+        if (e.type === type && e.job_id === jobId) { ctrl.abort(); return Date.now(); }
+      }
+      buf = buf.slice(buf.lastIndexOf('\n') + 1);
+    }
+  })();
+  return seen;
+}
+
+test('the overview lists both nodes', { skip: scenario !== 'reads' }, async () => {
+  const page = await open(env.ADMIN_TOKEN);
+  await page.goto(`${A}/ui/`);
+  await page.locator('#nodes tr[data-node="ui-a"]').waitFor();
+  await page.locator('#nodes tr[data-node="ui-b"]').waitFor();
+  await page.locator('#pipelines tr[data-pipeline="quick"]').waitFor();
+  assert.match(await page.locator('#who').innerText(), /ops · admin/);
+  await page.waitForTimeout(1500); // a few points on the live charts
+  await shot(page, 'overview');
+  await page.setViewportSize({ width: 390, height: 844 });
+  await shot(page, 'overview-phone');
+  assert.deepEqual(page.errors, []);
+});
+
+test("a running job's stage actor shows in the tree and leaves when it ends", { skip: scenario !== 'reads' }, async () => {
+  const page = await open(env.ADMIN_TOKEN);
+  await page.goto(`${A}/ui/tree`);
+  await page.locator('#tree li.node').first().waitFor();
+  submit('slow', 'nap');
+  const stage = page.locator('li.job[data-job="nap"] li.stage');
+  await stage.waitFor({ timeout: 20000 });
+  assert.match(await stage.innerText(), /stage actor #\d+ — nap attempt 1/);
+  await shot(page, 'tree');
+  await page.locator('li.job[data-job="nap"]').waitFor({ state: 'detached', timeout: 20000 });
+  assert.deepEqual(page.errors, []);
+});
+
+test('jobs page through three pages of jobs', { skip: scenario !== 'reads' }, async () => {
+  submit('quick', 'page', { count: 25 });
+  await until('25 jobs succeeded', async () => {
+    const r = await api('jobs?pipeline=quick&state=succeeded&limit=100');
+    return r.body.jobs.length === 25;
+  });
+  const page = await open(env.ADMIN_TOKEN);
+  await page.goto(`${A}/ui/jobs?pipeline=quick&limit=10`);
+  const seen = [];
+  for (const expected of [10, 10, 5]) {
+    await page.locator('#jobs tbody tr').first().waitFor();
+    const ids = await page.locator('#jobs tbody tr').evaluateAll((rows) => rows.map((r) => r.dataset.job));
+    assert.equal(ids.length, expected, `page ${seen.length / 10 + 1}`);
+    seen.push(...ids);
+    if (seen.length === 10) await shot(page, 'jobs');
+    const older = page.getByRole('link', { name: 'Older →' });
+    if (expected === 5) { assert.equal(await older.count(), 0, 'no fourth page'); break; }
+    await older.click();
+    await page.waitForURL(/after=/);
+  }
+  assert.equal(new Set(seen).size, 25, 'every job once');
+  assert.deepEqual(seen.sort(), Array.from({ length: 25 }, (_, i) => `page-${i}`).sort());
+  // A job's own page: its timeline and its values.
+  await page.locator('#jobs a').first().click();
+  await page.locator('#attempts tbody tr').first().waitFor();
+  await shot(page, 'job');
+  assert.deepEqual(page.errors, []);
+});
+
+test('a dead letter appears at once, is replayed from the page and succeeds', { skip: scenario !== 'dead-letter' }, async () => {
+  const page = await open(env.ADMIN_TOKEN);
+  await page.goto(`${A}/ui/dead-letters?pipeline=flag`);
+  await page.getByText('No dead letters.').waitFor();
+  const event = awaitEvent('job.dead_lettered', 'dl-1');
+  submit('flag', 'dl-1');
+  const row = page.locator('li[data-job="dl-1"]');
+  await row.waitFor({ timeout: 30000 });
+  const shown = Date.now();
+  const delay = shown - (await event);
+  console.log(`dead letter shown ${delay} ms after its event reached this client`);
+  assert.ok(delay <= 1000, `shown ${delay} ms after the event`);
+  await shot(page, 'dead-letters');
+  writeFileSync(env.FLAG, 'ok\n'); // the stage succeeds from now on
+  const replay = page.waitForResponse((r) => r.url().endsWith('/api/v1/jobs/dl-1/replay'));
+  await page.getByRole('button', { name: 'Replay from the failed stage' }).click();
+  await page.getByRole('button', { name: 'Replay 1' }).click();
+  assert.equal((await replay).status(), 200);
+  await page.goto(`${A}/ui/jobs/dl-1`);
+  await page.locator('.facts .badge.s-succeeded').waitFor({ timeout: 30000 });
+  await page.locator('section.life[data-life="2"]').waitFor();
+  await shot(page, 'job-two-lives');
+  assert.deepEqual(page.errors, []);
+});
+
+test('a viewer sees every page and the server refuses each steering button', { skip: scenario !== 'viewer' }, async () => {
+  submit('flag', 'dl-v');
+  await until('dl-v dead-lettered', async () => (await api('jobs/dl-v')).body.job?.state === 'dead_lettered');
+  const page = await open(env.VIEWER_TOKEN);
+  const posts = [];
+  page.on('response', (r) => { if (r.request().method() === 'POST') posts.push([r.url(), r.status()]); });
+  const press = async (name, confirm) => {
+    const before = posts.length;
+    await page.getByRole('button', { name, exact: true }).first().click();
+    if (confirm) await page.getByRole('dialog').getByRole('button', { name: confirm, exact: true }).click();
+    await until(`a reply to ${name}`, () => posts.length > before, 10000);
+    await page.locator('#notice .error').waitFor();
+  };
+  await page.goto(`${A}/ui/`);
+  await page.locator('#nodes tr[data-node="ui-a"]').waitFor();
+  assert.match(await page.locator('#who').innerText(), /ann · viewer/);
+  await page.goto(`${A}/ui/pipelines`);
+  await page.locator('#pipelines tr[data-pipeline="flag"]').waitFor();
+  await press('Pause', 'Pause flag');
+  await page.goto(`${A}/ui/jobs/dl-v`);
+  await page.locator('#attempts').waitFor();
+  await press('Cancel', 'Cancel');
+  await press('Retry from');
+  await press('Replay from the failed stage');
+  await press('Replay from the start');
+  await shot(page, 'viewer-refused');
+  await page.goto(`${A}/ui/dead-letters`);
+  await page.locator('li[data-job="dl-v"]').waitFor();
+  await press('Replay from the failed stage', 'Replay 1');
+  await press('Replay from the start', 'Replay 1');
+  await page.goto(`${A}/ui/jobs?pipeline=flag&q=dl-v`);
+  await page.locator('#jobs tbody tr').first().waitFor();
+  await press('Retry all…', 'Retry 1 jobs');
+  await press('Replay all from the start…', 'Replay 1 jobs');
+  await press('Cancel all…', 'Cancel 1 jobs');
+  await page.goto(`${A}/ui/tree`);
+  await page.locator('#tree li.node').first().waitFor();
+  const refused = posts.filter(([, s]) => s === 403).length;
+  console.log(`viewer: ${posts.length} steering requests, ${refused} refused with 403`);
+  assert.equal(posts.length, 10, JSON.stringify(posts));
+  assert.equal(refused, posts.length, JSON.stringify(posts));
+  assert.deepEqual(page.errors, []);
+});
