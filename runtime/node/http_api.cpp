@@ -414,25 +414,19 @@ api_response serve(api_state& st, const api_request& req) {
 
 } // namespace
 
-caf::expected<api_access> load_api_access(const std::string& tokens_file,
-                                          const std::string& http_addr) {
-  api_access out;
-  if (tokens_file.empty()) {
-    out.open = is_loopback(http_addr);
-    return out;
-  }
-  std::ifstream in{tokens_file};
-  if (!in)
-    return make_error(errc::invalid_payload,
-                      "node.api_tokens_file: cannot read '" + tokens_file +
-                          "'");
+namespace {
+
+/// Adds the tokens of `in` (`<role> <name> <token>` per line) to `out`;
+/// errors name `source` and the line, never a token.
+caf::error parse_tokens(std::istream& in, const std::string& source,
+                        api_access& out) {
   std::string line;
   for (int n = 1; std::getline(in, line); ++n) {
     std::istringstream words{line};
     std::string role, name, token, extra;
     if (!(words >> role) || role[0] == '#')
       continue;
-    auto where = tokens_file + ":" + std::to_string(n) + ": ";
+    auto where = source + ":" + std::to_string(n) + ": ";
     if (!(words >> name >> token) || (words >> extra))
       return make_error(errc::invalid_payload,
                         where + "expected '<viewer|admin> <name> <token>'");
@@ -446,10 +440,41 @@ caf::expected<api_access> load_api_access(const std::string& tokens_file,
                             "' is shorter than 16 characters");
     out.tokens[token] = api_caller{name, role == "admin"};
   }
+  return caf::none;
+}
+
+} // namespace
+
+caf::expected<api_access> load_api_access(const std::string& tokens_file,
+                                          const std::string& http_addr,
+                                          const std::string& env_tokens) {
+  api_access out;
+  if (tokens_file.empty() && env_tokens.empty()) {
+    out.open = is_loopback(http_addr);
+    return out;
+  }
+  if (!tokens_file.empty()) {
+    std::ifstream in{tokens_file};
+    if (!in)
+      return make_error(errc::invalid_payload,
+                        "node.api_tokens_file: cannot read '" + tokens_file +
+                            "'");
+    if (auto err = parse_tokens(in, tokens_file, out))
+      return err;
+  }
+  // The environment form separates entries with ';' or newlines, so one
+  // variable can carry several.
+  auto env_lines = env_tokens;
+  std::replace(env_lines.begin(), env_lines.end(), ';', '\n');
+  std::istringstream env_in{env_lines};
+  if (auto err = parse_tokens(env_in, "TROUPE_API_TOKENS", out))
+    return err;
   if (out.tokens.empty())
-    return make_error(errc::invalid_payload, "node.api_tokens_file: '" +
-                                                 tokens_file +
-                                                 "' has no token");
+    return make_error(errc::invalid_payload,
+                      "no API token in " +
+                          (tokens_file.empty()
+                               ? std::string{"TROUPE_API_TOKENS"}
+                               : "'" + tokens_file + "'"));
   return out;
 }
 

@@ -41,12 +41,14 @@ struct api_access {
   std::map<std::string, api_caller> tokens;
 };
 
-/// Reads the tokens file (`<role> <name> <token>` per line; `#` comments;
-/// role `viewer` or `admin`; tokens of at least 16 characters) for a node
-/// serving HTTP on `http_addr`. Errors name the file and line, never a
-/// token.
+/// Reads the tokens file and `env_tokens` (the TROUPE_API_TOKENS
+/// variable: the same lines, separated by ';' or newlines) for a node
+/// serving HTTP on `http_addr`: `<role> <name> <token>` per line; `#`
+/// comments; role `viewer` or `admin`; tokens of at least 16 characters.
+/// Errors name the file (or variable) and line, never a token.
 caf::expected<api_access> load_api_access(const std::string& tokens_file,
-                                          const std::string& http_addr);
+                                          const std::string& http_addr,
+                                          const std::string& env_tokens = {});
 
 /// Live feeds (`GET /api/v1/events`) open at once on one node; each holds
 /// an HTTP thread.

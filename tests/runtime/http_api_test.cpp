@@ -187,6 +187,57 @@ TEST(HttpApiAccess, OpenOnlyOnLoopbackWithoutTokens) {
             std::string::npos);
 }
 
+TEST(HttpApiAccess, TokensFromTheEnvironment) {
+  auto both = load_api_access("", "0.0.0.0:9464",
+                              "admin ops " + admin_token + ";viewer ann " +
+                                  viewer_token);
+  ASSERT_TRUE(both) << describe(both.error());
+  EXPECT_FALSE(both->open);
+  ASSERT_EQ(both->tokens.size(), 2u);
+  EXPECT_TRUE(both->tokens.at(admin_token).admin);
+  EXPECT_FALSE(both->tokens.at(viewer_token).admin);
+  auto bad = load_api_access("", "127.0.0.1:1", "viewer ann tiny-tok");
+  ASSERT_FALSE(bad);
+  auto text = describe(bad.error());
+  EXPECT_NE(text.find("TROUPE_API_TOKENS:1: the token of 'ann'"),
+            std::string::npos)
+      << text;
+  EXPECT_EQ(text.find("tiny-tok"), std::string::npos) << "never the token";
+}
+
+TEST_F(durable_path_test, TheDashboardIsServedWithAStrictPolicy) {
+  auto node = start_node("http-ui");
+  httplib::Client cli{"127.0.0.1", http_port_of(*node)};
+  for (const char* page :
+       {"/ui", "/ui/", "/ui/jobs?state=dead_lettered",
+        "/ui/jobs/parent/child-1", "/ui/jobs/%00%FF", "/ui/tree"}) {
+    auto r = cli.Get(page);
+    ASSERT_TRUE(r) << page;
+    EXPECT_EQ(r->status, 200) << page;
+    EXPECT_NE(r->body.find("/ui/assets/app.js"), std::string::npos) << page;
+    EXPECT_NE(r->get_header_value("Content-Security-Policy")
+                  .find("script-src 'self'"),
+              std::string::npos);
+    EXPECT_EQ(r->get_header_value("X-Content-Type-Options"), "nosniff");
+  }
+  auto js = cli.Get("/ui/assets/pages/jobs.js");
+  ASSERT_TRUE(js);
+  EXPECT_EQ(js->status, 200);
+  EXPECT_EQ(js->get_header_value("Content-Type"),
+            "text/javascript; charset=utf-8");
+  for (const char* missing :
+       {"/ui/assets/nope.js", "/ui/assets/../../etc/passwd",
+        "/ui/assets/%2e%2e/%2e%2e/etc/passwd", "/ui/assets/", "/uix",
+        "/ui/assets/index.html"}) {
+    auto r = cli.Get(missing);
+    ASSERT_TRUE(r) << missing;
+    EXPECT_EQ(r->status, 404) << missing;
+  }
+  auto post = cli.Post("/ui/jobs", "x", "text/plain");
+  ASSERT_TRUE(post);
+  EXPECT_NE(post->status, 200) << "pages are read-only";
+}
+
 TEST_F(durable_path_test, HttpApiLiveFeedStreamsEventsAsTheyHappen) {
   auto node = start_node("http-feed");
   int port = http_port_of(*node);

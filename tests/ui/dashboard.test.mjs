@@ -136,6 +136,30 @@ test('jobs page through three pages of jobs', { skip: scenario !== 'reads' }, as
   assert.deepEqual(page.errors, []);
 });
 
+test('markup in a job id or an error is shown as text, never run', { skip: scenario !== 'reads' }, async () => {
+  const key = '<img src=x onerror="window.pwned=1">/"><script>window.pwned=2</script>';
+  submit('flag', key, { payload: '{"note":"<b onmouseover=alert(1)>bold?</b>"}' });
+  await until('the job dead-lettered', async () => (await api('jobs?pipeline=flag&q=onerror')).body.jobs[0]?.state === 'dead_lettered');
+  const page = await open(env.ADMIN_TOKEN);
+  let dialogs = 0;
+  page.on('dialog', (d) => { dialogs++; d.dismiss(); });
+  await page.goto(`${A}/ui/dead-letters`);
+  const item = page.locator('#dead-letters li').filter({ hasText: 'onerror' });
+  await item.waitFor();
+  assert.equal(await item.locator('a').innerText(), key);
+  await item.locator('a').click();
+  await page.locator('#attempts').waitFor();
+  assert.equal(await page.locator('h1 code').innerText(), key);
+  assert.match(await page.locator('details.value pre').first().innerText(), /<b onmouseover=alert\(1\)>bold\?<\/b>/);
+  await page.goto(`${A}/ui/jobs?q=${encodeURIComponent('<script>')}`);
+  await page.locator(`#jobs tbody tr`).first().waitFor();
+  assert.equal(await page.locator('#jobs tbody tr').count(), 1);
+  assert.equal(await page.evaluate(() => window.pwned), undefined);
+  assert.equal(await page.locator('img, script:not([src])').count(), 0);
+  assert.equal(dialogs, 0);
+  assert.deepEqual(page.errors, []);
+});
+
 test('a dead letter appears at once, is replayed from the page and succeeds', { skip: scenario !== 'dead-letter' }, async () => {
   const page = await open(env.ADMIN_TOKEN);
   await page.goto(`${A}/ui/dead-letters?pipeline=flag`);

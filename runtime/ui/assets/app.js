@@ -35,7 +35,8 @@ export function navigate(href, { replaceState = false } = {}) {
 function route() {
   if (cleanup) { cleanup(); cleanup = null; }
   notify('');
-  const path = decodeURI(location.pathname);
+  // Raw: a page decodes its own parts (a job id may hold '/', '=' or '%').
+  const path = location.pathname;
   for (const [re, page, title] of routes) {
     const m = path.match(re);
     if (!m) continue;

@@ -105,8 +105,18 @@ function actions(id, doc, reload) {
     h('button', { onclick: () => act('Replay', { from_stage: 0 }) }, 'Replay from the start'));
 }
 
+/// The job id of the URL (each segment encoded, jobHref); null if the URL
+/// is not valid percent-encoding.
+function idOf(raw) {
+  try { return raw.split('/').map(decodeURIComponent).join('/'); } catch { return null; }
+}
+
 export function render(root, ctx) {
-  const id = ctx.match[1];
+  const id = idOf(ctx.match[1]);
+  if (id === null) {
+    replace(root, h('h1', {}, 'Not a job id'), h('p', {}, 'The address is not valid percent-encoding.'));
+    return null;
+  }
   const body = h('div', {}, h('p', {}, 'Loading…'));
   const live = h('ol', { class: 'events live', 'aria-live': 'polite' });
   replace(root, h('h1', {}, 'Job ', h('code', {}, id)), body);
