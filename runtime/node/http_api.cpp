@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <fstream>
 #include <optional>
 #include <sstream>
@@ -476,6 +477,11 @@ caf::expected<api_access> load_api_access(const std::string& tokens_file,
                                ? std::string{"TROUPE_API_TOKENS"}
                                : "'" + tokens_file + "'"));
   return out;
+}
+
+std::string api_tokens_from_env() {
+  const char* v = std::getenv("TROUPE_API_TOKENS");
+  return v ? v : "";
 }
 
 http_api_handlers make_http_api(caf::actor_system& sys, admin_actor admin,

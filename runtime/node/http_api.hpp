@@ -50,6 +50,9 @@ caf::expected<api_access> load_api_access(const std::string& tokens_file,
                                           const std::string& http_addr,
                                           const std::string& env_tokens = {});
 
+/// The TROUPE_API_TOKENS variable ("" when unset).
+std::string api_tokens_from_env();
+
 /// Live feeds (`GET /api/v1/events`) open at once on one node; each holds
 /// an HTTP thread.
 constexpr int api_max_feeds = 16;

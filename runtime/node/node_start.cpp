@@ -3,7 +3,6 @@
 
 #include <atomic>
 #include <chrono>
-#include <cstdlib>
 #include <functional>
 #include <mutex>
 #include <set>
@@ -434,9 +433,8 @@ caf::error node::impl::start_http() {
       scheduler->stats(),
       stranded->stats(),
       [this] { return api->unlogged(); }};
-  const char* env_tokens = std::getenv("TROUPE_API_TOKENS");
   auto access = load_api_access(cfg.node.api_tokens_file, cfg.node.http,
-                                env_tokens ? env_tokens : "");
+                                api_tokens_from_env());
   if (!access)
     return access.error();
   auto handlers = make_node_http_handlers(hs);
