@@ -460,4 +460,16 @@ void nats_client::delete_consumer(const std::string& stream,
   js_DeleteConsumer(js_, stream.c_str(), name.c_str(), nullptr, &jerr);
 }
 
+std::string subject_tail(const std::string& job_id) {
+  std::string out = job_id.empty() ? "_" : job_id;
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    auto c = static_cast<unsigned char>(out[i]);
+    bool empty_token =
+        c == '.' && (i == 0 || i + 1 == out.size() || out[i - 1] == '.');
+    if (c <= 0x20 || c == 0x7f || c == '*' || c == '>' || empty_token)
+      out[i] = '_';
+  }
+  return out;
+}
+
 } // namespace troupe

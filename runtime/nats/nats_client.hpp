@@ -217,6 +217,12 @@ private:
   std::shared_ptr<nats_health> health_ = std::make_shared<nats_health>();
 };
 
+/// A job id as the last part of an event subject. Job ids are free text,
+/// but a subject may not hold whitespace, control characters, `*` or `>`,
+/// nor an empty token: those become `_` (a space in a subject broke the
+/// node's whole NATS connection). The event's body keeps the exact id.
+std::string subject_tail(const std::string& job_id);
+
 /// Subject names derived from the configured prefix.
 struct subjects {
   std::string prefix;
@@ -232,7 +238,7 @@ struct subjects {
   }
   std::string events(const std::string& pipeline,
                      const std::string& job_id) const {
-    return prefix + ".events." + pipeline + "." + job_id;
+    return prefix + ".events." + pipeline + "." + subject_tail(job_id);
   }
   std::string dlq(const std::string& pipeline) const {
     return prefix + ".dlq." + pipeline;

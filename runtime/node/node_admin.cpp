@@ -225,7 +225,7 @@ json cancel_in_store(const ctx_ptr& ctx, const std::string& id,
   ev.time_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                    std::chrono::system_clock::now().time_since_epoch())
                    .count();
-  ctx->nats->publish(ctx->prefix + ".events." + ev.pipeline + "." + id,
+  ctx->nats->publish(subjects{ctx->prefix}.events(ev.pipeline, id),
                      encode_event(ev));
   out["by_node"] = nullptr;
   return out;

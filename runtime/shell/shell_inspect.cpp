@@ -304,7 +304,9 @@ shell_session::cmd_watch(const std::map<std::string, std::string>& flags) {
   if (flags.count("--for") &&
       (for_ms = parse_duration_ms(flags.at("--for"))) < 0)
     return failure("watch", "bad_flag", "--for needs a duration such as 30s");
-  auto subject = s_.prefix + ".events." + pipeline + "." + job;
+  // Every job: '>' also takes ids with dots (several subject tokens).
+  auto subject = job == "*" ? s_.prefix + ".events." + pipeline + ".>"
+                            : subjects{s_.prefix}.events(pipeline, job);
   auto sub = nats_sync_subscription::open(*nats_, subject);
   if (!sub)
     return failure("watch", "unavailable", "cannot subscribe to " + subject);

@@ -3,6 +3,7 @@
 // two nodes. Every case is judged by the system of record (rows in
 // PostgreSQL, messages left in the stream), and afterwards the nodes still
 // run and ordinary jobs still finish.
+#include <atomic>
 #include <chrono>
 #include <csignal>
 #include <fstream>
@@ -18,6 +19,7 @@
 #include "messages/errc.hpp"
 #include "role_servers.hpp"
 #include "runtime/client/admin_client.hpp"
+#include "runtime/nats/nats_subscription.hpp"
 #include "tests/support/eventually.hpp"
 
 using namespace troupe;
@@ -416,4 +418,37 @@ TEST_F(adversarial_test, AJobBelongsToItsPipelineWhateverAPublisherNames) {
                   "and payload->>'key' = 'pay-1'"),
             2);
   expect_cluster_healthy("after-pipeline-binding");
+}
+
+// A key is free text, and it became the last part of the event subject as
+// it was: a space made the node's publish a protocol error, and NATS closed
+// the node's whole connection (found by the dashboard's browser test).
+TEST_F(adversarial_test, AKeyNatsCannotNameIsAJobAndBreaksNoConnection) {
+  auto watcher = as("node");
+  std::atomic<int> seen{0};
+  auto sub = nats_subscription::open(
+      *watcher, "troupe.events.work.>", [&](nats_msg m) {
+        auto ev = json::parse(std::string{m.data()}, nullptr, false);
+        if (ev.is_object() && ev.value("job_id", "") == "a b\t*>..c." &&
+            ev.value("type", "") == "job.succeeded" &&
+            std::string{m.subject()} == "troupe.events.work.a_b___._c_")
+          ++seen;
+      });
+  ASSERT_TRUE(sub);
+  watcher->flush(1000);
+  for (auto* n : nodes_)
+    ASSERT_EQ(n->output().find("disconnected"), std::string::npos);
+  auto r =
+      submit("publisher",
+             {{"pipeline", "work"}, {"key", "a b\t*>..c."}, {"payload", 1}});
+  ASSERT_TRUE(r.value("ok", false)) << r.dump();
+  EXPECT_EQ(await_count("select count(*) from jobs where job_id = "
+                        "E'a b\\t*>..c.' and state = 'succeeded'",
+                        1),
+            1);
+  EXPECT_TRUE(test::eventually([&] { return seen.load() == 1; }));
+  for (auto* n : nodes_)
+    EXPECT_EQ(n->output().find("disconnected"), std::string::npos)
+        << n->output();
+  expect_cluster_healthy("after-subject-tail");
 }

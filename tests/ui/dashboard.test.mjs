@@ -22,7 +22,11 @@ const browser = await chromium.launch({
   executablePath: env.CHROMIUM || '/usr/bin/chromium',
   args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'],
 });
-after(() => browser.close());
+const feeds = new Set();
+after(async () => {
+  for (const f of feeds) f.abort();
+  await browser.close();
+});
 
 async function open(tokenValue, viewport = { width: 1280, height: 800 }) {
   const ctx = await browser.newContext({ viewport });
@@ -57,27 +61,42 @@ async function shot(page, name) {
   await page.screenshot({ path: `${env.SHOTS}/${name}.png` });
 }
 
-/// The first event of `type` for `jobId` on the node's live feed, with
-/// the time it arrived here.
-function awaitEvent(type, jobId) {
+/// Opens the node's live feed; resolves once it is connected, to
+/// `{ seen }`: a promise of the time the first event of `type` for `jobId`
+/// arrived here (rejected after 60 s). (Not the promise itself: an async
+/// function would wait for it.)
+async function awaitEvent(type, jobId) {
   const ctrl = new AbortController();
+  feeds.add(ctrl);
+  const timer = setTimeout(() => ctrl.abort(), 60000);
+  const res = await fetch(`${A}/api/v1/events`, { headers: { Authorization: `Bearer ${env.ADMIN_TOKEN}` }, signal: ctrl.signal });
+  assert.equal(res.status, 200);
+  const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
   const seen = (async () => {
-    const res = await fetch(`${A}/api/v1/events`, { headers: { Authorization: `Bearer ${env.ADMIN_TOKEN}` }, signal: ctrl.signal });
-    const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
     let buf = '';
+    let frames = 0;
+    const seenTypes = [];
     for (;;) {
-      const { value, done } = await reader.read();
-      if (done) throw new Error('feed ended');
+      let value, done;
+      try { ({ value, done } = await reader.read()); } catch (e) { throw new Error(`${e.message} after ${frames} reads: ${seenTypes.slice(0, 20).join(' ')}`); }
+      if (done) throw new Error(`the feed ended before ${type} of ${jobId}`);
+      frames++;
       buf += value;
-      for (const line of buf.split('\n')) {
+      const lines = buf.split('\n');
+      buf = lines.pop();
+      for (const line of lines) {
         if (!line.startsWith('data:')) continue;
         const e = JSON.parse(line.slice(5));
-        if (e.type === type && e.job_id === jobId) { ctrl.abort(); return Date.now(); }
+        seenTypes.push(`${e.type}:${e.job_id}`);
+        if (e.type === type && e.job_id === jobId) {
+          clearTimeout(timer);
+          ctrl.abort();
+          return Date.now();
+        }
       }
-      buf = buf.slice(buf.lastIndexOf('\n') + 1);
     }
   })();
-  return seen;
+  return { seen };
 }
 
 test('the overview lists both nodes', { skip: scenario !== 'reads' }, async () => {
@@ -87,10 +106,6 @@ test('the overview lists both nodes', { skip: scenario !== 'reads' }, async () =
   await page.locator('#nodes tr[data-node="ui-b"]').waitFor();
   await page.locator('#pipelines tr[data-pipeline="quick"]').waitFor();
   assert.match(await page.locator('#who').innerText(), /ops · admin/);
-  await page.waitForTimeout(1500); // a few points on the live charts
-  await shot(page, 'overview');
-  await page.setViewportSize({ width: 390, height: 844 });
-  await shot(page, 'overview-phone');
   assert.deepEqual(page.errors, []);
 });
 
@@ -138,8 +153,8 @@ test('jobs page through three pages of jobs', { skip: scenario !== 'reads' }, as
 
 test('markup in a job id or an error is shown as text, never run', { skip: scenario !== 'reads' }, async () => {
   const key = '<img src=x onerror="window.pwned=1">/"><script>window.pwned=2</script>';
-  submit('flag', key, { payload: '{"note":"<b onmouseover=alert(1)>bold?</b>"}' });
-  await until('the job dead-lettered', async () => (await api('jobs?pipeline=flag&q=onerror')).body.jobs[0]?.state === 'dead_lettered');
+  submit('reject', key, { payload: '{"note":"<b onmouseover=alert(1)>bold?</b>"}' });
+  await until('the job dead-lettered', async () => (await api('jobs?pipeline=reject&q=onerror')).body.jobs[0]?.state === 'dead_lettered');
   const page = await open(env.ADMIN_TOKEN);
   let dialogs = 0;
   page.on('dialog', (d) => { dialogs++; d.dismiss(); });
@@ -160,16 +175,34 @@ test('markup in a job id or an error is shown as text, never run', { skip: scena
   assert.deepEqual(page.errors, []);
 });
 
+test('the overview charts what the live feed reports', { skip: scenario !== 'reads' }, async () => {
+  const page = await open(env.ADMIN_TOKEN);
+  await page.goto(`${A}/ui/`);
+  await page.locator('#nodes tr[data-node="ui-b"]').waitFor();
+  for (let i = 0; i < 6; i++) {
+    submit('busy', `load-${i}`, { count: 100 * (i + 1) });
+    await page.waitForTimeout(700);
+  }
+  await page.waitForTimeout(2500); // the counts refresh every 5 s
+  const caption = await page.locator('figcaption').first().innerText();
+  assert.match(caption, /^Jobs finished — succeeded \d+ jobs\/s/);
+  await shot(page, 'overview');
+  await page.setViewportSize({ width: 390, height: 844 });
+  await shot(page, 'overview-phone');
+  assert.deepEqual(page.errors, []);
+});
+
 test('a dead letter appears at once, is replayed from the page and succeeds', { skip: scenario !== 'dead-letter' }, async () => {
   const page = await open(env.ADMIN_TOKEN);
   await page.goto(`${A}/ui/dead-letters?pipeline=flag`);
   await page.getByText('No dead letters.').waitFor();
-  const event = awaitEvent('job.dead_lettered', 'dl-1');
+  await page.locator('#live', { hasText: 'feed: live' }).waitFor();
+  const event = await awaitEvent('job.dead_lettered', 'dl-1');
   submit('flag', 'dl-1');
   const row = page.locator('li[data-job="dl-1"]');
   await row.waitFor({ timeout: 30000 });
   const shown = Date.now();
-  const delay = shown - (await event);
+  const delay = shown - (await event.seen);
   console.log(`dead letter shown ${delay} ms after its event reached this client`);
   assert.ok(delay <= 1000, `shown ${delay} ms after the event`);
   await shot(page, 'dead-letters');
@@ -191,10 +224,10 @@ test('a viewer sees every page and the server refuses each steering button', { s
   const page = await open(env.VIEWER_TOKEN);
   const posts = [];
   page.on('response', (r) => { if (r.request().method() === 'POST') posts.push([r.url(), r.status()]); });
-  const press = async (name, confirm) => {
+  const press = async (name, confirm, within = page) => {
     const before = posts.length;
-    await page.getByRole('button', { name, exact: true }).first().click();
-    if (confirm) await page.getByRole('dialog').getByRole('button', { name: confirm, exact: true }).click();
+    await within.getByRole('button', { name, exact: true }).first().click();
+    if (confirm) await page.getByRole('dialog').getByRole('button', { name: confirm, exact: typeof confirm === 'string' }).click();
     await until(`a reply to ${name}`, () => posts.length > before, 10000);
     await page.locator('#notice .error').waitFor();
   };
@@ -203,7 +236,7 @@ test('a viewer sees every page and the server refuses each steering button', { s
   assert.match(await page.locator('#who').innerText(), /ann · viewer/);
   await page.goto(`${A}/ui/pipelines`);
   await page.locator('#pipelines tr[data-pipeline="flag"]').waitFor();
-  await press('Pause', 'Pause flag');
+  await press('Pause', 'Pause flag', page.locator('tr[data-pipeline="flag"]'));
   await page.goto(`${A}/ui/jobs/dl-v`);
   await page.locator('#attempts').waitFor();
   await press('Cancel', 'Cancel');
@@ -213,8 +246,9 @@ test('a viewer sees every page and the server refuses each steering button', { s
   await shot(page, 'viewer-refused');
   await page.goto(`${A}/ui/dead-letters`);
   await page.locator('li[data-job="dl-v"]').waitFor();
-  await press('Replay from the failed stage', 'Replay 1');
-  await press('Replay from the start', 'Replay 1');
+  const group = page.locator('section.group[data-pipeline="flag"]');
+  await press('Replay from the failed stage', /^Replay \d+$/, group);
+  await press('Replay from the start', /^Replay \d+$/, group);
   await page.goto(`${A}/ui/jobs?pipeline=flag&q=dl-v`);
   await page.locator('#jobs tbody tr').first().waitFor();
   await press('Retry all…', 'Retry 1 jobs');

@@ -6,6 +6,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <iostream>
 #include <memory>
 #include <string>
 
@@ -33,8 +34,12 @@ api_tokens_file = ")" +
          dir + R"(/api-tokens"
 [pipelines.quick]
 stages = [ { name = "a", kind = "noop" }, { name = "b", kind = "noop" } ]
+[pipelines.busy]
+stages = [ { name = "a", kind = "noop" }, { name = "b", kind = "noop" }, { name = "c", kind = "noop" } ]
 [pipelines.slow]
 stages = [ { name = "nap", kind = "sleep", duration = "3s" } ]
+[pipelines.reject]
+stages = [ { name = "refuse", kind = "fault", permanent = true, fail_first = 1000 } ]
 [pipelines.flag]
 stages = [
   { name = "prepare", kind = "noop" },
@@ -134,6 +139,9 @@ TEST_F(Dashboard, OverviewTreeAndPagesOfJobs) {
 TEST_F(Dashboard, ADeadLetterIsReplayedFromThePageAndSucceeds) {
   auto [rc, out] = browse("dead-letter");
   EXPECT_EQ(rc, 0) << out;
+  auto at = out.find("dead letter shown");
+  if (at != std::string::npos)
+    std::cout << out.substr(at, out.find('\n', at) - at) << "\n";
   EXPECT_EQ(sql("select count(*) from jobs where job_id = 'dl-1' and "
                 "state = 'succeeded' and life = 2"),
             1);

@@ -29,7 +29,7 @@ function facts(j) {
   add('Finished', j.finished_at_ms ? time(j.finished_at_ms) : '');
   add('Correlation id', j.correlation_id);
   add('Parent', j.parent_id ? link(jobHref(j.parent_id), j.parent_id) : '');
-  add('Lease', j.lease_owner ? `${j.lease_owner} until ${time(j.lease_until_ms)}` : '');
+  add('Lease', j.state === 'running' && j.lease_owner ? `${j.lease_owner} until ${time(j.lease_until_ms)}` : '');
   add('Next attempt', j.next_attempt_at_ms ? time(j.next_attempt_at_ms) : '');
   add('Last error', j.last_error ? h('span', { class: 'err' }, j.last_error) : '');
   if (j.progress && typeof j.progress === 'object') {
