@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
+#include <mutex>
 #include <optional>
 #include <sstream>
 #include <variant>
@@ -35,7 +36,14 @@ struct api_state {
   std::string prefix;
   std::atomic<int> feeds{0};
   std::atomic<bool> stopping{false};
+  /// GET /api/v1/pipelines counts every job in PostgreSQL; each open
+  /// dashboard asks for it, so one answer serves them all for a while.
+  std::mutex counts_mtx;
+  api_response counts;
+  std::chrono::steady_clock::time_point counts_at;
 };
+
+constexpr auto counts_ttl = std::chrono::seconds{2};
 
 /// A request's route: the admin call it becomes and whether it steers.
 struct api_route {
@@ -138,8 +146,6 @@ std::optional<api_route> get_route(const api_request& req) {
     return api_route{read_call("nodes", json::object())};
   if (s.size() == 1 && s[0] == "stats")
     return api_route{read_call("stats", json::object())};
-  if (s.size() == 1 && s[0] == "pipelines")
-    return api_route{read_call("counts", json::object(), "any")};
   if (s.size() == 1 && s[0] == "schedules")
     return api_route{read_call("schedules", json::object(), "any")};
   if (s.size() == 1 && s[0] == "tree")
@@ -341,6 +347,20 @@ api_response cluster_tree(api_state& st, const api_request& req) {
   return res;
 }
 
+/// The store's counts per pipeline, at most counts_ttl old. Concurrent
+/// callers wait for one query instead of each running their own.
+api_response pipeline_counts(api_state& st) {
+  std::lock_guard<std::mutex> lock{st.counts_mtx};
+  auto now = std::chrono::steady_clock::now();
+  if (st.counts.status == 200 && !st.counts.body.empty() &&
+      now - st.counts_at < counts_ttl)
+    return st.counts;
+  auto out = ask(*st.sys, st.admin, read_call("counts", json::object(), "any"));
+  st.counts = out;
+  st.counts_at = now;
+  return out;
+}
+
 /// Who is asking, or the refusal.
 std::variant<api_caller, api_response> authenticate(const api_access& access,
                                                     const api_request& req) {
@@ -387,6 +407,8 @@ api_response serve(api_state& st, const api_request& req) {
       return open_feed(st, req);
     if (req.path == "/api/v1/cluster/tree")
       return cluster_tree(st, req);
+    if (req.path == "/api/v1/pipelines")
+      return pipeline_counts(st);
     if (auto route = get_route(req))
       return ask(sys, admin, route->call);
     return reply(404, "not_found", "no such resource: " + printable(req.path));

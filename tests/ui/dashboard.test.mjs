@@ -175,6 +175,24 @@ test('markup in a job id or an error is shown as text, never run', { skip: scena
   assert.deepEqual(page.errors, []);
 });
 
+test('eight tabs of one browser all load and all get the live feed', { skip: scenario !== 'reads' }, async () => {
+  // A browser opens six HTTP/1.1 connections per host: a feed per tab left
+  // the seventh tab hanging. The tabs share one feed (feed_worker.js).
+  const ctx = await browser.newContext();
+  await ctx.addInitScript((t) => sessionStorage.setItem('troupe.token', t), env.ADMIN_TOKEN);
+  const tabs = [];
+  for (let i = 0; i < 8; i++) {
+    const tab = await ctx.newPage();
+    await tab.goto(`${A}/ui/`, { timeout: 10000 });
+    await tab.locator('#nodes tr[data-node="ui-a"]').waitFor({ timeout: 10000 });
+    await tab.locator('#live', { hasText: 'feed: live' }).waitFor({ timeout: 10000 });
+    tabs.push(tab);
+  }
+  submit('busy', 'tabs');
+  for (const tab of tabs) await tab.locator('#h-live').waitFor();
+  await ctx.close();
+});
+
 test('the overview charts what the live feed reports', { skip: scenario !== 'reads' }, async () => {
   const page = await open(env.ADMIN_TOKEN);
   await page.goto(`${A}/ui/`);

@@ -58,7 +58,7 @@ function signIn(reason) {
   if (document.querySelector('dialog.signin')) return;
   const input = h('input', { type: 'password', id: 'token', autocomplete: 'off', required: true, minlength: 16 });
   const dlg = h('dialog', { class: 'signin', 'aria-label': 'Sign in' },
-    h('form', { method: 'dialog', onsubmit: (e) => { e.preventDefault(); setToken(input.value.trim()); dlg.close(); dlg.remove(); whoami(); route(); } },
+    h('form', { method: 'dialog', onsubmit: (e) => { e.preventDefault(); setToken(input.value.trim()); location.reload(); } },
       h('h2', {}, 'API token'),
       h('p', {}, reason),
       h('label', { for: 'token' }, 'Bearer token (kept in this tab only)'), input,

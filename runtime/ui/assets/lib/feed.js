@@ -1,9 +1,11 @@
-// One live feed per tab: GET /api/v1/events (Server-Sent Events) read with
-// fetch, because EventSource cannot send the Authorization header. Pages
-// subscribe and unsubscribe; the connection stays open across pages and
-// reconnects with a growing pause when the node goes away.
+// The live feed: GET /api/v1/events (Server-Sent Events) read with fetch,
+// because EventSource cannot send the Authorization header. Where the
+// browser has SharedWorker, one feed serves every tab (feed_worker.js);
+// otherwise this tab reads its own. Pages subscribe and unsubscribe; the
+// connection stays open across pages and reconnects with a growing pause
+// when the node goes away.
 
-import { authHeaders } from './api.js';
+import { authHeaders, token } from './api.js';
 
 const listeners = new Set();
 const statusListeners = new Set();
@@ -58,9 +60,22 @@ async function readOnce() {
   }
 }
 
+function startShared() {
+  const worker = new SharedWorker('/ui/assets/feed_worker.js', { name: 'troupe-feed' });
+  worker.port.onmessage = ({ data }) => {
+    if (data.status) status(data.status);
+    if (data.frame) dispatch(data.frame);
+  };
+  worker.port.postMessage({ token: token() });
+  window.addEventListener('pagehide', () => worker.port.postMessage({ bye: true }));
+}
+
 async function start() {
   if (running) return;
   running = true;
+  if (typeof SharedWorker === 'function') {
+    try { startShared(); return; } catch (e) { console.warn('shared feed unavailable', e); }
+  }
   let pause = 500;
   for (;;) {
     const began = Date.now();

@@ -1,0 +1,95 @@
+// The dashboard's costs (docs/benchmarks.md, "Dashboard"): time to first
+// render of the overview and of a job page with 100 attempts, in Debian's
+// Chromium; and the node's CPU per job with 0 and with 10 dashboards open
+// while a batch of jobs runs.
+//
+//   troupe dev --config bench/dashboard.toml &      (node on 127.0.0.1:9464)
+//   node bench/dashboard.mjs [jobs=100000]
+// playwright-core comes from tests/ui/node_modules (`npm ci` there).
+
+import { createRequire } from 'node:module';
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+
+const require = createRequire(new URL('../tests/ui/package.json', import.meta.url));
+const { chromium } = require('playwright-core');
+const BASE = process.env.UI || 'http://127.0.0.1:9464';
+const TROUPE = process.env.TROUPE || new URL('../build/troupe', import.meta.url).pathname;
+const JOBS = Number(process.argv[2] || 100000);
+const RUNS = 20;
+
+// httplib closes a kept-alive connection after 5 requests: one retry.
+const api = async (p) => {
+  try { return await (await fetch(`${BASE}/api/v1/${p}`)).json(); } catch { return (await fetch(`${BASE}/api/v1/${p}`)).json(); }
+};
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const submit = (pipeline, key, count) => execFileSync(TROUPE, ['submit', pipeline, '--key', key, '--count', String(count), '--payload', '{}'], { stdio: 'pipe', maxBuffer: 1 << 26 });
+
+function stats(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  return { median: s[Math.floor(s.length / 2)], p95: s[Math.floor(s.length * 0.95)], min: s[0] };
+}
+
+/// Milliseconds from navigation start until `ready` first holds, taken in
+/// the page by a MutationObserver (a poll from outside would add its own
+/// round trips). A fresh context each time: nothing cached.
+async function renderTimes(browser, path, ready) {
+  const out = [];
+  for (let i = 0; i < RUNS; i++) {
+    const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    // `ready`: [selector, at least n matches] pairs (no eval: the page's
+    // policy forbids it).
+    await ctx.addInitScript((conds) => {
+      const check = () => conds.every(([sel, n]) => document.querySelectorAll(sel).length >= n);
+      new MutationObserver((_, obs) => {
+        if (window.readyAt === undefined && check()) { window.readyAt = performance.now(); obs.disconnect(); }
+      }).observe(document, { childList: true, subtree: true });
+    }, ready);
+    const page = await ctx.newPage();
+    await page.goto(`${BASE}${path}`);
+    await page.waitForFunction(() => window.readyAt !== undefined);
+    out.push(await page.evaluate(() => window.readyAt));
+    await ctx.close();
+  }
+  return stats(out);
+}
+
+function cpuSeconds(pid) {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100; // utime + stime, in ticks of 10 ms
+}
+
+async function succeeded(pipeline) {
+  const c = await api('pipelines');
+  return (c[pipeline] && c[pipeline].states && c[pipeline].states.succeeded) || 0;
+}
+
+async function batch(label) {
+  const pid = (await api('nodes'))[0].pid;
+  const before = await succeeded('bench');
+  const cpu0 = cpuSeconds(pid);
+  const t0 = Date.now();
+  submit('bench', `${label}-${t0}`, JOBS);
+  while ((await succeeded('bench')) < before + JOBS) await sleep(250);
+  const secs = (Date.now() - t0) / 1000;
+  const cpu = cpuSeconds(pid) - cpu0;
+  return { label, jobs: JOBS, seconds: secs.toFixed(1), jobs_per_s: Math.round(JOBS / secs), node_cpu_s: cpu.toFixed(2), node_cpu_us_per_job: Math.round((cpu * 1e6) / JOBS) };
+}
+
+const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox', '--disable-gpu'] });
+submit('hundred', `hundred-${Date.now()}`, 1);
+let id = '';
+while (!id) {
+  const page = await api('jobs?pipeline=hundred&state=succeeded&limit=1');
+  id = page.jobs.length ? page.jobs[0].job_id : '';
+  await sleep(200);
+}
+const overview = await renderTimes(browser, '/ui/', [['#nodes tbody tr', 1], ['#pipelines tbody tr', 1]]);
+const job = await renderTimes(browser, `/ui/jobs/${encodeURIComponent(id)}`, [['#attempts tbody tr', 100]]);
+console.log(JSON.stringify({ first_render_ms: { overview, job_100_attempts: job } }));
+console.log(JSON.stringify(await batch('no-dashboard')));
+const ctx = await browser.newContext();
+for (let i = 0; i < 10; i++) await (await ctx.newPage()).goto(`${BASE}/ui/`);
+await sleep(2000);
+console.log(JSON.stringify(await batch('ten-dashboards')));
+await browser.close();
