@@ -4,7 +4,7 @@
 // while a batch of jobs (queued while the pipeline is paused) runs.
 //
 //   troupe dev --config bench/dashboard.toml &      (node on 127.0.0.1:9464)
-//   node bench/dashboard.mjs [jobs=50000]
+//   node bench/dashboard.mjs [jobs=50000]     (BATCH=0: render times only)
 // playwright-core comes from tests/ui/node_modules (`npm ci` there).
 
 import { createRequire } from 'node:module';
@@ -117,6 +117,7 @@ while (!id) {
 const overview = await renderTimes(browser, '/ui/', [['#nodes tbody tr', 1], ['#pipelines tbody tr', 1]]);
 const job = await renderTimes(browser, `/ui/jobs/${encodeURIComponent(id)}`, [['#attempts tbody tr', 100]]);
 console.log(JSON.stringify({ first_render_ms: { overview, job_100_attempts: job } }));
+if (process.env.BATCH === '0') { await browser.close(); process.exit(0); }
 console.log(JSON.stringify(await batch('no-dashboard')));
 // Ten operators: ten browser profiles, each with its own feed and polls.
 for (let i = 0; i < 10; i++) {
