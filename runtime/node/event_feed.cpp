@@ -1,31 +1,11 @@
 #include "runtime/node/event_feed.hpp"
 
+#include <algorithm>
+
 namespace troupe {
 
-caf::expected<std::shared_ptr<event_feed>>
-event_feed::open(nats_client& nats, const std::string& subject,
-                 std::size_t capacity) {
-  auto feed = std::make_shared<event_feed>();
-  feed->capacity_ = capacity;
-  subscribe_options so;
-  so.unbounded_pending = true;
-  // The subscription lives in the feed; its handler holds a weak pointer,
-  // so a message that arrives while the feed goes away is dropped.
-  auto sub = nats_subscription::open(
-      nats, subject,
-      [weak = std::weak_ptr<event_feed>(feed)](nats_msg m) {
-        if (auto f = weak.lock())
-          f->push(std::string{m.data()});
-      },
-      so);
-  if (!sub)
-    return sub.error();
-  feed->sub_ = std::move(*sub);
-  // The server has the subscription once this returns: a client that saw
-  // the feed open misses nothing published after.
-  nats.flush(1000);
-  return feed;
-}
+event_feed::event_feed(std::string pipeline, std::size_t capacity)
+    : pipeline_(std::move(pipeline)), capacity_(capacity) {}
 
 void event_feed::push(std::string event) {
   {
@@ -61,8 +41,71 @@ void event_feed::wake() {
   cv_.notify_all();
 }
 
-void event_feed::close() {
-  nats_subscription gone = std::move(sub_);
+/// What the subscription's handler shares with the hub: it outlives
+/// neither, and the handler holds it weakly.
+struct event_hub::core {
+  std::mutex mtx;
+  std::vector<std::shared_ptr<event_feed>> feeds;
+  std::unique_ptr<nats_subscription> sub;
+  /// Length of "<prefix>.events.", where a subject's pipeline starts.
+  std::size_t pipeline_at = 0;
+
+  void deliver(const nats_msg& m) {
+    std::string_view subject = m.subject();
+    auto rest = subject.substr(std::min(pipeline_at, subject.size()));
+    auto pipeline = rest.substr(0, rest.find('.'));
+    std::string body{m.data()};
+    std::lock_guard<std::mutex> lock{mtx};
+    for (const auto& f : feeds)
+      if (f->pipeline() == "*" || f->pipeline() == pipeline)
+        f->push(body);
+  }
+};
+
+event_hub::event_hub(nats_client& nats, std::string prefix)
+    : nats_(nats), prefix_(std::move(prefix)), core_(std::make_shared<core>()) {
+  core_->pipeline_at = prefix_.size() + std::string{".events."}.size();
+}
+
+event_hub::~event_hub() {
+  std::unique_ptr<nats_subscription> gone;
+  {
+    std::lock_guard<std::mutex> lock{core_->mtx};
+    gone = std::move(core_->sub);
+    core_->feeds.clear();
+  }
+}
+
+caf::expected<std::shared_ptr<event_feed>>
+event_hub::open(const std::string& pipeline, std::size_t capacity) {
+  auto feed = std::make_shared<event_feed>(pipeline, capacity);
+  std::lock_guard<std::mutex> lock{core_->mtx};
+  if (!core_->sub) {
+    subscribe_options so;
+    so.unbounded_pending = true;
+    auto sub = nats_subscription::open(
+        nats_, prefix_ + ".events.>",
+        [weak = std::weak_ptr<core>(core_)](nats_msg m) {
+          if (auto c = weak.lock())
+            c->deliver(m);
+        },
+        so);
+    if (!sub)
+      return sub.error();
+    core_->sub = std::make_unique<nats_subscription>(std::move(*sub));
+    nats_.flush(1000);
+  }
+  core_->feeds.push_back(feed);
+  return feed;
+}
+
+void event_hub::close(const std::shared_ptr<event_feed>& feed) {
+  std::unique_ptr<nats_subscription> gone;
+  std::lock_guard<std::mutex> lock{core_->mtx};
+  auto& feeds = core_->feeds;
+  feeds.erase(std::remove(feeds.begin(), feeds.end(), feed), feeds.end());
+  if (feeds.empty())
+    gone = std::move(core_->sub);
 }
 
 std::string sse_frame(const std::string& event) {

@@ -1,10 +1,13 @@
 #pragma once
 
-// The live feed of the HTTP API (`GET /api/v1/events`, Server-Sent Events):
-// one NATS subscription per open feed to the events subject, and a bounded
-// queue between NATS's thread and the HTTP thread that writes the stream.
-// Events are best effort (docs/decisions.md): a feed that falls behind
-// drops its oldest events and says how many.
+// The live feeds of the HTTP API (`GET /api/v1/events`, Server-Sent
+// Events): one NATS subscription to every event per node (the event hub),
+// held while at least one feed is open, and for each feed a bounded queue
+// between NATS's thread and the HTTP thread that writes its stream. A
+// subscription per feed made the node receive each event once per open
+// dashboard (10 dashboards tripled its CPU per job). Events are best
+// effort (docs/decisions.md): a feed that falls behind drops its oldest
+// events and says how many.
 
 #include <chrono>
 #include <condition_variable>
@@ -24,10 +27,13 @@ namespace troupe {
 
 class event_feed {
 public:
-  /// Subscribes to `subject` (e.g. `troupe.events.>`), keeping at most
-  /// `capacity` undelivered events.
-  static caf::expected<std::shared_ptr<event_feed>>
-  open(nats_client& nats, const std::string& subject, std::size_t capacity);
+  /// Keeps at most `capacity` undelivered events of `pipeline` ("*": all).
+  event_feed(std::string pipeline, std::size_t capacity);
+
+  const std::string& pipeline() const { return pipeline_; }
+
+  /// Queues an event (NATS's thread), dropping the oldest when full.
+  void push(std::string event);
 
   /// The events that arrived, waiting at most `wait` for the first.
   std::vector<std::string> take(std::chrono::milliseconds wait);
@@ -38,20 +44,42 @@ public:
   /// Wakes a waiting take() (the node is stopping).
   void wake();
 
-  /// Ends the subscription, on the caller's thread (never on NATS's own,
-  /// where the feed's last owner could otherwise end up destroying it).
-  void close();
-
 private:
-  void push(std::string event);
-
+  const std::string pipeline_;
   mutable std::mutex mtx_;
   std::condition_variable cv_;
   std::deque<std::string> queue_;
   std::size_t capacity_ = 0;
   std::int64_t dropped_ = 0;
   bool woken_ = false;
-  nats_subscription sub_;
+};
+
+/// The node's one subscription to `<prefix>.events.>`, fanned out to the
+/// open feeds.
+class event_hub {
+public:
+  event_hub(nats_client& nats, std::string prefix);
+  ~event_hub();
+
+  event_hub(const event_hub&) = delete;
+  event_hub& operator=(const event_hub&) = delete;
+
+  /// A new feed; the first one subscribes (and waits until the server has
+  /// the subscription, so a client that saw the feed open misses nothing
+  /// published after).
+  caf::expected<std::shared_ptr<event_feed>> open(const std::string& pipeline,
+                                                  std::size_t capacity);
+
+  /// Ends a feed; the last one ends the subscription, on the caller's
+  /// thread (never on NATS's own).
+  void close(const std::shared_ptr<event_feed>& feed);
+
+  struct core;
+
+private:
+  nats_client& nats_;
+  std::string prefix_;
+  std::shared_ptr<core> core_;
 };
 
 /// One event as an SSE frame: `data: <json>\n\n` (a raw line break sent by

@@ -34,6 +34,8 @@ struct api_state {
   api_access access;
   std::shared_ptr<nats_client> nats;
   std::string prefix;
+  /// After `nats`: it unsubscribes before the connection goes.
+  std::unique_ptr<event_hub> hub;
   std::atomic<int> feeds{0};
   std::atomic<bool> stopping{false};
   /// GET /api/v1/pipelines counts every job in PostgreSQL; each open
@@ -305,8 +307,7 @@ api_response open_feed(api_state& st, const api_request& req) {
                  "too many live feeds on this node (at most " +
                      std::to_string(api_max_feeds) + ")");
   }
-  auto feed = event_feed::open(*st.nats,
-                               st.prefix + ".events." + pipeline + ".>", 1000);
+  auto feed = st.hub->open(pipeline, 1000);
   if (!feed) {
     --st.feeds;
     return reply(503, "unavailable", describe(feed.error()));
@@ -314,7 +315,7 @@ api_response open_feed(api_state& st, const api_request& req) {
   api_response out;
   out.stream = [&st, f = *feed](const auto& write) {
     pump(st, *f, write);
-    f->close();
+    st.hub->close(f);
     --st.feeds;
   };
   return out;
@@ -441,6 +442,7 @@ http_api_handlers make_http_api(caf::actor_system& sys, admin_actor admin,
   st->access = std::move(access);
   st->nats = std::move(nats);
   st->prefix = std::move(prefix);
+  st->hub = std::make_unique<event_hub>(*st->nats, st->prefix);
   return {[st](const api_request& req) { return serve(*st, req); },
           [st] { st->stopping = true; }};
 }

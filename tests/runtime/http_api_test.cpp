@@ -238,35 +238,69 @@ TEST_F(durable_path_test, TheDashboardIsServedWithAStrictPolicy) {
   EXPECT_NE(post->status, 200) << "pages are read-only";
 }
 
-TEST_F(durable_path_test, HttpApiLiveFeedStreamsEventsAsTheyHappen) {
-  auto node = start_node("http-feed");
-  int port = http_port_of(*node);
+namespace {
+
+/// A reader of one live feed on its own thread, until stop().
+struct feed_reader {
   std::mutex mtx;
   std::string seen;
   std::atomic<bool> done{false};
-  std::thread reader{[&] {
-    httplib::Client cli{"127.0.0.1", port};
-    cli.set_read_timeout(30, 0);
-    cli.Get("/api/v1/events?pipeline=three",
-            [&](const char* data, std::size_t n) {
-              std::lock_guard<std::mutex> lock{mtx};
-              seen.append(data, n);
-              return !done.load();
-            });
-  }};
-  auto saw = [&](const std::string& text) {
+  std::thread thread;
+
+  feed_reader(int port, std::string path) {
+    thread = std::thread{[this, port, path] {
+      httplib::Client cli{"127.0.0.1", port};
+      cli.set_read_timeout(30, 0);
+      cli.Get(path.c_str(), [this](const char* data, std::size_t n) {
+        std::lock_guard<std::mutex> lock{mtx};
+        seen.append(data, n);
+        return !done.load();
+      });
+    }};
+  }
+
+  bool saw(const std::string& text) {
     std::lock_guard<std::mutex> lock{mtx};
     return seen.find(text) != std::string::npos;
-  };
-  ASSERT_TRUE(eventually([&] { return saw(": troupe events"); }, 10s));
+  }
+
+  /// The next frame (a keep-alive within 5 s) ends the request.
+  void stop() {
+    done = true;
+    thread.join();
+  }
+};
+
+} // namespace
+
+TEST_F(durable_path_test, HttpApiLiveFeedStreamsEventsAsTheyHappen) {
+  auto node = start_node("http-feed");
+  int port = http_port_of(*node);
+  // Three feeds share the node's one subscription; each gets its own
+  // pipeline's events.
+  feed_reader three{port, "/api/v1/events?pipeline=three"};
+  feed_reader all{port, "/api/v1/events"};
+  feed_reader other{port, "/api/v1/events?pipeline=nothing"};
+  for (auto* f : {&three, &all, &other})
+    ASSERT_TRUE(eventually([&] { return f->saw(": troupe events"); }, 10s));
   auto nats = client();
   subjects subj{"troupe"};
   ASSERT_TRUE(submit_requests(*nats, subj, {body("three", "feed-1")}, 1, 30s));
-  EXPECT_TRUE(eventually(
-      [&] { return saw(R"("type":"job.succeeded")") && saw("feed-1"); }, 30s));
-  EXPECT_TRUE(saw("data: {")) << "each event is one SSE data frame";
-  done = true;
-  reader.join(); // the next frame (a keep-alive within 5 s) ends it
+  for (auto* f : {&three, &all})
+    EXPECT_TRUE(eventually(
+        [&] { return f->saw(R"("type":"job.succeeded")") && f->saw("feed-1"); },
+        30s));
+  EXPECT_TRUE(three.saw("data: {")) << "each event is one SSE data frame";
+  EXPECT_FALSE(other.saw("feed-1")) << "another pipeline's feed";
+  for (auto* f : {&three, &all, &other})
+    f->stop();
+  // A feed opened as the others end still gets its events (the last one
+  // to end takes the subscription down; the next one subscribes again).
+  feed_reader again{port, "/api/v1/events?pipeline=three"};
+  ASSERT_TRUE(eventually([&] { return again.saw(": troupe events"); }, 10s));
+  ASSERT_TRUE(submit_requests(*nats, subj, {body("three", "feed-2")}, 1, 30s));
+  EXPECT_TRUE(eventually([&] { return again.saw("feed-2"); }, 30s));
+  again.stop();
   httplib::Client cli{"127.0.0.1", port};
   auto bad = cli.Get("/api/v1/events?pipeline=a.b");
   ASSERT_TRUE(bad);

@@ -254,6 +254,7 @@ test('a viewer sees every page and the server refuses each steering button', { s
   assert.match(await page.locator('#who').innerText(), /ann · viewer/);
   await page.goto(`${A}/ui/pipelines`);
   await page.locator('#pipelines tr[data-pipeline="flag"]').waitFor();
+  await shot(page, 'pipelines');
   await press('Pause', 'Pause flag', page.locator('tr[data-pipeline="flag"]'));
   await page.goto(`${A}/ui/jobs/dl-v`);
   await page.locator('#attempts').waitFor();
