@@ -8,6 +8,7 @@
 #include <mutex>
 #include <optional>
 #include <sstream>
+#include <thread>
 #include <variant>
 #include <vector>
 
@@ -277,8 +278,19 @@ void pump(api_state& st, event_feed& feed,
   bool open = write(": troupe events\n\n");
   while (open && !st.stopping) {
     auto events = feed.take(std::chrono::seconds{1});
+    // Events come in bursts: after the first, gather for 20 ms and write
+    // them at once. A wake-up and a write per event cost each open
+    // dashboard a thread switch and a system call per event.
+    if (!events.empty() && events.size() < 256) {
+      std::this_thread::sleep_for(std::chrono::milliseconds{20});
+      for (auto& e : feed.take(std::chrono::milliseconds{0}))
+        events.push_back(std::move(e));
+    }
+    std::string frames;
     for (const auto& e : events)
-      open = open && write(sse_frame(e));
+      frames += sse_frame(e);
+    if (!frames.empty())
+      open = write(frames);
     if (auto lost = feed.dropped(); open && lost != reported) {
       reported = lost;
       open =
