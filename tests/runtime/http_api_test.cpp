@@ -89,6 +89,18 @@ TEST_F(durable_path_test, HttpApiAnswersLikeTheShellAndRefusesWhatIsWrong) {
   auto bad_limit = call(cli, "GET", "/api/v1/jobs?limit=lots");
   EXPECT_EQ(bad_limit.status, 400) << bad_limit.body.dump();
   EXPECT_EQ(call(cli, "GET", "/api/v1/nothing").status, 404);
+  // Filters from the dashboard: a NUL byte (PostgreSQL's text ends there)
+  // or 5,000 characters are answered, not an error.
+  for (const std::string& q : std::vector<std::string>{
+           "q=%00", "error=%00x", "q=" + std::string(5000, 'x')})
+    EXPECT_EQ(call(cli, "GET", "/api/v1/jobs?" + q).status, 200)
+        << q.substr(0, 20);
+  EXPECT_TRUE(call(cli, "GET", "/api/v1/jobs?q=" + std::string(5000, 'x'))
+                  .body["jobs"]
+                  .empty());
+  auto by_text = call(cli, "GET", "/api/v1/jobs?q=http-1&error=");
+  ASSERT_EQ(by_text.status, 200);
+  EXPECT_EQ(by_text.body["jobs"].size(), 1u) << by_text.body.dump();
   // A NUL byte or invalid UTF-8 in the path is an unknown job, not a 500.
   EXPECT_EQ(call(cli, "GET", "/api/v1/jobs/%00x").status, 404);
   auto bad_utf8 = call(cli, "GET", "/api/v1/jobs/a%FF%FEb");

@@ -4,6 +4,8 @@
 // host, and the seventh tab would hang. Tabs send {token} to join and
 // {bye: true} when they close; a feed ends when its last tab left.
 
+import { readFeed } from './lib/sse.js';
+
 const feeds = new Map(); // token -> {ports: Set, ctrl: AbortController}
 
 function post(feed, msg) {
@@ -16,21 +18,8 @@ async function run(token, feed) {
     const began = Date.now();
     try {
       const headers = token ? { Authorization: `Bearer ${token}` } : {};
-      const res = await fetch('/api/v1/events', { headers, cache: 'no-store', signal: feed.ctrl.signal });
-      if (!res.ok) throw new Error(`feed: HTTP ${res.status}`);
-      post(feed, { status: 'feed: live' });
-      const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
-      let buf = '';
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        buf += value;
-        let at;
-        while ((at = buf.indexOf('\n\n')) >= 0) {
-          post(feed, { frame: buf.slice(0, at) });
-          buf = buf.slice(at + 2);
-        }
-      }
+      await readFeed(headers, feed.ctrl.signal, () => post(feed, { status: 'feed: live' }),
+        (frame) => post(feed, { frame }));
     } catch (e) {
       if (!feed.ports.size) return;
       post(feed, { status: String(e.message || e) });

@@ -6,6 +6,7 @@
 // when the node goes away.
 
 import { authHeaders, token } from './api.js';
+import { readFeed } from './sse.js';
 
 const listeners = new Set();
 const statusListeners = new Set();
@@ -42,26 +43,12 @@ function dispatch(frame) {
   }
 }
 
-async function readOnce() {
-  const res = await fetch('/api/v1/events', { headers: authHeaders(), cache: 'no-store' });
-  if (!res.ok) throw new Error(`feed: HTTP ${res.status}`);
-  status('feed: live');
-  const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
-  let buf = '';
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) return;
-    buf += value;
-    let at;
-    while ((at = buf.indexOf('\n\n')) >= 0) {
-      dispatch(buf.slice(0, at));
-      buf = buf.slice(at + 2);
-    }
-  }
+function readOnce() {
+  return readFeed(authHeaders(), undefined, () => status('feed: live'), dispatch);
 }
 
 function startShared() {
-  const worker = new SharedWorker('/ui/assets/feed_worker.js', { name: 'troupe-feed' });
+  const worker = new SharedWorker('/ui/assets/feed_worker.js', { name: 'troupe-feed', type: 'module' });
   worker.port.onmessage = ({ data }) => {
     if (data.status) status(data.status);
     if (data.frame) dispatch(data.frame);

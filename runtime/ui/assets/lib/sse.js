@@ -1,0 +1,21 @@
+// Reads the node's live feed (GET /api/v1/events, Server-Sent Events) until
+// it ends: `onOpen()` once connected, `onFrame(text)` per frame. Shared by
+// the page (lib/feed.js) and the shared worker (feed_worker.js).
+
+export async function readFeed(headers, signal, onOpen, onFrame) {
+  const res = await fetch('/api/v1/events', { headers, cache: 'no-store', signal });
+  if (!res.ok) throw new Error(`feed: HTTP ${res.status}`);
+  onOpen();
+  const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buf = '';
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buf += value;
+    let at;
+    while ((at = buf.indexOf('\n\n')) >= 0) {
+      onFrame(buf.slice(0, at));
+      buf = buf.slice(at + 2);
+    }
+  }
+}
