@@ -1,6 +1,7 @@
 #include "runtime/cli/local_servers.hpp"
 
 #include <chrono>
+#include <cstdlib>
 #include <fstream>
 #include <pwd.h>
 #include <thread>
@@ -190,11 +191,14 @@ caf::error local_postgres::start(const std::string& dir, int port) {
       return fail("initdb failed:\n" + r.output);
   }
   auto log = run + "/pg.log";
+  // TROUPE_PG_OPTIONS adds server settings for profiling, e.g.
+  // "-c shared_preload_libraries=pg_stat_statements" (docs/benchmarks.md).
+  const char* extra = std::getenv("TROUPE_PG_OPTIONS");
+  auto options = "-p " + std::to_string(port) + " -k " + run +
+                 " -c listen_addresses=127.0.0.1" +
+                 (extra && *extra ? " " + std::string{extra} : "");
   auto r = run_command(as_postgres({bin + "/pg_ctl", "-D", data, "-l", log,
-                                    "-w", "-t", "60", "-o",
-                                    "-p " + std::to_string(port) + " -k " +
-                                        run + " -c listen_addresses=127.0.0.1",
-                                    "start"}),
+                                    "-w", "-t", "60", "-o", options, "start"}),
                        90s);
   if (r.exit_code != 0)
     return fail("PostgreSQL did not start:\n" + r.output + "\n" + tail(log));
