@@ -52,14 +52,17 @@ for run in $(seq 1 "$RUNS"); do
      from generate_series(1, 150) i" > /dev/null
   timeout 60 bash -c "until [ \"\$($PSQL -qtAX $PG -c \"select count(*) from jobs
     where job_id like 'fo-$run-%' and state = 'running'\")\" = 150 ]; do sleep 0.2; done"
-  victim=$(q "select lease_owner from jobs where job_id like 'fo-$run-%'
-              group by 1 order by count(*) desc limit 1")
+  # lease_owner is '<node id>#<incarnation>'.
+  victim=$(q "select split_part(lease_owner, '#', 1) from jobs
+              where job_id like 'fo-$run-%' group by 1 order by count(*) desc
+              limit 1")
   held=$(q "select count(*) from jobs where job_id like 'fo-$run-%'
-            and lease_owner = '$victim'")
+            and split_part(lease_owner, '#', 1) = '$victim'")
   kill -9 "${NODES[$victim]}"
   t0=$(now_ms)
   until [ "$(q "select count(*) from jobs where job_id like 'fo-$run-%'
-                and state = 'running' and lease_owner <> '$victim'")" = 150 ]; do
+                and state = 'running'
+                and split_part(lease_owner, '#', 1) <> '$victim'")" = 150 ]; do
     sleep 0.1
   done
   t1=$(now_ms)

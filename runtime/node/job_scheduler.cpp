@@ -27,9 +27,9 @@ job_scheduler::job_scheduler(std::shared_ptr<nats_client> nats,
                              job_scheduler_options opts)
     : nats_(std::move(nats)), opts_(std::move(opts)),
       stats_(opts_.stats ? opts_.stats : std::make_shared<scheduler_stats>()),
-      store_(std::make_unique<schedule_store>(opts_.pg_url, opts_.node_id)),
+      store_(std::make_unique<schedule_store>(opts_.pg_url, opts_.lease_owner)),
       lease_store_(
-          std::make_unique<schedule_store>(opts_.pg_url, opts_.node_id)),
+          std::make_unique<schedule_store>(opts_.pg_url, opts_.lease_owner)),
       cron_(std::make_unique<cron_store>(opts_.pg_url, opts_.node_id)),
       slots_(std::make_unique<tenant_slots>(opts_.pg_url, opts_.node_id)) {
   if (opts_.gate)
@@ -40,17 +40,28 @@ job_scheduler::~job_scheduler() {
   stop();
 }
 
-void job_scheduler::start() {
+caf::error job_scheduler::start() {
+  // The lease exists before the node claims its first job: a job whose
+  // owner has no lease row could not be rescued by lease.
+  if (auto err = lease_store_->renew_lease(opts_.lease))
+    return err;
+  ++stats_->renewed;
   lease_thread_ = std::thread{[this] { run_leases(); }};
   thread_ = std::thread{[this] { run(); }};
+  return {};
 }
 
 void job_scheduler::stop() {
   stopping_ = true;
   nudge();
+  bool started = lease_thread_.joinable();
   for (auto* t : {&thread_, &lease_thread_})
     if (t->joinable())
       t->join();
+  // Whatever the node still holds goes to a live node at its next pass.
+  if (started)
+    if (auto err = lease_store_->release_lease())
+      spdlog::warn("scheduler: {}", describe(err));
 }
 
 void job_scheduler::run() {
@@ -118,10 +129,10 @@ void job_scheduler::keep_tenant_slots() {
 }
 
 void job_scheduler::keep_leases() {
-  if (auto n = lease_store_->renew_leases(opts_.lease))
-    stats_->renewed += static_cast<std::int64_t>(*n);
-  else
+  if (lease_store_->renew_lease(opts_.lease))
     ++stats_->store_failures;
+  else
+    ++stats_->renewed;
   auto rescued = lease_store_->rescue_expired(opts_.batch);
   if (!rescued) {
     ++stats_->store_failures;

@@ -6,8 +6,9 @@
 //   - publishes due jobs (scheduled, enqueued by SQL, long retry waits,
 //     rescued) to their pipeline's subject, and marks them `queued` in the
 //     same transaction (an outbox);
-//   - renews this node's leases (one statement), and rescues the jobs of
-//     nodes whose leases expired (epoch + 1, due now);
+//   - renews this node's lease (one row in node_leases, whatever the node
+//     runs), and rescues the jobs of nodes whose leases expired (epoch + 1,
+//     due now);
 //   - sleeps until the next job is due, a NOTIFY (troupe.enqueue), or the
 //     next renewal, whichever comes first.
 // Two threads (leases apart, so that a slow publish never lets them lapse),
@@ -21,6 +22,8 @@
 #include <mutex>
 #include <string>
 #include <thread>
+
+#include <caf/error.hpp>
 
 #include "config/config.hpp"
 #include "runtime/observe/metrics.hpp"
@@ -39,6 +42,7 @@ struct scheduler_stats {
   std::atomic<std::int64_t> published{0};
   std::atomic<std::int64_t> publish_failures{0};
   std::atomic<std::int64_t> rescued{0};
+  /// Renewals of the node's lease.
   std::atomic<std::int64_t> renewed{0};
   std::atomic<std::int64_t> store_failures{0};
   /// Jobs fired by cron schedules.
@@ -55,12 +59,15 @@ struct scheduler_stats {
 struct job_scheduler_options {
   std::string pg_url;
   std::string node_id;
+  /// This node's process in node_leases ('<node id>#<incarnation>'): the
+  /// lease that holds every job the node runs.
+  std::string lease_owner;
   /// Subject prefix (`<prefix>.jobs.<pipeline>`).
   std::string prefix = "troupe";
   /// The jobs stream (whose consumers tell which pipelines have a high
   /// band).
   std::string stream = "TROUPE_JOBS";
-  /// Lease of a running job; renewed every lease / 4.
+  /// The node's lease; renewed every lease / 4.
   duration_ms lease{5000};
   /// Longest sleep without looking at the store (a NOTIFY can be lost
   /// while the connection is down).
@@ -83,7 +90,10 @@ public:
   job_scheduler(const job_scheduler&) = delete;
   job_scheduler& operator=(const job_scheduler&) = delete;
 
-  void start();
+  /// Takes the node's lease (one write; an error if the store refuses
+  /// it), then starts both threads.
+  caf::error start();
+  /// Stops both threads and releases the lease.
   void stop();
 
   const std::shared_ptr<scheduler_stats>& stats() const { return stats_; }

@@ -3,6 +3,8 @@
 // order).
 #include "runtime/node/node_impl.hpp"
 
+#include <cstdio>
+#include <random>
 #include <set>
 
 #include <spdlog/spdlog.h>
@@ -78,20 +80,29 @@ duration_ms node::impl::job_lease() const {
   return std::max<duration_ms>(cfg.cluster.failure_timeout, duration_ms{1000});
 }
 
-// Time in the store: due jobs, leases and rescue (job_scheduler.hpp).
+std::string node::impl::incarnation() {
+  std::random_device rd;
+  char out[9];
+  std::snprintf(out, sizeof out, "%08x", static_cast<unsigned>(rd()));
+  return out;
+}
+
+// Time in the store: due jobs, leases and rescue (job_scheduler.hpp). It
+// starts before the intakes, so that the node's lease exists before its
+// first claim, and stops after them (its lease is renewed while they drain).
 caf::error node::impl::start_scheduler() {
   job_scheduler_options so;
   so.pg_url = cfg.postgres.url;
   so.node_id = id();
+  so.lease_owner = lease_owner;
   so.prefix = cfg.nats.prefix;
   so.stream = cfg.nats.stream;
   so.lease = job_lease();
   so.schedules = cfg.schedules;
   so.gate = gate;
   scheduler = std::make_unique<job_scheduler>(nats, so);
-  scheduler->start();
   on_stop("scheduler", [this] { scheduler.reset(); });
-  return {};
+  return scheduler->start();
 }
 
 } // namespace troupe

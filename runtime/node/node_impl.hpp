@@ -112,6 +112,11 @@ struct node::impl {
 
   const std::string& id() const { return cfg.node.id; }
   duration_ms job_lease() const;
+  /// This process in node_leases and in the rows of the jobs it holds
+  /// ('<node id>#<incarnation>'): a restarted node is another owner.
+  std::string lease_owner;
+  /// A new random tag per process (8 hex digits) for lease_owner.
+  static std::string incarnation();
 
   caf::error connect_nats();
   caf::error connect_postgres();

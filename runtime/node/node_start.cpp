@@ -167,8 +167,7 @@ void node::impl::spawn_core() {
   guard = spawn_node_guard(*sys, gd);
   pg_store_options so;
   so.pg = cfg.postgres;
-  so.node_id = id();
-  so.lease = job_lease();
+  so.lease_owner = lease_owner;
   so.stats = store_stats = std::make_shared<pg_store_stats>();
   store = spawn_pg_store(*sys, so);
   // Job metrics come from the events this node publishes (see metrics.hpp).
@@ -460,8 +459,9 @@ caf::error node::start() {
                       "node id '" + m.id() +
                           "' is reserved; choose another "
                           "--node-id");
-  spdlog::info("node {}: starting ({} pipeline(s))", m.id(),
-               m.cfg.pipelines.size());
+  m.lease_owner = m.id() + "#" + impl::incarnation();
+  spdlog::info("node {}: starting ({} pipeline(s)), lease owner {}", m.id(),
+               m.cfg.pipelines.size(), m.lease_owner);
   m.secrets = m.cfg.nats.url + "," + m.cfg.postgres.url;
   caf::error err;
   auto step = [&](auto fn) {
@@ -477,9 +477,9 @@ caf::error node::start() {
   if (!err)
     m.spawn_core();
   step(&impl::start_pipelines);
+  step(&impl::start_scheduler); // the lease before any claim (node_edges)
   step(&impl::start_membership);
   step(&impl::start_edges);
-  step(&impl::start_scheduler);
   step(&impl::start_admin);
   step(&impl::start_http);
   if (err) {

@@ -32,8 +32,14 @@ json job_row(pqxx::read_transaction& t, const std::string& job_id,
   auto jr = t.exec_params(
       R"SQL(
 select job_id, pipeline, tenant, correlation_id, priority, state,
-  stage_index, attempt, epoch, life, start_stage, coalesce(lease_owner, ''),
-  (extract(epoch from lease_until) * 1000)::bigint, payload::text,
+  stage_index, attempt, epoch, life, start_stage,
+  -- The node, without its process's incarnation ('<id>#<hex>'); the lease
+  -- is the node's (node_leases) unless an older node gave the job its own.
+  regexp_replace(coalesce(lease_owner, ''), '#[^#]*$', ''),
+  (extract(epoch from case when state in ('running', 'retrying')
+    and run_at is null then coalesce(lease_until, (select n.until
+      from node_leases n where n.owner = jobs.lease_owner)) end) * 1000)::bigint,
+  payload::text,
   result::text, coalesce(last_error, ''),
   (extract(epoch from created_at) * 1000)::bigint,
   (extract(epoch from started_at) * 1000)::bigint,

@@ -392,6 +392,24 @@ begin
 end
 $fn$;
 )SQL"},
+    {14, "one lease per node instead of one per running job", R"SQL(
+-- A node holds one lease for every job it runs (runtime/pg/schedule_store.hpp):
+-- renewing it writes one row, however many jobs the node runs. Renewing a
+-- lease per job rewrote every running job's row four times per lease
+-- period, held their row locks against the node's own writes, and halved
+-- throughput (docs/benchmarks.md). owner is the node's id and the
+-- incarnation of its process ('<id>#<hex>'): a restarted node does not
+-- inherit the leases of the process it replaces.
+create table node_leases (
+  owner       text primary key,
+  node        text not null,
+  until       timestamptz not null,
+  started_at  timestamptz not null default now()
+);
+-- A job held under its node's lease has lease_until null (jobs_leased
+-- finds a node's jobs); a row an older node holds under a lease of its own
+-- (lease_until set) is rescued when that expires, as before.
+)SQL"},
 };
 
 caf::error db_error(const std::exception& e, const char* what) {

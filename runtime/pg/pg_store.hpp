@@ -43,9 +43,10 @@ struct pg_store_stats {
 
 struct pg_store_options {
   postgres_config pg;
-  std::string node_id;
-  /// How long a claim or write keeps the job's lease.
-  duration_ms lease{60000};
+  /// Who holds the jobs this store claims or creates running: the node's
+  /// lease in node_leases ('<node id>#<incarnation>', renewed by the
+  /// scheduler), so a job's row is not written again to keep it.
+  std::string lease_owner;
   /// Shared counters (created if null).
   std::shared_ptr<pg_store_stats> stats;
 };

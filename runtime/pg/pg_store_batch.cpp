@@ -223,8 +223,7 @@ void run_claims(pqxx::work& w, const std::vector<store_request>& reqs,
     return;
   std::set<std::string> taken;
   json existing = json::array();
-  for (const auto& row :
-       w.exec_prepared("claim", records, opts.node_id, opts.lease.count())) {
+  for (const auto& row : w.exec_prepared("claim", records, opts.lease_owner)) {
     auto id = row[0].as<std::string>();
     auto& snap = out[index.at(id)].snapshot;
     read_claimed(row, reqs[index.at(id)], snap);
@@ -328,13 +327,12 @@ std::set<std::string> apply_job_rows(pqxx::work& w,
     x.create ? create_record(creates, x) : update_record(updates, x);
   }
   std::set<std::string> applied;
-  auto lease = opts.lease.count();
   if (!updates.empty())
-    for (const auto& row : w.exec_prepared("update", updates.done(), lease))
+    for (const auto& row : w.exec_prepared("update", updates.done()))
       applied.insert(row[0].as<std::string>());
   if (!creates.empty())
     for (const auto& row :
-         w.exec_prepared("create", creates.done(), opts.node_id, lease))
+         w.exec_prepared("create", creates.done(), opts.lease_owner))
       applied.insert(row[0].as<std::string>());
   return applied;
 }

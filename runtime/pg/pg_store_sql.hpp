@@ -26,14 +26,13 @@ insert into jobs as j (job_id, pipeline, tenant, correlation_id, priority,
   state, payload, epoch, lease_owner, lease_until, started_at, life, gen,
   traceparent, tracestate, stream_seq)
 select job_id, pipeline, coalesce(tenant, ''), coalesce(correlation_id, ''),
-  coalesce(priority, 0), 'running', payload::jsonb, 1, $2,
-  now() + $3::bigint * interval '1 millisecond', now(),
+  coalesce(priority, 0), 'running', payload::jsonb, 1, $2, null, now(),
   greatest(coalesce(life, 0), 1), coalesce(gen, 0),
   coalesce(traceparent, ''), coalesce(tracestate, ''), nullif(seq, 0)
 from x
 on conflict (job_id) do update set
   epoch = j.epoch + 1, state = 'running', lease_owner = excluded.lease_owner,
-  lease_until = excluded.lease_until,
+  lease_until = null,
   started_at = coalesce(j.started_at, now()), updated_at = now()
   where j.state not in ('succeeded', 'dead_lettered', 'cancelled')
     and j.pipeline = excluded.pipeline
@@ -115,9 +114,8 @@ update jobs j set
     else j.children end,
   finished_at = case when w.state in ('succeeded', 'dead_lettered',
     'cancelled') then now() end,
-  lease_until = case when w.wait or w.state in ('succeeded',
-    'dead_lettered', 'cancelled', 'waiting') then null
-    else now() + $2::bigint * interval '1 millisecond' end,
+  -- Held under the node's lease (node_leases), never one of the job's own.
+  lease_until = null,
   updated_at = now()
 from w
 where j.job_id = w.job_id and j.epoch = w.epoch
@@ -153,9 +151,7 @@ select job_id, pipeline, coalesce(tenant, ''), coalesce(correlation_id, ''),
   case when wait then now() + wait_ms * interval '1 millisecond' end,
   case when wait or state in ('succeeded', 'dead_lettered', 'cancelled',
     'waiting') then null else $2 end,
-  case when wait or state in ('succeeded', 'dead_lettered', 'cancelled',
-    'waiting') then null
-    else now() + $3::bigint * interval '1 millisecond' end,
+  null,
   case when state = 'waiting' then jsonb_build_object(
       'hash', callback, 'stage_index', stage_index, 'life', 1,
       'attempt', attempt, 'since_ms', since_ms, 'deadline_ms', next_ms) end,

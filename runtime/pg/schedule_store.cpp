@@ -38,25 +38,50 @@ update jobs set run_at = now() + interval '5 seconds',
 where job_id = any(array(select jsonb_array_elements_text($1::jsonb)))
 )SQL";
 
-// A job whose node stopped renewing its lease: due now, and fenced (epoch
-// + 1) so that a run still going on somewhere commits nothing.
+// Jobs whose node stopped renewing its lease: due now, and fenced (epoch
+// + 1) so that a run still going on somewhere commits nothing. A node's
+// jobs go when its row in node_leases expires; a job an older node holds
+// under a lease of its own (lease_until) goes when that expires.
 const char* const sql_rescue = R"SQL(
-update jobs set run_at = now(), epoch = epoch + 1, lease_until = null,
-  updated_at = now()
-where job_id in (
+with lapsed as (
+  select j.job_id from node_leases n
+  join jobs j on j.lease_owner = n.owner
+  where n.until < now() and j.state in ('running', 'retrying')
+    and j.run_at is null and j.lease_until is null
+  limit $1
+  for update of j skip locked),
+own_lease as (
   select job_id from jobs
   where state in ('running', 'retrying') and run_at is null
     and lease_until < now()
   order by lease_until
   limit $1
   for update skip locked)
+update jobs set run_at = now(), epoch = epoch + 1, lease_until = null,
+  updated_at = now()
+where job_id in (select job_id from lapsed union select job_id from own_lease)
 returning job_id
 )SQL";
 
+// One row for every job this node runs.
 const char* const sql_renew = R"SQL(
-update jobs set lease_until = now() + $2::bigint * interval '1 millisecond'
-where lease_owner = $1 and state in ('running', 'retrying')
-  and run_at is null
+insert into node_leases (owner, node, until)
+values ($1, $2, now() + $3::bigint * interval '1 millisecond')
+on conflict (owner) do update set until = excluded.until
+)SQL";
+
+// A node that stops lets go at once: whatever it still holds is rescued at
+// the next pass of any node, not a lease later.
+const char* const sql_release = R"SQL(
+update node_leases set until = now() where owner = $1
+)SQL";
+
+// Leases that lapsed long ago and hold no job any more.
+const char* const sql_forget = R"SQL(
+delete from node_leases n
+where n.until < now() - interval '10 minutes'
+  and not exists (select 1 from jobs j where j.lease_owner = n.owner
+    and j.state in ('running', 'retrying') and j.run_at is null)
 )SQL";
 
 const char* const sql_backlog = R"SQL(
@@ -93,13 +118,13 @@ private:
 } // namespace
 
 struct schedule_store::impl {
-  std::string node;
+  std::string owner;
   std::unique_ptr<due_listener> listener;
   bool notified = false;
   lazy_connection db;
 
-  impl(std::string url, std::string node_id)
-      : node(std::move(node_id)),
+  impl(std::string url, std::string lease_owner)
+      : owner(std::move(lease_owner)),
         db(
             std::move(url),
             [this](pqxx::connection& c) {
@@ -108,6 +133,8 @@ struct schedule_store::impl {
               c.prepare("unpublished", sql_unpublished);
               c.prepare("rescue", sql_rescue);
               c.prepare("renew", sql_renew);
+              c.prepare("release", sql_release);
+              c.prepare("forget", sql_forget);
               c.prepare("next_due", sql_next_due);
               c.prepare("backlog", sql_backlog);
               listener = std::make_unique<due_listener>(c, &notified);
@@ -120,8 +147,14 @@ struct schedule_store::impl {
   }
 };
 
-schedule_store::schedule_store(std::string pg_url, std::string node_id)
-    : impl_(std::make_unique<impl>(std::move(pg_url), std::move(node_id))) {}
+schedule_store::schedule_store(std::string pg_url, std::string lease_owner)
+    : impl_(std::make_unique<impl>(std::move(pg_url), std::move(lease_owner))) {
+}
+
+std::string node_of_owner(const std::string& owner) {
+  auto hash = owner.rfind('#');
+  return hash == std::string::npos ? owner : owner.substr(0, hash);
+}
 
 schedule_store::~schedule_store() = default;
 
@@ -178,19 +211,34 @@ caf::expected<std::size_t> schedule_store::rescue_expired(std::size_t limit) {
   return impl_->guarded("rescuing jobs", [&](pqxx::connection& c) {
     pqxx::work w{c};
     auto r = w.exec_prepared("rescue", static_cast<std::int64_t>(limit));
+    if (r.size() < limit)
+      w.exec_prepared("forget");
     w.commit();
     return static_cast<std::size_t>(r.size());
   });
 }
 
-caf::expected<std::size_t> schedule_store::renew_leases(duration_ms lease) {
-  return impl_->guarded("renewing leases", [&](pqxx::connection& c) {
-    pqxx::work w{c};
-    auto r = w.exec_prepared("renew", impl_->node,
-                             static_cast<std::int64_t>(lease.count()));
-    w.commit();
-    return static_cast<std::size_t>(r.affected_rows());
-  });
+caf::error schedule_store::renew_lease(duration_ms lease) {
+  auto r =
+      impl_->guarded("renewing the node's lease", [&](pqxx::connection& c) {
+        pqxx::work w{c};
+        w.exec_prepared("renew", impl_->owner, node_of_owner(impl_->owner),
+                        static_cast<std::int64_t>(lease.count()));
+        w.commit();
+        return true;
+      });
+  return r ? caf::error{} : r.error();
+}
+
+caf::error schedule_store::release_lease() {
+  auto r =
+      impl_->guarded("releasing the node's lease", [&](pqxx::connection& c) {
+        pqxx::work w{c};
+        w.exec_prepared("release", impl_->owner);
+        w.commit();
+        return true;
+      });
+  return r ? caf::error{} : r.error();
 }
 
 caf::expected<schedule_store::backlog> schedule_store::count_waiting() {

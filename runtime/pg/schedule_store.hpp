@@ -52,7 +52,9 @@ using due_publisher =
 
 class schedule_store {
 public:
-  schedule_store(std::string pg_url, std::string node_id);
+  /// `lease_owner` names this node's process in node_leases and in the
+  /// rows of the jobs it holds ('<node id>#<incarnation>').
+  schedule_store(std::string pg_url, std::string lease_owner);
   ~schedule_store();
   schedule_store(const schedule_store&) = delete;
   schedule_store& operator=(const schedule_store&) = delete;
@@ -67,13 +69,18 @@ public:
   caf::expected<due_summary> publish_due(std::size_t limit,
                                          const due_publisher& publish);
 
-  /// Running jobs whose lease has expired (their node died or lost the
-  /// store) become due now, with their epoch bumped so that the old run
-  /// can commit nothing. Returns how many.
+  /// Running jobs whose node's lease has expired (the node died, stopped,
+  /// or lost the store) become due now, with their epoch bumped so that
+  /// the old run can commit nothing. Returns how many.
   caf::expected<std::size_t> rescue_expired(std::size_t limit);
 
-  /// Extends the leases of this node's running jobs: one statement for all.
-  caf::expected<std::size_t> renew_leases(duration_ms lease);
+  /// Extends this node's lease (node_leases), which holds every job whose
+  /// lease_owner it is: one row, however many jobs the node runs.
+  caf::error renew_lease(duration_ms lease);
+
+  /// Ends this node's lease now (a clean stop): what it still holds is
+  /// rescued at the next pass of any node.
+  caf::error release_lease();
 
   /// Jobs waiting in the store: how many, how many of them are due, and
   /// how late the oldest due one is (ms).
@@ -95,5 +102,9 @@ private:
   struct impl;
   std::unique_ptr<impl> impl_;
 };
+
+/// A lease owner's node id ('<node id>#<incarnation>' → '<node id>'); an
+/// owner without an incarnation (written by an older node) is its node id.
+std::string node_of_owner(const std::string& owner);
 
 } // namespace troupe

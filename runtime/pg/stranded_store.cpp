@@ -14,7 +14,8 @@ select case
   when state in ('succeeded', 'dead_lettered', 'cancelled') then 'terminal'
   when run_at is not null or state = 'waiting' then 'in_store'
   when state in ('running', 'retrying', 'waiting')
-    and lease_until > now() then 'held'
+    and (lease_until > now() or exists (select 1 from node_leases n
+      where n.owner = jobs.lease_owner and n.until > now())) then 'held'
   else 'orphaned' end
 from jobs where job_id = $1
 )SQL";

@@ -219,7 +219,7 @@ TEST_F(scheduling_test, AKilledNodesJobsAreRescuedLongBeforeAckWait) {
   // All running on a, in their first stage.
   ASSERT_TRUE(eventually([&] {
     return count("select count(*) from jobs where job_id like 'rescue-%' and "
-                 "state = 'running' and lease_owner = 'rescue-a'") == jobs;
+                 "state = 'running' and lease_owner like 'rescue-a#%'") == jobs;
   }));
   auto b = start_node("rescue-b");
   auto c = start_node("rescue-c");

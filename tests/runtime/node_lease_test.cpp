@@ -1,0 +1,167 @@
+// A node's lease (runtime/pg/schedule_store.hpp) against a real PostgreSQL:
+// one row holds every job the node runs, and the jobs of a node whose row
+// lapsed are rescued (due now, epoch + 1). Judged by the rows.
+#include <thread>
+
+#define PQXX_HAVE_OPTIONAL
+#include <gtest/gtest.h>
+#include <pqxx/pqxx>
+
+#include "messages/errc.hpp"
+#include "runtime/pg/migrations.hpp"
+#include "runtime/pg/schedule_store.hpp"
+#include "tests/support/db_probe.hpp"
+#include "tests/support/test_servers.hpp"
+
+using namespace troupe;
+using namespace troupe::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+class NodeLease : public ::testing::Test {
+protected:
+  void SetUp() override { ASSERT_TRUE(apply_migrations(servers.pg_url())); }
+
+  std::int64_t count(const std::string& sql) {
+    return count_rows(servers.pg_url(), sql);
+  }
+
+  /// `n` running jobs `<prefix>-<i>` held by `owner` (lease_until null, as
+  /// a node writes them) or under a lease of their own (`own_lease`, as a
+  /// node before migration 14 wrote them).
+  void hold(const std::string& prefix, int n, const std::string& owner,
+            const std::string& own_lease = "null") {
+    count("with x as (insert into jobs (job_id, pipeline, state, epoch, "
+          "lease_owner, lease_until) select '" +
+          prefix + "-' || i, 'p', 'running', 1, '" + owner + "', " + own_lease +
+          " from generate_series(1, " + std::to_string(n) +
+          ") i returning 1) select count(*) from x");
+  }
+
+  /// Rescues until nothing is left; returns how many.
+  std::size_t rescue_all(schedule_store& s) {
+    std::size_t total = 0;
+    for (;;) {
+      auto n = s.rescue_expired(256);
+      EXPECT_TRUE(n) << describe(n.error());
+      if (!n || *n == 0)
+        return total;
+      total += *n;
+    }
+  }
+
+  std::int64_t rescued(const std::string& prefix) {
+    return count("select count(*) from jobs where job_id like '" + prefix +
+                 "-%' and run_at is not null and epoch = 2 and "
+                 "lease_until is null");
+  }
+
+  test_servers servers;
+};
+
+} // namespace
+
+TEST_F(NodeLease, OneRowHoldsEveryJobOfTheNodeAndNoJobRowIsWritten) {
+  hold("busy", 1000, "n1#0000aaaa");
+  auto versions = [&] {
+    pqxx::connection c{servers.pg_url()};
+    pqxx::nontransaction t{c};
+    return t
+        .exec1("select string_agg(xmin::text, ',' order by job_id) "
+               "from jobs")[0]
+        .as<std::string>();
+  };
+  auto before = versions();
+  schedule_store n1{servers.pg_url(), "n1#0000aaaa"};
+  for (int i = 0; i < 3; ++i)
+    ASSERT_FALSE(n1.renew_lease(duration_ms{60000}));
+  EXPECT_EQ(versions(), before); // no job row was written again
+  EXPECT_EQ(count("select count(*) from node_leases where owner = "
+                  "'n1#0000aaaa' and node = 'n1' and until > now() + "
+                  "interval '50 seconds'"),
+            1);
+  schedule_store n2{servers.pg_url(), "n2#0000bbbb"};
+  EXPECT_EQ(rescue_all(n2), 0u);
+  EXPECT_EQ(count("select count(*) from jobs where run_at is null and "
+                  "epoch = 1"),
+            1000);
+}
+
+TEST_F(NodeLease, TheJobsOfANodeWhoseLeaseLapsedAreRescuedAndFenced) {
+  hold("dead", 600, "n1#0000aaaa");
+  hold("live", 300, "n2#0000bbbb");
+  schedule_store n1{servers.pg_url(), "n1#0000aaaa"};
+  schedule_store n2{servers.pg_url(), "n2#0000bbbb"};
+  ASSERT_FALSE(n1.renew_lease(duration_ms{1}));
+  ASSERT_FALSE(n2.renew_lease(duration_ms{60000}));
+  std::this_thread::sleep_for(50ms);
+  EXPECT_EQ(rescue_all(n2), 600u); // more than one batch of 256
+  EXPECT_EQ(rescued("dead"), 600);
+  EXPECT_EQ(count("select count(*) from jobs where job_id like 'live-%' and "
+                  "run_at is null and epoch = 1"),
+            300);
+}
+
+TEST_F(NodeLease, ARestartedNodeDoesNotKeepItsPredecessorsJobs) {
+  hold("before", 20, "n1#0000aaaa");
+  schedule_store old_run{servers.pg_url(), "n1#0000aaaa"};
+  ASSERT_FALSE(old_run.renew_lease(duration_ms{1}));
+  // The same node id, a new process: its lease is not its predecessor's.
+  schedule_store new_run{servers.pg_url(), "n1#0000cccc"};
+  hold("after", 5, "n1#0000cccc");
+  ASSERT_FALSE(new_run.renew_lease(duration_ms{60000}));
+  std::this_thread::sleep_for(50ms);
+  EXPECT_EQ(rescue_all(new_run), 20u);
+  EXPECT_EQ(rescued("before"), 20);
+  EXPECT_EQ(rescued("after"), 0);
+}
+
+TEST_F(NodeLease, AReleasedLeaseIsRescuedAtOnce) {
+  hold("left", 10, "n1#0000aaaa");
+  schedule_store n1{servers.pg_url(), "n1#0000aaaa"};
+  schedule_store n2{servers.pg_url(), "n2#0000bbbb"};
+  ASSERT_FALSE(n1.renew_lease(duration_ms{3600000}));
+  EXPECT_EQ(rescue_all(n2), 0u);
+  ASSERT_FALSE(n1.release_lease());
+  std::this_thread::sleep_for(5ms);
+  EXPECT_EQ(rescue_all(n2), 10u);
+}
+
+// A row written by a node from before migration 14 carries a lease of its
+// own, which that node keeps renewing: it goes only when that lapses.
+TEST_F(NodeLease, AJobWithALeaseOfItsOwnGoesWhenThatLapses) {
+  hold("own-live", 4, "n9", "now() + interval '1 hour'");
+  hold("own-gone", 3, "n9", "now() - interval '1 second'");
+  schedule_store n2{servers.pg_url(), "n2#0000bbbb"};
+  EXPECT_EQ(rescue_all(n2), 3u);
+  EXPECT_EQ(rescued("own-gone"), 3);
+  EXPECT_EQ(rescued("own-live"), 0);
+}
+
+TEST_F(NodeLease, ALapsedLeaseIsForgottenOnlyOnceItHoldsNoJob) {
+  count("with x as (insert into node_leases (owner, node, until) values "
+        "('gone#1', 'gone', now() - interval '11 minutes'), "
+        "('recent#1', 'recent', now() - interval '1 minute') returning 1) "
+        "select count(*) from x");
+  hold("parked", 2, "gone#1");
+  count("with x as (update jobs set run_at = now() + interval '1 hour' "
+        "where job_id like 'parked-%' returning 1) select count(*) from x");
+  hold("held", 1, "gone#1");
+  schedule_store n2{servers.pg_url(), "n2#0000bbbb"};
+  // The first pass rescues the job it still held, then forgets it; a
+  // lapsed lease younger than 10 minutes stays for the record.
+  EXPECT_EQ(rescue_all(n2), 1u);
+  EXPECT_EQ(count("select count(*) from node_leases where owner = 'gone#1'"),
+            0);
+  EXPECT_EQ(count("select count(*) from node_leases where owner = "
+                  "'recent#1'"),
+            1);
+}
+
+TEST(NodeOfOwner, StripsTheIncarnationOnly) {
+  EXPECT_EQ(node_of_owner("n1#0a1b2c3d"), "n1");
+  EXPECT_EQ(node_of_owner("a#b#0a1b2c3d"), "a#b");
+  EXPECT_EQ(node_of_owner("old-node"), "old-node");
+  EXPECT_EQ(node_of_owner(""), "");
+}
