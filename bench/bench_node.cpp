@@ -3,8 +3,12 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <sstream>
 #include <unistd.h>
+
+#define PQXX_HAVE_OPTIONAL
+#include <pqxx/pqxx>
 
 #include "runtime/client/job_tracker.hpp"
 #include "runtime/exec/process.hpp"
@@ -102,6 +106,79 @@ double process_cpu_seconds(pid_t pid) {
     if (i == 14 || i == 15)
       ticks += std::atof(field.c_str());
   return ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+namespace {
+
+/// Fields of /proc/<pid>/stat from the third on (after "pid (comm) ").
+std::vector<std::string> stat_fields(pid_t pid) {
+  auto s = read_text("/proc/" + std::to_string(pid) + "/stat");
+  auto rp = s.rfind(')');
+  std::vector<std::string> out;
+  if (rp == std::string::npos)
+    return out;
+  std::istringstream in{s.substr(rp + 2)};
+  for (std::string f; in >> f;)
+    out.push_back(f);
+  return out;
+}
+
+double field(const std::vector<std::string>& f, int n) { // n as in proc(5)
+  return f.size() > static_cast<std::size_t>(n - 3)
+             ? std::atof(f[static_cast<std::size_t>(n - 3)].c_str())
+             : 0.0;
+}
+
+} // namespace
+
+double process_tree_cpu_seconds(pid_t root) {
+  auto rf = stat_fields(root);
+  // utime, stime, and the cutime/cstime of children it has waited for.
+  double ticks = field(rf, 14) + field(rf, 15) + field(rf, 16) + field(rf, 17);
+  for (const auto& e : std::filesystem::directory_iterator{"/proc"}) {
+    auto name = e.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos)
+      continue;
+    auto f = stat_fields(static_cast<pid_t>(std::atol(name.c_str())));
+    if (static_cast<pid_t>(field(f, 4)) == root)
+      ticks += field(f, 14) + field(f, 15);
+  }
+  return ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+server_costs read_server_costs(const std::string& pg_url, pid_t postmaster,
+                               pid_t nats_server) {
+  server_costs c;
+  pqxx::connection db{pg_url};
+  pqxx::nontransaction t{db};
+  c.wal_bytes = t.exec1("select pg_wal_lsn_diff(pg_current_wal_lsn(), "
+                        "'0/0')::float8")[0]
+                    .as<double>();
+  c.pg_cpu_s = process_tree_cpu_seconds(postmaster);
+  c.nats_cpu_s = process_cpu_seconds(nats_server);
+  return c;
+}
+
+double rows_of_jobs(const std::string& pg_url, const std::string& prefix) {
+  pqxx::connection db{pg_url};
+  pqxx::nontransaction t{db};
+  double n = 0;
+  for (const char* table :
+       {"jobs", "stage_checkpoints", "job_attempts", "job_events"})
+    n += t.exec_params1(std::string{"select count(*) from "} + table +
+                            " where job_id like $1 || '%'",
+                        prefix)[0]
+             .as<double>();
+  return n;
+}
+
+void cost_figures::add(const server_costs& before, const server_costs& after,
+                       int jobs, double stored) {
+  pg_cpu.samples.push_back((after.pg_cpu_s - before.pg_cpu_s) * 1e6 / jobs);
+  nats_cpu.samples.push_back((after.nats_cpu_s - before.nats_cpu_s) * 1e6 /
+                             jobs);
+  wal.samples.push_back((after.wal_bytes - before.wal_bytes) / jobs);
+  rows.samples.push_back(stored / jobs);
 }
 
 long process_rss_kib(pid_t pid) {

@@ -34,6 +34,39 @@ std::string store_profile(const std::string& log_path);
 /// CPU seconds `pid` used so far (user + system).
 double process_cpu_seconds(pid_t pid);
 
+/// CPU seconds of `root` and every live child of it (user + system), plus
+/// what its children that ended used: a postmaster and its backends.
+double process_tree_cpu_seconds(pid_t root);
+
+/// What the servers spent, read at one moment: PostgreSQL's CPU (the
+/// postmaster's tree), nats-server's CPU and the WAL position.
+struct server_costs {
+  double pg_cpu_s = 0;
+  double nats_cpu_s = 0;
+  double wal_bytes = 0;
+};
+server_costs read_server_costs(const std::string& pg_url, pid_t postmaster,
+                               pid_t nats_server);
+
+/// Rows of the jobs whose id starts with `prefix`, in the four tables a
+/// job writes.
+double rows_of_jobs(const std::string& pg_url, const std::string& prefix);
+
+/// Per-job figures of what the servers spent during runs of `jobs` jobs.
+struct cost_figures {
+  figure pg_cpu{"throughput", "PostgreSQL CPU per job", "µs", {}, ""};
+  figure nats_cpu{"throughput", "nats-server CPU per job", "µs", {}, ""};
+  figure wal{"throughput", "WAL written per job", "bytes", {}, ""};
+  figure rows{"throughput",
+              "rows stored per job",
+              "rows",
+              {},
+              "jobs, stage_checkpoints, job_attempts, job_events"};
+  /// `stored`: the rows the run's jobs have in those four tables.
+  void add(const server_costs& before, const server_costs& after, int jobs,
+           double stored);
+};
+
 /// Resident memory of `pid` in KiB (-1 if unknown).
 long process_rss_kib(pid_t pid);
 

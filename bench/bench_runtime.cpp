@@ -199,20 +199,22 @@ public:
   /// `cpu_us` is given, it receives the node's CPU time per job (user +
   /// system, microseconds): steadier than wall time on a shared machine.
   double drain_pipeline(const std::string& pipeline, int count, int run,
-                        double* cpu_us = nullptr) {
+                        double* cpu_us = nullptr,
+                        cost_figures* costs = nullptr) {
     auto since = wall_ms(); // same machine: the database clock agrees
-    publish_all(async_js_, "troupe.jobs." + pipeline,
-                pipeline + "-" + std::to_string(run) + "-" +
-                    std::to_string(nodes_started_) + "-",
-                count);
+    auto prefix = pipeline + "-" + std::to_string(run) + "-" +
+                  std::to_string(nodes_started_) + "-";
+    publish_all(async_js_, "troupe.jobs." + pipeline, prefix, count);
+    auto spent = [&] {
+      return read_server_costs(pg_.url(), pg_.pid(), nats_.pid());
+    };
+    auto s0 = costs ? spent() : server_costs{};
     auto t0 = clock_type::now();
     auto c0 = process_cpu_seconds(node_pid_);
     control("unpause", pipeline);
     auto end = t0 + 600s;
-    // The count is a query over this run's rows: asked every 20 ms it took
-    // a third of a core from PostgreSQL, on the machine it measures. Ask
-    // seldom until the end is near, then often (the clock's error stays
-    // under 10 ms).
+    // Asked every 20 ms, the count took a third of a core from PostgreSQL:
+    // seldom until the end is near, then often (error under 10 ms).
     for (std::int64_t done = 0; (done = terminal(pipeline, since)) < count;) {
       if (clock_type::now() > end)
         fail(pipeline + ": jobs did not finish");
@@ -221,6 +223,8 @@ public:
     auto secs = seconds_since(t0);
     if (cpu_us)
       *cpu_us = (process_cpu_seconds(node_pid_) - c0) * 1e6 / count;
+    if (costs)
+      costs->add(s0, spent(), count, rows_of_jobs(pg_.url(), prefix));
     control("pause", pipeline);
     return count / secs;
   }
@@ -244,10 +248,11 @@ public:
                        "jobs/s",
                        {},
                        ""};
+    cost_figures costs;
     for (int r = 0; r < o_.runs; ++r) {
       double cpu = 0;
       start_node(true);
-      on.samples.push_back(drain_pipeline("tput", count, r, &cpu));
+      on.samples.push_back(drain_pipeline("tput", count, r, &cpu, &costs));
       cpu_on.samples.push_back(cpu);
       rss.samples.push_back(process_rss_kib(node_pid_) / 1024.0);
       rss.note = store_profile(log_);
@@ -267,6 +272,8 @@ public:
                 fmt(on.median() / js_ceiling_, 2);
     out_.push_back(on);
     out_.push_back(cpu_on);
+    for (auto* f : {&costs.pg_cpu, &costs.nats_cpu, &costs.wal, &costs.rows})
+      out_.push_back(*f);
     out_.push_back(claim_first);
     out_.push_back(rss);
     if (with_metrics_off) {

@@ -40,15 +40,16 @@ job_scheduler::~job_scheduler() {
   stop();
 }
 
-caf::error job_scheduler::start() {
-  // The lease exists before the node claims its first job: a job whose
-  // owner has no lease row could not be rescued by lease.
+caf::error job_scheduler::hold_lease() {
   if (auto err = lease_store_->renew_lease(opts_.lease))
     return err;
   ++stats_->renewed;
+  return {};
+}
+
+void job_scheduler::start() {
   lease_thread_ = std::thread{[this] { run_leases(); }};
   thread_ = std::thread{[this] { run(); }};
-  return {};
 }
 
 void job_scheduler::stop() {

@@ -90,9 +90,11 @@ public:
   job_scheduler(const job_scheduler&) = delete;
   job_scheduler& operator=(const job_scheduler&) = delete;
 
-  /// Takes the node's lease (one write; an error if the store refuses
-  /// it), then starts both threads.
-  caf::error start();
+  /// Takes the node's lease (one write): before the node claims its first
+  /// job, since a job whose owner has no lease row is not rescued by lease.
+  caf::error hold_lease();
+  /// Starts both threads (the lease thread renews it every lease / 4).
+  void start();
   /// Stops both threads and releases the lease.
   void stop();
 

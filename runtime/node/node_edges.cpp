@@ -11,6 +11,7 @@
 
 #include "messages/errc.hpp"
 #include "runtime/common/blocking_pool.hpp"
+#include "runtime/node/node_startup.hpp"
 #include "runtime/node/stranded_sweeper.hpp"
 #include "runtime/node/submit_api.hpp"
 #include "runtime/node/unrouted_sweeper.hpp"
@@ -102,7 +103,17 @@ caf::error node::impl::start_scheduler() {
   so.gate = gate;
   scheduler = std::make_unique<job_scheduler>(nats, so);
   on_stop("scheduler", [this] { scheduler.reset(); });
-  return scheduler->start();
+  // PostgreSQL may be restarting (it answered the migrations a moment ago).
+  auto held = with_startup_retries("PostgreSQL", cfg.node.startup_timeout,
+                                   secrets, [this]() -> caf::expected<bool> {
+                                     if (auto err = scheduler->hold_lease())
+                                       return err;
+                                     return true;
+                                   });
+  if (!held)
+    return held.error();
+  scheduler->start();
+  return {};
 }
 
 } // namespace troupe
