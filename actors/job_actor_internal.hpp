@@ -79,6 +79,8 @@ struct speculation_buffer {
   std::vector<checkpoint> checkpoints;
   std::vector<attempt_record> attempts;
   std::vector<job_event> events;
+  /// The error of a failed attempt retried while holding ("" if none).
+  std::string last_error;
 
   bool holding() const { return state == mode::holding; }
   /// Events wait here rather than go out: nothing about the job is
@@ -90,6 +92,7 @@ struct speculation_buffer {
     checkpoints.clear();
     attempts.clear();
     events.clear();
+    last_error.clear();
   }
 };
 
@@ -252,6 +255,9 @@ void abandon(self_ptr self, const caf::error& why);
 /// done): the job goes on as claimed at epoch 1 and its next write creates
 /// it with everything held.
 void end_speculation(self_ptr self);
+/// Whether a retry due after `delay` starts inside the speculation window
+/// (false when not speculating).
+bool retry_fits_window(self_ptr self, duration_ms delay);
 /// Turns the first write after a speculation into that create.
 void make_create(self_ptr self, job_write& w, std::vector<job_event>& publish);
 /// The create found the job: drop what ran here and claim it instead.

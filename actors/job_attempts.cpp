@@ -149,6 +149,24 @@ void retry_later(self_ptr self, duration_ms delay, attempt_record rec,
          });
 }
 
+/// A short retry of a job still speculating: the failed attempt and its
+/// events are held with the rest, and the one write that ends the
+/// speculation creates the job with them (one commit instead of a
+/// `retrying` create and an update). Nothing about the job is durable yet
+/// either way: a node that dies now leaves its message to be delivered again.
+void retry_held(self_ptr self, duration_ms delay, attempt_record rec,
+                job_event failed, job_event retrying) {
+  auto& st = self->state;
+  st.speculation.last_error = rec.error_code + ": " + rec.error_message;
+  st.speculation.attempts.push_back(std::move(rec));
+  publish_now(self, std::move(failed)); // held until the create commits
+  publish_now(self, std::move(retrying));
+  self->delayed_send(self, delay, retry_atom::value, st.seq);
+  enter_phase(self, job_phase::backing_off);
+  st.waiting_since_ms = now_ms(self);
+  self->send(st.parent, waiting_atom::value, st.spec.job_id, true);
+}
+
 /// Starts the current attempt's timeout, if its stage has one.
 void arm_timeout(self_ptr self) {
   auto& st = self->state;
@@ -185,28 +203,38 @@ void on_failure(self_ptr self, std::string code, std::string message,
   // the store's text and jsonb columns need valid UTF-8 without NUL.
   code = valid_text(code);
   message = valid_text(message);
-  // A fresh job's first attempt knows its count (1): the retry or dead
-  // letter write below creates the job with what ran before.
-  end_speculation(self);
   const auto& sc = st.pipe->config.stages[st.stage];
+  auto decision = decide_retry(sc.retry, st.attempt, code, retryable);
+  auto delay = decision == retry_decision::retry
+                   ? retry_delay(sc.retry, st.attempt, st.rng)
+                   : duration_ms{0};
+  // A fresh job's first attempt knows its count (1): the retry or dead
+  // letter write below creates the job with what ran before, unless the
+  // retry is due inside the speculation window (then it is held too).
+  bool held =
+      decision == retry_decision::retry && retry_fits_window(self, delay);
+  if (!held)
+    end_speculation(self);
   auto rec = finished_attempt(self, false);
   rec.error_code = code;
   rec.error_message = message;
   auto failed = make_event(self, event_type::stage_failed);
   failed.error_code = code;
   failed.error = message;
-  auto decision = decide_retry(sc.retry, st.attempt, code, retryable);
-  if (decision == retry_decision::retry) {
-    auto delay = retry_delay(sc.retry, st.attempt, st.rng);
-    auto retrying = make_event(self, event_type::job_retrying);
-    retrying.error_code = code;
-    retrying.error = message;
-    retrying.next_retry_ms = delay.count();
-    retry_later(self, delay, std::move(rec), std::move(failed),
-                std::move(retrying));
+  if (decision != retry_decision::retry) {
+    dead_letter_attempt(self, std::move(rec), std::move(failed));
     return;
   }
-  dead_letter_attempt(self, std::move(rec), std::move(failed));
+  auto retrying = make_event(self, event_type::job_retrying);
+  retrying.error_code = code;
+  retrying.error = message;
+  retrying.next_retry_ms = delay.count();
+  if (held)
+    retry_held(self, delay, std::move(rec), std::move(failed),
+               std::move(retrying));
+  else
+    retry_later(self, delay, std::move(rec), std::move(failed),
+                std::move(retrying));
 }
 
 void dead_letter_attempt(self_ptr self, attempt_record rec, job_event failed) {
@@ -295,8 +323,9 @@ void run_stage(self_ptr self) {
   if (st.waiting_since_ms > 0)
     self->send(st.parent, waiting_atom::value, st.spec.job_id, false);
   st.waiting_since_ms = 0;
-  if (st.attempt > 1) {
-    // Leaving `retrying`: record that the job runs again.
+  if (st.attempt > 1 && !st.speculation.holding()) {
+    // Leaving `retrying`: record that the job runs again (a held retry
+    // wrote nothing to leave).
     auto w = make_write(self, job_state::running);
     commit(self, std::move(w), {});
   }

@@ -18,6 +18,15 @@ void end_speculation(self_ptr self) {
   st.speculation.state = speculation_buffer::mode::create_pending;
 }
 
+bool retry_fits_window(self_ptr self, duration_ms delay) {
+  auto& st = self->state;
+  if (!st.speculation.holding())
+    return false;
+  auto window = st.pipe->config.speculate.value_or(st.deps->speculate);
+  return now_ms(self) + delay.count() <
+         st.speculation.started_ms + window.count();
+}
+
 void make_create(self_ptr self, job_write& w, std::vector<job_event>& publish) {
   auto& held = self->state.speculation;
   held.state = speculation_buffer::mode::create_unconfirmed;
@@ -25,6 +34,9 @@ void make_create(self_ptr self, job_write& w, std::vector<job_event>& publish) {
   w.spec = self->state.spec;
   w.epoch = 1;
   w.started_at_ms = held.started_ms;
+  if (w.last_error.empty()) // a held retry's error, as an update keeps it
+    w.last_error = std::move(held.last_error);
+  held.last_error.clear();
   w.checkpoints.insert(w.checkpoints.begin(),
                        std::make_move_iterator(held.checkpoints.begin()),
                        std::make_move_iterator(held.checkpoints.end()));

@@ -124,6 +124,62 @@ TEST_F(speculation_test, AFailureInsideTheWindowIsCreatedRetrying) {
                 "stage.started", "stage.succeeded", "job.succeeded"}));
 }
 
+// A retry due inside the window stays speculative: the failed attempt is
+// written with the rest by the one create (the retry path of a fresh job
+// costs one commit, like the first-attempt path).
+TEST_F(speculation_test, AShortRetryInsideTheWindowIsWrittenInOneCommit) {
+  auto flaky = probe("b", {{"fail_first", 1}}, 3);
+  flaky.retry.initial = milliseconds{5};
+  auto sup = start_pipeline(pipeline_of({probe("a"), flaky}));
+  submit(sup, "j1");
+  run_messages();
+  EXPECT_TRUE(db->jobs.find("j1") == db->jobs.end()); // nothing written
+  EXPECT_TRUE(event_types("j1").empty());             // nothing published
+  run_to_quiescence();
+  auto& row = db->jobs.at("j1");
+  EXPECT_EQ(row.state, job_state::succeeded);
+  EXPECT_EQ(row.claims, 0);
+  EXPECT_EQ(db->creates, 1);
+  EXPECT_EQ(db->writes, 1);
+  ASSERT_EQ(row.attempts.size(), 3u);
+  EXPECT_TRUE(row.attempts[0].ok);
+  EXPECT_FALSE(row.attempts[1].ok);
+  EXPECT_EQ(row.attempts[1].attempt, 1);
+  EXPECT_TRUE(row.attempts[2].ok);
+  EXPECT_EQ(row.attempts[2].attempt, 2);
+  EXPECT_EQ(row.checkpoints.size(), 2u);
+  // The retried attempt's error stays on the job, as an update keeps it.
+  EXPECT_EQ(row.last_error, "probe: probe failure 1");
+  EXPECT_EQ(persisted_types("j1"),
+            (std::vector<std::string>{"job.started", "job.retrying",
+                                      "job.succeeded"}));
+  ASSERT_EQ(finished->size(), 1u); // the job's slot is given back
+  EXPECT_EQ(finished->at(0).result.state, job_state::succeeded);
+  EXPECT_EQ(event_types("j1"),
+            (std::vector<std::string>{
+                "job.started", "stage.started", "stage.succeeded",
+                "stage.started", "stage.failed", "job.retrying",
+                "stage.started", "stage.succeeded", "job.succeeded"}));
+}
+
+// The window ends while the held retry runs: the job is created running
+// with the failed attempt, and goes on as any other.
+TEST_F(speculation_test, AHeldRetryStillRunningWhenTheWindowEndsIsCreated) {
+  auto flaky = probe("a", {{"fail_first", 1}, {"duration_ms", 15}}, 3);
+  flaky.retry.initial = milliseconds{1};
+  auto sup = start_pipeline(pipeline_of({flaky}));
+  submit(sup, "j1");
+  run_to_quiescence();
+  auto& row = db->jobs.at("j1");
+  EXPECT_EQ(row.state, job_state::succeeded);
+  EXPECT_EQ(db->creates, 1);
+  EXPECT_EQ(db->writes, 2); // created running at 20 ms, then succeeded
+  ASSERT_EQ(row.attempts.size(), 2u);
+  EXPECT_FALSE(row.attempts[0].ok);
+  EXPECT_TRUE(row.attempts[1].ok);
+  EXPECT_EQ(row.last_error, "probe: probe failure 1");
+}
+
 TEST_F(speculation_test, AJobThatExistsIsClaimedAndTheStoreDecides) {
   // Re-submitted after the duplicate window: the job finished long ago.
   auto& old = db->jobs["j1"];
