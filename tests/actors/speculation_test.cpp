@@ -30,6 +30,12 @@ public:
   }
 };
 
+/// What a 2-stage job whose second stage failed once publishes, in order.
+const std::vector<std::string> retried_second_stage{
+    "job.started",   "stage.started",   "stage.succeeded",
+    "stage.started", "stage.failed",    "job.retrying",
+    "stage.started", "stage.succeeded", "job.succeeded"};
+
 } // namespace
 
 TEST_F(speculation_test, AJobFinishingInsideTheWindowIsWrittenInOneCommit) {
@@ -117,11 +123,7 @@ TEST_F(speculation_test, AFailureInsideTheWindowIsCreatedRetrying) {
   EXPECT_FALSE(row.attempts[1].ok);
   EXPECT_TRUE(row.attempts[2].ok);
   EXPECT_EQ(probes->count("j1", "a"), 1);
-  EXPECT_EQ(event_types("j1"),
-            (std::vector<std::string>{
-                "job.started", "stage.started", "stage.succeeded",
-                "stage.started", "stage.failed", "job.retrying",
-                "stage.started", "stage.succeeded", "job.succeeded"}));
+  EXPECT_EQ(event_types("j1"), retried_second_stage);
 }
 
 // A retry due inside the window stays speculative: the failed attempt is
@@ -155,11 +157,7 @@ TEST_F(speculation_test, AShortRetryInsideTheWindowIsWrittenInOneCommit) {
                                       "job.succeeded"}));
   ASSERT_EQ(finished->size(), 1u); // the job's slot is given back
   EXPECT_EQ(finished->at(0).result.state, job_state::succeeded);
-  EXPECT_EQ(event_types("j1"),
-            (std::vector<std::string>{
-                "job.started", "stage.started", "stage.succeeded",
-                "stage.started", "stage.failed", "job.retrying",
-                "stage.started", "stage.succeeded", "job.succeeded"}));
+  EXPECT_EQ(event_types("j1"), retried_second_stage);
 }
 
 // The window ends while the held retry runs: the job is created running
