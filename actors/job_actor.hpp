@@ -22,8 +22,10 @@
 //
 // Speculation (job_deps::speculate): a fresh delivery runs its stages before
 // anything is written, keeping checkpoints, attempts and events in memory.
-// It ends when the last stage succeeds, a stage fails, a cancel arrives or
-// the window passes (then with a `running` write); from then on the job is
+// It ends when the last stage succeeds, a stage fails (unless its retry is
+// due inside the window: then the failed attempt is held too), a cancel
+// arrives or the window passes (then with a `running` write); from then on
+// the job is
 // taken as claimed at epoch 1 and its next write, whatever it is, is a
 // `create` carrying everything held (events are published after it, in the
 // order they happened). If the job exists already, the store's state wins:
@@ -71,8 +73,8 @@ struct job_deps {
   /// (runtime/node/job_scheduler.hpp) on some node.
   duration_ms store_after{0};
   /// A fresh delivery (job_spec::fresh) runs at once and writes nothing
-  /// until it is still running after this long, a stage fails or it is
-  /// done; that first write creates the job with everything held (a job
+  /// until it is still running after this long, a stage fails (and its
+  /// retry is not due inside the window) or it is done; that first write creates the job with everything held (a job
   /// done within the window is one commit). The price: a crash within the
   /// window re-runs its completed stages. Zero claims first, always.
   duration_ms speculate{0};
