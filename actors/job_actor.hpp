@@ -74,9 +74,10 @@ struct job_deps {
   duration_ms store_after{0};
   /// A fresh delivery (job_spec::fresh) runs at once and writes nothing
   /// until it is still running after this long, a stage fails (and its
-  /// retry is not due inside the window) or it is done; that first write creates the job with everything held (a job
-  /// done within the window is one commit). The price: a crash within the
-  /// window re-runs its completed stages. Zero claims first, always.
+  /// retry is not due inside the window) or it is done; that first write
+  /// creates the job with everything held (a job done within the window is one
+  /// commit). The price: a crash within the window re-runs its completed
+  /// stages. Zero claims first, always.
   duration_ms speculate{0};
   /// A result at most this long (bytes of JSON text) rides in the
   /// job.succeeded event; a longer one is left out (`result_omitted`) and
