@@ -5,6 +5,9 @@
 #include <chrono>
 #include <thread>
 
+#include <spawn.h>
+#include <sys/wait.h>
+
 #include <benchmark/benchmark.h>
 #include <caf/all.hpp>
 
@@ -155,6 +158,24 @@ void BM_RetryDelay(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_RetryDelay);
+
+/// The exec stage's ceiling: starting `/bin/true` with posix_spawn (as an
+/// exec attempt starts its program) and waiting for it, nothing else.
+void BM_SpawnTrue(benchmark::State& state) {
+  char arg0[] = "/bin/true";
+  char* argv[] = {arg0, nullptr};
+  char* envp[] = {nullptr};
+  for (auto _ : state) {
+    pid_t pid = 0;
+    if (posix_spawn(&pid, arg0, nullptr, nullptr, argv, envp) != 0) {
+      state.SkipWithError("posix_spawn failed");
+      return;
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+  }
+}
+BENCHMARK(BM_SpawnTrue)->UseRealTime();
 
 } // namespace
 
