@@ -234,6 +234,9 @@ job_event succeeded_event(self_ptr self, const std::string& result);
 /// Publishes an event right away (or holds it while speculating) and keeps
 /// it for the next write if it belongs in the event log.
 void publish_now(self_ptr self, job_event ev);
+/// Sets a write's next attempt `delay` from now, as a wall time and as a
+/// wait from this moment on the actor's (steady) clock.
+void set_wait(self_ptr self, job_write& w, duration_ms delay);
 job_write make_write(self_ptr self, job_state state);
 /// Queues a write; `publish` goes out after its commit, then `then` runs.
 void commit(self_ptr self, job_write w, std::vector<job_event> publish,

@@ -123,7 +123,7 @@ void retry_later(self_ptr self, duration_ms delay, attempt_record rec,
                  job_event failed, job_event retrying) {
   auto& st = self->state;
   auto w = make_write(self, job_state::retrying);
-  w.next_attempt_at_ms = now_ms(self) + delay.count();
+  set_wait(self, w, delay);
   w.last_error = rec.error_code + ": " + rec.error_message;
   w.attempts.push_back(std::move(rec));
   if (st.deps->store_after.count() > 0 && delay >= st.deps->store_after) {

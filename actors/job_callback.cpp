@@ -14,10 +14,11 @@ void wait_for_callback(self_ptr self, stage_outcome& out) {
   end_speculation(self); // if speculating, the write below creates the job
   ++st.seq;              // drops the attempt's timeout and heartbeat timers
   enter_phase(self, job_phase::handing_to_store);
-  auto deadline = now_ms(self) + std::max<std::int64_t>(out.await_ms, 1);
+  auto wait = duration_ms{std::max<std::int64_t>(out.await_ms, 1)};
   auto w = make_write(self, job_state::waiting);
   w.wait_in_store = true;
-  w.next_attempt_at_ms = deadline;
+  set_wait(self, w, wait);
+  auto deadline = w.next_attempt_at_ms;
   w.callback_token = std::move(out.await_token);
   w.callback_since_ms = st.attempt_started_ms;
   auto ev = make_event(self, event_type::job_waiting);

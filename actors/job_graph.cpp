@@ -183,7 +183,7 @@ void retry_branch(self_ptr self, branch& b, attempt_record rec,
   retrying.error = rec.error_message;
   retrying.next_retry_ms = delay.count();
   auto w = make_write(self, job_state::retrying);
-  w.next_attempt_at_ms = now_ms(self) + delay.count();
+  set_wait(self, w, delay);
   w.last_error = rec.error_code + ": " + rec.error_message;
   w.attempts.push_back(std::move(rec));
   if (alone(self, b) && st.deps->store_after.count() > 0 &&

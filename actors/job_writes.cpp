@@ -89,6 +89,14 @@ void publish_now(self_ptr self, job_event ev) {
     self->state.writer.unlogged.push_back(std::move(ev));
 }
 
+void set_wait(self_ptr self, job_write& w, duration_ms delay) {
+  w.next_attempt_at_ms = now_ms(self) + delay.count();
+  w.wait_ms = delay.count();
+  w.decided_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                     self->clock().now().time_since_epoch())
+                     .count();
+}
+
 job_write make_write(self_ptr self, job_state state) {
   auto& st = self->state;
   job_write w;

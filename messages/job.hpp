@@ -271,6 +271,12 @@ struct job_write {
   std::int32_t attempt = 0;
   /// Wall-clock time of the next attempt (retrying only), else 0.
   std::int64_t next_attempt_at_ms = 0;
+  /// The same as a wait (ms) decided at `decided_ns` on the node's steady
+  /// clock, or -1 (next_attempt_at_ms is an absolute time from outside).
+  /// The store writes the wait left, so that the node's wall clock moving
+  /// between the decision and the write changes nothing (chaos seed 1).
+  std::int64_t wait_ms = -1;
+  std::int64_t decided_ns = 0;
   std::string last_error;
   /// Zero or one checkpoint to store.
   std::vector<checkpoint> checkpoints;
@@ -315,11 +321,11 @@ struct job_write {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, job_write& x) {
   return f(caf::meta::type_name("job_write"), x.job_id, x.pipeline, x.epoch,
-           x.state, x.stage_index, x.attempt, x.next_attempt_at_ms,
-           x.last_error, x.checkpoints, x.attempts, x.result, x.events,
-           x.create, x.spec, x.started_at_ms, x.wait_in_store, x.progress,
-           x.callback_token, x.callback_since_ms, x.parent_id, x.batch_id,
-           x.spawn, x.children);
+           x.state, x.stage_index, x.attempt, x.next_attempt_at_ms, x.wait_ms,
+           x.decided_ns, x.last_error, x.checkpoints, x.attempts, x.result,
+           x.events, x.create, x.spec, x.started_at_ms, x.wait_in_store,
+           x.progress, x.callback_token, x.callback_since_ms, x.parent_id,
+           x.batch_id, x.spawn, x.children);
 }
 
 /// What a stage attempt produced.

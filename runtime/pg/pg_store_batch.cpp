@@ -95,6 +95,15 @@ void report_not_taken(const pqxx::row& row, const store_request& req,
 
 } // namespace
 
+std::int64_t write_wait_ms(const job_write& x, std::int64_t now_ns,
+                           std::int64_t wall_now_ms) {
+  if (x.next_attempt_at_ms <= 0)
+    return 0;
+  auto left = x.wait_ms >= 0 ? x.wait_ms - (now_ns - x.decided_ns) / 1000000
+                             : x.next_attempt_at_ms - wall_now_ms;
+  return std::max<std::int64_t>(0, left);
+}
+
 void prepare_store_statements(pqxx::connection& c) {
   c.prepare("claim", sql_claim);
   c.prepare("states", sql_states);
@@ -253,16 +262,17 @@ std::string callback_hash(const job_write& x) {
                                   : token_hash(x.callback_token);
 }
 
-/// How long from now a write's next attempt (or run) is due, by this
-/// node's clock. PostgreSQL adds it to its own now(): a node whose wall
-/// clock jumped cannot push a wait hours away (chaos seed 2).
+/// A write's wait from now (write_wait_ms) by this process's clocks.
+/// PostgreSQL adds it to its own now(): a node whose wall clock jumped
+/// cannot push a wait hours away (chaos seeds 1 and 2).
 std::int64_t wait_ms(const job_write& x) {
-  if (x.next_attempt_at_ms <= 0)
-    return 0;
-  auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                 std::chrono::system_clock::now().time_since_epoch())
-                 .count();
-  return std::max<std::int64_t>(0, x.next_attempt_at_ms - now);
+  using namespace std::chrono;
+  return write_wait_ms(
+      x,
+      duration_cast<nanoseconds>(steady_clock::now().time_since_epoch())
+          .count(),
+      duration_cast<milliseconds>(system_clock::now().time_since_epoch())
+          .count());
 }
 
 void create_record(json_array_writer& creates, const job_write& x) {

@@ -39,6 +39,14 @@ typename Inspector::result_type inspect(Inspector& f, store_result& x) {
 /// Prepares the statements run_batch uses, on a new connection.
 void prepare_store_statements(pqxx::connection& c);
 
+/// How long from now a write's next attempt (or run) is due (ms, ≥ 0):
+/// the wait it was given less the steady time since (`now_ns` on the same
+/// clock as job_write::decided_ns), or, for an absolute time from outside,
+/// next_attempt_at_ms less the node's wall clock (`wall_now_ms`).
+/// PostgreSQL adds it to its own now().
+std::int64_t write_wait_ms(const job_write& x, std::int64_t now_ns,
+                           std::int64_t wall_now_ms);
+
 /// Runs the claims and writes of one batch in one transaction. Fills one
 /// result per request. Throws on database errors.
 void run_batch(pqxx::work& w, const std::vector<store_request>& reqs,
