@@ -22,6 +22,15 @@ public:
     fresh = true;
   }
 
+  /// j1 succeeded, created once without a claim, in `writes` writes.
+  void expect_created_succeeded(int writes) {
+    auto& row = db->jobs.at("j1");
+    EXPECT_EQ(row.state, job_state::succeeded);
+    EXPECT_EQ(row.claims, 0);
+    EXPECT_EQ(db->creates, 1);
+    EXPECT_EQ(db->writes, writes);
+  }
+
   std::vector<std::string> persisted_types(const std::string& job_id) {
     std::vector<std::string> out;
     for (auto& ev : db->jobs.at(job_id).events)
@@ -81,13 +90,10 @@ TEST_F(speculation_test, AJobStillRunningWhenTheWindowEndsIsCreatedAndGoesOn) {
       pipeline_of({probe("a"), probe("b", {{"duration_ms", 50}}), probe("c")}));
   submit(sup, "j1");
   run_to_quiescence();
-  auto& row = db->jobs.at("j1");
-  EXPECT_EQ(row.state, job_state::succeeded);
-  EXPECT_EQ(row.claims, 0);
-  EXPECT_EQ(db->creates, 1);
   // Created running with a's checkpoint when the window ended, then b's
   // checkpoint, then c's terminal state.
-  EXPECT_EQ(db->writes, 3);
+  expect_created_succeeded(3);
+  auto& row = db->jobs.at("j1");
   EXPECT_EQ(row.checkpoints.size(), 3u);
   EXPECT_EQ(row.attempts.size(), 3u);
   EXPECT_EQ(probes->count("j1", "a"), 1);
@@ -138,11 +144,8 @@ TEST_F(speculation_test, AShortRetryInsideTheWindowIsWrittenInOneCommit) {
   EXPECT_TRUE(db->jobs.find("j1") == db->jobs.end()); // nothing written
   EXPECT_TRUE(event_types("j1").empty());             // nothing published
   run_to_quiescence();
+  expect_created_succeeded(1);
   auto& row = db->jobs.at("j1");
-  EXPECT_EQ(row.state, job_state::succeeded);
-  EXPECT_EQ(row.claims, 0);
-  EXPECT_EQ(db->creates, 1);
-  EXPECT_EQ(db->writes, 1);
   ASSERT_EQ(row.attempts.size(), 3u);
   EXPECT_TRUE(row.attempts[0].ok);
   EXPECT_FALSE(row.attempts[1].ok);
@@ -168,10 +171,8 @@ TEST_F(speculation_test, AHeldRetryStillRunningWhenTheWindowEndsIsCreated) {
   auto sup = start_pipeline(pipeline_of({flaky}));
   submit(sup, "j1");
   run_to_quiescence();
+  expect_created_succeeded(2); // created running at 20 ms, then succeeded
   auto& row = db->jobs.at("j1");
-  EXPECT_EQ(row.state, job_state::succeeded);
-  EXPECT_EQ(db->creates, 1);
-  EXPECT_EQ(db->writes, 2); // created running at 20 ms, then succeeded
   ASSERT_EQ(row.attempts.size(), 2u);
   EXPECT_FALSE(row.attempts[0].ok);
   EXPECT_TRUE(row.attempts[1].ok);
