@@ -20,8 +20,9 @@ PACKAGES=(
   # examples/ingest: PDF text (pdftotext), the store stage's PostgreSQL
   # driver; examples/stages/troupe_stage.sh: jq.
   poppler-utils python3-psycopg2 jq
-  # examples/publishers: the Go publisher (nats.go from Debian).
-  golang-go golang-github-nats-io-go-nats-dev
+  # examples/publishers: the C publisher's JSON (cJSON), the Go publisher
+  # (nats.go from Debian).
+  libcjson-dev golang-go golang-github-nats-io-go-nats-dev
 )
 # examples/publishers/js: Node.js and npm (Debian's, unless a node is
 # already installed).
@@ -29,9 +30,9 @@ if ! command -v node > /dev/null || ! command -v npm > /dev/null; then
   PACKAGES+=(nodejs npm)
 fi
 # --tests (scripts/test.sh): the dashboard's browser tests run in Debian's
-# Chromium (tests/ui), which the node itself does not need.
+# Chromium and Firefox ESR (tests/ui), which the node itself does not need.
 if [ "${1:-}" = "--tests" ]; then
-  PACKAGES+=(chromium)
+  PACKAGES+=(chromium firefox-esr)
 fi
 
 missing=()

@@ -2,10 +2,91 @@
 
 #include <algorithm>
 
+#include "config/config_loader.hpp"
+#include "messages/errc.hpp"
+
 namespace troupe {
 
-event_feed::event_feed(std::string pipeline, std::size_t capacity)
-    : pipeline_(std::move(pipeline)), capacity_(capacity) {}
+namespace {
+
+bool contains(const std::vector<std::string>& xs, std::string_view x) {
+  return std::find(xs.begin(), xs.end(), x) != xs.end();
+}
+
+} // namespace
+
+bool feed_filter::wants(std::string_view event_pipeline, std::string_view tail,
+                        std::string_view body) const {
+  if (pipeline != "*" && pipeline != event_pipeline)
+    return false;
+  if (types.empty() && job_tails.empty())
+    return true;
+  return contains(job_tails, tail) || contains(types, event_type_of(body));
+}
+
+namespace {
+
+bool is_event_type(std::string_view t) {
+  return !t.empty() && t.size() <= 64 &&
+         t.find_first_not_of("abcdefghijklmnopqrstuvwxyz_.") ==
+             std::string_view::npos;
+}
+
+caf::error bad_filter(std::string what) {
+  return make_error(errc::invalid_payload, std::move(what));
+}
+
+caf::error add_types(feed_filter& f, const std::string& list) {
+  std::size_t from = 0;
+  while (from <= list.size()) {
+    auto to = std::min(list.find(',', from), list.size());
+    auto t = list.substr(from, to - from);
+    if (!is_event_type(t))
+      return bad_filter("types: '" + t.substr(0, 64) +
+                        "' is not an event type (a-z, '_' and '.')");
+    if (f.types.size() == 32)
+      return bad_filter("types: at most 32 event types");
+    f.types.push_back(std::move(t));
+    from = to + 1;
+  }
+  return {};
+}
+
+} // namespace
+
+caf::expected<feed_filter>
+feed_filter_of(const std::multimap<std::string, std::string>& query) {
+  feed_filter f;
+  for (const auto& [key, value] : query) {
+    if (key == "pipeline") {
+      if (!is_subject_token(value))
+        return bad_filter("pipeline must be a pipeline name");
+      f.pipeline = value;
+    } else if (key == "types") {
+      if (auto err = add_types(f, value))
+        return err;
+    } else if (key == "job") {
+      if (value.empty() || value.size() > 1024)
+        return bad_filter("job: a job id of 1 to 1024 bytes");
+      if (f.job_tails.size() == 64)
+        return bad_filter("job: at most 64 jobs");
+      f.job_tails.push_back(subject_tail(value));
+    }
+  }
+  return f;
+}
+
+std::string_view event_type_of(std::string_view body) {
+  constexpr std::string_view key = "\"type\":\"";
+  auto at = body.rfind(key);
+  if (at == std::string_view::npos)
+    return {};
+  auto value = body.substr(at + key.size());
+  return value.substr(0, value.find('"'));
+}
+
+event_feed::event_feed(feed_filter filter, std::size_t capacity)
+    : filter_(std::move(filter)), capacity_(capacity) {}
 
 void event_feed::push(std::string event) {
   {
@@ -53,12 +134,15 @@ struct event_hub::core {
   void deliver(const nats_msg& m) {
     std::string_view subject = m.subject();
     auto rest = subject.substr(std::min(pipeline_at, subject.size()));
-    auto pipeline = rest.substr(0, rest.find('.'));
-    std::string body{m.data()};
+    auto dot = rest.find('.');
+    auto pipeline = rest.substr(0, dot);
+    auto tail = dot == std::string_view::npos ? std::string_view{}
+                                              : rest.substr(dot + 1);
+    std::string_view body = m.data();
     std::lock_guard<std::mutex> lock{mtx};
     for (const auto& f : feeds)
-      if (f->pipeline() == "*" || f->pipeline() == pipeline)
-        f->push(body);
+      if (f->filter().wants(pipeline, tail, body))
+        f->push(std::string{body});
   }
 };
 
@@ -77,8 +161,8 @@ event_hub::~event_hub() {
 }
 
 caf::expected<std::shared_ptr<event_feed>>
-event_hub::open(const std::string& pipeline, std::size_t capacity) {
-  auto feed = std::make_shared<event_feed>(pipeline, capacity);
+event_hub::open(feed_filter filter, std::size_t capacity) {
+  auto feed = std::make_shared<event_feed>(std::move(filter), capacity);
   std::lock_guard<std::mutex> lock{core_->mtx};
   if (!core_->sub) {
     subscribe_options so;

@@ -13,9 +13,11 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <caf/expected.hpp>
@@ -25,12 +27,42 @@
 
 namespace troupe {
 
+/// Which events a feed wants: those of `pipeline` ("*": every pipeline)
+/// whose type is in `types` or whose job is in `jobs`; with both empty,
+/// every event. A page asks only for what it draws (the overview: terminal
+/// events), so an open dashboard costs the node what it shows, not every
+/// event of the cluster. Jobs are matched by their subject's tail, so ids
+/// that the subject cannot tell apart ("a b", "a_b") both pass: a reader
+/// checks the body's exact id.
+struct feed_filter {
+  std::string pipeline = "*";
+  std::vector<std::string> types;
+  /// subject_tail() of each wanted job id.
+  std::vector<std::string> job_tails;
+
+  /// `tail` is what follows the pipeline in the event's subject, `body`
+  /// its JSON.
+  bool wants(std::string_view pipeline, std::string_view tail,
+             std::string_view body) const;
+};
+
+/// The filter a feed's query asks for: `pipeline=<name>`,
+/// `types=<type>,<type>...` (at most 32) and `job=<id>` (repeated, at most
+/// 64). A malformed one is refused with what is wrong.
+caf::expected<feed_filter>
+feed_filter_of(const std::multimap<std::string, std::string>& query);
+
+/// The value of an event's top-level "type", read without parsing: troupe
+/// writes its keys in order and "type" last, so it is the last one (a
+/// rogue body may be misread, which only filters it differently).
+std::string_view event_type_of(std::string_view body);
+
 class event_feed {
 public:
-  /// Keeps at most `capacity` undelivered events of `pipeline` ("*": all).
-  event_feed(std::string pipeline, std::size_t capacity);
+  /// Keeps at most `capacity` undelivered events that `filter` wants.
+  event_feed(feed_filter filter, std::size_t capacity);
 
-  const std::string& pipeline() const { return pipeline_; }
+  const feed_filter& filter() const { return filter_; }
 
   /// Queues an event (NATS's thread), dropping the oldest when full.
   void push(std::string event);
@@ -45,7 +77,7 @@ public:
   void wake();
 
 private:
-  const std::string pipeline_;
+  const feed_filter filter_;
   mutable std::mutex mtx_;
   std::condition_variable cv_;
   std::deque<std::string> queue_;
@@ -67,7 +99,7 @@ public:
   /// A new feed; the first one subscribes (and waits until the server has
   /// the subscription, so a client that saw the feed open misses nothing
   /// published after).
-  caf::expected<std::shared_ptr<event_feed>> open(const std::string& pipeline,
+  caf::expected<std::shared_ptr<event_feed>> open(feed_filter filter,
                                                   std::size_t capacity);
 
   /// Ends a feed; the last one ends the subscription, on the caller's

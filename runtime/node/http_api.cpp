@@ -307,19 +307,16 @@ void pump(api_state& st, event_feed& feed,
 }
 
 api_response open_feed(api_state& st, const api_request& req) {
-  std::string pipeline = "*";
-  if (auto i = req.query.find("pipeline"); i != req.query.end()) {
-    if (!is_subject_token(i->second))
-      return reply(400, "invalid_request", "pipeline must be a pipeline name");
-    pipeline = i->second;
-  }
+  auto filter = feed_filter_of(req.query);
+  if (!filter)
+    return reply(400, "invalid_request", message_of(filter.error()));
   if (st.feeds.fetch_add(1) >= api_max_feeds) {
     --st.feeds;
     return reply(503, "unavailable",
                  "too many live feeds on this node (at most " +
                      std::to_string(api_max_feeds) + ")");
   }
-  auto feed = st.hub->open(pipeline, 1000);
+  auto feed = st.hub->open(std::move(*filter), 1000);
   if (!feed) {
     --st.feeds;
     return reply(503, "unavailable", describe(feed.error()));

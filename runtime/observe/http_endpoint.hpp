@@ -24,7 +24,8 @@ struct api_request {
   std::string method;
   /// Decoded path, e.g. "/api/v1/jobs/order-42".
   std::string path;
-  std::map<std::string, std::string> query;
+  /// Every parameter, repeated ones too (`job=a&job=b`).
+  std::multimap<std::string, std::string> query;
   std::string body;
   /// The Authorization header, if any.
   std::string authorization;

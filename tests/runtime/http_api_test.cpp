@@ -293,7 +293,10 @@ TEST_F(durable_path_test, HttpApiLiveFeedStreamsEventsAsTheyHappen) {
   feed_reader three{port, "/api/v1/events?pipeline=three"};
   feed_reader all{port, "/api/v1/events"};
   feed_reader other{port, "/api/v1/events?pipeline=nothing"};
-  for (auto* f : {&three, &all, &other})
+  // A page asks for the types it draws, or for one job's events.
+  feed_reader done{port, "/api/v1/events?types=job.succeeded,job.cancelled"};
+  feed_reader one{port, "/api/v1/events?types=job.dead_lettered&job=feed-1"};
+  for (auto* f : {&three, &all, &other, &done, &one})
     ASSERT_TRUE(eventually([&] { return f->saw(": troupe events"); }, 10s));
   auto nats = client();
   subjects subj{"troupe"};
@@ -304,7 +307,14 @@ TEST_F(durable_path_test, HttpApiLiveFeedStreamsEventsAsTheyHappen) {
         30s));
   EXPECT_TRUE(three.saw("data: {")) << "each event is one SSE data frame";
   EXPECT_FALSE(other.saw("feed-1")) << "another pipeline's feed";
-  for (auto* f : {&three, &all, &other})
+  EXPECT_TRUE(
+      eventually([&] { return done.saw(R"("type":"job.succeeded")"); }, 30s));
+  EXPECT_TRUE(all.saw(R"("type":"stage.)"));
+  EXPECT_FALSE(done.saw(R"("type":"stage.)")) << "a type it did not ask for";
+  EXPECT_TRUE(
+      eventually([&] { return one.saw(R"("type":"job.succeeded")"); }, 30s));
+  EXPECT_TRUE(one.saw(R"("type":"stage.)")) << "every event of its job";
+  for (auto* f : {&three, &all, &other, &done, &one})
     f->stop();
   // A feed opened as the others end still gets its events (the last one
   // to end takes the subscription down; the next one subscribes again).
@@ -314,7 +324,12 @@ TEST_F(durable_path_test, HttpApiLiveFeedStreamsEventsAsTheyHappen) {
   EXPECT_TRUE(eventually([&] { return again.saw("feed-2"); }, 30s));
   again.stop();
   httplib::Client cli{"127.0.0.1", port};
-  auto bad = cli.Get("/api/v1/events?pipeline=a.b");
-  ASSERT_TRUE(bad);
-  EXPECT_EQ(bad->status, 400);
+  for (const char* path :
+       {"/api/v1/events?pipeline=a.b", "/api/v1/events?types=job.succeeded,",
+        "/api/v1/events?types=job%00x", "/api/v1/events?job="}) {
+    auto bad = cli.Get(path);
+    ASSERT_TRUE(bad) << path;
+    EXPECT_EQ(bad->status, 400) << path;
+    EXPECT_NE(bad->body.find("invalid_request"), std::string::npos) << path;
+  }
 }

@@ -210,6 +210,49 @@ test('the overview charts what the live feed reports', { skip: scenario !== 'rea
   assert.deepEqual(page.errors, []);
 });
 
+/// Presses Tab until `wanted(activeElement)` holds (at most 40 times);
+/// returns what is focused.
+async function tabTo(page, what, wanted) {
+  for (let i = 0; i < 40; i++) {
+    await page.keyboard.press('Tab');
+    const hit = await page.evaluate(wanted);
+    if (hit) return hit;
+  }
+  throw new Error(`Tab never reached ${what}`);
+}
+
+test('the keyboard alone reaches a job, whose page gets its own events live', { skip: scenario !== 'reads' }, async () => {
+  // The overview's feed asks only for terminal events; the job page then
+  // asks for every event of its job, so its stage events prove the feed
+  // changed filter without losing or repeating any.
+  const page = await open(env.ADMIN_TOKEN);
+  await page.goto(`${A}/ui/`);
+  await page.locator('#nodes tr[data-node="ui-a"]').waitFor();
+  await page.locator('#live', { hasText: 'feed: live' }).waitFor();
+  submit('slow', 'kb-nap');
+  await page.keyboard.press('Tab');
+  assert.equal(await page.evaluate(() => document.activeElement.textContent), 'Skip to content');
+  await tabTo(page, 'the Jobs link', () => document.activeElement.matches('nav a[href="/ui/jobs"]'));
+  assert.notEqual(await page.evaluate(() => getComputedStyle(document.activeElement).outlineStyle), 'none',
+    'the focused link shows it');
+  await page.keyboard.press('Enter');
+  await page.waitForURL(/\/ui\/jobs$/);
+  await tabTo(page, 'the text filter', () => document.activeElement.id === 'f-q');
+  await page.keyboard.type('kb-nap');
+  await page.keyboard.press('Enter');
+  await page.waitForURL(/q=kb-nap/);
+  await page.locator('#jobs tbody tr[data-job="kb-nap"]').waitFor();
+  await tabTo(page, "the job's link", () => document.activeElement.matches('#jobs a') && document.activeElement.textContent === 'kb-nap');
+  await page.keyboard.press('Enter');
+  await page.waitForURL(/\/ui\/jobs\/kb-nap$/);
+  const live = page.locator('ol.events.live li');
+  await live.filter({ hasText: 'job.succeeded' }).waitFor({ timeout: 20000 });
+  const rows = await live.allInnerTexts();
+  assert.ok(rows.some((r) => r.includes('stage.succeeded')), `a stage event, which the overview's feed leaves out: ${rows.join(' | ')}`);
+  assert.equal(new Set(rows).size, rows.length, `each event once: ${rows.join(' | ')}`);
+  assert.deepEqual(page.errors, []);
+});
+
 test('a dead letter appears at once, is replayed from the page and succeeds', { skip: scenario !== 'dead-letter' }, async () => {
   const page = await open(env.ADMIN_TOKEN);
   await page.goto(`${A}/ui/dead-letters?pipeline=flag`);

@@ -99,14 +99,17 @@ protected:
     b = start("ui-b");
   }
 
-  /// Runs one scenario of dashboard.test.mjs; its exit code and output.
-  static std::pair<int, std::string> browse(const std::string& scenario) {
+  /// Runs one scenario of dashboard.test.mjs (or all of `script`); its
+  /// exit code and output.
+  static std::pair<int, std::string>
+  browse(const std::string& scenario,
+         const std::string& script = "dashboard.test.mjs") {
     const auto& dir = servers->dir();
     const char* update = std::getenv("TROUPE_UPDATE_SCREENSHOTS");
     auto shots =
         update && std::string{update} == "1" ? src + "/docs/dashboard" : dir;
     child_process run{
-        {"node", "--test-reporter=spec", src + "/tests/ui/dashboard.test.mjs"},
+        {"node", "--test-reporter=spec", src + "/tests/ui/" + script},
         dir + "/browse-" + scenario + ".log",
         {"SCENARIO=" + scenario,
          "UI_A=http://127.0.0.1:" + std::to_string(http_port_of(*a)),
@@ -158,4 +161,17 @@ TEST_F(Dashboard, AViewerIsRefusedEverySteeringAction) {
       << "nothing the viewer pressed changed the job";
   EXPECT_EQ(sql("select count(*) from pipeline_controls where paused"), 0);
   EXPECT_EQ(a->output().find(viewer_token), std::string::npos);
+}
+
+TEST_F(Dashboard, FirefoxRunsThePagesAndReplaysADeadLetter) {
+  ASSERT_FALSE(read_file("/usr/bin/firefox-esr").empty())
+      << "Debian's firefox-esr is not installed (scripts/bootstrap.sh)";
+  auto [rc, out] = browse("firefox", "firefox.test.mjs");
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_EQ(sql("select count(*) from jobs where job_id = 'ff-1' and "
+                "state = 'succeeded' and life = 2"),
+            1);
+  EXPECT_EQ(sql("select count(*) from jobs where job_id = 'ff-nap' and "
+                "state = 'cancelled'"),
+            1);
 }

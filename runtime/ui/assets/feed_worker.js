@@ -1,34 +1,44 @@
 // One live feed per browser (a SharedWorker): every tab of the dashboard
 // on this node shares it. Each tab holding its own Server-Sent Events
 // connection would use one of the browser's six HTTP/1.1 connections per
-// host, and the seventh tab would hang. Tabs send {token} to join and
-// {bye: true} when they close; a feed ends when its last tab left.
+// host, and the seventh tab would hang. Tabs send {token, filter} to join,
+// {filter} when their pages change what they draw, and {bye: true} when
+// they close; the feed asks the node for what all its tabs want, and ends
+// when its last tab left.
 
-import { readFeed } from './lib/sse.js';
+import { feedConnection, queryOf, wants } from './lib/feed_conn.js';
 
-const feeds = new Map(); // token -> {ports: Set, ctrl: AbortController}
+const feeds = new Map(); // token -> {ports: Map(port -> filter), conn}
 
 function post(feed, msg) {
-  for (const p of feed.ports) p.postMessage(msg);
+  for (const p of feed.ports.keys()) p.postMessage(msg);
 }
 
-async function run(token, feed) {
-  let pause = 500;
-  while (feed.ports.size) {
-    const began = Date.now();
-    try {
-      const headers = token ? { Authorization: `Bearer ${token}` } : {};
-      await readFeed(headers, feed.ctrl.signal, () => post(feed, { status: 'feed: live' }),
-        (frame) => post(feed, { frame }));
-    } catch (e) {
-      if (!feed.ports.size) return;
-      post(feed, { status: String(e.message || e) });
-    }
-    if (Date.now() - began > 10000) pause = 500;
-    post(feed, { status: 'feed: reconnecting' });
-    await new Promise((r) => setTimeout(r, pause));
-    pause = Math.min(pause * 2, 10000);
+function refilter(feed) {
+  feed.conn.set(queryOf(wants(feed.ports.values())));
+}
+
+function join(port, token, filter) {
+  let feed = feeds.get(token);
+  if (!feed) {
+    const headers = token ? { Authorization: `Bearer ${token}` } : {};
+    feed = { token, ports: new Map() };
+    feed.conn = feedConnection(headers, (status) => post(feed, { status }),
+      (frame) => post(feed, { frame }));
+    feeds.set(token, feed);
+  } else {
+    port.postMessage({ status: 'feed: live' });
   }
+  feed.ports.set(port, filter);
+  refilter(feed);
+  return feed;
+}
+
+function leave(port, feed) {
+  feed.ports.delete(port);
+  if (feed.ports.size) { refilter(feed); return; }
+  feed.conn.close();
+  feeds.delete(feed.token);
 }
 
 self.onconnect = (e) => {
@@ -36,23 +46,14 @@ self.onconnect = (e) => {
   let joined = null;
   port.onmessage = ({ data }) => {
     if (data.bye) {
-      if (!joined) return;
-      joined.ports.delete(port);
-      if (!joined.ports.size) { joined.ctrl.abort(); feeds.delete(joined.token); }
+      if (joined) leave(port, joined);
       joined = null;
-      return;
-    }
-    const token = data.token || '';
-    let feed = feeds.get(token);
-    if (!feed) {
-      feed = { token, ports: new Set(), ctrl: new AbortController() };
-      feeds.set(token, feed);
-      feed.ports.add(port);
-      run(token, feed);
+    } else if (joined && 'filter' in data && !('token' in data)) {
+      joined.ports.set(port, data.filter);
+      refilter(joined);
     } else {
-      feed.ports.add(port);
-      port.postMessage({ status: 'feed: live' });
+      if (joined) leave(port, joined);
+      joined = join(port, data.token || '', data.filter === undefined ? null : data.filter);
     }
-    joined = feed;
   };
 };

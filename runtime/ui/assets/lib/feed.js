@@ -1,21 +1,25 @@
 // The live feed: GET /api/v1/events (Server-Sent Events) read with fetch,
 // because EventSource cannot send the Authorization header. Where the
 // browser has SharedWorker, one feed serves every tab (feed_worker.js);
-// otherwise this tab reads its own. Pages subscribe and unsubscribe; the
-// connection stays open across pages and reconnects with a growing pause
-// when the node goes away.
+// otherwise this tab reads its own (lib/feed_conn.js). Pages subscribe
+// with what they draw ({types: [...]} or {jobs: [id]}; nothing: every
+// event) and the node sends only that, so an open page costs the node
+// what it shows. The connection stays open across pages and reconnects
+// with a growing pause when the node goes away.
 
 import { authHeaders, token } from './api.js';
-import { readFeed } from './sse.js';
+import { feedConnection, queryOf, wants } from './feed_conn.js';
 
-const listeners = new Set();
+const listeners = new Map(); // fn -> filter
 const statusListeners = new Set();
-let running = false;
+let sink = null; // (filter) => void, once started
+let pending = null;
 
-export function onEvent(fn) {
-  listeners.add(fn);
+export function onEvent(fn, filter = null) {
+  listeners.set(fn, filter);
   start();
-  return () => listeners.delete(fn);
+  changed();
+  return () => { listeners.delete(fn); changed(); };
 }
 
 export function onStatus(fn) {
@@ -25,6 +29,13 @@ export function onStatus(fn) {
 
 function status(text) {
   for (const fn of statusListeners) fn(text);
+}
+
+// A page change unsubscribes one page and subscribes the next in a row:
+// one new filter for both.
+function changed() {
+  if (pending) return;
+  pending = setTimeout(() => { pending = null; if (sink) sink(wants(listeners.values())); }, 30);
 }
 
 function dispatch(frame) {
@@ -38,13 +49,9 @@ function dispatch(frame) {
   let doc;
   try { doc = JSON.parse(data); } catch { return; }
   if (type === 'dropped') { status(`feed: ${doc.dropped} events dropped`); return; }
-  for (const fn of listeners) {
+  for (const fn of [...listeners.keys()]) {
     try { fn(doc); } catch (e) { console.error(e); }
   }
-}
-
-function readOnce() {
-  return readFeed(authHeaders(), undefined, () => status('feed: live'), dispatch);
 }
 
 function startShared() {
@@ -53,23 +60,21 @@ function startShared() {
     if (data.status) status(data.status);
     if (data.frame) dispatch(data.frame);
   };
-  worker.port.postMessage({ token: token() });
+  worker.port.postMessage({ token: token(), filter: wants(listeners.values()) });
   window.addEventListener('pagehide', () => worker.port.postMessage({ bye: true }));
+  return (filter) => worker.port.postMessage({ filter });
 }
 
-async function start() {
-  if (running) return;
-  running = true;
+function startOwn() {
+  const conn = feedConnection(authHeaders(), status, dispatch);
+  return (filter) => conn.set(queryOf(filter));
+}
+
+function start() {
+  if (sink) return;
   if (typeof SharedWorker === 'function') {
-    try { startShared(); return; } catch (e) { console.warn('shared feed unavailable', e); }
+    try { sink = startShared(); return; } catch (e) { console.warn('shared feed unavailable', e); }
   }
-  let pause = 500;
-  for (;;) {
-    const began = Date.now();
-    try { await readOnce(); } catch (e) { status(String(e.message || e)); }
-    if (Date.now() - began > 10000) pause = 500;
-    status('feed: reconnecting');
-    await new Promise((r) => setTimeout(r, pause));
-    pause = Math.min(pause * 2, 10000);
-  }
+  sink = startOwn();
+  sink(wants(listeners.values()));
 }

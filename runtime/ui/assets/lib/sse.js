@@ -1,9 +1,10 @@
-// Reads the node's live feed (GET /api/v1/events, Server-Sent Events) until
-// it ends: `onOpen()` once connected, `onFrame(text)` per frame. Shared by
-// the page (lib/feed.js) and the shared worker (feed_worker.js).
+// Reads the node's live feed (GET /api/v1/events?<query>, Server-Sent
+// Events) until it ends: `onOpen()` once connected, `onFrame(text)` per
+// frame. Used by lib/feed_conn.js.
 
-export async function readFeed(headers, signal, onOpen, onFrame) {
-  const res = await fetch('/api/v1/events', { headers, cache: 'no-store', signal });
+export async function readFeed(headers, signal, query, onOpen, onFrame) {
+  const url = query ? `/api/v1/events?${query}` : '/api/v1/events';
+  const res = await fetch(url, { headers, cache: 'no-store', signal });
   if (!res.ok) throw new Error(`feed: HTTP ${res.status}`);
   onOpen();
   const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();

@@ -63,6 +63,6 @@ export function render(root, ctx) {
     if (e.type !== 'job.dead_lettered' || (pipeline && e.pipeline !== pipeline)) return;
     // The event follows the commit; a burst of them reloads once.
     if (!pending) pending = setTimeout(() => { pending = null; load(); }, 100);
-  });
+  }, { types: ['job.dead_lettered'] });
   return () => { off(); clearTimeout(pending); };
 }

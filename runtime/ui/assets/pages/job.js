@@ -79,7 +79,7 @@ function attemptsTable(stages) {
     rows.push(h('tr', { class: a.ok ? '' : 'failed' },
       h('td', {}, a.life), h('td', {}, s.name), h('td', {}, a.attempt), h('td', {}, time(a.started_at_ms)),
       h('td', {}, duration(a.duration_ms)), h('td', {}, a.node || '–'),
-      h('td', { class: 'err' }, a.error ? `${a.error.code}: ${a.error.message}` : a.ok ? 'ok' : '')));
+      h('td', { class: a.error ? 'err' : '' }, a.error ? `${a.error.code}: ${a.error.message}` : a.ok ? 'ok' : '')));
   }
   return table(['Life', 'Stage', 'Attempt', 'Started', 'Duration', 'Node', 'Outcome'], rows, { id: 'attempts' });
 }
@@ -146,6 +146,6 @@ export function render(root, ctx) {
     // The rows commit before the event is published: reload once it settles.
     clearTimeout(pending);
     pending = setTimeout(load, 200);
-  });
+  }, { jobs: [id] });
   return () => { off(); clearTimeout(pending); };
 }

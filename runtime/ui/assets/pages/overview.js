@@ -28,7 +28,7 @@ function record(ev) {
     if (typeof ev.latency_ms === 'number') b.latencies.push(ev.latency_ms);
   } else b.failed++;
 }
-onEvent(record);
+onEvent(record, { types: [...TERMINAL] });
 
 function quantile(xs, q) {
   if (!xs.length) return null;

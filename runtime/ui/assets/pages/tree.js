@@ -8,6 +8,11 @@ import { api } from '../lib/api.js';
 import { onEvent } from '../lib/feed.js';
 import { report } from '../lib/notice.js';
 
+// The events after which the tree has changed: a job or stage actor began
+// or ended (progress reports change nothing in it).
+const CHANGES = ['job.started', 'stage.started', 'stage.succeeded', 'stage.failed', 'job.retrying',
+  'job.succeeded', 'job.dead_lettered', 'job.cancelled', 'job.spawned', 'job.waiting'];
+
 function stageItems(j) {
   const branches = j.branches || (j.stage_actor ? [{ stage: j.stage, stage_index: j.stage_index, attempt: j.attempt, state: j.state, stage_actor: j.stage_actor, for_ms: j.for_ms }] : []);
   return branches.filter((b) => b.stage_actor).map((b) =>
@@ -49,9 +54,8 @@ export function render(root) {
   load();
   const timer = setInterval(load, 1000);
   let pending = null;
-  const off = onEvent((e) => {
-    if (!/^(job|stage)\./.test(e.type) || e.type === 'stage.progress' || pending) return;
-    pending = setTimeout(() => { pending = null; load(); }, 150);
-  });
+  const off = onEvent(() => {
+    if (!pending) pending = setTimeout(() => { pending = null; load(); }, 150);
+  }, { types: CHANGES });
   return () => { clearInterval(timer); clearTimeout(pending); off(); };
 }
