@@ -4,7 +4,9 @@
 // while a batch of jobs (queued while the pipeline is paused) runs.
 //
 //   troupe dev --config bench/dashboard.toml &      (node on 127.0.0.1:9464)
-//   node bench/dashboard.mjs [jobs=50000]     (BATCH=0: render times only)
+//   node bench/dashboard.mjs [jobs=50000]     (BATCH=0: render times only;
+//   PIPELINE=fast: the default speculation window; READERS=overview|all:
+//   10 plain feed readers instead of 10 browsers)
 // playwright-core comes from tests/ui/node_modules (`npm ci` there).
 
 import { createRequire } from 'node:module';
@@ -19,6 +21,8 @@ const RATE = Number(process.env.RATE || 20000);
 const BASE = process.env.UI || 'http://127.0.0.1:9464';
 const TROUPE = process.env.TROUPE || new URL('../build/troupe', import.meta.url).pathname;
 const JOBS = Number(process.argv[2] || 50000);
+// `bench` (speculate = 0) or `fast` (the default window), bench/dashboard.toml.
+const PIPELINE = process.env.PIPELINE || 'bench';
 const RUNS = 20;
 
 // httplib closes a kept-alive connection after 5 requests: one retry.
@@ -73,7 +77,7 @@ async function publishAtRate(prefix) {
   for (let sent = 0; sent < JOBS;) {
     const acks = [];
     for (let i = 0; i < perSlice && sent < JOBS; i++, sent++)
-      acks.push(js.publish('troupe.jobs.bench', body, { msgID: `${prefix}-${sent}` }));
+      acks.push(js.publish(`troupe.jobs.${PIPELINE}`, body, { msgID: `${prefix}-${sent}` }));
     await Promise.all(acks);
     const due = t0 + (sent / RATE) * 1000;
     if (due > Date.now()) await sleep(due - Date.now());
@@ -90,20 +94,20 @@ async function succeeded(pipeline) {
 
 async function batch(label) {
   const pid = (await api('nodes'))[0].pid;
-  const before = await succeeded('bench');
+  const before = await succeeded(PIPELINE);
   // Queued while the pipeline is paused, then run as fast as the node
   // goes (as scripts/bench.sh measures throughput).
-  await fetch(`${BASE}/api/v1/pipelines/bench/pause`, { method: 'POST' });
+  await fetch(`${BASE}/api/v1/pipelines/${PIPELINE}/pause`, { method: 'POST' });
   const p0 = Date.now();
   await publishAtRate(`${label}-${p0}`);
   const submitted = (Date.now() - p0) / 1000;
   const cpu0 = cpuSeconds(pid);
   const t0 = Date.now();
-  await fetch(`${BASE}/api/v1/pipelines/bench/unpause`, { method: 'POST' });
-  while ((await succeeded('bench')) < before + JOBS) await sleep(250);
+  await fetch(`${BASE}/api/v1/pipelines/${PIPELINE}/unpause`, { method: 'POST' });
+  while ((await succeeded(PIPELINE)) < before + JOBS) await sleep(250);
   const secs = (Date.now() - t0) / 1000;
   const cpu = cpuSeconds(pid) - cpu0;
-  return { label, jobs: JOBS, submit_s: submitted.toFixed(1), seconds: secs.toFixed(1), jobs_per_s: Math.round(JOBS / secs), node_cpu_s: cpu.toFixed(2), node_cpu_us_per_job: Math.round((cpu * 1e6) / JOBS) };
+  return { label, pipeline: PIPELINE, jobs: JOBS, submit_s: submitted.toFixed(1), seconds: secs.toFixed(1), jobs_per_s: Math.round(JOBS / secs), node_cpu_s: cpu.toFixed(2), node_cpu_us_per_job: Math.round((cpu * 1e6) / JOBS) };
 }
 
 const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox', '--disable-gpu'] });
@@ -119,11 +123,32 @@ const job = await renderTimes(browser, `/ui/jobs/${encodeURIComponent(id)}`, [['
 console.log(JSON.stringify({ first_render_ms: { overview, job_100_attempts: job } }));
 if (process.env.BATCH === '0') { await browser.close(); process.exit(0); }
 console.log(JSON.stringify(await batch('no-dashboard')));
+if (process.env.READERS) {
+  // The feeds alone, without the browsers' CPU on the same 2 cores (which
+  // slows the node, and a slower job falls out of the speculation window):
+  // 10 readers of the overview's feed (READERS=overview) or of every event
+  // (READERS=all, what each page got before pages asked for what they draw).
+  const query = process.env.READERS === 'all' ? '' : '?types=job.succeeded,job.dead_lettered,job.cancelled';
+  for (let i = 0; i < 10; i++) {
+    const res = await fetch(`${BASE}/api/v1/events${query}`);
+    (async () => { for await (const _ of res.body); })();
+  }
+  await sleep(1000);
+  console.log(JSON.stringify(await batch(`ten-feeds-${process.env.READERS}`)));
+  process.exit(0);
+}
 // Ten operators: ten browser profiles, each with its own feed and polls.
 for (let i = 0; i < 10; i++) {
   const ctx = await browser.newContext();
   await (await ctx.newPage()).goto(`${BASE}/ui/`);
 }
 await sleep(2000);
+{
+  // Their polls alone, with no job running: node CPU per second.
+  const pid = (await api('nodes'))[0].pid;
+  const cpu0 = cpuSeconds(pid);
+  await sleep(10000);
+  console.log(JSON.stringify({ label: 'ten-dashboards-idle', node_cpu_ms_per_s: Math.round((cpuSeconds(pid) - cpu0) * 100) }));
+}
 console.log(JSON.stringify(await batch('ten-dashboards')));
 await browser.close();

@@ -109,9 +109,16 @@ struct node_config {
   /// CAF scheduler threads; 0 = number of cores.
   int scheduler_threads = 0;
   /// CAF scheduling policy: "stealing" (work stealing; polls briefly after
-  /// each burst, ~1-3 % CPU per idle node) or "sharing" (one shared queue;
-  /// no idle CPU, more memory after large bursts).
+  /// each burst, see scheduler_polls) or "sharing" (one shared queue; no
+  /// idle CPU, more memory after large bursts).
   std::string scheduler = "stealing";
+  /// With "stealing": how many more times a worker whose queue ran dry
+  /// polls it, 50 us apart, before it sleeps until work arrives (after 100
+  /// polls without a pause). CAF's own default is 500; 0 here, because a
+  /// node woken a few times a second (heartbeats, API calls, a dashboard)
+  /// otherwise spends most of its CPU in those 50 us sleeps
+  /// (docs/benchmarks.md, "Idle and polling").
+  int scheduler_polls = 0;
   /// Threads for blocking stage work (exec); bounds concurrent processes.
   int blocking_threads = 16;
   /// Variables of the node's environment that every exec stage program gets

@@ -37,9 +37,9 @@ bool valid_http_endpoint(const std::string& url) {
 void read_node(reader& r, const toml::table& t, troupe_config& cfg) {
   r.check_keys(t, "node",
                {"id", "http", "max_in_flight", "log_level", "log_format",
-                "scheduler_threads", "blocking_threads", "drain_grace",
-                "metrics", "startup_timeout", "scheduler", "speculate",
-                "exec_inherit_env", "store_retry_after",
+                "scheduler_threads", "scheduler_polls", "blocking_threads",
+                "drain_grace", "metrics", "startup_timeout", "scheduler",
+                "speculate", "exec_inherit_env", "store_retry_after",
                 "event_result_max_bytes", "progress_interval", "otlp_endpoint",
                 "api_tokens_file"});
   r.read(t, "node", "otlp_endpoint", cfg.node.otlp_endpoint);
@@ -78,6 +78,7 @@ void read_node(reader& r, const toml::table& t, troupe_config& cfg) {
   r.read(t, "node", "log_level", cfg.node.log_level);
   r.read(t, "node", "log_format", cfg.node.log_format);
   r.read(t, "node", "scheduler_threads", cfg.node.scheduler_threads, 0, 1024);
+  r.read(t, "node", "scheduler_polls", cfg.node.scheduler_polls, 0, 100000);
   r.read_duration(t, "node", "drain_grace", cfg.node.drain_grace);
   r.read(t, "node", "blocking_threads", cfg.node.blocking_threads, 1, 4096);
   static const std::set<std::string> levels = {

@@ -88,23 +88,24 @@ std::string_view event_type_of(std::string_view body) {
 event_feed::event_feed(feed_filter filter, std::size_t capacity)
     : filter_(std::move(filter)), capacity_(capacity) {}
 
-void event_feed::push(std::string event) {
+void event_feed::push(frame f) {
   {
     std::lock_guard<std::mutex> lock{mtx_};
     if (queue_.size() >= capacity_) {
       queue_.pop_front();
       ++dropped_;
     }
-    queue_.push_back(std::move(event));
+    queue_.push_back(std::move(f));
   }
   cv_.notify_one();
 }
 
-std::vector<std::string> event_feed::take(std::chrono::milliseconds wait) {
+std::vector<event_feed::frame>
+event_feed::take(std::chrono::milliseconds wait) {
   std::unique_lock<std::mutex> lock{mtx_};
   cv_.wait_for(lock, wait, [this] { return !queue_.empty() || woken_; });
-  std::vector<std::string> out(std::make_move_iterator(queue_.begin()),
-                               std::make_move_iterator(queue_.end()));
+  std::vector<frame> out(std::make_move_iterator(queue_.begin()),
+                         std::make_move_iterator(queue_.end()));
   queue_.clear();
   return out;
 }
@@ -139,10 +140,14 @@ struct event_hub::core {
     auto tail = dot == std::string_view::npos ? std::string_view{}
                                               : rest.substr(dot + 1);
     std::string_view body = m.data();
+    event_feed::frame shared;
     std::lock_guard<std::mutex> lock{mtx};
     for (const auto& f : feeds)
-      if (f->filter().wants(pipeline, tail, body))
-        f->push(std::string{body});
+      if (f->filter().wants(pipeline, tail, body)) {
+        if (!shared)
+          shared = std::make_shared<const std::string>(sse_frame(body));
+        f->push(shared);
+      }
   }
 };
 
@@ -192,10 +197,14 @@ void event_hub::close(const std::shared_ptr<event_feed>& feed) {
     gone = std::move(core_->sub);
 }
 
-std::string sse_frame(const std::string& event) {
-  std::string out = "data: ";
-  for (char c : event)
-    out += (c == '\n' || c == '\r') ? ' ' : c;
+std::string sse_frame(std::string_view event) {
+  std::string out;
+  out.reserve(event.size() + 8);
+  out += "data: ";
+  out += event;
+  for (auto i = std::size_t{6}; i < out.size(); ++i)
+    if (out[i] == '\n' || out[i] == '\r')
+      out[i] = ' ';
   out += "\n\n";
   return out;
 }

@@ -64,11 +64,15 @@ public:
 
   const feed_filter& filter() const { return filter_; }
 
-  /// Queues an event (NATS's thread), dropping the oldest when full.
-  void push(std::string event);
+  /// An event's SSE frame, built once and shared by every feed that
+  /// wants it.
+  using frame = std::shared_ptr<const std::string>;
 
-  /// The events that arrived, waiting at most `wait` for the first.
-  std::vector<std::string> take(std::chrono::milliseconds wait);
+  /// Queues an event's frame (NATS's thread), dropping the oldest when full.
+  void push(frame f);
+
+  /// The frames that arrived, waiting at most `wait` for the first.
+  std::vector<frame> take(std::chrono::milliseconds wait);
 
   /// Events dropped because the reader fell behind.
   std::int64_t dropped() const;
@@ -80,7 +84,7 @@ private:
   const feed_filter filter_;
   mutable std::mutex mtx_;
   std::condition_variable cv_;
-  std::deque<std::string> queue_;
+  std::deque<frame> queue_;
   std::size_t capacity_ = 0;
   std::int64_t dropped_ = 0;
   bool woken_ = false;
@@ -116,6 +120,6 @@ private:
 
 /// One event as an SSE frame: `data: <json>\n\n` (a raw line break sent by
 /// a rogue publisher cannot start a frame of its own).
-std::string sse_frame(const std::string& event);
+std::string sse_frame(std::string_view event);
 
 } // namespace troupe

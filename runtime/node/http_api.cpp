@@ -288,7 +288,7 @@ void pump(api_state& st, event_feed& feed,
     }
     std::string frames;
     for (const auto& e : events)
-      frames += sse_frame(e);
+      frames += *e;
     if (!frames.empty())
       open = write(frames);
     if (auto lost = feed.dropped(); open && lost != reported) {

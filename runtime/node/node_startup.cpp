@@ -21,6 +21,8 @@ caf::actor_system_config& actor_config(caf::actor_system_config& cfg,
   cfg.set("scheduler.policy", node.scheduler == "sharing"
                                   ? caf::atom("sharing")
                                   : caf::atom("stealing"));
+  cfg.set("work-stealing.moderate-poll-attempts",
+          static_cast<std::size_t>(node.scheduler_polls));
   return cfg;
 }
 

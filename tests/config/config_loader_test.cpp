@@ -327,6 +327,19 @@ stages = [ { name = "a", kind = "noop" } ]
       << bad.problems[1].to_string();
 }
 
+TEST(ConfigLoader, SchedulerPollsAreACountWithinRange) {
+  EXPECT_EQ(troupe::troupe_config{}.node.scheduler_polls, 0);
+  auto r = parse("[node]\nid = \"n1\"\nscheduler_polls = 500\n");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r.config->node.scheduler_polls, 500);
+  for (const char* v : {"-1", "100001", "\"many\"", "1.5"}) {
+    auto bad = parse(std::string{"[node]\nid = \"n1\"\nscheduler_polls = "} +
+                     v + "\n");
+    ASSERT_EQ(bad.problems.size(), 1u) << v;
+    EXPECT_EQ(bad.problems[0].path, "node.scheduler_polls") << v;
+  }
+}
+
 TEST(ConfigLoader, SendAsapIsABoolean) {
   auto r = parse(R"(
 [node]

@@ -88,3 +88,10 @@ TEST(FeedFilter, MalformedQueriesAreRefusedWithWhatIsWrong) {
             "types:")
       << "a long list is refused at its first empty entry";
 }
+
+TEST(FeedFilter, ARawLineBreakInABodyCannotStartAFrameOfItsOwn) {
+  EXPECT_EQ(sse_frame("{\"a\":1}\n\ndata: {\"forged\":1}\r"),
+            "data: {\"a\":1}  data: {\"forged\":1} \n\n");
+  EXPECT_EQ(sse_frame(std::string_view{"x\0y", 3}),
+            std::string("data: x\0y\n\n", 11));
+}
