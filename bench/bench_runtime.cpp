@@ -270,12 +270,9 @@ public:
     if (js_ceiling_ > 0)
       on.note = "ratio to the JetStream ceiling: " +
                 fmt(on.median() / js_ceiling_, 2);
-    out_.push_back(on);
-    out_.push_back(cpu_on);
-    for (auto* f : {&costs.pg_cpu, &costs.nats_cpu, &costs.wal, &costs.rows})
+    for (auto* f : {&on, &cpu_on, &costs.pg_cpu, &costs.nats_cpu, &costs.wal,
+                    &costs.rows, &claim_first, &rss})
       out_.push_back(*f);
-    out_.push_back(claim_first);
-    out_.push_back(rss);
     if (with_metrics_off) {
       off.note = "metrics cost: " +
                  fmt((off.median() - on.median()) / off.median() * 100, 1) +
@@ -293,10 +290,13 @@ public:
   void latency() {
     for (auto pipeline : {"one", "tput"})
       latency_of(pipeline);
-    // The same with every publish written at once (nats.send_asap).
+    // Every publish written at once (nats.send_asap); every job claimed
+    // before its first stage, a commit per stage (speculate = 0).
     send_asap_ = true;
     latency_of("one", ", nats.send_asap");
-    send_asap_ = false;
+    send_asap_ = false, speculate_ = false;
+    latency_of("tput", ", node.speculate = 0");
+    speculate_ = true;
   }
 
   /// Submits `rate * secs` jobs at `rate` per second through the API, as
