@@ -23,7 +23,9 @@ export function wants(filters) {
 }
 
 export function queryOf(filter) {
-  if (!filter) return '';
+  // More job pages than one filter may name (64, ids up to 1,024 bytes):
+  // every event, which the pages filter themselves.
+  if (!filter || filter.jobs.length > 64 || filter.jobs.some((j) => new TextEncoder().encode(j).length > 1024)) return '';
   const parts = [];
   if (filter.types.length) parts.push(`types=${filter.types.map(encodeURIComponent).join(',')}`);
   for (const j of filter.jobs) parts.push(`job=${encodeURIComponent(j)}`);
