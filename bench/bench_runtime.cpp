@@ -290,11 +290,11 @@ public:
   void latency() {
     for (auto pipeline : {"one", "tput"})
       latency_of(pipeline);
-    // Every publish written at once (nats.send_asap); every job claimed
-    // before its first stage, a commit per stage (speculate = 0).
+    // Publishes written at once; then a claim and a commit per stage.
     send_asap_ = true;
     latency_of("one", ", nats.send_asap");
-    send_asap_ = false, speculate_ = false;
+    send_asap_ = false;
+    speculate_ = false;
     latency_of("tput", ", node.speculate = 0");
     speculate_ = true;
   }

@@ -13,19 +13,6 @@ bool contains(const std::vector<std::string>& xs, std::string_view x) {
   return std::find(xs.begin(), xs.end(), x) != xs.end();
 }
 
-} // namespace
-
-bool feed_filter::wants(std::string_view event_pipeline, std::string_view tail,
-                        std::string_view body) const {
-  if (pipeline != "*" && pipeline != event_pipeline)
-    return false;
-  if (types.empty() && job_tails.empty())
-    return true;
-  return contains(job_tails, tail) || contains(types, event_type_of(body));
-}
-
-namespace {
-
 bool is_event_type(std::string_view t) {
   return !t.empty() && t.size() <= 64 &&
          t.find_first_not_of("abcdefghijklmnopqrstuvwxyz_.") ==
@@ -53,6 +40,15 @@ caf::error add_types(feed_filter& f, const std::string& list) {
 }
 
 } // namespace
+
+bool feed_filter::wants(std::string_view event_pipeline, std::string_view tail,
+                        std::string_view type) const {
+  if (pipeline != "*" && pipeline != event_pipeline)
+    return false;
+  if (types.empty() && job_tails.empty())
+    return true;
+  return contains(job_tails, tail) || contains(types, type);
+}
 
 caf::expected<feed_filter>
 feed_filter_of(const std::multimap<std::string, std::string>& query) {
@@ -140,10 +136,11 @@ struct event_hub::core {
     auto tail = dot == std::string_view::npos ? std::string_view{}
                                               : rest.substr(dot + 1);
     std::string_view body = m.data();
+    auto type = event_type_of(body);
     event_feed::frame shared;
     std::lock_guard<std::mutex> lock{mtx};
     for (const auto& f : feeds)
-      if (f->filter().wants(pipeline, tail, body)) {
+      if (f->filter().wants(pipeline, tail, type)) {
         if (!shared)
           shared = std::make_shared<const std::string>(sse_frame(body));
         f->push(shared);

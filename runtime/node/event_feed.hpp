@@ -40,10 +40,10 @@ struct feed_filter {
   /// subject_tail() of each wanted job id.
   std::vector<std::string> job_tails;
 
-  /// `tail` is what follows the pipeline in the event's subject, `body`
-  /// its JSON.
+  /// `tail` is what follows the pipeline in the event's subject, `type`
+  /// its event_type_of() (read once per event, not once per feed).
   bool wants(std::string_view pipeline, std::string_view tail,
-             std::string_view body) const;
+             std::string_view type) const;
 };
 
 /// The filter a feed's query asks for: `pipeline=<name>`,

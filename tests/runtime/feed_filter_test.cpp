@@ -42,25 +42,27 @@ TEST(FeedFilter, TheTypeIsTheLastTopLevelKeyNotOneInTheResult) {
 
 TEST(FeedFilter, NoFilterWantsEveryEvent) {
   auto f = filter_of({});
-  EXPECT_TRUE(f.wants("p", "a", succeeded));
-  EXPECT_TRUE(f.wants("q", "b", progress));
+  EXPECT_TRUE(f.wants("p", "a", event_type_of(succeeded)));
+  EXPECT_TRUE(f.wants("q", "b", event_type_of(progress)));
 }
 
 TEST(FeedFilter, TypesAndJobsAreEitherOrWithinThePipeline) {
   auto f = filter_of({{"types", "job.succeeded,job.dead_lettered"},
                       {"job", "b"},
                       {"pipeline", "p"}});
-  EXPECT_TRUE(f.wants("p", "a", succeeded)) << "a wanted type";
-  EXPECT_TRUE(f.wants("p", "b", progress)) << "any event of a wanted job";
-  EXPECT_FALSE(f.wants("p", "c", progress)) << "neither";
-  EXPECT_FALSE(f.wants("q", "a", succeeded)) << "another pipeline";
+  EXPECT_TRUE(f.wants("p", "a", event_type_of(succeeded))) << "a wanted type";
+  EXPECT_TRUE(f.wants("p", "b", event_type_of(progress)))
+      << "any event of a wanted job";
+  EXPECT_FALSE(f.wants("p", "c", event_type_of(progress))) << "neither";
+  EXPECT_FALSE(f.wants("q", "a", event_type_of(succeeded)))
+      << "another pipeline";
 }
 
 TEST(FeedFilter, AJobIsMatchedByItsSubjectTail) {
   auto f = filter_of({{"job", "a b.c"}, {"job", "x"}});
-  EXPECT_TRUE(f.wants("p", subject_tail("a b.c"), progress));
-  EXPECT_TRUE(f.wants("p", "x", progress));
-  EXPECT_FALSE(f.wants("p", "a", progress));
+  EXPECT_TRUE(f.wants("p", subject_tail("a b.c"), "stage.progress"));
+  EXPECT_TRUE(f.wants("p", "x", "stage.progress"));
+  EXPECT_FALSE(f.wants("p", "a", "stage.progress"));
 }
 
 TEST(FeedFilter, MalformedQueriesAreRefusedWithWhatIsWrong) {
