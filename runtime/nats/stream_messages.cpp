@@ -124,6 +124,37 @@ caf::expected<std::uint64_t> last_sequence(nats_client& nats,
   return last;
 }
 
+std::string out_of_step(const jsClusterInfo* cluster) {
+  if (!cluster || cluster->ReplicasLen == 0)
+    return "";
+  if (!cluster->Leader || !*cluster->Leader)
+    return "no leader";
+  for (int i = 0; i < cluster->ReplicasLen; ++i) {
+    const auto* p = cluster->Replicas[i];
+    std::string name = p && p->Name ? p->Name : "a replica";
+    if (!p || p->Offline)
+      return name + " is offline";
+    if (!p->Current)
+      return name + " is not current";
+    if (p->Lag > 0)
+      return name + " is " + std::to_string(p->Lag) +
+             (p->Lag == 1 ? " entry" : " entries") + " behind";
+  }
+  return "";
+}
+
+caf::expected<std::string> replicas_out_of_step(nats_client& nats,
+                                                const std::string& stream) {
+  jsStreamInfo* si = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  auto s = js_GetStreamInfo(&si, nats.js(), stream.c_str(), nullptr, &jerr);
+  if (s != NATS_OK)
+    return js_failure(s, "stream info " + stream);
+  auto why = out_of_step(si->Cluster);
+  jsStreamInfo_Destroy(si);
+  return why;
+}
+
 caf::expected<std::map<std::string, std::uint64_t>>
 stored_per_subject(nats_client& nats, const std::string& stream,
                    const std::string& filter) {

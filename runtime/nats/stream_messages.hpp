@@ -71,6 +71,16 @@ stored_per_subject(nats_client& nats, const std::string& stream,
 caf::error step_down_consumer(nats_client& nats, const std::string& stream,
                               const std::string& durable);
 
+/// Why the stream's replicas are not in step with its leader ("no
+/// leader", "s2 is 40 entries behind", ...), or "" when they are (or the
+/// stream has one replica). nats-server 2.9.10 resets a replica told to
+/// delete a sequence past its own end ("stream store EOF"), and chaos runs
+/// saw two of three do so at once, after which the stream's consumers lost
+/// their quorum: deletions wait until every replica has caught up.
+std::string out_of_step(const jsClusterInfo* cluster);
+caf::expected<std::string> replicas_out_of_step(nats_client& nats,
+                                                const std::string& stream);
+
 /// Deletes one stored message.
 caf::error delete_stored(nats_client& nats, const std::string& stream,
                          std::uint64_t seq);

@@ -239,6 +239,11 @@ void render_repairs(prometheus_text& p, const node_http_sources& src) {
     sample("lost_submission_republished", st.lost);
     sample("lost_queued_requeued", st.requeued);
     sample("stuck_consumer_moved", st.stuck_consumers);
+    p.family("troupe_sweeper_deferred_total", "counter",
+             "Sweeps that left stranded messages alone because the stream's "
+             "replicas were out of step with its leader.");
+    p.sample("troupe_sweeper_deferred_total", {},
+             static_cast<double>(st.deferred));
   }
   if (src.unlogged) {
     p.family("troupe_submissions_unlogged_total", "counter",

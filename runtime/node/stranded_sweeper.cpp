@@ -72,6 +72,9 @@ void stranded_sweeper::loop() {
   while (!cv_.wait_for(lock, ncfg_.stranded_sweep, [&] { return stopping_; })) {
     lock.unlock();
     auto r = sweep_once();
+    if (r.deferred != last_deferred_)
+      log_deferral(r.deferred);
+    last_deferred_ = r.deferred;
     if (r.stuck_consumers > 0)
       spdlog::warn("sweeper: {} consumer(s) stopped handing out messages the "
                    "stream holds; their leadership was moved",
@@ -90,19 +93,22 @@ void stranded_sweeper::loop() {
   }
 }
 
+void stranded_sweeper::log_deferral(const std::string& why) {
+  if (why.empty())
+    spdlog::info("sweeper: the stream's replicas are in step again; "
+                 "stranded messages are swept");
+  else
+    spdlog::warn("sweeper: stranded messages are left alone while the "
+                 "stream's replicas are out of step: {}",
+                 why);
+}
+
 stranded_sweeper::result stranded_sweeper::sweep_once() {
   result r;
   auto locked = store_.try_lock();
   if (!locked || !*locked)
     return r;
-  for (const auto& l : lanes_)
-    sweep_pipeline(l, r);
-  // A walk that broke off (a consumer leader moving) forgets no sighting:
-  // only a sweep that walked every lane through prunes them.
-  if (walked_.size() < lanes_.size())
-    seen_now_.insert(sighted_.begin(), sighted_.end());
-  sighted_ = std::move(seen_now_);
-  seen_now_.clear();
+  sweep_pipelines(r);
   sweep_lost(r);
   watch_consumers(r);
   store_.unlock();
@@ -111,7 +117,27 @@ stranded_sweeper::result stranded_sweeper::sweep_once() {
   stats_->lost += r.lost;
   stats_->requeued += r.requeued;
   stats_->stuck_consumers += r.stuck_consumers;
+  stats_->deferred += r.deferred.empty() ? 0 : 1;
   return r;
+}
+
+/// Walks every lane for stranded messages, unless the stream's replicas are
+/// out of step: a deletion then could reset a replica (stream_messages.hpp).
+void stranded_sweeper::sweep_pipelines(result& r) {
+  auto why = replicas_out_of_step(*nats_, ncfg_.stream);
+  r.deferred = !why ? "stream info: " + describe(why.error()) : *why;
+  if (r.deferred.empty())
+    for (const auto& l : lanes_)
+      sweep_pipeline(l, r);
+  else
+    walked_.clear(); // nor is a consumer judged stuck on old counts
+  // A walk that broke off (a consumer leader moving) or did not happen
+  // forgets no sighting: only a sweep that walked every lane through
+  // prunes them.
+  if (walked_.size() < lanes_.size())
+    seen_now_.insert(sighted_.begin(), sighted_.end());
+  sighted_ = std::move(seen_now_);
+  seen_now_.clear();
 }
 
 void stranded_sweeper::sweep_pipeline(const lane& l, result& r) {

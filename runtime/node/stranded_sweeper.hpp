@@ -57,6 +57,7 @@ struct sweeper_stats {
   std::atomic<std::int64_t> lost{0};
   std::atomic<std::int64_t> requeued{0};
   std::atomic<std::int64_t> stuck_consumers{0};
+  std::atomic<std::int64_t> deferred{0};
 };
 
 class stranded_sweeper {
@@ -69,6 +70,9 @@ public:
     int requeued = 0; ///< queued jobs whose message was gone, to the scheduler
     int stuck_consumers = 0;    ///< consumers found stuck (leader moved)
     std::int64_t forgotten = 0; ///< logged submissions whose job has a row
+    /// Why stranded messages were left alone in this sweep (the stream's
+    /// replicas not in step, or unreadable), "" when they were swept.
+    std::string deferred;
   };
 
   stranded_sweeper(std::shared_ptr<nats_client> nats, nats_config ncfg,
@@ -106,6 +110,8 @@ private:
   lane lane_of(const std::string& pipeline, const std::string& subject) const;
 
   void loop();
+  void sweep_pipelines(result& r);
+  static void log_deferral(const std::string& why);
   void sweep_pipeline(const lane& l, result& r);
   void settle(const stored_message& m, const std::string& pipeline, result& r);
   bool seen_long_enough(std::uint64_t seq);
@@ -150,6 +156,7 @@ private:
   std::mutex mtx_;
   std::condition_variable cv_;
   bool stopping_ = false;
+  std::string last_deferred_; ///< the last sweep's, to log changes only
   std::thread thread_;
 };
 

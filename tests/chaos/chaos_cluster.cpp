@@ -240,6 +240,11 @@ void chaos_cluster::cut(int i, bool from_nats, bool from_pg, bool cut) {
     proxies_[i][nats_count]->partition(cut);
 }
 
+void chaos_cluster::slow_nats(int i, std::size_t bytes_per_s) {
+  for (int s = 0; s < nats_count; ++s)
+    proxies_[i][s]->throttle(bytes_per_s);
+}
+
 bool chaos_cluster::jump_clock(int seconds) {
   if (!faketime_)
     return false;

@@ -76,6 +76,9 @@ public:
   // -- network --
   /// Cuts (or heals) node i from NATS, PostgreSQL or both.
   void cut(int i, bool from_nats, bool from_pg, bool cut);
+  /// Slows node i's links to every nats-server to `bytes_per_s` each way
+  /// (0: full speed again).
+  void slow_nats(int i, std::size_t bytes_per_s);
   /// Moves node n3's wall clock by `seconds` (0: back to true time).
   bool jump_clock(int seconds);
   bool clock_jumps() const { return faketime_; }

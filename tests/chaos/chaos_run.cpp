@@ -183,6 +183,9 @@ void runner::begin_fault(const fault& f) {
   case fault_kind::clock_jump:
     c.jump_clock(f.jump_s);
     break;
+  case fault_kind::slow_nats:
+    c.slow_nats(f.a, static_cast<std::size_t>(f.kib_per_s) * 1024);
+    break;
   }
 }
 
@@ -223,6 +226,9 @@ void runner::end_fault(const fault& f) {
     break;
   case fault_kind::clock_jump:
     c.jump_clock(0);
+    break;
+  case fault_kind::slow_nats:
+    c.slow_nats(f.a, 0);
     break;
   default:
     break;

@@ -13,7 +13,7 @@ constexpr std::array<const char*, fault_kinds> names{
     "kill_one",     "kill_two",  "zombie",      "kill_after_effect",
     "nats_restart", "nats_loss", "leader_move", "pg_restart",
     "pg_outage",    "cut_pg",    "cut_nats",    "cut_both",
-    "clock_jump",   "nats_crash"};
+    "clock_jump",   "slow_nats", "nats_crash"};
 
 /// Draws from [lo, hi].
 int uniform(std::mt19937_64& rng, int lo, int hi) {
@@ -36,6 +36,7 @@ bool is_node_fault(fault_kind k) {
   case fault_kind::cut_pg:
   case fault_kind::cut_nats:
   case fault_kind::cut_both:
+  case fault_kind::slow_nats:
     return true;
   default:
     return false;
@@ -68,6 +69,8 @@ int hold_for(std::mt19937_64& rng, fault_kind k) {
     return uniform(rng, 3000, 10000);
   case fault_kind::clock_jump:
     return uniform(rng, 5000, 15000);
+  case fault_kind::slow_nats: // long enough for a backlog to build up
+    return uniform(rng, 5000, 15000);
   default:
     return 0;
   }
@@ -87,6 +90,8 @@ bool place(std::mt19937_64& rng, fault& f, busy_until& busy) {
     std::shuffle(free.begin(), free.end(), rng);
     f.a = free[0];
     f.b = want == 2 ? free[1] : -1;
+    if (f.kind == fault_kind::slow_nats)
+      f.kib_per_s = uniform(rng, 1, 32);
     for (auto i : {f.a, f.b})
       if (i >= 0)
         busy.node[i] = end;
@@ -125,6 +130,8 @@ std::string describe(const fault& f) {
     out += ",n" + std::to_string(f.b + 1);
   if (f.jump_s)
     out += " by " + std::to_string(f.jump_s) + " s";
+  if (f.kib_per_s)
+    out += " at " + std::to_string(f.kib_per_s) + " KiB/s";
   out += " for " + std::to_string(f.hold_ms) + " ms at " +
          std::to_string(f.at_ms / 1000.0).substr(0, 5) + " s";
   return out;

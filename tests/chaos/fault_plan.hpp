@@ -24,18 +24,20 @@ enum class fault_kind {
   cut_nats,          ///< a node cut from NATS, not from PostgreSQL
   cut_both,          ///< a node cut from both
   clock_jump,        ///< n3's wall clock jumps forward or back by minutes
+  slow_nats,         ///< a node's links to NATS slowed to a few KiB/s
   nats_crash,        ///< SIGKILL one nats-server (only with --nats-crash)
 };
 
-constexpr int fault_kinds = 14;
+constexpr int fault_kinds = 15;
 
 struct fault {
   fault_kind kind = fault_kind::kill_one;
-  int at_ms = 0;   ///< from the start of the load
-  int hold_ms = 0; ///< until it is undone
-  int a = -1;      ///< first target (node or server index)
-  int b = -1;      ///< second target (kill_two)
-  int jump_s = 0;  ///< clock_jump
+  int at_ms = 0;     ///< from the start of the load
+  int hold_ms = 0;   ///< until it is undone
+  int a = -1;        ///< first target (node or server index)
+  int b = -1;        ///< second target (kill_two)
+  int jump_s = 0;    ///< clock_jump
+  int kib_per_s = 0; ///< slow_nats: the links' rate, each way
 };
 
 const char* name_of(fault_kind k);

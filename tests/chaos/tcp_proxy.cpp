@@ -17,6 +17,9 @@ namespace troupe::chaos {
 namespace {
 
 constexpr std::size_t buffer_limit = 1 << 20;
+// A slow link holds little, so the sender soon feels it (its socket fills
+// and nats-server's writes to a slow consumer stall).
+constexpr std::size_t throttled_buffer_limit = 64 << 10;
 
 sockaddr_in loopback(int port) {
   sockaddr_in a{};
@@ -65,6 +68,7 @@ tcp_proxy::tcp_proxy(int upstream_port) : upstream_port_(upstream_port) {
   getsockname(listener_, reinterpret_cast<sockaddr*>(&a), &len);
   port_ = ntohs(a.sin_port);
   nonblocking(listener_);
+  refilled_ = std::chrono::steady_clock::now();
   thread_ = std::thread{[this] { loop(); }};
 }
 
@@ -90,12 +94,17 @@ void tcp_proxy::accept_one() {
   ++open_;
 }
 
+std::size_t tcp_proxy::held_limit() const {
+  return rate_ != 0 ? throttled_buffer_limit : buffer_limit;
+}
+
 /// Moves what `from` has into the buffer towards `to`, then writes that
 /// buffer; false when either side closed.
 bool tcp_proxy::pump(pair& p, int from, int to) {
   auto& buf = from == p.client ? p.to_server : p.to_client;
+  auto limited = rate_ != 0;
   char chunk[65536];
-  while (buf.size() < buffer_limit) {
+  while (buf.size() < held_limit()) {
     auto n = read(from, chunk, sizeof chunk);
     if (n == 0)
       return false;
@@ -106,13 +115,31 @@ bool tcp_proxy::pump(pair& p, int from, int to) {
     }
     buf.append(chunk, static_cast<std::size_t>(n));
   }
+  auto& budget = from == p.client ? to_server_budget_ : to_client_budget_;
   while (!buf.empty()) {
-    auto n = write(to, buf.data(), buf.size());
+    auto want = buf.size();
+    if (limited &&
+        (want = std::min(want, static_cast<std::size_t>(budget))) == 0)
+      break;
+    auto n = write(to, buf.data(), want);
     if (n < 0)
       return errno == EAGAIN || errno == EWOULDBLOCK;
     buf.erase(0, static_cast<std::size_t>(n));
+    if (limited)
+      budget -= static_cast<double>(n);
   }
   return true;
+}
+
+/// Adds the bytes a throttled path may move since the last pass; at most a
+/// tenth of a second's worth is saved up, so a quiet link does not burst.
+void tcp_proxy::refill() {
+  auto now = std::chrono::steady_clock::now();
+  auto rate = static_cast<double>(rate_.load());
+  auto dt = std::chrono::duration<double>(now - refilled_).count();
+  refilled_ = now;
+  for (auto* b : {&to_server_budget_, &to_client_budget_})
+    *b = std::min(*b + rate * dt, rate / 10);
 }
 
 void tcp_proxy::loop() {
@@ -126,13 +153,19 @@ void tcp_proxy::loop() {
         p->dead = true;
       if (p->dead)
         continue;
-      fds.push_back({p->client, POLLIN, 0});
-      fds.push_back({p->server, POLLIN, 0});
+      // A side whose bytes cannot be held now is not read (nor polled:
+      // that would spin while a slow or stopped receiver catches up).
+      auto room = [this](const std::string& held) {
+        return static_cast<short>(held.size() < held_limit() ? POLLIN : 0);
+      };
+      fds.push_back({p->client, room(p->to_server), 0});
+      fds.push_back({p->server, room(p->to_client), 0});
     }
     poll(fds.data(), fds.size(), 20);
+    refill();
     if (fds[0].revents & POLLIN)
       accept_one();
-    if (!cut)
+    if (!cut_) // as of now: a cut during the poll holds what came in it
       for (auto& p : pairs_)
         if (!p->dead && p->server >= 0)
           p->dead = !pump(*p, p->client, p->server) ||

@@ -9,8 +9,13 @@
 // connections are accepted and then left silent. Nothing is reset, so the
 // node notices only through its own timeouts, pings and leases. Healing
 // moves the held bytes on, as TCP retransmission would.
+//
+// A throttled path is a slow link: bytes move at most at the given rate
+// each way, the proxy's buffer fills, and then the sender's socket does, as
+// behind a congested route (the server sees a slow consumer).
 
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -33,6 +38,9 @@ public:
   void partition(bool cut) { cut_ = cut; }
   bool partitioned() const noexcept { return cut_; }
 
+  /// Limits each direction to `bytes_per_s` (0: no limit).
+  void throttle(std::size_t bytes_per_s) { rate_ = bytes_per_s; }
+
   /// Connections currently open through the proxy.
   int connections() const noexcept { return open_; }
 
@@ -41,11 +49,17 @@ private:
   void loop();
   void accept_one();
   bool pump(pair& p, int from, int to);
+  void refill();
+  std::size_t held_limit() const;
 
   int listener_ = -1;
   int port_ = 0;
   int upstream_port_ = 0;
   std::atomic<bool> cut_{false};
+  std::atomic<std::size_t> rate_{0};
+  // What each direction may still write in this slice of time (throttled).
+  double to_server_budget_ = 0, to_client_budget_ = 0;
+  std::chrono::steady_clock::time_point refilled_;
   std::atomic<bool> stop_{false};
   std::atomic<int> open_{0};
   std::vector<std::unique_ptr<pair>> pairs_;

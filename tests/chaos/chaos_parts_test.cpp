@@ -1,0 +1,241 @@
+// The chaos harness's own parts, tested without a cluster: the fault plan a
+// seed draws (the same seed must replay the same schedule, and the schedule
+// must keep its rules) and the proxy that cuts and slows a node's links.
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <map>
+#include <thread>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "tests/chaos/chaos_cluster.hpp"
+#include "tests/chaos/fault_plan.hpp"
+#include "tests/chaos/tcp_proxy.hpp"
+
+using namespace troupe::chaos;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr int run_ms = 45000;
+
+std::vector<std::string> described(const std::vector<fault>& plan) {
+  std::vector<std::string> out;
+  for (auto& f : plan)
+    out.push_back(describe(f));
+  return out;
+}
+
+bool is_pg_fault(fault_kind k) {
+  return k == fault_kind::pg_restart || k == fault_kind::pg_outage;
+}
+
+bool is_nats_fault(fault_kind k) {
+  return k == fault_kind::nats_restart || k == fault_kind::nats_loss ||
+         k == fault_kind::nats_crash || k == fault_kind::leader_move;
+}
+
+// [from, to) of a fault, with the half second the planner keeps free after.
+std::pair<int, int> span(const fault& f) {
+  return {f.at_ms, f.at_ms + f.hold_ms + 500};
+}
+
+bool overlap(std::pair<int, int> a, std::pair<int, int> b) {
+  return a.first < b.second && b.first < a.second;
+}
+
+} // namespace
+
+TEST(FaultPlan, TheSameSeedDrawsTheSameSchedule) {
+  for (std::uint64_t seed = 1; seed <= 20; ++seed) {
+    auto a = described(draw_plan(seed, run_ms, true, 1));
+    ASSERT_FALSE(a.empty()) << "seed " << seed;
+    EXPECT_EQ(a, described(draw_plan(seed, run_ms, true, 1))) << seed;
+  }
+  EXPECT_NE(described(draw_plan(1, run_ms, true, 1)),
+            described(draw_plan(2, run_ms, true, 1)));
+}
+
+TEST(FaultPlan, EachLevelDrawsOnlyItsNatsFaults) {
+  std::map<int, std::map<fault_kind, int>> seen; // level -> kind -> count
+  for (int level = 0; level <= 2; ++level)
+    for (std::uint64_t seed = 1; seed <= 100; ++seed)
+      for (auto& f : draw_plan(seed, run_ms, true, level))
+        ++seen[level][f.kind];
+  EXPECT_EQ(seen[0].count(fault_kind::nats_loss), 0u);
+  EXPECT_EQ(seen[0].count(fault_kind::nats_crash), 0u);
+  EXPECT_GT(seen[1][fault_kind::nats_loss], 0);
+  EXPECT_EQ(seen[1].count(fault_kind::nats_crash), 0u);
+  EXPECT_GT(seen[2][fault_kind::nats_crash], 0);
+  for (int level = 0; level <= 2; ++level) // every other kind at every level
+    for (auto k : {fault_kind::kill_two, fault_kind::zombie,
+                   fault_kind::kill_after_effect, fault_kind::cut_both,
+                   fault_kind::clock_jump, fault_kind::slow_nats,
+                   fault_kind::pg_outage, fault_kind::leader_move})
+      EXPECT_GT(seen[level][k], 0) << name_of(k) << " at level " << level;
+}
+
+TEST(FaultPlan, NoClockJumpWithoutAFakeClock) {
+  for (std::uint64_t seed = 1; seed <= 50; ++seed)
+    for (auto& f : draw_plan(seed, run_ms, false, 1))
+      EXPECT_NE(f.kind, fault_kind::clock_jump) << seed;
+}
+
+TEST(FaultPlan, ANodeOrAServerHasOneFaultAtATime) {
+  for (std::uint64_t seed = 1; seed <= 100; ++seed) {
+    auto plan = draw_plan(seed, run_ms, true, 2);
+    for (std::size_t i = 0; i < plan.size(); ++i)
+      for (std::size_t j = i + 1; j < plan.size(); ++j) {
+        auto &a = plan[i], &b = plan[j];
+        if (!overlap(span(a), span(b)))
+          continue;
+        // Every node's side effects may be killed at once, and the jumping
+        // clock is n3's whatever else hits it.
+        auto shared = [](fault_kind k) {
+          return k == fault_kind::kill_after_effect ||
+                 k == fault_kind::clock_jump;
+        };
+        for (int n = 0; n < node_count && !shared(a.kind) && !shared(b.kind);
+             ++n) {
+          EXPECT_FALSE(hits_node(a, n) && hits_node(b, n))
+              << "seed " << seed << ": " << describe(a) << " / " << describe(b);
+        }
+        EXPECT_FALSE(is_nats_fault(a.kind) && is_nats_fault(b.kind))
+            << "seed " << seed << ": " << describe(a) << " / " << describe(b);
+        EXPECT_FALSE(is_pg_fault(a.kind) && is_pg_fault(b.kind))
+            << "seed " << seed << ": " << describe(a) << " / " << describe(b);
+      }
+  }
+}
+
+TEST(FaultPlan, ASlowLinkHasARateAndANode) {
+  int slow = 0;
+  for (std::uint64_t seed = 1; seed <= 100; ++seed)
+    for (auto& f : draw_plan(seed, run_ms, true, 1)) {
+      if (f.kind != fault_kind::slow_nats) {
+        EXPECT_EQ(f.kib_per_s, 0);
+        continue;
+      }
+      ++slow;
+      EXPECT_GE(f.kib_per_s, 1);
+      EXPECT_LE(f.kib_per_s, 32);
+      EXPECT_GE(f.a, 0);
+      EXPECT_LT(f.a, node_count);
+      EXPECT_NE(describe(f).find(" KiB/s"), std::string::npos);
+    }
+  EXPECT_GT(slow, 0);
+}
+
+// -- the proxy --
+
+namespace {
+
+/// A listening socket on a free loopback port.
+struct listener {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int port = 0;
+  listener() {
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    listen(fd, 4);
+    socklen_t len = sizeof a;
+    getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+    port = ntohs(a.sin_port);
+  }
+  ~listener() { close(fd); }
+};
+
+int connect_to(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  return connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 ? fd : -1;
+}
+
+/// Reads from `fd` into `into` until `until` or `want` bytes.
+void read_until(int fd, std::string& into, std::size_t want,
+                std::chrono::steady_clock::time_point until) {
+  char buf[8192];
+  while (into.size() < want && std::chrono::steady_clock::now() < until) {
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, 50) <= 0)
+      continue;
+    auto n = read(fd, buf, sizeof buf);
+    if (n <= 0)
+      return;
+    into.append(buf, static_cast<std::size_t>(n));
+  }
+}
+
+} // namespace
+
+TEST(TcpProxy, AThrottledLinkMovesNoFasterThanItsRateAndLosesNothing) {
+  listener server;
+  tcp_proxy proxy{server.port};
+  constexpr std::size_t rate = 16 << 10, total = 256 << 10;
+  proxy.throttle(rate);
+  auto throttled_at = std::chrono::steady_clock::now();
+  int client = connect_to(proxy.port());
+  ASSERT_GE(client, 0);
+  int upstream = accept4(server.fd, nullptr, nullptr, SOCK_CLOEXEC);
+  ASSERT_GE(upstream, 0);
+  std::string sent(total, '\0');
+  for (std::size_t i = 0; i < total; ++i)
+    sent[i] = static_cast<char>('a' + i % 26);
+  std::thread writer{[&] { // blocks while the slow link holds it back
+    for (std::size_t off = 0; off < total;) {
+      auto n = write(client, sent.data() + off, total - off);
+      if (n <= 0)
+        return;
+      off += static_cast<std::size_t>(n);
+    }
+  }};
+  std::string got;
+  read_until(upstream, got, total, throttled_at + 1s);
+  auto elapsed = std::chrono::duration<double>(
+                     std::chrono::steady_clock::now() - throttled_at)
+                     .count();
+  // The rate over the elapsed time, the tenth of a second it may save up,
+  // and one 20 ms pass of slack: an upper bound however slow this machine.
+  EXPECT_LE(got.size(), rate * (elapsed + 0.1 + 0.02)) << elapsed << " s";
+  EXPECT_LT(got.size(), total);
+  proxy.throttle(0);
+  read_until(upstream, got, total, std::chrono::steady_clock::now() + 30s);
+  writer.join();
+  EXPECT_EQ(got.size(), total);
+  EXPECT_TRUE(got == sent) << "bytes reordered or damaged by the proxy";
+  close(client);
+  close(upstream);
+}
+
+TEST(TcpProxy, APartitionHoldsBytesAndHealingMovesThemOn) {
+  listener server;
+  tcp_proxy proxy{server.port};
+  int client = connect_to(proxy.port());
+  ASSERT_GE(client, 0);
+  int upstream = accept4(server.fd, nullptr, nullptr, SOCK_CLOEXEC);
+  ASSERT_GE(upstream, 0);
+  proxy.partition(true);
+  std::this_thread::sleep_for(50ms); // a pass of the proxy already begun
+  ASSERT_EQ(write(client, "held", 4), 4);
+  std::string got;
+  read_until(upstream, got, 4, std::chrono::steady_clock::now() + 300ms);
+  EXPECT_EQ(got, "");
+  proxy.partition(false);
+  read_until(upstream, got, 4, std::chrono::steady_clock::now() + 30s);
+  EXPECT_EQ(got, "held");
+  close(client);
+  close(upstream);
+}

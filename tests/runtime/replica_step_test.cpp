@@ -1,0 +1,69 @@
+// When the stranded sweeper may delete: only while every replica of the
+// stream is in step with its leader (runtime/nats/stream_messages.hpp).
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "runtime/nats/stream_messages.hpp"
+
+using troupe::out_of_step;
+
+namespace {
+
+struct cluster {
+  std::string leader = "s1";
+  jsPeerInfo a{const_cast<char*>("s2"), true, false, 0, 0};
+  jsPeerInfo b{const_cast<char*>("s3"), true, false, 0, 0};
+  jsPeerInfo* peers[2] = {&a, &b};
+  jsClusterInfo info{};
+
+  jsClusterInfo* get() {
+    info.Name = const_cast<char*>("troupe");
+    info.Leader = const_cast<char*>(leader.c_str());
+    info.Replicas = peers;
+    info.ReplicasLen = 2;
+    return &info;
+  }
+};
+
+} // namespace
+
+TEST(ReplicaStep, ReplicasCurrentAndCaughtUpAreInStep) {
+  cluster c;
+  EXPECT_EQ(out_of_step(c.get()), "");
+}
+
+TEST(ReplicaStep, AStreamOfOneServerIsAlwaysInStep) {
+  EXPECT_EQ(out_of_step(nullptr), "");
+  cluster c;
+  auto* info = c.get();
+  info->ReplicasLen = 0;
+  info->Replicas = nullptr;
+  EXPECT_EQ(out_of_step(info), "");
+}
+
+TEST(ReplicaStep, EachWayOfFallingBehindIsNamed) {
+  cluster lagging;
+  lagging.b.Lag = 40;
+  EXPECT_EQ(out_of_step(lagging.get()), "s3 is 40 entries behind");
+  cluster stale;
+  stale.a.Current = false;
+  EXPECT_EQ(out_of_step(stale.get()), "s2 is not current");
+  cluster gone;
+  gone.b.Offline = true;
+  EXPECT_EQ(out_of_step(gone.get()), "s3 is offline");
+  cluster headless;
+  headless.leader = "";
+  EXPECT_EQ(out_of_step(headless.get()), "no leader");
+}
+
+TEST(ReplicaStep, AMissingPeerOrNameIsNotTakenForInStep) {
+  cluster c;
+  c.peers[1] = nullptr;
+  EXPECT_EQ(out_of_step(c.get()), "a replica is offline");
+  cluster unnamed;
+  unnamed.a.Name = nullptr;
+  unnamed.a.Lag = 1;
+  EXPECT_EQ(out_of_step(unnamed.get()), "a replica is 1 entry behind");
+}
