@@ -38,12 +38,13 @@ plot for [i=2:4] "$samples" using 1:(column(i)/1024) with lines title columnhead
 set ylabel "descriptors / threads"
 plot for [i=5:10] "$samples" using 1:i with lines title columnheader(i)
 set ylabel "jobs/s, ms"
-set y2label "unfinished"
+set y2label "jobs waiting"
 set y2tics
 plot "$samples" using 1:11 with lines title "done/s", \
      "" using 1:12 with lines title "p50 ms (start to end)", \
      "" using 1:13 with lines title "p99 ms", \
-     "" using 1:14 axes x1y2 with lines title "unfinished"
+     "" using 1:14 axes x1y2 with lines title "in the stream", \
+     "" using 1:15 axes x1y2 with lines title "due, not accepted"
 unset multiplot
 GP
 echo "soak: samples $samples, plot $out/soak.png"

@@ -62,6 +62,7 @@ private:
   void begin_fault(const fault& f);
   void end_fault(const fault& f);
   void note(const std::string& what);
+  backlog_sample backlog_now();
   int now_ms() const {
     return static_cast<int>(
         std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() -
@@ -288,6 +289,18 @@ void runner::client_loop() {
   }
 }
 
+backlog_sample runner::backlog_now() {
+  backlog_sample b;
+  b.stream = static_cast<long>(stream_leftovers(*nats_, {}, nullptr, nullptr));
+  auto now = now_ms();
+  auto due =
+      std::count_if(jobs_.begin(), jobs_.end(),
+                    [now](const planned_job& j) { return j.at_ms <= now; });
+  b.behind = std::max<long>(
+      0, static_cast<long>(due) - static_cast<long>(driver_->accepted_count()));
+  return b;
+}
+
 void runner::load_phase() {
   start_ = steady::now();
   if (!opts_.samples.empty()) {
@@ -299,7 +312,7 @@ void runner::load_phase() {
             pids.push_back(cluster_->node_pid(i));
           return pids;
         },
-        std::chrono::seconds{5});
+        [this] { return backlog_now(); }, std::chrono::seconds{5});
     sampler_->start();
   }
   client_ = std::thread{[this] { client_loop(); }};

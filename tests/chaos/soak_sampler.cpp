@@ -37,9 +37,7 @@ int count_fds(int pid) {
 const char* const sql_window = R"SQL(
 select count(*),
   coalesce(percentile_cont(0.5) within group (order by ms), 0),
-  coalesce(percentile_cont(0.99) within group (order by ms), 0),
-  (select count(*) from jobs where state not in
-    ('succeeded', 'dead_lettered', 'cancelled'))
+  coalesce(percentile_cont(0.99) within group (order by ms), 0)
 from (select extract(epoch from finished_at - started_at) * 1000 as ms
       from jobs where finished_at > now() - $1::bigint * interval '1 second') w
 )SQL";
@@ -60,12 +58,13 @@ process_sample sample_process(int pid) {
 
 soak_sampler::soak_sampler(std::string file, std::string pg_url,
                            std::function<std::vector<int>()> pids,
+                           std::function<backlog_sample()> backlog,
                            std::chrono::seconds every)
     : out_(file), pg_url_(std::move(pg_url)), pids_(std::move(pids)),
-      every_(every) {
+      backlog_(std::move(backlog)), every_(every) {
   out_ << "t_s\trss_kb_n1\trss_kb_n2\trss_kb_n3\tfds_n1\tfds_n2\tfds_n3\t"
           "threads_n1\tthreads_n2\tthreads_n3\tdone_per_s\tp50_ms\tp99_ms\t"
-          "unfinished\n";
+          "in_stream\tbehind\n";
 }
 
 soak_sampler::~soak_sampler() {
@@ -108,11 +107,13 @@ std::string soak_sampler::sample_line(double t) {
     auto r =
         tx.exec_params1(sql_window, static_cast<long long>(every_.count()));
     line << '\t' << r[0].as<double>() / static_cast<double>(every_.count())
-         << '\t' << r[1].as<double>() << '\t' << r[2].as<double>() << '\t'
-         << r[3].as<long long>();
+         << '\t' << r[1].as<double>() << '\t' << r[2].as<double>();
   } catch (const std::exception&) {
-    line << "\tNaN\tNaN\tNaN\tNaN"; // PostgreSQL down for this sample
+    line << "\tNaN\tNaN\tNaN"; // PostgreSQL down for this sample
   }
+  auto waiting = backlog_();
+  put(waiting.stream, waiting.stream >= 0);
+  line << '\t' << waiting.behind;
   return line.str();
 }
 

@@ -213,6 +213,11 @@ std::set<std::string> client_driver::accepted() const {
   return accepted_;
 }
 
+std::size_t client_driver::accepted_count() const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  return accepted_.size();
+}
+
 bool client_driver::was_accepted(const std::string& job_id) const {
   std::lock_guard<std::mutex> guard{mtx_};
   return accepted_.count(job_id) > 0;

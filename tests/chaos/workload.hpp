@@ -64,6 +64,7 @@ public:
   int replay_all(const std::string& pipeline);
 
   std::set<std::string> accepted() const;
+  std::size_t accepted_count() const;
   bool was_accepted(const std::string& job_id) const;
   /// Jobs whose cancel was confirmed: they must end cancelled.
   std::set<std::string> cancelled() const;
