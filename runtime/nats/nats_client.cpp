@@ -443,15 +443,19 @@ nats_client::stream_subjects(const std::string& stream,
   return out;
 }
 
-bool nats_client::consumer_exists(const std::string& stream,
-                                  const std::string& name) {
+caf::expected<bool> nats_client::consumer_exists(const std::string& stream,
+                                                 const std::string& name) {
   jsConsumerInfo* ci = nullptr;
   jsErrCode jerr = static_cast<jsErrCode>(0);
   auto s = js_GetConsumerInfo(&ci, js_, stream.c_str(), name.c_str(), nullptr,
                               &jerr);
   if (ci)
     jsConsumerInfo_Destroy(ci);
-  return s == NATS_OK;
+  if (s == NATS_OK)
+    return true;
+  if (jerr == JSConsumerNotFoundErr)
+    return false;
+  return nats_error(s, "consumer info " + name);
 }
 
 void nats_client::delete_consumer(const std::string& stream,

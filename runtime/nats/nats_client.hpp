@@ -5,6 +5,7 @@
 // NATS callbacks run on nats.c's own threads: code called from them copies
 // what it needs and hands it on, it never blocks.
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -176,8 +177,11 @@ public:
   caf::expected<std::vector<std::pair<std::string, std::uint64_t>>>
   stream_subjects(const std::string& stream, const std::string& filter);
 
-  /// Whether the consumer `name` of `stream` exists.
-  bool consumer_exists(const std::string& stream, const std::string& name);
+  /// Whether the consumer `name` of `stream` exists: false only when the
+  /// broker says it does not; an error when it cannot tell (no reply, no
+  /// leader), which must never be taken for "absent".
+  caf::expected<bool> consumer_exists(const std::string& stream,
+                                      const std::string& name);
 
   /// Deletes the consumer `name` of `stream` (nothing if it is gone).
   void delete_consumer(const std::string& stream, const std::string& name);
@@ -193,7 +197,8 @@ public:
   caf::error ensure_stream(const nats_config& cfg);
 
   /// Creates or updates the durable pull consumer of one pipeline (of its
-  /// high-priority band with `high`).
+  /// high-priority band with `high`); `max_ack_pending` from
+  /// consumer_max_ack_pending().
   caf::error ensure_consumer(const nats_config& cfg,
                              const std::string& pipeline,
                              std::int64_t max_ack_pending, bool high = false);
@@ -216,6 +221,12 @@ private:
   std::string inbox_prefix_ = "_INBOX";
   std::shared_ptr<nats_health> health_ = std::make_shared<nats_health>();
 };
+
+/// A pipeline consumer's MaxAckPending: never below what its node holds
+/// (four times max_in_flight), and high enough for a cluster of nodes.
+inline std::int64_t consumer_max_ack_pending(int max_in_flight) {
+  return std::max<std::int64_t>(20000, std::int64_t{max_in_flight} * 4);
+}
 
 /// A job id as the last part of an event subject. Job ids are free text,
 /// but a subject may not hold whitespace, control characters, `*` or `>`,

@@ -195,8 +195,10 @@ std::string job_scheduler::subject_for(const due_job& d) {
   auto now = std::chrono::steady_clock::now();
   auto& band = bands_[d.pipeline];
   if (now - band.checked > std::chrono::seconds{30}) {
-    band.exists =
-        nats_->consumer_exists(opts_.stream, subj.consumer_high(d.pipeline));
+    // Unknown (the broker did not answer) keeps the last answer.
+    if (auto exists = nats_->consumer_exists(opts_.stream,
+                                             subj.consumer_high(d.pipeline)))
+      band.exists = *exists;
     band.checked = now;
   }
   return band.exists ? subj.jobs_high(d.pipeline) : subj.jobs(d.pipeline);

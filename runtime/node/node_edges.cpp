@@ -25,13 +25,17 @@ namespace troupe {
 // The edges that take new work: the sweepers and the submit API.
 // Bounded queues: beyond them a request is answered `unavailable` at once.
 caf::error node::impl::start_edges() {
-  sweeper =
-      std::make_unique<unrouted_sweeper>(*sys, nats, cfg.nats, jdeps, limits);
+  std::set<std::string> names, own_tokens;
+  for (auto& p : pipelines) {
+    names.insert(p.name);
+    own_tokens.insert(p.name);
+    if (p.def->config.priorities)
+      own_tokens.insert(p.name + ".high");
+  }
+  sweeper = std::make_unique<unrouted_sweeper>(*sys, nats, cfg.nats, jdeps,
+                                               limits, std::move(own_tokens));
   sweeper->start();
   on_stop("sweeper", [this] { sweeper.reset(); });
-  std::set<std::string> names;
-  for (auto& p : pipelines)
-    names.insert(p.name);
   stranded = std::make_unique<stranded_sweeper>(
       nats, cfg.nats, cfg.postgres.url,
       std::vector<std::string>{names.begin(), names.end()}, limits);

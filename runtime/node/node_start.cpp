@@ -130,7 +130,7 @@ caf::error node::impl::define_pipelines() {
     if (!def)
       return def.error();
     defs.emplace(name, *def);
-    auto max_ack_pending = std::max<std::int64_t>(20000, pc.max_in_flight * 4);
+    auto max_ack_pending = consumer_max_ack_pending(pc.max_in_flight);
     if (auto err = with_jetstream_retries(
             cfg, secrets, "JetStream consumer", [&, name = name] {
               return nats->ensure_consumer(cfg.nats, name, max_ack_pending);

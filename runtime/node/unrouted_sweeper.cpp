@@ -23,6 +23,9 @@ struct unrouted_sweeper::impl {
   nats_config ncfg;
   std::shared_ptr<const job_deps> deps;
   input_limits limits;
+  std::set<std::string> own;
+  /// Subjects unrouted in the last sweep: swept if they still are.
+  std::set<std::string> suspected;
   std::mutex mtx;
   std::condition_variable cv;
   bool stopping = false;
@@ -32,8 +35,10 @@ unrouted_sweeper::unrouted_sweeper(caf::actor_system& sys,
                                    std::shared_ptr<nats_client> nats,
                                    nats_config ncfg,
                                    std::shared_ptr<const job_deps> deps,
-                                   input_limits limits)
+                                   input_limits limits,
+                                   std::set<std::string> own)
     : impl_(std::make_shared<impl>()) {
+  impl_->own = std::move(own);
   impl_->sys = &sys;
   impl_->nats = std::move(nats);
   impl_->ncfg = std::move(ncfg);
@@ -77,33 +82,44 @@ using sweeper_impl = unrouted_sweeper::impl;
 
 /// Whether a consumer takes `<prefix>.jobs.<token>`: a pipeline's, or the
 /// high-priority band's of a pipeline that has one (`<pipeline>.high`).
+/// True when the broker cannot tell: only a sure "no" sweeps.
 bool routed(const sweeper_impl& im, const subjects& subj,
             const std::string& token) {
+  if (im.own.count(token) > 0)
+    return true;
+  auto exists = [&](const std::string& consumer) {
+    auto e = im.nats->consumer_exists(im.ncfg.stream, consumer);
+    return !e || *e;
+  };
   if (is_subject_token(token))
-    return im.nats->consumer_exists(im.ncfg.stream, subj.consumer(token));
+    return exists(subj.consumer(token));
   auto dot = token.find('.');
   auto pipeline = token.substr(0, dot);
   return token.substr(dot + 1) == "high" && is_subject_token(pipeline) &&
-         im.nats->consumer_exists(im.ncfg.stream, subj.consumer_high(pipeline));
+         exists(subj.consumer_high(pipeline));
 }
 
 /// Subjects under `<prefix>.jobs.` holding messages that no pipeline's
-/// consumer will ever take.
-std::vector<std::string> unrouted_subjects(const sweeper_impl& im) {
+/// consumer will take: unrouted now and in the sweep before.
+std::vector<std::string> unrouted_subjects(sweeper_impl& im) {
   subjects subj{im.ncfg.prefix};
   auto jobs_prefix = im.ncfg.prefix + ".jobs.";
   std::vector<std::string> unrouted;
   auto held = im.nats->stream_subjects(im.ncfg.stream, subj.jobs_wildcard());
   if (!held)
     return unrouted;
+  std::set<std::string> now;
   for (auto& [subject, msgs] : *held) {
     if (subject.rfind(jobs_prefix, 0) != 0)
       continue;
     auto token = subject.substr(jobs_prefix.size());
     if (routed(im, subj, token))
       continue;
-    unrouted.push_back(subject);
+    now.insert(subject);
+    if (im.suspected.count(subject) > 0)
+      unrouted.push_back(subject);
   }
+  im.suspected = std::move(now);
   return unrouted;
 }
 

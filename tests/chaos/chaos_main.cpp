@@ -82,6 +82,8 @@ int main(int argc, char** argv) {
             << r.fault_kinds << ") effects=" << r.v.effects
             << " reruns=" << r.v.reruns << " " << static_cast<int>(r.seconds)
             << "s\n";
+  if (!r.v.broker.empty())
+    std::cout << "  broker: replicas apart first at " << r.v.broker << "\n";
   for (auto& v : r.v.violations)
     std::cout << "  violation: " << v << "\n";
   for (auto& n : r.v.notes)

@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <thread>
 
@@ -19,6 +21,7 @@
 #include "tests/chaos/chaos_cluster.hpp"
 #include "tests/chaos/fault_plan.hpp"
 #include "tests/chaos/tcp_proxy.hpp"
+#include "tests/chaos/verdict.hpp"
 
 using namespace troupe::chaos;
 using namespace std::chrono_literals;
@@ -238,4 +241,33 @@ TEST(TcpProxy, APartitionHoldsBytesAndHealingMovesThemOn) {
   EXPECT_EQ(got, "held");
   close(client);
   close(upstream);
+}
+
+// -- the broker's part in a failed run --
+
+TEST(BrokerDivergence, TheEarliestSignAcrossTheServersLogsIsNamed) {
+  char tmpl[] = "/tmp/troupe-broker-signs-XXXXXX";
+  std::string dir = mkdtemp(tmpl);
+  auto write = [&](int s, const std::string& text) {
+    std::filesystem::create_directories(dir + "/nats-s" + std::to_string(s));
+    std::ofstream{dir + "/nats-s" + std::to_string(s) + "/nats.log"} << text;
+  };
+  EXPECT_EQ(broker_divergence(dir), "") << "no logs, no sign";
+  write(1, "[11] 2026/12/04 20:42:02.253112 [ERR] Error trying to connect to "
+           "route (attempt 1)\n"
+           "[11] 2026/12/04 20:42:57.727795 [WRN] RAFT [k2] Request from "
+           "follower for index [344] possibly beyond our last index [824]\n");
+  write(2, "[12] 2026/12/04 20:42:56.853786 [WRN] Error applying entries to "
+           "'$G > TROUPE_JOBS': stream store EOF\n"
+           "[12] 2026/12/04 20:42:57.074871 [WRN] Resetting stream cluster "
+           "state for '$G > TROUPE_JOBS'\n");
+  write(3, "[13] 2026/12/04 20:40:00.000000 [INF] Server is ready\n");
+  EXPECT_EQ(broker_divergence(dir),
+            "s2 2026/12/04 20:42:56.853786 [WRN] Error applying entries to "
+            "'$G > TROUPE_JOBS': stream store EOF");
+  write(3, "[13] 2026/12/04 20:41:00.000000 [WRN] JetStream cluster consumer "
+           "'$G > TROUPE_JOBS > troupe_fx' has NO quorum, stalled.\n");
+  EXPECT_EQ(broker_divergence(dir).substr(0, 30),
+            "s3 2026/12/04 20:41:00.000000 ");
+  std::filesystem::remove_all(dir);
 }

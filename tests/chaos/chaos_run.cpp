@@ -387,6 +387,7 @@ run_result runner::run() {
   in.exits = cluster_->exits();
   in.effects_file = opts_.dir + "/effects";
   in.strict_stream = opts_.strict_stream;
+  in.dir = opts_.dir;
   r.v = judge(in, *nats_);
   std::map<std::string, int> kinds;
   for (auto& f : plan_)

@@ -166,8 +166,35 @@ std::int64_t stream_leftovers(nats_client& nats,
   return left;
 }
 
+std::string broker_divergence(const std::string& dir) {
+  static const char* const signs[] = {
+      "stream store EOF", "Resetting stream cluster state",
+      "has NO quorum, stalled", "possibly beyond our last index"};
+  std::string first, first_at;
+  for (int s = 1; s <= nats_count; ++s) {
+    std::ifstream log{dir + "/nats-s" + std::to_string(s) + "/nats.log"};
+    for (std::string line; std::getline(log, line);) {
+      if (std::none_of(std::begin(signs), std::end(signs), [&](auto* sign) {
+            return line.find(sign) != std::string::npos;
+          }))
+        continue;
+      // "[pid] 2026/12/04 20:42:56.853786 [WRN] ...": the date and time
+      // sort as text.
+      auto at = line.find("] ");
+      auto when = at == std::string::npos ? "" : line.substr(at + 2, 26);
+      if (first.empty() || when < first_at) {
+        first_at = when;
+        first = "s" + std::to_string(s) + " " + line.substr(at + 2);
+      }
+      break; // each server's first sign is enough
+    }
+  }
+  return first;
+}
+
 verdict judge(const verdict_input& in, nats_client& nats) {
   verdict v;
+  v.broker = broker_divergence(in.dir);
   {
     pqxx::connection c{in.pg_url};
     pqxx::nontransaction tx{c};

@@ -40,6 +40,8 @@ struct verdict_input {
   /// (CTest's seed: nats-server 2.9.10 can strand messages of jobs that
   /// all ended correctly, docs/reliability.md).
   bool strict_stream = true;
+  /// The run's directory (servers' logs under nats-s<i>/).
+  std::string dir;
 };
 
 struct verdict {
@@ -48,6 +50,11 @@ struct verdict {
   std::map<std::string, int> states; ///< rows per terminal state
   int effects = 0;
   int reruns = 0; ///< side effects beyond the first, each inside a window
+  /// The first sign in the servers' logs that the broker's replicas went
+  /// apart (a stream reset, a consumer without quorum, a replica behind
+  /// its leader's log), "" when none: what follows it is nats-server
+  /// 2.9.10's to answer for first (docs/reliability.md).
+  std::string broker;
   bool ok() const { return violations.empty(); }
 };
 
@@ -71,6 +78,10 @@ std::int64_t stream_leftovers(nats_client& nats,
                               const std::vector<std::string>& pipelines,
                               std::string* detail = nullptr,
                               std::int64_t* phantoms = nullptr);
+
+/// The earliest line of the servers' logs under `dir` that shows the
+/// broker's replicas apart ("s2 20:42:56.853: ... stream store EOF"), or "".
+std::string broker_divergence(const std::string& dir);
 
 /// Judges the run.
 verdict judge(const verdict_input& in, nats_client& nats);

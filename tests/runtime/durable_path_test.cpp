@@ -287,3 +287,41 @@ TEST_F(durable_path_test, PostgresAndNatsOutagesDelayJobsButLoseNone) {
   node->signal(SIGTERM);
   EXPECT_EQ(node->wait(60s), 0) << node->output();
 }
+
+// Chaos seed 3 (session 18): the broker lost a pipeline's consumer while
+// resetting its stream; the nodes' unrouted sweepers took the live
+// pipeline's jobs for unrouted and dead-lettered them, and the intakes
+// failed to fetch until the end. Now the node's own pipelines are never
+// swept and an intake whose consumer is gone makes it again.
+TEST_F(durable_path_test, AConsumerTheBrokerLostIsMadeAgainAndItsJobsRun) {
+  auto node = start_node("lost-consumer");
+  auto nats = client();
+  subjects subj{"troupe"};
+  job_tracker tracker{nats, subj, "three"};
+  ASSERT_FALSE(tracker.start());
+  ASSERT_TRUE(nats->js_publish("troupe.jobs.three", body("three", ""),
+                               "lost-consumer-before"));
+  tracker.submitted("lost-consumer-before");
+  ASSERT_TRUE(tracker.wait_all(60s, {})) << node->output();
+  nats->delete_consumer("TROUPE_JOBS", "troupe_three");
+  ASSERT_EQ(nats->consumer_exists("TROUPE_JOBS", "troupe_three"),
+            caf::expected<bool>{false});
+  for (int i = 0; i < 5; ++i) {
+    auto id = "lost-consumer-" + std::to_string(i);
+    ASSERT_TRUE(nats->js_publish("troupe.jobs.three", body("three", ""), id));
+    tracker.submitted(id);
+  }
+  ASSERT_TRUE(tracker.wait_all(60s, {})) << node->output();
+  for (auto& [id, job] : tracker.jobs())
+    EXPECT_EQ(job.state, "succeeded") << id;
+  EXPECT_EQ(count("select count(*) from jobs where job_id like "
+                  "'lost-consumer-%' and state = 'succeeded'"),
+            6);
+  EXPECT_EQ(count("select count(*) from jobs where last_error like "
+                  "'unknown_pipeline: no node runs pipeline ''three''%'"),
+            0);
+  EXPECT_NE(node->output().find("troupe_three was gone"), std::string::npos);
+  EXPECT_TRUE(node->running());
+  node->signal(SIGTERM);
+  EXPECT_EQ(node->wait(30s), 0);
+}
