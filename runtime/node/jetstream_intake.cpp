@@ -1,6 +1,7 @@
 #include "runtime/node/jetstream_intake.hpp"
 #include "runtime/nats/delivery.hpp"
 #include "runtime/nats/nats_subscription.hpp"
+#include "runtime/node/consumer_mender.hpp"
 #include "runtime/pg/job_presence.hpp"
 #include "runtime/pg/tenant_rates.hpp"
 
@@ -38,10 +39,8 @@ struct jetstream_intake::shared_state {
   input_limits limits;
   caf::actor supervisor;
   js_pull_consumer consumer;
-  /// When the consumers were last looked for, and whether a fetch failed
-  /// since (heal_consumers).
-  std::chrono::steady_clock::time_point consumers_checked{};
-  bool fetch_failed = false;
+  /// Makes the consumers again if the broker loses them.
+  std::unique_ptr<consumer_mender> mender;
   std::shared_ptr<job_presence> presence;
   /// Tenants' rates across the cluster (null: not counted here).
   std::shared_ptr<tenant_rates> rates;
@@ -216,6 +215,9 @@ caf::error jetstream_intake::start(caf::actor supervisor) {
       return high.error();
     state_->high = std::move(*high);
   }
+  state_->mender = std::make_unique<consumer_mender>(
+      state_->nats, state_->ncfg, state_->pipeline, state_->max_in_flight,
+      state_->has_high);
   state_->supervisor = std::move(supervisor);
   thread_ = std::thread{[this] { fetch_loop(); }};
   return caf::none;
@@ -419,48 +421,6 @@ fetch_bands(jetstream_intake::shared_state& st, int credit) {
   return st.consumer.fetch(credit, 100);
 }
 
-/// Makes the consumer of `st`'s pipeline (or its high band) again if the
-/// broker says it is gone. The pull subscription fetches by the consumer's
-/// name, so it fetches from the new one without binding again.
-void recreate_if_gone(jetstream_intake::shared_state& st, bool high) {
-  subjects subj{st.ncfg.prefix};
-  auto durable =
-      high ? subj.consumer_high(st.pipeline) : subj.consumer(st.pipeline);
-  auto exists = st.nats->consumer_exists(st.ncfg.stream, durable);
-  if (!exists || *exists)
-    return; // there, or the broker cannot tell: nothing to mend
-  auto err = st.nats->ensure_consumer(
-      st.ncfg, st.pipeline, consumer_max_ack_pending(st.max_in_flight), high);
-  if (err)
-    spdlog::warn("intake {}: its consumer {} is gone and could not be made "
-                 "again: {}",
-                 st.pipeline, durable, describe(err));
-  else
-    spdlog::warn("intake {}: its consumer {} was gone (lost by the broker or "
-                 "deleted by hand); made again",
-                 st.pipeline, durable);
-}
-
-/// The broker can lose a consumer (nats-server 2.9.10 was seen to, resetting
-/// a stream), or an operator delete it: its pipeline would stall, and its
-/// messages would look unrouted to every node. A fetch from a deleted
-/// consumer fails once ("Consumer Deleted") and then only comes back empty,
-/// so the consumers are looked for after a failed fetch (at most every 2 s)
-/// and every 30 s anyway.
-void heal_consumers(jetstream_intake::shared_state& st, bool failed) {
-  auto now = std::chrono::steady_clock::now();
-  st.fetch_failed = st.fetch_failed || failed;
-  auto every =
-      st.fetch_failed ? std::chrono::seconds{2} : std::chrono::seconds{30};
-  if (now - st.consumers_checked < every)
-    return;
-  st.consumers_checked = now;
-  st.fetch_failed = false;
-  recreate_if_gone(st, false);
-  if (st.has_high)
-    recreate_if_gone(st, true);
-}
-
 } // namespace
 
 void jetstream_intake::fetch_loop() {
@@ -488,11 +448,11 @@ void jetstream_intake::fetch_loop() {
         spdlog::warn("intake {}: {}", st.pipeline, describe(fetched.error()));
         last_error_log = now;
       }
-      heal_consumers(st, true);
+      st.mender->after_fetch(true);
       std::this_thread::sleep_for(std::chrono::milliseconds{250});
       continue;
     }
-    heal_consumers(st, false);
+    st.mender->after_fetch(false);
     if (fetched->empty())
       continue;
     std::vector<std::size_t> rated;
