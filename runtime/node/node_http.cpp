@@ -247,8 +247,9 @@ void render_repairs(prometheus_text& p, const node_http_sources& src) {
   }
   if (src.unlogged) {
     p.family("troupe_submissions_unlogged_total", "counter",
-             "Accepted submissions the submit API could not log in "
-             "PostgreSQL (the stream still has them).");
+             "Accepted submissions the submit API could neither log in "
+             "PostgreSQL nor keep for a later write (the stream still has "
+             "them).");
     p.sample("troupe_submissions_unlogged_total", {},
              static_cast<double>(src.unlogged()));
   }

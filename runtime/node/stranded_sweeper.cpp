@@ -71,6 +71,7 @@ void stranded_sweeper::loop() {
   std::unique_lock<std::mutex> lock{mtx_};
   while (!cv_.wait_for(lock, ncfg_.stranded_sweep, [&] { return stopping_; })) {
     lock.unlock();
+    flush_kept_submissions();
     auto r = sweep_once();
     if (r.deferred != last_deferred_)
       log_deferral(r.deferred);
@@ -91,6 +92,18 @@ void stranded_sweeper::loop() {
                    r.stranded, r.redriven, r.removed);
     lock.lock();
   }
+}
+
+/// Every node writes the submissions its API kept while PostgreSQL was
+/// away, whoever sweeps.
+void stranded_sweeper::flush_kept_submissions() {
+  if (!log_ || log_->backlog() == 0)
+    return;
+  auto n = log_->flush_backlog();
+  if (n && *n > 0)
+    spdlog::info("submission log: {} submission(s) accepted while PostgreSQL "
+                 "was away written now",
+                 *n);
 }
 
 void stranded_sweeper::log_deferral(const std::string& why) {

@@ -112,6 +112,7 @@ private:
   void loop();
   void sweep_pipelines(result& r);
   static void log_deferral(const std::string& why);
+  void flush_kept_submissions();
   void sweep_pipeline(const lane& l, result& r);
   void settle(const stored_message& m, const std::string& pipeline, result& r);
   bool seen_long_enough(std::uint64_t seq);

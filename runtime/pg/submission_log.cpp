@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <deque>
 #include <mutex>
 
 #include "runtime/pg/lazy_connection.hpp"
@@ -50,6 +51,7 @@ void prepare(pqxx::connection& c) {
 struct submission_log::impl {
   impl(std::string url, std::size_t n)
       : sweep(url, [](pqxx::connection& c) {
+          c.prepare("record", sql_record);
           c.prepare("unclaimed", sql_unclaimed);
           c.prepare("republished", sql_republished);
           c.prepare("forget", sql_forget);
@@ -91,6 +93,36 @@ struct submission_log::impl {
   /// wait for a connect timeout while PostgreSQL is down.
   std::chrono::steady_clock::time_point down_until{};
   lazy_connection sweep;
+
+  /// Kept while PostgreSQL was away, oldest first (record()'s failures).
+  bool keep(const logged_submission& s) {
+    std::lock_guard<std::mutex> guard{backlog_mtx};
+    if (backlog_bytes + s.body.size() > backlog_bytes_max)
+      return false;
+    backlog_bytes += s.body.size();
+    backlog.push_back(s);
+    return true;
+  }
+
+  std::vector<logged_submission> take_backlog() {
+    std::lock_guard<std::mutex> guard{backlog_mtx};
+    std::vector<logged_submission> out(backlog.begin(), backlog.end());
+    backlog.clear();
+    backlog_bytes = 0;
+    return out;
+  }
+
+  void put_back(std::vector<logged_submission> kept) {
+    std::lock_guard<std::mutex> guard{backlog_mtx};
+    for (auto it = kept.rbegin(); it != kept.rend(); ++it) {
+      backlog_bytes += it->body.size();
+      backlog.push_front(std::move(*it));
+    }
+  }
+
+  mutable std::mutex backlog_mtx;
+  std::deque<logged_submission> backlog;
+  std::size_t backlog_bytes = 0;
 };
 
 submission_log::submission_log(std::string pg_url, std::size_t connections)
@@ -99,6 +131,14 @@ submission_log::submission_log(std::string pg_url, std::size_t connections)
 submission_log::~submission_log() = default;
 
 caf::error submission_log::record(const logged_submission& s) {
+  auto err = write(s);
+  if (!err || impl_->keep(s))
+    return caf::none; // written, or kept until PostgreSQL is back
+  return make_error(errc::unavailable,
+                    describe(err) + "; the backlog is full: not kept");
+}
+
+caf::error submission_log::write(const logged_submission& s) {
   if (impl_->down())
     return make_error(errc::unavailable, "submission log: PostgreSQL is down");
   auto conn = impl_->take();
@@ -114,6 +154,28 @@ caf::error submission_log::record(const logged_submission& s) {
     return r.error();
   }
   return caf::none;
+}
+
+caf::expected<std::size_t> submission_log::flush_backlog() {
+  auto kept = impl_->take_backlog();
+  if (kept.empty())
+    return std::size_t{0};
+  auto r = impl_->sweep.run("logging kept submissions", [&](auto& c) {
+    pqxx::work tx{c};
+    for (const auto& s : kept)
+      tx.exec_prepared("record", s.job_id, s.pipeline, s.subject, s.body,
+                       static_cast<std::int64_t>(s.stream_seq));
+    tx.commit();
+    return kept.size();
+  });
+  if (!r)
+    impl_->put_back(std::move(kept));
+  return r;
+}
+
+std::size_t submission_log::backlog() const {
+  std::lock_guard<std::mutex> guard{impl_->backlog_mtx};
+  return impl_->backlog.size();
 }
 
 caf::expected<std::vector<logged_submission>>

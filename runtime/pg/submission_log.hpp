@@ -8,6 +8,12 @@
 // stranded sweeper (runtime/node/stranded_sweeper.hpp) publishes again the
 // submissions whose job has no row and whose message is gone, and forgets
 // those whose job has one.
+//
+// A submission accepted while PostgreSQL is away is kept in memory (at most
+// `backlog_bytes_max` of bodies) and written once it is back (chaos seed 3,
+// session 18: two jobs accepted during an outage had the stream as their
+// only copy, and the broker lost them). What a node that dies before then
+// held is the one gap left, counted in troupe_submissions_unlogged_total.
 
 #include <cstdint>
 #include <memory>
@@ -38,8 +44,21 @@ public:
   submission_log& operator=(const submission_log&) = delete;
 
   /// Writes `s`; a job already logged keeps its first record (a client's
-  /// retry under the same key is the same message). Thread-safe.
+  /// retry under the same key is the same message). Thread-safe. When it
+  /// cannot be written, `s` waits in the backlog for flush_backlog(); an
+  /// error only when the backlog is full too.
   caf::error record(const logged_submission& s);
+
+  /// Writes the submissions kept while PostgreSQL was away; how many. On
+  /// an error they stay kept. Thread-safe (the sweeper's loop, every node).
+  caf::expected<std::size_t> flush_backlog();
+
+  /// Submissions kept for a later write now.
+  std::size_t backlog() const;
+
+  /// The most body bytes kept in the backlog; beyond it, a submission is
+  /// not kept (the stream still has it).
+  static constexpr std::size_t backlog_bytes_max = 64u << 20;
 
   // -- for the stranded sweeper (one node at a time, under its lock)
 
@@ -56,6 +75,8 @@ public:
   caf::expected<std::int64_t> forget_claimed(int limit);
 
 private:
+  caf::error write(const logged_submission& s);
+
   struct impl;
   std::unique_ptr<impl> impl_;
 };

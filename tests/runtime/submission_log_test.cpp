@@ -1,0 +1,83 @@
+// The submit API's log against a PostgreSQL that goes away and comes back:
+// what is accepted meanwhile is kept and written later (chaos seed 3,
+// session 18: two jobs accepted during an outage had only the broker's
+// copy, and the broker lost them).
+
+#include <chrono>
+#include <filesystem>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "messages/errc.hpp"
+#include "runtime/cli/local_servers.hpp"
+#include "runtime/pg/migrations.hpp"
+#include "runtime/pg/submission_log.hpp"
+#include "tests/support/db_probe.hpp"
+#include "tests/support/test_servers.hpp"
+
+namespace troupe::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+logged_submission submission(const std::string& id, std::size_t body_bytes,
+                             std::uint64_t seq) {
+  return {id, "p", "troupe.jobs.p", std::string(body_bytes, 'x'), seq};
+}
+
+TEST(SubmissionLog, WhatIsAcceptedWhilePostgresIsAwayIsWrittenWhenItIsBack) {
+  char tmpl[] = "/tmp/troupe-sublog-XXXXXX";
+  std::string dir = mkdtemp(tmpl);
+  auto port = free_port();
+  local_postgres pg;
+  ASSERT_FALSE(pg.start(dir, port));
+  ASSERT_TRUE(apply_migrations(pg.url()));
+  submission_log log{pg.url(), 2};
+  ASSERT_FALSE(log.record(submission("before", 10, 1)));
+  pg.stop();
+  // Accepted while PostgreSQL is down: kept, not an error.
+  EXPECT_FALSE(log.record(submission("during-1", 10, 2)));
+  EXPECT_FALSE(log.record(submission("during-2", 10, 3)));
+  EXPECT_EQ(log.backlog(), 2u);
+  EXPECT_FALSE(log.flush_backlog()) << "nothing to write to";
+  EXPECT_EQ(log.backlog(), 2u) << "a failed write keeps them";
+  ASSERT_FALSE(pg.start(dir, port)); // the same cluster, its data kept
+  caf::expected<std::size_t> written = std::size_t{0};
+  for (int i = 0; i < 60 && log.backlog() > 0; ++i) {
+    written = log.flush_backlog();
+    if (!written)
+      std::this_thread::sleep_for(500ms);
+  }
+  ASSERT_TRUE(written) << describe(written.error());
+  EXPECT_EQ(*written, 2u);
+  EXPECT_EQ(log.backlog(), 0u);
+  EXPECT_EQ(count_rows(pg.url(), "select count(*) from submissions"), 3);
+  EXPECT_EQ(count_rows(pg.url(), "select stream_seq from submissions where "
+                                 "job_id = 'during-2'"),
+            3);
+  pg.stop();
+  std::filesystem::remove_all(dir);
+}
+
+TEST(SubmissionLog, TheBacklogIsBoundedAndSaysSoWhenFull) {
+  // No PostgreSQL at all on this port: every write fails at once.
+  submission_log log{"postgresql://postgres@127.0.0.1:" +
+                         std::to_string(free_port()) + "/none",
+                     1};
+  constexpr std::size_t mib = 1u << 20;
+  std::size_t kept = 0;
+  caf::error last;
+  for (int i = 0; i < 80 && !last; ++i) {
+    last = log.record(submission("big-" + std::to_string(i), mib, i));
+    kept += !last;
+  }
+  EXPECT_EQ(kept, submission_log::backlog_bytes_max / mib);
+  ASSERT_TRUE(last);
+  EXPECT_NE(describe(last).find("backlog is full"), std::string::npos)
+      << describe(last);
+  EXPECT_EQ(log.backlog(), kept);
+}
+
+} // namespace
+} // namespace troupe::test
