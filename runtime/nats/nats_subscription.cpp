@@ -202,7 +202,8 @@ js_pull_consumer::js_pull_consumer(js_pull_consumer&& other) noexcept
     : sub_(std::exchange(other.sub_, nullptr)),
       conn_(std::exchange(other.conn_, nullptr)),
       next_subject_(std::move(other.next_subject_)),
-      inbox_(std::move(other.inbox_)), requests_(other.requests_) {}
+      inbox_(std::move(other.inbox_)), requests_(other.requests_),
+      current_(std::move(other.current_)) {}
 
 js_pull_consumer&
 js_pull_consumer::operator=(js_pull_consumer&& other) noexcept {
@@ -213,6 +214,7 @@ js_pull_consumer::operator=(js_pull_consumer&& other) noexcept {
     next_subject_ = std::move(other.next_subject_);
     inbox_ = std::move(other.inbox_);
     requests_ = other.requests_;
+    current_ = std::move(other.current_);
   }
   return *this;
 }
@@ -307,80 +309,101 @@ js_pull_consumer::bind(nats_client& nats, const std::string& stream,
 
 caf::expected<std::vector<nats_msg>>
 js_pull_consumer::fetch(int batch, std::int64_t timeout_ms) {
-  // The server ends the request a little before the wait: its 408 comes
-  // back within it.
+  auto out = fetch_now(batch);
+  if (!out || !out->empty())
+    return out;
+  // Nothing now: one request that waits (the server ends it a little
+  // before our wait, so its 408 comes back within it) for the first
+  // message and what comes with it.
   auto expires_ms = std::max<std::int64_t>(1, timeout_ms - timeout_ms / 10);
-  return pull(batch, expires_ms * 1000000, false, timeout_ms);
+  if (auto err = request(batch, expires_ms * 1000000, false))
+    return err;
+  auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds{timeout_ms};
+  if (auto err = read_answers(batch, deadline, true, *out))
+    return err;
+  return out;
 }
 
 caf::expected<std::vector<nats_msg>> js_pull_consumer::fetch_now(int batch) {
-  // nats-server 2.9.10 holds a no-wait request with nothing to hand out
-  // until it expires: with 200 ms a pipeline with an empty high band ran
-  // 8 times slower (2,000 jobs of 10 ms: 15.4 s against 1.8 s); with 1 ms,
-  // 1.84 s. A late answer waits in the subscription for the next fetch.
-  return pull(batch, 1000000, true, 1000);
-}
-
-/// Takes what already waits in the subscription (late deliveries of
-/// earlier requests), asks for the rest, and reads until `batch` messages,
-/// this request's end, or `wait_ms`.
-caf::expected<std::vector<nats_msg>>
-js_pull_consumer::pull(int batch, std::int64_t expires_ns, bool no_wait,
-                       std::int64_t wait_ms) {
   std::vector<nats_msg> out;
   if (!sub_ || batch <= 0)
     return out;
+  // Late deliveries of an earlier request first: they are ours already
+  // (and no status queued with them speaks for a request of this fetch).
+  current_.clear();
   int queued = 0;
   natsSubscription_GetPending(sub_, &queued, nullptr);
-  auto want = batch - queued; // statuses count too: at worst a short batch
-  auto reply = inbox_ + "." + std::to_string(++requests_);
-  if (want > 0) {
-    auto body = "{\"batch\":" + std::to_string(want) +
-                ",\"expires\":" + std::to_string(expires_ns) +
-                (no_wait ? ",\"no_wait\":true}" : "}");
-    if (auto s = natsConnection_PublishRequestString(
-            conn_, next_subject_.c_str(), reply.c_str(), body.c_str());
-        s != NATS_OK)
-      return nats_error(s, "fetch");
-  }
-  // With enough queued, no request went out: nothing more is waited for.
-  auto deadline = std::chrono::steady_clock::now() +
-                  std::chrono::milliseconds{want > 0 ? wait_ms : 1};
-  while (out.size() < static_cast<std::size_t>(batch)) {
+  auto soon = std::chrono::steady_clock::now() + std::chrono::milliseconds{1};
+  if (queued > 0)
+    if (auto err = read_answers(std::min(queued, batch), soon, false, out))
+      return err;
+  if (!out.empty())
+    return out;
+  // What the consumer holds now. nats-server 2.9.10 holds a no-wait
+  // request with nothing to hand out until it expires: with 200 ms a
+  // pipeline with an empty high band ran 8 times slower (2,000 jobs of
+  // 10 ms: 15.4 s against 1.8 s); with 1 ms, 1.84 s.
+  if (auto err = request(batch, 1000000, true))
+    return err;
+  auto guard = std::chrono::steady_clock::now() + std::chrono::seconds{1};
+  if (auto err = read_answers(batch, guard, false, out))
+    return err;
+  return out;
+}
+
+caf::error js_pull_consumer::request(int batch, std::int64_t expires_ns,
+                                     bool no_wait) {
+  current_ = inbox_ + "." + std::to_string(++requests_);
+  auto body = "{\"batch\":" + std::to_string(batch) +
+              ",\"expires\":" + std::to_string(expires_ns) +
+              (no_wait ? ",\"no_wait\":true}" : "}");
+  if (auto s = natsConnection_PublishRequestString(
+          conn_, next_subject_.c_str(), current_.c_str(), body.c_str());
+      s != NATS_OK)
+    return nats_error(s, "fetch");
+  return caf::none;
+}
+
+/// Reads answers into `out` until it holds `batch`, the current request
+/// ends, or `deadline`; with `first_then_burst`, once a message came, only
+/// what follows it at once (within a millisecond) is taken. A message is
+/// taken whichever request it answers; a status counts only for the
+/// current request. An error only when the request failed before any
+/// message (a 409: consumer deleted, leadership change, ...).
+caf::error js_pull_consumer::read_answers(
+    int batch, std::chrono::steady_clock::time_point deadline,
+    bool first_then_burst, std::vector<nats_msg>& out) {
+  auto cap = out.size() + static_cast<std::size_t>(batch);
+  while (out.size() < cap) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
                     deadline - std::chrono::steady_clock::now())
                     .count();
+    if (first_then_burst && !out.empty())
+      left = std::min<std::int64_t>(left, 1);
     natsMsg* m = nullptr;
-    // Already queued ones come at once; after the wait, none is waited for.
     auto s =
         natsSubscription_NextMsg(&m, sub_, std::max<std::int64_t>(left, 1));
     if (s == NATS_TIMEOUT)
-      break;
-    if (s != NATS_OK) {
-      if (out.empty())
-        return nats_error(s, "fetch");
-      break;
-    }
+      return caf::none;
+    if (s != NATS_OK)
+      return out.empty() ? nats_error(s, "fetch") : caf::none;
     auto status = status_of(m);
     if (status.empty()) {
       out.emplace_back(m, conn_);
       continue;
     }
-    bool ours = reply == natsMsg_GetSubject(m);
+    bool ours = current_ == natsMsg_GetSubject(m);
     auto text = description_of(m);
     natsMsg_Destroy(m);
     if (!ours || status == "100")
       continue; // an earlier request's end, or a heartbeat
-    if (status == "404" || status == "408")
-      break;
-    // 409 (consumer deleted, leadership change, too many waiting) and the
-    // rest end the request; what came before it is still ours to run.
-    if (!out.empty())
-      break;
+    if (status == "404" || status == "408" || !out.empty())
+      return caf::none;
     return make_error(errc::internal, "fetch: " + status + " " + text + " (" +
                                           next_subject_ + ")");
   }
-  return out;
+  return caf::none;
 }
 
 void js_pull_consumer::close() {

@@ -9,6 +9,7 @@
 // memory, whatever owns the subscription. This replaces the keep-alive
 // stanza every subscriber used to write by hand.
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -174,8 +175,10 @@ public:
   const std::string& inbox() const noexcept { return inbox_; }
 
 private:
-  caf::expected<std::vector<nats_msg>> pull(int batch, std::int64_t expires_ns,
-                                            bool no_wait, std::int64_t wait_ms);
+  caf::error request(int batch, std::int64_t expires_ns, bool no_wait);
+  caf::error read_answers(int batch,
+                          std::chrono::steady_clock::time_point deadline,
+                          bool first_then_burst, std::vector<nats_msg>& out);
 
   natsSubscription* sub_ = nullptr;
   /// Its connection, for the round trip before it is freed (retire()).
@@ -183,6 +186,7 @@ private:
   std::string next_subject_; ///< $JS.API.CONSUMER.MSG.NEXT.<stream>.<durable>
   std::string inbox_;        ///< requests' replies go to <inbox_>.<n>
   std::uint64_t requests_ = 0;
+  std::string current_; ///< the reply subject of the last request
 };
 
 } // namespace troupe

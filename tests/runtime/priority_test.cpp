@@ -167,9 +167,12 @@ TEST_F(scheduling_test, HighPriorityJobsOvertakeABacklog) {
   EXPECT_EQ(count("select count(*) from jobs where job_id like 'hi-%' and "
                   "state = 'succeeded'"),
             101);
-  // 100 handed out once each, and the delayed one twice: its submission
-  // (acked as scheduled), then the scheduler's publication.
-  EXPECT_EQ(deliveries(*nats, "ranked_high"), 102);
+  // 100 handed out once each, and the delayed one twice when its
+  // submission was fetched before it was due (acked as scheduled, then the
+  // scheduler's publication), once when it was fetched after (run at once:
+  // behind 100 high jobs on a busy node, 300 ms can pass).
+  auto high = deliveries(*nats, "ranked_high");
+  EXPECT_TRUE(high == 101 || high == 102) << high;
   // The last high job ended before the median low job.
   std::cout << "the last high job ended after "
             << count("select count(*) from jobs where job_id like 'lo-%' and "
