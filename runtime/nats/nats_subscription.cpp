@@ -1,7 +1,5 @@
 #include "runtime/nats/nats_subscription.hpp"
 
-#include <algorithm>
-#include <chrono>
 #include <utility>
 
 #include "messages/errc.hpp"
@@ -108,30 +106,16 @@ void nats_subscription::close(int drain_ms) {
   sub_ = nullptr;
 }
 
-void nats_msg::send_ack(const char* what) const {
-  auto* reply = natsMsg_GetReply(m_.get());
-  if (conn_ && reply)
-    natsConnection_PublishString(conn_, reply, what);
-}
-
 bool nats_msg::ack_sync() const {
-  auto* reply = natsMsg_GetReply(m_.get());
-  natsMsg* answer = nullptr;
-  if (!conn_ || !reply ||
-      natsConnection_RequestString(&answer, conn_, reply, "+ACK", 5000) !=
-          NATS_OK)
-    return false;
-  natsMsg_Destroy(answer);
-  return true;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  return natsMsg_AckSync(m_.get(), nullptr, &jerr) == NATS_OK;
 }
 
 void nats_msg::nak(std::int64_t delay_ms) const {
-  if (delay_ms <= 0) {
-    send_ack("-NAK");
-    return;
-  }
-  auto body = "-NAK {\"delay\":" + std::to_string(delay_ms * 1000000) + "}";
-  send_ack(body.c_str());
+  if (delay_ms > 0)
+    natsMsg_NakWithDelay(m_.get(), delay_ms, nullptr);
+  else
+    natsMsg_Nak(m_.get(), nullptr);
 }
 
 // -- synchronous subscriptions
@@ -200,10 +184,7 @@ void nats_sync_subscription::close() {
 
 js_pull_consumer::js_pull_consumer(js_pull_consumer&& other) noexcept
     : sub_(std::exchange(other.sub_, nullptr)),
-      conn_(std::exchange(other.conn_, nullptr)),
-      next_subject_(std::move(other.next_subject_)),
-      inbox_(std::move(other.inbox_)), requests_(other.requests_),
-      current_(std::move(other.current_)) {}
+      conn_(std::exchange(other.conn_, nullptr)) {}
 
 js_pull_consumer&
 js_pull_consumer::operator=(js_pull_consumer&& other) noexcept {
@@ -211,10 +192,6 @@ js_pull_consumer::operator=(js_pull_consumer&& other) noexcept {
     close();
     sub_ = std::exchange(other.sub_, nullptr);
     conn_ = std::exchange(other.conn_, nullptr);
-    next_subject_ = std::move(other.next_subject_);
-    inbox_ = std::move(other.inbox_);
-    requests_ = other.requests_;
-    current_ = std::move(other.current_);
   }
   return *this;
 }
@@ -223,187 +200,71 @@ js_pull_consumer::~js_pull_consumer() {
   close();
 }
 
-namespace {
-
-/// Makes the durable consumer `durable` for `subject` (as a pull
-/// subscription would: explicit acks, from the first message), or finds it
-/// made already.
-natsStatus add_consumer(nats_client& nats, const std::string& stream,
-                        const std::string& subject,
-                        const std::string& durable) {
-  jsConsumerConfig cc;
-  jsConsumerConfig_Init(&cc);
-  cc.Durable = durable.c_str();
-  cc.FilterSubject = subject.c_str();
-  cc.AckPolicy = js_AckExplicit;
-  cc.DeliverPolicy = js_DeliverAll;
-  jsConsumerInfo* ci = nullptr;
-  jsErrCode jerr = static_cast<jsErrCode>(0);
-  auto s = js_AddConsumer(&ci, nats.js(), stream.c_str(), &cc, nullptr, &jerr);
-  if (ci)
-    jsConsumerInfo_Destroy(ci);
-  return s;
-}
-
-natsStatus consumer_info(nats_client& nats, const std::string& stream,
-                         const std::string& durable) {
-  jsConsumerInfo* ci = nullptr;
-  jsErrCode jerr = static_cast<jsErrCode>(0);
-  auto s = js_GetConsumerInfo(&ci, nats.js(), stream.c_str(), durable.c_str(),
-                              nullptr, &jerr);
-  if (ci)
-    jsConsumerInfo_Destroy(ci);
-  return s;
-}
-
-/// A pull request's answer that carries no job: its status code ("404" no
-/// messages, "408" expired, "409" consumer deleted, leadership change, ...,
-/// "100" heartbeat), or "" for a message. Only messages have a reply
-/// subject (the ack subject).
-std::string status_of(natsMsg* m) {
-  auto* reply = natsMsg_GetReply(m);
-  if (reply && *reply)
-    return "";
-  const char* code = nullptr;
-  if (natsMsgHeader_Get(m, "Status", &code) == NATS_OK && code && *code)
-    return code;
-  return "000"; // no reply and no status: not a delivery either
-}
-
-std::string description_of(natsMsg* m) {
-  const char* text = nullptr;
-  if (natsMsgHeader_Get(m, "Description", &text) == NATS_OK && text)
-    return text;
-  return "no description";
-}
-
-} // namespace
-
 caf::expected<js_pull_consumer>
 js_pull_consumer::bind(nats_client& nats, const std::string& stream,
                        const std::string& subject, const std::string& durable,
                        bool existing) {
-  auto s = existing ? consumer_info(nats, stream, durable)
-                    : add_consumer(nats, stream, subject, durable);
-  if (s != NATS_OK)
-    return nats_error(s, "pull subscribe to " + durable);
+  jsSubOptions so;
+  jsSubOptions_Init(&so);
+  so.Stream = stream.c_str();
+  if (existing)
+    so.Consumer = durable.c_str();
+  jsErrCode jerr = static_cast<jsErrCode>(0);
   js_pull_consumer out;
   out.conn_ = nats.conn();
-  out.next_subject_ = "$JS.API.CONSUMER.MSG.NEXT." + stream + "." + durable;
-  natsInbox* inbox = nullptr;
-  if (natsInbox_Create(&inbox) != NATS_OK)
-    return nats_error(NATS_NO_MEMORY, "inbox for " + durable);
-  // natsInbox_Create names "_INBOX.<nuid>"; the client's own prefix keeps
-  // replies within what its permissions allow.
-  std::string name = inbox;
-  natsInbox_Destroy(inbox);
-  out.inbox_ = nats.inbox_prefix() + name.substr(name.find('.'));
-  if (auto s2 = natsConnection_SubscribeSync(&out.sub_, nats.conn(),
-                                             (out.inbox_ + ".*").c_str());
-      s2 != NATS_OK)
-    return nats_error(s2, "pull subscribe to " + durable);
-  // A backlog of deliveries must never be dropped as a slow consumer.
-  natsSubscription_SetPendingLimits(out.sub_, 10000000, 1024 * 1024 * 1024);
+  if (auto s = js_PullSubscribe(&out.sub_, nats.js(), subject.c_str(),
+                                durable.c_str(), nullptr, &so, &jerr);
+      s != NATS_OK)
+    return nats_error(s, "pull subscribe to " + durable);
   return out;
 }
+
+namespace {
+
+/// The messages of a fetch's list, owned by the result.
+caf::expected<std::vector<nats_msg>> take_list(natsMsgList& list,
+                                               natsStatus s) {
+  std::vector<nats_msg> out;
+  // Whatever the status, messages in the list were delivered to us: they
+  // are taken, never dropped (a dropped one would wait for AckWait).
+  // NATS_NOT_FOUND is a no-wait request's "nothing more".
+  if (s != NATS_OK && s != NATS_TIMEOUT && s != NATS_NOT_FOUND &&
+      list.Count == 0) {
+    natsMsgList_Destroy(&list);
+    return nats_error(s, "fetch");
+  }
+  out.reserve(static_cast<std::size_t>(list.Count));
+  for (int i = 0; i < list.Count; ++i) {
+    out.emplace_back(list.Msgs[i]);
+    list.Msgs[i] = nullptr; // owned by `out` now
+  }
+  natsMsgList_Destroy(&list);
+  return out;
+}
+
+} // namespace
 
 caf::expected<std::vector<nats_msg>>
 js_pull_consumer::fetch(int batch, std::int64_t timeout_ms) {
-  auto out = fetch_now(batch);
-  if (!out || !out->empty())
-    return out;
-  // Nothing now: one request that waits (the server ends it a little
-  // before our wait, so its 408 comes back within it) for the first
-  // message and what comes with it.
-  auto expires_ms = std::max<std::int64_t>(1, timeout_ms - timeout_ms / 10);
-  if (auto err = request(batch, expires_ms * 1000000, false))
-    return err;
-  auto deadline =
-      std::chrono::steady_clock::now() + std::chrono::milliseconds{timeout_ms};
-  if (auto err = read_answers(batch, deadline, true, *out))
-    return err;
-  return out;
+  natsMsgList list{nullptr, 0};
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  auto s = natsSubscription_Fetch(&list, sub_, batch, timeout_ms, &jerr);
+  return take_list(list, s);
 }
 
 caf::expected<std::vector<nats_msg>> js_pull_consumer::fetch_now(int batch) {
-  std::vector<nats_msg> out;
-  if (!sub_ || batch <= 0)
-    return out;
-  // Late deliveries of an earlier request first: they are ours already
-  // (and no status queued with them speaks for a request of this fetch).
-  current_.clear();
-  int queued = 0;
-  natsSubscription_GetPending(sub_, &queued, nullptr);
-  auto soon = std::chrono::steady_clock::now() + std::chrono::milliseconds{1};
-  if (queued > 0)
-    if (auto err = read_answers(std::min(queued, batch), soon, false, out))
-      return err;
-  if (!out.empty())
-    return out;
-  // What the consumer holds now. nats-server 2.9.10 holds a no-wait
-  // request with nothing to hand out until it expires: with 200 ms a
-  // pipeline with an empty high band ran 8 times slower (2,000 jobs of
-  // 10 ms: 15.4 s against 1.8 s); with 1 ms, 1.84 s.
-  if (auto err = request(batch, 1000000, true))
-    return err;
-  auto guard = std::chrono::steady_clock::now() + std::chrono::seconds{1};
-  if (auto err = read_answers(batch, guard, false, out))
-    return err;
-  return out;
-}
-
-caf::error js_pull_consumer::request(int batch, std::int64_t expires_ns,
-                                     bool no_wait) {
-  current_ = inbox_ + "." + std::to_string(++requests_);
-  auto body = "{\"batch\":" + std::to_string(batch) +
-              ",\"expires\":" + std::to_string(expires_ns) +
-              (no_wait ? ",\"no_wait\":true}" : "}");
-  if (auto s = natsConnection_PublishRequestString(
-          conn_, next_subject_.c_str(), current_.c_str(), body.c_str());
-      s != NATS_OK)
-    return nats_error(s, "fetch");
-  return caf::none;
-}
-
-/// Reads answers into `out` until it holds `batch`, the current request
-/// ends, or `deadline`; with `first_then_burst`, once a message came, only
-/// what follows it at once (within a millisecond) is taken. A message is
-/// taken whichever request it answers; a status counts only for the
-/// current request. An error only when the request failed before any
-/// message (a 409: consumer deleted, leadership change, ...).
-caf::error js_pull_consumer::read_answers(
-    int batch, std::chrono::steady_clock::time_point deadline,
-    bool first_then_burst, std::vector<nats_msg>& out) {
-  auto cap = out.size() + static_cast<std::size_t>(batch);
-  while (out.size() < cap) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                    deadline - std::chrono::steady_clock::now())
-                    .count();
-    if (first_then_burst && !out.empty())
-      left = std::min<std::int64_t>(left, 1);
-    natsMsg* m = nullptr;
-    auto s =
-        natsSubscription_NextMsg(&m, sub_, std::max<std::int64_t>(left, 1));
-    if (s == NATS_TIMEOUT)
-      return caf::none;
-    if (s != NATS_OK)
-      return out.empty() ? nats_error(s, "fetch") : caf::none;
-    auto status = status_of(m);
-    if (status.empty()) {
-      out.emplace_back(m, conn_);
-      continue;
-    }
-    bool ours = current_ == natsMsg_GetSubject(m);
-    auto text = description_of(m);
-    natsMsg_Destroy(m);
-    if (!ours || status == "100")
-      continue; // an earlier request's end, or a heartbeat
-    if (status == "404" || status == "408" || !out.empty())
-      return caf::none;
-    return make_error(errc::internal, "fetch: " + status + " " + text + " (" +
-                                          next_subject_ + ")");
-  }
-  return caf::none;
+  natsMsgList list{nullptr, 0};
+  jsFetchRequest req;
+  jsFetchRequest_Init(&req);
+  req.Batch = batch;
+  req.NoWait = true;
+  // nats-server 2.9.10 holds a no-wait request with nothing to hand out
+  // until it expires: with 200 ms a pipeline with an empty high band ran
+  // 8 times slower (2,000 jobs of 10 ms: 15.4 s against 1.8 s); with 1 ms,
+  // 1.84 s. A late answer waits in the subscription for the next fetch.
+  req.Expires = 1LL * 1000000;
+  auto s = natsSubscription_FetchRequest(&list, sub_, &req);
+  return take_list(list, s);
 }
 
 void js_pull_consumer::close() {

@@ -9,7 +9,6 @@
 // memory, whatever owns the subscription. This replaces the keep-alive
 // stanza every subscriber used to write by hand.
 
-#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -28,10 +27,7 @@ class nats_client;
 /// A received message; owns the nats.c message and destroys it.
 class nats_msg {
 public:
-  /// `conn`: the connection a JetStream message is acknowledged on (set by
-  /// js_pull_consumer; see ack()).
-  explicit nats_msg(natsMsg* m, natsConnection* conn = nullptr) noexcept
-      : m_(m, natsMsg_Destroy), conn_(conn) {}
+  explicit nats_msg(natsMsg* m) noexcept : m_(m, natsMsg_Destroy) {}
 
   std::string_view subject() const;
   /// Empty when the sender expects no reply.
@@ -41,22 +37,16 @@ public:
   /// (runtime/nats/delivery.hpp).
   natsMsg* raw() const noexcept { return m_.get(); }
 
-  // JetStream acknowledgements of a message from a pull consumer, published
-  // to its reply subject on its connection. Not natsMsg_Ack: nats.c 3.4.1
-  // reaches the message's subscription through a pointer it does not own,
-  // and a message may outlive its subscription. The asynchronous ones only
-  // queue the ack; ack_sync waits for the server.
-  void ack() const { send_ack("+ACK"); }
+  // JetStream acknowledgements of a message from a pull consumer. The
+  // asynchronous ones only queue the ack; ack_sync waits for the server.
+  void ack() const { natsMsg_Ack(m_.get(), nullptr); }
   bool ack_sync() const;
   void nak(std::int64_t delay_ms = 0) const;
-  void term() const { send_ack("+TERM"); }
-  void in_progress() const { send_ack("+WPI"); }
+  void term() const { natsMsg_Term(m_.get(), nullptr); }
+  void in_progress() const { natsMsg_InProgress(m_.get(), nullptr); }
 
 private:
-  void send_ack(const char* what) const;
-
   std::unique_ptr<natsMsg, void (*)(natsMsg*)> m_;
-  natsConnection* conn_ = nullptr;
 };
 
 struct subscribe_options {
@@ -134,17 +124,6 @@ private:
 /// A JetStream pull consumer bound to the durable consumer `durable` of
 /// `stream`: an existing one (`existing`), or one created now for
 /// `subject`.
-///
-/// It speaks the pull protocol itself on a plain subscription to an inbox
-/// of its own (`<inbox>.<n>` per request), not through nats.c's Fetch:
-/// nats.c 3.4.1's Fetch writes past its list when more than half a batch
-/// of late messages (for requests that had expired: a slow link, a
-/// stopped server) already waits in the subscription (fixed upstream in
-/// 3.9.0), which corrupted the heap of chaos-run nodes for months
-/// (docs/reliability.md), and it takes a late request's 408 or 409 for
-/// the current one's. Here every request has its own reply subject, a
-/// status answers only its own request, a message answers whichever
-/// request it belongs to, and nothing is ever written past a bound.
 class js_pull_consumer {
 public:
   js_pull_consumer() = default;
@@ -159,8 +138,7 @@ public:
        const std::string& durable, bool existing);
 
   /// Up to `batch` messages, waiting at most `timeout_ms`; empty when none
-  /// arrived in time; an error when the fetch failed otherwise (a 409 such
-  /// as "Consumer Deleted" or "Leadership Change" before any message).
+  /// arrived in time; an error when the fetch failed otherwise.
   caf::expected<std::vector<nats_msg>> fetch(int batch,
                                              std::int64_t timeout_ms);
 
@@ -171,22 +149,10 @@ public:
   /// Unsubscribes (the durable consumer stays on the server). Idempotent.
   void close();
 
-  /// Where its requests' answers go (`<inbox>.<n>`), for logs and tests.
-  const std::string& inbox() const noexcept { return inbox_; }
-
 private:
-  caf::error request(int batch, std::int64_t expires_ns, bool no_wait);
-  caf::error read_answers(int batch,
-                          std::chrono::steady_clock::time_point deadline,
-                          bool first_then_burst, std::vector<nats_msg>& out);
-
   natsSubscription* sub_ = nullptr;
   /// Its connection, for the round trip before it is freed (retire()).
   natsConnection* conn_ = nullptr;
-  std::string next_subject_; ///< $JS.API.CONSUMER.MSG.NEXT.<stream>.<durable>
-  std::string inbox_;        ///< requests' replies go to <inbox_>.<n>
-  std::uint64_t requests_ = 0;
-  std::string current_; ///< the reply subject of the last request
 };
 
 } // namespace troupe
