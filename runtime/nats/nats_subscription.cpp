@@ -244,11 +244,34 @@ caf::expected<std::vector<nats_msg>> take_list(natsMsgList& list,
 
 } // namespace
 
+namespace {
+
+/// The batch to ask nats.c 3.4.1's Fetch for. Its `_fetch` moves the k
+/// messages already waiting in the subscription (late deliveries of a
+/// request that expired: a slow link, a stopped node, a partition that
+/// heals) into a list of `batch` slots, lowers the request to batch - k,
+/// and then reads until its count equals that: with 2k > batch it never
+/// does and writes past the list until the timeout (fixed upstream in
+/// 3.9.0). That was the heap corruption of the chaos runs
+/// (docs/reliability.md). While messages wait, one at a time: Fetch then
+/// takes one of them and sends no request. (A burst arriving between the
+/// count and the call could still do it; the window is that short.)
+int safe_batch(natsSubscription* sub, int batch) {
+  int queued = 0;
+  if (natsSubscription_GetPending(sub, &queued, nullptr) == NATS_OK &&
+      queued > 0)
+    return 1;
+  return batch;
+}
+
+} // namespace
+
 caf::expected<std::vector<nats_msg>>
 js_pull_consumer::fetch(int batch, std::int64_t timeout_ms) {
   natsMsgList list{nullptr, 0};
   jsErrCode jerr = static_cast<jsErrCode>(0);
-  auto s = natsSubscription_Fetch(&list, sub_, batch, timeout_ms, &jerr);
+  auto s = natsSubscription_Fetch(&list, sub_, safe_batch(sub_, batch),
+                                  timeout_ms, &jerr);
   return take_list(list, s);
 }
 
@@ -256,7 +279,7 @@ caf::expected<std::vector<nats_msg>> js_pull_consumer::fetch_now(int batch) {
   natsMsgList list{nullptr, 0};
   jsFetchRequest req;
   jsFetchRequest_Init(&req);
-  req.Batch = batch;
+  req.Batch = safe_batch(sub_, batch);
   req.NoWait = true;
   // nats-server 2.9.10 holds a no-wait request with nothing to hand out
   // until it expires: with 200 ms a pipeline with an empty high band ran
@@ -265,6 +288,11 @@ caf::expected<std::vector<nats_msg>> js_pull_consumer::fetch_now(int batch) {
   req.Expires = 1LL * 1000000;
   auto s = natsSubscription_FetchRequest(&list, sub_, &req);
   return take_list(list, s);
+}
+
+std::string js_pull_consumer::inbox() const {
+  auto* subject = sub_ ? natsSubscription_GetSubject(sub_) : nullptr;
+  return subject ? subject : "";
 }
 
 void js_pull_consumer::close() {

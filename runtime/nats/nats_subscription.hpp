@@ -149,6 +149,10 @@ public:
   /// Unsubscribes (the durable consumer stays on the server). Idempotent.
   void close();
 
+  /// The subject its pull requests are answered on (nats.c's inbox), for
+  /// tests and logs.
+  std::string inbox() const;
+
 private:
   natsSubscription* sub_ = nullptr;
   /// Its connection, for the round trip before it is freed (retire()).
