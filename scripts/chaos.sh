@@ -3,8 +3,10 @@
 # on a 3-server NATS cluster (replicas 3) and PostgreSQL, submits a mix of
 # jobs while faults drawn from the seed hit it (node kills, zombies, kills
 # between a side effect and its checkpoint, NATS restarts and losses, leader
-# moves, PostgreSQL restarts and outages, partitions, clock jumps), then
-# judges the run from PostgreSQL and JetStream. One verdict line per seed; a
+# moves, PostgreSQL restarts and outages, partitions, clock jumps, slow
+# links to NATS), then judges the run from PostgreSQL and JetStream. One
+# verdict line per seed (and, when a server's log shows the broker's
+# replicas coming apart, the first such line); a
 # failing seed keeps its directory (node logs, server logs, side-effect log)
 # and prints the command that replays it.
 #
