@@ -1,5 +1,7 @@
 #include "runtime/nats/stream_messages.hpp"
 
+#include <utility>
+
 #include <nlohmann/json.hpp>
 
 #include "messages/errc.hpp"
@@ -112,16 +114,28 @@ stored_at(nats_client& nats, const std::string& stream, std::uint64_t seq) {
   return std::optional<stored_message>{std::move(out)};
 }
 
-caf::expected<std::uint64_t> last_sequence(nats_client& nats,
-                                           const std::string& stream) {
+namespace {
+
+/// What `read` takes from the stream's info, read once and freed.
+template <class Read>
+auto from_stream_info(nats_client& nats, const std::string& stream, Read read)
+    -> caf::expected<decltype(read(std::declval<const jsStreamInfo&>()))> {
   jsStreamInfo* si = nullptr;
   jsErrCode jerr = static_cast<jsErrCode>(0);
   auto s = js_GetStreamInfo(&si, nats.js(), stream.c_str(), nullptr, &jerr);
   if (s != NATS_OK)
     return js_failure(s, "stream info " + stream);
-  auto last = si->State.LastSeq;
+  auto out = read(*si);
   jsStreamInfo_Destroy(si);
-  return last;
+  return out;
+}
+
+} // namespace
+
+caf::expected<std::uint64_t> last_sequence(nats_client& nats,
+                                           const std::string& stream) {
+  return from_stream_info(
+      nats, stream, [](const jsStreamInfo& si) { return si.State.LastSeq; });
 }
 
 std::string out_of_step(const jsClusterInfo* cluster) {
@@ -145,14 +159,9 @@ std::string out_of_step(const jsClusterInfo* cluster) {
 
 caf::expected<std::string> replicas_out_of_step(nats_client& nats,
                                                 const std::string& stream) {
-  jsStreamInfo* si = nullptr;
-  jsErrCode jerr = static_cast<jsErrCode>(0);
-  auto s = js_GetStreamInfo(&si, nats.js(), stream.c_str(), nullptr, &jerr);
-  if (s != NATS_OK)
-    return js_failure(s, "stream info " + stream);
-  auto why = out_of_step(si->Cluster);
-  jsStreamInfo_Destroy(si);
-  return why;
+  return from_stream_info(nats, stream, [](const jsStreamInfo& si) {
+    return out_of_step(si.Cluster);
+  });
 }
 
 caf::expected<std::map<std::string, std::uint64_t>>

@@ -50,6 +50,37 @@ protected:
     return std::move(*c);
   }
 
+  /// A pull request the consumer did not make, answered into its inbox:
+  /// what an expired request's late deliveries look like.
+  void late_request(const js_pull_consumer& c, const std::string& pipeline,
+                    int batch) {
+    ASSERT_FALSE(nats_->publish_request(
+        "$JS.API.CONSUMER.MSG.NEXT." + cfg_.stream + ".troupe_" + pipeline,
+        c.inbox(), "{\"batch\":" + std::to_string(batch) + "}"));
+    ASSERT_FALSE(nats_->flush());
+  }
+
+  /// Fetches (`fetch(batch)`, or `fetch_now(batch)` with `now`) and acks
+  /// until `want` distinct messages were seen, counting each; no fetch may
+  /// return more than `batch`.
+  static void take_all(js_pull_consumer& c, int batch, bool now,
+                       std::size_t want, std::map<std::string, int>& seen) {
+    for (int round = 0; round < 200 && seen.size() < want; ++round) {
+      auto got = now ? c.fetch_now(batch) : c.fetch(batch, 500);
+      ASSERT_TRUE(got) << describe(got.error());
+      EXPECT_LE(got->size(), static_cast<std::size_t>(batch));
+      for (auto& m : *got) {
+        ++seen[std::string{m.data()}];
+        m.ack();
+      }
+    }
+  }
+
+  static void each_once(const std::map<std::string, int>& seen) {
+    for (auto& [data, n] : seen)
+      EXPECT_EQ(n, 1) << "message " << data << " handed out " << n << " times";
+  }
+
   static inline test_servers* servers_ = nullptr;
   nats_config cfg_;
   std::shared_ptr<nats_client> nats_;
@@ -59,44 +90,27 @@ TEST_F(pull_consumer_test, LateDeliveriesNeverOverfillABatchAndNoneIsLost) {
   auto c = consumer_with("late", 60);
   ASSERT_FALSE(c.inbox().empty());
   // 50 deliveries for a request the consumer does not wait on any more,
-  // answered into its inbox: queued in its subscription before it fetches
-  // (50 > 8 / 2, which nats.c's Fetch cannot take).
-  ASSERT_FALSE(nats_->publish_request("$JS.API.CONSUMER.MSG.NEXT." +
-                                          cfg_.stream + ".troupe_late",
-                                      c.inbox(), R"({"batch":50})"));
-  ASSERT_FALSE(nats_->flush());
+  // queued in its subscription before it fetches (50 > 8 / 2, which
+  // nats.c's Fetch cannot take).
+  ASSERT_NO_FATAL_FAILURE(late_request(c, "late", 50));
   std::this_thread::sleep_for(300ms);
   std::map<std::string, int> seen;
-  std::size_t largest = 0;
-  for (int round = 0; round < 200 && seen.size() < 60; ++round) {
-    auto got = c.fetch(8, 500);
-    ASSERT_TRUE(got) << describe(got.error());
-    largest = std::max(largest, got->size());
-    for (auto& m : *got) {
-      ++seen[std::string{m.data()}];
-      m.ack();
-    }
-  }
-  EXPECT_LE(largest, 8u);
+  ASSERT_NO_FATAL_FAILURE(take_all(c, 8, false, 60, seen));
   ASSERT_EQ(seen.size(), 60u);
-  for (auto& [data, n] : seen)
-    EXPECT_EQ(n, 1) << "message " << data << " handed out " << n << " times";
+  each_once(seen);
 }
 
 // The overflow itself: 5 of a batch of 8 wait (2 x 5 > 8), the fetch asks
 // for the other 3, gets them, and waits on for the rest of its time while
 // 20 more late deliveries arrive; nats.c 3.4.1 writes them all past its
-// list of 8.
+// list of 8 (without the guard: "free(): invalid next size (fast)").
 TEST_F(pull_consumer_test, DeliveriesArrivingDuringAFetchNeverOverfillIt) {
   auto c = consumer_with("burst", 40);
-  auto next = "$JS.API.CONSUMER.MSG.NEXT." + cfg_.stream + ".troupe_burst";
-  ASSERT_FALSE(nats_->publish_request(next, c.inbox(), R"({"batch":5})"));
-  ASSERT_FALSE(nats_->flush());
+  ASSERT_NO_FATAL_FAILURE(late_request(c, "burst", 5));
   std::this_thread::sleep_for(300ms);
   std::thread late{[&] {
     std::this_thread::sleep_for(200ms);
-    (void)nats_->publish_request(next, c.inbox(), R"({"batch":20})");
-    (void)nats_->flush();
+    late_request(c, "burst", 20);
   }};
   auto got = c.fetch(8, 1000);
   late.join();
@@ -107,38 +121,19 @@ TEST_F(pull_consumer_test, DeliveriesArrivingDuringAFetchNeverOverfillIt) {
     ++seen[std::string{m.data()}];
     m.ack();
   }
-  for (int round = 0; round < 200 && seen.size() < 40; ++round) {
-    auto more = c.fetch(8, 500);
-    ASSERT_TRUE(more) << describe(more.error());
-    EXPECT_LE(more->size(), 8u);
-    for (auto& m : *more) {
-      ++seen[std::string{m.data()}];
-      m.ack();
-    }
-  }
+  ASSERT_NO_FATAL_FAILURE(take_all(c, 8, false, 40, seen));
   EXPECT_EQ(seen.size(), 40u);
-  for (auto& [data, n] : seen)
-    EXPECT_EQ(n, 1) << "message " << data << " handed out " << n << " times";
+  each_once(seen);
 }
 
 TEST_F(pull_consumer_test, ANoWaitFetchTakesWaitingDeliveriesOneAtATime) {
   auto c = consumer_with("nowait", 20);
-  ASSERT_FALSE(nats_->publish_request("$JS.API.CONSUMER.MSG.NEXT." +
-                                          cfg_.stream + ".troupe_nowait",
-                                      c.inbox(), R"({"batch":15})"));
-  ASSERT_FALSE(nats_->flush());
+  ASSERT_NO_FATAL_FAILURE(late_request(c, "nowait", 15));
   std::this_thread::sleep_for(300ms);
   std::map<std::string, int> seen;
-  for (int round = 0; round < 100 && seen.size() < 20; ++round) {
-    auto got = c.fetch_now(4);
-    ASSERT_TRUE(got) << describe(got.error());
-    EXPECT_LE(got->size(), 4u);
-    for (auto& m : *got) {
-      ++seen[std::string{m.data()}];
-      m.ack();
-    }
-  }
+  ASSERT_NO_FATAL_FAILURE(take_all(c, 4, true, 20, seen));
   EXPECT_EQ(seen.size(), 20u);
+  each_once(seen);
 }
 
 } // namespace
