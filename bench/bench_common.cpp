@@ -48,11 +48,29 @@ double seconds_since(clock_type::time_point t0) {
   return std::chrono::duration<double>(clock_type::now() - t0).count();
 }
 
+std::int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 std::string read_text(const std::string& path) {
   std::ifstream in{path};
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+std::string figures_table(const std::vector<figure>& figs) {
+  std::string t = "| scenario | measure | median | min | max | unit | note "
+                  "|\n|---|---|---:|---:|---:|---|---|\n";
+  for (auto& f : figs) {
+    int d = f.median() >= 100 ? 0 : 2;
+    t += "| " + f.scenario + " | " + f.what + " | " + fmt(f.median(), d) +
+         " | " + fmt(f.min(), d) + " | " + fmt(f.max(), d) + " | " + f.unit +
+         " | " + f.note + " |\n";
+  }
+  return t;
 }
 
 void fail(const std::string& msg) {

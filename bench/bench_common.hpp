@@ -4,6 +4,7 @@
 // the job-shaped messages both the ceilings and the scenarios publish.
 
 #include <chrono>
+#include <cstdint>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -20,6 +21,9 @@ struct options {
   int runs = 3;
   bool quick = false;
   std::string markdown;
+  /// Where to write PostgreSQL's statements by total time after the
+  /// throughput scenario (needs pg_stat_statements preloaded).
+  std::string statements;
   std::set<std::string> only;
 };
 
@@ -41,11 +45,16 @@ struct bench_failure : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+/// The figures as a markdown table, one row each, in order.
+std::string figures_table(const std::vector<figure>& figs);
+
 [[noreturn]] void fail(const std::string& msg);
 
 /// A free TCP port on 127.0.0.1.
 int free_port();
 double seconds_since(clock_type::time_point t0);
+/// Milliseconds since the epoch (the database's clock agrees: same machine).
+std::int64_t wall_ms();
 std::string read_text(const std::string& path);
 /// `v` with `digits` decimals.
 std::string fmt(double v, int digits);

@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <sstream>
 #include <unistd.h>
 
@@ -215,6 +216,22 @@ latency_set latency_samples(const job_tracker& tracker) {
   return out;
 }
 
+void write_statements(const std::string& pg_url, const std::string& path) {
+  pqxx::connection c{pg_url};
+  pqxx::nontransaction t{c};
+  t.exec("create extension if not exists pg_stat_statements");
+  auto rows =
+      t.exec("select calls, round(total_exec_time::numeric, 1), "
+             "round(mean_exec_time::numeric, 3), rows, "
+             "regexp_replace(query, '\\s+', ' ', 'g') from pg_stat_statements "
+             "order by total_exec_time desc limit 15");
+  std::ofstream out{path};
+  out << "calls | total ms | mean ms | rows | query\n";
+  for (const auto& r : rows)
+    out << r[0].c_str() << " | " << r[1].c_str() << " | " << r[2].c_str()
+        << " | " << r[3].c_str() << " | " << r[4].c_str() << "\n";
+}
+
 options parse_options(int argc, char** argv) {
   options o;
   for (int i = 1; i < argc; ++i) {
@@ -232,6 +249,8 @@ options parse_options(int argc, char** argv) {
       o.quick = true;
     else if (a == "--markdown")
       o.markdown = next();
+    else if (a == "--statements")
+      o.statements = next();
     else if (a == "--only") {
       std::stringstream ss{next()};
       for (std::string s; std::getline(ss, s, ',');)

@@ -83,6 +83,10 @@ struct latency_set {
 /// The samples of the jobs `tracker` saw succeed.
 latency_set latency_samples(const job_tracker& tracker);
 
+/// Writes PostgreSQL's 15 statements that took the most time (calls, total
+/// and mean ms, rows, query) to `path`, from pg_stat_statements.
+void write_statements(const std::string& pg_url, const std::string& path);
+
 /// The command line of bench_runtime (see its usage comment).
 options parse_options(int argc, char** argv);
 

@@ -7,8 +7,10 @@
 // recorded in docs/benchmarks.md.
 //
 // Usage: bench_runtime --troupe PATH [--runs N] [--quick] [--markdown FILE]
-//        [--only NAME[,NAME...]]   (ceilings, throughput, metrics, latency,
-//                                   retry, exec)
+//        [--only NAME[,NAME...]]   (ceilings, idle, throughput,
+//                                   claim_first, metrics, latency, retry,
+//                                   exec, scheduler)
+//        [--statements FILE]       PostgreSQL's costliest statements
 #include <algorithm>
 #include <arpa/inet.h>
 #include <chrono>
@@ -35,6 +37,7 @@
 #include "bench/bench_node.hpp"
 #include "bench/bench_scheduler.hpp"
 #include "bench/ceilings.hpp"
+#include "bench/targets.hpp"
 #include "messages/errc.hpp"
 #include "runtime/cli/local_servers.hpp"
 #include "runtime/client/job_tracker.hpp"
@@ -182,12 +185,6 @@ public:
         .as<std::int64_t>();
   }
 
-  static std::int64_t wall_ms() {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-        .count();
-  }
-
   pqxx::connection& db() {
     if (!db_)
       db_ = std::make_unique<pqxx::connection>(pg_.url());
@@ -261,6 +258,8 @@ public:
         off.samples.push_back(drain_pipeline("tput", count, r, &cpu));
         cpu_off.samples.push_back(cpu);
       }
+      if (!wanted("claim_first"))
+        continue;
       speculate_ = false;
       start_node(true);
       claim_first.samples.push_back(drain_pipeline("tput", count, r, &cpu));
@@ -272,7 +271,8 @@ public:
                 fmt(on.median() / js_ceiling_, 2);
     for (auto* f : {&on, &cpu_on, &costs.pg_cpu, &costs.nats_cpu, &costs.wal,
                     &costs.rows, &claim_first, &rss})
-      out_.push_back(*f);
+      if (!f->samples.empty())
+        out_.push_back(*f);
     if (with_metrics_off) {
       off.note = "metrics cost: " +
                  fmt((off.median() - on.median()) / off.median() * 100, 1) +
@@ -390,18 +390,19 @@ public:
     figure one{"retry", "1-stage noop (reference)", "jobs/s", {}, ""};
     figure retry{
         "retry", "1 stage failing once, 10 ms backoff", "jobs/s", {}, ""};
+    figure cpu1{"retry", "node CPU per job, reference", "µs", {}, ""};
+    figure cpu2{"retry", "node CPU per job, failing once", "µs", {}, ""};
     start_node(true);
-    double cpu_one = 0, cpu_retry = 0; // node CPU per job, the last run
     for (int r = 0; r < o_.runs; ++r) {
-      one.samples.push_back(drain_pipeline("one", count, r, &cpu_one));
-      retry.samples.push_back(drain_pipeline("retry", count, r, &cpu_retry));
+      double c1 = 0, c2 = 0;
+      one.samples.push_back(drain_pipeline("one", count, r, &c1));
+      retry.samples.push_back(drain_pipeline("retry", count, r, &c2));
+      cpu1.samples.push_back(c1);
+      cpu2.samples.push_back(c2);
     }
     retry.note = "extra wall time per retried job (amortised): " +
-                 fmt((1 / retry.median() - 1 / one.median()) * 1000, 3) +
-                 " ms; node CPU per job " + fmt(cpu_retry, 0) + " vs " +
-                 fmt(cpu_one, 0) + " µs (last run)";
-    out_.push_back(one);
-    out_.push_back(retry);
+                 fmt((1 / retry.median() - 1 / one.median()) * 1000, 3) + " ms";
+    out_.insert(out_.end(), {one, retry, cpu1, cpu2});
   }
 
   void scheduler_path() {
@@ -421,21 +422,11 @@ public:
     ex.note = "about " + fmt(1000 / ex.median(), 2) +
               " ms of wall time per process (16 blocking threads)";
     out_.push_back(ex);
-  }
-
-  std::string table() const {
-    std::string t = "| scenario | measure | median | min | max | unit | note "
-                    "|\n|---|---|---:|---:|---:|---|---|\n";
-    for (auto& f : out_) {
-      int d = f.median() >= 100 ? 0 : 2;
-      t += "| " + f.scenario + " | " + f.what + " | " + fmt(f.median(), d) +
-           " | " + fmt(f.min(), d) + " | " + fmt(f.max(), d) + " | " + f.unit +
-           " | " + f.note + " |\n";
-    }
-    return t;
+    out_.push_back(spawn_ceiling(o_.runs, o_.quick));
   }
 
   const options& opts() const { return o_; }
+  std::string pg_url() const { return pg_.url(); }
   std::vector<figure>& results() { return out_; }
 
 private:
@@ -487,12 +478,18 @@ int run(const options& o) {
   };
   step("ceilings", [&] { b.ceilings(); });
   step("idle", [&] { b.idle_cpu(); });
-  step("throughput", [&] { b.throughput_and_metrics(b.wanted("metrics")); });
+  step("throughput", [&] {
+    b.throughput_and_metrics(b.wanted("metrics"));
+    if (!o.statements.empty())
+      write_statements(b.pg_url(), o.statements);
+  });
   step("latency", [&] { b.latency(); });
   step("retry", [&] { b.retry_path(); });
   step("exec", [&] { b.exec_path(); });
   step("scheduler", [&] { b.scheduler_path(); });
-  auto t = b.table();
+  auto t = figures_table(b.results()) +
+           "\nRound two's targets, from this run's figures:\n\n" +
+           targets_table(b.results());
   std::fputs(t.c_str(), stdout);
   if (!o.markdown.empty())
     std::ofstream{o.markdown} << t;

@@ -64,8 +64,12 @@ median=$(sed -n "$(( ($(wc -l <<<"$sorted") + 1) / 2 ))p" <<<"$sorted")
   echo '```'
   cat "$out/micro.txt"
   echo '```'
-  echo "<!-- bench:end -->"
 } > "$out/section.md"
+{
+  echo
+  python3 scripts/bench_compare.py docs/benchmarks.md "$out/section.md"
+  echo "<!-- bench:end -->"
+} >> "$out/section.md"
 python3 - "$out/section.md" docs/benchmarks.md <<'PY'
 import re, sys
 section = open(sys.argv[1]).read().rstrip() + "\n"
