@@ -154,6 +154,8 @@ nats_client::~nats_client() {
 
 void nats_client::close() {
   health_->closing = true;
+  prompt_.reset(); // its thread uses the connection
+
   if (js_) {
     jsCtx_Destroy(js_);
     js_ = nullptr;
@@ -247,6 +249,15 @@ caf::expected<std::int64_t> nats_client::rtt_us() const {
   if (auto s = natsConnection_GetRTT(conn_, &rtt); s != NATS_OK)
     return nats_error(s, "round trip");
   return rtt / 1000;
+}
+
+void nats_client::flush_soon() {
+  if (!conn_ || health_->closing)
+    return;
+  std::call_once(prompt_once_,
+                 [this] { prompt_ = std::make_unique<prompt_flusher>(conn_); });
+  if (prompt_)
+    prompt_->kick();
 }
 
 caf::error nats_client::publish(const std::string& subject,

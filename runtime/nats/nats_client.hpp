@@ -18,6 +18,8 @@
 #include <caf/expected.hpp>
 #include <nats/nats.h>
 
+#include "runtime/nats/prompt_flusher.hpp"
+
 #include "config/config.hpp"
 #include "runtime/common/redact.hpp"
 
@@ -193,6 +195,10 @@ public:
   /// Flushes buffered publishes (bounded wait).
   caf::error flush(std::int64_t timeout_ms = 2000);
 
+  /// Writes what is buffered soon, without waiting here nor for nats.c's
+  /// flusher tick: after a publish someone is waiting on (prompt_flusher).
+  void flush_soon();
+
   /// Creates or updates the jobs stream.
   caf::error ensure_stream(const nats_config& cfg);
 
@@ -219,6 +225,9 @@ private:
   std::mutex batch_mtx_;
   jsCtx* batch_js_ = nullptr;
   std::string inbox_prefix_ = "_INBOX";
+  /// Made on the first flush_soon(): most clients never need its thread.
+  std::once_flag prompt_once_;
+  std::unique_ptr<prompt_flusher> prompt_;
   std::shared_ptr<nats_health> health_ = std::make_shared<nats_health>();
 };
 

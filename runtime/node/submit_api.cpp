@@ -172,7 +172,9 @@ void respond(nats_client& nats, const std::string& reply,
              const std::string& body) {
   if (reply.empty())
     return;
-  nats.publish(reply, body);
+  // The client waits on this reply: it leaves now, not at the next tick.
+  if (!nats.publish(reply, body))
+    nats.flush_soon();
 }
 
 /// A key that names a job in the store: the same job again (`duplicate`),
@@ -315,7 +317,8 @@ void handle(const std::shared_ptr<submit_api::impl>& im,
                                                    describe(seq.error())));
     return;
   }
-  log_accepted(*im, *routed, *seq);
+  if (!std::getenv("LOGAFTER"))
+    log_accepted(*im, *routed, *seq);
   if (duplicate) {
     respond(*im->nats, reply, encode_submit_duplicate(routed->job_id));
     return;
@@ -324,6 +327,8 @@ void handle(const std::shared_ptr<submit_api::impl>& im,
   if (im->on_accepted)
     im->on_accepted(routed->pipeline);
   respond(*im->nats, reply, encode_submit_ok(routed->job_id));
+  if (std::getenv("LOGAFTER"))
+    log_accepted(*im, *routed, *seq);
 }
 
 void on_request(const std::weak_ptr<submit_api::impl>& weak,
