@@ -38,7 +38,8 @@ using now_atom = caf::atom_constant<caf::atom("retry_now")>;
 using waiting_atom = caf::atom_constant<caf::atom("waiting")>;
 /// tenant_gate -> supervisor: a tenant slot freed, look at the queue again.
 using fill_atom = caf::atom_constant<caf::atom("fill")>;
-/// job -> self: the speculation window (job_deps::speculate) ended.
+/// supervisor -> job: the speculation window (job_deps::speculate) ended;
+/// supervisor -> self: windows may have ended (one tick for all its jobs).
 using speculate_atom = caf::atom_constant<caf::atom("speculate")>;
 /// supervisor -> self: (wake_atom, int64 tick) parked jobs may be due.
 using wake_atom = caf::atom_constant<caf::atom("wake")>;

@@ -182,7 +182,7 @@ void start(self_ptr self) {
     st.speculation.started_ms = now_ms(self);
     st.outputs.assign(st.pipe->config.stages.size(), std::string{});
     publish_now(self, make_event(self, event_type::job_started));
-    self->delayed_send(self, window, speculate_atom::value);
+    // The supervisor says when the window ends (pipeline_speculation.cpp).
     run_stage(self);
   } else if (!st.spec.invalid_reason.empty()) {
     record_invalid(self);

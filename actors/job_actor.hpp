@@ -24,7 +24,9 @@
 // anything is written, keeping checkpoints, attempts and events in memory.
 // It ends when the last stage succeeds, a stage fails (unless its retry is
 // due inside the window: then the failed attempt is held too), a cancel
-// arrives or the window passes (then with a `running` write); from then on
+// arrives or the window passes (then with a `running` write; the
+// supervisor tells its jobs, with one timer for all of them, at most a
+// quarter of a window late: pipeline_speculation.cpp); from then on
 // the job is
 // taken as claimed at epoch 1 and its next write, whatever it is, is a
 // `create` carrying everything held (events are published after it, in the

@@ -28,6 +28,7 @@ void start_job(self_ptr self, job_entry entry) {
   if (entry.cancel)
     caf::anon_send(entry.actor, cancel_atom::value);
   st.by_actor[entry.actor.address()] = entry.spec.job_id;
+  watch_speculation(self, entry);
   auto id = entry.spec.job_id;
   st.running[id] = std::move(entry);
 }
@@ -361,6 +362,7 @@ pipeline_supervisor(self_ptr self, std::shared_ptr<const pipeline_def> pipe,
         auto id = res.job_id;
         finish(self, id, std::move(res));
       },
+      [self](speculate_atom) { end_due_speculations(self); },
       [self](wake_atom, std::int64_t tick) {
         // Only the tick for the earliest wake-up counts; one superseded by
         // an earlier park is dropped (its work was done or is scheduled).

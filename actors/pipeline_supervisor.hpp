@@ -61,7 +61,9 @@ using pipeline_supervisor_actor = caf::typed_actor<
     // A job actor's outcome.
     caf::reacts_to<job_result>,
     // Self: parked jobs may be due (the tick of the earliest wake-up).
-    caf::reacts_to<wake_atom, std::int64_t>>;
+    caf::reacts_to<wake_atom, std::int64_t>,
+    // Self: speculation windows may have ended (pipeline_speculation.cpp).
+    caf::reacts_to<speculate_atom>>;
 
 /// Spawns the supervisor of `pipe`.
 pipeline_supervisor_actor

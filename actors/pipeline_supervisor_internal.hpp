@@ -68,6 +68,12 @@ struct wake_up {
   bool operator>(const wake_up& x) const { return due > x.due; }
 };
 
+/// A fresh job's speculation window (job_deps::speculate) ends at `due`.
+struct speculation_end {
+  clock_type::time_point due;
+  caf::actor_addr job;
+};
+
 struct supervisor_state {
   std::shared_ptr<const pipeline_def> pipe;
   supervisor_deps deps;
@@ -80,6 +86,10 @@ struct supervisor_state {
   /// The earliest wake-up tick already scheduled (max: none).
   clock_type::time_point next_tick = clock_type::time_point::max();
   std::uint32_t next_park_seq = 0;
+  /// Jobs started fresh, oldest first: one window each, so also by `due`.
+  std::deque<speculation_end> speculating;
+  /// A speculate tick is scheduled.
+  bool speculation_tick = false;
   pipeline_stats stats;
 
   static inline const char* name = "pipeline_supervisor";
@@ -98,5 +108,12 @@ void wake(self_ptr self, decltype(supervisor_state::parked)::iterator i,
           bool cancel = false);
 /// Wakes the parked jobs that are due and schedules the next tick.
 void wake_due(self_ptr self);
+
+// pipeline_speculation.cpp
+/// Remembers when the speculation window of the fresh job just started
+/// ends, and schedules the tick that tells it.
+void watch_speculation(self_ptr self, const job_entry& entry);
+/// Tells the jobs whose window ended; schedules the next tick.
+void end_due_speculations(self_ptr self);
 
 } // namespace troupe::supervisor_detail
