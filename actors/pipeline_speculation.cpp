@@ -3,8 +3,12 @@
 //
 // A timer per job cost a fifth of the node's CPU per job in the durable
 // throughput benchmark (112 against 89 µs, docs/benchmarks.md, session
-// 19): CAF 0.17's clock wakes its thread for every delayed message, and
-// almost every window outlives its job. The supervisor keeps one queue
+// 19). Almost every window outlives its job, and CAF 0.17's clock holds a
+// strong reference to the receiver of a delayed message: each finished job
+// actor lived on for the window, and was probably destroyed on the clock's
+// thread when the timer fired. (Short retries, whose actors are still
+// alive when their timers fire, gained nothing from the same treatment;
+// measured and not kept.) The supervisor keeps one queue
 // instead: the jobs it started fresh, oldest first (every window of a
 // pipeline is as long, so the queue is ordered by its end), and one timer
 // for the oldest. A tick tells the jobs whose window ended and that still
