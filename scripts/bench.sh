@@ -56,8 +56,11 @@ median=$(sed -n "$(( ($(wc -l <<<"$sorted") + 1) / 2 ))p" <<<"$sorted")
   echo "- versions: $(nats-server --version 2>/dev/null | head -1), PostgreSQL $("$(ls -d /usr/lib/postgresql/15/bin)"/postgres --version | awk '{print $3}'), CAF $(dpkg-query -W -f='${Version}' libcaf-dev 2>/dev/null), nats.c $(dpkg-query -W -f='${Version}' libnats-dev 2>/dev/null), libpqxx $(dpkg-query -W -f='${Version}' libpqxx-dev 2>/dev/null)"
   echo "- command: \`RUNS=$RUNS scripts/bench.sh\` (nats-server, PostgreSQL and the node share the machine)"
   echo
-  cat "$out/runtime.md"
+  # The figures' table, the parked row at its end, then the targets table.
+  sed '/^Round two/,$d' "$out/runtime.md" | sed -e :a -e '/^\n*$/{$d;N;ba' -e '}'
   echo "| parked | RSS per job waiting for a 10-minute retry ($parked jobs, in-process) | $median | $(head -1 <<<"$sorted") | $(tail -1 <<<"$sorted") | KiB |  |"
+  echo
+  sed -n '/^Round two/,$p' "$out/runtime.md"
   echo
   echo "Micro benchmarks (Google Benchmark, \`build/bench/bench_micro\`):"
   echo
