@@ -10,6 +10,8 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev libtomlplusplus-dev libcli11-dev libcpp-httplib-dev
   libedit-dev python3 python3-prometheus-client procps openssl curl
+  # The node's allocator (docs/benchmarks.md, session 19).
+  libjemalloc-dev
   # scripts/sanitize.sh and scripts/fuzz.sh: clang with its sanitizer and
   # libFuzzer runtimes, and llvm for llvm-symbolizer (readable reports).
   clang libclang-rt-14-dev llvm

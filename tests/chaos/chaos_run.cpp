@@ -414,6 +414,10 @@ run_result run_chaos(const run_options& opts, std::ostream& log) {
     std::vector<char> buf(tmpl.begin(), tmpl.end());
     buf.push_back('\0');
     o.dir = mkdtemp(buf.data());
+  } else {
+    // --dir names where the run goes: made if missing (the stage scripts
+    // are written there first; without it every exec job dead-lettered).
+    std::filesystem::create_directories(o.dir);
   }
   runner r{o, log};
   return r.run();

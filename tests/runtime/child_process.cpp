@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <fstream>
 #include <sstream>
+#include <stdexcept>
 #include <thread>
 #include <unistd.h>
 
@@ -103,6 +104,11 @@ std::string read_file(const std::string& path) {
 void write_file(const std::string& path, const std::string& text) {
   std::ofstream out{path};
   out << text;
+  out.flush();
+  // A file a test meant to write and did not (a directory that does not
+  // exist) otherwise shows up much later as something else.
+  if (!out)
+    throw std::runtime_error("cannot write " + path);
 }
 
 int http_port_of(const child_process& node) {
