@@ -25,6 +25,9 @@
 #   TROUPE_CHAOS_NODE=path  the node binary under test (default: this
 #                 build's), e.g. build-asan/troupe after
 #                 `scripts/sanitize.sh asan-node`, to name a crash's cause
+#   TROUPE_CHAOS_FAKETIME_NODE=path  the binary of the node under
+#                 libfaketime (default: this build's troupe_glibc, the node
+#                 on glibc's malloc: jemalloc and libfaketime clash)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seeds=10 from=1 jobs=1500 seconds=60 extra=()

@@ -317,8 +317,7 @@ void handle(const std::shared_ptr<submit_api::impl>& im,
                                                    describe(seq.error())));
     return;
   }
-  if (!std::getenv("LOGAFTER"))
-    log_accepted(*im, *routed, *seq);
+  log_accepted(*im, *routed, *seq);
   if (duplicate) {
     respond(*im->nats, reply, encode_submit_duplicate(routed->job_id));
     return;
@@ -327,8 +326,6 @@ void handle(const std::shared_ptr<submit_api::impl>& im,
   if (im->on_accepted)
     im->on_accepted(routed->pipeline);
   respond(*im->nats, reply, encode_submit_ok(routed->job_id));
-  if (std::getenv("LOGAFTER"))
-    log_accepted(*im, *routed, *seq);
 }
 
 void on_request(const std::weak_ptr<submit_api::impl>& weak,

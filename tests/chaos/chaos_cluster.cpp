@@ -144,6 +144,17 @@ std::string node_binary() {
   return other && *other ? other : TROUPE_BINARY;
 }
 
+/// The node under libfaketime: the same code on glibc's malloc (jemalloc
+/// and libfaketime clash at start-up: runtime/CMakeLists.txt), unless
+/// TROUPE_CHAOS_FAKETIME_NODE or TROUPE_CHAOS_NODE names another build.
+std::string faketime_node_binary() {
+  const char* own = std::getenv("TROUPE_CHAOS_FAKETIME_NODE");
+  if (own && *own)
+    return own;
+  const char* other = std::getenv("TROUPE_CHAOS_NODE");
+  return other && *other ? other : TROUPE_GLIBC_BINARY;
+}
+
 } // namespace
 
 void chaos_cluster::restart_node(int i) {
@@ -157,8 +168,10 @@ void chaos_cluster::restart_node(int i) {
   }
   auto config = write_node_config(i);
   nodes_[i] = std::make_unique<test::child_process>(
-      std::vector<std::string>{node_binary(), "node", "--config", config,
-                               "--node-id", node_id(i)},
+      std::vector<std::string>{
+          i == node_count - 1 && faketime_ ? faketime_node_binary()
+                                           : node_binary(),
+          "node", "--config", config, "--node-id", node_id(i)},
       dir_ + "/" + node_id(i) + ".log", node_env(i));
 }
 

@@ -60,11 +60,13 @@ void write_file(const std::string& path, const std::string& text);
 #ifdef TROUPE_BINARY
 /// Starts `troupe node --config <config>` (with `--node-id <id>` unless
 /// empty), logging to `log`, and waits until it says it is ready.
+/// `binary`: TROUPE_GLIBC_BINARY for a node under libfaketime (jemalloc and
+/// libfaketime clash at start-up: runtime/CMakeLists.txt).
 inline std::unique_ptr<child_process>
 start_troupe_node(const std::string& config, const std::string& log,
-                  const std::string& id = {},
-                  std::vector<std::string> env = {}) {
-  std::vector<std::string> argv{TROUPE_BINARY, "node", "--config", config};
+                  const std::string& id = {}, std::vector<std::string> env = {},
+                  const std::string& binary = TROUPE_BINARY) {
+  std::vector<std::string> argv{binary, "node", "--config", config};
   if (!id.empty()) {
     argv.push_back("--node-id");
     argv.push_back(id);

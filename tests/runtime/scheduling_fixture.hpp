@@ -119,10 +119,11 @@ stages = [ { name = "work", kind = "sleep", duration = "10ms" } ]
 
   std::unique_ptr<child_process>
   start_node(const std::string& id, const std::string& config = "node.toml",
-             std::vector<std::string> env = {}) {
+             std::vector<std::string> env = {},
+             const std::string& binary = TROUPE_BINARY) {
     return start_troupe_node(servers_->dir() + "/" + config,
                              servers_->dir() + "/node-" + id + ".log", id,
-                             std::move(env));
+                             std::move(env), binary);
   }
 
   std::shared_ptr<nats_client> client() {

@@ -407,7 +407,8 @@ TEST_F(scheduling_test, AWaitIsCountedOnPostgresClockNotTheNodes) {
     GTEST_SKIP() << "libfaketime is not installed (scripts/bootstrap.sh)";
   auto node = start_node("skewed", "node.toml",
                          {std::string{"LD_PRELOAD="} + faketime,
-                          "FAKETIME=+3600", "DONT_FAKE_MONOTONIC=1"});
+                          "FAKETIME=+3600", "DONT_FAKE_MONOTONIC=1"},
+                         TROUPE_GLIBC_BINARY);
   // The node's clock is an hour ahead (its log says so), else this test
   // proves nothing.
   std::tm tm{};
