@@ -32,7 +32,9 @@ void schedule_tick(self_ptr self, clock_type::time_point now) {
   auto& st = self->state;
   if (st.speculation_tick || st.speculating.empty())
     return;
-  auto at = std::max(st.speculating.front().due, now + window_of(st) / 4);
+  // At least 1 ms apart, for windows shorter than 4 ms.
+  auto gap = std::max(window_of(st) / 4, duration_ms{1});
+  auto at = std::max(st.speculating.front().due, now + gap);
   st.speculation_tick = true;
   self->delayed_send(self, at - now, speculate_atom::value);
 }
@@ -48,6 +50,8 @@ void watch_speculation(self_ptr self, const job_entry& entry) {
   if (!entry.spec.fresh || window.count() <= 0)
     return;
   auto now = self->clock().now();
+  // A weak address: it keeps a finished actor's control block (not its
+  // state) until the entry goes, a window and a quarter at most.
   st.speculating.push_back({now + window, entry.actor.address()});
   schedule_tick(self, now);
 }

@@ -7,9 +7,9 @@
 // recorded in docs/benchmarks.md.
 //
 // Usage: bench_runtime --troupe PATH [--runs N] [--quick] [--markdown FILE]
-//        [--only NAME[,NAME...]]   (ceilings, idle, throughput,
-//                                   claim_first, metrics, latency, retry,
-//                                   exec, scheduler)
+//        [--only NAME[,NAME...]]   (ceilings, idle, throughput, metrics
+//                                   and claim_first (parts of throughput),
+//                                   latency, retry, exec, scheduler)
 //        [--statements FILE]       PostgreSQL's costliest statements
 #include <algorithm>
 #include <arpa/inet.h>

@@ -39,8 +39,10 @@ void prompt_flusher::run() {
     wanted_ = false;
     lock.unlock();
     auto started = std::chrono::steady_clock::now();
-    // Writes the buffer at once, then waits for the PONG. While
-    // disconnected it fails at once: nats.c sends the buffer on reconnect.
+    // Writes the buffer at once, then waits for the PONG. While nats.c
+    // reconnects, the PING waits in its pending buffer and this waits the
+    // whole second (only this thread: kicks meanwhile are one more flush,
+    // and a stop waits for it at most that long).
     natsConnection_FlushTimeout(conn_, 1000);
     auto next = started + min_gap_;
     if (next > std::chrono::steady_clock::now())
