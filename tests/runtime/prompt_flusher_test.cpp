@@ -35,6 +35,25 @@ protected:
     return f.flushes() >= n;
   }
 
+  /// A second client listening on `subject`, its interest known to the
+  /// server before this returns.
+  struct listener {
+    std::shared_ptr<nats_client> client;
+    nats_sync_subscription sub;
+  };
+  static listener listen(const std::string& subject) {
+    listener l{connect_client(servers_->nats_url()), {}};
+    EXPECT_TRUE(l.client);
+    if (!l.client)
+      return l;
+    auto sub = nats_sync_subscription::open(*l.client, subject);
+    EXPECT_TRUE(sub);
+    if (sub)
+      l.sub = std::move(*sub);
+    EXPECT_FALSE(l.client->flush());
+    return l;
+  }
+
   static test_servers* servers_;
 };
 
@@ -42,17 +61,14 @@ test_servers* prompt_flusher_test::servers_ = nullptr;
 
 TEST_F(prompt_flusher_test, AKickFlushesWhatWasPublished) {
   auto pub = connect_client(servers_->nats_url());
-  auto sub_client = connect_client(servers_->nats_url());
-  ASSERT_TRUE(pub && sub_client);
-  auto sub = nats_sync_subscription::open(*sub_client, "prompt.one");
-  ASSERT_TRUE(sub);
-  ASSERT_FALSE(sub_client->flush());
+  ASSERT_TRUE(pub);
+  auto l = listen("prompt.one");
   prompt_flusher f{pub->conn()};
   EXPECT_EQ(f.flushes(), 0u); // nothing asked, nothing sent
   ASSERT_FALSE(pub->publish("prompt.one", "reply"));
   f.kick();
   ASSERT_TRUE(flushed(f, 1));
-  auto got = sub->next(5000);
+  auto got = l.sub.next(5000);
   ASSERT_TRUE(got);
   EXPECT_EQ(got->data(), "reply");
 }
@@ -75,14 +91,11 @@ TEST_F(prompt_flusher_test, KicksDuringAFlushAreOneMoreFlushNotOneEach) {
 
 TEST_F(prompt_flusher_test, TheClientFlushesSoonAndClosesWithItsFlusher) {
   auto pub = connect_client(servers_->nats_url());
-  auto sub_client = connect_client(servers_->nats_url());
-  ASSERT_TRUE(pub && sub_client);
-  auto sub = nats_sync_subscription::open(*sub_client, "prompt.client");
-  ASSERT_TRUE(sub);
-  ASSERT_FALSE(sub_client->flush());
+  ASSERT_TRUE(pub);
+  auto l = listen("prompt.client");
   ASSERT_FALSE(pub->publish("prompt.client", "x"));
   pub->flush_soon();
-  ASSERT_TRUE(sub->next(5000));
+  ASSERT_TRUE(l.sub.next(5000));
   pub->close();
   pub->flush_soon(); // after close: nothing to flush, and no crash
 }
