@@ -196,6 +196,31 @@ caf::error step_down_consumer(nats_client& nats, const std::string& stream,
   return caf::none;
 }
 
+caf::error remake_consumer(nats_client& nats, const std::string& stream,
+                           const std::string& durable) {
+  jsConsumerInfo* ci = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  auto s = js_GetConsumerInfo(&ci, nats.js(), stream.c_str(), durable.c_str(),
+                              nullptr, &jerr);
+  if (s != NATS_OK)
+    return js_failure(s, "consumer info " + durable);
+  // The config read back is the one to add again (ci owns its strings).
+  s = js_DeleteConsumer(nats.js(), stream.c_str(), durable.c_str(), nullptr,
+                        &jerr);
+  if (s == NATS_OK) {
+    jsConsumerInfo* made = nullptr;
+    s = js_AddConsumer(&made, nats.js(), stream.c_str(), ci->Config, nullptr,
+                       &jerr);
+    if (made)
+      jsConsumerInfo_Destroy(made);
+  }
+  jsConsumerInfo_Destroy(ci);
+  if (s != NATS_OK)
+    return js_failure(s, "remake consumer " + durable + " (js error " +
+                             std::to_string(static_cast<int>(jerr)) + ")");
+  return caf::none;
+}
+
 caf::error delete_stored(nats_client& nats, const std::string& stream,
                          std::uint64_t seq) {
   jsErrCode jerr = static_cast<jsErrCode>(0);

@@ -71,6 +71,15 @@ stored_per_subject(nats_client& nats, const std::string& stream,
 caf::error step_down_consumer(nats_client& nats, const std::string& stream,
                               const std::string& durable);
 
+/// Deletes a consumer and adds it again under the same name and config. In
+/// a work-queue stream it then hands out every message the stream still
+/// holds on its subject, from the first: what nats-server 2.9.10 kept back
+/// after a replica reset (chaos seeds 4, 16, 19 of session 19: "0 pending"
+/// and a few "unacked" never delivered again, through leader moves). The
+/// messages its nodes hold are delivered again; PostgreSQL decides them.
+caf::error remake_consumer(nats_client& nats, const std::string& stream,
+                           const std::string& durable);
+
 /// Why the stream's replicas are not in step with its leader ("no
 /// leader", "s2 is 40 entries behind", ...), or "" when they are (or the
 /// stream has one replica). nats-server 2.9.10 resets a replica told to

@@ -239,6 +239,7 @@ void render_repairs(prometheus_text& p, const node_http_sources& src) {
     sample("lost_submission_republished", st.lost);
     sample("lost_queued_requeued", st.requeued);
     sample("stuck_consumer_moved", st.stuck_consumers);
+    sample("stuck_consumer_remade", st.remade_consumers);
     p.family("troupe_sweeper_deferred_total", "counter",
              "Sweeps that left stranded messages alone because the stream's "
              "replicas were out of step with its leader.");

@@ -130,6 +130,7 @@ stranded_sweeper::result stranded_sweeper::sweep_once() {
   stats_->lost += r.lost;
   stats_->requeued += r.requeued;
   stats_->stuck_consumers += r.stuck_consumers;
+  stats_->remade_consumers += r.remade_consumers;
   stats_->deferred += r.deferred.empty() ? 0 : 1;
   return r;
 }
@@ -359,12 +360,39 @@ void stranded_sweeper::watch_consumers(result& r) {
     if (!stuck_long_enough(l->consumer, ahead > pos.pending))
       continue;
     ++r.stuck_consumers;
-    if (auto err = step_down_consumer(*nats_, ncfg_.stream, l->consumer))
-      spdlog::warn("sweeper: consumer {} counts {} to hand out of the {} "
-                   "ahead of its delivered sequence; moving its leader "
-                   "failed: {}",
-                   l->consumer, pos.pending, ahead, describe(err));
+    mend_stuck(l->consumer, pos.pending, ahead, r);
   }
+}
+
+/// Moves a stuck consumer's leader; when two moves did not help, makes the
+/// consumer again: nats-server 2.9.10 was seen to keep a consumer's stale
+/// state through every leader move after a replica reset (chaos seeds 4,
+/// 16, 19 of session 19).
+void stranded_sweeper::mend_stuck(const std::string& consumer,
+                                  std::uint64_t pending, std::uint64_t ahead,
+                                  result& r) {
+  auto& moves = moves_[consumer];
+  if (moves >= 2) {
+    moves = 0;
+    if (auto err = remake_consumer(*nats_, ncfg_.stream, consumer)) {
+      spdlog::warn("sweeper: consumer {} stayed stuck through two leader "
+                   "moves; making it again failed: {}",
+                   consumer, describe(err));
+      return;
+    }
+    ++r.remade_consumers;
+    spdlog::warn("sweeper: consumer {} stayed stuck through two leader moves "
+                 "({} to hand out of the {} ahead); made again, it hands out "
+                 "every message the stream holds on its subject",
+                 consumer, pending, ahead);
+    return;
+  }
+  ++moves;
+  if (auto err = step_down_consumer(*nats_, ncfg_.stream, consumer))
+    spdlog::warn("sweeper: consumer {} counts {} to hand out of the {} "
+                 "ahead of its delivered sequence; moving its leader "
+                 "failed: {}",
+                 consumer, pending, ahead, describe(err));
 }
 
 /// True when `pipeline`'s consumer has been unaccounted in every sweep for
@@ -375,6 +403,7 @@ bool stranded_sweeper::stuck_long_enough(const std::string& consumer,
   auto now = std::chrono::steady_clock::now();
   if (!unaccounted) {
     stuck_since_.erase(consumer);
+    moves_.erase(consumer);
     return false;
   }
   auto since = stuck_since_.emplace(consumer, now).first;

@@ -263,3 +263,57 @@ TEST_F(StrandedSweeper, MessagesBehindTheConsumerAreNotAStuckConsumer) {
   EXPECT_EQ(r.stranded, 0);
   EXPECT_EQ(r.stuck_consumers, 0);
 }
+
+// What the sweeper does to a consumer still stuck after two leader moves
+// (chaos seeds 4, 16, 19 of session 19: "0 pending", a few "unacked" never
+// delivered again). Made again under the same name and config in a
+// work-queue stream, it hands out at once every message the stream holds:
+// the one handed out and never acked, without waiting for its ack_wait,
+// and the one never handed out; not the acked one.
+TEST_F(StrandedSweeper, AConsumerMadeAgainHandsOutWhatItHeldBack) {
+  nats_config wq = cfg;
+  wq.prefix = "wq";
+  wq.stream = "WQ";
+  wq.ack_wait = duration_ms{60000};
+  ASSERT_FALSE(nats->ensure_stream(wq));
+  ASSERT_FALSE(nats->ensure_consumer(wq, "p", 7));
+  for (std::string id : {"held-5", "acked-5", "never-5"})
+    ASSERT_TRUE(nats->js_publish("wq.jobs.p", id, id));
+  auto next = [&](bool ack) {
+    natsMsg* m = nullptr;
+    auto s = natsConnection_RequestString(
+        &m, nats->conn(), "$JS.API.CONSUMER.MSG.NEXT.WQ.troupe_p",
+        R"({"batch":1,"no_wait":true})", 2000);
+    std::string data;
+    if (s == NATS_OK && natsMsg_GetDataLength(m) > 0) {
+      data.assign(natsMsg_GetData(m), natsMsg_GetDataLength(m));
+      if (ack)
+        natsConnection_PublishString(nats->conn(), natsMsg_GetReply(m), "");
+    }
+    natsMsg_Destroy(m);
+    return data;
+  };
+  EXPECT_EQ(next(false), "held-5"); // handed out, never acked
+  EXPECT_EQ(next(true), "acked-5");
+  ASSERT_EQ(natsConnection_FlushTimeout(nats->conn(), 2000), NATS_OK);
+
+  ASSERT_FALSE(remake_consumer(*nats, "WQ", "troupe_p"));
+
+  auto pos = consumer_position_of(*nats, "WQ", "troupe_p");
+  ASSERT_TRUE(pos);
+  EXPECT_EQ(pos->pending, 2u);
+  EXPECT_EQ(pos->ack_pending, 0u);
+  // Well inside the 60 s ack_wait: the held one comes first, then the rest.
+  EXPECT_EQ(next(true), "held-5");
+  EXPECT_EQ(next(true), "never-5");
+  EXPECT_EQ(next(true), "");
+  // Its config is the one it had.
+  jsConsumerInfo* ci = nullptr;
+  ASSERT_EQ(
+      js_GetConsumerInfo(&ci, nats->js(), "WQ", "troupe_p", nullptr, nullptr),
+      NATS_OK);
+  EXPECT_EQ(ci->Config->MaxAckPending, 7);
+  EXPECT_EQ(ci->Config->AckWait, 60000LL * 1000000LL);
+  EXPECT_STREQ(ci->Config->FilterSubject, "wq.jobs.p");
+  jsConsumerInfo_Destroy(ci);
+}
