@@ -238,7 +238,7 @@ void render_repairs(prometheus_text& p, const node_http_sources& src) {
     sample("stranded_deleted", st.removed);
     sample("lost_submission_republished", st.lost);
     sample("lost_queued_requeued", st.requeued);
-    sample("stuck_consumer_moved", st.stuck_consumers);
+    sample("stuck_consumer_moved", st.stuck_consumers - st.remade_consumers);
     sample("stuck_consumer_remade", st.remade_consumers);
     p.family("troupe_sweeper_deferred_total", "counter",
              "Sweeps that left stranded messages alone because the stream's "

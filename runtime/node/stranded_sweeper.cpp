@@ -78,8 +78,9 @@ void stranded_sweeper::loop() {
     last_deferred_ = r.deferred;
     if (r.stuck_consumers > 0)
       spdlog::warn("sweeper: {} consumer(s) stopped handing out messages the "
-                   "stream holds; their leadership was moved",
-                   r.stuck_consumers);
+                   "stream holds; {} moved to another leader, {} made again",
+                   r.stuck_consumers, r.stuck_consumers - r.remade_consumers,
+                   r.remade_consumers);
     if (r.lost > 0 || r.requeued > 0)
       spdlog::warn("sweeper: the broker lost the messages of {} accepted "
                    "submission(s), published again, and of {} queued "
@@ -357,37 +358,48 @@ void stranded_sweeper::watch_consumers(result& r) {
       continue;
     auto stored = std::min((*before)[l->subject], (*after)[l->subject]);
     auto ahead = stored > walked->second ? stored - walked->second : 0;
-    if (!stuck_long_enough(l->consumer, ahead > pos.pending))
+    auto act = stuck_mend(l->consumer, ahead > pos.pending);
+    if (act == mend::none)
       continue;
     ++r.stuck_consumers;
-    mend_stuck(l->consumer, pos.pending, ahead, r);
+    if (act == mend::move)
+      move_leader(l->consumer, pos.pending, ahead);
+    else if (remake(l->consumer, pos.pending, ahead))
+      ++r.remade_consumers;
   }
 }
 
-/// Moves a stuck consumer's leader; when two moves did not help, makes the
-/// consumer again: nats-server 2.9.10 was seen to keep a consumer's stale
-/// state through every leader move after a replica reset (chaos seeds 4,
-/// 16, 19 of session 19).
-void stranded_sweeper::mend_stuck(const std::string& consumer,
-                                  std::uint64_t pending, std::uint64_t ahead,
-                                  result& r) {
-  auto& moves = moves_[consumer];
-  if (moves >= 2) {
-    moves = 0;
-    if (auto err = remake_consumer(*nats_, ncfg_.stream, consumer)) {
-      spdlog::warn("sweeper: consumer {} stayed stuck through two leader "
-                   "moves; making it again failed: {}",
-                   consumer, describe(err));
-      return;
-    }
-    ++r.remade_consumers;
-    spdlog::warn("sweeper: consumer {} stayed stuck through two leader moves "
-                 "({} to hand out of the {} ahead); made again, it hands out "
-                 "every message the stream holds on its subject",
-                 consumer, pending, ahead);
-    return;
+/// What to do about `consumer`: nothing until it has been unaccounted in
+/// every sweep for min_age; then move its leader; still unaccounted
+/// min_age after that, make it again: nats-server 2.9.10 was seen to keep
+/// a consumer's stale state through every leader move after a replica
+/// reset (chaos seeds 4, 16, 19 of session 19). Each is done at most once
+/// per min_age.
+stranded_sweeper::mend stranded_sweeper::stuck_mend(const std::string& consumer,
+                                                    bool unaccounted) {
+  auto now = std::chrono::steady_clock::now();
+  if (!unaccounted) {
+    stuck_since_.erase(consumer);
+    moved_at_.erase(consumer);
+    return mend::none;
   }
-  ++moves;
+  auto since = stuck_since_.emplace(consumer, now).first->second;
+  if (now - since < min_age_)
+    return mend::none;
+  auto moved = moved_at_.find(consumer);
+  if (moved == moved_at_.end()) {
+    moved_at_.emplace(consumer, now);
+    return mend::move;
+  }
+  if (now - moved->second < min_age_)
+    return mend::none;
+  stuck_since_.erase(consumer); // made again: it starts over
+  moved_at_.erase(moved);
+  return mend::remake;
+}
+
+void stranded_sweeper::move_leader(const std::string& consumer,
+                                   std::uint64_t pending, std::uint64_t ahead) {
   if (auto err = step_down_consumer(*nats_, ncfg_.stream, consumer))
     spdlog::warn("sweeper: consumer {} counts {} to hand out of the {} "
                  "ahead of its delivered sequence; moving its leader "
@@ -395,21 +407,18 @@ void stranded_sweeper::mend_stuck(const std::string& consumer,
                  consumer, pending, ahead, describe(err));
 }
 
-/// True when `pipeline`'s consumer has been unaccounted in every sweep for
-/// min_age (then the clock starts again, so that it is moved at most once
-/// per min_age).
-bool stranded_sweeper::stuck_long_enough(const std::string& consumer,
-                                         bool unaccounted) {
-  auto now = std::chrono::steady_clock::now();
-  if (!unaccounted) {
-    stuck_since_.erase(consumer);
-    moves_.erase(consumer);
+bool stranded_sweeper::remake(const std::string& consumer,
+                              std::uint64_t pending, std::uint64_t ahead) {
+  if (auto err = remake_consumer(*nats_, ncfg_.stream, consumer)) {
+    spdlog::warn("sweeper: consumer {} stayed stuck after its leader moved; "
+                 "making it again failed: {}",
+                 consumer, describe(err));
     return false;
   }
-  auto since = stuck_since_.emplace(consumer, now).first;
-  if (now - since->second < min_age_)
-    return false;
-  since->second = now;
+  spdlog::warn("sweeper: consumer {} stayed stuck after its leader moved ({} "
+               "to hand out of the {} ahead); made again, it hands out every "
+               "message the stream holds on its subject",
+               consumer, pending, ahead);
   return true;
 }
 

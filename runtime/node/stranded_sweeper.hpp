@@ -27,7 +27,7 @@
 // subject beyond its delivered sequence, in every sweep for min_age, has
 // its leadership moved to another replica: 2.9.10 was seen (chaos seed 1) to
 // stop handing out hundreds of stored messages, with "0 pending", until
-// its servers restarted. Still stuck after two moves, it is made again
+// its servers restarted. Still stuck min_age after that, it is made again
 // (remake_consumer): it then hands out every message still stored.
 // One node at a time sweeps (a PostgreSQL advisory lock); every node tries
 // every `nats.stranded_sweep`.
@@ -70,8 +70,8 @@ public:
     int removed = 0;  ///< deleted as garbage
     int lost = 0;     ///< submissions whose message was gone, published again
     int requeued = 0; ///< queued jobs whose message was gone, to the scheduler
-    int stuck_consumers = 0;    ///< consumers found stuck (leader moved)
-    int remade_consumers = 0;   ///< stuck through two moves: made again
+    int stuck_consumers = 0;    ///< consumers found stuck (moved or remade)
+    int remade_consumers = 0;   ///< still stuck after a move: made again
     std::int64_t forgotten = 0; ///< logged submissions whose job has a row
     /// Why stranded messages were left alone in this sweep (the stream's
     /// replicas not in step, or unreadable), "" when they were swept.
@@ -124,9 +124,12 @@ private:
   using positions = std::map<std::string, std::uint64_t>;
   void sweep_lost(result& r);
   void watch_consumers(result& r);
-  bool stuck_long_enough(const std::string& consumer, bool unaccounted);
-  void mend_stuck(const std::string& consumer, std::uint64_t pending,
-                  std::uint64_t ahead, result& r);
+  enum class mend { none, move, remake };
+  mend stuck_mend(const std::string& consumer, bool unaccounted);
+  void move_leader(const std::string& consumer, std::uint64_t pending,
+                   std::uint64_t ahead);
+  bool remake(const std::string& consumer, std::uint64_t pending,
+              std::uint64_t ahead);
   void sweep_submissions(std::uint64_t last_seq, positions& delivered,
                          result& r);
   void sweep_queued(std::uint64_t last_seq, positions& delivered, result& r);
@@ -156,8 +159,8 @@ private:
   /// Pipelines whose consumer counts fewer messages to hand out than the stream
   /// holds on its subject, since when.
   std::map<std::string, std::chrono::steady_clock::time_point> stuck_since_;
-  /// Leader moves of each stuck consumer since it was last found moving.
-  std::map<std::string, int> moves_;
+  /// When this node moved the leader of each consumer still stuck.
+  std::map<std::string, std::chrono::steady_clock::time_point> moved_at_;
   /// Stored messages of each pipeline up to its consumer's delivered
   /// sequence, counted by this sweep's walk (absent: not walked through).
   std::map<std::string, std::uint64_t> walked_;

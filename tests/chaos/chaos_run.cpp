@@ -351,8 +351,12 @@ void runner::settle_phase() {
 }
 
 void runner::drain_stream() {
-  // Acks follow commits asynchronously: give the last ones a moment.
-  auto deadline = steady::now() + 30s;
+  // Acks follow commits asynchronously: give the last ones a moment. And
+  // a consumer the broker left stuck is mended by the sweeper in two
+  // min_age steps (move its leader, then make it again: 2 x 20 s with the
+  // cluster's windows), which may start only as the jobs settle.
+  constexpr auto drain_bound = 60s;
+  auto deadline = steady::now() + drain_bound;
   while (steady::now() < deadline &&
          stream_leftovers(*nats_, pipeline_names()) != 0)
     std::this_thread::sleep_for(250ms);
