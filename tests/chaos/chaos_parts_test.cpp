@@ -271,3 +271,38 @@ TEST(BrokerDivergence, TheEarliestSignAcrossTheServersLogsIsNamed) {
             "s3 2026/12/04 20:41:00.000000 ");
   std::filesystem::remove_all(dir);
 }
+
+// -- side effects run again --
+
+// A run that killed its own node before the checkpoint explains the next
+// run whenever it comes (seed 19, session 19: 40 s later, behind a stalled
+// stream); it explains one re-run, of that key, after that node's run. A
+// re-run with neither a kill nor a fault window before it is a violation.
+TEST(Verdict, AStageThatKilledItsNodeExplainsItsNextRunWheneverItComes) {
+  char tmpl[] = "/tmp/troupe-effects-XXXXXX";
+  std::string dir = mkdtemp(tmpl);
+  std::ofstream{dir + "/effects"} << "fx-1-1:a 1 n1 1000\n"
+                                     "fx-1-1:a 1 n3 90000\n"
+                                     "fx-1-1:a 1 n2 95000\n"
+                                     "fx-1-2:a 1 n2 1000\n"
+                                     "fx-1-2:a 1 n2 90000\n";
+  std::ofstream{dir + "/killed-by-77"} << "armed\nfx-1-1:a n1\n";
+  verdict_input in;
+  in.dir = dir;
+  in.effects_file = dir + "/effects";
+  verdict v;
+  judge_effects(in, v);
+  EXPECT_EQ(v.effects, 5);
+  EXPECT_EQ(v.reruns, 3);
+  ASSERT_EQ(v.violations.size(), 2u);
+  EXPECT_NE(v.violations[0].find("fx-1-1:a ran again at 95000"),
+            std::string::npos);
+  EXPECT_NE(v.violations[1].find("fx-1-2:a ran again at 90000"),
+            std::string::npos);
+  // A fault on n2 that ended within 20 s before explains fx-1-2's.
+  in.faults.push_back({"kill_one n2", 500, 80000, 1, false});
+  verdict w;
+  judge_effects(in, w);
+  EXPECT_EQ(w.violations.size(), 1u);
+  std::filesystem::remove_all(dir);
+}

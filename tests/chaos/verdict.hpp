@@ -83,6 +83,11 @@ std::int64_t stream_leftovers(nats_client& nats,
 /// broker's replicas apart ("s2 20:42:56.853: ... stream store EOF"), or "".
 std::string broker_divergence(const std::string& dir);
 
+/// Judges the side effects: each re-run must follow a run that killed its
+/// own node (`killed-by-<pid>` under `in.dir`), or fall inside the window
+/// of a fault that hit the node of the run before it.
+void judge_effects(const verdict_input& in, verdict& v);
+
 /// Judges the run.
 verdict judge(const verdict_input& in, nats_client& nats);
 

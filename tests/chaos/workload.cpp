@@ -28,6 +28,7 @@ constexpr const char* effect_sh = R"SH(
 [ -n "$key" ] && [ -n "$attempt" ] || { echo "unreadable input" >&2; exit 65; }
 printf '%s %s %s %s\n' "$key" "$attempt" "$CHAOS_NODE" "$(date +%s%3N)" >> "$CHAOS_DIR/effects"
 if mv "$CHAOS_DIR/kill-after-effect" "$CHAOS_DIR/killed-by-$$" 2>/dev/null; then
+  printf '%s %s\n' "$key" "$CHAOS_NODE" >> "$CHAOS_DIR/killed-by-$$"
   kill -9 "$PPID"
   sleep 5
 fi
