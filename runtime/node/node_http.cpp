@@ -234,12 +234,12 @@ void render_repairs(prometheus_text& p, const node_http_sources& src) {
       p.sample("troupe_sweeper_repairs_total", {{"repair", what}},
                static_cast<double>(n));
     };
-    sample("stranded_republished", st.redriven);
-    sample("stranded_deleted", st.removed);
+    sample("stranded_to_run", st.stranded_to_run);
+    sample("stranded_ended", st.stranded_ended);
     sample("lost_submission_republished", st.lost);
     sample("lost_queued_requeued", st.requeued);
-    sample("stuck_consumer_moved", st.stuck_consumers - st.remade_consumers);
-    sample("stuck_consumer_remade", st.remade_consumers);
+    sample("stuck_consumer_moved", st.stuck_consumers);
+    sample("consumer_remade", st.remade_consumers);
     p.family("troupe_sweeper_deferred_total", "counter",
              "Sweeps that left stranded messages alone because the stream's "
              "replicas were out of step with its leader.");

@@ -76,23 +76,26 @@ void stranded_sweeper::loop() {
     if (r.deferred != last_deferred_)
       log_deferral(r.deferred);
     last_deferred_ = r.deferred;
-    if (r.stuck_consumers > 0)
-      spdlog::warn("sweeper: {} consumer(s) stopped handing out messages the "
-                   "stream holds; {} moved to another leader, {} made again",
-                   r.stuck_consumers, r.stuck_consumers - r.remade_consumers,
-                   r.remade_consumers);
-    if (r.lost > 0 || r.requeued > 0)
-      spdlog::warn("sweeper: the broker lost the messages of {} accepted "
-                   "submission(s), published again, and of {} queued "
-                   "job(s), handed to the scheduler",
-                   r.lost, r.requeued);
-    if (r.stranded > 0)
-      spdlog::warn("sweeper: {} message(s) the broker stopped tracking: {} "
-                   "published again, {} deleted (their jobs had ended or "
-                   "wait in the store)",
-                   r.stranded, r.redriven, r.removed);
+    log_result(r);
     lock.lock();
   }
+}
+
+void stranded_sweeper::log_result(const result& r) {
+  if (r.stuck_consumers > 0)
+    spdlog::warn("sweeper: {} consumer(s) stopped handing out messages the "
+                 "stream holds: their leader moved",
+                 r.stuck_consumers);
+  if (r.lost > 0 || r.requeued > 0)
+    spdlog::warn("sweeper: the broker lost the messages of {} accepted "
+                 "submission(s), published again, and of {} queued "
+                 "job(s), handed to the scheduler",
+                 r.lost, r.requeued);
+  if (r.stranded > 0)
+    spdlog::warn("sweeper: {} message(s) the broker stopped tracking ({} of "
+                 "jobs that must run, {} of jobs that ended or wait in the "
+                 "store)",
+                 r.stranded, r.stranded_to_run, r.stranded_ended);
 }
 
 /// Every node writes the submissions its API kept while PostgreSQL was
@@ -122,12 +125,15 @@ stranded_sweeper::result stranded_sweeper::sweep_once() {
   auto locked = store_.try_lock();
   if (!locked || !*locked)
     return r;
-  sweep_pipelines(r);
+  // Lost messages first: a consumer made again by the walk starts from
+  // the first stored message, and a message is looked for only once its
+  // consumer has passed it.
   sweep_lost(r);
+  sweep_pipelines(r);
   watch_consumers(r);
   store_.unlock();
-  stats_->redriven += r.redriven;
-  stats_->removed += r.removed;
+  stats_->stranded_to_run += r.stranded_to_run;
+  stats_->stranded_ended += r.stranded_ended;
   stats_->lost += r.lost;
   stats_->requeued += r.requeued;
   stats_->stuck_consumers += r.stuck_consumers;
@@ -167,6 +173,8 @@ void stranded_sweeper::sweep_pipeline(const lane& l, result& r) {
   // pending deliveries (chaos seed 1: 28 messages above the ack floor,
   // none pending). The store tells which.
   std::uint64_t seq = 1, walked = 0;
+  std::vector<std::uint64_t> seen;
+  int stranded = 0;
   while (seq <= pos->delivered) {
     auto m = next_stored(*nats_, ncfg_.stream, seq, l.subject);
     if (!m)
@@ -175,30 +183,45 @@ void stranded_sweeper::sweep_pipeline(const lane& l, result& r) {
       break;
     seq = (*m)->seq + 1;
     ++walked;
-    if (!(*m)->subject.empty())
-      settle(**m, l.pipeline, r);
+    seen.push_back((*m)->seq);
+    if (!(*m)->subject.empty() && stranded_now(**m, l.pipeline, r))
+      ++stranded;
   }
   walked_[l.consumer] = walked;
+  if (stranded > 0 &&
+      remake(l.consumer, "it stopped tracking " + std::to_string(stranded) +
+                             " message(s) it handed out")) {
+    ++r.remade_consumers;
+    // Handed out again: each is a new delivery, judged afresh.
+    for (auto s : seen)
+      seen_now_.erase(s);
+  }
 }
 
-void stranded_sweeper::settle(const stored_message& m,
-                              const std::string& pipeline, result& r) {
+/// Whether `m` is stranded: behind its consumer in every sweep for
+/// min_age, and its job held by no node. Its job ended or waits in the
+/// store (the delivery is then acked as stale), or must run; either way
+/// the consumer made again hands it out and a node decides it, as any
+/// delivery. Deleting or publishing it again is what the sweeper did
+/// until session 20: nats-server 2.9.10 reset two of three replicas 30 ms
+/// after such a deletion (chaos seed 25) and 0.7 s after one (session 18,
+/// seed 1), and a consumer made again needs neither.
+bool stranded_sweeper::stranded_now(const stored_message& m,
+                                    const std::string& pipeline, result& r) {
   auto age = std::chrono::milliseconds{now_ms() - m.published_ms};
   if (!seen_long_enough(m.seq) || age < min_age_)
-    return;
+    return false;
   auto spec = decode_delivery(m.fields, pipeline, limits_, now_ms(), nullptr);
   auto standing = store_.standing_of(spec.job_id);
   if (!standing || *standing == job_standing::held)
-    return;
+    return false;
   ++r.stranded;
   if (*standing == job_standing::terminal ||
-      *standing == job_standing::in_store) {
-    if (!delete_stored(*nats_, ncfg_.stream, m.seq))
-      ++r.removed;
-    return;
-  }
-  if (redrive(m, spec.job_id) && !delete_stored(*nats_, ncfg_.stream, m.seq))
-    ++r.redriven;
+      *standing == job_standing::in_store)
+    ++r.stranded_ended;
+  else
+    ++r.stranded_to_run;
+  return true;
 }
 
 /// Notes that `seq` is behind its consumer in this sweep; true once it has
@@ -209,29 +232,6 @@ bool stranded_sweeper::seen_long_enough(std::uint64_t seq) {
   auto since = first == sighted_.end() ? now : first->second;
   seen_now_[seq] = since;
   return now - since >= min_age_;
-}
-
-/// Publishes the message again as it was; a message without an id of its
-/// own gets the id its job was named by (`js-<seq>-<ms>`), so that the job
-/// keeps its name.
-bool stranded_sweeper::redrive(const stored_message& m,
-                               const std::string& job_id) {
-  auto id = m.fields.msg_id;
-  if (id.empty())
-    id = job_id;
-  std::vector<std::pair<std::string, std::string>> headers;
-  std::copy_if(m.headers.begin(), m.headers.end(), std::back_inserter(headers),
-               [](auto& h) { return h.first != "Nats-Msg-Id"; });
-  bool duplicate = false;
-  auto seq = nats_->js_publish_headers(m.subject, m.data, id, headers, 5000,
-                                       &duplicate);
-  if (!seq || duplicate)
-    return false;
-  // The job's record of where its message is: this one now.
-  if (log_)
-    (void)log_->republished(job_id, *seq);
-  (void)store_.moved(job_id, m.seq, *seq);
-  return true;
 }
 
 } // namespace troupe
@@ -361,11 +361,15 @@ void stranded_sweeper::watch_consumers(result& r) {
     auto act = stuck_mend(l->consumer, ahead > pos.pending);
     if (act == mend::none)
       continue;
-    ++r.stuck_consumers;
-    if (act == mend::move)
+    if (act == mend::move) {
+      ++r.stuck_consumers;
       move_leader(l->consumer, pos.pending, ahead);
-    else if (remake(l->consumer, pos.pending, ahead))
+    } else if (remake(l->consumer,
+                      "it still counts " + std::to_string(pos.pending) +
+                          " to hand out of the " + std::to_string(ahead) +
+                          " ahead after its leader moved")) {
       ++r.remade_consumers;
+    }
   }
 }
 
@@ -407,18 +411,25 @@ void stranded_sweeper::move_leader(const std::string& consumer,
                  consumer, pending, ahead, describe(err));
 }
 
+/// Makes `consumer` again (remake_consumer), at most once per min_age:
+/// a consumer made again hands out every message it held back, and a new
+/// delivery needs time to be taken and acked.
 bool stranded_sweeper::remake(const std::string& consumer,
-                              std::uint64_t pending, std::uint64_t ahead) {
+                              const std::string& why) {
+  auto now = std::chrono::steady_clock::now();
+  auto last = remade_at_.find(consumer);
+  if (last != remade_at_.end() && now - last->second < min_age_)
+    return false;
+  remade_at_[consumer] = now;
   if (auto err = remake_consumer(*nats_, ncfg_.stream, consumer)) {
-    spdlog::warn("sweeper: consumer {} stayed stuck after its leader moved; "
-                 "making it again failed: {}",
-                 consumer, describe(err));
+    spdlog::warn("sweeper: consumer {} is made again because {}; that "
+                 "failed: {}",
+                 consumer, why, describe(err));
     return false;
   }
-  spdlog::warn("sweeper: consumer {} stayed stuck after its leader moved ({} "
-               "to hand out of the {} ahead); made again, it hands out every "
-               "message the stream holds on its subject",
-               consumer, pending, ahead);
+  spdlog::warn("sweeper: consumer {} made again because {}: it hands out "
+               "every message the stream holds on its subject",
+               consumer, why);
   return true;
 }
 

@@ -9,13 +9,14 @@
 // delivered sequence, in every sweep for at least the duplicate window +
 // ack_wait + 5 s (its age since publication says nothing: in a backlog a
 // message is handed out long after it was published, and a node may be
-// about to claim it), is looked at; PostgreSQL decides what it is worth:
-// - the job ended, or waits in the store: the message is garbage, deleted;
-// - a node holds the job under a live lease: left alone;
-// - no row, or queued, or its lease lapsed: published again, the same
-//   headers and body under the same message id (it is older than the
-//   duplicate window, so the stream takes it), then the stranded copy is
-//   deleted.
+// about to claim it), is stranded unless a node holds its job under a live
+// lease (PostgreSQL tells). A lane with stranded messages has its consumer
+// made again (remake_consumer, at most once per min_age): in a work-queue
+// stream the new consumer hands out every message still stored, and the
+// nodes decide each as any delivery (a job that ended or waits in the
+// store acks it as stale; one that must run runs). Nothing is deleted or
+// published again: nats-server 2.9.10 reset two of three replicas right
+// after the sweeper's deletions (chaos, sessions 18 and 20).
 // The sweeper also reads the submit API's log (runtime/pg/submission_log.hpp):
 // a submission older than that whose job has no row, and whose message the
 // consumer has passed (or the stream no longer reaches), is looked for in
@@ -53,8 +54,8 @@ namespace troupe {
 
 /// What the sweeps of this node did, since start (for /metrics).
 struct sweeper_stats {
-  std::atomic<std::int64_t> redriven{0};
-  std::atomic<std::int64_t> removed{0};
+  std::atomic<std::int64_t> stranded_to_run{0};
+  std::atomic<std::int64_t> stranded_ended{0};
   std::atomic<std::int64_t> lost{0};
   std::atomic<std::int64_t> requeued{0};
   std::atomic<std::int64_t> stuck_consumers{0};
@@ -65,9 +66,9 @@ struct sweeper_stats {
 class stranded_sweeper {
 public:
   struct result {
-    int stranded = 0; ///< handed out long ago, its job not held
-    int redriven = 0; ///< published again
-    int removed = 0;  ///< deleted as garbage
+    int stranded = 0;        ///< handed out long ago, its job not held
+    int stranded_to_run = 0; ///< of them: jobs that must run
+    int stranded_ended = 0;  ///< of them: jobs ended or waiting in the store
     int lost = 0;     ///< submissions whose message was gone, published again
     int requeued = 0; ///< queued jobs whose message was gone, to the scheduler
     int stuck_consumers = 0;    ///< consumers found stuck (moved or remade)
@@ -117,9 +118,10 @@ private:
   static void log_deferral(const std::string& why);
   void flush_kept_submissions();
   void sweep_pipeline(const lane& l, result& r);
-  void settle(const stored_message& m, const std::string& pipeline, result& r);
+  bool stranded_now(const stored_message& m, const std::string& pipeline,
+                    result& r);
+  static void log_result(const result& r);
   bool seen_long_enough(std::uint64_t seq);
-  bool redrive(const stored_message& m, const std::string& job_id);
   /// Consumers' delivered sequences, per consumer, read once a sweep.
   using positions = std::map<std::string, std::uint64_t>;
   void sweep_lost(result& r);
@@ -128,8 +130,7 @@ private:
   mend stuck_mend(const std::string& consumer, bool unaccounted);
   void move_leader(const std::string& consumer, std::uint64_t pending,
                    std::uint64_t ahead);
-  bool remake(const std::string& consumer, std::uint64_t pending,
-              std::uint64_t ahead);
+  bool remake(const std::string& consumer, const std::string& why);
   void sweep_submissions(std::uint64_t last_seq, positions& delivered,
                          result& r);
   void sweep_queued(std::uint64_t last_seq, positions& delivered, result& r);
@@ -161,6 +162,8 @@ private:
   std::map<std::string, std::chrono::steady_clock::time_point> stuck_since_;
   /// When this node moved the leader of each consumer still stuck.
   std::map<std::string, std::chrono::steady_clock::time_point> moved_at_;
+  /// When this node last made each consumer again.
+  std::map<std::string, std::chrono::steady_clock::time_point> remade_at_;
   /// Stored messages of each pipeline up to its consumer's delivered
   /// sequence, counted by this sweep's walk (absent: not walked through).
   std::map<std::string, std::uint64_t> walked_;

@@ -93,19 +93,6 @@ stranded_store::long_queued(std::int64_t min_age_ms, int limit) {
   });
 }
 
-caf::error stranded_store::moved(const std::string& job_id,
-                                 std::uint64_t from_seq, std::uint64_t seq) {
-  auto r = impl_->conn.run("noting a message's place", [&](auto& c) {
-    pqxx::nontransaction n{c};
-    n.exec_params("update jobs set stream_seq = $3 where job_id = $1 and "
-                  "stream_seq = $2 and state = 'queued'",
-                  job_id, static_cast<std::int64_t>(from_seq),
-                  static_cast<std::int64_t>(seq));
-    return true;
-  });
-  return r ? caf::none : r.error();
-}
-
 caf::expected<bool> stranded_store::requeue(const queued_job& j) {
   return impl_->conn.run("requeueing a job", [&](pqxx::connection& c) {
     pqxx::work w{c};

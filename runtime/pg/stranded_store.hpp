@@ -53,10 +53,6 @@ public:
   /// they publish it as a new generation). False if it moved meanwhile.
   caf::expected<bool> requeue(const queued_job& j);
 
-  /// A queued job's message was published again as `seq`.
-  caf::error moved(const std::string& job_id, std::uint64_t from_seq,
-                   std::uint64_t seq);
-
 private:
   struct impl;
   std::unique_ptr<impl> impl_;
