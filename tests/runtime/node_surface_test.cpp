@@ -195,6 +195,8 @@ TEST_F(durable_path_test, HttpServesHealthReadinessAndValidMetrics) {
                     "republished\"} 0",
                     "troupe_sweeper_repairs_total{repair=\"stuck_consumer_"
                     "moved\"} 0",
+                    "troupe_sweeper_repairs_total{repair=\"consumer_"
+                    "remade\"} 0",
                     "troupe_submissions_unlogged_total 0"})
     EXPECT_NE(metrics->body.find(line), std::string::npos) << line;
   node->signal(SIGTERM);
