@@ -40,6 +40,8 @@ struct consumer_position {
   /// Messages it has still to hand out, and handed out but not acked.
   std::uint64_t pending = 0;
   std::uint64_t ack_pending = 0;
+  /// When the broker made it (its clock, ms since the epoch).
+  std::int64_t created_ms = 0;
 };
 
 caf::expected<consumer_position>

@@ -159,6 +159,9 @@ void stranded_sweeper::sweep_pipelines(result& r) {
     seen_now_.insert(sighted_.begin(), sighted_.end());
   sighted_ = std::move(seen_now_);
   seen_now_.clear();
+  for (auto seq : forget_)
+    sighted_.erase(seq);
+  forget_.clear();
 }
 
 void stranded_sweeper::sweep_pipeline(const lane& l, result& r) {
@@ -172,6 +175,9 @@ void stranded_sweeper::sweep_pipeline(const lane& l, result& r) {
   // after ack_wait) or lost: the broker's bookkeeping was seen to drop
   // pending deliveries (chaos seed 1: 28 messages above the ack floor,
   // none pending). The store tells which.
+  // A consumer made again less than min_age ago (by any node) is handing
+  // out again what it holds: nothing behind it is stranded yet.
+  bool judged = now_ms() - pos->created_ms >= min_age_.count();
   std::uint64_t seq = 1, walked = 0;
   std::vector<std::uint64_t> seen;
   int stranded = 0;
@@ -184,7 +190,7 @@ void stranded_sweeper::sweep_pipeline(const lane& l, result& r) {
     seq = (*m)->seq + 1;
     ++walked;
     seen.push_back((*m)->seq);
-    if (!(*m)->subject.empty() && stranded_now(**m, l.pipeline, r))
+    if (judged && !(*m)->subject.empty() && stranded_now(**m, l.pipeline, r))
       ++stranded;
   }
   walked_[l.consumer] = walked;
@@ -193,8 +199,7 @@ void stranded_sweeper::sweep_pipeline(const lane& l, result& r) {
                              " message(s) it handed out")) {
     ++r.remade_consumers;
     // Handed out again: each is a new delivery, judged afresh.
-    for (auto s : seen)
-      seen_now_.erase(s);
+    forget_.insert(forget_.end(), seen.begin(), seen.end());
   }
 }
 

@@ -153,6 +153,9 @@ private:
   /// sweeper first saw each (forgotten once a sweep no longer sees it).
   std::map<std::uint64_t, std::chrono::steady_clock::time_point> sighted_;
   std::map<std::uint64_t, std::chrono::steady_clock::time_point> seen_now_;
+  /// Sightings to drop after this sweep: handed out again by a consumer
+  /// made again.
+  std::vector<std::uint64_t> forget_;
   /// Jobs whose message should have been taken and is not in the stream,
   /// by job id: since when (forgotten once a sweep finds it or acts).
   std::map<std::string, std::chrono::steady_clock::time_point> missing_;

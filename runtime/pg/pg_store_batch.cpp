@@ -76,6 +76,14 @@ void report_not_taken(const pqxx::row& row, const store_request& req,
                   std::to_string(spec.stream_seq) + " publishes its key again";
     return;
   }
+  if (pipeline == spec.pipeline && row[8].as<bool>()) {
+    // Another process runs it under a live lease: this delivery is left to
+    // the broker (its holder's acks settle the message), not acked.
+    res.code = static_cast<std::uint8_t>(errc::stale_epoch);
+    res.message = "job '" + spec.job_id + "' runs on " +
+                  row[9].as<std::string>() + " under a live lease";
+    return;
+  }
   if (is_terminal(state) && pipeline == spec.pipeline) {
     res.snapshot.spec.job_id = spec.job_id;
     res.snapshot.state = state;
@@ -246,7 +254,8 @@ void run_claims(pqxx::work& w, const std::vector<store_request>& reqs,
     if (!taken.count(id))
       not_taken.push_back(id);
   if (!not_taken.empty())
-    for (const auto& row : w.exec_prepared("states", not_taken.dump())) {
+    for (const auto& row :
+         w.exec_prepared("states", not_taken.dump(), opts.lease_owner)) {
       auto i = index.at(row[0].as<std::string>());
       report_not_taken(row, reqs[i], out[i]);
     }

@@ -16,7 +16,14 @@ namespace troupe::pg_sql {
 // stale). A claim never changes gen. A client's message (generation 0) of a
 // job created from another message (stream_seq) is a second publication of
 // the key, past JetStream's duplicate window: the job is not taken from
-// the run that holds it (a redelivery of the same message is).
+// the run that holds it. Nor is a job another process holds under a live
+// lease (its node's row in node_leases, or a lease of the job's own):
+// PostgreSQL decides who runs it, not the broker's redelivery. A message
+// comes again while its holder lives after an outage longer than ack_wait,
+// a node cut from NATS but not from PostgreSQL, or a consumer made again
+// (runtime/node/stranded_sweeper.hpp); taking the job then ran its stage a
+// second time. A holder that dies stops renewing its lease, and then the
+// next delivery takes the job (or the scheduler's rescue publishes it).
 inline const char* const sql_claim = R"SQL(
 with x as (
   select * from jsonb_to_recordset($1::jsonb) as r(job_id text, pipeline text,
@@ -42,6 +49,11 @@ on conflict (job_id) do update set
     and not (excluded.gen = 0 and j.gen = 0 and excluded.life = 1
       and excluded.stream_seq is not null and j.stream_seq is not null
       and excluded.stream_seq <> j.stream_seq)
+    and not (j.state in ('running', 'retrying')
+      and j.lease_owner is distinct from excluded.lease_owner
+      and (coalesce(j.lease_until > now(), false) or exists (select 1
+        from node_leases n where n.owner = j.lease_owner
+          and n.until > now())))
 returning j.job_id, j.epoch, j.life, j.start_stage, (j.xmax::text = '0'),
   case when j.xmax::text = '0' then null else j.payload::text end,
   j.tenant, j.correlation_id, j.priority, j.pipeline, j.progress::text,
@@ -58,7 +70,12 @@ returning j.job_id, j.epoch, j.life, j.start_stage, (j.xmax::text = '0'),
 
 inline const char* const sql_states = R"SQL(
 select job_id, state, epoch, life, pipeline,
-  run_at is not null or state = 'waiting', gen, coalesce(stream_seq, 0)
+  run_at is not null or state = 'waiting', gen, coalesce(stream_seq, 0),
+  state in ('running', 'retrying') and lease_owner is distinct from $2
+    and (coalesce(lease_until > now(), false) or exists (select 1
+      from node_leases n where n.owner = jobs.lease_owner
+        and n.until > now())),
+  coalesce(lease_owner, '')
 from jobs where job_id = any(array(select jsonb_array_elements_text($1::jsonb)))
 )SQL";
 

@@ -276,8 +276,8 @@ TEST(BrokerDivergence, TheEarliestSignAcrossTheServersLogsIsNamed) {
 
 // A run that killed its own node before the checkpoint explains the next
 // run whenever it comes (seed 19, session 19: 40 s later, behind a stalled
-// stream); it explains one re-run, of that key, after that node's run. A
-// re-run with neither a kill nor a fault window before it is a violation.
+// stream): that run, named by key, node and time. A re-run with neither a
+// kill nor a fault window before it is a violation.
 TEST(Verdict, AStageThatKilledItsNodeExplainsItsNextRunWheneverItComes) {
   char tmpl[] = "/tmp/troupe-effects-XXXXXX";
   std::string dir = mkdtemp(tmpl);
@@ -286,7 +286,9 @@ TEST(Verdict, AStageThatKilledItsNodeExplainsItsNextRunWheneverItComes) {
                                      "fx-1-1:a 1 n2 95000\n"
                                      "fx-1-2:a 1 n2 1000\n"
                                      "fx-1-2:a 1 n2 90000\n";
-  std::ofstream{dir + "/killed-by-77"} << "armed\nfx-1-1:a n1\n";
+  // fx-1-1's run on n1 at 1000 killed n1: its next run is explained; the
+  // one after is not (fx-1-2 ran at 1000 on n2 too, and killed nothing).
+  std::ofstream{dir + "/killed-by-77"} << "armed\nfx-1-1:a n1 1000\n";
   verdict_input in;
   in.dir = dir;
   in.effects_file = dir + "/effects";

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <tuple>
 
 #define PQXX_HAVE_OPTIONAL
 #include <pqxx/pqxx>
@@ -80,20 +81,24 @@ std::map<std::string, std::vector<effect>> read_effects(const std::string& f) {
   return out;
 }
 
-/// The side effects after which their stage killed its own node (the
-/// `kill_after_effect` fault): "<key> n<i>" lines in `killed-by-<pid>`.
-std::multiset<std::pair<std::string, int>> read_kills(const std::string& dir) {
-  std::multiset<std::pair<std::string, int>> out;
+/// The runs of side effects after which their stage killed its own node
+/// (the `kill_after_effect` fault): "<key> n<i> <ms>" lines in
+/// `killed-by-<pid>`, the same time as that run's line in the effects log.
+std::set<std::tuple<std::string, int, std::int64_t>>
+read_kills(const std::string& dir) {
+  std::set<std::tuple<std::string, int, std::int64_t>> out;
   std::error_code ec;
   for (auto& f : std::filesystem::directory_iterator{dir, ec}) {
     if (f.path().filename().string().rfind("killed-by-", 0) != 0)
       continue;
     std::ifstream in{f.path()};
-    std::string key, node;
-    while (in >> key) {
-      if (key == "armed" || !(in >> node))
-        continue;
-      out.emplace(key, node.size() > 1 ? std::atoi(node.c_str() + 1) - 1 : -1);
+    for (std::string line; std::getline(in, line);) {
+      std::istringstream s{line};
+      std::string key, node;
+      std::int64_t at = 0;
+      if (s >> key >> node >> at)
+        out.emplace(key, node.size() > 1 ? std::atoi(node.c_str() + 1) - 1 : -1,
+                    at);
     }
   }
   return out;
@@ -121,11 +126,8 @@ void judge_effects(const verdict_input& in, verdict& v) {
       // one whenever it comes: the broker may hand the message out again
       // long after the fault's window (chaos seed 19 of session 19: 40 s
       // later, held back by a stream that a replica reset had stalled).
-      auto kill = kills.find({key, list[k - 1].node});
-      if (kill != kills.end()) {
-        kills.erase(kill);
+      if (kills.count({key, list[k - 1].node, list[k - 1].at_ms}))
         continue;
-      }
       if (!explained(in, list[k - 1].node, list[k].at_ms))
         v.violations.push_back("side effect " + key + " ran again at " +
                                std::to_string(list[k].at_ms) +

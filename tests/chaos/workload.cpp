@@ -26,9 +26,10 @@ constexpr const char* effect_sh = R"SH(
 # A node killed while it wrote the input leaves the program an empty or
 # cut stdin: like any real stage, it refuses input it cannot read.
 [ -n "$key" ] && [ -n "$attempt" ] || { echo "unreadable input" >&2; exit 65; }
-printf '%s %s %s %s\n' "$key" "$attempt" "$CHAOS_NODE" "$(date +%s%3N)" >> "$CHAOS_DIR/effects"
+now=$(date +%s%3N)
+printf '%s %s %s %s\n' "$key" "$attempt" "$CHAOS_NODE" "$now" >> "$CHAOS_DIR/effects"
 if mv "$CHAOS_DIR/kill-after-effect" "$CHAOS_DIR/killed-by-$$" 2>/dev/null; then
-  printf '%s %s\n' "$key" "$CHAOS_NODE" >> "$CHAOS_DIR/killed-by-$$"
+  printf '%s %s %s\n' "$key" "$CHAOS_NODE" "$now" >> "$CHAOS_DIR/killed-by-$$"
   kill -9 "$PPID"
   sleep 5
 fi

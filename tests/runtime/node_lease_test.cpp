@@ -7,8 +7,11 @@
 #include <gtest/gtest.h>
 #include <pqxx/pqxx>
 
+#include <caf/all.hpp>
+
 #include "messages/errc.hpp"
 #include "runtime/pg/migrations.hpp"
+#include "runtime/pg/pg_store.hpp"
 #include "runtime/pg/schedule_store.hpp"
 #include "tests/support/db_probe.hpp"
 #include "tests/support/test_servers.hpp"
@@ -156,6 +159,63 @@ TEST_F(NodeLease, ALapsedLeaseIsForgottenOnlyOnceItHoldsNoJob) {
             0);
   EXPECT_EQ(count("select count(*) from node_leases where owner = "
                   "'recent#1'"),
+            1);
+}
+
+/// Claims `job_id` (a redelivery of message `seq` of pipeline p) through a
+/// real store whose node is `owner`: the epoch it took, or the error.
+caf::expected<std::int64_t> claim_as(const std::string& pg_url,
+                                     const std::string& owner,
+                                     const std::string& job_id,
+                                     std::uint64_t seq) {
+  caf::actor_system_config cfg;
+  cfg.set("logger.file-verbosity", caf::atom("quiet"));
+  caf::actor_system sys{cfg};
+  pg_store_options opts;
+  opts.pg.url = pg_url;
+  opts.lease_owner = owner;
+  auto store = spawn_pg_store(sys, opts);
+  job_spec spec;
+  spec.job_id = job_id;
+  spec.pipeline = "p";
+  spec.stream_seq = seq;
+  caf::expected<std::int64_t> out = make_error(errc::internal, "no reply");
+  caf::scoped_actor self{sys};
+  self->request(store, std::chrono::seconds{30}, claim_atom::value, spec)
+      .receive([&](job_snapshot& snap) { out = snap.epoch; },
+               [&](caf::error& err) { out = err; });
+  caf::anon_send_exit(store, caf::exit_reason::user_shutdown);
+  return out;
+}
+
+// A message delivered again while the node that runs its job is alive (an
+// outage longer than ack_wait, a node cut from NATS only, a consumer made
+// again by the sweeper) does not take the job from that node: PostgreSQL
+// says who runs it. Once that node's lease lapses, the next delivery does.
+TEST_F(NodeLease, ADeliveryDoesNotTakeAJobFromANodeWhoseLeaseLives) {
+  schedule_store n1{servers.pg_url(), "n1#0000aaaa"};
+  ASSERT_FALSE(n1.renew_lease(duration_ms{60000}));
+  count("with x as (insert into jobs (job_id, pipeline, state, epoch, "
+        "lease_owner, stream_seq) values ('held-9', 'p', 'running', 1, "
+        "'n1#0000aaaa', 9) returning 1) select count(*) from x");
+  auto refused = claim_as(servers.pg_url(), "n2#0000bbbb", "held-9", 9);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(code_of(refused.error()), errc::stale_epoch);
+  EXPECT_EQ(count("select count(*) from jobs where job_id = 'held-9' and "
+                  "epoch = 1 and lease_owner = 'n1#0000aaaa'"),
+            1);
+  // Its own node may take it again (a delivery it replaces).
+  auto own = claim_as(servers.pg_url(), "n1#0000aaaa", "held-9", 9);
+  ASSERT_TRUE(own) << describe(own.error());
+  EXPECT_EQ(*own, 2);
+  // n1's lease lapses: the next delivery elsewhere takes the job.
+  ASSERT_FALSE(n1.renew_lease(duration_ms{1}));
+  std::this_thread::sleep_for(50ms);
+  auto taken = claim_as(servers.pg_url(), "n2#0000bbbb", "held-9", 9);
+  ASSERT_TRUE(taken) << describe(taken.error());
+  EXPECT_EQ(*taken, 3);
+  EXPECT_EQ(count("select count(*) from jobs where job_id = 'held-9' and "
+                  "lease_owner = 'n2#0000bbbb'"),
             1);
 }
 
