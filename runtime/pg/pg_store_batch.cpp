@@ -2,6 +2,7 @@
 // claims and writes of a batch as a few statements over JSON record sets.
 #include "runtime/pg/pg_store_batch.hpp"
 #include "runtime/pg/pg_store_copy.hpp"
+#include "runtime/pg/pg_store_refusal.hpp"
 #include "runtime/pg/pg_store_sql.hpp"
 #include "runtime/pg/token_hash.hpp"
 
@@ -31,74 +32,6 @@ std::string compact_json(const pqxx::field& f) {
     return "null";
   auto j = json::parse(f.c_str(), nullptr, false);
   return j.is_discarded() ? f.as<std::string>() : j.dump();
-}
-
-/// A claim that took nothing: report the terminal state, or why the
-/// delivery does not match the live job (another pipeline's id; a replay
-/// of a life the job is not in).
-void report_not_taken(const pqxx::row& row, const store_request& req,
-                      store_result& res) {
-  job_state state{};
-  from_string(row[1].as<std::string>(), state);
-  auto pipeline = row[4].as<std::string>();
-  const auto& spec = req.spec;
-  bool waiting = row[5].as<bool>();
-  auto gen = row[6].as<std::int32_t>();
-  if (!is_terminal(state) && pipeline == spec.pipeline && waiting &&
-      spec.gen > gen) {
-    // A scheduler's publication whose transaction has not committed (or
-    // rolled back after the stream stored it): not stale. Handed back for
-    // a while; by then the row is queued, or published again under the
-    // same message id.
-    res.code = static_cast<std::uint8_t>(errc::unavailable);
-    res.message = "job '" + spec.job_id + "': publication " +
-                  std::to_string(spec.gen) + " is not recorded yet";
-    return;
-  }
-  if (!is_terminal(state) && pipeline == spec.pipeline &&
-      (waiting || gen > spec.gen)) {
-    res.code = static_cast<std::uint8_t>(errc::superseded);
-    res.message = "job '" + spec.job_id + "' " +
-                  (waiting ? std::string{"waits in the store for its time"}
-                           : "was published again (generation " +
-                                 std::to_string(gen) + ")");
-    return;
-  }
-  auto seq = static_cast<std::uint64_t>(row[7].as<std::int64_t>());
-  if (!is_terminal(state) && pipeline == spec.pipeline && gen == 0 &&
-      spec.gen == 0 && spec.replay_life <= 1 && seq != 0 &&
-      spec.stream_seq != 0 && seq != spec.stream_seq) {
-    // The same key published again past the duplicate window: the job
-    // that key names goes on where it runs; this message is dropped.
-    res.code = static_cast<std::uint8_t>(errc::superseded);
-    res.message = "job '" + spec.job_id + "' was created from message " +
-                  std::to_string(seq) + "; message " +
-                  std::to_string(spec.stream_seq) + " publishes its key again";
-    return;
-  }
-  if (pipeline == spec.pipeline && row[8].as<bool>()) {
-    // Another process runs it under a live lease: this delivery is left to
-    // the broker (its holder's acks settle the message), not acked.
-    res.code = static_cast<std::uint8_t>(errc::stale_epoch);
-    res.message = "job '" + spec.job_id + "' runs on " +
-                  row[9].as<std::string>() + " under a live lease";
-    return;
-  }
-  if (is_terminal(state) && pipeline == spec.pipeline) {
-    res.snapshot.spec.job_id = spec.job_id;
-    res.snapshot.state = state;
-    res.snapshot.epoch = row[2].as<std::int64_t>();
-    res.snapshot.life = row[3].as<std::int32_t>();
-    return;
-  }
-  res.code = static_cast<std::uint8_t>(errc::conflict);
-  res.message = pipeline != spec.pipeline
-                    ? "job '" + spec.job_id + "' belongs to pipeline '" +
-                          pipeline + "', not '" + spec.pipeline + "'"
-                    : "replay of job '" + spec.job_id + "' names life " +
-                          std::to_string(spec.replay_life) +
-                          ", the job is in life " +
-                          std::to_string(row[3].as<std::int32_t>());
 }
 
 } // namespace
