@@ -94,6 +94,18 @@ void job_scheduler::run_leases() {
   }
 }
 
+bool job_scheduler::actors_stalled() {
+  bool stalled = opts_.actors_alive && !opts_.actors_alive();
+  if (stalled && !stalled_)
+    spdlog::error("scheduler: the node's actors stopped ticking; its lease "
+                  "is left to lapse, so that live nodes take its jobs");
+  else if (!stalled && stalled_)
+    spdlog::info("scheduler: the node's actors tick again; its lease is "
+                 "renewed again");
+  stalled_ = stalled;
+  return stalled;
+}
+
 void job_scheduler::count_backlog() {
   auto b = lease_store_->count_waiting();
   if (!b) {
@@ -130,10 +142,13 @@ void job_scheduler::keep_tenant_slots() {
 }
 
 void job_scheduler::keep_leases() {
-  if (lease_store_->renew_lease(opts_.lease))
+  if (actors_stalled()) {
+    // Not renewed: the lease lapses and live nodes rescue the jobs.
+  } else if (lease_store_->renew_lease(opts_.lease)) {
     ++stats_->store_failures;
-  else
+  } else {
     ++stats_->renewed;
+  }
   auto rescued = lease_store_->rescue_expired(opts_.batch);
   if (!rescued) {
     ++stats_->store_failures;

@@ -17,6 +17,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -80,6 +81,11 @@ struct job_scheduler_options {
   /// its slots are leased from the store by the lease thread.
   std::shared_ptr<tenant_gate> gate;
   std::shared_ptr<scheduler_stats> stats;
+  /// Whether the node's actors still run (null: always). The lease says
+  /// "this process runs these jobs", and a delivery of a job does not take
+  /// it from a live lease: a process whose actors stalled while this thread
+  /// lives must let its lease lapse, so that its jobs are rescued.
+  std::function<bool()> actors_alive;
 };
 
 class job_scheduler {
@@ -106,6 +112,8 @@ private:
   /// every lease / 4, never held up by a slow publish.
   void run_leases();
   void keep_leases();
+  /// Whether the node's actors stalled (opts_.actors_alive); logs changes.
+  bool actors_stalled();
   /// Counts the store's backlog for the metrics.
   void count_backlog();
   /// Leases the slots the gate's tenants want; returns false if some
@@ -123,6 +131,7 @@ private:
 
   std::shared_ptr<nats_client> nats_;
   job_scheduler_options opts_;
+  bool stalled_ = false; ///< the actors stalled at the last renewal
   std::shared_ptr<scheduler_stats> stats_;
   std::unique_ptr<schedule_store> store_;
   std::unique_ptr<schedule_store> lease_store_;

@@ -105,6 +105,13 @@ caf::error node::impl::start_scheduler() {
   so.lease = job_lease();
   so.schedules = cfg.schedules;
   so.gate = gate;
+  // Stalled: no member tick for twice the lease, and at least 10 s (a busy
+  // machine delays ticks; a stall is much longer).
+  so.actors_alive = [beat = actor_beat, stall = std::max<std::int64_t>(
+                                            2 * job_lease().count(), 10000)] {
+    auto last = beat->load();
+    return last == 0 || steady_ms() - last < stall;
+  };
   scheduler = std::make_unique<job_scheduler>(nats, so);
   on_stop("scheduler", [this] { scheduler.reset(); });
   // PostgreSQL may be restarting (it answered the migrations a moment ago).

@@ -5,6 +5,7 @@
 // stop; runtime/node/node.cpp runs the node and stops them in reverse order.
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -43,6 +44,13 @@
 #include "runtime/pg/retention.hpp"
 
 namespace troupe {
+
+/// Milliseconds on the steady clock (the actors' heartbeat).
+inline std::int64_t steady_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
 
 struct node::impl {
   explicit impl(troupe_config c)
@@ -98,6 +106,10 @@ struct node::impl {
   /// The governor's health for heartbeats (read on the member's thread).
   std::shared_ptr<std::atomic<int>> health =
       std::make_shared<std::atomic<int>>(0);
+  /// When the cluster member last ticked (steady ms; 0: not yet): the
+  /// scheduler renews the node's lease only while the actors run.
+  std::shared_ptr<std::atomic<std::int64_t>> actor_beat =
+      std::make_shared<std::atomic<std::int64_t>>(0);
   std::mutex fetching_mtx; // the run loop and admin workers both apply it
   bool fetching = true;
   std::thread demo;

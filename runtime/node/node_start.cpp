@@ -310,7 +310,9 @@ caf::error node::impl::start_membership() {
   std::vector<std::shared_ptr<const intake_counters>> loads;
   for (auto& p : pipelines)
     loads.push_back(p.intake->shared_counters());
-  cd.load = [loads] {
+  // Called on each of the member's ticks: the actors' heartbeat too.
+  cd.load = [loads, beat = actor_beat] {
+    beat->store(steady_ms());
     std::int64_t n = 0;
     for (auto& l : loads)
       n += l->in_flight;

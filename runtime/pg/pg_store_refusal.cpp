@@ -59,14 +59,23 @@ void report_not_taken(const pqxx::row& row, const store_request& req,
     res.snapshot.life = row[3].as<std::int32_t>();
     return;
   }
+  auto life = row[3].as<std::int32_t>();
+  if (pipeline == spec.pipeline &&
+      (spec.replay_life <= 1 || life == spec.replay_life)) {
+    // Nothing above explains it: the row changed between the claim and this
+    // read (a holder's lease released or lapsed meanwhile). Not this
+    // delivery's fault: handed back to be tried again.
+    res.code = static_cast<std::uint8_t>(errc::unavailable);
+    res.message = "job '" + spec.job_id + "' changed while it was claimed";
+    return;
+  }
   res.code = static_cast<std::uint8_t>(errc::conflict);
   res.message = pipeline != spec.pipeline
                     ? "job '" + spec.job_id + "' belongs to pipeline '" +
                           pipeline + "', not '" + spec.pipeline + "'"
                     : "replay of job '" + spec.job_id + "' names life " +
                           std::to_string(spec.replay_life) +
-                          ", the job is in life " +
-                          std::to_string(row[3].as<std::int32_t>());
+                          ", the job is in life " + std::to_string(life);
 }
 
 } // namespace troupe

@@ -1,6 +1,7 @@
 // A node's lease (runtime/pg/schedule_store.hpp) against a real PostgreSQL:
 // one row holds every job the node runs, and the jobs of a node whose row
 // lapsed are rescued (due now, epoch + 1). Judged by the rows.
+#include <atomic>
 #include <thread>
 
 #define PQXX_HAVE_OPTIONAL
@@ -10,6 +11,7 @@
 #include <caf/all.hpp>
 
 #include "messages/errc.hpp"
+#include "runtime/node/job_scheduler.hpp"
 #include "runtime/pg/migrations.hpp"
 #include "runtime/pg/pg_store.hpp"
 #include "runtime/pg/schedule_store.hpp"
@@ -217,6 +219,40 @@ TEST_F(NodeLease, ADeliveryDoesNotTakeAJobFromANodeWhoseLeaseLives) {
   EXPECT_EQ(count("select count(*) from jobs where job_id = 'held-9' and "
                   "lease_owner = 'n2#0000bbbb'"),
             1);
+}
+
+// Since a delivery no longer takes a job from a live lease, the lease must
+// mean that the node's actors run: a process whose actors stopped ticking
+// (its lease thread still alive) stops renewing, and its jobs are rescued.
+TEST_F(NodeLease, ANodeWhoseActorsStalledLetsItsLeaseLapse) {
+  auto nats = connect_client(servers.nats_url());
+  ASSERT_TRUE(nats);
+  auto alive = std::make_shared<std::atomic<bool>>(true);
+  job_scheduler_options so;
+  so.pg_url = servers.pg_url();
+  so.node_id = "n1";
+  so.lease_owner = "n1#0000cccc";
+  so.lease = duration_ms{1000};
+  so.actors_alive = [alive] { return alive->load(); };
+  job_scheduler sched{nats, so};
+  ASSERT_FALSE(sched.hold_lease());
+  hold("stall", 3, "n1#0000cccc");
+  sched.start();
+  // Renewed while the actors tick: nothing is rescued.
+  std::this_thread::sleep_for(2500ms);
+  EXPECT_EQ(count("select count(*) from jobs where job_id like 'stall-%' and "
+                  "epoch = 1 and run_at is null"),
+            3);
+  alive->store(false);
+  // The lease lapses within a lease (1 s); the next pass rescues the jobs.
+  std::int64_t rescued_n = 0;
+  for (int i = 0; i < 50 && rescued_n < 3; ++i) {
+    std::this_thread::sleep_for(100ms);
+    rescued_n = count("select count(*) from jobs where job_id like 'stall-%' "
+                      "and epoch = 2");
+  }
+  EXPECT_EQ(rescued_n, 3);
+  sched.stop();
 }
 
 TEST(NodeOfOwner, StripsTheIncarnationOnly) {
