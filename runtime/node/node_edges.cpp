@@ -78,6 +78,22 @@ caf::error node::impl::start_edges() {
   return status->start();
 }
 
+// The member's view of the node's load, called on each of its ticks: the
+// actors' heartbeat too (start_scheduler). Shared, not borrowed: the
+// goodbye heartbeat may be read after the intakes are gone.
+std::function<std::int64_t()> node::impl::load_and_beat() const {
+  std::vector<std::shared_ptr<const intake_counters>> loads;
+  for (auto& p : pipelines)
+    loads.push_back(p.intake->shared_counters());
+  return [loads, beat = actor_beat] {
+    beat->store(steady_ms());
+    std::int64_t n = 0;
+    for (auto& l : loads)
+      n += l->in_flight;
+    return n;
+  };
+}
+
 // A running job's lease follows the failure detector: a node that stops
 // renewing (dead, or cut off from PostgreSQL) loses its jobs to a live node
 // within about `failure_timeout`, not `ack_wait`.

@@ -124,6 +124,7 @@ struct node::impl {
 
   const std::string& id() const { return cfg.node.id; }
   duration_ms job_lease() const;
+  std::function<std::int64_t()> load_and_beat() const;
   /// This process in node_leases and in the rows of the jobs it holds
   /// ('<node id>#<incarnation>'): a restarted node is another owner.
   std::string lease_owner;

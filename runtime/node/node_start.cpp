@@ -305,19 +305,7 @@ caf::error node::impl::start_membership() {
     static const char* names[] = {"healthy", "degraded", "unhealthy"};
     return std::string{names[health->load()]};
   };
-  // Shared, not borrowed: the goodbye heartbeat may be read after the
-  // intakes are gone.
-  std::vector<std::shared_ptr<const intake_counters>> loads;
-  for (auto& p : pipelines)
-    loads.push_back(p.intake->shared_counters());
-  // Called on each of the member's ticks: the actors' heartbeat too.
-  cd.load = [loads, beat = actor_beat] {
-    beat->store(steady_ms());
-    std::int64_t n = 0;
-    for (auto& l : loads)
-      n += l->in_flight;
-    return n;
-  };
+  cd.load = load_and_beat();
   member_actor = spawn_cluster_member(*sys, cd);
   caf::anon_send(guard, guard_watch_atom::value, std::string{"cluster member"},
                  member_actor);
