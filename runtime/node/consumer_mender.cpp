@@ -3,6 +3,8 @@
 #include <spdlog/spdlog.h>
 
 #include "messages/errc.hpp"
+#include "runtime/nats/delivery.hpp" // now_ms
+#include "runtime/nats/stream_messages.hpp"
 
 namespace troupe {
 
@@ -45,6 +47,48 @@ bool consumer_mender::recreate_if_gone(bool high) {
                "deleted by hand); made again",
                pipeline_, durable);
   return true;
+}
+
+std::string consumer_of_ack(const std::string& reply) {
+  static const std::string prefix = "$JS.ACK.";
+  if (reply.compare(0, prefix.size(), prefix) != 0)
+    return {};
+  auto from = reply.find('.', prefix.size()); // after the stream
+  if (from == std::string::npos)
+    return {};
+  auto to = reply.find('.', from + 1);
+  return to == std::string::npos ? std::string{}
+                                 : reply.substr(from + 1, to - from - 1);
+}
+
+bool misdelivery_streak::note(std::chrono::steady_clock::time_point now) {
+  if (last_ == std::chrono::steady_clock::time_point{} || now - last_ > window_)
+    first_ = now;
+  last_ = now;
+  if (now - first_ < window_)
+    return false;
+  last_ = {};
+  return true;
+}
+
+void consumer_mender::misdelivered(const std::string& durable) {
+  constexpr std::chrono::seconds window{30};
+  constexpr std::int64_t min_age_ms = 60000;
+  auto streak = streaks_.emplace(durable, misdelivery_streak{window}).first;
+  if (!streak->second.note(std::chrono::steady_clock::now()))
+    return;
+  auto pos = consumer_position_of(*nats_, ncfg_.stream, durable);
+  if (!pos || now_ms() - pos->created_ms < min_age_ms)
+    return; // cannot tell, or made again lately: its new state is judged
+  if (auto err = remake_consumer(*nats_, ncfg_.stream, durable)) {
+    spdlog::warn("intake {}: consumer {} keeps delivering other subjects' "
+                 "messages; making it again failed: {}",
+                 pipeline_, durable, describe(err));
+    return;
+  }
+  spdlog::warn("intake {}: consumer {} delivered other subjects' messages "
+               "for {} s; made again",
+               pipeline_, durable, window.count());
 }
 
 } // namespace troupe

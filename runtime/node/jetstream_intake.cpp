@@ -284,6 +284,10 @@ bool misdelivered(jetstream_intake::shared_state& st, nats_msg& m) {
                st.pipeline, subject);
   m.nak(5000);
   ++st.counters->naked;
+  const char* reply = natsMsg_GetReply(m.raw());
+  auto durable = consumer_of_ack(reply ? reply : "");
+  if (st.mender && !durable.empty())
+    st.mender->misdelivered(durable);
   return true;
 }
 
