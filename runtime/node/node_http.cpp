@@ -241,8 +241,8 @@ void render_repairs(prometheus_text& p, const node_http_sources& src) {
     sample("stuck_consumer_moved", st.stuck_consumers);
     sample("consumer_remade", st.remade_consumers);
     p.family("troupe_sweeper_deferred_total", "counter",
-             "Sweeps that left stranded messages alone because the stream's "
-             "replicas were out of step with its leader.");
+             "Sweeps that found the stream's replicas out of step with its "
+             "leader (or the stream without one).");
     p.sample("troupe_sweeper_deferred_total", {},
              static_cast<double>(st.deferred));
   }

@@ -74,8 +74,9 @@ public:
     int stuck_consumers = 0;    ///< consumers found stuck (moved or remade)
     int remade_consumers = 0;   ///< still stuck after a move: made again
     std::int64_t forgotten = 0; ///< logged submissions whose job has a row
-    /// Why stranded messages were left alone in this sweep (the stream's
-    /// replicas not in step, or unreadable), "" when they were swept.
+    /// Why the stream's replicas are out of step ("no leader", "s2 is not
+    /// current", or unreadable), "" when they are in step. Swept all the
+    /// same unless it has no leader or cannot be read.
     std::string deferred;
   };
 
