@@ -87,7 +87,8 @@ caf::error remake_consumer(nats_client& nats, const std::string& stream,
 /// stream has one replica). nats-server 2.9.10 resets a replica told to
 /// delete a sequence past its own end ("stream store EOF"), and chaos runs
 /// saw two of three do so at once, after which the stream's consumers lost
-/// their quorum: deletions wait until every replica has caught up.
+/// their quorum. The sweeper reports it; it deletes nothing since session
+/// 20 (deletions waited for replicas in step, and still preceded resets).
 std::string out_of_step(const jsClusterInfo* cluster);
 caf::expected<std::string> replicas_out_of_step(nats_client& nats,
                                                 const std::string& stream);
