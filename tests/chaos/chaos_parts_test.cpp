@@ -302,9 +302,21 @@ TEST(Verdict, AStageThatKilledItsNodeExplainsItsNextRunWheneverItComes) {
   EXPECT_NE(v.violations[1].find("fx-1-2:a ran again at 90000"),
             std::string::npos);
   // A fault on n2 that ended within 20 s before explains fx-1-2's.
-  in.faults.push_back({"kill_one n2", 500, 80000, 1, false});
+  in.faults.push_back({"leader_move n2", 500, 80000, 1, false});
   verdict w;
   judge_effects(in, w);
   EXPECT_EQ(w.violations.size(), 1u);
+  // n3 killed 1.5 s after fx-1-1's run there (at 90000): that run was cut
+  // short, so the next one is explained however late it comes; a kill of
+  // n3 long after the run explains nothing.
+  in.faults.push_back({"kill_two n3,n1", 91500, 93000, 2, false});
+  verdict x;
+  judge_effects(in, x);
+  EXPECT_TRUE(x.violations.empty()) << x.violations.front();
+  in.faults.back().from_ms = 200000;
+  in.faults.back().to_ms = 201000;
+  verdict y;
+  judge_effects(in, y);
+  EXPECT_EQ(y.violations.size(), 1u);
   std::filesystem::remove_all(dir);
 }
