@@ -1,5 +1,6 @@
 #include "runtime/nats/stream_messages.hpp"
 
+#include <memory>
 #include <utility>
 
 #include <nlohmann/json.hpp>
@@ -13,6 +14,22 @@ namespace {
 
 caf::error js_failure(natsStatus s, const std::string& what) {
   return make_error(errc::unavailable, what + ": " + natsStatus_GetText(s));
+}
+
+using consumer_info_ptr =
+    std::unique_ptr<jsConsumerInfo, decltype(&jsConsumerInfo_Destroy)>;
+
+/// What the broker says of consumer `durable` (it owns its strings).
+caf::expected<consumer_info_ptr> consumer_info(nats_client& nats,
+                                               const std::string& stream,
+                                               const std::string& durable) {
+  jsConsumerInfo* ci = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  auto s = js_GetConsumerInfo(&ci, nats.js(), stream.c_str(), durable.c_str(),
+                              nullptr, &jerr);
+  if (s != NATS_OK)
+    return js_failure(s, "consumer info " + durable);
+  return consumer_info_ptr{ci, &jsConsumerInfo_Destroy};
 }
 
 /// Copies what JetStream stored of message `m` (from js_GetMsg).
@@ -57,17 +74,13 @@ std::string stored_message::header(const std::string& name) const {
 caf::expected<consumer_position>
 consumer_position_of(nats_client& nats, const std::string& stream,
                      const std::string& durable) {
-  jsConsumerInfo* ci = nullptr;
-  jsErrCode jerr = static_cast<jsErrCode>(0);
-  auto s = js_GetConsumerInfo(&ci, nats.js(), stream.c_str(), durable.c_str(),
-                              nullptr, &jerr);
-  if (s != NATS_OK)
-    return js_failure(s, "consumer info " + durable);
-  consumer_position p{ci->AckFloor.Stream, ci->Delivered.Stream, ci->NumPending,
-                      static_cast<std::uint64_t>(ci->NumAckPending),
-                      ci->Created / 1000000};
-  jsConsumerInfo_Destroy(ci);
-  return p;
+  auto ci = consumer_info(nats, stream, durable);
+  if (!ci)
+    return ci.error();
+  const auto& c = **ci;
+  return consumer_position{c.AckFloor.Stream, c.Delivered.Stream, c.NumPending,
+                           static_cast<std::uint64_t>(c.NumAckPending),
+                           c.Created / 1000000};
 }
 
 caf::expected<std::optional<stored_message>>
@@ -199,15 +212,13 @@ caf::error step_down_consumer(nats_client& nats, const std::string& stream,
 
 caf::error remake_consumer(nats_client& nats, const std::string& stream,
                            const std::string& durable) {
-  jsConsumerInfo* ci = nullptr;
-  jsErrCode jerr = static_cast<jsErrCode>(0);
-  auto s = js_GetConsumerInfo(&ci, nats.js(), stream.c_str(), durable.c_str(),
-                              nullptr, &jerr);
-  if (s != NATS_OK)
-    return js_failure(s, "consumer info " + durable);
+  auto ci = consumer_info(nats, stream, durable);
+  if (!ci)
+    return ci.error();
   // The config read back is the one to add again (ci owns its strings).
-  s = js_DeleteConsumer(nats.js(), stream.c_str(), durable.c_str(), nullptr,
-                        &jerr);
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  auto s = js_DeleteConsumer(nats.js(), stream.c_str(), durable.c_str(),
+                             nullptr, &jerr);
   if (s != NATS_OK) {
     // 2.9.10 answers a deletion only from the consumer's leader; one
     // without a leader times out and may still have been deleted.
@@ -217,12 +228,11 @@ caf::error remake_consumer(nats_client& nats, const std::string& stream,
   }
   if (s == NATS_OK) {
     jsConsumerInfo* made = nullptr;
-    s = js_AddConsumer(&made, nats.js(), stream.c_str(), ci->Config, nullptr,
+    s = js_AddConsumer(&made, nats.js(), stream.c_str(), (*ci)->Config, nullptr,
                        &jerr);
     if (made)
       jsConsumerInfo_Destroy(made);
   }
-  jsConsumerInfo_Destroy(ci);
   if (s != NATS_OK)
     return js_failure(s, "remake consumer " + durable + " (js error " +
                              std::to_string(static_cast<int>(jerr)) + ")");
