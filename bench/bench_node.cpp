@@ -165,7 +165,7 @@ double rows_of_jobs(const std::string& pg_url, const std::string& prefix) {
   pqxx::nontransaction t{db};
   double n = 0;
   for (const char* table :
-       {"jobs", "stage_checkpoints", "job_attempts", "job_events"})
+       {"jobs", "stage_checkpoints", "stage_attempts", "job_events"})
     n += t.exec_params1(std::string{"select count(*) from "} + table +
                             " where job_id like $1 || '%'",
                         prefix)[0]

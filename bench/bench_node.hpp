@@ -61,7 +61,7 @@ struct cost_figures {
               "rows stored per job",
               "rows",
               {},
-              "jobs, stage_checkpoints, job_attempts, job_events"};
+              "jobs, stage_checkpoints, stage_attempts, job_events"};
   /// `stored`: the rows the run's jobs have in those four tables.
   void add(const server_costs& before, const server_costs& after, int jobs,
            double stored);

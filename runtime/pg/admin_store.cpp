@@ -167,6 +167,28 @@ std::vector<std::string> admin_store::stage_names(const std::string& job_id) {
   });
 }
 
+namespace {
+
+/// A new life starts again at `from`: the checkpoints from there on go, and
+/// the attempts they hold (runtime/pg/attempt_fold.hpp) stay in the history.
+void drop_checkpoints_from(pqxx::work& w, const std::string& job_id,
+                           std::int32_t from) {
+  w.exec_params(R"SQL(
+with gone as (
+  delete from stage_checkpoints where job_id = $1 and stage_index >= $2
+  returning *)
+insert into stage_attempts (job_id, life, stage_index, attempt, stage, node,
+  ok, started_at, duration_ms)
+select job_id, life, stage_index, attempts, stage, node, true, started_at,
+  duration_ms
+from gone where life is not null
+on conflict do nothing
+)SQL",
+                job_id, from);
+}
+
+} // namespace
+
 replay_ticket admin_store::start_new_life(
     const std::string& job_id, std::optional<std::int32_t> from_stage,
     const std::set<std::string>& allow, const std::string& by) {
@@ -227,9 +249,7 @@ update jobs set life = $2, start_stage = $3, state = 'queued', attempt = 0,
 where job_id = $1
 )SQL",
         job_id, t.life, from);
-    w.exec_params(
-        "delete from stage_checkpoints where job_id = $1 and stage_index >= $2",
-        job_id, from);
+    drop_checkpoints_from(w, job_id, from);
     w.exec_params("update dead_letters set replay_count = replay_count + 1, "
                   "replayed_at = now() where job_id = $1",
                   job_id);

@@ -11,7 +11,7 @@
 namespace troupe {
 
 /// The schema version this binary expects.
-constexpr int latest_schema_version = 14;
+constexpr int latest_schema_version = 15;
 
 /// Applies every missing migration; returns the resulting version.
 caf::expected<int> apply_migrations(const std::string& pg_url);

@@ -1,6 +1,7 @@
 // The store's group commit (runtime/pg/pg_store.cpp): one transaction runs the
 // claims and writes of a batch as a few statements over JSON record sets.
 #include "runtime/pg/pg_store_batch.hpp"
+#include "runtime/pg/attempt_fold.hpp"
 #include "runtime/pg/pg_store_copy.hpp"
 #include "runtime/pg/pg_store_refusal.hpp"
 #include "runtime/pg/pg_store_sql.hpp"
@@ -295,6 +296,7 @@ struct child_rows {
 
   void add(const std::string& id, const job_write& x) {
     for (const auto& cp : x.checkpoints) {
+      const auto* a = folded_attempt(x, cp); // life 0: holds none
       auto o = cps.object();
       o.str("job_id", id)
           .num("stage_index", cp.stage_index)
@@ -302,10 +304,15 @@ struct child_rows {
           .str("output", cp.output)
           .num("attempts", cp.attempts)
           .num("duration_ms", cp.duration_ms)
-          .num("finished_ms", cp.finished_at_ms);
+          .num("finished_ms", cp.finished_at_ms)
+          .num("life", a ? a->life : 0)
+          .str("node", a ? a->node : std::string{})
+          .num("started_ms", a ? a->started_at_ms : 0);
       o.close();
     }
     for (const auto& a : x.attempts) {
+      if (is_folded(x, a))
+        continue;
       auto o = atts.object();
       o.str("job_id", id)
           .num("life", a.life)

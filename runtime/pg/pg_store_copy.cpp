@@ -5,8 +5,10 @@
 #include <optional>
 #include <string>
 #include <tuple>
+#include <utility>
 
 #include "messages/json_codec.hpp"
+#include "runtime/pg/attempt_fold.hpp"
 
 namespace troupe {
 
@@ -30,6 +32,54 @@ std::optional<std::string> null_if_empty(const std::string& s) {
   return s;
 }
 
+/// A checkpoint holds its successful attempt (runtime/pg/attempt_fold.hpp)
+/// in life, node and started_at; all three are null otherwise.
+void copy_checkpoints(pqxx::work& w,
+                      const std::vector<const job_write*>& jobs) {
+  pqxx::stream_to out{w, "stage_checkpoints",
+                      std::vector<std::string>{"job_id", "stage_index", "stage",
+                                               "output", "attempts",
+                                               "duration_ms", "finished_at",
+                                               "life", "node", "started_at"}};
+  for (const auto* x : jobs)
+    for (const auto& cp : x->checkpoints) {
+      const auto* a = folded_attempt(*x, cp);
+      out << std::make_tuple(
+          x->job_id, cp.stage_index, cp.stage,
+          cp.output.empty() ? "null" : cp.output, cp.attempts, cp.duration_ms,
+          pg_timestamp(cp.finished_at_ms),
+          a ? std::optional<int>{a->life} : std::nullopt,
+          a ? std::optional<std::string>{a->node} : std::nullopt,
+          a ? std::optional<std::string>{pg_timestamp(a->started_at_ms)}
+            : std::nullopt);
+    }
+  out.complete();
+}
+
+/// The attempts no checkpoint holds: failures, and successes of stages
+/// without a checkpoint (a spawning stage). Most batches of first-attempt
+/// successes have none, and then no COPY is started at all.
+void copy_attempts(pqxx::work& w, const std::vector<const job_write*>& jobs) {
+  std::vector<std::pair<const job_write*, const attempt_record*>> rows;
+  for (const auto* x : jobs)
+    for (const auto& a : x->attempts)
+      if (!is_folded(*x, a))
+        rows.emplace_back(x, &a);
+  if (rows.empty())
+    return;
+  pqxx::stream_to out{w, "stage_attempts",
+                      std::vector<std::string>{"job_id", "life", "stage_index",
+                                               "attempt", "stage", "node", "ok",
+                                               "error_code", "error_message",
+                                               "started_at", "duration_ms"}};
+  for (const auto& [x, a] : rows)
+    out << std::make_tuple(
+        x->job_id, a->life, a->stage_index, a->attempt, a->stage, a->node,
+        a->ok, null_if_empty(a->error_code), null_if_empty(a->error_message),
+        pg_timestamp(a->started_at_ms), a->duration_ms);
+  out.complete();
+}
+
 } // namespace
 
 /// Checkpoints, attempts and events of jobs this transaction created, with
@@ -38,33 +88,8 @@ std::optional<std::string> null_if_empty(const std::string& s) {
 /// Writes to existing jobs keep the INSERT ... ON CONFLICT statements, so a
 /// write re-sent after an ambiguous failure stays idempotent.
 void copy_children(pqxx::work& w, const std::vector<const job_write*>& jobs) {
-  {
-    pqxx::stream_to out{w, "stage_checkpoints",
-                        std::vector<std::string>{"job_id", "stage_index",
-                                                 "stage", "output", "attempts",
-                                                 "duration_ms", "finished_at"}};
-    for (const auto* x : jobs)
-      for (const auto& cp : x->checkpoints)
-        out << std::make_tuple(x->job_id, cp.stage_index, cp.stage,
-                               cp.output.empty() ? "null" : cp.output,
-                               cp.attempts, cp.duration_ms,
-                               pg_timestamp(cp.finished_at_ms));
-    out.complete();
-  }
-  {
-    pqxx::stream_to out{
-        w, "job_attempts",
-        std::vector<std::string>{"job_id", "life", "stage_index", "attempt",
-                                 "stage", "node", "ok", "error_code",
-                                 "error_message", "started_at", "duration_ms"}};
-    for (const auto* x : jobs)
-      for (const auto& a : x->attempts)
-        out << std::make_tuple(
-            x->job_id, a.life, a.stage_index, a.attempt, a.stage, a.node, a.ok,
-            null_if_empty(a.error_code), null_if_empty(a.error_message),
-            pg_timestamp(a.started_at_ms), a.duration_ms);
-    out.complete();
-  }
+  copy_checkpoints(w, jobs);
+  copy_attempts(w, jobs);
   {
     pqxx::stream_to out{w, "job_events",
                         std::vector<std::string>{"job_id", "type", "time",

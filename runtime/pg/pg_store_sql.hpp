@@ -183,21 +183,42 @@ on conflict (job_id) do nothing
 returning job_id
 )SQL";
 
+// A checkpoint may hold its stage's successful attempt (life > 0; see
+// runtime/pg/attempt_fold.hpp). A checkpoint written again for another
+// attempt (a stage that succeeded twice) first moves the attempt the old
+// one holds to stage_attempts, so the history keeps both.
 inline const char* const sql_insert_checkpoints = R"SQL(
+with r as (
+  select job_id, stage_index, stage, output, attempts, duration_ms,
+    finished_ms, nullif(life, 0) as life, node, started_ms
+  from jsonb_to_recordset($1::jsonb) as r(job_id text, stage_index int,
+    stage text, output text, attempts int, duration_ms bigint,
+    finished_ms bigint, life int, node text, started_ms bigint)),
+moved as (
+  insert into stage_attempts (job_id, life, stage_index, attempt, stage, node,
+    ok, started_at, duration_ms)
+  select c.job_id, c.life, c.stage_index, c.attempts, c.stage, c.node, true,
+    c.started_at, c.duration_ms
+  from stage_checkpoints c join r using (job_id, stage_index)
+  where c.life is not null
+    and (r.life, r.attempts) is distinct from (c.life, c.attempts)
+  on conflict do nothing)
 insert into stage_checkpoints (job_id, stage_index, stage, output, attempts,
-  duration_ms, finished_at)
+  duration_ms, finished_at, life, node, started_at)
 select job_id, stage_index, stage, output::jsonb, attempts, duration_ms,
-  to_timestamp(finished_ms / 1000.0)
-from jsonb_to_recordset($1::jsonb) as r(job_id text, stage_index int,
-  stage text, output text, attempts int, duration_ms bigint,
-  finished_ms bigint)
+  to_timestamp(finished_ms / 1000.0), life,
+  case when life is not null then node end,
+  case when life is not null then to_timestamp(started_ms / 1000.0) end
+from r
 on conflict (job_id, stage_index) do update set stage = excluded.stage,
   output = excluded.output, attempts = excluded.attempts,
-  duration_ms = excluded.duration_ms, finished_at = excluded.finished_at
+  duration_ms = excluded.duration_ms, finished_at = excluded.finished_at,
+  life = excluded.life, node = excluded.node, started_at = excluded.started_at
 )SQL";
 
+// Attempts no checkpoint holds.
 inline const char* const sql_insert_attempts = R"SQL(
-insert into job_attempts (job_id, life, stage_index, attempt, stage, node, ok,
+insert into stage_attempts (job_id, life, stage_index, attempt, stage, node, ok,
   error_code, error_message, started_at, duration_ms)
 select job_id, life, stage_index, attempt, stage, node, ok,
   nullif(error_code, ''), nullif(error_message, ''),
