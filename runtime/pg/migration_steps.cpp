@@ -418,6 +418,39 @@ create view job_attempts as
   select job_id, life, stage_index, attempts, stage, node, true, null::text,
     null::text, started_at, duration_ms
   from stage_checkpoints where life is not null;
+-- Nodes of earlier versions still running during a rolling upgrade write
+-- attempts to job_attempts, by INSERT and by COPY: the view takes them
+-- into stage_attempts, as they were.
+create function job_attempts_insert() returns trigger language plpgsql as $fn$
+begin
+  insert into stage_attempts (job_id, life, stage_index, attempt, stage, node,
+    ok, error_code, error_message, started_at, duration_ms)
+  values (new.job_id, new.life, new.stage_index, new.attempt, new.stage,
+    new.node, new.ok, new.error_code, new.error_message, new.started_at,
+    new.duration_ms)
+  on conflict do nothing;
+  return new;
+end
+$fn$;
+create trigger job_attempts_insert instead of insert on job_attempts
+  for each row execute function job_attempts_insert();
+-- Roles that could read or write the table can read or write the view
+-- (docs/security.md grants on the tables that exist when it is run).
+do $do$
+declare g record;
+begin
+  for g in
+    select case when a.grantee = 0 then 'public'
+                else a.grantee::regrole::text end as who,
+           a.privilege_type as what
+    from pg_class c, aclexplode(c.relacl) a
+    where c.oid = 'stage_attempts'::regclass and a.grantee <> c.relowner
+      and a.privilege_type in ('SELECT', 'INSERT')
+  loop
+    execute format('grant %s on job_attempts to %s', g.what, g.who);
+  end loop;
+end
+$do$;
 )SQL"},
 };
 

@@ -34,7 +34,7 @@ caf::expected<int> schema_version(const std::string& pg_url) {
   }
 }
 
-caf::expected<int> apply_migrations(const std::string& pg_url) {
+caf::expected<int> apply_migrations(const std::string& pg_url, int up_to) {
   try {
     pqxx::connection c{pg_url};
     {
@@ -53,12 +53,14 @@ caf::expected<int> apply_migrations(const std::string& pg_url) {
               "database schema is at version " + std::to_string(v) +
                   ", newer than this binary knows (" +
                   std::to_string(latest_schema_version) + "): upgrade troupe");
-        if (v == latest_schema_version)
+        if (v >= up_to)
           return v;
       }
     }
     int version = 0;
     for (const auto& m : migration_steps()) {
+      if (m.version > up_to)
+        break;
       pqxx::work w{c};
       // One node migrates at a time; the others wait, then see the version.
       w.exec("select pg_advisory_xact_lock(7243100)");

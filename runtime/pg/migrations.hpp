@@ -13,8 +13,10 @@ namespace troupe {
 /// The schema version this binary expects.
 constexpr int latest_schema_version = 15;
 
-/// Applies every missing migration; returns the resulting version.
-caf::expected<int> apply_migrations(const std::string& pg_url);
+/// Applies every missing migration up to `up_to` (tests of an upgrade stop
+/// at an older version); returns the resulting version.
+caf::expected<int> apply_migrations(const std::string& pg_url,
+                                    int up_to = latest_schema_version);
 
 /// Reads the current version (0 if never migrated).
 caf::expected<int> schema_version(const std::string& pg_url);

@@ -7,6 +7,10 @@
 #include <gtest/gtest.h>
 #include <pqxx/pqxx>
 
+#include <cstring>
+#include <optional>
+#include <tuple>
+
 #include <caf/all.hpp>
 
 #include "messages/errc.hpp"
@@ -229,4 +233,61 @@ TEST_F(AttemptHistory, ADeadLetterCarriesTheFoldedSuccesses) {
   EXPECT_EQ(count("select jsonb_array_length(attempts) from dead_letters "
                   "where job_id = 'fold-6'"),
             2);
+}
+
+// A rolling upgrade: nodes of earlier versions keep running while the first
+// upgraded node migrates, and docs/security.md's node role was granted its
+// rights on the tables of the older schema. Both must go on working: the
+// old nodes write attempts to job_attempts (INSERT and COPY), the role
+// reads the history through the view.
+TEST(AttemptHistoryUpgrade, OlderNodesAndTheirRoleKeepWorkingAfterMigration15) {
+  test_servers servers;
+  auto v14 = apply_migrations(servers.pg_url(), 14);
+  ASSERT_TRUE(v14 && *v14 == 14);
+  {
+    pqxx::connection c{servers.pg_url()};
+    pqxx::work w{c};
+    w.exec("do $$ begin create role troupe_old_node login password 'pw-15'; "
+           "exception when duplicate_object then null; end $$");
+    w.exec("grant select, insert, update, delete on all tables in schema "
+           "public to troupe_old_node");
+    w.exec("grant usage, select on all sequences in schema public to "
+           "troupe_old_node");
+    w.commit();
+  }
+  auto v15 = apply_migrations(servers.pg_url());
+  ASSERT_TRUE(v15 && *v15 == latest_schema_version);
+  auto url = servers.pg_url();
+  auto at = url.find("postgres@");
+  ASSERT_NE(at, std::string::npos) << url;
+  url.replace(at, std::strlen("postgres@"), "troupe_old_node:pw-15@");
+  pqxx::connection c{url};
+  {
+    pqxx::work w{c};
+    w.exec("insert into jobs (job_id, pipeline, state) values ('old-1', 'p', "
+           "'running')");
+    // What a node before version 15 ran (pg_store_sql.hpp then).
+    w.exec("insert into job_attempts (job_id, life, stage_index, attempt, "
+           "stage, node, ok, error_code, error_message, started_at, "
+           "duration_ms) values ('old-1', 1, 0, 1, 's0', 'n0', false, 'x', "
+           "'y', now(), 3) on conflict do nothing");
+    pqxx::stream_to out{
+        w, "job_attempts",
+        std::vector<std::string>{"job_id", "life", "stage_index", "attempt",
+                                 "stage", "node", "ok", "error_code",
+                                 "error_message", "started_at", "duration_ms"}};
+    out << std::make_tuple(
+        "old-1", 1, 0, 2, "s0", "n0", true, std::optional<std::string>{},
+        std::optional<std::string>{}, "2026-12-05 05:00:00+00", 4);
+    out.complete();
+    w.commit();
+  }
+  pqxx::nontransaction t{c};
+  EXPECT_EQ(t.exec1("select count(*) from job_attempts where job_id = "
+                    "'old-1'")[0]
+                .as<int>(),
+            2);
+  EXPECT_EQ(count_rows(servers.pg_url(), "select count(*) from stage_attempts "
+                                         "where job_id = 'old-1' and ok"),
+            1);
 }
