@@ -90,6 +90,8 @@ void finish(self_ptr self, const std::string& job_id, job_result res) {
   self->demonitor(i->second.actor);
   st.by_actor.erase(i->second.actor.address());
   st.running.erase(i);
+  if (res.outcome == job_outcome::abandoned)
+    release_abandoned(self, job_id);
   if (gave_up(res.outcome))
     ++st.stats.abandoned;
   else if (res.outcome == job_outcome::already_terminal)
@@ -255,6 +257,8 @@ void on_submit(self_ptr self, job_spec& spec, std::uint64_t delivery) {
                      std::move(res));
     return;
   }
+  if (turned_away_while_releasing(self, e.spec, e.delivery))
+    return;
   if (st.deps.gate && st.deps.gate->limited(e.spec.tenant)) {
     // Enough of this tenant's jobs wait here already: give this one
     // back to the broker for a while instead of holding a slot of

@@ -12,6 +12,7 @@
 #include <memory_resource>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include <caf/all.hpp>
@@ -90,6 +91,9 @@ struct supervisor_state {
   std::deque<speculation_end> speculating;
   /// A speculate tick is scheduled.
   bool speculation_tick = false;
+  /// Jobs given up here whose release the store has not answered yet
+  /// (pipeline_release.cpp).
+  std::unordered_set<std::string> releasing;
   pipeline_stats stats;
 
   static inline const char* name = "pipeline_supervisor";
@@ -115,5 +119,14 @@ void wake_due(self_ptr self);
 void watch_speculation(self_ptr self, const job_entry& entry);
 /// Tells the jobs whose window ended; schedules the next tick.
 void end_due_speculations(self_ptr self);
+
+// pipeline_release.cpp
+/// Asks the store to queue again a job this node gave up (job_outcome::
+/// abandoned) while its lease may still hold it.
+void release_abandoned(self_ptr self, const std::string& job_id);
+/// A delivery of a job whose release is under way goes back to the broker
+/// for a moment (true); false if none is.
+bool turned_away_while_releasing(self_ptr self, const job_spec& spec,
+                                 std::uint64_t delivery);
 
 } // namespace troupe::supervisor_detail

@@ -316,6 +316,12 @@ struct job_write {
   /// is the wait's record (JSON text, see job_snapshot::children).
   std::vector<spawn_child> spawn;
   std::string children;
+  /// Gives up a job this node holds but no actor runs any more (a claim
+  /// whose commit was in doubt, a job actor that crashed too often): the
+  /// store makes it `queued` (epoch + 1, no owner) if this node's lease
+  /// still holds it, so that the next delivery on any node takes it
+  /// instead of waiting for this node or its lease. Only job_id counts.
+  bool release = false;
 };
 
 template <class Inspector>
@@ -325,7 +331,7 @@ typename Inspector::result_type inspect(Inspector& f, job_write& x) {
            x.decided_ns, x.last_error, x.checkpoints, x.attempts, x.result,
            x.events, x.create, x.spec, x.started_at_ms, x.wait_in_store,
            x.progress, x.callback_token, x.callback_since_ms, x.parent_id,
-           x.batch_id, x.spawn, x.children);
+           x.batch_id, x.spawn, x.children, x.release);
 }
 
 /// What a stage attempt produced.

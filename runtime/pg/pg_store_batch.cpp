@@ -60,6 +60,7 @@ void prepare_store_statements(pqxx::connection& c) {
   c.prepare("insert_spawned", sql_insert_spawned);
   c.prepare("resume_parents", sql_resume_parents);
   c.prepare("settle_batches", sql_settle_batches);
+  c.prepare("release", sql_release);
 }
 
 namespace {
@@ -273,7 +274,7 @@ std::set<std::string> apply_job_rows(pqxx::work& w,
                                      const pg_store_options& opts) {
   json_array_writer updates, creates;
   for (std::size_t i = 0; i < reqs.size(); ++i) {
-    if (reqs[i].is_claim)
+    if (reqs[i].is_claim || reqs[i].write.release)
       continue;
     const auto& x = reqs[i].write;
     index[x.job_id] = i;
@@ -404,6 +405,19 @@ void join_families(pqxx::work& w, const std::vector<store_request>& reqs,
     w.exec_prepared("settle_batches", json(batches).dump());
 }
 
+/// Jobs their node gave up (job_write::release): queued again if this
+/// node's lease still holds them. Nothing to refuse: a job that moved on
+/// is simply left alone.
+void run_releases(pqxx::work& w, const std::vector<store_request>& reqs,
+                  const pg_store_options& opts) {
+  json ids = json::array();
+  for (const auto& r : reqs)
+    if (!r.is_claim && r.write.release)
+      ids.push_back(r.write.job_id);
+  if (!ids.empty())
+    w.exec_prepared("release", ids.dump(), opts.lease_owner);
+}
+
 void run_writes(pqxx::work& w, const std::vector<store_request>& reqs,
                 std::vector<store_result>& out, const pg_store_options& opts) {
   index_map index;
@@ -442,6 +456,7 @@ void run_batch(pqxx::work& w, const std::vector<store_request>& reqs,
   w.exec("set local enable_hashjoin = off");
   run_claims(w, reqs, out, opts);
   run_writes(w, reqs, out, opts);
+  run_releases(w, reqs, opts);
 }
 
 } // namespace troupe

@@ -229,6 +229,16 @@ from jsonb_to_recordset($1::jsonb) as r(job_id text, life int,
 on conflict do nothing
 )SQL";
 
+// A job its node gave up (job_write::release) while its lease holds it:
+// queued again, so that the next delivery anywhere claims it. A job another
+// run took meanwhile, or one the store holds (run_at), is not this node's.
+inline const char* const sql_release = R"SQL(
+update jobs set state = 'queued', epoch = epoch + 1, lease_owner = null,
+  lease_until = null, updated_at = now()
+where job_id = any(array(select jsonb_array_elements_text($1::jsonb)))
+  and lease_owner = $2 and state in ('running', 'retrying') and run_at is null
+)SQL";
+
 inline const char* const sql_insert_events = R"SQL(
 insert into job_events (job_id, type, time, node, stage, attempt, body)
 select job_id, type, to_timestamp(time_ms / 1000.0), node,

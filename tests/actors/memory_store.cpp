@@ -23,6 +23,21 @@ std::int32_t memory_db::publish_due(const std::string& job_id) {
   return ++row.gen;
 }
 
+void memory_db::release(const std::string& job_id) {
+  auto i = jobs.find(job_id);
+  if (i != jobs.end() && (i->second.state == job_state::running ||
+                          i->second.state == job_state::retrying)) {
+    i->second.state = job_state::queued;
+    ++i->second.epoch;
+  }
+}
+
+job_write answer_releases_write() {
+  job_write w;
+  w.release = true; // and no job id
+  return w;
+}
+
 bool memory_db::complete(const std::string& job_id, const std::string& token,
                          const std::string& completion) {
   auto i = jobs.find(job_id);
@@ -38,7 +53,8 @@ bool memory_db::complete(const std::string& job_id, const std::string& token,
 
 store_actor spawn_memory_store(caf::actor_system& sys,
                                std::shared_ptr<memory_db> db) {
-  return sys.spawn([db](store_actor::pointer) -> store_actor::behavior_type {
+  return sys.spawn([db](store_actor::pointer self)
+                       -> store_actor::behavior_type {
     return {
         [db](claim_atom, job_spec& spec) -> caf::result<job_snapshot> {
           auto [i, created] = db->jobs.try_emplace(spec.job_id);
@@ -73,9 +89,14 @@ store_actor spawn_memory_store(caf::actor_system& sys,
           snap.attempts = row.attempts;
           snap.progress = row.progress;
           snap.callback = row.callback;
+          if (db->lose_next_claim_replies > 0) {
+            --db->lose_next_claim_replies;
+            return make_error(errc::unavailable,
+                              "connection lost after the commit (injected)");
+          }
           return snap;
         },
-        [db](job_write& w) -> caf::result<ok_atom> {
+        [db, self](job_write& w) -> caf::result<ok_atom> {
           if (db->fail_next_writes > 0) {
             --db->fail_next_writes;
             return make_error(errc::unavailable, "store is down (injected)");
@@ -85,6 +106,25 @@ store_actor spawn_memory_store(caf::actor_system& sys,
             return make_error(errc::unstorable, "invalid input (injected)");
           }
           auto i = db->jobs.find(w.job_id);
+          if (w.release && w.job_id.empty()) {
+            auto held = std::move(db->held_releases);
+            db->held_releases.clear();
+            for (auto& [job_id, rp] : held) {
+              db->release(job_id);
+              rp.deliver(ok_atom::value);
+            }
+            return ok_atom::value;
+          }
+          if (w.release) {
+            ++db->releases;
+            if (db->hold_releases) {
+              auto rp = self->make_response_promise<ok_atom>();
+              db->held_releases.emplace_back(w.job_id, rp);
+              return rp;
+            }
+            db->release(w.job_id);
+            return ok_atom::value;
+          }
           if (w.create) {
             if (i != db->jobs.end())
               return make_error(errc::job_exists, w.job_id);

@@ -7,10 +7,12 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
+#include <caf/typed_response_promise.hpp>
 
 #include "actors/store_actor.hpp"
 #include "messages/job.hpp"
@@ -52,6 +54,19 @@ struct memory_db {
   int writes = 0;
   /// Jobs created by a write (speculation) rather than by a claim.
   int creates = 0;
+  /// Release writes received (job_write::release).
+  int releases = 0;
+  /// Releases wait instead of being answered at once, until the store
+  /// receives answer_releases_write() (answered in the store's own context:
+  /// a promise cannot be delivered from outside an actor).
+  bool hold_releases = false;
+  std::vector<std::pair<std::string, caf::typed_response_promise<ok_atom>>>
+      held_releases;
+  /// What the store does with a release: queued again if running.
+  void release(const std::string& job_id);
+  /// The next N claims commit but their reply is lost (errc::unavailable):
+  /// a claim whose commit was in doubt.
+  int lose_next_claim_replies = 0;
 
   /// Replays a job from `from_stage`: a new life, later checkpoints dropped,
   /// the history of the earlier life kept.
@@ -69,6 +84,10 @@ struct memory_db {
   bool complete(const std::string& job_id, const std::string& token,
                 const std::string& completion);
 };
+
+/// The write that makes a memory store carry out and answer the releases
+/// it holds (memory_db::hold_releases).
+job_write answer_releases_write();
 
 /// Spawns a store actor over `db`.
 store_actor spawn_memory_store(caf::actor_system& sys,

@@ -2,6 +2,7 @@
 // one row holds every job the node runs, and the jobs of a node whose row
 // lapsed are rescued (due now, epoch + 1). Judged by the rows.
 #include <atomic>
+#include <optional>
 #include <thread>
 
 #define PQXX_HAVE_OPTIONAL
@@ -164,30 +165,86 @@ TEST_F(NodeLease, ALapsedLeaseIsForgottenOnlyOnceItHoldsNoJob) {
             1);
 }
 
+/// A real store whose node is `owner`, for one request.
+struct store_as {
+  store_as(const std::string& pg_url, const std::string& owner) {
+    cfg.set("logger.file-verbosity", caf::atom("quiet"));
+    sys.emplace(cfg);
+    pg_store_options opts;
+    opts.pg.url = pg_url;
+    opts.lease_owner = owner;
+    store = spawn_pg_store(*sys, opts);
+  }
+  ~store_as() { caf::anon_send_exit(store, caf::exit_reason::user_shutdown); }
+
+  caf::actor_system_config cfg;
+  std::optional<caf::actor_system> sys;
+  store_actor store;
+};
+
 /// Claims `job_id` (a redelivery of message `seq` of pipeline p) through a
 /// real store whose node is `owner`: the epoch it took, or the error.
 caf::expected<std::int64_t> claim_as(const std::string& pg_url,
                                      const std::string& owner,
                                      const std::string& job_id,
                                      std::uint64_t seq) {
-  caf::actor_system_config cfg;
-  cfg.set("logger.file-verbosity", caf::atom("quiet"));
-  caf::actor_system sys{cfg};
-  pg_store_options opts;
-  opts.pg.url = pg_url;
-  opts.lease_owner = owner;
-  auto store = spawn_pg_store(sys, opts);
+  store_as s{pg_url, owner};
   job_spec spec;
   spec.job_id = job_id;
   spec.pipeline = "p";
   spec.stream_seq = seq;
   caf::expected<std::int64_t> out = make_error(errc::internal, "no reply");
-  caf::scoped_actor self{sys};
-  self->request(store, std::chrono::seconds{30}, claim_atom::value, spec)
+  caf::scoped_actor self{*s.sys};
+  self->request(s.store, std::chrono::seconds{30}, claim_atom::value, spec)
       .receive([&](job_snapshot& snap) { out = snap.epoch; },
                [&](caf::error& err) { out = err; });
-  caf::anon_send_exit(store, caf::exit_reason::user_shutdown);
   return out;
+}
+
+/// Sends a release of `job_id` (job_write::release) through a real store
+/// whose node is `owner`; true once the store answered.
+bool release_as(const std::string& pg_url, const std::string& owner,
+                const std::string& job_id) {
+  store_as s{pg_url, owner};
+  job_write w;
+  w.job_id = job_id;
+  w.pipeline = "p";
+  w.release = true;
+  bool ok = false;
+  caf::scoped_actor self{*s.sys};
+  self->request(s.store, std::chrono::seconds{30}, std::move(w))
+      .receive([&](ok_atom) { ok = true; }, [&](caf::error&) {});
+  return ok;
+}
+
+// A node that gave a job up while its lease holds it (a claim whose reply
+// was lost, a job actor that crashed too often; actors/pipeline_release.cpp)
+// queues it again, so that the next delivery on another node takes it
+// instead of waiting for that node's lease. Another node's release of it,
+// or a release once a newer run holds it, changes nothing.
+TEST_F(NodeLease, AJobItsNodeGaveUpIsTakenByTheNextDeliveryElsewhere) {
+  schedule_store n1{servers.pg_url(), "n1#0000aaaa"};
+  ASSERT_FALSE(n1.renew_lease(duration_ms{60000}));
+  count("with x as (insert into jobs (job_id, pipeline, state, epoch, "
+        "lease_owner, stream_seq) values ('given-7', 'p', 'running', 1, "
+        "'n1#0000aaaa', 7) returning 1) select count(*) from x");
+  ASSERT_TRUE(release_as(servers.pg_url(), "n2#0000bbbb", "given-7"));
+  EXPECT_EQ(count("select count(*) from jobs where job_id = 'given-7' and "
+                  "state = 'running' and epoch = 1"),
+            1);
+  ASSERT_TRUE(release_as(servers.pg_url(), "n1#0000aaaa", "given-7"));
+  EXPECT_EQ(count("select count(*) from jobs where job_id = 'given-7' and "
+                  "state = 'queued' and epoch = 2 and lease_owner is null"),
+            1);
+  auto taken = claim_as(servers.pg_url(), "n2#0000bbbb", "given-7", 7);
+  ASSERT_TRUE(taken) << describe(taken.error());
+  EXPECT_EQ(*taken, 3);
+  // n1's late release (a second one) leaves n2's run alone.
+  ASSERT_TRUE(release_as(servers.pg_url(), "n1#0000aaaa", "given-7"));
+  EXPECT_EQ(count("select count(*) from jobs where job_id = 'given-7' and "
+                  "state = 'running' and epoch = 3 and lease_owner = "
+                  "'n2#0000bbbb'"),
+            1);
 }
 
 // A message delivered again while the node that runs its job is alive (an
