@@ -48,11 +48,14 @@ TEST(Cluster, ThreeNodesShareWorkAndSurviveAKilledNode) {
             std::to_string(ports[i]);
   }
   local_nats nats[3];
-  for (int i = 0; i < 3; ++i)
-    ASSERT_FALSE(nats[i].start_clustered(
-        dir, ports[i], "s" + std::to_string(i + 1), cports[i], routes));
+  for (int i = 0; i < 3; ++i) {
+    auto err = nats[i].start_clustered(dir, ports[i], "s" + std::to_string(i + 1),
+                                       cports[i], routes);
+    ASSERT_FALSE(err) << describe(err);
+  }
   local_postgres pg;
-  ASSERT_FALSE(pg.start(dir, free_port()));
+  auto pg_err = pg.start(dir, free_port());
+  ASSERT_FALSE(pg_err) << describe(pg_err);
   write_file(dir + "/node.toml", R"([node]
 max_in_flight = 1000
 http = "127.0.0.1:0"
@@ -143,7 +146,9 @@ stages = [
   // One of the three NATS servers restarts while the work goes on.
   nats[0].stop();
   std::this_thread::sleep_for(2s);
-  ASSERT_FALSE(nats[0].start_clustered(dir, ports[0], "s1", cports[0], routes));
+  auto restart_err =
+      nats[0].start_clustered(dir, ports[0], "s1", cports[0], routes);
+  ASSERT_FALSE(restart_err) << describe(restart_err);
   std::cout << "[ info ] NATS server s1 restarted with "
             << count(url, "select count(*) from jobs where job_id like 'c-%' "
                           "and state = 'succeeded'")

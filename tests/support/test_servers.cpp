@@ -1,7 +1,12 @@
 #include "tests/support/test_servers.hpp"
 
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
+#include <mutex>
+#include <random>
+#include <set>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -14,17 +19,50 @@
 
 namespace troupe::test {
 
-int free_port() {
+namespace {
+
+bool can_bind(int port) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0)
+    return false;
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  addr.sin_port = htons(static_cast<std::uint16_t>(port));
+  bool ok = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
   close(fd);
-  return ntohs(addr.sin_port);
+  return ok;
+}
+
+/// The first port of the kernel's ephemeral range (32768 by default).
+int ephemeral_start() {
+  std::ifstream in{"/proc/sys/net/ipv4/ip_local_port_range"};
+  int low = 0;
+  return in >> low && low > 11000 ? low : 32768;
+}
+
+} // namespace
+
+// Ports are drawn below the ephemeral range: a port bind(0) hands out is one
+// any outgoing connection of a parallel test may take before the server
+// binds it (CI saw a cluster test's nats-server fail to start that way). Each
+// process hands out a port once.
+int free_port() {
+  static std::mutex mutex;
+  static std::set<int> given;
+  static std::mt19937 rng{std::random_device{}() ^
+                          static_cast<unsigned>(getpid())};
+  std::lock_guard<std::mutex> lock{mutex};
+  std::uniform_int_distribution<int> pick{10000, ephemeral_start() - 1};
+  for (int tries = 0; tries < 1000; ++tries) {
+    int port = pick(rng);
+    if (given.count(port) == 0 && can_bind(port)) {
+      given.insert(port);
+      return port;
+    }
+  }
+  std::fprintf(stderr, "free_port: no free port below the ephemeral range\n");
+  std::abort();
 }
 
 test_servers::test_servers() {
