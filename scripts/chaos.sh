@@ -20,6 +20,8 @@
 #   --gentle-nats only restart nats-servers (SIGTERM) and move leaders: no
 #                 silenced server, under which 2.9.10 can strand messages
 #   --lenient-stream  messages left in the stream are noted, not failed
+#   --restart-broker  restart the nats-servers one at a time before every
+#                 verdict (done anyway when the stream stops answering)
 #   CHAOS_OUT=dir  where per-seed logs go (/tmp/troupe-chaos-results)
 #   TROUPE_CHAOS_FAKETIME=0  no node under libfaketime (no clock jumps)
 #   TROUPE_CHAOS_NODE=path  the node binary under test (default: this
@@ -41,6 +43,7 @@ while [ $# -gt 0 ]; do
     --nats-crash) extra+=(--nats-crash); shift ;;
     --gentle-nats) extra+=(--gentle-nats); shift ;;
     --lenient-stream) extra+=(--lenient-stream); shift ;;
+    --restart-broker) extra+=(--restart-broker); shift ;;
     *) echo "chaos.sh: unknown argument '$1' (see the header of $0)" >&2; exit 2 ;;
   esac
 done

@@ -2,12 +2,15 @@
 //
 //   troupe_chaos --seed 7 [--jobs 1500] [--seconds 60] [--settle 240]
 //                [--dir DIR] [--keep] [--nats-crash|--gentle-nats]
-//                [--lenient-stream]
+//                [--lenient-stream] [--restart-broker]
 //   troupe_chaos --soak SECONDS [--rate JOBS_PER_S] [--samples FILE.tsv]
 //
 // Prints the run's narration, then one verdict line:
 //   chaos seed=7 PASS jobs=1500 faults=19 (...) effects=... reruns=... 212.4s
 // and, when it fails, every violation and the command that replays the seed.
+// When the stream stops answering after the drain bound (nats-server 2.9.10
+// after a replica reset), the nats-servers are restarted one at a time, as an
+// operator would, before the verdict; --restart-broker always does.
 // Exit code: 0 pass, 1 violations, 2 the cluster could not start.
 
 #include <cstdlib>
@@ -43,6 +46,8 @@ bool parse(int argc, char** argv, run_options& o) {
       o.nats_faults = 0;
     else if (a == "--lenient-stream")
       o.strict_stream = false;
+    else if (a == "--restart-broker")
+      o.restart_broker = true;
     else if (a == "--soak")
       o.soak_seconds = std::atoi(value().c_str());
     else if (a == "--rate")
@@ -84,6 +89,10 @@ int main(int argc, char** argv) {
             << "s\n";
   if (!r.v.broker.empty())
     std::cout << "  broker: replicas apart first at " << r.v.broker << "\n";
+  if (r.broker_restarted)
+    std::cout << "  broker: the stream stopped answering; the nats-servers "
+                 "were restarted one at a time before the verdict (logs: "
+              << r.dir << ")\n";
   for (auto& v : r.v.violations)
     std::cout << "  violation: " << v << "\n";
   for (auto& n : r.v.notes)
@@ -96,7 +105,7 @@ int main(int argc, char** argv) {
                   : o.nats_faults == 0 ? " --gentle-nats"
                                        : "")
               << (o.strict_stream ? "" : " --lenient-stream") << "\n";
-  else if (!o.keep)
+  else if (!o.keep && !r.broker_restarted)
     std::filesystem::remove_all(r.dir);
   return r.v.ok() ? 0 : 1;
 }

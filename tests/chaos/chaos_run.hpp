@@ -24,6 +24,9 @@ struct run_options {
   /// can strand messages under 1 and 2 (docs/reliability.md).
   int nats_faults = 1;
   bool strict_stream = true; ///< --lenient-stream: leftovers only noted
+  /// --restart-broker: restart the nats-servers one at a time before the
+  /// verdict even when the stream answers (checks that the nodes carry on).
+  bool restart_broker = false;
   /// Soak instead of a seed: `rate` jobs/s of a 3-stage pipeline for this
   /// many seconds, one fault a minute, samples written to `samples`.
   int soak_seconds = 0;
@@ -39,6 +42,9 @@ struct run_result {
   std::size_t jobs = 0;
   double seconds = 0;
   std::string setup_error; ///< the cluster could not start
+  /// The stream stopped answering after the drain bound and the run restarted
+  /// the nats-servers one by one, as an operator would, before judging.
+  bool broker_restarted = false;
 };
 
 /// Runs one seed, narrating to `log`.

@@ -49,8 +49,8 @@ TEST(Cluster, ThreeNodesShareWorkAndSurviveAKilledNode) {
   }
   local_nats nats[3];
   for (int i = 0; i < 3; ++i) {
-    auto err = nats[i].start_clustered(dir, ports[i], "s" + std::to_string(i + 1),
-                                       cports[i], routes);
+    auto err = nats[i].start_clustered(
+        dir, ports[i], "s" + std::to_string(i + 1), cports[i], routes);
     ASSERT_FALSE(err) << describe(err);
   }
   local_postgres pg;
