@@ -113,6 +113,10 @@ next_stored(nats_client& nats, const std::string& stream,
   return std::optional<stored_message>{std::move(out)};
 }
 
+bool answers_lookup(const stored_message& m, const std::string& subject) {
+  return m.subject.empty() || m.subject == subject;
+}
+
 caf::expected<std::optional<stored_message>>
 stored_at(nats_client& nats, const std::string& stream, std::uint64_t seq) {
   natsMsg* m = nullptr;

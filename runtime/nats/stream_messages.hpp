@@ -54,6 +54,12 @@ caf::expected<std::optional<stored_message>>
 next_stored(nats_client& nats, const std::string& stream,
             std::uint64_t from_seq, const std::string& subject);
 
+/// Whether `m`, found by next_stored() on `subject`, is on that subject (or
+/// a placeholder for one deleted meanwhile). After a replica reset,
+/// nats-server 2.9.10 was seen to answer a lookup on one subject with
+/// another's message (chaos seed 115, session 22).
+bool answers_lookup(const stored_message& m, const std::string& subject);
+
 /// The stored message at `seq`; nullopt when the stream has none there
 /// (deleted, acknowledged, or lost).
 caf::expected<std::optional<stored_message>>

@@ -245,6 +245,12 @@ void render_repairs(prometheus_text& p, const node_http_sources& src) {
              "leader (or the stream without one).");
     p.sample("troupe_sweeper_deferred_total", {},
              static_cast<double>(st.deferred));
+    p.family("troupe_sweeper_misfiled_total", "counter",
+             "Stream lookups on one subject the broker answered with another "
+             "subject's message: its subject index is broken; restart the "
+             "nats-servers one at a time (docs/operations.md).");
+    p.sample("troupe_sweeper_misfiled_total", {},
+             static_cast<double>(st.misfiled));
   }
   if (src.unlogged) {
     p.family("troupe_submissions_unlogged_total", "counter",

@@ -91,6 +91,13 @@ void stranded_sweeper::log_result(const result& r) {
                  "submission(s), published again, and of {} queued "
                  "job(s), handed to the scheduler",
                  r.lost, r.requeued);
+  if (r.misfiled > 0)
+    spdlog::error("sweeper: the broker answered {} lookup(s) on one subject "
+                  "with another subject's message ({}): its subject index "
+                  "is broken (seen after a replica reset) and the consumers "
+                  "may never hand those messages out; restart the "
+                  "nats-servers one at a time",
+                  r.misfiled, r.first_misfiled);
   if (r.stranded > 0)
     spdlog::warn("sweeper: {} message(s) the broker stopped tracking ({} of "
                  "jobs that must run, {} of jobs that ended or wait in the "
@@ -136,6 +143,7 @@ stranded_sweeper::result stranded_sweeper::sweep_once() {
   stats_->stuck_consumers += r.stuck_consumers;
   stats_->remade_consumers += r.remade_consumers;
   stats_->deferred += r.deferred.empty() ? 0 : 1;
+  stats_->misfiled += r.misfiled;
   return r;
 }
 
@@ -190,6 +198,10 @@ void stranded_sweeper::sweep_pipeline(const lane& l, result& r) {
     if (!*m || (*m)->seq > pos->delivered)
       break;
     seq = (*m)->seq + 1;
+    if (!answers_lookup(**m, l.subject)) {
+      note_misfiled(l, **m, r);
+      continue; // not this consumer's to hand out: remaking it cannot help
+    }
     ++walked;
     seen.push_back((*m)->seq);
     if (judged && !(*m)->subject.empty() && stranded_now(**m, l.pipeline, r))
@@ -203,6 +215,13 @@ void stranded_sweeper::sweep_pipeline(const lane& l, result& r) {
     // Handed out again: each is a new delivery, judged afresh.
     forget_.insert(forget_.end(), seen.begin(), seen.end());
   }
+}
+
+void stranded_sweeper::note_misfiled(const lane& l, const stored_message& m,
+                                     result& r) {
+  if (r.misfiled++ == 0)
+    r.first_misfiled = "asked " + l.subject + ", got " + m.subject + " at " +
+                       std::to_string(m.seq);
 }
 
 /// Whether `m` is stranded: behind its consumer in every sweep for

@@ -61,6 +61,7 @@ struct sweeper_stats {
   std::atomic<std::int64_t> stuck_consumers{0};
   std::atomic<std::int64_t> remade_consumers{0};
   std::atomic<std::int64_t> deferred{0};
+  std::atomic<std::int64_t> misfiled{0};
 };
 
 class stranded_sweeper {
@@ -74,6 +75,11 @@ public:
     int stuck_consumers = 0;    ///< consumers found stuck (moved or remade)
     int remade_consumers = 0;   ///< still stuck after a move: made again
     std::int64_t forgotten = 0; ///< logged submissions whose job has a row
+    /// Lookups on one subject the broker answered with another's message
+    /// (its subject index is broken: a rolling restart mends it), and the
+    /// first of them, "asked S, got T at N".
+    int misfiled = 0;
+    std::string first_misfiled;
     /// Why the stream's replicas are out of step ("no leader", "s2 is not
     /// current", or unreadable), "" when they are in step. Swept all the
     /// same unless it has no leader or cannot be read.
@@ -119,6 +125,7 @@ private:
   static void log_deferral(const std::string& why);
   void flush_kept_submissions();
   void sweep_pipeline(const lane& l, result& r);
+  void note_misfiled(const lane& l, const stored_message& m, result& r);
   bool stranded_now(const stored_message& m, const std::string& pipeline,
                     result& r);
   static void log_result(const result& r);

@@ -8,9 +8,10 @@
 // Prints the run's narration, then one verdict line:
 //   chaos seed=7 PASS jobs=1500 faults=19 (...) effects=... reruns=... 212.4s
 // and, when it fails, every violation and the command that replays the seed.
-// When the stream stops answering after the drain bound (nats-server 2.9.10
-// after a replica reset), the nats-servers are restarted one at a time, as an
-// operator would, before the verdict; --restart-broker always does.
+// When, after the drain bound, the stream does not answer or still holds
+// messages after its replicas came apart (nats-server 2.9.10 after a replica
+// reset), the nats-servers are restarted one at a time, as an operator
+// would, before the verdict; --restart-broker always does.
 // Exit code: 0 pass, 1 violations, 2 the cluster could not start.
 
 #include <cstdlib>
@@ -90,8 +91,8 @@ int main(int argc, char** argv) {
   if (!r.v.broker.empty())
     std::cout << "  broker: replicas apart first at " << r.v.broker << "\n";
   if (r.broker_restarted)
-    std::cout << "  broker: the stream stopped answering; the nats-servers "
-                 "were restarted one at a time before the verdict (logs: "
+    std::cout << "  broker: the nats-servers were restarted one at a time "
+                 "before the verdict (logs: "
               << r.dir << ")\n";
   for (auto& v : r.v.violations)
     std::cout << "  violation: " << v << "\n";

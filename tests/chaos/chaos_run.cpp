@@ -57,7 +57,8 @@ private:
   void settle_phase();
   void drain_stream();
   bool stream_answers(std::chrono::seconds within);
-  void restart_broker();
+  std::string broker_needs_restart();
+  void restart_broker(const std::string& why);
   void tick(int now);
   void client_loop();
   void apply(const action& a);
@@ -378,11 +379,27 @@ bool runner::stream_answers(std::chrono::seconds within) {
 // reset, for longer than any bound (docs/reliability.md). What an operator
 // does then is restart the servers one at a time; the nodes stay up and
 // must carry on by themselves. Whatever is still wrong afterwards is judged.
-void runner::restart_broker() {
-  note(std::string{opts_.restart_broker
-                       ? "--restart-broker"
-                       : "JetStream does not answer for the stream"} +
-       ": restarting the nats-servers one at a time, as an operator would");
+/// Why the run restarts the nats-servers before judging, "" if it does not:
+/// the stream does not answer, or it still holds messages after its
+/// replicas came apart (a reset replica was seen to answer lookups on one
+/// subject with another's messages, so a consumer never hands them out; a
+/// restart rebuilds its index). Messages left with the replicas whole are
+/// troupe's to answer for and are judged as they are.
+std::string runner::broker_needs_restart() {
+  if (opts_.restart_broker)
+    return "--restart-broker";
+  auto left = stream_leftovers(*nats_, pipeline_names());
+  if (left < 0)
+    return "JetStream does not answer for the stream";
+  if (left > 0 && !broker_divergence(opts_.dir).empty())
+    return std::to_string(left) +
+           " messages left in the stream after its replicas came apart";
+  return "";
+}
+
+void runner::restart_broker(const std::string& why) {
+  note(why + ": restarting the nats-servers one at a time, as an operator "
+             "would");
   for (int i = 0; i < nats_count; ++i) {
     cluster_->stop_nats(i);
     std::this_thread::sleep_for(1s);
@@ -412,9 +429,9 @@ run_result runner::run() {
   if (sampler_)
     sampler_->stop();
   drain_stream();
-  if (opts_.restart_broker || !stream_answers(0s)) {
+  if (auto why = broker_needs_restart(); !why.empty()) {
     r.broker_restarted = true;
-    restart_broker();
+    restart_broker(why);
     settle_phase();
     drain_stream();
   }

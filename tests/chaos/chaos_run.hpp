@@ -42,8 +42,9 @@ struct run_result {
   std::size_t jobs = 0;
   double seconds = 0;
   std::string setup_error; ///< the cluster could not start
-  /// The stream stopped answering after the drain bound and the run restarted
-  /// the nats-servers one by one, as an operator would, before judging.
+  /// After the drain bound the stream did not answer, or held messages
+  /// after its replicas came apart, and the run restarted the nats-servers
+  /// one by one, as an operator would, before judging.
   bool broker_restarted = false;
 };
 

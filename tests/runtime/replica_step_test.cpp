@@ -67,3 +67,18 @@ TEST(ReplicaStep, AMissingPeerOrNameIsNotTakenForInStep) {
   unnamed.a.Lag = 1;
   EXPECT_EQ(out_of_step(unnamed.get()), "a replica is 1 entry behind");
 }
+
+// Chaos seed 115 (session 22): after a replica reset the broker answered
+// the sweeper's lookup on troupe.jobs.hang with troupe.jobs.fx's messages,
+// and the sweeper made the hang consumer again for them, twice, to no end.
+TEST(StreamLookup, AMessageOfAnotherSubjectDoesNotAnswerTheLookup) {
+  troupe::stored_message m;
+  m.seq = 1343;
+  m.subject = "troupe.jobs.fx";
+  EXPECT_TRUE(troupe::answers_lookup(m, "troupe.jobs.fx"));
+  EXPECT_FALSE(troupe::answers_lookup(m, "troupe.jobs.hang"));
+  EXPECT_FALSE(troupe::answers_lookup(m, "troupe.jobs.fx.high"));
+  troupe::stored_message deleted_meanwhile;
+  deleted_meanwhile.seq = 1344;
+  EXPECT_TRUE(troupe::answers_lookup(deleted_meanwhile, "troupe.jobs.hang"));
+}
