@@ -31,6 +31,9 @@ public:
 
   ~lazy_connection() { drop(); }
 
+  /// Whether a connection is made (it may still be one the server dropped).
+  bool open() const { return conn_ != nullptr; }
+
   void drop() {
     if (conn_ && on_drop_)
       on_drop_();

@@ -25,6 +25,8 @@
 
 namespace troupe {
 
+class lazy_connection;
+
 /// One accepted submission, as published.
 struct logged_submission {
   std::string job_id;
@@ -44,9 +46,11 @@ public:
   submission_log& operator=(const submission_log&) = delete;
 
   /// Writes `s`; a job already logged keeps its first record (a client's
-  /// retry under the same key is the same message). Thread-safe. When it
-  /// cannot be written, `s` waits in the backlog for flush_backlog(); an
-  /// error only when the backlog is full too.
+  /// retry under the same key is the same message). Thread-safe. A
+  /// connection PostgreSQL dropped is made again once before `s` counts as
+  /// unwritable; then `s` waits in the backlog, written with the next
+  /// submission that is, or by flush_backlog(); an error only when the
+  /// backlog is full too.
   caf::error record(const logged_submission& s);
 
   /// Writes the submissions kept while PostgreSQL was away; how many. On
@@ -76,6 +80,7 @@ public:
 
 private:
   caf::error write(const logged_submission& s);
+  caf::expected<std::size_t> write_kept(lazy_connection& conn);
 
   struct impl;
   std::unique_ptr<impl> impl_;

@@ -60,6 +60,63 @@ TEST(SubmissionLog, WhatIsAcceptedWhilePostgresIsAwayIsWrittenWhenItIsBack) {
   std::filesystem::remove_all(dir);
 }
 
+// Chaos seed 124 (session 22): after an outage, each of the log's
+// connections failed its first statement (PostgreSQL had dropped it), and
+// that one failure sent the next 2 s of submissions to the node's memory,
+// where the node's kill lost them.
+TEST(SubmissionLog,
+     AConnectionDroppedByARestartIsMadeAgainNotTakenForAnOutage) {
+  char tmpl[] = "/tmp/troupe-sublog-XXXXXX";
+  std::string dir = mkdtemp(tmpl);
+  auto port = free_port();
+  local_postgres pg;
+  ASSERT_FALSE(pg.start(dir, port));
+  ASSERT_TRUE(apply_migrations(pg.url()));
+  submission_log log{pg.url(), 1}; // one connection: the next write uses it
+  ASSERT_FALSE(log.record(submission("before", 10, 1)));
+  pg.stop();
+  ASSERT_FALSE(pg.start(dir, port));
+  EXPECT_FALSE(log.record(submission("after", 10, 2)));
+  EXPECT_EQ(log.backlog(), 0u) << "written at once, not kept in memory";
+  EXPECT_FALSE(log.record(submission("next", 10, 3)));
+  EXPECT_EQ(log.backlog(), 0u);
+  EXPECT_EQ(count_rows(pg.url(), "select count(*) from submissions"), 3);
+  pg.stop();
+  std::filesystem::remove_all(dir);
+}
+
+// What was kept while PostgreSQL was away is written with the first
+// submission that reaches it, not a sweep later (60 s by default).
+TEST(SubmissionLog, TheFirstWriteAfterAnOutageTakesTheBacklogWithIt) {
+  char tmpl[] = "/tmp/troupe-sublog-XXXXXX";
+  std::string dir = mkdtemp(tmpl);
+  auto port = free_port();
+  local_postgres pg;
+  ASSERT_FALSE(pg.start(dir, port));
+  ASSERT_TRUE(apply_migrations(pg.url()));
+  submission_log log{pg.url(), 1};
+  pg.stop();
+  EXPECT_FALSE(log.record(submission("during", 10, 1)));
+  EXPECT_EQ(log.backlog(), 1u);
+  ASSERT_FALSE(pg.start(dir, port));
+  // The log rests 2 s after a failed write before it tries again.
+  bool written = false;
+  for (int i = 0; i < 100 && !written; ++i) {
+    ASSERT_FALSE(log.record(submission("after-" + std::to_string(i), 10, 2)));
+    written = count_rows(pg.url(), "select count(*) from submissions where "
+                                   "job_id like 'after-%'") > 0;
+    if (!written)
+      std::this_thread::sleep_for(100ms);
+  }
+  ASSERT_TRUE(written);
+  EXPECT_EQ(log.backlog(), 0u);
+  EXPECT_EQ(count_rows(pg.url(), "select count(*) from submissions where "
+                                 "job_id = 'during'"),
+            1);
+  pg.stop();
+  std::filesystem::remove_all(dir);
+}
+
 TEST(SubmissionLog, TheBacklogIsBoundedAndSaysSoWhenFull) {
   // No PostgreSQL at all on this port: every write fails at once.
   submission_log log{"postgresql://postgres@127.0.0.1:" +
