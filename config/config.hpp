@@ -153,6 +153,12 @@ struct node_config {
   /// most once per this interval per job (the latest wins; a final 100 %
   /// always goes out).
   duration_ms progress_interval{1000};
+  /// A directory on local disk where the submit API keeps what it accepted
+  /// while PostgreSQL was unreachable, each on disk before the reply, until
+  /// it can be logged in PostgreSQL (also after the node is killed and
+  /// started again; one file per node id). Empty: in memory only, lost if
+  /// the node dies before PostgreSQL is back (docs/reliability.md).
+  std::string spool_dir;
   /// Where spans of traced jobs go as OTLP/HTTP JSON (`http://host:port`;
   /// /v1/traces is added); empty: not exported.
   std::string otlp_endpoint;

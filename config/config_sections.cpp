@@ -36,12 +36,27 @@ bool valid_http_endpoint(const std::string& url) {
 /// [node]: this process (id, HTTP, logging, scheduler, limits, timings).
 void read_node(reader& r, const toml::table& t, troupe_config& cfg) {
   r.check_keys(t, "node",
-               {"id", "http", "max_in_flight", "log_level", "log_format",
-                "scheduler_threads", "scheduler_polls", "blocking_threads",
-                "drain_grace", "metrics", "startup_timeout", "scheduler",
-                "speculate", "exec_inherit_env", "store_retry_after",
-                "event_result_max_bytes", "progress_interval", "otlp_endpoint",
-                "api_tokens_file"});
+               {"id",
+                "http",
+                "max_in_flight",
+                "log_level",
+                "log_format",
+                "scheduler_threads",
+                "scheduler_polls",
+                "blocking_threads",
+                "drain_grace",
+                "metrics",
+                "startup_timeout",
+                "scheduler",
+                "speculate",
+                "exec_inherit_env",
+                "store_retry_after",
+                "event_result_max_bytes",
+                "progress_interval",
+                "otlp_endpoint",
+                "api_tokens_file",
+                "spool_dir"});
+  r.read(t, "node", "spool_dir", cfg.node.spool_dir);
   r.read(t, "node", "otlp_endpoint", cfg.node.otlp_endpoint);
   r.read(t, "node", "api_tokens_file", cfg.node.api_tokens_file);
   if (!cfg.node.otlp_endpoint.empty() &&

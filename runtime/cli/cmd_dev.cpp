@@ -84,6 +84,10 @@ int cmd_dev(const dev_options& opts) {
   }
   cfg.nats.url = nats.url();
   cfg.postgres.url = pg.url();
+  // What the dev node accepts while its PostgreSQL is away waits on disk,
+  // as a production node's should (docs/configuration.md, spool_dir).
+  if (cfg.node.spool_dir.empty())
+    cfg.node.spool_dir = opts.dir + "/spool";
   std::printf("troupe dev: up\n"
               "  nats      %s (JetStream, data in %s/nats)\n"
               "  postgres  %s (data in %s/pg)\n"

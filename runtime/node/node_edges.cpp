@@ -4,6 +4,7 @@
 #include "runtime/node/node_impl.hpp"
 
 #include <cstdio>
+#include <filesystem>
 #include <random>
 #include <set>
 
@@ -21,6 +22,22 @@
 #include "runtime/pg/tenant_rates.hpp"
 
 namespace troupe {
+
+/// `node.spool_dir`: where the submission log keeps, on disk, what the API
+/// accepted while PostgreSQL was away (one file per node id).
+caf::error node::impl::open_spool(submission_log& log) {
+  const auto& dir = cfg.node.spool_dir;
+  if (dir.empty())
+    return caf::none;
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec)
+    return make_error(errc::unavailable, "node.spool_dir: cannot create " +
+                                             dir + ": " + ec.message());
+  if (auto err = log.use_spool(dir + "/submissions-" + id() + ".jsonl"))
+    return make_error(errc::unavailable, "node.spool_dir: " + describe(err));
+  return caf::none;
+}
 
 // The edges that take new work: the sweepers and the submit API.
 // Bounded queues: beyond them a request is answered `unavailable` at once.
@@ -52,6 +69,8 @@ caf::error node::impl::start_edges() {
   // nobody would, so nothing is written.
   if (cfg.nats.stranded_sweep.count() > 0) {
     auto log = std::make_shared<submission_log>(cfg.postgres.url, 4);
+    if (auto err = open_spool(*log))
+      return err;
     api->set_submission_log(log);
     stranded->set_submission_log(log);
   }

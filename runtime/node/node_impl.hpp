@@ -45,6 +45,8 @@
 
 namespace troupe {
 
+class submission_log;
+
 /// Milliseconds on the steady clock (the actors' heartbeat).
 inline std::int64_t steady_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -139,6 +141,7 @@ struct node::impl {
   caf::error start_pipelines();
   caf::error start_membership();
   caf::error start_edges();
+  caf::error open_spool(submission_log& log);
   caf::error start_scheduler();
   caf::error start_admin();
   void arm_failpoint();

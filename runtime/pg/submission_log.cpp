@@ -4,7 +4,12 @@
 #include <condition_variable>
 #include <deque>
 #include <mutex>
+#include <optional>
 
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "runtime/common/line_spool.hpp"
 #include "runtime/pg/lazy_connection.hpp"
 
 namespace troupe {
@@ -44,6 +49,29 @@ delete from submissions where job_id in (
 void prepare(pqxx::connection& c) {
   pqxx::nontransaction{c}.exec("set synchronous_commit = off");
   c.prepare("record", sql_record);
+}
+
+std::string spool_line(const logged_submission& s) {
+  return nlohmann::json{{"job_id", s.job_id},
+                        {"pipeline", s.pipeline},
+                        {"subject", s.subject},
+                        {"body", s.body},
+                        {"stream_seq", s.stream_seq}}
+      .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+std::optional<logged_submission> from_spool_line(const std::string& line) {
+  auto j = nlohmann::json::parse(line, nullptr, false);
+  if (!j.is_object())
+    return std::nullopt;
+  try {
+    return logged_submission{
+        j.at("job_id").get<std::string>(), j.at("pipeline").get<std::string>(),
+        j.at("subject").get<std::string>(), j.at("body").get<std::string>(),
+        j.at("stream_seq").get<std::uint64_t>()};
+  } catch (const nlohmann::json::exception&) {
+    return std::nullopt;
+  }
 }
 
 } // namespace
@@ -94,14 +122,34 @@ struct submission_log::impl {
   std::chrono::steady_clock::time_point down_until{};
   lazy_connection sweep;
 
-  /// Kept while PostgreSQL was away, oldest first (record()'s failures).
+  /// Kept while PostgreSQL was away, oldest first (record()'s failures);
+  /// on disk first when there is a spool.
   bool keep(const logged_submission& s) {
     std::lock_guard<std::mutex> guard{backlog_mtx};
     if (backlog_bytes + s.body.size() > backlog_bytes_max)
       return false;
+    if (spool)
+      if (auto err = spool->append(spool_line(s)))
+        spdlog::warn("submission log: {}; the submission is kept in memory "
+                     "only",
+                     describe(err));
     backlog_bytes += s.body.size();
     backlog.push_back(s);
     return true;
+  }
+
+  /// After a write of what was kept: the spool holds what is kept now.
+  void written() {
+    std::lock_guard<std::mutex> guard{backlog_mtx};
+    if (!spool)
+      return;
+    std::vector<std::string> lines;
+    for (const auto& s : backlog)
+      lines.push_back(spool_line(s));
+    if (auto err = spool->rewrite(lines))
+      spdlog::warn("submission log: {} (what it holds is written again "
+                   "later, which changes nothing)",
+                   describe(err));
   }
 
   bool has_backlog() {
@@ -128,6 +176,7 @@ struct submission_log::impl {
   mutable std::mutex backlog_mtx;
   std::deque<logged_submission> backlog;
   std::size_t backlog_bytes = 0;
+  std::unique_ptr<line_spool> spool;
 };
 
 submission_log::submission_log(std::string pg_url, std::size_t connections)
@@ -195,7 +244,33 @@ caf::expected<std::size_t> submission_log::write_kept(lazy_connection& conn) {
   });
   if (!r)
     impl_->put_back(std::move(kept));
+  else
+    impl_->written();
   return r;
+}
+
+caf::error submission_log::use_spool(const std::string& path) {
+  auto spool = line_spool::open(path);
+  if (!spool)
+    return spool.error();
+  std::lock_guard<std::mutex> guard{impl_->backlog_mtx};
+  std::size_t unreadable = 0;
+  for (const auto& line : (*spool)->lines()) {
+    auto s = from_spool_line(line);
+    if (!s) {
+      ++unreadable;
+      continue;
+    }
+    impl_->backlog_bytes += s->body.size();
+    impl_->backlog.push_back(std::move(*s));
+  }
+  if (!impl_->backlog.empty() || unreadable > 0)
+    spdlog::warn("submission log: {} submission(s) accepted before this node "
+                 "stopped, while PostgreSQL was away, found in {} ({} "
+                 "unreadable): written when PostgreSQL is reachable",
+                 impl_->backlog.size(), path, unreadable);
+  impl_->spool = std::move(*spool);
+  return caf::none;
 }
 
 caf::expected<std::size_t> submission_log::flush_backlog() {

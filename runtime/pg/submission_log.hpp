@@ -60,6 +60,14 @@ public:
   /// Submissions kept for a later write now.
   std::size_t backlog() const;
 
+  /// Keeps the backlog on local disk too (runtime/common/line_spool.hpp):
+  /// a submission kept while PostgreSQL is away is on disk before record()
+  /// returns, and a node killed meanwhile finds it there when it starts
+  /// again. Loads what an earlier run of this node left in `path`; call
+  /// before the first record(). Errors: unavailable (cannot open or lock
+  /// the file, saying which).
+  caf::error use_spool(const std::string& path);
+
   /// The most body bytes kept in the backlog; beyond it, a submission is
   /// not kept (the stream still has it).
   static constexpr std::size_t backlog_bytes_max = 64u << 20;

@@ -84,6 +84,7 @@ std::string chaos_cluster::write_node_config(int i) {
 http = "127.0.0.1:0"
 startup_timeout = "120s"
 exec_inherit_env = ["CHAOS_*"]
+spool_dir = ")" + dir_ + R"(/spool"
 [nats]
 url = ")" + nats + R"("
 replicas = 3

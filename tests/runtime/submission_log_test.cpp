@@ -117,6 +117,53 @@ TEST(SubmissionLog, TheFirstWriteAfterAnOutageTakesTheBacklogWithIt) {
   std::filesystem::remove_all(dir);
 }
 
+// Chaos seed 131 (session 22): four jobs accepted during a PostgreSQL
+// outage were kept in the memory of a node that the run then killed, and the
+// broker lost their messages: no copy was left. With a spool, what a node
+// kept is on disk before the reply and written after it starts again.
+TEST(SubmissionLog,
+     WhatAKilledNodeKeptWhilePostgresWasAwayIsWrittenAfterItsRestart) {
+  char tmpl[] = "/tmp/troupe-sublog-XXXXXX";
+  std::string dir = mkdtemp(tmpl);
+  auto port = free_port();
+  local_postgres pg;
+  ASSERT_FALSE(pg.start(dir, port));
+  ASSERT_TRUE(apply_migrations(pg.url()));
+  auto spool = dir + "/submissions-n1.jsonl";
+  pg.stop();
+  {
+    submission_log before{pg.url(), 1};
+    ASSERT_FALSE(before.use_spool(spool));
+    ASSERT_FALSE(before.record(submission("during-1", 10, 7)));
+    ASSERT_FALSE(before.record(submission("during-2", 10, 8)));
+    EXPECT_EQ(before.backlog(), 2u);
+    submission_log twin{pg.url(), 1};
+    auto err = twin.use_spool(spool);
+    ASSERT_TRUE(err) << "a second node with the same spool is refused";
+    EXPECT_NE(describe(err).find("in use by another process"),
+              std::string::npos)
+        << describe(err);
+  } // gone as a killed node goes: nothing written, nothing flushed
+  ASSERT_FALSE(pg.start(dir, port));
+  submission_log after{pg.url(), 1};
+  ASSERT_FALSE(after.use_spool(spool));
+  EXPECT_EQ(after.backlog(), 2u) << "read back from the spool";
+  caf::expected<std::size_t> written = std::size_t{0};
+  for (int i = 0; i < 60 && after.backlog() > 0; ++i) {
+    written = after.flush_backlog();
+    if (!written)
+      std::this_thread::sleep_for(500ms);
+  }
+  ASSERT_TRUE(written) << describe(written.error());
+  EXPECT_EQ(*written, 2u);
+  EXPECT_EQ(count_rows(pg.url(), "select stream_seq from submissions where "
+                                 "job_id = 'during-2'"),
+            8);
+  EXPECT_EQ(std::filesystem::file_size(spool), 0u) << "emptied once written";
+  pg.stop();
+  std::filesystem::remove_all(dir);
+}
+
 TEST(SubmissionLog, TheBacklogIsBoundedAndSaysSoWhenFull) {
   // No PostgreSQL at all on this port: every write fails at once.
   submission_log log{"postgresql://postgres@127.0.0.1:" +
