@@ -41,6 +41,14 @@ std::string directory_of(const std::string& path) {
   return slash == std::string::npos ? "." : path.substr(0, slash + 1);
 }
 
+void sync_directory(const std::string& path) {
+  if (int dir = ::open(directory_of(path).c_str(), O_RDONLY | O_CLOEXEC);
+      dir >= 0) {
+    ::fsync(dir);
+    ::close(dir);
+  }
+}
+
 } // namespace
 
 caf::expected<std::unique_ptr<line_spool>>
@@ -65,6 +73,7 @@ line_spool::open(const std::string& path) {
     ::close(lock_fd);
     return err;
   }
+  sync_directory(path); // a file just made must outlive a power loss too
   return std::unique_ptr<line_spool>{new line_spool(path, fd, lock_fd)};
 }
 
@@ -84,7 +93,13 @@ std::vector<std::string> line_spool::lines() const {
 }
 
 caf::error line_spool::append(const std::string& line) {
-  return write_synced(fd_, line + '\n', path_);
+  auto end = ::lseek(fd_, 0, SEEK_END);
+  auto err = write_synced(fd_, line + '\n', path_);
+  // A line written in part is cut off again, or the next one would be glued
+  // to it (if even that fails, lines() reads the two as one bad line).
+  if (err && end >= 0 && ::ftruncate(fd_, end) != 0)
+    return io_error("cutting a partial line off", path_);
+  return err;
 }
 
 caf::error line_spool::rewrite(const std::vector<std::string>& keep) {
@@ -96,23 +111,20 @@ caf::error line_spool::rewrite(const std::vector<std::string>& keep) {
   for (const auto& l : keep)
     data += l + '\n';
   auto err = write_synced(fd, data, tmp);
-  ::close(fd);
-  if (err)
+  if (!err && ::rename(tmp.c_str(), path_.c_str()) != 0)
+    err = io_error("cannot replace", path_);
+  if (err) {
+    ::close(fd);
     return err;
-  if (::rename(tmp.c_str(), path_.c_str()) != 0)
-    return io_error("cannot replace", path_);
+  }
   // The rename itself must reach the disk before the lines it drops are
   // taken for written elsewhere.
-  if (int dir = ::open(directory_of(path_).c_str(), O_RDONLY | O_CLOEXEC);
-      dir >= 0) {
-    ::fsync(dir);
-    ::close(dir);
-  }
-  int fresh = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
-  if (fresh < 0)
-    return io_error("cannot open", path_);
+  sync_directory(path_);
+  // Appends go on in the file just written (its offset is at its end, and
+  // only this process writes it): reopening by name could fail and leave
+  // the appends in the replaced file.
   ::close(fd_);
-  fd_ = fresh;
+  fd_ = fd;
   return caf::none;
 }
 

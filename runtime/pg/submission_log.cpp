@@ -177,6 +177,7 @@ struct submission_log::impl {
   std::deque<logged_submission> backlog;
   std::size_t backlog_bytes = 0;
   std::unique_ptr<line_spool> spool;
+  std::mutex kept_write; ///< write_kept() runs one at a time
 };
 
 submission_log::submission_log(std::string pg_url, std::size_t connections)
@@ -230,12 +231,22 @@ caf::error submission_log::write(const logged_submission& s) {
   return caf::none;
 }
 
+// One at a time (the sweeper's thread and an API thread may both try):
+// the spool is rewritten to what is still kept once the taken ones are
+// committed, and another write's taken ones, not yet committed, would be
+// dropped from it.
 caf::expected<std::size_t> submission_log::write_kept(lazy_connection& conn) {
+  std::unique_lock<std::mutex> one{impl_->kept_write, std::try_to_lock};
+  if (!one.owns_lock())
+    return std::size_t{0}; // the other write takes them
   auto kept = impl_->take_backlog();
   if (kept.empty())
     return std::size_t{0};
   auto r = conn.run("logging kept submissions", [&](auto& c) {
     pqxx::work tx{c};
+    // The spool drops them once this returns: the commit waits for the
+    // disk, unlike a single submission's (prepare() above).
+    tx.exec("set local synchronous_commit = on");
     for (const auto& s : kept)
       tx.exec_prepared("record", s.job_id, s.pipeline, s.subject, s.body,
                        static_cast<std::int64_t>(s.stream_seq));
@@ -264,6 +275,13 @@ caf::error submission_log::use_spool(const std::string& path) {
     impl_->backlog_bytes += s->body.size();
     impl_->backlog.push_back(std::move(*s));
   }
+  // A line cut short by a kill is dropped now, or the next append would
+  // be glued to it.
+  std::vector<std::string> lines;
+  for (const auto& s : impl_->backlog)
+    lines.push_back(spool_line(s));
+  if (auto err = (*spool)->rewrite(lines))
+    return err;
   if (!impl_->backlog.empty() || unreadable > 0)
     spdlog::warn("submission log: {} submission(s) accepted before this node "
                  "stopped, while PostgreSQL was away, found in {} ({} "

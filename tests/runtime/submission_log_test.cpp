@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -161,6 +162,34 @@ TEST(SubmissionLog,
             8);
   EXPECT_EQ(std::filesystem::file_size(spool), 0u) << "emptied once written";
   pg.stop();
+  std::filesystem::remove_all(dir);
+}
+
+// A kill during an append leaves a line cut short; the next append must
+// not be glued to it (it would be unreadable after the next restart).
+TEST(SubmissionLog, ALineCutShortInTheSpoolDoesNotSpoilTheNextOne) {
+  char tmpl[] = "/tmp/troupe-sublog-XXXXXX";
+  std::string dir = mkdtemp(tmpl);
+  auto spool = dir + "/submissions-n1.jsonl";
+  {
+    std::ofstream out{spool, std::ios::binary};
+    out << R"({"job_id":"whole","pipeline":"p","subject":"troupe.jobs.p",)"
+        << R"("body":"{}","stream_seq":1})"
+        << "\n"
+        << R"({"job_id":"cut","pipe)";
+  }
+  // No PostgreSQL on this port: every submission is kept.
+  auto url =
+      "postgresql://postgres@127.0.0.1:" + std::to_string(free_port()) + "/x";
+  {
+    submission_log log{url, 1};
+    ASSERT_FALSE(log.use_spool(spool));
+    EXPECT_EQ(log.backlog(), 1u);
+    ASSERT_FALSE(log.record(submission("next", 10, 2)));
+  }
+  submission_log again{url, 1};
+  ASSERT_FALSE(again.use_spool(spool));
+  EXPECT_EQ(again.backlog(), 2u) << "the whole line and the next, both read";
   std::filesystem::remove_all(dir);
 }
 
