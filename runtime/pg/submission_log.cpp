@@ -128,6 +128,14 @@ struct submission_log::impl {
     std::lock_guard<std::mutex> guard{backlog_mtx};
     if (backlog_bytes + s.body.size() > backlog_bytes_max)
       return false;
+    if (!keeping) {
+      keeping = true;
+      spdlog::warn("submission log: PostgreSQL cannot be written; what the "
+                   "API accepts is kept {} until it can",
+                   spool ? "in " + spool->path()
+                         : std::string{"in memory only (node.spool_dir is "
+                                       "not set: a kill loses it)"});
+    }
     if (spool)
       if (auto err = spool->append(spool_line(s)))
         spdlog::warn("submission log: {}; the submission is kept in memory "
@@ -138,9 +146,14 @@ struct submission_log::impl {
     return true;
   }
 
-  /// After a write of what was kept: the spool holds what is kept now.
-  void written() {
+  /// After a write of `n` kept submissions: the spool holds what is kept
+  /// now.
+  void written(std::size_t n) {
     std::lock_guard<std::mutex> guard{backlog_mtx};
+    spdlog::info("submission log: {} submission(s) accepted while PostgreSQL "
+                 "could not be written are written now",
+                 n);
+    keeping = !backlog.empty();
     if (!spool)
       return;
     std::vector<std::string> lines;
@@ -178,6 +191,7 @@ struct submission_log::impl {
   std::size_t backlog_bytes = 0;
   std::unique_ptr<line_spool> spool;
   std::mutex kept_write; ///< write_kept() runs one at a time
+  bool keeping = false;  ///< said so in the log (under backlog_mtx)
 };
 
 submission_log::submission_log(std::string pg_url, std::size_t connections)
@@ -256,7 +270,7 @@ caf::expected<std::size_t> submission_log::write_kept(lazy_connection& conn) {
   if (!r)
     impl_->put_back(std::move(kept));
   else
-    impl_->written();
+    impl_->written(kept.size());
   return r;
 }
 
