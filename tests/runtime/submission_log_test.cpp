@@ -27,13 +27,29 @@ logged_submission submission(const std::string& id, std::size_t body_bytes,
   return {id, "p", "troupe.jobs.p", std::string(body_bytes, 'x'), seq};
 }
 
-TEST(SubmissionLog, WhatIsAcceptedWhilePostgresIsAwayIsWrittenWhenItIsBack) {
-  char tmpl[] = "/tmp/troupe-sublog-XXXXXX";
-  std::string dir = mkdtemp(tmpl);
-  auto port = free_port();
+/// A PostgreSQL of its own, migrated, that a test stops and starts again
+/// on the same port with its data kept.
+class SubmissionLogOnPostgres : public ::testing::Test {
+protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/troupe-sublog-XXXXXX";
+    dir = mkdtemp(tmpl);
+    port = free_port();
+    ASSERT_FALSE(pg.start(dir, port));
+    ASSERT_TRUE(apply_migrations(pg.url()));
+  }
+  void TearDown() override {
+    pg.stop();
+    std::filesystem::remove_all(dir);
+  }
+
+  std::string dir;
+  int port = 0;
   local_postgres pg;
-  ASSERT_FALSE(pg.start(dir, port));
-  ASSERT_TRUE(apply_migrations(pg.url()));
+};
+
+TEST_F(SubmissionLogOnPostgres,
+       WhatIsAcceptedWhilePostgresIsAwayIsWrittenWhenItIsBack) {
   submission_log log{pg.url(), 2};
   ASSERT_FALSE(log.record(submission("before", 10, 1)));
   pg.stop();
@@ -57,22 +73,14 @@ TEST(SubmissionLog, WhatIsAcceptedWhilePostgresIsAwayIsWrittenWhenItIsBack) {
   EXPECT_EQ(count_rows(pg.url(), "select stream_seq from submissions where "
                                  "job_id = 'during-2'"),
             3);
-  pg.stop();
-  std::filesystem::remove_all(dir);
 }
 
 // Chaos seed 124 (session 22): after an outage, each of the log's
 // connections failed its first statement (PostgreSQL had dropped it), and
 // that one failure sent the next 2 s of submissions to the node's memory,
 // where the node's kill lost them.
-TEST(SubmissionLog,
-     AConnectionDroppedByARestartIsMadeAgainNotTakenForAnOutage) {
-  char tmpl[] = "/tmp/troupe-sublog-XXXXXX";
-  std::string dir = mkdtemp(tmpl);
-  auto port = free_port();
-  local_postgres pg;
-  ASSERT_FALSE(pg.start(dir, port));
-  ASSERT_TRUE(apply_migrations(pg.url()));
+TEST_F(SubmissionLogOnPostgres,
+       AConnectionDroppedByARestartIsMadeAgainNotTakenForAnOutage) {
   submission_log log{pg.url(), 1}; // one connection: the next write uses it
   ASSERT_FALSE(log.record(submission("before", 10, 1)));
   pg.stop();
@@ -82,19 +90,12 @@ TEST(SubmissionLog,
   EXPECT_FALSE(log.record(submission("next", 10, 3)));
   EXPECT_EQ(log.backlog(), 0u);
   EXPECT_EQ(count_rows(pg.url(), "select count(*) from submissions"), 3);
-  pg.stop();
-  std::filesystem::remove_all(dir);
 }
 
 // What was kept while PostgreSQL was away is written with the first
 // submission that reaches it, not a sweep later (60 s by default).
-TEST(SubmissionLog, TheFirstWriteAfterAnOutageTakesTheBacklogWithIt) {
-  char tmpl[] = "/tmp/troupe-sublog-XXXXXX";
-  std::string dir = mkdtemp(tmpl);
-  auto port = free_port();
-  local_postgres pg;
-  ASSERT_FALSE(pg.start(dir, port));
-  ASSERT_TRUE(apply_migrations(pg.url()));
+TEST_F(SubmissionLogOnPostgres,
+       TheFirstWriteAfterAnOutageTakesTheBacklogWithIt) {
   submission_log log{pg.url(), 1};
   pg.stop();
   EXPECT_FALSE(log.record(submission("during", 10, 1)));
@@ -114,22 +115,14 @@ TEST(SubmissionLog, TheFirstWriteAfterAnOutageTakesTheBacklogWithIt) {
   EXPECT_EQ(count_rows(pg.url(), "select count(*) from submissions where "
                                  "job_id = 'during'"),
             1);
-  pg.stop();
-  std::filesystem::remove_all(dir);
 }
 
 // Chaos seed 131 (session 22): four jobs accepted during a PostgreSQL
 // outage were kept in the memory of a node that the run then killed, and the
 // broker lost their messages: no copy was left. With a spool, what a node
 // kept is on disk before the reply and written after it starts again.
-TEST(SubmissionLog,
-     WhatAKilledNodeKeptWhilePostgresWasAwayIsWrittenAfterItsRestart) {
-  char tmpl[] = "/tmp/troupe-sublog-XXXXXX";
-  std::string dir = mkdtemp(tmpl);
-  auto port = free_port();
-  local_postgres pg;
-  ASSERT_FALSE(pg.start(dir, port));
-  ASSERT_TRUE(apply_migrations(pg.url()));
+TEST_F(SubmissionLogOnPostgres,
+       WhatAKilledNodeKeptWhilePostgresWasAwayIsWrittenAfterItsRestart) {
   auto spool = dir + "/submissions-n1.jsonl";
   pg.stop();
   {
@@ -161,8 +154,6 @@ TEST(SubmissionLog,
                                  "job_id = 'during-2'"),
             8);
   EXPECT_EQ(std::filesystem::file_size(spool), 0u) << "emptied once written";
-  pg.stop();
-  std::filesystem::remove_all(dir);
 }
 
 // A kill during an append leaves a line cut short; the next append must
