@@ -336,6 +336,33 @@ json set_paused(const ctx_ptr& ctx, const json& req, bool pause) {
       {"pipeline", p}, {"paused", pause}, {"applied_by", std::move(applied)}};
 }
 
+/// Deletes the messages of ended jobs the broker left in the stream
+/// (runtime/node/stream_tidy.hpp); `dry_run` only counts them.
+json tidy_stream(const ctx_ptr& ctx, const json& req) {
+  tidy_request tr;
+  if (req.is_object() && req.contains("dry_run")) {
+    if (!req["dry_run"].is_boolean())
+      throw admin_failure("invalid_request", "\"dry_run\" must be a boolean");
+    tr.dry_run = req["dry_run"].get<bool>();
+  }
+  auto age = opt_int(req, "older_than_ms", -1);
+  if (age < -1)
+    throw admin_failure("invalid_request",
+                        "\"older_than_ms\" must be 0 or more");
+  tr.older_than = std::chrono::milliseconds{age};
+  tr.limit = static_cast<std::size_t>(opt_count(req, "limit", 1000, 1, 100000));
+  auto rep = ctx->tidy->run(tr);
+  if (!rep)
+    throw admin_failure("unavailable", describe(rep.error()));
+  if (!rep->refused.empty())
+    throw admin_failure("conflict", rep->refused);
+  return json{
+      {"dry_run", rep->dry_run},   {"older_than_ms", rep->older_than_ms},
+      {"examined", rep->examined}, {"ended", rep->ended},
+      {"deleted", rep->deleted},   {"complete", rep->complete},
+      {"messages", rep->messages}};
+}
+
 void add_cluster_verbs(admin_verb_table& bridge, const ctx_ptr& ctx) {
   bridge.add_control("cancel", {"job_id", "pipeline"},
                      [ctx](const json& req) { return cancel_job(ctx, req); });
@@ -351,6 +378,8 @@ void add_cluster_verbs(admin_verb_table& bridge, const ctx_ptr& ctx) {
                           "another node is pruning right now; try again");
     return json{{"pruned", n}};
   });
+  bridge.add_control("tidy", {"dry_run", "older_than_ms", "limit"},
+                     [ctx](const json& req) { return tidy_stream(ctx, req); });
   bridge.add_control("purge", {"job_id"}, [ctx](const json& req) {
     return ctx->store->purge(need_string(req, "job_id"), ctx->node_id);
   });

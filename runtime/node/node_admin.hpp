@@ -21,6 +21,7 @@
 #include "actors/admin_verbs.hpp"
 #include "actors/stage_kind.hpp"
 #include "runtime/nats/nats_client.hpp"
+#include "runtime/node/stream_tidy.hpp"
 #include "runtime/pg/admin_store.hpp"
 #include "runtime/pg/batch_store.hpp"
 #include "runtime/pg/retention.hpp"
@@ -68,6 +69,8 @@ struct node_admin_context {
   std::shared_ptr<batch_store> batches;
   std::shared_ptr<pipeline_controls> controls;
   std::shared_ptr<retention_pruner> pruner;
+  /// Deletes messages of ended jobs the broker left in the stream.
+  std::shared_ptr<stream_tidy> tidy;
   /// Nodes currently up in this node's view (to stop gathering early).
   std::function<std::size_t()> alive_nodes;
   /// Applies the pause set to the intakes now (set once the node runs).
@@ -76,8 +79,8 @@ struct node_admin_context {
 
 /// Registers the blocking verbs jobs, job, batch, dlq, retention, counts,
 /// schedules (read) and cancel, retry, replay, prune, purge, pause, unpause,
-/// schedule, refresh_controls (control). The live ones (tree, cancel_local,
-/// retry_local) are the admin actor's (actors/admin_actor.hpp).
+/// schedule, tidy, refresh_controls (control). The live ones (tree,
+/// cancel_local, retry_local) are the admin actor's (actors/admin_actor.hpp).
 void add_node_admin_verbs(admin_verb_table& bridge,
                           std::shared_ptr<node_admin_context> ctx);
 

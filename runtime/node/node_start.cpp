@@ -391,6 +391,8 @@ std::shared_ptr<node_admin_context> node::impl::admin_context() {
   actx->batches = std::make_shared<batch_store>(cfg.postgres.url);
   actx->controls = controls;
   actx->pruner = pruner;
+  actx->tidy =
+      std::make_shared<stream_tidy>(nats, cfg.nats, cfg.postgres.url, limits);
   actx->alive_nodes = [this] {
     std::size_t n = 0;
     try {

@@ -20,6 +20,11 @@ select case
 from jobs where job_id = $1
 )SQL";
 
+const char* const sql_has_ended = R"SQL(
+select exists (select 1 from jobs where job_id = $1 and pipeline = $2
+  and state in ('succeeded', 'dead_lettered', 'cancelled'))
+)SQL";
+
 const char* const sql_long_queued = R"SQL(
 select job_id, pipeline, stream_seq from jobs
 where state = 'queued' and run_at is null and stream_seq is not null
@@ -79,6 +84,15 @@ stranded_store::standing_of(const std::string& job_id) {
     return r.empty() ? job_standing::absent
                      : standing_from(r[0][0].as<std::string>());
   });
+}
+
+caf::expected<bool> stranded_store::has_ended(const std::string& job_id,
+                                              const std::string& pipeline) {
+  return impl_->conn.run(
+      "reading whether a job ended", [&](pqxx::connection& c) {
+        pqxx::nontransaction n{c};
+        return n.exec_params1(sql_has_ended, job_id, pipeline)[0].as<bool>();
+      });
 }
 
 caf::expected<std::vector<stranded_store::queued_job>>

@@ -37,6 +37,11 @@ public:
 
   caf::expected<job_standing> standing_of(const std::string& job_id);
 
+  /// Whether `job_id` is a job of `pipeline` that ended (succeeded,
+  /// dead-lettered or cancelled): its message is garbage (stream_tidy).
+  caf::expected<bool> has_ended(const std::string& job_id,
+                                const std::string& pipeline);
+
   /// A job queued by the scheduler or a replay, and where its message is.
   struct queued_job {
     std::string job_id;

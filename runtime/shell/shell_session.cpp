@@ -249,6 +249,8 @@ shell_session::dispatch(const command& c,
     return cmd_schedule(arg, args.size() > 1 ? args[1] : std::string{});
   if (n == "retention" || n == "prune" || n == "purge")
     return cmd_retention(n, arg);
+  if (n == "tidy")
+    return cmd_tidy(flags);
   return success(n, json::object(), ""); // quit: the caller stops
 }
 

@@ -92,6 +92,7 @@ private:
   shell_outcome cmd_schedules();
   shell_outcome cmd_schedule(const std::string& action,
                              const std::string& name);
+  shell_outcome cmd_tidy(const std::map<std::string, std::string>& flags);
   shell_outcome cmd_retention(const std::string& verb,
                               const std::string& job_id);
 

@@ -153,4 +153,37 @@ shell_outcome shell_session::cmd_retention(const std::string& verb,
   return success(verb, std::move(res), out.str());
 }
 
+/// `tidy`: what the verb found and deleted, and the first messages named.
+shell_outcome
+shell_session::cmd_tidy(const std::map<std::string, std::string>& flags) {
+  json body{{"dry_run", flags.count("--dry-run") > 0}};
+  if (auto f = flags.find("--older-than"); f != flags.end()) {
+    auto d = parse_duration_ms(f->second);
+    if (d < 0)
+      return failure("tidy", "bad_flag",
+                     "--older-than needs a duration such as 0s, 90s, 10m");
+    body["older_than_ms"] = d;
+  }
+  if (auto f = flags.find("--limit"); f != flags.end()) {
+    auto n = std::atoi(f->second.c_str());
+    if (n <= 0)
+      return failure("tidy", "bad_flag", "--limit needs a positive number");
+    body["limit"] = n;
+  }
+  auto r = request_any("control", "tidy", body, std::max(s_.timeout, 60000ms));
+  if (!r.value("ok", false))
+    return from_reply_error("tidy", r);
+  auto res = r["result"];
+  std::ostringstream out;
+  out << "examined " << num(res, "examined") << " message(s) older than "
+      << format_duration_ms(int_of(res, "older_than_ms")) << "; "
+      << num(res, "ended") << " of ended jobs, "
+      << (res.value("dry_run", false) ? "none deleted (dry run)"
+                                      : num(res, "deleted") + " deleted")
+      << (res.value("complete", true) ? "" : "; stopped at --limit") << "\n";
+  for (auto& m : res["messages"])
+    out << "  " << m.get<std::string>() << "\n";
+  return success("tidy", std::move(res), out.str());
+}
+
 } // namespace troupe

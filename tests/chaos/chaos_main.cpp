@@ -94,6 +94,10 @@ int main(int argc, char** argv) {
     std::cout << "  broker: the nats-servers were restarted one at a time "
                  "before the verdict (logs: "
               << r.dir << ")\n";
+  if (!r.tidied.empty())
+    std::cout << "  broker: messages were still left after the restart; "
+                 "tidy answered "
+              << r.tidied << "\n";
   for (auto& v : r.v.violations)
     std::cout << "  violation: " << v << "\n";
   for (auto& n : r.v.notes)

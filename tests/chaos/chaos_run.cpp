@@ -13,6 +13,7 @@
 
 #include <unistd.h>
 
+#include "broker_remedy.hpp"
 #include "fault_plan.hpp"
 #include "messages/errc.hpp"
 #include "soak_sampler.hpp"
@@ -56,9 +57,8 @@ private:
   void load_phase();
   void settle_phase();
   void drain_stream();
-  bool stream_answers(std::chrono::seconds within);
-  std::string broker_needs_restart();
   void restart_broker(const std::string& why);
+  std::string tidy_if_left();
   void tick(int now);
   void client_loop();
   void apply(const action& a);
@@ -354,47 +354,7 @@ void runner::settle_phase() {
 }
 
 void runner::drain_stream() {
-  // Acks follow commits asynchronously: give the last ones a moment. And
-  // a consumer the broker left stuck is mended by the sweeper in two
-  // min_age steps (move its leader, then make it again: 2 x 20 s with the
-  // cluster's windows), which may start only as the jobs settle.
-  constexpr auto drain_bound = 60s;
-  auto deadline = steady::now() + drain_bound;
-  while (steady::now() < deadline &&
-         stream_leftovers(*nats_, pipeline_names()) != 0)
-    std::this_thread::sleep_for(250ms);
-}
-
-bool runner::stream_answers(std::chrono::seconds within) {
-  auto deadline = steady::now() + within;
-  do {
-    if (stream_leftovers(*nats_, {}, nullptr, nullptr) >= 0)
-      return true;
-    std::this_thread::sleep_for(500ms);
-  } while (steady::now() < deadline);
-  return false;
-}
-
-// nats-server 2.9.10 can stop answering for its stream after a replica
-// reset, for longer than any bound (docs/reliability.md). What an operator
-// does then is restart the servers one at a time; the nodes stay up and
-// must carry on by themselves. Whatever is still wrong afterwards is judged.
-/// Why the run restarts the nats-servers before judging, "" if it does not:
-/// the stream does not answer, or it still holds messages after its
-/// replicas came apart (a reset replica was seen to answer lookups on one
-/// subject with another's messages, so a consumer never hands them out; a
-/// restart rebuilds its index). Messages left with the replicas whole are
-/// troupe's to answer for and are judged as they are.
-std::string runner::broker_needs_restart() {
-  if (opts_.restart_broker)
-    return "--restart-broker";
-  auto left = stream_leftovers(*nats_, pipeline_names());
-  if (left < 0)
-    return "JetStream does not answer for the stream";
-  if (left > 0 && !broker_divergence(opts_.dir).empty())
-    return std::to_string(left) +
-           " messages left in the stream after its replicas came apart";
-  return "";
+  chaos::drain_stream(*nats_, 60s);
 }
 
 void runner::restart_broker(const std::string& why) {
@@ -405,12 +365,27 @@ void runner::restart_broker(const std::string& why) {
     std::this_thread::sleep_for(1s);
     if (auto err = cluster_->start_nats(i); !err.empty())
       note("s" + std::to_string(i + 1) + " did not start again: " + err);
-    if (!stream_answers(30s))
+    if (!stream_answers(*nats_, 30s))
       note("the stream does not answer yet after s" + std::to_string(i + 1) +
            " restarted");
   }
-  note(stream_answers(30s) ? "the stream answers again"
-                           : "the stream still does not answer");
+  note(stream_answers(*nats_, 30s) ? "the stream answers again"
+                                   : "the stream still does not answer");
+}
+
+/// Asks a node to tidy the stream as an operator would, when messages are
+/// still left after the restart with the replicas apart (broker_remedy.hpp);
+/// its reply, or "" when not asked.
+std::string runner::tidy_if_left() {
+  auto left = left_after_divergence(*nats_, opts_.dir);
+  if (left <= 0)
+    return "";
+  note(std::to_string(left) +
+       " messages still left after the restart: asking a node to tidy");
+  auto reply = driver_->tidy();
+  note("tidy: " + reply);
+  drain_stream();
+  return reply;
 }
 
 run_result runner::run() {
@@ -429,11 +404,13 @@ run_result runner::run() {
   if (sampler_)
     sampler_->stop();
   drain_stream();
-  if (auto why = broker_needs_restart(); !why.empty()) {
+  if (auto why = broker_needs_restart(*nats_, opts_.dir, opts_.restart_broker);
+      !why.empty()) {
     r.broker_restarted = true;
     restart_broker(why);
     settle_phase();
     drain_stream();
+    r.tidied = tidy_if_left();
   }
   cluster_->stop_nodes(60s);
   verdict_input in;

@@ -46,6 +46,10 @@ struct run_result {
   /// after its replicas came apart, and the run restarted the nats-servers
   /// one by one, as an operator would, before judging.
   bool broker_restarted = false;
+  /// Messages left after that restart, with the replicas apart, and the
+  /// run asked `tidy` (as the operator would) to delete those of ended
+  /// jobs: its reply, "" if it did not.
+  std::string tidied;
 };
 
 /// Runs one seed, narrating to `log`.

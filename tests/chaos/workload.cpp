@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "messages/errc.hpp"
 #include "runtime/client/job_tracker.hpp"
 #include "tests/runtime/child_process.hpp"
 
@@ -239,6 +240,11 @@ int client_driver::replay_all(const std::string& pipeline) {
   if (!j.is_object() || !j.value("ok", false) || !j["result"].is_object())
     return 0;
   return j["result"].value("replayed", 0);
+}
+
+std::string client_driver::tidy() {
+  auto r = nats_->request(prefix_ + ".admin.any.control.tidy", "{}", 60000);
+  return r ? *r : "no reply (" + describe(r.error()) + ")";
 }
 
 } // namespace troupe::chaos

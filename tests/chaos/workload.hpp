@@ -62,6 +62,9 @@ public:
 
   /// Replays every dead-lettered job of `pipeline`; how many it replayed.
   int replay_all(const std::string& pipeline);
+  /// Asks a node to delete the messages of ended jobs from the stream
+  /// (`tidy`); its reply as text.
+  std::string tidy();
 
   std::set<std::string> accepted() const;
   std::size_t accepted_count() const;

@@ -130,6 +130,9 @@ stages = [ { name = "nap", kind = "sleep", duration = "4s" } ]
 
 [pipelines.listed]
 stages = [ { name = "only", kind = "noop" } ]
+
+[pipelines.tidied]
+stages = [ { name = "only", kind = "noop" } ]
 )";
 }
 
