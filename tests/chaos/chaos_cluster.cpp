@@ -119,12 +119,36 @@ bool chaos_cluster::node_running(int i) {
   return nodes_[i] && nodes_[i]->running();
 }
 
+namespace {
+
+/// The line of a node that gave up starting (exit 2: NATS or PostgreSQL
+/// did not answer within node.startup_timeout), "" if its log's end has
+/// none. The package's unit restarts such a node (Restart=on-failure,
+/// scripts/packaging/troupe@.service), as this harness does.
+std::string gave_up_starting(const std::string& log) {
+  constexpr std::size_t tail = 4096;
+  auto from = log.size() > tail ? log.size() - tail : 0;
+  auto at = log.find("cannot start: ", from);
+  if (at == std::string::npos)
+    return "";
+  return log.substr(at, log.find('\n', at) - at);
+}
+
+} // namespace
+
 void chaos_cluster::record_exit(int i, int code) {
   bool expected =
       !why_[i].empty() || (kill_allowed_[i] && code == 128 + SIGKILL);
-  exits_.push_back(
-      {node_id(i), code, expected,
-       why_[i].empty() && expected ? "killed by its own stage" : why_[i]});
+  auto why = why_[i].empty() && expected ? "killed by its own stage" : why_[i];
+  if (!expected && code == 2) {
+    auto line = gave_up_starting(nodes_[i]->output());
+    expected = !line.empty();
+    if (expected)
+      why = "gave up starting (" + line +
+            ") and was started again, as its "
+            "systemd unit would";
+  }
+  exits_.push_back({node_id(i), code, expected, why});
   why_[i].clear();
 }
 
