@@ -99,7 +99,12 @@ next_stored(nats_client& nats, const std::string& stream,
     return make_error(errc::unavailable, "unreadable stream message reply");
   if (j.contains("error")) // 10037: no message found
     return std::optional<stored_message>{};
-  auto seq = j["message"].value("seq", std::uint64_t{0});
+  auto msg = j.find("message");
+  if (msg == j.end() || !msg->is_object() || !msg->contains("seq") ||
+      !(*msg)["seq"].is_number_unsigned() || (*msg)["seq"] == 0)
+    return make_error(errc::unavailable,
+                      "stream message reply without a sequence");
+  auto seq = (*msg)["seq"].get<std::uint64_t>();
   natsMsg* m = nullptr;
   jsErrCode jerr = static_cast<jsErrCode>(0);
   auto s = js_GetMsg(&m, nats.js(), stream.c_str(), seq, nullptr, &jerr);

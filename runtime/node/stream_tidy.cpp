@@ -33,6 +33,17 @@ std::string stream_tidy::pipeline_of(const std::string& subject) const {
   return rest.find('.') == std::string::npos ? rest : std::string{};
 }
 
+namespace {
+
+/// Releases the sweep lock however the walk ends (an exception included):
+/// a lock left held would stop every node's sweeper for good.
+struct sweep_lock_guard {
+  stranded_store& store;
+  ~sweep_lock_guard() { store.unlock(); }
+};
+
+} // namespace
+
 caf::expected<tidy_report> stream_tidy::run(const tidy_request& req) {
   std::unique_lock<std::mutex> one_at_a_time{mtx_, std::try_to_lock};
   tidy_report rep;
@@ -54,35 +65,11 @@ caf::expected<tidy_report> stream_tidy::run(const tidy_request& req) {
     rep.refused = "a node is sweeping the stream right now; try again";
     return rep;
   }
-  auto err = [&]() -> caf::error {
-    auto why = replicas_out_of_step(*nats_, ncfg_.stream);
-    if (!why)
-      return why.error();
-    if (!why->empty()) {
-      rep.refused = "the stream's replicas are out of step (" + *why +
-                    "): deleting now could reset one; restart the "
-                    "nats-servers one at a time, then tidy";
-      return caf::none;
-    }
-    auto wildcard = subjects{ncfg_.prefix}.jobs_wildcard();
-    for (std::uint64_t seq = 1;;) {
-      auto m = next_stored(*nats_, ncfg_.stream, seq, wildcard);
-      if (!m)
-        return m.error();
-      if (!*m)
-        return caf::none;
-      seq = (*m)->seq + 1;
-      if (rep.deleted >= req.limit && !req.dry_run) {
-        rep.complete = false;
-        return caf::none;
-      }
-      if (auto e = visit(**m, req, rep))
-        return e;
-      if (!rep.refused.empty())
-        return caf::none;
-    }
-  }();
-  store_.unlock();
+  caf::error err;
+  {
+    sweep_lock_guard guard{store_};
+    err = walk(req, rep);
+  }
   if (rep.deleted > 0)
     spdlog::warn("tidy: deleted {} message(s) of ended jobs from the stream "
                  "(first: {})",
@@ -90,6 +77,46 @@ caf::expected<tidy_report> stream_tidy::run(const tidy_request& req) {
   if (err)
     return err;
   return rep;
+}
+
+/// Visits every message on the jobs subjects up to the stream's last
+/// sequence when the walk began (publications meanwhile are new work).
+caf::error stream_tidy::walk(const tidy_request& req, tidy_report& rep) {
+  auto why = replicas_out_of_step(*nats_, ncfg_.stream);
+  if (!why)
+    return why.error();
+  if (!why->empty()) {
+    rep.refused = "the stream's replicas are out of step (" + *why +
+                  "): deleting now could reset one; restart the "
+                  "nats-servers one at a time, then tidy";
+    return caf::none;
+  }
+  auto last = last_sequence(*nats_, ncfg_.stream);
+  if (!last)
+    return last.error();
+  auto wildcard = subjects{ncfg_.prefix}.jobs_wildcard();
+  for (std::uint64_t seq = 1; seq <= *last;) {
+    auto m = next_stored(*nats_, ncfg_.stream, seq, wildcard);
+    if (!m)
+      return m.error();
+    if (!*m || (*m)->seq > *last)
+      return caf::none;
+    if ((*m)->seq < seq) // a broker answering backwards: never loop
+      return make_error(errc::unavailable,
+                        "the stream answered the lookup from " +
+                            std::to_string(seq) + " with " +
+                            std::to_string((*m)->seq));
+    seq = (*m)->seq + 1;
+    if (rep.deleted >= req.limit && !req.dry_run) {
+      rep.complete = false;
+      return caf::none;
+    }
+    if (auto e = visit(**m, req, rep))
+      return e;
+    if (!rep.refused.empty())
+      return caf::none;
+  }
+  return caf::none;
 }
 
 /// Counts `m`, and deletes it if its job ended (unless a dry run).
@@ -100,8 +127,8 @@ caf::error stream_tidy::visit(const stored_message& m, const tidy_request& req,
   if (pipeline.empty() || now_ms() - m.published_ms < rep.older_than_ms)
     return caf::none;
   auto spec = decode_delivery(m.fields, pipeline, limits_, now_ms(), nullptr);
-  // Undecodable input is dead-lettered under an id of its own, never as
-  // the job its key names: not that job's message.
+  // Input the intake would refuse is not judged here: an undecodable key
+  // is dead-lettered under an id of its own, never as the job it names.
   if (!spec.invalid_reason.empty() || spec.job_id.empty())
     return caf::none;
   auto ended = store_.has_ended(spec.job_id, pipeline);
@@ -125,14 +152,22 @@ caf::error stream_tidy::remove(const stored_message& m,
                   ") during the tidy; it stopped";
     return caf::none;
   }
+  // The same message still, and its job still ended: a sequence can be
+  // another message's after a replica lost some, and an operator may have
+  // started the job's new life meanwhile.
   auto again = stored_at(*nats_, ncfg_.stream, m.seq);
   if (!again)
     return again.error();
   if (!*again || (*again)->subject != m.subject ||
-      decode_delivery((*again)->fields, pipeline_of(m.subject), limits_,
-                      now_ms(), nullptr)
-              .job_id != job_id)
+      (*again)->published_ms != m.published_ms ||
+      (*again)->fields.msg_id != m.fields.msg_id ||
+      (*again)->fields.gen != m.fields.gen)
     return caf::none; // acked or replaced meanwhile
+  auto ended = store_.has_ended(job_id, pipeline_of(m.subject));
+  if (!ended)
+    return ended.error();
+  if (!*ended)
+    return caf::none;
   if (auto err = delete_stored(*nats_, ncfg_.stream, m.seq))
     return err;
   ++rep.deleted;

@@ -35,7 +35,9 @@ namespace troupe {
 struct tidy_request {
   bool dry_run = false;
   /// Only messages published longer ago than this; negative: the default
-  /// (duplicate window + ack_wait + 5 s).
+  /// (duplicate window + ack_wait + 5 s), which no ack still on its way
+  /// outlives. Lower only while no node can be acking (all stopped, or
+  /// the pipelines paused).
   std::chrono::milliseconds older_than{-1};
   /// At most this many deletions (the walk stops there).
   std::size_t limit = 1000;
@@ -67,6 +69,7 @@ public:
 
 private:
   std::string pipeline_of(const std::string& subject) const;
+  caf::error walk(const tidy_request& req, tidy_report& rep);
   caf::error visit(const stored_message& m, const tidy_request& req,
                    tidy_report& rep);
   caf::error remove(const stored_message& m, const std::string& job_id,

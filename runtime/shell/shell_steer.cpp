@@ -174,15 +174,19 @@ shell_session::cmd_tidy(const std::map<std::string, std::string>& flags) {
   if (!r.value("ok", false))
     return from_reply_error("tidy", r);
   auto res = r["result"];
+  if (!res.is_object())
+    return failure("tidy", "invalid_reply", "the node's reply has no result");
   std::ostringstream out;
-  out << "examined " << num(res, "examined") << " message(s) older than "
-      << format_duration_ms(int_of(res, "older_than_ms")) << "; "
-      << num(res, "ended") << " of ended jobs, "
+  out << "examined " << num(res, "examined") << " message(s); "
+      << num(res, "ended") << " of ended jobs, published over "
+      << format_duration_ms(int_of(res, "older_than_ms")) << " ago; "
       << (res.value("dry_run", false) ? "none deleted (dry run)"
                                       : num(res, "deleted") + " deleted")
       << (res.value("complete", true) ? "" : "; stopped at --limit") << "\n";
-  for (auto& m : res["messages"])
-    out << "  " << m.get<std::string>() << "\n";
+  if (res.contains("messages") && res["messages"].is_array())
+    for (auto& m : res["messages"])
+      if (m.is_string())
+        out << "  " << m.get<std::string>() << "\n";
   return success("tidy", std::move(res), out.str());
 }
 

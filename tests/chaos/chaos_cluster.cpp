@@ -127,11 +127,19 @@ namespace {
 /// scripts/packaging/troupe@.service), as this harness does.
 std::string gave_up_starting(const std::string& log) {
   constexpr std::size_t tail = 4096;
+  static const std::string mark = "cannot start: ";
   auto from = log.size() > tail ? log.size() - tail : 0;
-  auto at = log.find("cannot start: ", from);
+  auto at = log.find(mark, from);
   if (at == std::string::npos)
     return "";
-  return log.substr(at, log.find('\n', at) - at);
+  auto line = log.substr(at, log.find('\n', at) - at);
+  // Other errors keep their code ("invalid_config: ...", node.cpp): only
+  // an unreachable dependency is excused.
+  auto word =
+      line.find_first_not_of("abcdefghijklmnopqrstuvwxyz_", mark.size());
+  bool coded = word != std::string::npos && word > mark.size() &&
+               line.compare(word, 2, ": ") == 0;
+  return coded ? "" : line;
 }
 
 } // namespace

@@ -382,8 +382,14 @@ std::string runner::tidy_if_left() {
     return "";
   note(std::to_string(left) +
        " messages still left after the restart: asking a node to tidy");
-  auto reply = driver_->tidy();
-  note("tidy: " + reply);
+  std::string reply;
+  for (int tries = 0; tries < 6; ++tries) { // a sweep may hold the lock
+    reply = driver_->tidy();
+    note("tidy: " + reply);
+    if (reply.find("\"conflict\"") == std::string::npos)
+      break;
+    std::this_thread::sleep_for(5s);
+  }
   drain_stream();
   return reply;
 }
