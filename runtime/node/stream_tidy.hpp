@@ -70,6 +70,8 @@ public:
 private:
   std::string pipeline_of(const std::string& subject) const;
   caf::error walk(const tidy_request& req, tidy_report& rep);
+  caf::error walk_subject(const std::string& subject, std::uint64_t last,
+                          const tidy_request& req, tidy_report& rep);
   caf::error visit(const stored_message& m, const tidy_request& req,
                    tidy_report& rep);
   caf::error remove(const stored_message& m, const std::string& job_id,
