@@ -31,6 +31,14 @@ inline auto admin_store::with_connection(const char* what, F&& fn) {
         throw admin_failure("unavailable",
                             std::string{what} +
                                 ": PostgreSQL is unreachable: " + e.what());
+    } catch (const pqxx::in_doubt_error& e) {
+      // Not tried again: the change may have been made.
+      conn_.reset();
+      throw admin_failure("unavailable",
+                          std::string{what} +
+                              ": the connection to PostgreSQL was lost while "
+                              "committing; whether it took is unknown: " +
+                              e.what());
     } catch (const admin_failure&) {
       throw;
     } catch (const std::exception& e) {

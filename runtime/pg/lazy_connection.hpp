@@ -58,6 +58,16 @@ public:
       drop();
       return make_error(errc::unavailable,
                         std::string{what} + ": " + redact_text(e.what(), url_));
+    } catch (const pqxx::in_doubt_error& e) {
+      // The connection went during a commit: whether it took is unknown,
+      // and the caller decides as for an outage (chaos seed 302: a node
+      // whose first lease renewal met a PostgreSQL restart gave up
+      // starting with "internal").
+      drop();
+      return make_error(errc::unavailable, std::string{what} +
+                                               " (its commit's outcome is "
+                                               "unknown): " +
+                                               redact_text(e.what(), url_));
     } catch (const std::exception& e) {
       // A statement that failed may leave the connection in any state.
       drop();

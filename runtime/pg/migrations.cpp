@@ -11,7 +11,9 @@ namespace troupe {
 namespace {
 
 caf::error db_error(const std::exception& e, const char* what) {
-  auto code = dynamic_cast<const pqxx::broken_connection*>(&e)
+  // A commit cut off by a lost connection (in doubt) is an outage too.
+  auto code = dynamic_cast<const pqxx::broken_connection*>(&e) ||
+                      dynamic_cast<const pqxx::in_doubt_error*>(&e)
                   ? errc::unavailable
                   : errc::internal;
   return make_error(code, std::string{what} + ": " + e.what());
