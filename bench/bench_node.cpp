@@ -6,13 +6,17 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
 #include <unistd.h>
 
 #define PQXX_HAVE_OPTIONAL
+#include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
 
+#include "messages/errc.hpp"
 #include "runtime/client/job_tracker.hpp"
 #include "runtime/exec/process.hpp"
+#include "runtime/nats/nats_client.hpp"
 
 namespace troupe::bench {
 
@@ -71,28 +75,79 @@ stages = [ { name = "cat", kind = "exec", command = ["/bin/cat"] } ]
 )";
 }
 
-/// Average store batch size and commit time from the node's /metrics.
-std::string store_profile(const std::string& log_path) {
+std::map<std::string, double>
+node_metrics(const std::string& log_path,
+             const std::vector<std::string>& names) {
+  std::map<std::string, double> out;
   auto log = read_text(log_path);
   auto at = log.find("http on 127.0.0.1:");
   if (at == std::string::npos)
-    return "";
+    return out;
   auto port = std::atoi(log.c_str() + at + std::strlen("http on 127.0.0.1:"));
   auto r = run_command(
       {"curl", "-s", "http://127.0.0.1:" + std::to_string(port) + "/metrics"},
       10s);
-  auto val = [&](const std::string& name) {
-    auto p = r.output.find("\n" + name + " ");
-    return p == std::string::npos
-               ? 0.0
-               : std::atof(r.output.c_str() + p + name.size() + 2);
-  };
-  auto n = val("troupe_store_batch_size_count");
+  for (const auto& name : names)
+    if (auto p = r.output.find("\n" + name + " "); p != std::string::npos)
+      out[name] = std::atof(r.output.c_str() + p + name.size() + 2);
+  return out;
+}
+
+std::vector<std::string> commit_metric_names() {
+  return {"troupe_store_commit_seconds_sum",
+          "troupe_store_commit_seconds_count", "troupe_store_batch_size_sum"};
+}
+
+void add_commit_sample(figure& f, std::map<std::string, double> a,
+                       std::map<std::string, double> b) {
+  auto n = b["troupe_store_commit_seconds_count"] -
+           a["troupe_store_commit_seconds_count"];
+  if (n <= 0)
+    return;
+  auto delta = [&](const char* name) { return b[name] - a[name]; };
+  f.samples.push_back(delta("troupe_store_commit_seconds_sum") / n * 1000);
+  f.note = "avg batch " + fmt(delta("troupe_store_batch_size_sum") / n, 1) +
+           " requests (last run)";
+}
+
+std::vector<double> submit_paced(nats_client& client, job_tracker& tracker,
+                                 const std::string& pipeline,
+                                 const std::string& key_prefix, int rate,
+                                 int secs) {
+  int total = rate * secs;
+  std::vector<double> replies;
+  auto t0 = clock_type::now();
+  for (int i = 0; i < total; ++i) {
+    std::this_thread::sleep_until(
+        t0 + std::chrono::microseconds{1000000LL * i / rate});
+    auto key = key_prefix + std::to_string(i);
+    tracker.submitted(key);
+    auto body = nlohmann::json{{"pipeline", pipeline},
+                               {"key", key},
+                               {"payload",
+                                nlohmann::json::parse(job_body(i))["payload"]}}
+                    .dump();
+    auto sent = clock_type::now();
+    auto rep = client.request("troupe.api.v1.submit", body, 5000);
+    if (!rep)
+      fail("submit failed: " + describe(rep.error()));
+    replies.push_back(
+        std::chrono::duration<double, std::milli>(clock_type::now() - sent)
+            .count());
+  }
+  return replies;
+}
+
+std::string store_profile(const std::string& log_path) {
+  auto m = node_metrics(log_path, {"troupe_store_batch_size_count",
+                                   "troupe_store_batch_size_sum",
+                                   "troupe_store_commit_seconds_sum"});
+  auto n = m["troupe_store_batch_size_count"];
   if (n <= 0)
     return "";
-  return "avg batch " + fmt(val("troupe_store_batch_size_sum") / n, 1) +
+  return "avg batch " + fmt(m["troupe_store_batch_size_sum"] / n, 1) +
          " requests, avg commit " +
-         fmt(val("troupe_store_commit_seconds_sum") / n * 1000, 2) + " ms, " +
+         fmt(m["troupe_store_commit_seconds_sum"] / n * 1000, 2) + " ms, " +
          fmt(n, 0) + " transactions";
 }
 

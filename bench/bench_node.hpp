@@ -3,6 +3,7 @@
 // The troupe node a benchmark runs: its configuration, and what the
 // benchmark reads of the running process (CPU, memory, store profile).
 
+#include <map>
 #include <string>
 #include <sys/types.h>
 #include <vector>
@@ -11,7 +12,8 @@
 
 namespace troupe {
 class job_tracker;
-}
+class nats_client;
+} // namespace troupe
 
 namespace troupe::bench {
 
@@ -26,6 +28,28 @@ struct node_flags {
 /// (1 noop), retry (fails once) and exec (/bin/cat).
 std::string bench_node_config(const std::string& nats_url,
                               const std::string& pg_url, node_flags f);
+
+/// The values of the unlabelled metrics `names` on the /metrics page of the
+/// node whose log is `log_path` (those it does not show are left out).
+std::map<std::string, double>
+node_metrics(const std::string& log_path,
+             const std::vector<std::string>& names);
+
+/// The metrics add_commit_sample reads.
+std::vector<std::string> commit_metric_names();
+
+/// Adds to `f` the node's average commit (ms) between two readings of
+/// commit_metric_names(), and the average batch size to its note.
+void add_commit_sample(figure& f, std::map<std::string, double> before,
+                       std::map<std::string, double> after);
+
+/// Submits `rate * secs` jobs (keys `key_prefix` + i) at `rate` per second
+/// through the API's request/reply, one at a time, as `tracker` follows
+/// them; the API round trips in ms.
+std::vector<double> submit_paced(nats_client& client, job_tracker& tracker,
+                                 const std::string& pipeline,
+                                 const std::string& key_prefix, int rate,
+                                 int secs);
 
 /// Average store batch size and commit time from the /metrics of the node
 /// whose log is `log_path` ("" if it cannot be read).

@@ -37,6 +37,7 @@
 #include "bench/bench_node.hpp"
 #include "bench/bench_scheduler.hpp"
 #include "bench/ceilings.hpp"
+#include "bench/floors.hpp"
 #include "bench/targets.hpp"
 #include "messages/errc.hpp"
 #include "runtime/cli/local_servers.hpp"
@@ -97,10 +98,13 @@ public:
   // -----------------------------------------------------------------
 
   void ceilings() {
-    auto figs =
-        measure_ceilings({o_.runs, o_.quick, *client_, async_js_, pg_.url()});
+    auto figs = measure_ceilings(
+        {o_.runs, o_.quick, *client_, async_js_, pg_.url(), nats_.url()});
     js_ceiling_ = figs.at(2).median();
     out_.insert(out_.end(), figs.begin(), figs.end());
+    auto floors = measure_floors(
+        {o_.runs, o_.quick, *client_, async_js_, pg_.url(), nats_.url()});
+    out_.insert(out_.end(), floors.begin(), floors.end());
   }
 
   // -- troupe nodes
@@ -299,36 +303,6 @@ public:
     speculate_ = true;
   }
 
-  /// Submits `rate * secs` jobs at `rate` per second through the API, as
-  /// `tracker` follows them; the API round trips in ms.
-  std::vector<double> submit_paced(job_tracker& tracker,
-                                   const std::string& pipeline, int run,
-                                   int rate, int secs) {
-    int total = rate * secs;
-    std::vector<double> replies;
-    auto t0 = clock_type::now();
-    for (int i = 0; i < total; ++i) {
-      auto due = t0 + std::chrono::microseconds{1000000LL * i / rate};
-      std::this_thread::sleep_until(due);
-      // Unique per node started: a repeated key would be a duplicate.
-      auto key = "lat-" + pipeline + std::to_string(nodes_started_) + "-" +
-                 std::to_string(run) + "-" + std::to_string(i);
-      tracker.submitted(key);
-      auto body = json{{"pipeline", pipeline},
-                       {"key", key},
-                       {"payload", json::parse(job_body(i))["payload"]}}
-                      .dump();
-      auto sent = clock_type::now();
-      auto rep = client_->request("troupe.api.v1.submit", body, 5000);
-      if (!rep)
-        fail("submit failed: " + describe(rep.error()));
-      replies.push_back(
-          std::chrono::duration<double, std::milli>(clock_type::now() - sent)
-              .count());
-    }
-    return replies;
-  }
-
   /// Submit→job.succeeded at a fixed 200 jobs/s through the request/reply
   /// API, as a client sees it (the client's clock at both ends), split into
   /// waiting for a node (submit→job.started) and running.
@@ -355,6 +329,9 @@ public:
                 "ms",
                 {},
                 "from the event's latency_ms (1 ms resolution)"};
+    // The node's commits while the run's jobs went through (batch size in
+    // the note: at 200 jobs/s most commits carry one job).
+    figure commit{"latency", label + ": store commit, average", "ms", {}, ""};
     start_node(true);
     control("unpause", pipeline);
     for (int r = 0; r < o_.runs; ++r) {
@@ -364,8 +341,15 @@ public:
       if (auto err = tracker.start())
         fail(describe(err));
       std::this_thread::sleep_for(200ms);
-      auto replies = submit_paced(tracker, pipeline, r, rate, secs);
+      auto before = node_metrics(log_, commit_metric_names());
+      // Keys unique per node started: a repeated key would be a duplicate.
+      auto prefix = "lat-" + pipeline + std::to_string(nodes_started_) + "-" +
+                    std::to_string(r) + "-";
+      auto replies =
+          submit_paced(*client_, tracker, pipeline, prefix, rate, secs);
       tracker.wait_all(60s, {});
+      add_commit_sample(commit, before,
+                        node_metrics(log_, commit_metric_names()));
       auto [lat, waited, on_node] = latency_samples(tracker);
       if (lat.empty())
         fail("no latency samples");
@@ -383,6 +367,8 @@ public:
     out_.push_back(queue);
     out_.push_back(api);
     out_.push_back(node);
+    if (!commit.samples.empty())
+      out_.push_back(commit);
   }
 
   void retry_path() {
@@ -392,17 +378,27 @@ public:
         "retry", "1 stage failing once, 10 ms backoff", "jobs/s", {}, ""};
     figure cpu1{"retry", "node CPU per job, reference", "µs", {}, ""};
     figure cpu2{"retry", "node CPU per job, failing once", "µs", {}, ""};
+    // What the servers spent on each: where the retry's extra cost is.
+    cost_figures costs1, costs2;
     start_node(true);
     for (int r = 0; r < o_.runs; ++r) {
       double c1 = 0, c2 = 0;
-      one.samples.push_back(drain_pipeline("one", count, r, &c1));
-      retry.samples.push_back(drain_pipeline("retry", count, r, &c2));
+      one.samples.push_back(drain_pipeline("one", count, r, &c1, &costs1));
+      retry.samples.push_back(drain_pipeline("retry", count, r, &c2, &costs2));
       cpu1.samples.push_back(c1);
       cpu2.samples.push_back(c2);
     }
     retry.note = "extra wall time per retried job (amortised): " +
                  fmt((1 / retry.median() - 1 / one.median()) * 1000, 3) + " ms";
     out_.insert(out_.end(), {one, retry, cpu1, cpu2});
+    for (auto [c, which] :
+         {std::pair{&costs1, "reference"}, std::pair{&costs2, "failing once"}})
+      for (auto f : {c->pg_cpu, c->nats_cpu, c->rows}) {
+        f.scenario = "retry";
+        f.what += std::string{", "} + which;
+        f.note.clear();
+        out_.push_back(f);
+      }
   }
 
   void scheduler_path() {

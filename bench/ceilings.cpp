@@ -10,6 +10,23 @@ namespace troupe::bench {
 
 using json = nlohmann::json;
 
+void add_work_queue_stream(nats_client& client, const std::string& name,
+                           const std::string& subject) {
+  jsStreamConfig sc;
+  jsStreamConfig_Init(&sc);
+  sc.Name = name.c_str();
+  const char* subjects[] = {subject.c_str()};
+  sc.Subjects = subjects;
+  sc.SubjectsLen = 1;
+  sc.Retention = js_WorkQueuePolicy;
+  sc.Storage = js_FileStorage;
+  jsStreamInfo* si = nullptr;
+  jsErrCode jerr{};
+  if (js_AddStream(&si, client.js(), &sc, nullptr, &jerr) != NATS_OK)
+    fail("add stream " + name);
+  jsStreamInfo_Destroy(si);
+}
+
 std::vector<figure> measure_ceilings(const ceiling_inputs& in) {
   std::vector<figure> out;
   int count = in.quick ? 2000 : 20000;
@@ -18,20 +35,9 @@ std::vector<figure> measure_ceilings(const ceiling_inputs& in) {
   figure both{"ceiling", "JetStream publish→consume→ack", "msg/s", {}, ""};
   for (int r = 0; r < in.runs; ++r) {
     auto stream = "CEIL" + std::to_string(r);
-    jsStreamConfig sc;
-    jsStreamConfig_Init(&sc);
-    sc.Name = stream.c_str();
     auto subj = "ceil" + std::to_string(r) + ".>";
-    const char* subjects[] = {subj.c_str()};
-    sc.Subjects = subjects;
-    sc.SubjectsLen = 1;
-    sc.Retention = js_WorkQueuePolicy;
-    sc.Storage = js_FileStorage;
-    jsStreamInfo* si = nullptr;
+    add_work_queue_stream(in.client, stream, subj);
     jsErrCode jerr{};
-    if (js_AddStream(&si, in.client.js(), &sc, nullptr, &jerr) != NATS_OK)
-      fail("add ceiling stream");
-    jsStreamInfo_Destroy(si);
     auto tp = publish_all(in.async_js, "ceil" + std::to_string(r) + ".jobs",
                           "c-", count);
     natsSubscription* sub = nullptr;

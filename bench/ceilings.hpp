@@ -20,7 +20,14 @@ struct ceiling_inputs {
   /// JetStream context for asynchronous publishing on `client`.
   jsCtx* async_js = nullptr;
   std::string pg_url;
+  /// For a second connection (the floors' responder).
+  std::string nats_url;
 };
+
+/// A file-stored work-queue stream `name` on `subject` (like troupe's, one
+/// replica); fails the benchmark if it cannot be made.
+void add_work_queue_stream(nats_client& client, const std::string& name,
+                           const std::string& subject);
 
 /// Five figures, in order: JetStream publish, pull + ack, publish→consume→
 /// ack, PostgreSQL batched upsert, PostgreSQL single-row commits.

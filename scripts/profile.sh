@@ -10,6 +10,8 @@
 # (300 jobs); docs/benchmarks.md says how to read it.
 #
 #   scripts/profile.sh [OUT_DIR]      (default: a new /tmp/troupe-profile-*)
+#   PROFILE_ONLY=retry scripts/profile.sh   another scenario of bench_runtime
+#                                         (statements: throughput only)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
@@ -22,7 +24,7 @@ mkdir -p "$out"
 # every process alike.
 TROUPE_PG_OPTIONS="-c shared_preload_libraries=pg_stat_statements" \
   perf record -a -g -e cpu-clock -F 499 -o "$out/perf.data" -- \
-  "$B/bench/bench_runtime" --troupe "$B/troupe" --runs 3 --only throughput \
+  "$B/bench/bench_runtime" --troupe "$B/troupe" --runs 3 --only "${PROFILE_ONLY:-throughput}" \
   --statements "$out/statements.txt" | tee "$out/figures.md"
 # What follows only reads the profile; `head` may cut a report short.
 set +e +o pipefail
@@ -42,6 +44,6 @@ echo "== PostgreSQL's top functions (self) =="
 report --comm postgres --sort dso,symbol | head -25
 echo
 echo "== PostgreSQL statements by total time =="
-cat "$out/statements.txt"
+cat "$out/statements.txt" 2>/dev/null
 echo
 echo "profile: perf data and figures in $out" >&2
