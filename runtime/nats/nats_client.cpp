@@ -254,10 +254,18 @@ caf::expected<std::int64_t> nats_client::rtt_us() const {
 void nats_client::flush_soon() {
   if (!conn_ || health_->closing)
     return;
-  std::call_once(prompt_once_,
-                 [this] { prompt_ = std::make_unique<prompt_flusher>(conn_); });
+  std::call_once(prompt_once_, [this] {
+    prompt_ = std::make_unique<prompt_flusher>(conn_);
+    prompt_made_.store(true, std::memory_order_release);
+  });
   if (prompt_)
     prompt_->kick();
+}
+
+std::uint64_t nats_client::prompt_flushes() const noexcept {
+  return prompt_made_.load(std::memory_order_acquire) && prompt_
+             ? prompt_->flushes()
+             : 0;
 }
 
 caf::error nats_client::publish(const std::string& subject,

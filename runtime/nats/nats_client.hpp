@@ -199,6 +199,10 @@ public:
   /// flusher tick: after a publish someone is waiting on (prompt_flusher).
   void flush_soon();
 
+  /// Prompt flushes done so far (0 before the first flush_soon); for
+  /// tests. Not after close().
+  std::uint64_t prompt_flushes() const noexcept;
+
   /// Creates or updates the jobs stream.
   caf::error ensure_stream(const nats_config& cfg);
 
@@ -228,6 +232,7 @@ private:
   /// Made on the first flush_soon(): most clients never need its thread.
   std::once_flag prompt_once_;
   std::unique_ptr<prompt_flusher> prompt_;
+  std::atomic<bool> prompt_made_{false};
   std::shared_ptr<nats_health> health_ = std::make_shared<nats_health>();
 };
 

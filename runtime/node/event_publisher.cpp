@@ -94,15 +94,34 @@ caf::actor spawn_event_publisher(caf::actor_system& sys,
       spans->on_event(ev);
     log_event(ev);
   };
-  return sys.spawn([publish](caf::event_based_actor*) -> caf::behavior {
-    return {
-        [publish](const job_event& ev) { publish(ev); },
-        [publish](const std::vector<job_event>& evs) {
-          for (const auto& ev : evs)
-            publish(ev);
-        },
-    };
-  });
+  // A client waits on a job's terminal event. nats.c's flusher holds what
+  // is published for up to 1 ms more (runtime/nats/prompt_flusher.hpp); so
+  // once the events that arrived are out and none wait behind them, a
+  // terminal one is flushed at once. Under load the mailbox seldom runs
+  // dry, and nats.c's flusher sends the bursts as before.
+  auto flush_if_idle = [nats](caf::event_based_actor* self, bool terminal) {
+    if (terminal && self->mailbox().empty())
+      nats->flush_soon();
+  };
+  return sys.spawn(
+      [publish, flush_if_idle](caf::event_based_actor* self) -> caf::behavior {
+        return {
+            [=](const job_event& ev) {
+              publish(ev);
+              auto t = type_of(ev);
+              flush_if_idle(self, t && is_terminal(*t));
+            },
+            [=](const std::vector<job_event>& evs) {
+              bool terminal = false;
+              for (const auto& ev : evs) {
+                publish(ev);
+                auto t = type_of(ev);
+                terminal = terminal || (t && is_terminal(*t));
+              }
+              flush_if_idle(self, terminal);
+            },
+        };
+      });
 }
 
 } // namespace troupe

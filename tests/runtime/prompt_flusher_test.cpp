@@ -1,17 +1,21 @@
 // The prompt flush against a real nats-server: what a client waits on
 // (the submit API's reply) is written at once instead of at nats.c's next
-// flusher tick (runtime/nats/prompt_flusher.hpp). Timing is measured in
+// flusher tick (runtime/nats/prompt_flusher.hpp), and so is a job's
+// terminal event on an idle node. Timing is measured in
 // bench/, never asserted here: these tests check that a kick flushes, that
 // a burst of kicks is coalesced, and that stopping is clean.
 
 #include <chrono>
 #include <thread>
 
+#include <caf/all.hpp>
 #include <gtest/gtest.h>
 
+#include "messages/job.hpp"
 #include "runtime/nats/nats_client.hpp"
 #include "runtime/nats/nats_subscription.hpp"
 #include "runtime/nats/prompt_flusher.hpp"
+#include "runtime/node/event_publisher.hpp"
 #include "tests/support/db_probe.hpp"
 #include "tests/support/test_servers.hpp"
 
@@ -112,6 +116,35 @@ TEST_F(prompt_flusher_test, StoppingWhileTheServerIsAwayDoesNotHang) {
     f.kick(); // the flush fails or times out within its bound
   }
   SUCCEED();
+}
+
+// A job's terminal event is what its submitter waits on: the event
+// publisher flushes it at once when no other event waits behind it
+// (runtime/node/event_publisher.cpp). Other events go out at nats.c's
+// own tick.
+TEST_F(prompt_flusher_test, AnIdleEventPublisherFlushesATerminalEventAtOnce) {
+  auto pub = connect_client(servers_->nats_url());
+  ASSERT_TRUE(pub);
+  auto l = listen("troupe.events.p.>");
+  caf::actor_system_config cfg;
+  cfg.set("logger.file-verbosity", caf::atom("quiet"));
+  caf::actor_system sys{cfg};
+  auto events = spawn_event_publisher(sys, pub, subjects{"troupe"});
+  job_event ev;
+  ev.type = "job.started";
+  ev.job_id = "j1";
+  ev.pipeline = "p";
+  ev.node = "n1";
+  caf::anon_send(events, ev);
+  ASSERT_TRUE(l.sub.next(5000)); // sent by nats.c's flusher
+  EXPECT_EQ(pub->prompt_flushes(), 0u);
+  ev.type = "job.succeeded";
+  caf::anon_send(events, std::vector<job_event>{ev});
+  ASSERT_TRUE(l.sub.next(5000));
+  for (int i = 0; i < 500 && pub->prompt_flushes() == 0; ++i)
+    std::this_thread::sleep_for(10ms);
+  EXPECT_GE(pub->prompt_flushes(), 1u);
+  caf::anon_send_exit(events, caf::exit_reason::user_shutdown);
 }
 
 } // namespace
