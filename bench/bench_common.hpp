@@ -25,6 +25,9 @@ struct options {
   /// throughput scenario (needs pg_stat_statements preloaded).
   std::string statements;
   std::set<std::string> only;
+  /// Lines added to the node's [node] section (--node-option KEY=VALUE,
+  /// repeatable), to measure a setting without editing the benchmark.
+  std::vector<std::string> node_options;
 };
 
 /// One reported figure: median of the runs, with min and max.

@@ -22,6 +22,17 @@ namespace troupe::bench {
 
 using namespace std::chrono_literals;
 
+namespace {
+
+std::string node_lines(const std::vector<std::string>& options) {
+  std::string out;
+  for (const auto& o : options)
+    out += o + "\n";
+  return out;
+}
+
+} // namespace
+
 std::string bench_node_config(const std::string& nats_url,
                               const std::string& pg_url, node_flags f) {
   return R"([node]
@@ -32,8 +43,8 @@ log_level = "info"
 speculate = ")" +
          std::string{f.speculate ? "20ms" : "0s"} + R"("
 metrics = )" +
-         std::string{f.metrics ? "true" : "false"} +
-         R"(
+         std::string{f.metrics ? "true" : "false"} + "\n" +
+         node_lines(f.node_options) + R"(
 
 [nats]
 url = ")" +
@@ -283,15 +294,19 @@ void write_statements(const std::string& pg_url, const std::string& path) {
   pqxx::nontransaction t{c};
   t.exec("create extension if not exists pg_stat_statements");
   auto rows =
-      t.exec("select calls, round(total_exec_time::numeric, 1), "
-             "round(mean_exec_time::numeric, 3), rows, "
+      t.exec("select calls, plans, round(total_exec_time::numeric, 1), "
+             "round(mean_exec_time::numeric, 3), "
+             "round(mean_plan_time::numeric, 3), rows, "
              "regexp_replace(query, '\\s+', ' ', 'g') from pg_stat_statements "
-             "order by total_exec_time desc limit 15");
+             "order by total_exec_time desc limit 25");
+  // Planning is counted only with pg_stat_statements.track_planning = on.
   std::ofstream out{path};
-  out << "calls | total ms | mean ms | rows | query\n";
-  for (const auto& r : rows)
-    out << r[0].c_str() << " | " << r[1].c_str() << " | " << r[2].c_str()
-        << " | " << r[3].c_str() << " | " << r[4].c_str() << "\n";
+  out << "calls | plans | total ms | mean ms | mean plan ms | rows | query\n";
+  for (const auto& r : rows) {
+    for (int k = 0; k < 6; ++k)
+      out << r[k].c_str() << " | ";
+    out << r[6].c_str() << "\n";
+  }
 }
 
 options parse_options(int argc, char** argv) {
@@ -317,6 +332,12 @@ options parse_options(int argc, char** argv) {
       std::stringstream ss{next()};
       for (std::string s; std::getline(ss, s, ',');)
         o.only.insert(s);
+    } else if (a == "--node-option") {
+      auto kv = next();
+      auto eq = kv.find('=');
+      if (eq == std::string::npos)
+        fail("--node-option needs KEY=VALUE (a TOML value), got " + kv);
+      o.node_options.push_back(kv.substr(0, eq) + " = " + kv.substr(eq + 1));
     } else
       fail("unknown argument " + a);
   }

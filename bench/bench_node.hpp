@@ -22,6 +22,8 @@ struct node_flags {
   /// node.speculate = 20ms (else 0).
   bool speculate = true;
   bool send_asap = false;
+  /// Extra `key = value` lines for the [node] section.
+  std::vector<std::string> node_options;
 };
 
 /// The benchmark's node configuration: pipelines tput (3 noop stages), one

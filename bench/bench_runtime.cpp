@@ -11,6 +11,8 @@
 //                                   and claim_first (parts of throughput),
 //                                   latency, retry, exec, scheduler)
 //        [--statements FILE]       PostgreSQL's costliest statements
+//        [--node-option KEY=VALUE] a [node] setting for every node it
+//                                  starts (repeatable; VALUE is TOML)
 #include <algorithm>
 #include <arpa/inet.h>
 #include <chrono>
@@ -111,8 +113,9 @@ public:
   // --------------------------------------------------------------
 
   std::string node_config(bool metrics) const {
-    return bench_node_config(nats_.url(), pg_.url(),
-                             {metrics, speculate_, send_asap_});
+    return bench_node_config(
+        nats_.url(), pg_.url(),
+        {metrics, speculate_, send_asap_, o_.node_options});
   }
 
   void start_node(bool metrics) {
@@ -479,10 +482,14 @@ int run(const options& o) {
     if (!o.statements.empty())
       write_statements(b.pg_url(), o.statements);
   });
+  // Without the throughput scenario, the statements of what did run.
+  auto statements_at_end = !o.statements.empty() && !b.wanted("throughput");
   step("latency", [&] { b.latency(); });
   step("retry", [&] { b.retry_path(); });
   step("exec", [&] { b.exec_path(); });
   step("scheduler", [&] { b.scheduler_path(); });
+  if (statements_at_end)
+    write_statements(b.pg_url(), o.statements);
   auto t = figures_table(b.results()) +
            "\nRound two's targets, from this run's figures:\n\n" +
            targets_table(b.results());
