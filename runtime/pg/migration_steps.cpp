@@ -452,6 +452,38 @@ begin
 end
 $do$;
 )SQL"},
+    {16, "a job's checkpoints and attempts without a foreign key", R"SQL(
+-- The foreign keys checked every checkpoint and attempt row against jobs:
+-- 3.7 us of PostgreSQL's time per row, a sixth of its time per job
+-- (docs/benchmarks.md, session 25). Every writer adds them in the
+-- transaction that writes their job's row. What the keys still did, the
+-- cascade when a job is deleted (retention, purge, an operator's DELETE),
+-- this trigger does once per statement.
+create function troupe.delete_job_rows() returns trigger language plpgsql
+  set enable_seqscan = off set search_path from current as $fn$
+begin
+  delete from stage_checkpoints where job_id in (select job_id from gone);
+  delete from stage_attempts where job_id in (select job_id from gone);
+  return null;
+end
+$fn$;
+create trigger jobs_delete_rows after delete on jobs
+  referencing old table as gone
+  for each statement execute function troupe.delete_job_rows();
+do $do$
+declare k record;
+begin
+  for k in
+    select conrelid::regclass as t, conname from pg_constraint
+    where contype = 'f' and confrelid = 'jobs'::regclass
+      and conrelid in ('stage_checkpoints'::regclass,
+                       'stage_attempts'::regclass)
+  loop
+    execute format('alter table %s drop constraint %I', k.t, k.conname);
+  end loop;
+end
+$do$;
+)SQL"},
 };
 
 } // namespace

@@ -11,7 +11,7 @@
 namespace troupe {
 
 /// The schema version this binary expects.
-constexpr int latest_schema_version = 15;
+constexpr int latest_schema_version = 16;
 
 /// Applies every missing migration up to `up_to` (tests of an upgrade stop
 /// at an older version); returns the resulting version.

@@ -235,6 +235,31 @@ TEST_F(AttemptHistory, ADeadLetterCarriesTheFoldedSuccesses) {
             2);
 }
 
+// Schema 16 dropped the child tables' foreign keys (their check cost a sixth
+// of PostgreSQL's time per job); a deleted job must still take its rows
+// with it, whoever deletes it (retention, purge, an operator), and only its
+// own: delete_job_rows must look them up by job, not empty the tables.
+TEST_F(AttemptHistory, ADeletedJobTakesItsCheckpointsAndAttemptsAlong) {
+  for (std::string id : {"gone-1", "gone-2", "kept-1"}) {
+    job_write w = success(id, attempt(0, 2, true));
+    w.create = true;
+    w.state = job_state::succeeded;
+    w.attempts.insert(w.attempts.begin(), attempt(0, 1, false));
+    ASSERT_TRUE(write(w));
+  }
+  ASSERT_EQ(history("gone-1"), 2);
+  count("with x as (delete from jobs where job_id like 'gone-%' returning 1) "
+        "select count(*) from x");
+  EXPECT_EQ(count("select count(*) from stage_checkpoints where job_id like "
+                  "'gone-%'"),
+            0);
+  EXPECT_EQ(count("select count(*) from stage_attempts where job_id like "
+                  "'gone-%'"),
+            0);
+  EXPECT_EQ(history("kept-1"), 2);
+  EXPECT_EQ(own_rows("kept-1"), 1);
+}
+
 // A rolling upgrade: nodes of earlier versions keep running while the first
 // upgraded node migrates, and docs/security.md's node role was granted its
 // rights on the tables of the older schema. Both must go on working: the
