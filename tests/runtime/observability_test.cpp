@@ -435,8 +435,7 @@ TEST_F(observability_test, RetentionPrunesFinishedJobsAndKeepsDeadLetters) {
   EXPECT_EQ(count("select count(*) from jobs where job_id = 'old-0'"), 0);
   EXPECT_EQ(count("select count(*) from job_attempts where job_id = 'old-0'"),
             0);
-  EXPECT_EQ(count("select count(*) from job_events where job_id = 'old-0'"),
-            0);
+  EXPECT_EQ(count("select count(*) from job_events where job_id = 'old-0'"), 0);
   node->signal(SIGTERM);
   EXPECT_EQ(node->wait(30s), 0);
 }
