@@ -22,7 +22,7 @@ struct job_presence::connection {
     pqxx::nontransaction{c}.exec("set enable_seqscan = off");
     c.prepare("present",
               "select job_id from jobs where job_id = "
-              "any(array(select jsonb_array_elements_text($1::jsonb)))");
+              "any(array(select json_array_elements_text($1::json)))");
     c.prepare("pipeline", "select pipeline from jobs where job_id = $1");
   }
   pqxx::connection c;

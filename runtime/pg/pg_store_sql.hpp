@@ -3,7 +3,10 @@
 // The statements of the store's group commit (runtime/pg/pg_store.cpp). Each
 // takes a batch as one JSON record set ($1), so a batch is a handful of
 // statements whatever its size. Every lookup is by primary key; see the
-// planner note in run_batch.
+// planner note in run_batch. The record sets are read as `json`, not
+// `jsonb`: they are read once, and converting 20,000 create records to
+// jsonb first took twice as long (189-204 vs 88-96 ms, docs/benchmarks.md,
+// session 25).
 
 namespace troupe::pg_sql {
 
@@ -26,7 +29,7 @@ namespace troupe::pg_sql {
 // next delivery takes the job (or the scheduler's rescue publishes it).
 inline const char* const sql_claim = R"SQL(
 with x as (
-  select * from jsonb_to_recordset($1::jsonb) as r(job_id text, pipeline text,
+  select * from json_to_recordset($1::json) as r(job_id text, pipeline text,
     tenant text, correlation_id text, priority int, payload text, life int,
     gen int, traceparent text, tracestate text, seq bigint))
 insert into jobs as j (job_id, pipeline, tenant, correlation_id, priority,
@@ -76,14 +79,14 @@ select job_id, state, epoch, life, pipeline,
       from node_leases n where n.owner = jobs.lease_owner
         and n.until > now())),
   coalesce(lease_owner, '')
-from jobs where job_id = any(array(select jsonb_array_elements_text($1::jsonb)))
+from jobs where job_id = any(array(select json_array_elements_text($1::json)))
 )SQL";
 
 inline const char* const sql_checkpoints = R"SQL(
 select job_id, stage_index, stage, output::text, attempts, duration_ms,
   (extract(epoch from finished_at) * 1000)::bigint
 from stage_checkpoints
-where job_id = any(array(select jsonb_array_elements_text($1::jsonb)))
+where job_id = any(array(select json_array_elements_text($1::json)))
 order by job_id, stage_index
 )SQL";
 
@@ -92,13 +95,13 @@ select job_id, life, stage_index, attempt, stage, node, ok,
   coalesce(error_code, ''), coalesce(error_message, ''),
   (extract(epoch from started_at) * 1000)::bigint, duration_ms
 from job_attempts
-where job_id = any(array(select jsonb_array_elements_text($1::jsonb)))
+where job_id = any(array(select json_array_elements_text($1::json)))
 order by job_id, life, stage_index, attempt
 )SQL";
 
 inline const char* const sql_update = R"SQL(
 with w as (
-  select * from jsonb_to_recordset($1::jsonb) as r(job_id text, epoch bigint,
+  select * from json_to_recordset($1::json) as r(job_id text, epoch bigint,
     state text, stage_index int, attempt int, next_ms bigint,
     wait_ms bigint, last_error text, result text, wait boolean,
     progress text, callback text, since_ms bigint, children text))
@@ -145,7 +148,7 @@ returning j.job_id
 // it instead.
 inline const char* const sql_create = R"SQL(
 with w as (
-  select * from jsonb_to_recordset($1::jsonb) as r(job_id text, pipeline text,
+  select * from json_to_recordset($1::json) as r(job_id text, pipeline text,
     tenant text, correlation_id text, priority int, payload text, state text,
     stage_index int, attempt int, next_ms bigint, wait_ms bigint,
     last_error text,
@@ -191,7 +194,7 @@ inline const char* const sql_insert_checkpoints = R"SQL(
 with r as (
   select job_id, stage_index, stage, output, attempts, duration_ms,
     finished_ms, nullif(life, 0) as life, node, started_ms
-  from jsonb_to_recordset($1::jsonb) as r(job_id text, stage_index int,
+  from json_to_recordset($1::json) as r(job_id text, stage_index int,
     stage text, output text, attempts int, duration_ms bigint,
     finished_ms bigint, life int, node text, started_ms bigint)),
 moved as (
@@ -223,7 +226,7 @@ insert into stage_attempts (job_id, life, stage_index, attempt, stage, node, ok,
 select job_id, life, stage_index, attempt, stage, node, ok,
   nullif(error_code, ''), nullif(error_message, ''),
   to_timestamp(started_ms / 1000.0), duration_ms
-from jsonb_to_recordset($1::jsonb) as r(job_id text, life int,
+from json_to_recordset($1::json) as r(job_id text, life int,
   stage_index int, attempt int, stage text, node text, ok boolean,
   error_code text, error_message text, started_ms bigint, duration_ms bigint)
 on conflict do nothing
@@ -235,7 +238,7 @@ on conflict do nothing
 inline const char* const sql_release = R"SQL(
 update jobs set state = 'queued', epoch = epoch + 1, lease_owner = null,
   lease_until = null, updated_at = now()
-where job_id = any(array(select jsonb_array_elements_text($1::jsonb)))
+where job_id = any(array(select json_array_elements_text($1::json)))
   and lease_owner = $2 and state in ('running', 'retrying') and run_at is null
 )SQL";
 
@@ -243,7 +246,7 @@ inline const char* const sql_insert_events = R"SQL(
 insert into job_events (job_id, type, time, node, stage, attempt, body)
 select job_id, type, to_timestamp(time_ms / 1000.0), node,
   nullif(stage, ''), nullif(attempt, 0), body::jsonb
-from jsonb_to_recordset($1::jsonb) as r(job_id text, type text,
+from json_to_recordset($1::json) as r(job_id text, type text,
   time_ms bigint, node text, stage text, attempt int, body text)
 )SQL";
 
@@ -266,7 +269,7 @@ select j.job_id, j.pipeline, j.stage_index,
     from job_attempts a where a.job_id = j.job_id), '[]'::jsonb),
   now()
 from jobs j
-where j.job_id = any(array(select jsonb_array_elements_text($1::jsonb)))
+where j.job_id = any(array(select json_array_elements_text($1::json)))
 on conflict (job_id) do update set failed_stage = excluded.failed_stage,
   stage = excluded.stage, last_error = excluded.last_error,
   attempts = excluded.attempts, dead_at = excluded.dead_at
@@ -282,7 +285,7 @@ insert into jobs (job_id, pipeline, tenant, correlation_id, priority, state,
 select x.job_id, x.pipeline, p.tenant, p.correlation_id,
   coalesce(x.priority, 0), 'scheduled', x.payload::jsonb, now(), 0,
   x.parent_id, x.parent_stage, x.child_index, p.traceparent, p.tracestate
-from jsonb_to_recordset($1::jsonb) as x(job_id text, pipeline text,
+from json_to_recordset($1::json) as x(job_id text, pipeline text,
   payload text, priority int, parent_id text, parent_stage int,
   child_index int)
 join jobs p on p.job_id = x.parent_id
@@ -292,13 +295,13 @@ on conflict (job_id) do nothing
 // The join: parents (JSON array of ids) whose children are all terminal
 // become due (the migration's troupe.resume_parents).
 inline const char* const sql_resume_parents = R"SQL(
-select troupe.resume_parents(array(select jsonb_array_elements_text($1::jsonb)))
+select troupe.resume_parents(array(select json_array_elements_text($1::json)))
 )SQL";
 
 // Batches (JSON array of ids) whose jobs have all ended complete, and their
 // callbacks are created (the migration's troupe.settle_batches).
 inline const char* const sql_settle_batches = R"SQL(
-select troupe.settle_batches(array(select jsonb_array_elements_text($1::jsonb)))
+select troupe.settle_batches(array(select json_array_elements_text($1::json)))
 )SQL";
 
 } // namespace troupe::pg_sql
