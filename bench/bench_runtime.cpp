@@ -11,8 +11,7 @@
 //                                   and claim_first (parts of throughput),
 //                                   latency, retry, exec, scheduler)
 //        [--statements FILE]       PostgreSQL's costliest statements
-//        [--node-option KEY=VALUE] a [node] setting for every node it
-//                                  starts (repeatable; VALUE is TOML)
+//        [--node-option KEY=VALUE] a [node] setting (repeatable, TOML)
 #include <algorithm>
 #include <arpa/inet.h>
 #include <chrono>
@@ -96,8 +95,7 @@ public:
     return o_.only.empty() || o_.only.count(s);
   }
 
-  // -- ceilings
-  // -----------------------------------------------------------------
+  // -- ceilings --------------------------------------------------------
 
   void ceilings() {
     auto figs = measure_ceilings(
@@ -375,7 +373,9 @@ public:
   }
 
   void retry_path() {
-    int count = n(5000, 500);
+    // As many as for throughput: 5,000 ran in 0.4 s, the unpause and last
+    // commit a large share of it (docs/benchmarks.md, session 25).
+    int count = n(20000, 2000);
     figure one{"retry", "1-stage noop (reference)", "jobs/s", {}, ""};
     figure retry{
         "retry", "1 stage failing once, 10 ms backoff", "jobs/s", {}, ""};
