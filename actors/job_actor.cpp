@@ -181,6 +181,12 @@ void start(self_ptr self) {
     st.speculation.state = speculation_buffer::mode::holding;
     st.speculation.started_ms = now_ms(self);
     st.outputs.assign(st.pipe->config.stages.size(), std::string{});
+    // A job done in its window holds two events per stage and two of its
+    // own, a checkpoint and an attempt per stage: sized once, not grown.
+    auto stages = st.pipe->config.stages.size();
+    st.speculation.events.reserve(2 * stages + 2);
+    st.speculation.checkpoints.reserve(stages);
+    st.speculation.attempts.reserve(stages);
     publish_now(self, make_event(self, event_type::job_started));
     // The supervisor says when the window ends (pipeline_speculation.cpp).
     run_stage(self);

@@ -36,6 +36,11 @@ std::size_t utf8_length(std::string_view s, std::size_t i) {
   return 0;
 }
 
+/// Printable ASCII that JSON takes as it is.
+constexpr bool is_plain(unsigned char c) {
+  return c >= 0x20 && c < 0x80 && c != '"' && c != '\\';
+}
+
 } // namespace
 
 void append_json_string(std::string& out, std::string_view s) {
@@ -44,6 +49,16 @@ void append_json_string(std::string& out, std::string_view s) {
   out += '"';
   std::size_t i = 0;
   while (i < s.size()) {
+    // Most text needs no escaping: copy each run of it at once.
+    auto run = i;
+    while (run < s.size() && is_plain(static_cast<unsigned char>(s[run])))
+      ++run;
+    if (run > i) {
+      out.append(s.data() + i, run - i);
+      i = run;
+      if (i == s.size())
+        break;
+    }
     auto c = static_cast<unsigned char>(s[i]);
     if (c >= 0x80) {
       auto n = utf8_length(s, i);
