@@ -45,4 +45,13 @@ const char* to_string(jitter_kind x) noexcept {
   return "none";
 }
 
+std::string scheduler_policy(const node_config& node, unsigned cores) {
+  if (node.scheduler != "auto")
+    return node.scheduler;
+  auto threads = node.scheduler_threads > 0
+                     ? static_cast<unsigned>(node.scheduler_threads)
+                     : cores;
+  return threads <= 4 ? "sharing" : "stealing";
+}
+
 } // namespace troupe

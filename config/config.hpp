@@ -108,10 +108,10 @@ struct node_config {
   std::string log_format = "text";
   /// CAF scheduler threads; 0 = number of cores.
   int scheduler_threads = 0;
-  /// CAF scheduling policy: "stealing" (work stealing; polls briefly after
-  /// each burst, see scheduler_polls) or "sharing" (one shared queue; no
-  /// idle CPU, more memory after large bursts).
-  std::string scheduler = "stealing";
+  /// CAF scheduling policy: "auto" (scheduler_policy() below), "stealing"
+  /// (work stealing; polls briefly after each burst, see scheduler_polls)
+  /// or "sharing" (one shared queue; workers sleep when it is empty).
+  std::string scheduler = "auto";
   /// With "stealing": how many more times a worker whose queue ran dry
   /// polls it, 50 us apart, before it sleeps until work arrives (after 100
   /// polls without a pause). CAF's own default is 500; 0 here, because a
@@ -315,5 +315,15 @@ const char* to_string(jitter_kind x) noexcept;
 /// one of troupe's own variables (TROUPE_*, which hold its secrets) is
 /// wrong, so that no configuration can hand them to stage programs.
 std::string env_pattern_problem(const std::string& pattern);
+
+/// The CAF scheduling policy a node runs, "sharing" or "stealing", given
+/// the cores of its machine. "auto" takes sharing up to 4 scheduler
+/// threads: on 2 cores it ran the durable path 8-15 % faster than work
+/// stealing, whose idle workers poll for work the servers beside them
+/// need, with the same latency and memory per parked job
+/// (docs/benchmarks.md, session 25). Above 4 threads, where one shared
+/// queue may become the contended lock and nothing was measured, it keeps
+/// work stealing.
+std::string scheduler_policy(const node_config& node, unsigned cores);
 
 } // namespace troupe

@@ -81,9 +81,10 @@ void read_node(reader& r, const toml::table& t, troupe_config& cfg) {
     r.problem(t.get("speculate"), "node.speculate",
               "must be at most 1s (a job in its window holds no lease)");
   r.read(t, "node", "scheduler", cfg.node.scheduler);
-  if (cfg.node.scheduler != "stealing" && cfg.node.scheduler != "sharing")
+  if (cfg.node.scheduler != "auto" && cfg.node.scheduler != "stealing" &&
+      cfg.node.scheduler != "sharing")
     r.problem(t.get("scheduler"), "node.scheduler",
-              "must be \"stealing\" or \"sharing\" (got \"" +
+              "must be \"auto\", \"stealing\" or \"sharing\" (got \"" +
                   cfg.node.scheduler + "\")");
   r.read_duration(t, "node", "startup_timeout", cfg.node.startup_timeout);
   r.read(t, "node", "metrics", cfg.node.metrics);

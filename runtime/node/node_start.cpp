@@ -452,8 +452,11 @@ caf::error node::start() {
                           "' is reserved; choose another "
                           "--node-id");
   m.lease_owner = m.id() + "#" + impl::incarnation();
-  spdlog::info("node {}: starting ({} pipeline(s)), lease owner {}", m.id(),
-               m.cfg.pipelines.size(), m.lease_owner);
+  spdlog::info(
+      "node {}: starting ({} pipeline(s)), lease owner {}, CAF "
+      "scheduler {}",
+      m.id(), m.cfg.pipelines.size(), m.lease_owner,
+      scheduler_policy(m.cfg.node, std::thread::hardware_concurrency()));
   m.secrets = m.cfg.nats.url + "," + m.cfg.postgres.url;
   caf::error err;
   auto step = [&](auto fn) {

@@ -1,6 +1,7 @@
 #include "runtime/node/node_startup.hpp"
 #include "runtime/nats/nats_subscription.hpp"
 
+#include <thread>
 #include <unistd.h>
 
 #include <caf/atom.hpp>
@@ -16,11 +17,9 @@ caf::actor_system_config& actor_config(caf::actor_system_config& cfg,
   if (node.scheduler_threads > 0)
     cfg.set("scheduler.max-threads",
             static_cast<std::size_t>(node.scheduler_threads));
-  // See docs/benchmarks.md: work stealing keeps parked jobs smaller,
-  // sharing wakes workers at once and costs no CPU while idle.
-  cfg.set("scheduler.policy", node.scheduler == "sharing"
-                                  ? caf::atom("sharing")
-                                  : caf::atom("stealing"));
+  auto policy = scheduler_policy(node, std::thread::hardware_concurrency());
+  cfg.set("scheduler.policy",
+          policy == "sharing" ? caf::atom("sharing") : caf::atom("stealing"));
   cfg.set("work-stealing.moderate-poll-attempts",
           static_cast<std::size_t>(node.scheduler_polls));
   return cfg;

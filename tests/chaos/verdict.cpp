@@ -59,6 +59,14 @@ void judge_attempts(pqxx::nontransaction& tx, verdict& v) {
     v.violations.push_back(std::string{"stage "} + r[2].c_str() + " of " +
                            r[0].c_str() + " (life " + r[1].c_str() +
                            ") succeeded " + r[3].c_str() + " times");
+  // No foreign key keeps these rows to a job since schema 16: every write
+  // must add them with its job's row.
+  for (auto r : tx.exec("select job_id from (select job_id from "
+                        "stage_checkpoints union select job_id from "
+                        "stage_attempts) c where not exists (select 1 from "
+                        "jobs j where j.job_id = c.job_id) limit 20"))
+    v.violations.push_back(std::string{"attempt or checkpoint of "} +
+                           r[0].c_str() + ", which has no job row");
 }
 
 struct effect {

@@ -340,6 +340,32 @@ TEST(ConfigLoader, SchedulerPollsAreACountWithinRange) {
   }
 }
 
+TEST(ConfigLoader, TheSchedulerPolicyIsAutoUnlessNamed) {
+  troupe::troupe_config defaults;
+  EXPECT_EQ(defaults.node.scheduler, "auto");
+  // auto: one shared queue on small machines, work stealing on large ones
+  // (docs/benchmarks.md, session 25); scheduler_threads counts, not cores.
+  EXPECT_EQ(troupe::scheduler_policy(defaults.node, 2), "sharing");
+  EXPECT_EQ(troupe::scheduler_policy(defaults.node, 4), "sharing");
+  EXPECT_EQ(troupe::scheduler_policy(defaults.node, 16), "stealing");
+  auto few = defaults.node;
+  few.scheduler_threads = 2;
+  EXPECT_EQ(troupe::scheduler_policy(few, 16), "sharing");
+  for (const char* v : {"stealing", "sharing"}) {
+    auto r =
+        parse(std::string{"[node]\nid = \"n1\"\nscheduler = \""} + v + "\"\n");
+    ASSERT_TRUE(r.ok()) << v;
+    EXPECT_EQ(troupe::scheduler_policy(r.config->node, 2), v);
+    EXPECT_EQ(troupe::scheduler_policy(r.config->node, 64), v);
+  }
+  auto bad = parse("[node]\nid = \"n1\"\nscheduler = \"fastest\"\n");
+  ASSERT_EQ(bad.problems.size(), 1u);
+  EXPECT_EQ(bad.problems[0].path, "node.scheduler");
+  EXPECT_NE(bad.problems[0].to_string().find("\"auto\", \"stealing\" or"),
+            std::string::npos)
+      << bad.problems[0].to_string();
+}
+
 TEST(ConfigLoader, SendAsapIsABoolean) {
   auto r = parse(R"(
 [node]
