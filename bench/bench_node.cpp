@@ -24,10 +24,30 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::string node_lines(const std::vector<std::string>& options) {
-  std::string out;
-  for (const auto& o : options)
-    out += o + "\n";
+/// The [node] section: the bench's keys, each replaced by a --node-option
+/// of the same key (options are "key = value"), then the other options.
+std::string node_section(const node_flags& f) {
+  std::vector<std::pair<std::string, std::string>> keys{
+      {"id", "\"bench-node\""},
+      {"http", "\"127.0.0.1:0\""},
+      {"max_in_flight", "5000"},
+      {"log_level", "\"info\""},
+      {"speculate", f.speculate ? "\"20ms\"" : "\"0s\""},
+      {"metrics", f.metrics ? "true" : "false"}};
+  for (const auto& o : f.node_options) {
+    auto eq = o.find(" = ");
+    auto key = o.substr(0, eq);
+    auto value = eq == std::string::npos ? std::string{} : o.substr(eq + 3);
+    auto same = std::find_if(keys.begin(), keys.end(),
+                             [&](const auto& kv) { return kv.first == key; });
+    if (same != keys.end())
+      same->second = value;
+    else
+      keys.emplace_back(key, value);
+  }
+  std::string out = "[node]\n";
+  for (const auto& [key, value] : keys)
+    out += key + " = " + value + "\n";
   return out;
 }
 
@@ -35,16 +55,7 @@ std::string node_lines(const std::vector<std::string>& options) {
 
 std::string bench_node_config(const std::string& nats_url,
                               const std::string& pg_url, node_flags f) {
-  return R"([node]
-id = "bench-node"
-http = "127.0.0.1:0"
-max_in_flight = 5000
-log_level = "info"
-speculate = ")" +
-         std::string{f.speculate ? "20ms" : "0s"} + R"("
-metrics = )" +
-         std::string{f.metrics ? "true" : "false"} + "\n" +
-         node_lines(f.node_options) + R"(
+  return node_section(f) + R"(
 
 [nats]
 url = ")" +

@@ -11,7 +11,7 @@
 //                                   and claim_first (parts of throughput),
 //                                   latency, retry, exec, scheduler)
 //        [--statements FILE]       PostgreSQL's costliest statements
-//        [--node-option KEY=VALUE] a [node] setting (repeatable, TOML)
+//        [--node-option KEY=VALUE] a [node] setting, over the bench's (TOML)
 #include <algorithm>
 #include <arpa/inet.h>
 #include <chrono>
