@@ -3,10 +3,13 @@
 // into JetStream for SECONDS s) run by 1, 2 and 3 nodes on this machine,
 // with the CPU each process group spent per job: the nodes, PostgreSQL's
 // process tree and nats-server, from /proc. On 2 cores more nodes cannot
-// add capacity; what the model needs from this run is that CPU per job
-// stays flat as nodes are added (no cross-node cost that grows with N).
+// add capacity; what the run shows is how CPU per job grows as nodes split
+// the same load (it is not flat: each node commits its own batches, and a
+// commit has a fixed cost).
 //
 //   node bench/capacity.mjs [rate=3000] [seconds=20]   (ORDER=3,2,1: other order)
+// One JSON line per round, then the fit of CPU per job against commits per
+// job over the rounds (the capacity model's per-job and per-commit costs).
 //
 // Starts its own servers with `troupe dev --servers-only` on the fixed
 // ports 4222 and 55432 (as bench/failover.sh): run it where nothing else
@@ -130,6 +133,26 @@ async function round(n, pg, nats) {
   return row;
 }
 
+/// The capacity model's two costs, fitted over the rounds (least squares):
+/// CPU per job = a + b × commits per job, for PostgreSQL and the nodes
+/// (docs/benchmarks.md, "Capacity model"). Needs rounds whose commits per
+/// job differ, i.e. different node counts.
+function costFit(rows) {
+  const line = (ys) => {
+    const xs = rows.map((r) => r.pg_commits_per_job);
+    const n = xs.length;
+    const mx = xs.reduce((s, x) => s + x, 0) / n;
+    const my = ys.reduce((s, y) => s + y, 0) / n;
+    const sxx = xs.reduce((s, x) => s + (x - mx) ** 2, 0);
+    if (n < 2 || sxx < 1e-6) return null;
+    const b = xs.reduce((s, x, i) => s + (x - mx) * (ys[i] - my), 0) / sxx;
+    return { us_per_job: Math.round(my - b * mx), us_per_commit: Math.round(b) };
+  };
+  const pg = line(rows.map((r) => r.pg_cpu_us_per_job));
+  const node = line(rows.map((r) => r.node_cpu_us_per_job));
+  return pg && node ? { postgres: pg, nodes: node } : null;
+}
+
 try {
   const servers = start(['dev', '--servers-only', '--dir', DIR]);
   await until('servers', () => servers.out.text.includes('servers only'));
@@ -145,7 +168,13 @@ stages = [ { name = "a", kind = "noop" }, { name = "b", kind = "noop" }, { name 
   const pg = pidOf(`postgres -D ${DIR}`);
   const nats = pidOf(`nats-server.*${DIR}`);
   console.log(`# ${RATE} jobs/s offered for ${SECONDS} s; ${DIR}`);
-  for (const n of (process.env.ORDER || '1,2,3').split(',').map(Number)) console.log(JSON.stringify(await round(n, pg, nats)));
+  const rows = [];
+  for (const n of (process.env.ORDER || '1,2,3').split(',').map(Number)) {
+    rows.push(await round(n, pg, nats));
+    console.log(JSON.stringify(rows[rows.length - 1]));
+  }
+  const fit = costFit(rows);
+  if (fit) console.log(JSON.stringify({ fit }));
 } finally {
   for (const c of children.reverse()) if (c.exitCode === null) c.kill('SIGINT');
   await sleep(3000);
