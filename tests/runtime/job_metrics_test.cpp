@@ -69,14 +69,21 @@ TEST(JobMetrics, NamesOutsideTheConfigurationAreOther) {
   m.on_event(event("stage.failed", "ingest", "made-up", 1));
   m.on_event(event("stage.failed", "made-up", "fetch", 1));
   m.on_event(event("job.dead_lettered", "made-up", "", -1, 5));
+  // A name that would break the text format if it reached a label: quote,
+  // brace, newline, NUL.
+  const std::string hostile{"x\"}\nfake_metric 1\0y", 19};
+  m.on_event(event("job.started", hostile));
+  m.on_event(event("stage.failed", "ingest", hostile, 1));
   auto text = rendered(m);
   expect_lines(
       text,
-      {R"(troupe_jobs_started_total{pipeline="other"} 1)",
-       R"(troupe_stage_attempts_total{pipeline="ingest",stage="other",outcome="failed"} 1)",
+      {R"(troupe_jobs_started_total{pipeline="other"} 2)",
+       R"(troupe_stage_attempts_total{pipeline="ingest",stage="other",outcome="failed"} 2)",
        R"(troupe_stage_attempts_total{pipeline="other",stage="other",outcome="failed"} 1)",
        R"(troupe_jobs_total{pipeline="other",state="dead_lettered"} 1)"});
   EXPECT_EQ(text.find("made-up"), std::string::npos);
+  EXPECT_EQ(text.find("fake_metric"), std::string::npos);
+  EXPECT_EQ(text.find('\0'), std::string::npos);
 }
 
 TEST(JobMetrics, NothingCountedIsNotRendered) {
