@@ -8,6 +8,7 @@
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nats/nats.h>
@@ -42,6 +43,16 @@ struct figure {
   double min() const;
   double max() const;
 };
+
+/// A figure with no samples yet.
+inline figure named(std::string scenario, std::string what, std::string unit,
+                    std::string note = "") {
+  return {std::move(scenario),
+          std::move(what),
+          std::move(unit),
+          {},
+          std::move(note)};
+}
 
 /// Thrown on any failure so that destructors stop the servers and nodes.
 struct bench_failure : std::runtime_error {

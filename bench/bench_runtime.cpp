@@ -40,6 +40,7 @@
 #include "bench/ceilings.hpp"
 #include "bench/floors.hpp"
 #include "bench/targets.hpp"
+#include "bench/timeline.hpp"
 #include "messages/errc.hpp"
 #include "runtime/cli/local_servers.hpp"
 #include "runtime/client/job_tracker.hpp"
@@ -233,23 +234,17 @@ public:
 
   void throughput_and_metrics(bool with_metrics_off) {
     int count = n(20000, 2000);
-    figure on{"throughput",
-              "3-stage noop, published to the stream",
-              "jobs/s",
-              {},
-              ""};
-    figure off{"metrics", "same, node.metrics = false", "jobs/s", {}, ""};
-    figure rss{"throughput", "node RSS after the run", "MiB", {}, ""};
-    figure cpu_on{"throughput", "node CPU per job", "µs", {}, ""};
-    figure cpu_off{
-        "metrics", "node CPU per job, node.metrics = false", "µs", {}, ""};
+    auto on =
+        named("throughput", "3-stage noop, published to the stream", "jobs/s");
+    auto off = named("metrics", "same, node.metrics = false", "jobs/s");
+    auto rss = named("throughput", "node RSS after the run", "MiB");
+    auto cpu_on = named("throughput", "node CPU per job", "µs");
+    auto cpu_off =
+        named("metrics", "node CPU per job, node.metrics = false", "µs");
     // The same without speculation: claim first, one commit per stage.
-    figure claim_first{"throughput",
-                       "same, node.speculate = 0 (claim, then a commit per "
-                       "stage)",
-                       "jobs/s",
-                       {},
-                       ""};
+    auto claim_first = named(
+        "throughput",
+        "same, node.speculate = 0 (claim, then a commit per stage)", "jobs/s");
     cost_figures costs;
     for (int r = 0; r < o_.runs; ++r) {
       double cpu = 0;
@@ -293,6 +288,7 @@ public:
   }
 
   void latency() {
+    timeline_.collect(true);
     for (auto pipeline : {"one", "tput"})
       latency_of(pipeline);
     // Publishes written at once; then a claim and a commit per stage.
@@ -302,6 +298,7 @@ public:
     speculate_ = false;
     latency_of("tput", ", node.speculate = 0");
     speculate_ = true;
+    timeline_.collect(false);
   }
 
   /// Submit→job.succeeded at a fixed 200 jobs/s through the request/reply
@@ -313,26 +310,23 @@ public:
     int secs = o_.quick ? 2 : 10;
     std::string label =
         (pipeline == "one" ? "1-stage noop" : "3-stage noop") + variant;
-    figure p50{"latency",
-               label + ": submit→succeeded p50 at 200 jobs/s",
-               "ms",
-               {},
-               ""};
-    figure p99{"latency", label + ": p99", "ms", {}, ""};
-    figure p999{"latency", label + ": p99.9", "ms", {}, ""};
-    figure queue{"latency", label + ": submit→job.started p50", "ms", {}, ""};
+    auto ms = [&](const std::string& what, const std::string& note = "") {
+      return named("latency", label + ": " + what, "ms", note);
+    };
+    auto p50 = ms("submit→succeeded p50 at 200 jobs/s");
+    auto p99 = ms("p99");
+    auto p999 = ms("p99.9");
+    auto queue = ms("submit→job.started p50");
     // Where the time goes: the API round trip (request → JetStream publish
     // with ack → reply) and, from the terminal event, publication → terminal
-    // state on the node (fetch, run, commit; ms resolution).
-    figure api{"latency", label + ": submit→API reply p50", "ms", {}, ""};
-    figure node{"latency",
-                label + ": publication→terminal on the node p50",
-                "ms",
-                {},
-                "from the event's latency_ms (1 ms resolution)"};
+    // state on the node (fetch, run, commit; ms resolution). The timeline
+    // (bench/timeline.hpp) has it part by part.
+    auto api = ms("submit→API reply p50");
+    auto node = ms("publication→terminal on the node p50",
+                   "from the event's latency_ms (1 ms resolution)");
     // The node's commits while the run's jobs went through (batch size in
     // the note: at 200 jobs/s most commits carry one job).
-    figure commit{"latency", label + ": store commit, average", "ms", {}, ""};
+    auto commit = ms("store commit, average");
     start_node(true);
     control("unpause", pipeline);
     for (int r = 0; r < o_.runs; ++r) {
@@ -349,6 +343,7 @@ public:
       auto replies =
           submit_paced(*client_, tracker, pipeline, prefix, rate, secs);
       tracker.wait_all(60s, {});
+      timeline_.add_client(tracker);
       add_commit_sample(commit, before,
                         node_metrics(log_, commit_metric_names()));
       auto [lat, waited, on_node] = latency_samples(tracker);
@@ -362,6 +357,9 @@ public:
       node.samples.push_back(q(on_node, 0.5));
     }
     control("pause", pipeline);
+    auto pid = node_pid_;
+    stop_node(); // it writes its stamps as it stops
+    timeline_.add_node(pid, label);
     out_.push_back(p50);
     out_.push_back(p99);
     out_.push_back(p999);
@@ -427,6 +425,7 @@ public:
   const options& opts() const { return o_; }
   std::string pg_url() const { return pg_.url(); }
   std::vector<figure>& results() { return out_; }
+  std::string timeline_table() const { return timeline_.markdown(); }
 
 private:
   options o_;
@@ -447,6 +446,7 @@ private:
   std::string log_;
   double js_ceiling_ = 0;
   std::vector<figure> out_;
+  timeline timeline_{dir_};
 };
 
 } // namespace
@@ -492,7 +492,7 @@ int run(const options& o) {
     write_statements(b.pg_url(), o.statements);
   auto t = figures_table(b.results()) +
            "\nRound two's targets, from this run's figures:\n\n" +
-           targets_table(b.results());
+           targets_table(b.results()) + b.timeline_table();
   std::fputs(t.c_str(), stdout);
   if (!o.markdown.empty())
     std::ofstream{o.markdown} << t;

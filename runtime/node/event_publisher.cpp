@@ -4,6 +4,7 @@
 
 #include "messages/event_type.hpp"
 #include "messages/json_codec.hpp"
+#include "runtime/common/latency_probe.hpp"
 #include "runtime/observe/logging.hpp"
 
 #include <spdlog/spdlog.h>
@@ -84,6 +85,9 @@ caf::actor spawn_event_publisher(caf::actor_system& sys,
     // Publishing is a buffered write into nats.c: it never blocks on the
     // network, so it is fine on a scheduler thread.
     nats->publish(subj.events(ev.pipeline, ev.job_id), body);
+    if (latency_probe::enabled())
+      if (auto t = type_of(ev); t && is_terminal(*t))
+        latency_probe::mark(ev.job_id, "events.published");
     if (type_of(ev) == event_type::job_dead_lettered)
       nats->publish(subj.dlq(ev.pipeline), body);
     if (type_of(ev) == event_type::job_waiting && !ev.notify_body.empty())

@@ -1,4 +1,5 @@
 #include "runtime/node/jetstream_intake.hpp"
+#include "runtime/common/latency_probe.hpp"
 #include "runtime/nats/delivery.hpp"
 #include "runtime/nats/nats_subscription.hpp"
 #include "runtime/node/consumer_mender.hpp"
@@ -446,6 +447,7 @@ void jetstream_intake::fetch_loop() {
       credit = std::min(st.credit(), 256);
     }
     auto fetched = fetch_bands(st, credit);
+    auto fetched_us = latency_probe::enabled() ? latency_probe::now_us() : 0;
     if (!fetched) {
       auto now = std::chrono::steady_clock::now();
       if (now - last_error_log > std::chrono::seconds{10}) {
@@ -464,6 +466,11 @@ void jetstream_intake::fetch_loop() {
     if (!rated.empty())
       take_rates(st, batch, rated);
     mark_known_jobs(st, batch);
+    if (latency_probe::enabled())
+      for (auto& [m, spec] : batch) {
+        latency_probe::mark_at(spec.job_id, "intake.fetched", fetched_us);
+        latency_probe::mark(spec.job_id, "intake.checked");
+      }
     for (auto& [m, spec] : batch) {
       std::uint64_t delivery;
       {

@@ -11,6 +11,7 @@
 #include "actors/atoms.hpp"
 #include "messages/errc.hpp"
 #include "runtime/client/demo.hpp"
+#include "runtime/common/latency_probe.hpp"
 #include "runtime/common/shutdown.hpp"
 
 namespace troupe {
@@ -206,7 +207,9 @@ int run_node(const troupe_config& cfg, const node_run_options& opts) {
                                              : describe(err));
     return 2;
   }
-  return n.run(opts);
+  auto code = n.run(opts);
+  latency_probe::write_out();
+  return code;
 }
 
 } // namespace troupe

@@ -1,4 +1,5 @@
 #include "runtime/node/submit_api.hpp"
+#include "runtime/common/latency_probe.hpp"
 #include "runtime/node/batch_api.hpp"
 #include "runtime/pg/job_presence.hpp"
 #include "runtime/pg/submission_log.hpp"
@@ -213,6 +214,27 @@ void log_accepted(submit_api::impl& im, const routed_submission& r,
                  im.unlogged.load(), describe(err));
 }
 
+/// Whether the submission's tenant is over its rate (it is told when to
+/// retry).
+bool answered_as_rate_limited(submit_api::impl& im, const routed_submission& r,
+                              const std::string& reply) {
+  auto wait = im.admit(r.tenant);
+  if (wait <= 0)
+    return false;
+  ++im.rejected;
+  const auto& lim = im.tenants.of(r.tenant);
+  nlohmann::json err{
+      {"ok", false},
+      {"error",
+       {{"code", "rate_limited"},
+        {"message", "tenant '" + r.tenant + "' is over its rate of " +
+                        lim.rate + "; retry in " + std::to_string(wait) +
+                        " ms"},
+        {"retry_after_ms", wait}}}};
+  respond(*im.nats, reply, err.dump());
+  return true;
+}
+
 /// A batch request (docs/workflows.md): validated like its jobs' own
 /// submissions, and created in the store in one transaction.
 void handle_batch(const std::shared_ptr<submit_api::impl>& im,
@@ -252,7 +274,8 @@ caf::expected<std::uint64_t> publish_routed(submit_api::impl& im,
 }
 
 void handle(const std::shared_ptr<submit_api::impl>& im,
-            const std::string& subject, std::string body, std::string reply) {
+            const std::string& subject, std::string body, std::string reply,
+            std::int64_t received_us) {
   subjects subj{im->ncfg.prefix};
   auto routed = route_submission(
       body, im->pipelines, subj, im->limits,
@@ -278,24 +301,16 @@ void handle(const std::shared_ptr<submit_api::impl>& im,
                           "' (unknown tenants are not allowed)"));
     return;
   }
+  latency_probe::mark_at(routed->job_id, "api.received", received_us);
+  latency_probe::mark(routed->job_id, "api.routed");
   if (answered_as_existing(*im, *routed, reply))
     return;
-  if (auto wait = im->admit(routed->tenant); wait > 0) {
-    ++im->rejected;
-    const auto& lim = im->tenants.of(routed->tenant);
-    nlohmann::json err{
-        {"ok", false},
-        {"error",
-         {{"code", "rate_limited"},
-          {"message", "tenant '" + routed->tenant + "' is over its rate of " +
-                          lim.rate + "; retry in " + std::to_string(wait) +
-                          " ms"},
-          {"retry_after_ms", wait}}}};
-    respond(*im->nats, reply, err.dump());
+  latency_probe::mark(routed->job_id, "api.checked");
+  if (answered_as_rate_limited(*im, *routed, reply))
     return;
-  }
   bool duplicate = false;
   auto seq = publish_routed(*im, *routed, duplicate);
+  latency_probe::mark(routed->job_id, "api.published");
   if (seq && duplicate) {
     // The stream already holds this key (duplicate window): the same
     // submission again is fine, the key of another pipeline's job is not.
@@ -325,12 +340,14 @@ void handle(const std::shared_ptr<submit_api::impl>& im,
   ++im->accepted;
   if (im->on_accepted)
     im->on_accepted(routed->pipeline);
+  latency_probe::mark(routed->job_id, "api.logged");
   respond(*im->nats, reply, encode_submit_ok(routed->job_id));
 }
 
 void on_request(const std::weak_ptr<submit_api::impl>& weak,
                 const nats_msg& msg) {
   // NATS thread: copy and hand on, nothing else.
+  auto received_us = latency_probe::enabled() ? latency_probe::now_us() : 0;
   std::string body{msg.data()};
   std::string reply{msg.reply()};
   auto im = weak.lock();
@@ -347,13 +364,14 @@ void on_request(const std::weak_ptr<submit_api::impl>& weak,
                    im->misdirected.load());
     return;
   }
-  auto posted = im->workers->post([im, subject = std::string{msg.subject()},
-                                   body = std::move(body), reply]() mutable {
-    if (is_batch_request(*im, subject))
-      handle_batch(im, subject, body, reply);
-    else
-      handle(im, subject, std::move(body), std::move(reply));
-  });
+  auto posted =
+      im->workers->post([im, subject = std::string{msg.subject()},
+                         body = std::move(body), reply, received_us]() mutable {
+        if (is_batch_request(*im, subject))
+          handle_batch(im, subject, body, reply);
+        else
+          handle(im, subject, std::move(body), std::move(reply), received_us);
+      });
   if (!posted)
     respond(*im->nats, reply,
             encode_submit_error(

@@ -1,4 +1,5 @@
 #include "runtime/pg/pg_store.hpp"
+#include "runtime/common/latency_probe.hpp"
 #include "runtime/pg/pg_store_batch.hpp"
 #include "runtime/pg/pg_store_sql.hpp"
 #include "runtime/pg/pg_url.hpp"
@@ -89,7 +90,9 @@ public:
         continue;
       }
       auto t0 = std::chrono::steady_clock::now();
+      mark_all(b, "store.begun");
       auto results = commit(b);
+      mark_all(b, "store.committed");
       observe(b, t0);
       caf::anon_send(sh_->store, batch_done_atom::value, b.id,
                      std::move(results));
@@ -97,6 +100,12 @@ public:
   }
 
 private:
+  static void mark_all(const batch& b, const char* point) {
+    if (latency_probe::enabled())
+      for (const auto& r : b.requests)
+        latency_probe::mark(r.is_claim ? r.spec.job_id : r.write.job_id, point);
+  }
+
   /// Waits for a batch; false once stopping with nothing left.
   bool next(batch& b) {
     std::unique_lock<std::mutex> lock{sh_->mtx};
@@ -323,6 +332,7 @@ pg_store_actor::behavior_type pg_store(self_ptr self, pg_store_options opts) {
         return rp;
       },
       [self](job_write& w) -> caf::result<ok_atom> {
+        latency_probe::mark(w.job_id, "store.received");
         auto rp = self->make_response_promise();
         store_request r;
         r.write = std::move(w);

@@ -2,6 +2,7 @@
 // drain, resume), shell scripts reading JSON, and HTTP health, readiness
 // and metrics, against the durable path's servers.
 #include <csignal>
+#include <map>
 #include <memory>
 #include <set>
 #include <sstream>
@@ -215,5 +216,65 @@ TEST_F(durable_path_test, ANodeWhoseOwnActorDiesSaysWhichAndExitsWithStatus3) {
     EXPECT_EQ(node->wait(60s), 3) << who << "\n" << node->output();
     EXPECT_NE(node->output().find(who + " died"), std::string::npos)
         << node->output();
+  }
+}
+
+namespace {
+
+/// point → µs for each job of a latency probe file ("job point µs" lines).
+std::map<std::string, std::map<std::string, long long>>
+probe_stamps(const std::string& path) {
+  std::map<std::string, std::map<std::string, long long>> out;
+  std::istringstream in{read_file(path)};
+  std::string job, point;
+  long long us = 0;
+  while (in >> job >> point >> us)
+    out[job].emplace(point, us);
+  return out;
+}
+
+} // namespace
+
+TEST_F(durable_path_test, TheLatencyProbeStampsEachJobsPathInOrderWhenAsked) {
+  // What bench/timeline.hpp reads: with TROUPE_LATENCY_PROBE set, the node
+  // writes each job's hand-offs when it stops, in the order they happen.
+  auto prefix = dir_ + "/probe-surface";
+  auto node = start_troupe_node(dir_ + "/node.toml", dir_ + "/node-probe.log",
+                                {}, {"TROUPE_LATENCY_PROBE=" + prefix});
+  auto nats = client();
+  subjects subj{"troupe"};
+  job_tracker tracker{nats, subj, "three"};
+  ASSERT_FALSE(tracker.start());
+  std::vector<std::string> bodies;
+  for (int i = 0; i < 5; ++i) {
+    bodies.push_back(body("three", "probe-" + std::to_string(i)));
+    tracker.submitted("probe-" + std::to_string(i));
+  }
+  ASSERT_TRUE(submit_requests(*nats, subj, bodies, 1, 30s));
+  ASSERT_TRUE(tracker.wait_all(60s, {}));
+  node->signal(SIGTERM);
+  ASSERT_EQ(node->wait(30s), 0) << node->output();
+
+  auto stamps = probe_stamps(prefix + "." + std::to_string(node->pid()));
+  // Each point after the one before it; the API's publish and the intake's
+  // fetch race, so each is only after the presence read.
+  const std::vector<std::vector<const char*>> chains{
+      {"api.received", "api.routed", "api.checked", "api.published",
+       "api.logged"},
+      {"api.checked", "intake.fetched", "intake.checked", "store.received",
+       "store.begun", "store.committed", "events.published"},
+  };
+  for (int i = 0; i < 5; ++i) {
+    auto key = "probe-" + std::to_string(i);
+    ASSERT_TRUE(stamps.count(key)) << key;
+    const auto& s = stamps[key];
+    for (const auto& chain : chains)
+      for (std::size_t k = 0; k < chain.size(); ++k) {
+        ASSERT_TRUE(s.count(chain[k])) << key << " has no " << chain[k];
+        if (k > 0) {
+          EXPECT_LE(s.at(chain[k - 1]), s.at(chain[k]))
+              << key << ": " << chain[k - 1] << " after " << chain[k];
+        }
+      }
   }
 }
