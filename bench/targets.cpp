@@ -102,6 +102,9 @@ row latency_row(const std::vector<figure>& figs, const std::string& q,
     r.figure += "; with `speculate = 0` " + fmt(*off, 2) + " ms";
   if (q == "p50")
     r.figure += latency_parts(figs);
+  else if (auto c = find(figs, "PostgreSQL one-row commit, one at a time: p99"))
+    r.figure += "; a one-row commit's own p99 " + fmt(*c, 2) +
+                " ms (one at a time, no other load)";
   r.status = verdict(*v <= target);
   return r;
 }
