@@ -10,8 +10,9 @@
 // (wall clock, so that another process's stamps line up), to
 // `<file>.<pid>` when the node stops. Off, a stamp is one test of a flag.
 //
-// Not for production monitoring: the stamps are unbounded per job and
-// kept until the process ends; metrics and spans are the operator's tools.
+// A diagnosis, not monitoring: every stamp is kept until the node stops
+// (docs/operations.md says when it helps); metrics and spans are the
+// operator's everyday tools.
 
 #include <cstddef>
 #include <cstdint>
