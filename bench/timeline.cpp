@@ -108,7 +108,6 @@ std::map<std::string, job_stamps> read_probe_file(const std::string& path) {
 part_figures summarize(const std::map<std::string, job_stamps>& jobs) {
   part_figures f;
   auto tail = slowest(jobs);
-  f.jobs = 0;
   for (const auto& [id, j] : jobs)
     if (double t = 0; part_of(j, whole_path(), t))
       ++f.jobs;

@@ -1,13 +1,17 @@
 #include "runtime/common/latency_probe.hpp"
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <mutex>
 #include <string>
 #include <vector>
 
 #include <unistd.h>
+
+#include <spdlog/spdlog.h>
 
 namespace troupe::latency_probe {
 
@@ -38,12 +42,18 @@ struct recorder {
     std::lock_guard<std::mutex> guard{mtx};
     if (path.empty() || stamps.empty())
       return;
-    if (FILE* f = std::fopen(path.c_str(), "a")) {
-      for (const auto& s : stamps)
-        std::fprintf(f, "%s %s %lld\n", s.job.c_str(), s.point,
-                     static_cast<long long>(s.us));
-      std::fclose(f);
+    FILE* f = std::fopen(path.c_str(), "a");
+    if (!f) {
+      // The operator asked for the file: say why there is none.
+      spdlog::warn("latency probe: cannot write {} ({}); {} stamps dropped",
+                   path, std::strerror(errno), stamps.size());
+      stamps.clear();
+      return;
     }
+    for (const auto& s : stamps)
+      std::fprintf(f, "%s %s %lld\n", s.job.c_str(), s.point,
+                   static_cast<long long>(s.us));
+    std::fclose(f);
     stamps.clear();
   }
 };

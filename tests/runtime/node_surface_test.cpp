@@ -278,3 +278,29 @@ TEST_F(durable_path_test, TheLatencyProbeStampsEachJobsPathInOrderWhenAsked) {
       }
   }
 }
+
+TEST_F(durable_path_test,
+       ALatencyProbeFileThatCannotBeWrittenIsLoggedNotFatal) {
+  // A probe naming a directory that does not exist: jobs run as ever, the
+  // node stops cleanly and says why there is no file.
+  auto node = start_troupe_node(
+      dir_ + "/node.toml", dir_ + "/node-probe-bad.log", {},
+      {"TROUPE_LATENCY_PROBE=" + dir_ + "/no-such-dir/probe"});
+  auto nats = client();
+  subjects subj{"troupe"};
+  job_tracker tracker{nats, subj, "three"};
+  ASSERT_FALSE(tracker.start());
+  tracker.submitted("probe-bad-1");
+  ASSERT_TRUE(
+      submit_requests(*nats, subj, {body("three", "probe-bad-1")}, 1, 30s));
+  ASSERT_TRUE(tracker.wait_all(60s, {}));
+  EXPECT_EQ(tracker.jobs()["probe-bad-1"].state, "succeeded");
+  node->signal(SIGTERM);
+  ASSERT_EQ(node->wait(30s), 0) << node->output();
+  EXPECT_NE(node->output().find("latency probe: cannot write"),
+            std::string::npos)
+      << node->output();
+  EXPECT_EQ(count("select count(*) from jobs where job_id = 'probe-bad-1' "
+                  "and state = 'succeeded'"),
+            1);
+}
